@@ -1,0 +1,265 @@
+/*
+ * ibc.h: the contract shared by every compiler phase.
+ *
+ * ibc compiles a .ibs spec in phases, one file each, run in order by main.c:
+ *
+ *   lex.c / grammar/ibs.l   bytes        -> tokens           (lex_)
+ *   parse.c / grammar/ibs.y tokens       -> AST              (parse_)
+ *   sema.c                  AST          -> ibc_spec         (sema_)
+ *   sym.c                   ibc_spec     -> derivation       (sym_)
+ *   design.c                design target-> parameterisation (design_)
+ *   emit.c                  spec + deriv -> C trainer        (emit_)
+ *
+ * This header has the pieces every phase needs: source files and locations,
+ * diagnostics, the arena, the AST, and the checked spec (ibc_spec) that the
+ * later phases consume.  Phase-specific contracts live in their own headers
+ * (sym.h, design.h, emit.h).
+ */
+#ifndef IBC_H
+#define IBC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IBC_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- arena.c */
+
+/* All AST nodes, names and checked-spec tables of one compilation come from
+ * one arena, freed once.  Allocation never fails: on exhaustion of memory
+ * the process stops with a message (there is nothing sensible to recover). */
+typedef struct ibc_arena ibc_arena;
+
+ibc_arena *arena_new(void);
+void arena_free(ibc_arena *a);
+void *arena_alloc(ibc_arena *a, size_t size);          /* zeroed, aligned */
+char *arena_strndup(ibc_arena *a, const char *s, size_t n);
+char *arena_printf(ibc_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Register a cleanup run by arena_free (e.g. mpq_clear of arena values). */
+void arena_on_free(ibc_arena *a, void (*fn)(void *), void *arg);
+
+/* ----------------------------------------------------------------- diag.c */
+
+/* A source file held in memory.  Locations are byte ranges into text;
+ * line and column are computed only when a diagnostic is printed. */
+typedef struct {
+    const char *path;
+    const char *text;   /* NUL-terminated copy of the file's bytes */
+    size_t len;         /* may contain NUL bytes before text[len] */
+} ibc_source;
+
+typedef struct {
+    uint32_t begin, end;  /* byte offsets, end exclusive; begin == end: a point */
+} ibc_loc;
+
+typedef struct {
+    const ibc_source *src;
+    FILE *out;            /* where diagnostics go (stderr by default) */
+    int errors, warnings;
+    int max_errors;       /* stop reporting after this many (0: 100) */
+    bool color;
+} ibc_diag;
+
+void diag_init(ibc_diag *d, const ibc_source *src, FILE *out);
+/* "file:line:col: error: message", the source line, a ^~~~ underline. */
+void diag_error(ibc_diag *d, ibc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void diag_warning(ibc_diag *d, ibc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "file:line:col: note: ..." attached to the previous diagnostic. */
+void diag_note(ibc_diag *d, ibc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "N errors generated." (and warnings) when any; returns d->errors. */
+int diag_summary(ibc_diag *d);
+/* Line and column (both 1-based, column in bytes, tabs counted as 1). */
+void diag_line_col(const ibc_source *src, uint32_t off, int *line, int *col);
+/* The closest of candidates[0..n) to word by edit distance, or NULL when
+ * nothing is close enough to suggest ("did you mean ...?"). */
+const char *diag_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* Reads a whole file; returns false and fills err (static text) on failure. */
+bool source_read(ibc_source *src, const char *path, const char **err);
+void source_free(ibc_source *src);
+
+/* ------------------------------------------------------------------ AST */
+
+typedef enum {
+    /* expressions */
+    AST_NUM,        /* text: the literal as written; exact value by sym */
+    AST_STR,        /* text: the decoded string (may hold any byte but NUL) */
+    AST_IDENT,      /* name */
+    AST_LIST,       /* [a, b, ...]: kids */
+    AST_CALL,       /* name(kids...), kids may be AST_KWARG */
+    AST_KWARG,      /* name = lhs */
+    AST_NEG,        /* -lhs */
+    AST_BINOP,      /* lhs op rhs, op one of '+', '-', '*', '/', '@' */
+    AST_TRANSPOSE,  /* lhs' */
+    AST_INDEX,      /* lhs[kids...], used by explicit symmetries: W[j, :] */
+    AST_SLICE_ALL,  /* the ':' of an index */
+
+    /* statements (one per line or block) */
+    AST_MODEL,      /* model name "text" */
+    AST_DIM,        /* dim name = lhs */
+    AST_INPUT,      /* input name : type */
+    AST_PARAM,      /* param name : type ~ lhs (lhs NULL: default init) */
+    AST_DATA,       /* data lhs (an AST_CALL) */
+    AST_TEACHER,    /* teacher { settings } : kids */
+    AST_PREDICT,    /* predict lhs */
+    AST_LOSS,       /* loss lhs (AST_IDENT or AST_CALL) */
+    AST_DESIGN,     /* design lhs (AST_CALL) { settings }: kids */
+    AST_SYMMETRY,   /* symmetry name over index_var in dim { targets }: kids */
+    AST_INIT,       /* init lhs (AST_CALL) */
+    AST_TRAIN,      /* train { settings } */
+    AST_BASELINE,   /* baseline lhs (AST_IDENT or AST_CALL) { settings } */
+    AST_VERIFY,     /* verify { settings } */
+    AST_SETTING,    /* name = lhs   or   name ~ lhs (op == '~') */
+    AST_BLOCK,      /* name { settings }  (nested, e.g. extend { ... }) */
+    AST_SPEC,       /* the whole file: kids are statements */
+} ast_kind;
+
+typedef enum { TYPE_SCALAR, TYPE_VECTOR, TYPE_MATRIX } ast_type_kind;
+
+typedef struct ast_node ast_node;
+
+typedef struct {
+    ast_type_kind kind;
+    ast_node *dim[2];   /* vector: dim[0]; matrix: dim[0] x dim[1] */
+    ibc_loc loc;
+} ast_type;
+
+/* Shape of a value after sema: rank 0 scalar, 1 vector[rows], 2 matrix. */
+typedef struct {
+    int rank;
+    long rows, cols;    /* rank 0: 1 x 1; rank 1: rows x 1 */
+} ibc_shape;
+
+struct ast_node {
+    ast_kind kind;
+    ibc_loc loc;          /* the whole construct, for underlines */
+    ibc_loc name_loc;     /* the name token, where there is one */
+    const char *name;     /* identifier / call / statement name */
+    const char *text;     /* AST_NUM literal, AST_STR value, AST_MODEL text */
+    size_t text_len;      /* for AST_STR (bytes) */
+    int op;               /* AST_BINOP, AST_SETTING ('=' or '~') */
+    ast_node *lhs, *rhs;
+    ast_node **kids;
+    size_t nkids;
+    ast_type type;        /* AST_INPUT, AST_PARAM */
+    const char *index_var;/* AST_SYMMETRY: the index variable (j) or NULL */
+    const char *index_dim;/* AST_SYMMETRY: the dim it ranges over */
+
+    /* Filled by sema. */
+    ibc_shape shape;      /* expressions */
+    double value;         /* AST_NUM, constant-folded dims and scalars */
+    bool is_const;        /* expression is a compile-time constant */
+    int ref;              /* AST_IDENT: index into spec params/inputs/dims */
+    int ref_kind;         /* AST_IDENT: one of IBC_REF_* */
+};
+
+enum { IBC_REF_NONE, IBC_REF_DIM, IBC_REF_PARAM, IBC_REF_INPUT, IBC_REF_DATA };
+
+/* parse.c: parse src into an AST_SPEC allocated in arena.  Syntax errors go
+ * to diag; the returned tree is usable (with error recovery) but later
+ * phases must not run when diag->errors > 0. */
+ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag);
+
+/* Debug: print the AST as an S-expression. */
+void ast_dump(FILE *out, const ast_node *n);
+
+/* --------------------------------------------------------- checked spec */
+
+/* Caps on sizes, checked by sema with a message that states them. */
+#define IBC_MAX_DIM 100000L            /* any single dimension */
+#define IBC_MAX_ELEMS 50000000L        /* elements in one parameter/input */
+#define IBC_MAX_STEPS 1000000000L
+
+typedef struct {
+    const char *name;
+    long value;
+    ast_node *decl;
+    bool used;
+} ibc_dim;
+
+typedef struct {
+    const char *name;
+    ibc_shape shape;
+    ast_node *decl;
+    ast_node *init;       /* init expression (a distribution), or NULL */
+    bool used;
+} ibc_var;                /* a parameter or an input */
+
+typedef enum { LOSS_MSE } ibc_loss_kind;
+
+typedef enum { DESIGN_NONE, DESIGN_LOG_SPARSITY, DESIGN_LOG_SPECTRAL } ibc_design_kind;
+
+typedef struct {
+    ibc_design_kind kind;
+    ast_node *decl;       /* the AST_DESIGN statement */
+    ast_node *op;         /* the operator expression (left of '@') */
+    int param;            /* the parameter it applies to */
+    long depth;           /* 0: not given */
+    const char *strength; /* exact rational text ("4/3") or NULL */
+    ast_node *strength_node;
+    long rank;            /* log_spectral: 0 = full */
+    double lr;            /* 0: the train lr */
+    ast_node **inits;     /* AST_SETTING name ~ dist (factor name or "init") */
+    size_t ninits;
+} ibc_design;
+
+typedef enum { BASELINE_VANILLA, BASELINE_L1 } ibc_baseline_kind;
+
+typedef struct {
+    ibc_baseline_kind kind;
+    double weight;        /* L1 */
+    double lr;            /* 0: the train lr */
+    ast_node *decl;
+} ibc_baseline;
+
+typedef struct {
+    double lr;
+    long steps;
+    long batch;           /* 0: full batch */
+    uint64_t seed;
+    long extend_steps;    /* 0: none */
+    double extend_lr;     /* 0: same lr */
+    long record_every;    /* trace interval in steps; 0: automatic */
+} ibc_train;
+
+typedef struct {
+    double invariance_tol;   /* default 1e-10 */
+    double gradient_tol;     /* default 1e-6 */
+    double logdet_tol;       /* default 1e-9 */
+    double stationary_beta;  /* 0: no stationary test */
+    double stationary_eps;
+} ibc_verify;
+
+typedef struct {
+    const char *model;
+    const char *description;
+    ibc_dim *dims;       size_t ndims;
+    ibc_var *params;     size_t nparams;
+    ibc_var *inputs;     size_t ninputs;
+    ast_node *data;          /* the AST_CALL of the data statement */
+    ast_node *teacher;       /* AST_TEACHER or NULL */
+    ast_node *predict;       /* the predictor expression, shapes filled */
+    ibc_shape out_shape;
+    ibc_loss_kind loss;
+    const char *loss_mask;   /* NULL or the mask's name (e.g. "observed") */
+    bool loss_normalise_all; /* mean over all entries, not observed ones */
+    ibc_design design;
+    ibc_baseline *baselines; size_t nbaselines;
+    ast_node **symmetries;   size_t nsymmetries;
+    ast_node *init;          /* AST_INIT call or NULL */
+    ibc_train train;
+    ibc_verify verify;
+    const ibc_source *src;
+} ibc_spec;
+
+/* sema.c: check the AST and build the spec.  Returns NULL when errors were
+ * reported (diag->errors > 0). */
+ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag);
+
+#endif

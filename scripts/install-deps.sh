@@ -1,0 +1,34 @@
+#!/bin/sh
+# install-deps.sh: make sure the Debian packages ibc needs are present.
+# Idempotent and silent when everything is installed; runs `apt-get update`
+# at most once, and only when something is missing.  Run as root (CI and the
+# README's set-up commands do); otherwise it names what to install.
+set -eu
+
+PKGS="make gcc flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "install-deps: error: missing packages:$missing" >&2
+    echo "install-deps: run as root, or: apt-get install$missing" >&2
+    exit 1
+fi
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+if ! $SUDO apt-get install -y -qq $missing >/tmp/ibc-apt.log 2>&1; then
+    $SUDO apt-get update -qq >>/tmp/ibc-apt.log 2>&1 || true
+    if ! $SUDO apt-get install -y -qq $missing >>/tmp/ibc-apt.log 2>&1; then
+        echo "install-deps: error: could not install:$missing" >&2
+        echo "install-deps: see /tmp/ibc-apt.log; install them by hand with apt-get install$missing" >&2
+        exit 1
+    fi
+fi
