@@ -35,11 +35,11 @@ deps:
 	@sh scripts/install-deps.sh
 
 # ---------------------------------------------------------------- grammar
-build/ibs.tab.c build/ibs.tab.h: grammar/ibs.y
+build/ibs.tab.c build/ibs.tab.h &: grammar/ibs.y
 	@mkdir -p build
 	bison -Wall -Werror --defines=build/ibs.tab.h -o build/ibs.tab.c $<
 
-build/lex.yy.c build/lex.yy.h: grammar/ibs.l build/ibs.tab.h
+build/lex.yy.c build/lex.yy.h &: grammar/ibs.l build/ibs.tab.h
 	@mkdir -p build
 	flex --header-file=build/lex.yy.h -o build/lex.yy.c $<
 

@@ -1,0 +1,1207 @@
+/*
+ * sema.c: checks a parsed spec and builds the ibc_spec later phases use.
+ *
+ * One pass over the statements in order (a name is visible after its
+ * declaration), then whole-spec checks (required statements, unused
+ * names).  Every error is placed at the AST node it is about and the pass
+ * goes on, so one run reports every independent problem.  Expressions get
+ * their shapes here (node->shape); dimensions and other constants are
+ * folded to doubles (node->value) — the exact rational value of a literal
+ * is the symbolic phase's business, from node->text.
+ */
+#include "ibc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    ibc_arena *arena;
+    ibc_diag *diag;
+    ibc_spec *spec;
+    size_t cap_dims, cap_params, cap_inputs, cap_base, cap_sym;
+    const char *spec_dir;        /* files are found relative to the spec */
+    bool has_mask;               /* the data defines the mask "observed" */
+    ast_node *first[AST_SPEC];   /* first statement of each kind, for duplicates */
+    const char **poisoned;       /* names whose declaration had an error: */
+    size_t npoisoned, cap_poisoned; /* their uses are not reported again */
+} sema;
+
+/* ------------------------------------------------------------ builtins */
+
+typedef enum { FK_HOMOG1, FK_LINEAR, FK_NONHOMOG, FK_CONST } func_kind;
+enum { HOMOG1 = FK_HOMOG1, LINEAR = FK_LINEAR, NONHOMOG = FK_NONHOMOG, CONST = FK_CONST };
+
+static const struct { const char *name; int kind; } sema_funcs[] = {
+#define IBRT_FUNC(n, k, doc) { #n, k },
+#include "ibrt_builtins.def"
+};
+static const char *const sema_operators[] = {
+#define IBRT_OPERATOR(n, a, doc) #n,
+#include "ibrt_builtins.def"
+};
+static const struct { const char *name; int nargs; } sema_dists[] = {
+#define IBRT_DIST(n, a, doc) { #n, a },
+#include "ibrt_builtins.def"
+};
+static const struct { const char *name; const char *keys; } sema_generators[] = {
+#define IBRT_GENERATOR(n, k, doc) { #n, k },
+#include "ibrt_builtins.def"
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int sema_find_func(const char *name)
+{
+    for (size_t i = 0; i < COUNT(sema_funcs); i++)
+        if (!strcmp(sema_funcs[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+static bool sema_is_operator(const char *name)
+{
+    for (size_t i = 0; i < COUNT(sema_operators); i++)
+        if (!strcmp(sema_operators[i], name))
+            return true;
+    return false;
+}
+
+static int sema_find_dist(const char *name)
+{
+    for (size_t i = 0; i < COUNT(sema_dists); i++)
+        if (!strcmp(sema_dists[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+/* A "did you mean" suffix for name among n candidates (or ""). */
+static const char *sema_hint(sema *s, const char *name, const char *const *cands, size_t n)
+{
+    const char *best = diag_suggest(name, cands, n);
+    return best ? arena_printf(s->arena, "; did you mean '%s'?", best) : "";
+}
+
+static const char *shape_str(sema *s, ibc_shape sh)
+{
+    if (sh.rank == 0)
+        return "scalar";
+    if (sh.rank == 1)
+        return arena_printf(s->arena, "vector[%ld]", sh.rows);
+    if (sh.rows < 0)
+        return "matrix[?, ?]";
+    return arena_printf(s->arena, "matrix[%ld, %ld]", sh.rows, sh.cols);
+}
+
+static ibc_shape shape_make(int rank, long rows, long cols)
+{
+    ibc_shape sh = { rank, rank ? rows : 1, rank == 2 ? cols : 1 };
+    return sh;
+}
+
+static bool shape_eq(ibc_shape a, ibc_shape b)
+{
+    if (a.rank != b.rank)
+        return false;
+    if (a.rows < 0 || b.rows < 0)   /* a matrix read from a file: unknown */
+        return true;
+    return a.rows == b.rows && a.cols == b.cols;
+}
+
+/* --------------------------------------------------------------- names */
+
+static void *sema_grow(sema *s, void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t nc = *cap ? 2 * *cap : 8;
+    void *na = arena_alloc(s->arena, nc * elem);
+    if (n)
+        memcpy(na, arr, n * elem);
+    *cap = nc;
+    return na;
+}
+
+/* Finds name among dims, params and inputs; returns IBC_REF_* and index. */
+static int sema_lookup(sema *s, const char *name, int *idx)
+{
+    ibc_spec *sp = s->spec;
+    for (size_t i = 0; i < sp->ndims; i++)
+        if (!strcmp(sp->dims[i].name, name)) {
+            *idx = (int)i;
+            return IBC_REF_DIM;
+        }
+    for (size_t i = 0; i < sp->nparams; i++)
+        if (!strcmp(sp->params[i].name, name)) {
+            *idx = (int)i;
+            return IBC_REF_PARAM;
+        }
+    for (size_t i = 0; i < sp->ninputs; i++)
+        if (!strcmp(sp->inputs[i].name, name)) {
+            *idx = (int)i;
+            return IBC_REF_INPUT;
+        }
+    if (s->has_mask && !strcmp(name, "observed")) {
+        *idx = 0;
+        return IBC_REF_DATA;
+    }
+    return IBC_REF_NONE;
+}
+
+static const char *sema_name_hint(sema *s, const char *name)
+{
+    ibc_spec *sp = s->spec;
+    size_t n = sp->ndims + sp->nparams + sp->ninputs;
+    const char **c = arena_alloc(s->arena, (n + 1) * sizeof *c);
+    size_t k = 0;
+    for (size_t i = 0; i < sp->ndims; i++)
+        c[k++] = sp->dims[i].name;
+    for (size_t i = 0; i < sp->nparams; i++)
+        c[k++] = sp->params[i].name;
+    for (size_t i = 0; i < sp->ninputs; i++)
+        c[k++] = sp->inputs[i].name;
+    return sema_hint(s, name, c, k);
+}
+
+static void *sema_grow(sema *s, void *arr, size_t n, size_t *cap, size_t elem);
+
+static void sema_poison(sema *s, const char *name)
+{
+    s->poisoned = sema_grow(s, s->poisoned, s->npoisoned, &s->cap_poisoned, sizeof *s->poisoned);
+    s->poisoned[s->npoisoned++] = name;
+}
+
+static bool sema_is_poisoned(sema *s, const char *name)
+{
+    for (size_t i = 0; i < s->npoisoned; i++)
+        if (!strcmp(s->poisoned[i], name))
+            return true;
+    return false;
+}
+
+/* Declares a new name; reports a duplicate with a note at the first one. */
+static bool sema_declare(sema *s, ast_node *decl)
+{
+    int idx;
+    int kind = sema_lookup(s, decl->name, &idx);
+    if (kind == IBC_REF_NONE)
+        return true;
+    ast_node *prev = kind == IBC_REF_DIM     ? s->spec->dims[idx].decl
+                     : kind == IBC_REF_PARAM ? s->spec->params[idx].decl
+                     : kind == IBC_REF_INPUT ? s->spec->inputs[idx].decl
+                                             : NULL;
+    diag_error(s->diag, decl->name_loc, "'%s' is already declared", decl->name);
+    if (prev)
+        diag_note(s->diag, prev->name_loc, "'%s' was declared here", decl->name);
+    return false;
+}
+
+/* ---------------------------------------------------------- expressions */
+
+static bool sema_expr(sema *s, ast_node *n);
+
+/* A constant scalar expression (numbers, dims, + - * /, sqrt, abs). */
+static bool sema_const(sema *s, ast_node *n, double *out)
+{
+    if (!sema_expr(s, n))
+        return false;
+    if (!n->is_const || n->shape.rank != 0) {
+        diag_error(s->diag, n->loc, "expected a constant number here");
+        return false;
+    }
+    *out = n->value;
+    return true;
+}
+
+static bool sema_const_int(sema *s, ast_node *n, long lo, long hi, const char *what, long *out)
+{
+    double v;
+    if (!sema_const(s, n, &v))
+        return false;
+    if (v != floor(v)) {
+        diag_error(s->diag, n->loc, "%s must be an integer, got %g", what, v);
+        return false;
+    }
+    if (v < (double)lo || v > (double)hi) {
+        if (v < (double)lo)
+            diag_error(s->diag, n->loc, "%s must be at least %ld, got %.0f", what, lo, v);
+        else
+            diag_error(s->diag, n->loc, "%s %.0f is larger than the cap of %ld", what, v, hi);
+        return false;
+    }
+    *out = (long)v;
+    return true;
+}
+
+static bool sema_dim_arg(sema *s, ast_node *call, size_t nargs, long *n)
+{
+    if (call->nkids != nargs || (nargs && call->kids[0]->kind == AST_KWARG)) {
+        diag_error(s->diag, call->loc, "'%s' takes %zu positional argument%s", call->name,
+                   nargs, nargs == 1 ? "" : "s");
+        return false;
+    }
+    return sema_const_int(s, call->kids[0], 1, IBC_MAX_DIM, "operator size", n);
+}
+
+static bool sema_file_exists(sema *s, ast_node *str)
+{
+    const char *path = str->text;
+    const char *full = path[0] == '/' ? path : arena_printf(s->arena, "%s/%s", s->spec_dir, path);
+    struct stat st;
+    if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
+        diag_error(s->diag, str->loc, "cannot open '%s': %s", full,
+                   stat(full, &st) != 0 ? strerror(errno) : "not a regular file");
+        return false;
+    }
+    return true;
+}
+
+static bool sema_operator(sema *s, ast_node *n)
+{
+    long size = 0;
+    n->is_const = false;
+    if (!strcmp(n->name, "diag")) {
+        if (n->nkids != 1 || n->kids[0]->kind != AST_LIST) {
+            diag_error(s->diag, n->loc, "'diag' takes a list of numbers: diag([d1, d2, ...])");
+            return false;
+        }
+        ast_node *l = n->kids[0];
+        for (size_t i = 0; i < l->nkids; i++) {
+            double v;
+            if (!sema_const(s, l->kids[i], &v))
+                return false;
+        }
+        n->shape = shape_make(2, (long)l->nkids, (long)l->nkids);
+        return true;
+    }
+    if (!strcmp(n->name, "matrix")) {
+        if (n->nkids != 1 || n->kids[0]->kind != AST_STR) {
+            diag_error(s->diag, n->loc, "'matrix' takes a file name: matrix(\"A.csv\") or matrix(\"A.npy\")");
+            return false;
+        }
+        if (!sema_file_exists(s, n->kids[0]))
+            return false;
+        n->shape = shape_make(2, -1, -1);   /* read by the design phase */
+        return true;
+    }
+    if (!sema_dim_arg(s, n, 1, &size))
+        return false;
+    if (!strcmp(n->name, "diff_open"))
+        n->shape = shape_make(2, size - 1, size);
+    else
+        n->shape = shape_make(2, size, size);
+    return true;
+}
+
+static bool sema_call(sema *s, ast_node *n)
+{
+    if (sema_is_operator(n->name))
+        return sema_operator(s, n);
+    int f = sema_find_func(n->name);
+    if (f < 0) {
+        const char *c[COUNT(sema_funcs) + COUNT(sema_operators)];
+        size_t k = 0;
+        for (size_t i = 0; i < COUNT(sema_funcs); i++)
+            c[k++] = sema_funcs[i].name;
+        for (size_t i = 0; i < COUNT(sema_operators); i++)
+            c[k++] = sema_operators[i];
+        diag_error(s->diag, n->name_loc, "unknown function '%s'%s", n->name, sema_hint(s, n->name, c, k));
+        return false;
+    }
+    size_t want = !strcmp(n->name, "solve") ? 2 : 1;
+    if (n->nkids != want) {
+        diag_error(s->diag, n->loc, "'%s' takes %zu argument%s, got %zu", n->name, want,
+                   want == 1 ? "" : "s", n->nkids);
+        return false;
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        if (n->kids[i]->kind == AST_KWARG) {
+            diag_error(s->diag, n->kids[i]->loc, "'%s' takes no keyword arguments", n->name);
+            return false;
+        }
+        if (!sema_expr(s, n->kids[i]))
+            return false;
+    }
+    ast_node *a = n->kids[0];
+    const char *name = n->name;
+    n->shape = a->shape;
+    n->is_const = false;
+    if (sema_funcs[f].kind == FK_CONST) {
+        if (!a->is_const || a->shape.rank != 0) {
+            diag_error(s->diag, a->loc, "'%s' applies only to constant numbers here", name);
+            return false;
+        }
+        if (!strcmp(name, "sqrt") && a->value < 0) {
+            diag_error(s->diag, a->loc, "square root of a negative number (%g)", a->value);
+            return false;
+        }
+        n->is_const = true;
+        n->value = !strcmp(name, "sqrt") ? sqrt(a->value) : fabs(a->value);
+        return true;
+    }
+    if (!strcmp(name, "sum")) {
+        n->shape = shape_make(0, 1, 1);
+    } else if (!strcmp(name, "transpose")) {
+        if (a->shape.rank != 2) {
+            diag_error(s->diag, a->loc, "'transpose' needs a matrix, got %s", shape_str(s, a->shape));
+            return false;
+        }
+        n->shape = shape_make(2, a->shape.cols, a->shape.rows);
+    } else if (!strcmp(name, "cumsum")) {
+        if (a->shape.rank != 1) {
+            diag_error(s->diag, a->loc, "'cumsum' needs a vector, got %s", shape_str(s, a->shape));
+            return false;
+        }
+    } else if (!strcmp(name, "softmax")) {
+        if (a->shape.rank == 0) {
+            diag_error(s->diag, a->loc, "'softmax' needs a vector or a matrix (rows), got a scalar");
+            return false;
+        }
+    } else if (!strcmp(name, "solve")) {
+        ast_node *b = n->kids[1];
+        if (a->shape.rank != 2 || (a->shape.rows >= 0 && a->shape.rows != a->shape.cols)) {
+            diag_error(s->diag, a->loc, "'solve' needs a square operator, got %s", shape_str(s, a->shape));
+            return false;
+        }
+        if (b->shape.rank == 0 || (a->shape.rows >= 0 && b->shape.rows != a->shape.cols)) {
+            diag_error(s->diag, n->loc, "shape mismatch in 'solve': %s and %s",
+                       shape_str(s, a->shape), shape_str(s, b->shape));
+            return false;
+        }
+        n->shape = b->shape;
+    }
+    return true;
+}
+
+static bool sema_binop(sema *s, ast_node *n)
+{
+    ast_node *a = n->lhs, *b = n->rhs;
+    ibc_shape x = a->shape, y = b->shape;
+    n->is_const = a->is_const && b->is_const && x.rank == 0 && y.rank == 0;
+    char op = (char)n->op;
+    if (n->is_const) {
+        switch (op) {
+        case '+': n->value = a->value + b->value; break;
+        case '-': n->value = a->value - b->value; break;
+        case '*': case '@': n->value = a->value * b->value; break;
+        case '/':
+            if (b->value == 0) {
+                diag_error(s->diag, b->loc, "division by zero");
+                return false;
+            }
+            n->value = a->value / b->value;
+            break;
+        }
+        n->shape = x;
+        return true;
+    }
+    switch (op) {
+    case '+':
+    case '-':
+        if (!shape_eq(x, y)) {
+            diag_error(s->diag, n->loc, "shape mismatch in '%c': %s %c %s", op, shape_str(s, x), op,
+                       shape_str(s, y));
+            return false;
+        }
+        n->shape = x;
+        return true;
+    case '*':
+        if (x.rank == 0 || y.rank == 0) {
+            n->shape = x.rank == 0 ? y : x;
+            return true;
+        }
+        if (!shape_eq(x, y)) {
+            diag_error(s->diag, n->loc,
+                       "shape mismatch in '*' (elementwise): %s * %s (use '@' for a matrix product)",
+                       shape_str(s, x), shape_str(s, y));
+            return false;
+        }
+        n->shape = x;
+        return true;
+    case '/':
+        if (y.rank != 0) {
+            diag_error(s->diag, b->loc, "division needs a scalar on the right, got %s", shape_str(s, y));
+            return false;
+        }
+        n->shape = x;
+        return true;
+    case '@': {
+        if (x.rank == 0 || y.rank == 0) {
+            diag_error(s->diag, n->loc, "'@' needs vectors or matrices, got %s @ %s (use '*' to scale)",
+                       shape_str(s, x), shape_str(s, y));
+            return false;
+        }
+        long inner_a = x.rank == 2 ? x.cols : x.rows;
+        long inner_b = y.rows;
+        if (inner_a >= 0 && inner_b >= 0 && inner_a != inner_b) {
+            diag_error(s->diag, n->loc, "shape mismatch in '@': %s @ %s (inner dimensions %ld and %ld differ)",
+                       shape_str(s, x), shape_str(s, y), inner_a, inner_b);
+            return false;
+        }
+        long rows = x.rank == 2 ? x.rows : -2, cols = y.rank == 2 ? y.cols : -2;
+        if (rows != -2 && cols != -2)
+            n->shape = shape_make(2, rows, cols);
+        else if (rows != -2)
+            n->shape = shape_make(1, rows, 1);
+        else if (cols != -2)
+            n->shape = shape_make(1, cols, 1);
+        else
+            n->shape = shape_make(0, 1, 1);
+        return true;
+    }
+    }
+    return false;
+}
+
+static bool sema_expr(sema *s, ast_node *n)
+{
+    switch (n->kind) {
+    case AST_NUM: {
+        errno = 0;
+        char *end;
+        n->value = strtod(n->text, &end);
+        if (errno == ERANGE || !isfinite(n->value)) {
+            diag_error(s->diag, n->loc, "number '%s' is out of range", n->text);
+            return false;
+        }
+        n->shape = shape_make(0, 1, 1);
+        n->is_const = true;
+        return true;
+    }
+    case AST_IDENT: {
+        int idx;
+        int kind = sema_lookup(s, n->name, &idx);
+        n->ref = idx;
+        n->ref_kind = kind;
+        switch (kind) {
+        case IBC_REF_DIM:
+            s->spec->dims[idx].used = true;
+            n->value = (double)s->spec->dims[idx].value;
+            n->is_const = true;
+            n->shape = shape_make(0, 1, 1);
+            return true;
+        case IBC_REF_PARAM:
+            s->spec->params[idx].used = true;
+            n->shape = s->spec->params[idx].shape;
+            return true;
+        case IBC_REF_INPUT:
+            s->spec->inputs[idx].used = true;
+            n->shape = s->spec->inputs[idx].shape;
+            return true;
+        case IBC_REF_DATA:
+            diag_error(s->diag, n->loc, "'observed' is the data's mask; use it as loss mse(mask = observed)");
+            return false;
+        }
+        if (!sema_is_poisoned(s, n->name))
+            diag_error(s->diag, n->loc, "undefined name '%s'%s", n->name, sema_name_hint(s, n->name));
+        return false;
+    }
+    case AST_NEG:
+        if (!sema_expr(s, n->lhs))
+            return false;
+        n->shape = n->lhs->shape;
+        n->is_const = n->lhs->is_const;
+        n->value = -n->lhs->value;
+        return true;
+    case AST_TRANSPOSE:
+        if (!sema_expr(s, n->lhs))
+            return false;
+        if (n->lhs->shape.rank != 2) {
+            diag_error(s->diag, n->loc, "transpose (') needs a matrix, got %s", shape_str(s, n->lhs->shape));
+            return false;
+        }
+        n->shape = shape_make(2, n->lhs->shape.cols, n->lhs->shape.rows);
+        return true;
+    case AST_BINOP: {
+        bool ok = sema_expr(s, n->lhs);
+        ok = sema_expr(s, n->rhs) && ok;
+        return ok && sema_binop(s, n);
+    }
+    case AST_CALL:
+        return sema_call(s, n);
+    case AST_STR:
+        diag_error(s->diag, n->loc, "a string is not a value here");
+        return false;
+    case AST_LIST:
+        diag_error(s->diag, n->loc, "a list is not a value here");
+        return false;
+    default:
+        diag_error(s->diag, n->loc, "not an expression");
+        return false;
+    }
+}
+
+/* An initialisation: dist(...) [* constant-or-random scalar factor]. */
+static bool sema_random_scalar(sema *s, ast_node *n, bool allow_dist);
+
+static bool sema_dist_call(sema *s, ast_node *n)
+{
+    int d = sema_find_dist(n->name);
+    if (d < 0) {
+        const char *c[COUNT(sema_dists)];
+        for (size_t i = 0; i < COUNT(sema_dists); i++)
+            c[i] = sema_dists[i].name;
+        diag_error(s->diag, n->name_loc, "unknown distribution '%s'%s", n->name,
+                   sema_hint(s, n->name, c, COUNT(sema_dists)));
+        return false;
+    }
+    if ((int)n->nkids != sema_dists[d].nargs) {
+        diag_error(s->diag, n->loc, "'%s' takes %d argument%s, got %zu", n->name, sema_dists[d].nargs,
+                   sema_dists[d].nargs == 1 ? "" : "s", n->nkids);
+        return false;
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        double v;
+        if (!sema_const(s, n->kids[i], &v))
+            return false;
+    }
+    if (!strcmp(n->name, "normal") && n->kids[1]->value < 0) {
+        diag_error(s->diag, n->kids[1]->loc, "standard deviation must be non-negative, got %g", n->kids[1]->value);
+        return false;
+    }
+    if (!strcmp(n->name, "uniform") && !(n->kids[0]->value < n->kids[1]->value)) {
+        diag_error(s->diag, n->loc, "uniform(lo, hi) needs lo < hi");
+        return false;
+    }
+    return true;
+}
+
+static bool sema_random_scalar(sema *s, ast_node *n, bool allow_dist)
+{
+    (void)allow_dist;
+    switch (n->kind) {
+    case AST_CALL:
+        if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
+            if (n->nkids != 1) {
+                diag_error(s->diag, n->loc, "'%s' takes 1 argument", n->name);
+                return false;
+            }
+            return sema_random_scalar(s, n->kids[0], true);
+        }
+        return sema_dist_call(s, n);   /* one scalar draw */
+    case AST_BINOP:
+        if (n->op == '@') {
+            diag_error(s->diag, n->loc, "'@' is not allowed in an initialisation");
+            return false;
+        }
+        return sema_random_scalar(s, n->lhs, true) & sema_random_scalar(s, n->rhs, true);
+    case AST_NEG:
+        return sema_random_scalar(s, n->lhs, true);
+    default: {
+        double v;
+        return sema_const(s, n, &v);
+    }
+    }
+}
+
+/* init := dist(...) | dist(...) * factor | factor * dist(...) */
+static bool sema_init(sema *s, ast_node *n)
+{
+    if (n->kind == AST_CALL)
+        return sema_dist_call(s, n);
+    if (n->kind == AST_BINOP && n->op == '*') {
+        if (n->lhs->kind == AST_CALL && sema_find_dist(n->lhs->name) >= 0)
+            return sema_dist_call(s, n->lhs) & sema_random_scalar(s, n->rhs, true);
+        if (n->rhs->kind == AST_CALL && sema_find_dist(n->rhs->name) >= 0)
+            return sema_random_scalar(s, n->lhs, true) & sema_dist_call(s, n->rhs);
+    }
+    diag_error(s->diag, n->loc,
+               "an initialisation is a distribution, optionally scaled: normal(0, 0.1) or normal(0, 0.1) * (0.25 + abs(normal(0, 1)))");
+    return false;
+}
+
+/* ---------------------------------------------------------- statements */
+
+static bool sema_type(sema *s, ast_node *decl, ibc_shape *out)
+{
+    ast_type *t = &decl->type;
+    long d[2] = { 1, 1 };
+    int rank = t->kind == TYPE_SCALAR ? 0 : t->kind == TYPE_VECTOR ? 1 : 2;
+    for (int i = 0; i < rank; i++)
+        if (!sema_const_int(s, t->dim[i], 1, IBC_MAX_DIM, "a dimension", &d[i]))
+            return false;
+    if (d[0] * d[1] > IBC_MAX_ELEMS) {
+        diag_error(s->diag, t->loc, "'%s' has %ld elements, more than the cap of %ld (%ld MiB of doubles)",
+                   decl->name, d[0] * d[1], IBC_MAX_ELEMS, IBC_MAX_ELEMS * 8 / (1024 * 1024));
+        return false;
+    }
+    *out = shape_make(rank, d[0], d[1]);
+    return true;
+}
+
+static void sema_var(sema *s, ast_node *n, bool is_param)
+{
+    ibc_spec *sp = s->spec;
+    ibc_shape sh;
+    bool ok = sema_declare(s, n);
+    if (!sema_type(s, n, &sh) || !ok || (n->lhs && !sema_init(s, n->lhs))) {
+        if (ok)
+            sema_poison(s, n->name);
+        return;
+    }
+    ibc_var v = { n->name, sh, n, n->lhs, false };
+    if (is_param) {
+        sp->params = sema_grow(s, sp->params, sp->nparams, &s->cap_params, sizeof v);
+        sp->params[sp->nparams++] = v;
+    } else {
+        sp->inputs = sema_grow(s, sp->inputs, sp->ninputs, &s->cap_inputs, sizeof v);
+        sp->inputs[sp->ninputs++] = v;
+    }
+}
+
+/* Settings tables: the names a block accepts. */
+static const char *const train_keys[] = { "lr", "steps", "batch", "seed", "record_every", "extend" };
+static const char *const extend_keys[] = { "steps", "lr" };
+static const char *const verify_keys[] = { "invariance_tol", "gradient_tol", "logdet_tol",
+                                           "stationary_beta", "stationary_eps" };
+static const char *const design_keys[] = { "depth", "strength", "rank", "lr", "init" };
+static const char *const baseline_keys[] = { "lr" };
+
+static bool sema_known_key(sema *s, ast_node *set, const char *const *keys, size_t n, const char *where)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(keys[i], set->name))
+            return true;
+    diag_error(s->diag, set->name_loc, "unknown setting '%s' in %s%s", set->name, where,
+               sema_hint(s, set->name, keys, n));
+    return false;
+}
+
+static bool sema_positive(sema *s, ast_node *e, double *out, const char *what)
+{
+    if (!sema_const(s, e, out))
+        return false;
+    if (!(*out > 0)) {
+        diag_error(s->diag, e->loc, "%s must be positive, got %g", what, *out);
+        return false;
+    }
+    return true;
+}
+
+static bool sema_expect_eq(sema *s, ast_node *set)
+{
+    if (set->kind != AST_SETTING || set->op != '=' || set->rhs) {
+        diag_error(s->diag, set->loc, "expected 'name = value' here");
+        return false;
+    }
+    return true;
+}
+
+static void sema_train(sema *s, ast_node *n)
+{
+    ibc_train *t = &s->spec->train;
+    bool have_lr = false, have_steps = false;
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *set = n->kids[i];
+        if (!sema_known_key(s, set, train_keys, COUNT(train_keys), "'train'"))
+            continue;
+        const char *k = set->name;
+        if (!strcmp(k, "extend")) {
+            if (set->kind != AST_BLOCK) {
+                diag_error(s->diag, set->loc, "'extend' is a block: extend { steps = N }");
+                continue;
+            }
+            for (size_t j = 0; j < set->nkids; j++) {
+                ast_node *e = set->kids[j];
+                if (!sema_known_key(s, e, extend_keys, COUNT(extend_keys), "'extend'") || !sema_expect_eq(s, e))
+                    continue;
+                if (!strcmp(e->name, "steps"))
+                    sema_const_int(s, e->lhs, 1, IBC_MAX_STEPS, "steps", &t->extend_steps);
+                else
+                    sema_positive(s, e->lhs, &t->extend_lr, "the learning rate");
+            }
+            continue;
+        }
+        if (!sema_expect_eq(s, set))
+            continue;
+        if (!strcmp(k, "lr"))
+            have_lr = sema_positive(s, set->lhs, &t->lr, "the learning rate");
+        else if (!strcmp(k, "steps"))
+            have_steps = sema_const_int(s, set->lhs, 1, IBC_MAX_STEPS, "steps", &t->steps);
+        else if (!strcmp(k, "batch")) {
+            if (set->lhs->kind == AST_IDENT && !strcmp(set->lhs->name, "full"))
+                t->batch = 0;
+            else
+                sema_const_int(s, set->lhs, 1, 1000000, "the batch size", &t->batch);
+        } else if (!strcmp(k, "seed")) {
+            long seed;
+            if (sema_const_int(s, set->lhs, 0, 2147483647L, "the seed", &seed))
+                t->seed = (uint64_t)seed;
+        } else if (!strcmp(k, "record_every"))
+            sema_const_int(s, set->lhs, 1, IBC_MAX_STEPS, "record_every", &t->record_every);
+    }
+    if (!have_lr && s->diag->errors == 0)
+        diag_error(s->diag, n->loc, "'train' needs a learning rate: lr = 1e-3");
+    if (!have_steps && s->diag->errors == 0)
+        diag_error(s->diag, n->loc, "'train' needs a number of steps: steps = 10000");
+}
+
+static void sema_verify(sema *s, ast_node *n)
+{
+    ibc_verify *v = &s->spec->verify;
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *set = n->kids[i];
+        if (!sema_known_key(s, set, verify_keys, COUNT(verify_keys), "'verify'") || !sema_expect_eq(s, set))
+            continue;
+        const char *k = set->name;
+        double *dst = !strcmp(k, "invariance_tol")    ? &v->invariance_tol
+                      : !strcmp(k, "gradient_tol")    ? &v->gradient_tol
+                      : !strcmp(k, "logdet_tol")      ? &v->logdet_tol
+                      : !strcmp(k, "stationary_beta") ? &v->stationary_beta
+                                                      : &v->stationary_eps;
+        sema_positive(s, set->lhs, dst, k);
+    }
+}
+
+/* Keyword arguments of a call against "a! b c" (required marked '!'). */
+static void sema_kwargs(sema *s, ast_node *call, const char *spec_keys)
+{
+    char buf[256];
+    const char *names[16];
+    bool req[16], seen[16] = { false };
+    size_t nk = 0;
+    snprintf(buf, sizeof buf, "%s", spec_keys);
+    for (char *tok = strtok(buf, " "); tok && nk < 16; tok = strtok(NULL, " ")) {
+        size_t len = strlen(tok);
+        req[nk] = tok[len - 1] == '!';
+        if (req[nk])
+            tok[len - 1] = '\0';
+        names[nk++] = arena_strndup(s->arena, tok, strlen(tok));
+    }
+    for (size_t i = 0; i < call->nkids; i++) {
+        ast_node *a = call->kids[i];
+        if (a->kind != AST_KWARG) {
+            diag_error(s->diag, a->loc, "'%s' takes keyword arguments only (name = value)", call->name);
+            continue;
+        }
+        size_t j = 0;
+        while (j < nk && strcmp(names[j], a->name))
+            j++;
+        if (j == nk) {
+            diag_error(s->diag, a->name_loc, "'%s' has no argument '%s'%s", call->name, a->name,
+                       sema_hint(s, a->name, names, nk));
+            continue;
+        }
+        if (seen[j])
+            diag_error(s->diag, a->name_loc, "argument '%s' given twice", a->name);
+        seen[j] = true;
+    }
+    for (size_t j = 0; j < nk; j++)
+        if (req[j] && !seen[j])
+            diag_error(s->diag, call->loc, "'%s' needs the argument '%s'", call->name, names[j]);
+}
+
+static void sema_data(sema *s, ast_node *n)
+{
+    ast_node *call = n->lhs;
+    size_t g = 0;
+    while (g < COUNT(sema_generators) && strcmp(sema_generators[g].name, call->name))
+        g++;
+    if (g == COUNT(sema_generators)) {
+        const char *c[COUNT(sema_generators)];
+        for (size_t i = 0; i < COUNT(sema_generators); i++)
+            c[i] = sema_generators[i].name;
+        diag_error(s->diag, call->name_loc, "unknown data generator '%s'%s", call->name,
+                   sema_hint(s, call->name, c, COUNT(sema_generators)));
+        return;
+    }
+    sema_kwargs(s, call, sema_generators[g].keys);
+    s->spec->data = call;
+    for (size_t i = 0; i < call->nkids; i++) {
+        ast_node *a = call->kids[i];
+        if (a->kind != AST_KWARG)
+            continue;
+        ast_node *v = a->lhs;
+        if (v->kind == AST_STR) {
+            sema_file_exists(s, v);
+        } else if (v->kind == AST_LIST) {
+            for (size_t j = 0; j < v->nkids; j++) {
+                double x;
+                sema_const(s, v->kids[j], &x);
+            }
+        } else if (!strcmp(a->name, "inputs")) {
+            if (v->kind != AST_CALL)
+                diag_error(s->diag, v->loc, "'inputs' is a distribution, e.g. normal(0, 1)");
+            else
+                sema_dist_call(s, v);
+        } else {
+            double x;
+            if (sema_const(s, v, &x) && x < 0)
+                diag_error(s->diag, v->loc, "'%s' must not be negative, got %g", a->name, x);
+        }
+    }
+    if (!strcmp(call->name, "low_rank"))
+        s->has_mask = true;
+}
+
+static void sema_loss(sema *s, ast_node *n)
+{
+    ast_node *l = n->lhs;
+    if (strcmp(l->name, "mse")) {
+        const char *c[] = { "mse" };
+        diag_error(s->diag, l->kind == AST_CALL ? l->name_loc : l->loc, "unknown loss '%s'%s", l->name,
+                   sema_hint(s, l->name, c, 1));
+        return;
+    }
+    s->spec->loss = LOSS_MSE;
+    if (l->kind != AST_CALL)
+        return;
+    for (size_t i = 0; i < l->nkids; i++) {
+        ast_node *a = l->kids[i];
+        if (a->kind == AST_KWARG && !strcmp(a->name, "mask") && a->lhs->kind == AST_IDENT) {
+            if (!s->has_mask || strcmp(a->lhs->name, "observed"))
+                diag_error(s->diag, a->lhs->loc, "unknown mask '%s' (the data defines %s)", a->lhs->name,
+                           s->has_mask ? "'observed'" : "no mask");
+            else
+                s->spec->loss_mask = "observed";
+        } else if (a->kind == AST_KWARG && !strcmp(a->name, "normalise") && a->lhs->kind == AST_IDENT &&
+                   (!strcmp(a->lhs->name, "all") || !strcmp(a->lhs->name, "observed"))) {
+            s->spec->loss_normalise_all = !strcmp(a->lhs->name, "all");
+        } else {
+            diag_error(s->diag, a->loc, "'mse' takes mask = NAME and normalise = all | observed");
+        }
+    }
+}
+
+static void sema_design(sema *s, ast_node *n)
+{
+    ibc_design *d = &s->spec->design;
+    ast_node *call = n->lhs;
+    const char *kinds[] = { "log_sparsity", "log_spectral" };
+    if (strcmp(call->name, kinds[0]) && strcmp(call->name, kinds[1])) {
+        diag_error(s->diag, call->name_loc, "unknown design target '%s'%s", call->name,
+                   sema_hint(s, call->name, kinds, 2));
+        return;
+    }
+    bool spectral = !strcmp(call->name, "log_spectral");
+    d->kind = spectral ? DESIGN_LOG_SPECTRAL : DESIGN_LOG_SPARSITY;
+    d->decl = n;
+    ast_node *arg = call->nkids == 1 ? call->kids[0] : NULL;
+    if (!arg || arg->kind != AST_BINOP || arg->op != '@' || arg->rhs->kind != AST_IDENT) {
+        diag_error(s->diag, call->loc, "a design target is %s(OPERATOR @ PARAMETER), e.g. %s(identity(n) @ w)",
+                   call->name, call->name);
+        return;
+    }
+    if (!sema_expr(s, arg->lhs) || !sema_expr(s, arg->rhs))
+        return;
+    ast_node *op = arg->lhs, *p = arg->rhs;
+    if (p->ref_kind != IBC_REF_PARAM) {
+        diag_error(s->diag, p->loc, "'%s' is not a parameter; a design target applies to a parameter", p->name);
+        return;
+    }
+    ibc_shape ps = p->shape;
+    if (op->shape.rank != 2) {
+        diag_error(s->diag, op->loc, "expected an operator such as identity(n) or diff(n), got %s",
+                   shape_str(s, op->shape));
+        return;
+    }
+    if (spectral ? ps.rank != 2 : ps.rank != 1) {
+        diag_error(s->diag, p->loc, "%s needs a %s parameter, but '%s' is %s", call->name,
+                   spectral ? "matrix" : "vector", p->name, shape_str(s, ps));
+        return;
+    }
+    if (op->shape.cols >= 0 && op->shape.cols != ps.rows) {
+        diag_error(s->diag, arg->loc, "operator does not fit its argument: %s @ %s (%ld columns, %ld rows)",
+                   shape_str(s, op->shape), shape_str(s, ps), op->shape.cols, ps.rows);
+        return;
+    }
+    d->op = op;
+    d->param = p->ref;
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *set = n->kids[i];
+        if (set->kind == AST_SETTING && set->op == '~') {
+            if (!sema_init(s, set->lhs))
+                continue;
+            if (!d->inits)
+                d->inits = arena_alloc(s->arena, n->nkids * sizeof *d->inits);
+            d->inits[d->ninits++] = set;
+            continue;
+        }
+        if (!sema_known_key(s, set, design_keys, COUNT(design_keys), "'design'") || !sema_expect_eq(s, set))
+            continue;
+        const char *k = set->name;
+        if (!strcmp(k, "depth"))
+            sema_const_int(s, set->lhs, 2, 64, "the depth", &d->depth);
+        else if (!strcmp(k, "rank"))
+            sema_const_int(s, set->lhs, 1, IBC_MAX_DIM, "the rank", &d->rank);
+        else if (!strcmp(k, "lr"))
+            sema_positive(s, set->lhs, &d->lr, "the learning rate");
+        else if (!strcmp(k, "strength")) {
+            double v;
+            if (sema_const(s, set->lhs, &v)) {
+                ast_node *e = set->lhs;
+                bool rational = e->kind == AST_NUM ||
+                                (e->kind == AST_BINOP && e->op == '/' && e->lhs->kind == AST_NUM &&
+                                 e->rhs->kind == AST_NUM);
+                if (!rational) {
+                    diag_error(s->diag, e->loc, "the strength is a number or a fraction such as 4/3");
+                    continue;
+                }
+                d->strength = e->kind == AST_NUM ? e->text : arena_printf(s->arena, "%s/%s", e->lhs->text, e->rhs->text);
+                d->strength_node = e;
+            }
+        } else {
+            diag_error(s->diag, set->loc, "'init' is a distribution: init ~ normal(0, 0.1)");
+        }
+    }
+    if (d->depth && d->strength)
+        diag_error(s->diag, d->strength_node->loc, "give either a depth or a strength, not both");
+    if (spectral && d->rank > 0 && d->rank > (ps.rows < ps.cols ? ps.rows : ps.cols))
+        diag_error(s->diag, n->loc, "rank %ld exceeds min(%ld, %ld), the largest rank of '%s'", d->rank, ps.rows,
+                   ps.cols, p->name);
+    /* Factor names the block may initialise. */
+    for (size_t i = 0; i < d->ninits; i++) {
+        const char *name = d->inits[i]->name;
+        long L = d->depth ? d->depth : 2;
+        bool ok = !strcmp(name, "init");
+        if (!spectral && L == 2)
+            ok = ok || !strcmp(name, "u") || !strcmp(name, "v");
+        if (spectral && !d->depth)
+            ok = ok || !strcmp(name, "U") || !strcmp(name, "V");
+        char want[32];
+        for (long k = 1; k <= L && !ok && (d->depth > 2 || spectral); k++) {
+            snprintf(want, sizeof want, spectral ? "W%ld" : "a%ld", k);
+            ok = !strcmp(name, want);
+        }
+        if (!ok) {
+            const char *c[] = { "init", spectral ? "U" : "u", spectral ? "V" : "v" };
+            diag_error(s->diag, d->inits[i]->name_loc, "'%s' is not a factor of this design%s", name,
+                       sema_hint(s, name, c, 3));
+        }
+    }
+}
+
+static void sema_baseline(sema *s, ast_node *n)
+{
+    ast_node *b = n->lhs;
+    const char *kinds[] = { "vanilla", "l1" };
+    ibc_baseline base = { BASELINE_VANILLA, 0, 0, n };
+    if (!strcmp(b->name, "l1")) {
+        base.kind = BASELINE_L1;
+        if (b->kind != AST_CALL || b->nkids != 1 || b->kids[0]->kind != AST_KWARG ||
+            strcmp(b->kids[0]->name, "weight")) {
+            diag_error(s->diag, b->loc, "an L1 baseline needs its weight: baseline l1(weight = 0.1)");
+            return;
+        }
+        if (!sema_positive(s, b->kids[0]->lhs, &base.weight, "the L1 weight"))
+            return;
+    } else if (strcmp(b->name, "vanilla") || b->kind == AST_CALL) {
+        diag_error(s->diag, b->kind == AST_CALL ? b->name_loc : b->loc, "unknown baseline '%s'%s", b->name,
+                   strcmp(b->name, "vanilla") ? sema_hint(s, b->name, kinds, 2) : " (vanilla takes no arguments)");
+        return;
+    }
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *set = n->kids[i];
+        if (sema_known_key(s, set, baseline_keys, COUNT(baseline_keys), "'baseline'") && sema_expect_eq(s, set))
+            sema_positive(s, set->lhs, &base.lr, "the learning rate");
+    }
+    ibc_spec *sp = s->spec;
+    sp->baselines = sema_grow(s, sp->baselines, sp->nbaselines, &s->cap_base, sizeof base);
+    sp->baselines[sp->nbaselines++] = base;
+}
+
+static void sema_teacher(sema *s, ast_node *n)
+{
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *set = n->kids[i];
+        int idx;
+        if (set->kind != AST_SETTING || set->op != '~') {
+            diag_error(s->diag, set->loc, "a teacher block sets weights: NAME ~ distribution");
+            continue;
+        }
+        if (sema_lookup(s, set->name, &idx) != IBC_REF_PARAM) {
+            diag_error(s->diag, set->name_loc, "'%s' is not a parameter of the model%s", set->name,
+                       sema_name_hint(s, set->name));
+            continue;
+        }
+        sema_init(s, set->lhs);
+    }
+}
+
+static void sema_symmetry(sema *s, ast_node *n)
+{
+    int idx;
+    if (sema_lookup(s, n->index_dim, &idx) != IBC_REF_DIM) {
+        diag_error(s->diag, n->loc, "'%s' is not a dimension (symmetry ... over j in DIM)", n->index_dim);
+        return;
+    }
+    s->spec->dims[idx].used = true;
+    for (size_t i = 0; i < n->nkids; i++) {
+        ast_node *t = n->kids[i];
+        double e;
+        if (t->kind != AST_SETTING || t->op != '=') {
+            diag_error(s->diag, t->loc, "a symmetry lists exponents: W[j, :] = 1, v[j] = -1");
+            continue;
+        }
+        if (sema_lookup(s, t->name, &idx) != IBC_REF_PARAM) {
+            diag_error(s->diag, t->name_loc, "'%s' is not a parameter%s", t->name, sema_name_hint(s, t->name));
+            continue;
+        }
+        if (sema_const(s, t->lhs, &e) && e != floor(e))
+            diag_error(s->diag, t->lhs->loc, "a symmetry exponent must be an integer, got %g", e);
+    }
+    ibc_spec *sp = s->spec;
+    sp->symmetries = sema_grow(s, sp->symmetries, sp->nsymmetries, &s->cap_sym, sizeof n);
+    sp->symmetries[sp->nsymmetries++] = n;
+}
+
+static void sema_unique(sema *s, ast_node *n, const char *what)
+{
+    ast_node *prev = s->first[n->kind];
+    if (prev) {
+        diag_error(s->diag, n->loc, "only one '%s' statement is allowed", what);
+        diag_note(s->diag, prev->loc, "the first '%s' is here", what);
+    } else {
+        s->first[n->kind] = n;
+    }
+}
+
+static void sema_stmt(sema *s, ast_node *n, size_t pos)
+{
+    ibc_spec *sp = s->spec;
+    static const char *const names[] = {
+        [AST_MODEL] = "model", [AST_DATA] = "data", [AST_TEACHER] = "teacher", [AST_PREDICT] = "predict",
+        [AST_LOSS] = "loss", [AST_DESIGN] = "design", [AST_INIT] = "init", [AST_TRAIN] = "train",
+        [AST_VERIFY] = "verify",
+    };
+    if (n->kind < AST_SPEC && names[n->kind])
+        sema_unique(s, n, names[n->kind]);
+    switch (n->kind) {
+    case AST_MODEL:
+        if (pos != 0)
+            diag_error(s->diag, n->loc, "'model' must be the first statement");
+        sp->model = n->name;
+        sp->description = n->lhs ? n->lhs->text : "";
+        break;
+    case AST_DIM: {
+        long v;
+        bool fresh = sema_declare(s, n);
+        if (sema_const_int(s, n->lhs, 1, IBC_MAX_DIM, "a dimension", &v) && fresh) {
+            ibc_dim d = { n->name, v, n, false };
+            sp->dims = sema_grow(s, sp->dims, sp->ndims, &s->cap_dims, sizeof d);
+            sp->dims[sp->ndims++] = d;
+        } else if (fresh) {
+            sema_poison(s, n->name);
+        }
+        break;
+    }
+    case AST_INPUT:
+        sema_var(s, n, false);
+        break;
+    case AST_PARAM:
+        sema_var(s, n, true);
+        break;
+    case AST_DATA:
+        sema_data(s, n);
+        break;
+    case AST_TEACHER:
+        sp->teacher = n;
+        sema_teacher(s, n);
+        break;
+    case AST_PREDICT:
+        if (sema_expr(s, n->lhs)) {
+            sp->predict = n->lhs;
+            sp->out_shape = n->lhs->shape;
+        }
+        break;
+    case AST_LOSS:
+        sema_loss(s, n);
+        break;
+    case AST_DESIGN:
+        sema_design(s, n);
+        break;
+    case AST_SYMMETRY:
+        sema_symmetry(s, n);
+        break;
+    case AST_INIT: {
+        ast_node *c = n->lhs;
+        if (strcmp(c->name, "unbalance")) {
+            const char *cand[] = { "unbalance" };
+            diag_error(s->diag, c->name_loc, "unknown initialisation '%s'%s", c->name, sema_hint(s, c->name, cand, 1));
+            break;
+        }
+        sema_kwargs(s, c, "from! to!");
+        for (size_t i = 0; i < c->nkids; i++) {
+            double v;
+            if (c->kids[i]->kind == AST_KWARG)
+                sema_const(s, c->kids[i]->lhs, &v);
+        }
+        sp->init = c;
+        break;
+    }
+    case AST_TRAIN:
+        sema_train(s, n);
+        break;
+    case AST_BASELINE:
+        sema_baseline(s, n);
+        break;
+    case AST_VERIFY:
+        sema_verify(s, n);
+        break;
+    default:
+        diag_error(s->diag, n->loc, "not a statement");
+        break;
+    }
+}
+
+ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag)
+{
+    sema s;
+    memset(&s, 0, sizeof s);
+    s.arena = arena;
+    s.diag = diag;
+    s.spec = arena_alloc(arena, sizeof *s.spec);
+    s.spec->src = diag->src;
+    s.spec->verify.invariance_tol = 1e-10;
+    s.spec->verify.gradient_tol = 1e-6;
+    s.spec->verify.logdet_tol = 1e-9;
+    const char *path = diag->src ? diag->src->path : ".";
+    const char *slash = strrchr(path, '/');
+    s.spec_dir = slash ? arena_strndup(arena, path, (size_t)(slash - path)) : ".";
+    if (slash == path)
+        s.spec_dir = "/";
+
+    if (root->nkids == 0) {
+        diag_error(diag, root->loc, "the spec is empty: it needs model, data, predict, loss and train "
+                                    "statements (see docs/language.md)");
+        return NULL;
+    }
+    for (size_t i = 0; i < root->nkids; i++)
+        sema_stmt(&s, root->kids[i], i);
+
+    /* Whole-spec checks, at the model line (or the file's start). */
+    ibc_loc at = s.first[AST_MODEL] ? s.first[AST_MODEL]->loc : (ibc_loc){ 0, 0 };
+    const struct { ast_kind k; const char *msg; } required[] = {
+        { AST_MODEL, "the spec has no 'model' line (model NAME \"description\")" },
+        { AST_DATA, "the spec has no 'data' statement" },
+        { AST_PREDICT, "the spec has no 'predict' statement" },
+        { AST_LOSS, "the spec has no 'loss' statement (loss mse)" },
+        { AST_TRAIN, "the spec has no 'train' block" },
+    };
+    for (size_t i = 0; i < COUNT(required); i++)
+        if (!s.first[required[i].k])
+            diag_error(diag, at, "%s", required[i].msg);
+    ibc_spec *sp = s.spec;
+    if (sp->data && !strcmp(sp->data->name, "teacher") && !sp->teacher)
+        diag_error(diag, sp->data->loc, "data teacher(...) needs a 'teacher' block giving the teacher's weights");
+    if (sp->teacher && (!sp->data || strcmp(sp->data->name, "teacher")))
+        diag_error(diag, sp->teacher->loc, "a 'teacher' block needs data teacher(...)");
+    if (sp->loss_mask == NULL && s.has_mask && s.first[AST_LOSS])
+        diag_warning(diag, s.first[AST_LOSS]->loc, "the data has a mask of observed entries but the loss does not use it");
+    if (diag->errors == 0) {
+        for (size_t i = 0; i < sp->ndims; i++)
+            if (!sp->dims[i].used)
+                diag_warning(diag, sp->dims[i].decl->name_loc, "dimension '%s' is never used", sp->dims[i].name);
+        for (size_t i = 0; i < sp->nparams; i++)
+            if (!sp->params[i].used)
+                diag_warning(diag, sp->params[i].decl->name_loc, "parameter '%s' is never used in the predictor",
+                             sp->params[i].name);
+        for (size_t i = 0; i < sp->ninputs; i++)
+            if (!sp->inputs[i].used)
+                diag_warning(diag, sp->inputs[i].decl->name_loc, "input '%s' is never used in the predictor",
+                             sp->inputs[i].name);
+    }
+    return diag->errors ? NULL : sp;
+}
