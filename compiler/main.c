@@ -8,6 +8,7 @@
  * Exit status: 0 success, 1 errors in a spec, 2 usage errors.
  */
 #include "ibc.h"
+#include "sym.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +21,18 @@ typedef struct {
 } ibc_command;
 
 static int cmd_check(int argc, char **argv);
+static int cmd_derive(int argc, char **argv);
 
 static const ibc_command commands[] = {
     { "check", "ibc check SPEC...",
       "Parse and check each spec; print located diagnostics.\n"
       "Exit status 0 when every spec is clean (warnings allowed), 1 on errors.",
       cmd_check },
+    { "derive", "ibc derive SPEC [--format text|md|tex|json]",
+      "Derive, exactly, the rescaling symmetries of the spec's predictor, the\n"
+      "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
+      "balance conditions and the induced bias (theory.md sections 2-4).",
+      cmd_derive },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -89,6 +96,45 @@ static int cmd_check(int argc, char **argv)
             status = 1;
         unit_free(&u);
     }
+    return status;
+}
+
+static int cmd_derive(int argc, char **argv)
+{
+    const char *path = NULL, *format = "text";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--format") && i + 1 < argc)
+            format = argv[++i];
+        else if (!strncmp(argv[i], "--format=", 9))
+            format = argv[i] + 9;
+        else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "ibc derive: error: unexpected argument '%s'\nusage: %s\n", argv[i], commands[1].usage);
+            return 2;
+        } else
+            path = argv[i];
+    }
+    static const char *const formats[] = { "text", "md", "tex", "json" };
+    int fmt = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(format, formats[i]))
+            fmt = i;
+    if (!path || fmt < 0) {
+        fprintf(stderr, "ibc derive: error: %s\nusage: %s\n", path ? "unknown format (text, md, tex, json)" : "no spec given",
+                commands[1].usage);
+        return 2;
+    }
+    unit u;
+    int status = 1;
+    if (unit_load(&u, path)) {
+        sym_derivation *d = sym_derive(u.arena, u.spec, &u.diag);
+        if (d) {
+            sym_print(stdout, d, (sym_format)fmt);
+            status = 0;
+        } else {
+            diag_summary(&u.diag);
+        }
+    }
+    unit_free(&u);
     return status;
 }
 

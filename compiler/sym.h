@@ -1,0 +1,87 @@
+/*
+ * sym.h: the symbolic derivation (theory.md §§2-4), exact with GMP.
+ *
+ * From a checked spec's predictor: the rescaling torus (scaling-exponent
+ * inference), its generator families, the dual slice, det G by
+ * Cauchy-Binet, the orbit minimum of log det G as a geometric programme,
+ * the dual-slice balance, and the induced bias in terms of torus
+ * invariants.  Everything is exact (rationals, integer coefficients, logs
+ * of rationals) except what is labelled numeric.
+ */
+#ifndef IBC_SYM_H
+#define IBC_SYM_H
+
+#include "ibc.h"
+
+#define SYM_MAX_GEN 6      /* generators per index of one family */
+#define SYM_MAX_BLOCKS 8   /* blocks (parameter slices) per family */
+
+typedef enum { SYM_SLICE_WHOLE, SYM_SLICE_ROW, SYM_SLICE_COL, SYM_SLICE_ENTRY } sym_slice;
+
+typedef enum { SYM_MIN_ATTAINED, SYM_MIN_UNBOUNDED, SYM_MIN_NOT_ATTAINED, SYM_MIN_NUMERIC } sym_min_kind;
+
+typedef struct {
+    int param;           /* index into spec->params */
+    sym_slice slice;     /* which slice of the parameter, tied to the family index */
+    const char *text;    /* e.g. "W[j,:]", "v[j]", "Wq[:,k]", "u" */
+} sym_block;
+
+typedef struct {
+    const char *name;        /* "per hidden unit j", ... */
+    const char *index;       /* index variable name ("j") or NULL for one generator group */
+    long count;              /* how many index values (real dims) */
+    int k;                   /* generators per index */
+    int nblocks;             /* P */
+    sym_block blocks[SYM_MAX_BLOCKS];
+    long alpha[SYM_MAX_GEN][SYM_MAX_BLOCKS];   /* exponent matrix k x P */
+
+    /* det G = sum over k-subsets S of coef[S] * prod_{p in S} n_p */
+    int nterms;
+    unsigned term_set[64];   /* bit mask of blocks */
+    long term_coef[64];      /* det(alpha[:,S])^2 > 0 */
+
+    /* Orbit minimisation (geometric programme). */
+    sym_min_kind min_kind;
+    int degree;              /* degree of difficulty: nterms - k - 1 */
+    char delta[64][48];      /* dual weights, exact rationals */
+    const char *min_text;    /* "2 |u| |v|" */
+    const char *log_det_minimizer;   /* balance at the minimiser, e.g. "u^2/v^2 = 8" */
+    const char *dual_slice;          /* balance chi = 0, e.g. "u^2/v^2 = 2" */
+    bool agree;
+    /* Bias: coefficient * log(invariant) + constant, per index. */
+    const char *coefficient; /* "4/3" */
+    const char *invariant;   /* "|u| |v|" */
+    const char *constant;    /* "log(3)" */
+} sym_family;
+
+typedef struct sym_derivation sym_derivation;   /* arena-allocated */
+
+typedef enum { SYM_FMT_TEXT, SYM_FMT_MD, SYM_FMT_TEX, SYM_FMT_JSON } sym_format;
+
+/* Derives the torus and bias of spec's predictor; NULL after reporting
+ * located errors (an unsupported construct on a parameter path, a stated
+ * symmetry that does not preserve the predictor). */
+sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag);
+void sym_print(FILE *out, const sym_derivation *d, sym_format fmt);
+
+size_t sym_nfamilies(const sym_derivation *d);
+const sym_family *sym_family_at(const sym_derivation *d, size_t i);
+const ibc_spec *sym_spec(const sym_derivation *d);
+
+/* ---- the exact mathematics, usable on its own (tests, design) ---- */
+
+/* det G by Cauchy-Binet for an exponent matrix alpha (k x P): fills the
+ * family's terms.  Returns false if G is singular for every norm (rank of
+ * alpha < k). */
+bool sym_gram_terms(sym_family *f);
+/* Solves the geometric programme of a family with terms; fills min_kind,
+ * degree, delta, coefficient, invariant, constant, minimiser and slice
+ * texts (using block names). */
+void sym_minimise(ibc_arena *a, sym_family *f);
+/* log det G at block norms n (n_p = ||theta_p||^2), from the terms. */
+double sym_logdet_eval(const sym_family *f, const double *n);
+/* min over the orbit of log det G at norms n, numerically (Newton on the
+ * convex log-sum-exp); returns false when it diverges (no minimiser). */
+bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out);
+
+#endif
