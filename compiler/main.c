@@ -8,6 +8,7 @@
  * Exit status: 0 success, 1 errors in a spec, 2 usage errors.
  */
 #include "ibc.h"
+#include "design.h"
 #include "sym.h"
 
 #include <stdlib.h>
@@ -126,13 +127,36 @@ static int cmd_derive(int argc, char **argv)
     unit u;
     int status = 1;
     if (unit_load(&u, path)) {
-        sym_derivation *d = sym_derive(u.arena, u.spec, &u.diag);
-        if (d) {
-            sym_print(stdout, d, (sym_format)fmt);
-            status = 0;
+        if (u.spec->design.kind != DESIGN_NONE) {
+            /* requested penalty -> factorisation -> derivation -> match */
+            design_result *r = design_synthesise(u.arena, u.spec, &u.diag);
+            if (r && fmt == SYM_FMT_JSON) {
+                /* one JSON object: the designed model's derivation plus "design" */
+                char *buf = NULL, *dbuf = NULL;
+                size_t len = 0, dlen = 0;
+                FILE *m = open_memstream(&buf, &len), *dm = open_memstream(&dbuf, &dlen);
+                sym_print(m, r->derivation, SYM_FMT_JSON);
+                design_print(dm, r, SYM_FMT_JSON);
+                fclose(m);
+                fclose(dm);
+                char *end = strrchr(buf, '}');
+                if (end)
+                    *end = '\0';
+                printf("%s,\n  \"design\": %s}\n", buf, dbuf);
+                free(buf);
+                free(dbuf);
+            } else if (r) {
+                design_print(stdout, r, (sym_format)fmt);
+            }
+            status = r ? 0 : 1;
         } else {
-            diag_summary(&u.diag);
+            sym_derivation *d = sym_derive(u.arena, u.spec, &u.diag);
+            if (d)
+                sym_print(stdout, d, (sym_format)fmt);
+            status = d ? 0 : 1;
         }
+        if (status)
+            diag_summary(&u.diag);
     }
     unit_free(&u);
     return status;

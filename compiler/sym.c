@@ -530,11 +530,31 @@ static void term_exponent(const sym_family *f, int t, long *e)
     }
 }
 
-/* Newton's method on the convex f(t) = log sum_S c_S n_S exp(e_S . t). */
+/* log sum_s exp(logc_s + e_s . t), stably. */
+static double lse_eval(int T, int k, const double *logc, double e[][SYM_MAX_GEN], const double *t, double *w)
+{
+    double z[64], mx = -INFINITY, sum = 0;
+    for (int s = 0; s < T; s++) {
+        z[s] = logc[s];
+        for (int a = 0; a < k; a++)
+            z[s] += e[s][a] * t[a];
+        if (z[s] > mx)
+            mx = z[s];
+    }
+    for (int s = 0; s < T; s++)
+        sum += exp(z[s] - mx);
+    if (w)
+        for (int s = 0; s < T; s++)
+            w[s] = exp(z[s] - mx) / sum;
+    return mx + log(sum);
+}
+
+/* Damped Newton's method on the convex f(t) = log sum_S c_S n_S
+ * exp(e_S . t) (backtracking line search: Boyd & Vandenberghe §9.5). */
 bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out)
 {
     int k = f->k, T = f->nterms;
-    double t[SYM_MAX_GEN] = { 0 }, logc[64], e[64][SYM_MAX_GEN];
+    double t[SYM_MAX_GEN] = { 0 }, logc[64], e[64][SYM_MAX_GEN], w[64];
     for (int s = 0; s < T; s++) {
         long ei[SYM_MAX_GEN];
         term_exponent(f, s, ei);
@@ -545,42 +565,22 @@ bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out)
         for (int a = 0; a < k; a++)
             e[s][a] = (double)ei[a];
     }
-    double val = 0;
-    for (int it = 0; it < 200; it++) {
-        double z[64], mx = -INFINITY, sum = 0, g[SYM_MAX_GEN] = { 0 }, H[SYM_MAX_GEN][SYM_MAX_GEN] = { { 0 } };
-        for (int s = 0; s < T; s++) {
-            z[s] = logc[s];
-            for (int a = 0; a < k; a++)
-                z[s] += e[s][a] * t[a];
-            if (z[s] > mx)
-                mx = z[s];
-        }
+    double val = lse_eval(T, k, logc, e, t, w);
+    for (int it = 0; it < 500; it++) {
+        double g[SYM_MAX_GEN] = { 0 }, A[SYM_MAX_GEN][SYM_MAX_GEN + 1];
         for (int s = 0; s < T; s++)
-            sum += exp(z[s] - mx);
-        val = mx + log(sum);
-        for (int s = 0; s < T; s++) {
-            double w = exp(z[s] - mx) / sum;
-            for (int a = 0; a < k; a++) {
-                g[a] += w * e[s][a];
-                for (int b = 0; b < k; b++)
-                    H[a][b] += w * e[s][a] * e[s][b];
-            }
-        }
-        for (int a = 0; a < k; a++)
-            for (int b = 0; b < k; b++)
-                H[a][b] -= g[a] * g[b];
-        double gn = 0;
-        for (int a = 0; a < k; a++)
-            gn += g[a] * g[a];
-        if (gn < 1e-26)
-            break;
-        /* solve H d = -g (Gaussian elimination with a small ridge) */
-        double A[SYM_MAX_GEN][SYM_MAX_GEN + 1];
+            for (int a = 0; a < k; a++)
+                g[a] += w[s] * e[s][a];
         for (int a = 0; a < k; a++) {
-            for (int b = 0; b < k; b++)
-                A[a][b] = H[a][b] + (a == b ? 1e-12 : 0);
+            for (int b = 0; b < k; b++) {
+                double h = 0;
+                for (int s = 0; s < T; s++)
+                    h += w[s] * e[s][a] * e[s][b];
+                A[a][b] = h - g[a] * g[b] + (a == b ? 1e-14 : 0);
+            }
             A[a][k] = -g[a];
         }
+        /* Gauss-Jordan with partial pivoting: A becomes diagonal. */
         for (int c = 0; c < k; c++) {
             int p = c;
             for (int r = c + 1; r < k; r++)
@@ -591,22 +591,48 @@ bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out)
                 A[c][j] = A[p][j];
                 A[p][j] = tmp;
             }
+            if (A[c][c] == 0)
+                continue;
             for (int r = 0; r < k; r++)
-                if (r != c && A[c][c] != 0) {
+                if (r != c) {
                     double m = A[r][c] / A[c][c];
                     for (int j = c; j <= k; j++)
                         A[r][j] -= m * A[c][j];
                 }
         }
-        double step = 1;
+        double d[SYM_MAX_GEN], dec = 0;
+        for (int a = 0; a < k; a++) {
+            d[a] = A[a][a] != 0 ? A[a][k] / A[a][a] : 0;
+            dec -= g[a] * d[a];   /* Newton decrement squared */
+        }
+        if (dec < 1e-20)
+            break;
+        double step = 1, tn[SYM_MAX_GEN], nv = val;
+        for (int ls = 0; ls < 60; ls++, step *= 0.5) {
+            for (int a = 0; a < k; a++)
+                tn[a] = t[a] + step * d[a];
+            nv = lse_eval(T, k, logc, e, tn, NULL);
+            if (nv <= val - 0.25 * step * dec)
+                break;
+        }
+        memcpy(t, tn, sizeof(double) * (size_t)k);
+        val = lse_eval(T, k, logc, e, t, w);
+        double norm = 0;
         for (int a = 0; a < k; a++)
-            t[a] += step * (A[a][a] != 0 ? A[a][k] / A[a][a] : 0);
-        double tn = 0;
-        for (int a = 0; a < k; a++)
-            tn += t[a] * t[a];
-        if (tn > 1e6)
+            norm += t[a] * t[a];
+        if (norm > 1e8)
             return false;   /* running off along the orbit: no minimiser */
     }
+    /* A minimiser is a stationary point; otherwise f decreases forever. */
+    double gn = 0;
+    for (int a = 0; a < k; a++) {
+        double g = 0;
+        for (int s = 0; s < T; s++)
+            g += w[s] * e[s][a];
+        gn += g * g;
+    }
+    if (gn > 1e-12)
+        return false;
     *out = val;
     return true;
 }

@@ -1,0 +1,609 @@
+/*
+ * design.c: inverse design (theory.md §5) and its closed loop.
+ *
+ * log_sparsity(A @ w), depth L (or strength c = 2(L-1)/L):
+ *     z = a1 * ... * aL,  w = A^-1 z
+ *   per coordinate det G = L |z|^(2(L-1)/L), so the bias is
+ *   (2(L-1)/L) sum_i log|(A w)_i| + n log L.
+ * log_spectral(A @ W), rank r:  A W = U V',  per column 2 ||U_k|| ||V_k||,
+ *   equal to 2 sigma_k only when U, V are aligned with the SVD.
+ * log_spectral depth L: A W = W_L ... W_1; under alignment each mode is the
+ *   depth-L Hadamard chain: (2(L-1)/L) sum_k log sigma_k + r log L.
+ *
+ * A must be square and invertible: otherwise the factorised model has
+ * other symmetries and realises a different prior, so the compiler stops
+ * with the failing property, the kernel or co-kernel dimension and the
+ * fix.  Structured inverses are applied in O(n) (cumsum, transpose of an
+ * orthonormal basis, reciprocal diagonal); a dense A is factorised once
+ * with LAPACKE and its condition number is reported.
+ *
+ * The synthesised model is an ordinary spec.  It goes back through
+ * sym_derive, and a derived bias that differs from the requested one in
+ * coefficient, constant or invariant is an internal error.
+ */
+#include "design.h"
+
+#include <errno.h>
+#include <gmp.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ operators */
+
+/* Reads a dense matrix from a CSV file (numbers separated by commas). */
+static bool read_csv(ibc_arena *a, const char *path, long *rows, long *cols, double **data, const char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *err = arena_printf(a, "cannot open '%s': %s", path, strerror(errno));
+        return false;
+    }
+    size_t cap = 1024, n = 0;
+    double *v = malloc(cap * sizeof *v);
+    long r = 0, c = -1;
+    char line[1 << 16];
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '\n' || line[0] == '#')
+            continue;
+        long cc = 0;
+        char *p = line;
+        for (;;) {
+            char *end;
+            errno = 0;
+            double x = strtod(p, &end);
+            if (end == p || errno == ERANGE || !isfinite(x)) {
+                *err = arena_printf(a, "%s:%ld: column %ld is not a finite number", path, r + 1, cc + 1);
+                free(v);
+                fclose(f);
+                return false;
+            }
+            if (n == cap)
+                v = realloc(v, (cap *= 2) * sizeof *v);
+            v[n++] = x;
+            cc++;
+            while (*end == ' ' || *end == '\t')
+                end++;
+            if (*end == ',') {
+                p = end + 1;
+                continue;
+            }
+            if (*end == '\n' || *end == '\0' || *end == '\r')
+                break;
+            *err = arena_printf(a, "%s:%ld: unexpected '%c' after column %ld", path, r + 1, *end, cc);
+            free(v);
+            fclose(f);
+            return false;
+        }
+        if (c >= 0 && cc != c) {
+            *err = arena_printf(a, "%s:%ld: %ld columns, but the first row has %ld", path, r + 1, cc, c);
+            free(v);
+            fclose(f);
+            return false;
+        }
+        c = cc;
+        r++;
+    }
+    fclose(f);
+    if (r == 0) {
+        *err = arena_printf(a, "%s: no rows", path);
+        free(v);
+        return false;
+    }
+    *rows = r;
+    *cols = c;
+    *data = arena_alloc(a, n * sizeof(double));
+    memcpy(*data, v, n * sizeof(double));
+    free(v);
+    return true;
+}
+
+static const char *spec_dir_path(ibc_arena *a, const ibc_spec *spec, const char *file)
+{
+    if (file[0] == '/')
+        return file;
+    const char *path = spec->src ? spec->src->path : ".";
+    const char *slash = strrchr(path, '/');
+    return slash ? arena_printf(a, "%.*s/%s", (int)(slash - path), path, file) : file;
+}
+
+/* Dense analysis: rank and condition from the singular values, and the
+ * LU solve checked on a random right-hand side. */
+static void dense_analyse(double *A, long m, long n, design_operator *op)
+{
+    long k = m < n ? m : n;
+    double *copy = malloc((size_t)(m * n) * sizeof *copy), *s = malloc((size_t)k * sizeof *s);
+    double *superb = malloc((size_t)(k + 1) * sizeof *superb);
+    memcpy(copy, A, (size_t)(m * n) * sizeof *copy);
+    LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)m, (lapack_int)n, copy, (lapack_int)n, s, NULL, 1, NULL, 1,
+                   superb);
+    long rank = 0;
+    double tol = (double)(m > n ? m : n) * s[0] * 2.220446049250313e-16;
+    for (long i = 0; i < k; i++)
+        if (s[i] > tol)
+            rank++;
+    op->kernel_dim = n - rank;
+    op->cokernel_dim = m - rank;
+    op->invertible = m == n && rank == n;
+    op->condition = rank == k && s[k - 1] > 0 ? s[0] / s[k - 1] : INFINITY;
+    if (op->invertible) {
+        /* LU once; solve A x = z for a fixed pseudo-random z; residual. */
+        lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
+        double *z = malloc((size_t)n * sizeof *z), *x = malloc((size_t)n * sizeof *x);
+        memcpy(copy, A, (size_t)(n * n) * sizeof *copy);
+        unsigned long long st = 0x243f6a8885a308d3ull;
+        for (long i = 0; i < n; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            z[i] = (double)(st >> 11) / 9007199254740992.0 - 0.5;
+            x[i] = z[i];
+        }
+        LAPACKE_dgetrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, copy, (lapack_int)n, ipiv);
+        LAPACKE_dgetrs(LAPACK_ROW_MAJOR, 'N', (lapack_int)n, 1, copy, (lapack_int)n, ipiv, x, 1);
+        double res = 0;
+        for (long i = 0; i < n; i++) {
+            double r = -z[i];
+            for (long j = 0; j < n; j++)
+                r += A[i * n + j] * x[j];
+            if (fabs(r) > res)
+                res = fabs(r);
+        }
+        op->residual = res;
+        free(ipiv);
+        free(z);
+        free(x);
+    }
+    free(copy);
+    free(s);
+    free(superb);
+}
+
+bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, ibc_diag *diag,
+                             design_operator *op, double **dense)
+{
+    memset(op, 0, sizeof *op);
+    op->condition = 1;
+    op->rows = opn->shape.rows;
+    op->cols = opn->shape.cols;
+    if (dense)
+        *dense = NULL;
+    ast_node *n = opn;
+    bool transposed = false;
+    if (n->kind == AST_TRANSPOSE) {
+        transposed = true;
+        n = n->lhs;
+    }
+    if (n->kind != AST_CALL) {
+        diag_error(diag, opn->loc, "a design operator is one of identity, diff, dct, cosine, diag, matrix "
+                                   "(optionally transposed); compose operators in the parameter instead");
+        return false;
+    }
+    const char *name = n->name;
+    long size = n->shape.rows;
+    op->text = arena_printf(a, "%s(%s)%s", name,
+                            !strcmp(name, "matrix") ? arena_printf(a, "\"%s\"", n->kids[0]->text)
+                            : !strcmp(name, "diag") ? "[...]"
+                                                    : arena_printf(a, "%ld", n->shape.cols),
+                            transposed ? "'" : "");
+    op->invertible = true;
+    if (!strcmp(name, "identity")) {
+        op->inverse = "identity";
+    } else if (!strcmp(name, "diff")) {
+        op->inverse = transposed ? "reverse cumulative sum, O(n)" : "cumulative sum, O(n)";
+    } else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+        op->inverse = "transpose (orthonormal basis)";
+    } else if (!strcmp(name, "diag")) {
+        op->inverse = "reciprocal diagonal, O(n)";
+        ast_node *l = n->kids[0];
+        for (size_t i = 0; i < l->nkids; i++)
+            if (l->kids[i]->value == 0) {
+                op->invertible = false;
+                op->kernel_dim++;
+                op->cokernel_dim++;
+            }
+    } else if (!strcmp(name, "diff_open")) {
+        op->invertible = false;
+        op->kernel_dim = 1;   /* the constants */
+        op->cokernel_dim = 0;
+        (void)size;
+    } else if (!strcmp(name, "matrix")) {
+        const char *path = spec_dir_path(a, spec, n->kids[0]->text);
+        const char *err;
+        long r, c;
+        double *A;
+        size_t len = strlen(path);
+        if (len >= 4 && !strcmp(path + len - 4, ".npy")) {
+            diag_error(diag, n->kids[0]->loc, "dense operators from .npy are not supported yet by the design phase; "
+                                              "save the matrix as CSV");
+            return false;
+        }
+        if (!read_csv(a, path, &r, &c, &A, &err)) {
+            diag_error(diag, n->kids[0]->loc, "%s", err);
+            return false;
+        }
+        if (transposed) {
+            double *t = arena_alloc(a, (size_t)(r * c) * sizeof *t);
+            for (long i = 0; i < r; i++)
+                for (long j = 0; j < c; j++)
+                    t[j * r + i] = A[i * c + j];
+            A = t;
+            long tmp = r;
+            r = c;
+            c = tmp;
+        }
+        op->rows = r;
+        op->cols = c;
+        dense_analyse(A, r, c, op);
+        op->inverse = "LU factorisation (LAPACKE dgetrf once, dgetrs per use)";
+        if (dense)
+            *dense = A;
+    } else {
+        diag_error(diag, n->name_loc, "'%s' is not an operator", name);
+        return false;
+    }
+    return true;
+}
+
+/* --------------------------------------------------------- synthesis */
+
+static ast_node *mk(ibc_arena *a, ast_kind k, ibc_loc loc, ibc_shape sh)
+{
+    ast_node *n = arena_alloc(a, sizeof *n);
+    n->kind = k;
+    n->loc = loc;
+    n->name_loc = loc;
+    n->shape = sh;
+    return n;
+}
+
+static ast_node *mk_ident(ibc_arena *a, ibc_loc loc, const char *name, int ref, ibc_shape sh)
+{
+    ast_node *n = mk(a, AST_IDENT, loc, sh);
+    n->name = name;
+    n->ref = ref;
+    n->ref_kind = IBC_REF_PARAM;
+    return n;
+}
+
+static ast_node *mk_bin(ibc_arena *a, int op, ast_node *l, ast_node *r, ibc_shape sh)
+{
+    ast_node *n = mk(a, AST_BINOP, l->loc, sh);
+    n->op = op;
+    n->lhs = l;
+    n->rhs = r;
+    return n;
+}
+
+static ast_node *mk_call(ibc_arena *a, const char *name, ast_node *x, ast_node *y, ibc_shape sh)
+{
+    ast_node *n = mk(a, AST_CALL, x->loc, sh);
+    n->name = name;
+    n->nkids = y ? 2 : 1;
+    n->kids = arena_alloc(a, 2 * sizeof *n->kids);
+    n->kids[0] = x;
+    n->kids[1] = y;
+    return n;
+}
+
+/* Deep copy of an expression, with the designed parameter replaced and
+ * other parameter references renumbered. */
+static ast_node *clone_subst(ibc_arena *a, const ast_node *n, int param, ast_node *repl, const int *remap)
+{
+    if (!n)
+        return NULL;
+    if (n->kind == AST_IDENT && n->ref_kind == IBC_REF_PARAM && n->ref == param)
+        return repl;
+    ast_node *c = arena_alloc(a, sizeof *c);
+    *c = *n;
+    if (n->kind == AST_IDENT && n->ref_kind == IBC_REF_PARAM)
+        c->ref = remap[n->ref];
+    c->lhs = clone_subst(a, n->lhs, param, repl, remap);
+    c->rhs = clone_subst(a, n->rhs, param, repl, remap);
+    if (n->nkids) {
+        c->kids = arena_alloc(a, n->nkids * sizeof *c->kids);
+        for (size_t i = 0; i < n->nkids; i++)
+            c->kids[i] = clone_subst(a, n->kids[i], param, repl, remap);
+    }
+    return c;
+}
+
+static ast_node *factor_init(const ibc_design *d, const char *name)
+{
+    ast_node *all = NULL;
+    for (size_t i = 0; i < d->ninits; i++) {
+        if (!strcmp(d->inits[i]->name, name))
+            return d->inits[i]->lhs;
+        if (!strcmp(d->inits[i]->name, "init"))
+            all = d->inits[i]->lhs;
+    }
+    return all;
+}
+
+/* Strength c = p/q gives L = 2 / (2 - c) = 2q / (2q - p), integral only. */
+static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
+{
+    mpq_t c, two, l;
+    mpq_inits(c, two, l, NULL);
+    bool ok = mpq_set_str(c, d->strength, 10) == 0;
+    if (ok)
+        mpq_canonicalize(c);
+    mpq_set_ui(two, 2, 1);
+    ok = ok && mpq_cmp_ui(c, 1, 1) >= 0 && mpq_cmp(c, two) < 0;
+    if (ok) {
+        mpq_sub(l, two, c);
+        mpq_div(l, two, l);
+        ok = mpz_cmp_ui(mpq_denref(l), 1) == 0 && mpz_fits_slong_p(mpq_numref(l)) && mpz_get_si(mpq_numref(l)) <= 64;
+    }
+    if (!ok) {
+        diag_error(diag, d->strength_node->loc,
+                   "strength %s is not achievable: a depth-L Hadamard product gives 2(L-1)/L, so the achievable "
+                   "strengths are 1, 4/3, 3/2, 8/5, 5/3, 12/7, 7/4, ... (L = 2, 3, 4, ...)",
+                   d->strength);
+    } else {
+        *L = mpz_get_si(mpq_numref(l));
+        char *s = mpq_get_str(NULL, 10, c);
+        *coef = arena_strndup(a, s, strlen(s));
+        void (*freefn)(void *, size_t);
+        mp_get_memory_functions(NULL, NULL, &freefn);
+        freefn(s, strlen(s) + 1);
+    }
+    mpq_clears(c, two, l, NULL);
+    return ok;
+}
+
+static const char *rational_coef(ibc_arena *a, long L)
+{
+    /* 2(L-1)/L in lowest terms */
+    long num = 2 * (L - 1), den = L, g = num, h = den;
+    while (h) {
+        long t = g % h;
+        g = h;
+        h = t;
+    }
+    num /= g;
+    den /= g;
+    return den == 1 ? arena_printf(a, "%ld", num) : arena_printf(a, "%ld/%ld", num, den);
+}
+
+/* A new spec sharing everything but the parameters and the predictor. */
+static ibc_spec *spec_with_factors(ibc_arena *a, const ibc_spec *spec, int param, ibc_var *factors, int nf,
+                                   int **remap_out)
+{
+    ibc_spec *s = arena_alloc(a, sizeof *s);
+    *s = *spec;
+    s->nparams = spec->nparams - 1 + (size_t)nf;
+    s->params = arena_alloc(a, s->nparams * sizeof *s->params);
+    int *remap = arena_alloc(a, (spec->nparams + 1) * sizeof(int));
+    size_t k = 0;
+    for (int i = 0; i < nf; i++)
+        s->params[k++] = factors[i];
+    for (size_t p = 0; p < spec->nparams; p++) {
+        if ((int)p == param)
+            continue;
+        remap[p] = (int)k;
+        s->params[k++] = spec->params[p];
+    }
+    s->design.kind = DESIGN_NONE;
+    s->nbaselines = 0;
+    *remap_out = remap;
+    return s;
+}
+
+static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
+{
+    ast_node *n = opn->kind == AST_TRANSPOSE ? opn->lhs : opn;
+    const char *name = n->name;
+    bool tr = opn->kind == AST_TRANSPOSE;
+    if (!strcmp(name, "identity"))
+        return z;
+    if (!strcmp(name, "diff") && !tr)
+        return mk_call(a, "cumsum", z, NULL, z->shape);
+    if ((!strcmp(name, "dct") || !strcmp(name, "cosine"))) {
+        if (tr)
+            return mk_bin(a, '@', n, z, z->shape);   /* (D')^-1 = D */
+        ast_node *t = mk(a, AST_TRANSPOSE, n->loc, n->shape);
+        t->lhs = n;
+        return mk_bin(a, '@', t, z, z->shape);
+    }
+    return mk_call(a, "solve", opn, z, z->shape);
+}
+
+design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
+{
+    const ibc_design *d = &spec->design;
+    design_result *r = arena_alloc(a, sizeof *r);
+    r->kind = d->kind;
+    ibc_loc at = d->decl->loc;
+    const ibc_var *P = &spec->params[d->param];
+    long L = d->depth ? d->depth : 2;
+    const char *coef = NULL;
+    if (d->strength && !strength_depth(a, d, diag, &L, &coef))
+        return NULL;
+    if (!coef)
+        coef = rational_coef(a, L);
+    r->depth = L;
+    r->coefficient = coef;
+    r->constant = arena_printf(a, "log(%ld)", L);
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL;
+    bool chain = spectral && d->depth > 0;
+    if (spectral && !chain)
+        r->constant = "log(2)";
+
+    if (!design_operator_analyse(a, spec, d->op, diag, &r->op, NULL))
+        return NULL;
+    design_operator *op = &r->op;
+    if (op->rows != op->cols || !op->invertible) {
+        if (!strcmp(d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name, "diff_open"))
+            diag_error(diag, d->op->loc,
+                       "operator %s is not invertible: it is %ld x %ld with a kernel of dimension %ld (the "
+                       "constants), so the factorised model would have extra, non-rescaling symmetries; use "
+                       "diff(%ld), the invertible n x n difference (z_0 = w_0), or add an explicit unpenalised "
+                       "kernel component",
+                       op->text, op->rows, op->cols, op->kernel_dim, op->cols);
+        else if (op->rows != op->cols)
+            diag_error(diag, d->op->loc,
+                       "operator %s is %ld x %ld, not square: %s %ld; log-sparsity design needs a "
+                       "square invertible operator (for a %s frame, parameterise w = A^+ z + N c with an explicit "
+                       "unpenalised kernel component)",
+                       op->text, op->rows, op->cols, op->rows > op->cols ? "its co-kernel has dimension" : "its kernel has dimension",
+                       op->rows > op->cols ? op->cokernel_dim : op->kernel_dim,
+                       op->rows > op->cols ? "redundant (tall)" : "wide");
+        else
+            diag_error(diag, d->op->loc,
+                       "operator %s is singular: kernel of dimension %ld; make it invertible, or add an explicit "
+                       "unpenalised kernel component w = A^+ z + N c",
+                       op->text, op->kernel_dim);
+        return NULL;
+    }
+    if (op->condition > 1e8)
+        diag_warning(diag, d->op->loc, "operator %s is ill-conditioned (condition number %.3g > 1e8): its inverse "
+                                       "amplifies noise", op->text, op->condition);
+    r->requested = arena_printf(a, "%s(%s @ %s)", spectral ? "log_spectral" : "log_sparsity", op->text, P->name);
+
+    /* Factors. */
+    ibc_var f[64];
+    int nf = 0;
+    ibc_shape sh = P->shape;
+    if (!spectral) {
+        for (long k = 1; k <= L; k++) {
+            const char *name = L == 2 ? (k == 1 ? "u" : "v") : arena_printf(a, "a%ld", k);
+            f[nf++] = (ibc_var){ name, sh, d->decl, factor_init(d, name), true };
+        }
+    } else if (!chain) {
+        long rk = d->rank ? d->rank : (sh.rows < sh.cols ? sh.rows : sh.cols);
+        r->rank = rk;
+        f[nf++] = (ibc_var){ "U", { 2, sh.rows, rk }, d->decl, factor_init(d, "U"), true };
+        f[nf++] = (ibc_var){ "V", { 2, sh.cols, rk }, d->decl, factor_init(d, "V"), true };
+    } else {
+        long rk = d->rank ? d->rank : (sh.rows < sh.cols ? sh.rows : sh.cols);
+        r->rank = rk;
+        for (long k = L; k >= 1; k--) {
+            long rows = k == L ? sh.rows : rk, cols = k == 1 ? sh.cols : rk;
+            const char *name = arena_printf(a, "W%ld", k);
+            f[nf++] = (ibc_var){ name, { 2, rows, cols }, d->decl, factor_init(d, name), true };
+        }
+    }
+    int *remap;
+    ibc_spec *ds = spec_with_factors(a, spec, d->param, f, nf, &remap);
+    /* The replacement expression of the parameter. */
+    ast_node *z;
+    const char *ftext;
+    if (!spectral) {
+        z = mk_ident(a, at, f[0].name, 0, sh);
+        ftext = f[0].name;
+        for (int k = 1; k < nf; k++) {
+            z = mk_bin(a, '*', z, mk_ident(a, at, f[k].name, k, sh), sh);
+            ftext = arena_printf(a, "%s * %s", ftext, f[k].name);
+        }
+    } else if (!chain) {
+        ast_node *vt = mk(a, AST_TRANSPOSE, at, (ibc_shape){ 2, f[1].shape.cols, f[1].shape.rows });
+        vt->lhs = mk_ident(a, at, "V", 1, f[1].shape);
+        z = mk_bin(a, '@', mk_ident(a, at, "U", 0, f[0].shape), vt, sh);
+        ftext = "U @ V'";
+    } else {
+        z = mk_ident(a, at, f[0].name, 0, f[0].shape);
+        ftext = f[0].name;
+        for (int k = 1; k < nf; k++) {
+            ibc_shape s2 = { 2, f[0].shape.rows, f[k].shape.cols };
+            z = mk_bin(a, '@', z, mk_ident(a, at, f[k].name, k, f[k].shape), s2);
+            ftext = arena_printf(a, "%s @ %s", ftext, f[k].name);
+        }
+    }
+    ast_node *w = apply_inverse(a, d->op, z);
+    const char *opn = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
+    if (!strcmp(opn, "identity"))
+        r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
+    else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE)
+        r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
+    else
+        r->factorisation = arena_printf(a, "%s = %s^-1 (%s)", P->name, op->text, ftext);
+    ds->predict = clone_subst(a, spec->predict, d->param, w, remap);
+    r->designed = ds;
+
+    /* Closed loop: derive the designed model. */
+    const ibc_spec *check = ds;
+    if (chain) {
+        /* Under alignment each mode of the chain is the scalar chain
+         * s_L ... s_1 (theory.md §5); derive that restriction. */
+        ibc_spec *m = arena_alloc(a, sizeof *m);
+        *m = *ds;
+        m->nparams = (size_t)L;
+        m->params = arena_alloc(a, (size_t)L * sizeof *m->params);
+        ibc_shape one = { 0, 1, 1 };
+        ast_node *e = NULL;
+        for (long k = 0; k < L; k++) {
+            m->params[k] = (ibc_var){ arena_printf(a, "s%ld", L - k), one, d->decl, NULL, true };
+            ast_node *id = mk_ident(a, at, m->params[k].name, (int)k, one);
+            e = e ? mk_bin(a, '*', e, id, one) : id;
+        }
+        m->predict = e;
+        m->model = arena_printf(a, "%s (one aligned mode)", ds->model);
+        check = m;
+        r->alignment = arena_printf(a, "under alignment (W_l = P_l diag(s_l) P_(l-1)', orthonormal P_l) each of the %ld "
+                                       "modes is the scalar chain s_%ld ... s_1 with sigma_k = prod_l s_l,k; the "
+                                       "derivation below is of one mode",
+                                    r->rank, L);
+    } else if (spectral) {
+        r->alignment = "the bias is sum_k log sigma_k(Z) + r log 2 only when U = P D1, V = Q D2 with P, Q the "
+                       "singular vectors of Z (SVD-aligned factors); for other factors 2||U_k|| ||V_k|| is not a "
+                       "function of Z";
+    }
+    r->derivation = sym_derive(a, check, diag);
+    if (!r->derivation)
+        return NULL;
+    /* Compare exactly. */
+    bool ok = sym_nfamilies(r->derivation) == 1;
+    const sym_family *fam = ok ? sym_family_at(r->derivation, 0) : NULL;
+    const char *want_inv = "";
+    if (ok) {
+        for (int p = 0; p < fam->nblocks; p++)
+            want_inv = arena_printf(a, "%s%s%s%s%s", want_inv, p ? " " : "",
+                                    fam->blocks[p].slice == SYM_SLICE_COL ? "||" : "|", fam->blocks[p].text,
+                                    fam->blocks[p].slice == SYM_SLICE_COL ? "||" : "|");
+        ok = fam->min_kind == SYM_MIN_ATTAINED && !strcmp(fam->coefficient, spectral && !chain ? "1" : coef) &&
+             !strcmp(fam->constant, r->constant) && !strcmp(fam->invariant, want_inv) &&
+             fam->nblocks == (spectral && !chain ? 2 : (int)L) &&
+             fam->count == (chain ? 1 : spectral ? r->rank : sh.rows);
+    }
+    if (!ok) {
+        diag_error(diag, at,
+                   "internal error: the synthesised parameterisation %s does not derive the requested bias "
+                   "(requested coefficient %s, constant %s; derived %s, %s)",
+                   r->factorisation, spectral && !chain ? "1" : coef, r->constant, fam ? fam->coefficient : "?",
+                   fam ? fam->constant : "?");
+        return NULL;
+    }
+    r->matches = true;
+    return r;
+}
+
+void design_print(FILE *out, const design_result *r, sym_format fmt)
+{
+    if (fmt == SYM_FMT_JSON) {
+        fprintf(out, "{\"requested\": \"%s\", \"depth\": %ld, \"coefficient\": \"%s\", \"constant\": \"%s\", "
+                     "\"factorisation\": \"%s\", \"operator\": {\"shape\": [%ld, %ld], \"invertible\": %s, "
+                     "\"inverse\": \"%s\", \"condition\": %.6g}, \"matches\": %s}\n",
+                r->requested, r->depth, r->coefficient, r->constant, r->factorisation, r->op.rows, r->op.cols,
+                r->op.invertible ? "true" : "false", r->op.inverse, r->op.condition, r->matches ? "true" : "false");
+        return;
+    }
+    const char *h = fmt == SYM_FMT_MD ? "## " : "";
+    fprintf(out, "%sinverse design\n\n", h);
+    fprintf(out, "requested:      %s", r->requested);
+    if (r->kind == DESIGN_LOG_SPARSITY)
+        fprintf(out, "  ->  %s sum_i log|(A w)_i| + n %s\n", r->coefficient, r->constant);
+    else
+        fprintf(out, "  ->  %s sum_k log sigma_k + r %s\n", r->depth > 2 ? r->coefficient : "1", r->constant);
+    fprintf(out, "operator:       %s, %ld x %ld, invertible; inverse applied by %s", r->op.text, r->op.rows,
+            r->op.cols, r->op.inverse);
+    if (r->op.residual > 0 || strstr(r->op.text, "matrix"))
+        fprintf(out, "; condition number %.4g, LU residual %.2e", r->op.condition, r->op.residual);
+    fprintf(out, "\nfactorisation:  %s (depth %ld)\n", r->factorisation, r->depth);
+    if (r->alignment)
+        fprintf(out, "alignment:      %s\n", r->alignment);
+    fprintf(out, "\n");
+    sym_print(out, r->derivation, fmt);
+    fprintf(out, "\nclosed loop:    derived bias %s the requested one (coefficient %s, constant %s per term)\n",
+            r->matches ? "MATCHES" : "DOES NOT MATCH", r->kind == DESIGN_LOG_SPECTRAL && r->depth <= 2 ? "1" : r->coefficient,
+            r->constant);
+}

@@ -1,0 +1,320 @@
+/* test_sym.c: the symbolic derivation and the inverse design, against the
+ * exact values of theory.md, plus a property test of Cauchy-Binet and of
+ * the geometric-programme minimum against LAPACKE and Newton. */
+#include <criterion/criterion.h>
+#include <gmp.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "design.h"
+#include "sym.h"
+
+typedef struct {
+    ibc_source src;
+    ibc_arena *arena;
+    ibc_diag diag;
+    ibc_spec *spec;
+    char *msgs;
+    size_t msglen;
+    FILE *out;
+} loaded;
+
+static void load(loaded *l, const char *path)
+{
+    memset(l, 0, sizeof *l);
+    const char *err;
+    cr_assert(source_read(&l->src, path, &err), "cannot read %s", path);
+    l->arena = arena_new();
+    l->out = open_memstream(&l->msgs, &l->msglen);
+    diag_init(&l->diag, &l->src, l->out);
+    l->spec = sema_check(l->arena, parse_spec(l->arena, &l->src, &l->diag), &l->diag);
+    cr_assert_not_null(l->spec, "%s does not check", path);
+}
+
+static void unload(loaded *l)
+{
+    fclose(l->out);
+    free(l->msgs);
+    arena_free(l->arena);
+    source_free(&l->src);
+}
+
+static const sym_family *derive1(loaded *l, const char *path)
+{
+    load(l, path);
+    sym_derivation *d = sym_derive(l->arena, l->spec, &l->diag);
+    cr_assert_not_null(d);
+    cr_assert_eq(sym_nfamilies(d), 1);
+    return sym_family_at(d, 0);
+}
+
+Test(sym, toy_uv)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "specs/toy_uv.ibs");
+    cr_assert_eq(f->nterms, 2);
+    cr_assert_eq(f->term_coef[0], 1);
+    cr_assert_eq(f->term_coef[1], 1);
+    cr_assert_str_eq(f->min_text, "2 |u| |v|");
+    cr_assert_str_eq(f->coefficient, "1");
+    cr_assert_str_eq(f->constant, "log(2)");
+    cr_assert(f->agree);
+    unload(&l);
+}
+
+Test(sym, hadamard_depths)
+{
+    const char *paths[] = { "specs/toy_uv.ibs", "tests/sym/hadamard3.ibs", "tests/sym/hadamard4.ibs" };
+    const char *coef[] = { "1", "4/3", "3/2" }, *cst[] = { "log(2)", "log(3)", "log(4)" };
+    for (int i = 0; i < 3; i++) {
+        loaded l;
+        const sym_family *f = derive1(&l, paths[i]);
+        cr_assert_eq(f->k, i + 1);
+        cr_assert_eq(f->min_kind, SYM_MIN_ATTAINED);
+        cr_assert_str_eq(f->coefficient, coef[i]);
+        cr_assert_str_eq(f->constant, cst[i]);
+        unload(&l);
+    }
+}
+
+Test(sym, u2v_minimiser_and_slice_differ)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/sym/u2v.ibs");
+    cr_assert_eq(f->term_coef[0], 1);
+    cr_assert_eq(f->term_coef[1], 4);
+    cr_assert_str_eq(f->min_text, "3 (|u|^2 |v|)^(2/3)");
+    cr_assert_str_eq(f->log_det_minimizer, "u^2/v^2 = 8");
+    cr_assert_str_eq(f->dual_slice, "u^2/v^2 = 2");
+    cr_assert(!f->agree);
+    unload(&l);
+}
+
+Test(sym, existence)
+{
+    loaded l;
+    cr_assert_eq(derive1(&l, "tests/sym/u3vw.ibs")->min_kind, SYM_MIN_UNBOUNDED);
+    unload(&l);
+    cr_assert_eq(derive1(&l, "tests/sym/u2vw.ibs")->min_kind, SYM_MIN_NOT_ATTAINED);
+    unload(&l);
+}
+
+Test(sym, families_of_the_paper_models)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "specs/shallow_relu.ibs");
+    cr_assert_eq(f->count, 16);
+    cr_assert_str_eq(f->min_text, "2 ||W[j,:]|| |v[j]|");
+    unload(&l);
+    f = derive1(&l, "specs/attention.ibs");
+    cr_assert_eq(f->count, 8);
+    cr_assert_str_eq(f->min_text, "2 ||Wq[:,k]|| ||Wk[:,k]||");
+    unload(&l);
+}
+
+Test(sym, nonhomogeneous_function_removes_the_symmetry)
+{
+    /* tanh(u) * v: u cannot scale, so neither can v */
+    const char t[] = "model m\nparam u : scalar\nparam v : scalar\ndata noisy_target(value = 1, noise = 0.1)\n"
+                     "predict tanh(u) * v\nloss mse\ntrain { lr = 0.1; steps = 1; batch = 1 }\n";
+    ibc_source src = { "t.ibs", t, sizeof t - 1 };
+    ibc_arena *a = arena_new();
+    FILE *devnull = fopen("/dev/null", "w");
+    ibc_diag d;
+    diag_init(&d, &src, devnull);
+    ibc_spec *sp = sema_check(a, parse_spec(a, &src, &d), &d);
+    cr_assert_not_null(sp);
+    sym_derivation *der = sym_derive(a, sp, &d);
+    cr_assert_not_null(der);
+    cr_assert_eq(sym_nfamilies(der), 0);
+    fclose(devnull);
+    arena_free(a);
+}
+
+/* G = sum_p n_p alpha_p alpha_p' assembled in double; log det by Cholesky. */
+static double logdet_lapacke(const sym_family *f, const double *n, int *info)
+{
+    int k = f->k;
+    double G[SYM_MAX_GEN * SYM_MAX_GEN] = { 0 };
+    for (int p = 0; p < f->nblocks; p++)
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++)
+                G[a * k + b] += n[p] * (double)f->alpha[a][p] * (double)f->alpha[b][p];
+    *info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, G, k);
+    double s = 0;
+    for (int a = 0; a < k; a++)
+        s += 2 * log(G[a * k + a]);
+    return s;
+}
+
+Test(sym, property_cauchy_binet_and_gp)
+{
+    unsigned long long st = 42;
+#define RND() (st = st * 6364136223846793005ull + 1442695040888963407ull, (double)(st >> 11) / 9007199254740992.0)
+    int tested = 0, gp_tested = 0;
+    ibc_arena *a = arena_new();
+    while (tested < 200) {
+        sym_family f;
+        memset(&f, 0, sizeof f);
+        f.k = 1 + (int)(RND() * 4);
+        f.nblocks = f.k + (int)(RND() * (8 - f.k));
+        if (f.nblocks > 7)
+            f.nblocks = 7;
+        for (int g = 0; g < f.k; g++)
+            for (int p = 0; p < f.nblocks; p++)
+                f.alpha[g][p] = (long)(RND() * 7) - 3;
+        for (int p = 0; p < f.nblocks; p++)
+            f.blocks[p].text = "x";
+        if (!sym_gram_terms(&f))
+            continue;   /* rank-deficient: G singular, not a torus */
+        double n[SYM_MAX_BLOCKS];
+        for (int p = 0; p < f.nblocks; p++)
+            n[p] = exp(4 * RND() - 2);
+        int info;
+        double ref = logdet_lapacke(&f, n, &info);
+        cr_assert_eq(info, 0);
+        double cb = sym_logdet_eval(&f, n);
+        cr_assert(fabs(cb - ref) <= 1e-9 * fmax(1, fabs(ref)), "k=%d P=%d: %.17g vs %.17g", f.k, f.nblocks, cb, ref);
+        tested++;
+        /* GP: closed form vs Newton, where the closed form exists */
+        sym_minimise(a, &f);
+        if (f.min_kind == SYM_MIN_ATTAINED) {
+            double num;
+            cr_assert(sym_logdet_min_numeric(&f, n, &num));
+            /* closed form: sum_S delta log(c/delta) + sum_S delta log n_S */
+            double closed = 0;
+            for (int s = 0; s < f.nterms; s++) {
+                mpq_t q;
+                mpq_init(q);
+                mpq_set_str(q, f.delta[s], 10);
+                double dl = mpq_get_d(q);
+                mpq_clear(q);
+                double ln = log((double)f.term_coef[s]) - log(dl);
+                for (int p = 0; p < f.nblocks; p++)
+                    if (f.term_set[s] & (1u << p))
+                        ln += log(n[p]);
+                closed += dl * ln;
+            }
+            cr_assert(fabs(closed - num) <= 1e-8 * fmax(1, fabs(closed)), "closed %.17g newton %.17g", closed, num);
+            gp_tested++;
+        }
+    }
+    /* Monomial tori z = prod theta_p^m_p (P = k + 1, degree of difficulty
+     * 0): closed form vs Newton where a minimiser exists (theory.md §4:
+     * iff (P-1) max m < sum m), Newton running off where it does not. */
+    int unbounded = 0;
+    for (int iter = 0; iter < 200; iter++) {
+        sym_family f;
+        memset(&f, 0, sizeof f);
+        f.k = 1 + (int)(RND() * 4);
+        f.nblocks = f.k + 1;
+        long m[SYM_MAX_BLOCKS], sum = 0, mx = 0;
+        for (int p = 0; p < f.nblocks; p++) {
+            m[p] = 1 + (long)(RND() * 4);
+            sum += m[p];
+            mx = m[p] > mx ? m[p] : mx;
+            f.blocks[p].text = "x";
+        }
+        for (int g = 0; g < f.k; g++) {   /* theta_0 up by m_(g+1), theta_(g+1) down by m_0 */
+            f.alpha[g][0] = m[g + 1];
+            f.alpha[g][g + 1] = -m[0];
+        }
+        cr_assert(sym_gram_terms(&f));
+        sym_minimise(a, &f);
+        double n[SYM_MAX_BLOCKS];
+        for (int p = 0; p < f.nblocks; p++)
+            n[p] = exp(4 * RND() - 2);
+        bool exists = (f.nblocks - 1) * mx < sum;
+        cr_assert_eq(f.min_kind == SYM_MIN_ATTAINED, exists, "m sum %ld max %ld kind %d", sum, mx, f.min_kind);
+        double num;
+        if (!exists) {
+            if ((f.nblocks - 1) * mx > sum) {
+                cr_assert(!sym_logdet_min_numeric(&f, n, &num), "Newton should run off: unbounded below");
+                unbounded++;
+            }
+            continue;
+        }
+        cr_assert(sym_logdet_min_numeric(&f, n, &num));
+        double closed = 0;
+        for (int s = 0; s < f.nterms; s++) {
+            mpq_t q;
+            mpq_init(q);
+            mpq_set_str(q, f.delta[s], 10);
+            double dl = mpq_get_d(q);
+            mpq_clear(q);
+            double ln = log((double)f.term_coef[s]) - log(dl);
+            for (int p = 0; p < f.nblocks; p++)
+                if (f.term_set[s] & (1u << p))
+                    ln += log(n[p]);
+            closed += dl * ln;
+        }
+        cr_assert(fabs(closed - num) <= 1e-8 * fmax(1, fabs(closed)), "closed %.17g newton %.17g", closed, num);
+        gp_tested++;
+    }
+    cr_assert_gt(gp_tested, 50, "only %d closed-form cases", gp_tested);
+    cr_assert_gt(unbounded, 5, "only %d unbounded cases", unbounded);
+    arena_free(a);
+}
+
+static design_result *design_of(loaded *l, const char *path)
+{
+    load(l, path);
+    return design_synthesise(l->arena, l->spec, &l->diag);
+}
+
+Test(design, paper_models)
+{
+    loaded l;
+    design_result *r = design_of(&l, "specs/spectral_sparse.ibs");
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->factorisation, "w = u * v");
+    cr_assert(r->matches);
+    unload(&l);
+    r = design_of(&l, "specs/piecewise_tv.ibs");
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->factorisation, "w = cumsum(u * v)");
+    unload(&l);
+    r = design_of(&l, "specs/deep_hadamard.ibs");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->depth, 3);
+    cr_assert_str_eq(sym_family_at(r->derivation, 0)->coefficient, "4/3");
+    cr_assert_str_eq(sym_family_at(r->derivation, 0)->constant, "log(3)");
+    unload(&l);
+    r = design_of(&l, "specs/matrix_completion.ibs");
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->factorisation, "Z = U @ V'");
+    cr_assert_eq(sym_family_at(r->derivation, 0)->count, 20);
+    cr_assert_str_eq(sym_family_at(r->derivation, 0)->constant, "log(2)");
+    unload(&l);
+    r = design_of(&l, "tests/design/chain3.ibs");
+    cr_assert_not_null(r);
+    cr_assert_str_eq(sym_family_at(r->derivation, 0)->coefficient, "4/3");
+    unload(&l);
+}
+
+Test(design, errors)
+{
+    const char *paths[] = { "tests/design/strength_17.ibs", "tests/design/diff_open.ibs", "tests/design/tall.ibs" };
+    const char *want[] = { "achievable strengths are 1, 4/3, 3/2, 8/5", "kernel of dimension 1 (the constants)",
+                           "its co-kernel has dimension 10" };
+    for (int i = 0; i < 3; i++) {
+        loaded l;
+        cr_assert_null(design_of(&l, paths[i]));
+        fflush(l.out);
+        cr_assert(strstr(l.msgs, want[i]) != NULL, "%s: %s", paths[i], l.msgs);
+        unload(&l);
+    }
+}
+
+Test(design, dense_operator)
+{
+    loaded l;
+    design_result *r = design_of(&l, "tests/design/dense50.ibs");
+    cr_assert_not_null(r);
+    cr_assert(r->op.invertible);
+    cr_assert_leq(r->op.residual, 1e-10);
+    cr_assert(r->op.condition > 1 && isfinite(r->op.condition));
+    unload(&l);
+}
