@@ -28,7 +28,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all deps check demo unit unit-asan diag-tests derivations derivations-check clean
+.PHONY: all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean
 all: bin/ibc build/libibrt.a
 
 deps:
@@ -118,9 +118,24 @@ derivations-check: build/derivations.md
 	  { echo "docs/derivations.md is out of date: run 'make derivations'"; diff docs/derivations.md build/derivations.md | head -20; exit 1; }
 	@echo "derivations: docs/derivations.md is up to date"
 
+# generated/NAME.c: the emitted trainer of every spec, committed so that
+# readers see the code; `make check` fails when re-emitting differs.
+generated: bin/ibc
+	@for s in $(SPECS); do bin/ibc emit $$s -o generated/$$(basename $$s .ibs).c || exit 1; done
+generated-check: bin/ibc
+	@mkdir -p build/generated
+	@set -e; for s in $(SPECS); do n=$$(basename $$s .ibs); bin/ibc emit $$s -o build/generated/$$n.c; \
+	  cmp -s build/generated/$$n.c generated/$$n.c || { echo "generated/$$n.c is out of date: run 'make generated'"; exit 1; }; done
+	@echo "generated: every trainer in generated/ matches its spec"
+
+# Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
+# shortened run; the trainer's checks must pass.
+e2e: all
+	@sh tests/e2e.sh
+
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit unit-asan diag-tests derivations-check
+	@$(MAKE) --no-print-directory unit unit-asan diag-tests derivations-check generated-check e2e
 	@bin/ibc check specs/*.ibs
 
 # The main job: the E4 design spec checked and derived (requested penalty ->
@@ -129,6 +144,7 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	bin/ibc check specs/spectral_sparse.ibs
 	bin/ibc derive specs/spectral_sparse.ibs
+	bin/ibc run specs/spectral_sparse.ibs --out results/spectral_sparse
 
 clean:
 	rm -rf build bin

@@ -510,6 +510,7 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
         }
     }
     ast_node *w = apply_inverse(a, d->op, z);
+    r->replacement = w;
     const char *opn = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
     if (!strcmp(opn, "identity"))
         r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);

@@ -35,6 +35,7 @@ typedef struct {
     const char *constant;     /* requested per term: "log(3)" */
     design_operator op;
     ibc_spec *designed;       /* the synthesised model */
+    ast_node *replacement;    /* the designed parameter as a function of the factors */
     sym_derivation *derivation;   /* of the designed model (or its aligned per-mode chain) */
     const char *alignment;    /* spectral: the SVD-alignment condition */
     bool matches;

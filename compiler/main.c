@@ -9,10 +9,16 @@
  */
 #include "ibc.h"
 #include "design.h"
+#include "emit.h"
 #include "sym.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -23,6 +29,9 @@ typedef struct {
 
 static int cmd_check(int argc, char **argv);
 static int cmd_derive(int argc, char **argv);
+static int cmd_emit(int argc, char **argv);
+static int cmd_build(int argc, char **argv);
+static int cmd_run(int argc, char **argv);
 
 static const ibc_command commands[] = {
     { "check", "ibc check SPEC...",
@@ -34,6 +43,15 @@ static const ibc_command commands[] = {
       "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
       "balance conditions and the induced bias (theory.md sections 2-4).",
       cmd_derive },
+    { "emit", "ibc emit SPEC [-o FILE.c]",
+      "Write the C training program of the spec (stdout without -o).", cmd_emit },
+    { "build", "ibc build SPEC -o EXE",
+      "Emit the trainer and compile it with the system cc against build/libibrt.a,\n"
+      "OpenBLAS and LAPACKE (no shell is involved: cc runs from an argument vector).", cmd_build },
+    { "run", "ibc run SPEC [TRAINER FLAGS]",
+      "Build the trainer into build/cache/HASH (HASH of the spec's bytes and the\n"
+      "ibc version) unless it is there, then run it with the given flags\n"
+      "(--steps N, --seed S, --out DIR, --quiet; see the trainer's --help).", cmd_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -160,6 +178,184 @@ static int cmd_derive(int argc, char **argv)
     }
     unit_free(&u);
     return status;
+}
+
+/* Emits the trainer of the spec at path into out; 0 or 1 (errors shown). */
+static int emit_to(const char *path, FILE *out)
+{
+    unit u;
+    int status = 1;
+    if (unit_load(&u, path)) {
+        design_result *r = NULL;
+        if (u.spec->design.kind != DESIGN_NONE)
+            r = design_synthesise(u.arena, u.spec, &u.diag);
+        sym_derivation *d = sym_derive(u.arena, u.spec, &u.diag);
+        if ((u.spec->design.kind == DESIGN_NONE || r) && d && emit_program(out, u.spec, r, d, &u.diag))
+            status = 0;
+        else
+            diag_summary(&u.diag);
+    }
+    unit_free(&u);
+    return status;
+}
+
+static int cmd_emit(int argc, char **argv)
+{
+    const char *spec = NULL, *outp = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            outp = argv[++i];
+        else if (argv[i][0] != '-' && !spec)
+            spec = argv[i];
+        else {
+            fprintf(stderr, "ibc emit: error: unexpected argument '%s'\nusage: ibc emit SPEC [-o FILE.c]\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!spec) {
+        fprintf(stderr, "ibc emit: error: no spec given\nusage: ibc emit SPEC [-o FILE.c]\n");
+        return 2;
+    }
+    if (!outp)
+        return emit_to(spec, stdout);
+    /* write beside, then rename: never a half-written file */
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", outp, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "ibc emit: error: cannot write '%s': %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    int st = emit_to(spec, f);
+    if (fclose(f) != 0 || st != 0 || rename(tmp, outp) != 0) {
+        unlink(tmp);
+        return st ? st : 1;
+    }
+    return 0;
+}
+
+/* The repository root: the directory above bin/ that holds this ibc. */
+static const char *ibc_root(void)
+{
+    static char root[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", root, sizeof root - 1);
+    if (n <= 0)
+        return ".";
+    root[n] = '\0';
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (slash)
+            *slash = '\0';
+    }
+    return root;
+}
+
+/* cc from an argument vector (fork + execvp): no shell sees spec text. */
+static int compile_c(const char *src, const char *exe)
+{
+    const char *root = ibc_root();
+    char inc[PATH_MAX + 16], lib[PATH_MAX + 32];
+    snprintf(inc, sizeof inc, "-I%s/runtime", root);
+    snprintf(lib, sizeof lib, "%s/build/libibrt.a", root);
+    if (access(lib, R_OK) != 0) {
+        fprintf(stderr, "ibc build: error: the runtime library %s is missing: run 'make' first\n", lib);
+        return 1;
+    }
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    char *args[] = { (char *)cc, "-std=c11", "-O2", "-march=native", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L",
+                     inc, "-I/usr/include/x86_64-linux-gnu", (char *)src, lib, "-llapacke", "-lopenblas", "-lm", "-o",
+                     (char *)exe, NULL };
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("ibc build: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        execvp(cc, args);
+        fprintf(stderr, "ibc build: error: cannot run '%s': %s\n", cc, strerror(errno));
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "ibc build: error: compiling %s failed\n", src);
+        return 1;
+    }
+    return 0;
+}
+
+static int build_spec(const char *spec, const char *exe)
+{
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s.c", exe);
+    FILE *f = fopen(src, "w");
+    if (!f) {
+        fprintf(stderr, "ibc build: error: cannot write '%s': %s\n", src, strerror(errno));
+        return 1;
+    }
+    int st = emit_to(spec, f);
+    fclose(f);
+    if (st)
+        return st;
+    return compile_c(src, exe);
+}
+
+static int cmd_build(int argc, char **argv)
+{
+    if (argc != 4 || strcmp(argv[2], "-o")) {
+        fprintf(stderr, "ibc build: error: expected SPEC -o EXE\nusage: ibc build SPEC -o EXE\n");
+        return 2;
+    }
+    return build_spec(argv[1], argv[3]);
+}
+
+/* FNV-1a of the spec's bytes and the compiler version. */
+static unsigned long long spec_hash(const char *path, bool *ok)
+{
+    unsigned long long h = 1469598103934665603ull;
+    FILE *f = fopen(path, "rb");
+    *ok = f != NULL;
+    if (!f)
+        return 0;
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        h = (h ^ (unsigned char)c) * 1099511628211ull;
+    fclose(f);
+    for (const char *v = IBC_VERSION " " __DATE__ " " __TIME__; *v; v++)
+        h = (h ^ (unsigned char)*v) * 1099511628211ull;
+    return h;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "ibc run: error: no spec given\nusage: ibc run SPEC [TRAINER FLAGS]\n");
+        return 2;
+    }
+    bool ok;
+    unsigned long long h = spec_hash(argv[1], &ok);
+    if (!ok) {
+        fprintf(stderr, "ibc run: error: cannot read '%s': %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    char dir[PATH_MAX], exe[PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/build/cache/%016llx", ibc_root(), h);
+    snprintf(exe, sizeof exe, "%s/trainer", dir);
+    if (access(exe, X_OK) != 0) {
+        char parent[PATH_MAX + 8];
+        snprintf(parent, sizeof parent, "%s/build/cache", ibc_root());
+        mkdir(parent, 0777);
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "ibc run: error: cannot create '%s': %s\n", dir, strerror(errno));
+            return 1;
+        }
+        int st = build_spec(argv[1], exe);
+        if (st)
+            return st;
+    }
+    argv[1] = exe;
+    execv(exe, argv + 1);
+    fprintf(stderr, "ibc run: error: cannot run '%s': %s\n", exe, strerror(errno));
+    return 1;
 }
 
 int main(int argc, char **argv)

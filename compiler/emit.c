@@ -1,0 +1,1310 @@
+/*
+ * emit.c: code generation (the last phase).
+ *
+ * Each model's predictor is lowered to a list of values (a tape) with
+ * fixed shapes: parameters live in th[], one sample's inputs in x[],
+ * intermediate values in tp[], their adjoints in ad[], parameter
+ * gradients in g[].  The forward pass computes the tape in order; the
+ * reverse pass walks it backwards with the hand-derived adjoint of each
+ * operation (matrix product, Hadamard, scaling, sums, transpose, relu and
+ * the other maps, row softmax, fixed operators and their inverses).
+ * All buffers are static arrays sized at compile time: the training step
+ * allocates nothing.  Every name and string from the spec reaches the C
+ * file only as an escaped string literal or inside a comment scrubbed of
+ * comment delimiters; C identifiers are generated (m0_th, v12), never
+ * taken from the spec.
+ */
+#include "emit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    V_PARAM, V_INPUT, V_CONST, V_MATMUL, V_HAD, V_SCALE, V_DIV, V_ADD, V_SUB, V_NEG,
+    V_TRANS, V_MAP, V_SOFTMAX, V_SUM, V_OP,
+} vkind;
+
+/* Fixed operators applied to a vector (or each column of a matrix). */
+typedef enum { OP_ID, OP_DIFF, OP_DIFF_T, OP_CUMSUM, OP_CUMSUM_T, OP_DCT, OP_DCT_T, OP_DIAG, OP_DIAG_INV } opkind;
+
+typedef struct {
+    vkind kind;
+    long rows, cols;
+    int a, b;            /* operands */
+    bool avec, bvec;     /* matmul: operand was a vector (numpy rules) */
+    long off;            /* offset in th / x / tp */
+    double c;            /* constant */
+    const char *fn;      /* V_MAP: relu, tanh, sigmoid, exp */
+    opkind op;
+    int diag_id;         /* OP_DIAG*: which static diagonal */
+    const char *what;    /* source text of the node, for comments */
+} ival;
+
+typedef struct {
+    ival *v;
+    int n, cap;
+    long tape;           /* size of tp[] and ad[] */
+    int root;
+    const ibc_spec *spec;
+    long *param_off;
+    long nth;            /* size of th[] */
+    long *input_off;
+    long nx;
+    bool failed;
+    ibc_diag *diag;
+} prog;
+
+typedef struct {
+    FILE *out;
+    ast_node *diags[32];  /* diag([...]) operators met, emitted as arrays */
+    int ndiags;
+    bool need_dct[4096];
+    long dct_sizes[16];
+    int ndct;
+} emitter;
+
+static emitter *E;   /* the emitter of the current program */
+
+/* ------------------------------------------------------------- lowering */
+
+static int iv_add(prog *p, ival v)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->v = realloc(p->v, (size_t)p->cap * sizeof *p->v);
+        if (!p->v) {
+            fputs("ibc: fatal: out of memory\n", stderr);
+            exit(70);
+        }
+    }
+    if (v.kind != V_PARAM && v.kind != V_INPUT && v.kind != V_CONST) {
+        v.off = p->tape;
+        p->tape += v.rows * v.cols;
+    }
+    p->v[p->n] = v;
+    return p->n++;
+}
+
+static void dims_of(const ibc_shape *s, long *r, long *c)
+{
+    *r = s->rank == 0 ? 1 : s->rows;
+    *c = s->rank == 2 ? s->cols : 1;
+}
+
+static int lower(prog *p, const ast_node *n);
+
+static bool is_operator_call(const ast_node *n)
+{
+    static const char *const ops[] = { "identity", "diff", "diff_open", "dct", "cosine", "diag", "matrix" };
+    if (n->kind != AST_CALL)
+        return false;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(n->name, ops[i]))
+            return true;
+    return false;
+}
+
+static int diag_index(const ast_node *call)
+{
+    for (int i = 0; i < E->ndiags; i++)
+        if (E->diags[i] == call)
+            return i;
+    if (E->ndiags == 32)
+        return 0;
+    E->diags[E->ndiags] = (ast_node *)call;
+    return E->ndiags++;
+}
+
+/* An operator (optionally transposed, optionally inverted) applied to z. */
+static int lower_op(prog *p, const ast_node *opn, bool inverse, int z, const ast_node *site)
+{
+    bool tr = opn->kind == AST_TRANSPOSE;
+    const ast_node *n = tr ? opn->lhs : opn;
+    ival v = { .kind = V_OP, .rows = p->v[z].rows, .cols = p->v[z].cols, .a = z, .what = "operator" };
+    const char *name = n->name;
+    if (!strcmp(name, "identity"))
+        v.op = OP_ID;
+    else if (!strcmp(name, "diff"))
+        v.op = inverse ? (tr ? OP_CUMSUM_T : OP_CUMSUM) : (tr ? OP_DIFF_T : OP_DIFF);
+    else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+        v.op = (inverse != tr) ? OP_DCT_T : OP_DCT;
+        if (E->ndct < 16)
+            E->dct_sizes[E->ndct++] = n->shape.rows;
+    } else if (!strcmp(name, "diag")) {
+        v.op = inverse ? OP_DIAG_INV : OP_DIAG;
+        v.diag_id = diag_index(n);
+    } else {
+        diag_error(p->diag, site->loc, "code generation does not support the operator '%s' yet (dense operators "
+                                       "from files are analysed by 'ibc derive' but not compiled)", name);
+        p->failed = true;
+    }
+    return iv_add(p, v);
+}
+
+static int lower(prog *p, const ast_node *n)
+{
+    long r, c;
+    dims_of(&n->shape, &r, &c);
+    ival v = { .rows = r, .cols = c, .a = -1, .b = -1 };
+    if (n->is_const) {
+        v.kind = V_CONST;
+        v.c = n->value;
+        return iv_add(p, v);
+    }
+    switch (n->kind) {
+    case AST_IDENT:
+        if (n->ref_kind == IBC_REF_PARAM) {
+            v.kind = V_PARAM;
+            v.off = p->param_off[n->ref];
+        } else {
+            v.kind = V_INPUT;
+            v.off = p->input_off[n->ref];
+        }
+        return iv_add(p, v);
+    case AST_NEG:
+        v.kind = V_NEG;
+        v.a = lower(p, n->lhs);
+        return iv_add(p, v);
+    case AST_TRANSPOSE:
+        v.kind = V_TRANS;
+        v.a = lower(p, n->lhs);
+        return iv_add(p, v);
+    case AST_BINOP: {
+        if (n->op == '@' && (is_operator_call(n->lhs) ||
+                             (n->lhs->kind == AST_TRANSPOSE && is_operator_call(n->lhs->lhs))))
+            return lower_op(p, n->lhs, false, lower(p, n->rhs), n);
+        int a = lower(p, n->lhs), b = lower(p, n->rhs);
+        v.a = a;
+        v.b = b;
+        switch (n->op) {
+        case '@':
+            v.kind = V_MATMUL;
+            v.avec = n->lhs->shape.rank == 1;
+            v.bvec = n->rhs->shape.rank == 1;
+            break;
+        case '*':
+            if (n->lhs->shape.rank == 0 || n->rhs->shape.rank == 0) {
+                v.kind = V_SCALE;   /* a: the scalar, b: the tensor */
+                if (n->lhs->shape.rank != 0) {
+                    v.a = b;
+                    v.b = a;
+                }
+            } else {
+                v.kind = V_HAD;
+            }
+            break;
+        case '/': v.kind = V_DIV; break;
+        case '+': v.kind = V_ADD; break;
+        default: v.kind = V_SUB; break;
+        }
+        return iv_add(p, v);
+    }
+    case AST_CALL: {
+        const char *f = n->name;
+        if (!strcmp(f, "solve"))
+            return lower_op(p, n->kids[0], true, lower(p, n->kids[1]), n);
+        if (!strcmp(f, "cumsum")) {
+            ival o = { .kind = V_OP, .rows = r, .cols = c, .op = OP_CUMSUM };
+            o.a = lower(p, n->kids[0]);
+            return iv_add(p, o);
+        }
+        v.a = lower(p, n->kids[0]);
+        if (!strcmp(f, "relu") || !strcmp(f, "tanh") || !strcmp(f, "sigmoid") || !strcmp(f, "exp")) {
+            v.kind = V_MAP;
+            v.fn = f;
+        } else if (!strcmp(f, "softmax")) {
+            v.kind = V_SOFTMAX;
+            if (n->kids[0]->shape.rank == 1) {   /* a vector is one row */
+                v.rows = 1;
+                v.cols = r;
+            }
+        } else if (!strcmp(f, "sum")) {
+            v.kind = V_SUM;
+        } else if (!strcmp(f, "transpose")) {
+            v.kind = V_TRANS;
+        } else {
+            diag_error(p->diag, n->loc, "code generation does not support '%s' here", f);
+            p->failed = true;
+        }
+        return iv_add(p, v);
+    }
+    default:
+        diag_error(p->diag, n->loc, "code generation does not support this expression");
+        p->failed = true;
+        return iv_add(p, v);
+    }
+}
+
+static bool prog_build(prog *p, const ibc_spec *spec, const ast_node *expr, ibc_diag *diag)
+{
+    memset(p, 0, sizeof *p);
+    p->spec = spec;
+    p->diag = diag;
+    p->param_off = calloc(spec->nparams + 1, sizeof(long));
+    p->input_off = calloc(spec->ninputs + 1, sizeof(long));
+    for (size_t i = 0; i < spec->nparams; i++) {
+        p->param_off[i] = p->nth;
+        p->nth += spec->params[i].shape.rows * spec->params[i].shape.cols;
+    }
+    for (size_t i = 0; i < spec->ninputs; i++) {
+        p->input_off[i] = p->nx;
+        p->nx += spec->inputs[i].shape.rows * spec->inputs[i].shape.cols;
+    }
+    p->root = lower(p, expr);
+    return !p->failed;
+}
+
+static void prog_free(prog *p)
+{
+    free(p->v);
+    free(p->param_off);
+    free(p->input_off);
+}
+
+/* ------------------------------------------------------------- emission */
+
+#define OUT(...) fprintf(E->out, __VA_ARGS__)
+
+/* The C lvalue of element idx of value i (forward), or of its adjoint. */
+static const char *ref(const prog *p, int i, const char *idx, char *buf)
+{
+    const ival *v = &p->v[i];
+    switch (v->kind) {
+    case V_PARAM: sprintf(buf, "th[%ld + %s]", v->off, idx); break;
+    case V_INPUT: sprintf(buf, "x[%ld + %s]", v->off, idx); break;
+    case V_CONST: sprintf(buf, "%.17g", v->c); break;
+    default: sprintf(buf, "tp[%ld + %s]", v->off, idx); break;
+    }
+    return buf;
+}
+
+static const char *adj(const prog *p, int i, const char *idx, char *buf)
+{
+    const ival *v = &p->v[i];
+    switch (v->kind) {
+    case V_PARAM: sprintf(buf, "g[%ld + %s]", v->off, idx); return buf;
+    case V_INPUT:
+    case V_CONST: return NULL;
+    default: sprintf(buf, "ad[%ld + %s]", v->off, idx); return buf;
+    }
+}
+
+/* Element (i, k) of a matmul operand, numpy rules: a vector on the left is
+ * a row, on the right a column. */
+static void mm_dims(const prog *p, const ival *v, long *m, long *k, long *n)
+{
+    const ival *a = &p->v[v->a], *b = &p->v[v->b];
+    *m = v->avec ? 1 : a->rows;
+    *k = v->avec ? a->rows : a->cols;
+    *n = v->bvec ? 1 : b->cols;
+}
+
+static void emit_forward_value(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    char b1[96], b2[96], b3[96];
+    long n = v->rows * v->cols;
+    switch (v->kind) {
+    case V_PARAM:
+    case V_INPUT:
+    case V_CONST:
+        return;
+    case V_MATMUL: {
+        long m, k, nn;
+        mm_dims(p, v, &m, &k, &nn);
+        OUT("    /* v%d = v%d @ v%d: (%ld x %ld) @ (%ld x %ld) */\n", i, v->a, v->b, m, k, k, nn);
+        OUT("    for (int i = 0; i < %ld; i++)\n        for (int j = 0; j < %ld; j++) {\n", m, nn);
+        OUT("            double s = 0;\n            for (int k = 0; k < %ld; k++)\n", k);
+        OUT("                s += %s * %s;\n", ref(p, v->a, v->avec ? "k" : (sprintf(b3, "i * %ld + k", k), b3), b1),
+            ref(p, v->b, (sprintf(b3, "k * %ld + j", nn), b3), b2));
+        OUT("            %s = s;\n        }\n", ref(p, i, (sprintf(b3, "i * %ld + j", nn), b3), b1));
+        return;
+    }
+    case V_HAD:
+    case V_ADD:
+    case V_SUB: {
+        char op = v->kind == V_HAD ? '*' : v->kind == V_ADD ? '+' : '-';
+        OUT("    /* v%d = v%d %c v%d (elementwise) */\n", i, v->a, op, v->b);
+        OUT("    for (int e = 0; e < %ld; e++)\n        %s = %s %c %s;\n", n, ref(p, i, "e", b1), ref(p, v->a, "e", b2), op,
+            ref(p, v->b, "e", b3));
+        return;
+    }
+    case V_SCALE:
+    case V_DIV:
+        OUT("    /* v%d = v%d %s v%d (scalar) */\n", i, v->kind == V_SCALE ? v->b : v->a, v->kind == V_SCALE ? "*" : "/",
+            v->kind == V_SCALE ? v->a : v->b);
+        if (v->kind == V_SCALE)
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s = %s * %s;\n", n, ref(p, i, "e", b1), ref(p, v->a, "0", b2),
+                ref(p, v->b, "e", b3));
+        else
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s = %s / %s;\n", n, ref(p, i, "e", b1), ref(p, v->a, "e", b2),
+                ref(p, v->b, "0", b3));
+        return;
+    case V_NEG:
+        OUT("    for (int e = 0; e < %ld; e++)\n        %s = -%s;\n", n, ref(p, i, "e", b1), ref(p, v->a, "e", b2));
+        return;
+    case V_TRANS:
+        OUT("    /* v%d = v%d' */\n", i, v->a);
+        OUT("    for (int i = 0; i < %ld; i++)\n        for (int j = 0; j < %ld; j++)\n", v->rows, v->cols);
+        OUT("            %s = %s;\n", ref(p, i, (sprintf(b3, "i * %ld + j", v->cols), b3), b1),
+            ref(p, v->a, (sprintf(b3, "j * %ld + i", v->rows), b3), b2));
+        return;
+    case V_MAP: {
+        const char *f = !strcmp(v->fn, "relu") ? "(%s > 0 ? %s : 0)"
+                        : !strcmp(v->fn, "tanh") ? "tanh(%s)%.0s"
+                        : !strcmp(v->fn, "sigmoid") ? "1 / (1 + exp(-%s))%.0s"
+                                                    : "exp(%s)%.0s";
+        OUT("    /* v%d = %s(v%d) */\n    for (int e = 0; e < %ld; e++)\n        %s = ", i, v->fn, v->a, n,
+            ref(p, i, "e", b1));
+        OUT(f, ref(p, v->a, "e", b2), b2);
+        OUT(";\n");
+        return;
+    }
+    case V_SOFTMAX:
+        OUT("    /* v%d = softmax of each row of v%d (max subtracted for stability) */\n", i, v->a);
+        OUT("    for (int i = 0; i < %ld; i++) {\n        double mx = -INFINITY, s = 0;\n", v->rows);
+        OUT("        for (int j = 0; j < %ld; j++)\n            mx = fmax(mx, %s);\n", v->cols,
+            ref(p, v->a, (sprintf(b3, "i * %ld + j", v->cols), b3), b2));
+        OUT("        for (int j = 0; j < %ld; j++)\n            s += (%s = exp(%s - mx));\n", v->cols, ref(p, i, b3, b1),
+            ref(p, v->a, b3, b2));
+        OUT("        for (int j = 0; j < %ld; j++)\n            %s /= s;\n    }\n", v->cols, ref(p, i, b3, b1));
+        return;
+    case V_SUM:
+        OUT("    /* v%d = sum(v%d) */\n    %s = 0;\n", i, v->a, ref(p, i, "0", b1));
+        OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s;\n", p->v[v->a].rows * p->v[v->a].cols,
+            ref(p, i, "0", b1), ref(p, v->a, "e", b2));
+        return;
+    case V_OP: {
+        static const char *const names[] = { "identity", "diff", "diff'", "cumsum (diff^-1)", "reverse cumsum",
+                                             "DCT", "DCT'", "diag", "diag^-1" };
+        OUT("    /* v%d = %s applied to each column of v%d */\n", i, names[v->op], v->a);
+        OUT("    for (int j = 0; j < %ld; j++) {\n", v->cols);
+        OUT("        const double *in = &%s;\n        double *out = &%s;\n", ref(p, v->a, "0", b2), ref(p, i, "0", b1));
+        const char *col = v->cols == 1 ? "" : "";
+        (void)col;
+        if (v->cols != 1) {
+            /* columns of a row-major matrix are strided: gather/scatter */
+            OUT("        double cin[%ld], cout[%ld];\n", v->rows, v->rows);
+            OUT("        for (int i = 0; i < %ld; i++)\n            cin[i] = in[i * %ld + j];\n", v->rows, v->cols);
+            OUT("        in = cin;\n        double *dst = out;\n        out = cout;\n");
+        }
+        switch (v->op) {
+        case OP_ID: OUT("        for (int i = 0; i < %ld; i++)\n            out[i] = in[i];\n", v->rows); break;
+        case OP_DIFF: OUT("        ibrt_op_diff(%ld, in, out);\n", v->rows); break;
+        case OP_DIFF_T: OUT("        ibrt_op_diff_T(%ld, in, out);\n", v->rows); break;
+        case OP_CUMSUM: OUT("        ibrt_op_cumsum(%ld, in, out);\n", v->rows); break;
+        case OP_CUMSUM_T: OUT("        ibrt_op_cumsum_T(%ld, in, out);\n", v->rows); break;
+        case OP_DCT:
+        case OP_DCT_T:
+            OUT("        cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, dct_%ld, %ld, in, 1, 0.0, out, 1);\n",
+                v->op == OP_DCT ? "CblasNoTrans" : "CblasTrans", v->rows, v->rows, v->rows, v->rows);
+            break;
+        case OP_DIAG:
+        case OP_DIAG_INV:
+            OUT("        for (int i = 0; i < %ld; i++)\n            out[i] = in[i] %c diag_%d[i];\n", v->rows,
+                v->op == OP_DIAG ? '*' : '/', v->diag_id);
+            break;
+        }
+        if (v->cols != 1)
+            OUT("        for (int i = 0; i < %ld; i++)\n            dst[i * %ld + j] = cout[i];\n", v->rows, v->cols);
+        OUT("    }\n");
+        return;
+    }
+    }
+}
+
+/* Reverse mode: adjoint of each operation, in reverse tape order. */
+static void emit_backward_value(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    char b1[96], b2[96], b3[96], b4[96], ix[64];
+    long n = v->rows * v->cols;
+    const char *aa, *ab;
+    switch (v->kind) {
+    case V_PARAM:
+    case V_INPUT:
+    case V_CONST:
+        return;
+    case V_MATMUL: {
+        long m, k, nn;
+        mm_dims(p, v, &m, &k, &nn);
+        OUT("    /* d(v%d @ v%d): dA = dC B', dB = A' dC */\n", v->a, v->b);
+        sprintf(ix, "i * %ld + j", nn);
+        if ((aa = adj(p, v->a, v->avec ? "k" : (sprintf(b3, "i * %ld + k", k), b3), b1))) {
+            OUT("    for (int i = 0; i < %ld; i++)\n        for (int k = 0; k < %ld; k++) {\n", m, k);
+            OUT("            double s = 0;\n            for (int j = 0; j < %ld; j++)\n", nn);
+            OUT("                s += %s * %s;\n", adj(p, i, ix, b2), ref(p, v->b, (sprintf(b4, "k * %ld + j", nn), b4), b3));
+            OUT("            %s += s;\n        }\n", aa);
+        }
+        if ((ab = adj(p, v->b, (sprintf(b3, "k * %ld + j", nn), b3), b1))) {
+            OUT("    for (int k = 0; k < %ld; k++)\n        for (int j = 0; j < %ld; j++) {\n", k, nn);
+            OUT("            double s = 0;\n            for (int i = 0; i < %ld; i++)\n", m);
+            OUT("                s += %s * %s;\n", ref(p, v->a, v->avec ? "k" : (sprintf(b4, "i * %ld + k", k), b4), b2),
+                adj(p, i, ix, b3));
+            OUT("            %s += s;\n        }\n", ab);
+        }
+        return;
+    }
+    case V_HAD:
+        if ((aa = adj(p, v->a, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s * %s;\n", n, aa, adj(p, i, "e", b2), ref(p, v->b, "e", b3));
+        if ((ab = adj(p, v->b, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s * %s;\n", n, ab, adj(p, i, "e", b2), ref(p, v->a, "e", b3));
+        return;
+    case V_ADD:
+    case V_SUB:
+        if ((aa = adj(p, v->a, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s;\n", n, aa, adj(p, i, "e", b2));
+        if ((ab = adj(p, v->b, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s %s= %s;\n", n, ab, v->kind == V_ADD ? "+" : "-", adj(p, i, "e", b2));
+        return;
+    case V_SCALE:   /* a scalar, b tensor */
+        if ((ab = adj(p, v->b, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s * %s;\n", n, ab, ref(p, v->a, "0", b2), adj(p, i, "e", b3));
+        if ((aa = adj(p, v->a, "0", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s * %s;\n", n, aa, ref(p, v->b, "e", b2), adj(p, i, "e", b3));
+        return;
+    case V_DIV:     /* a tensor / b scalar */
+        if ((aa = adj(p, v->a, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s / %s;\n", n, aa, adj(p, i, "e", b2), ref(p, v->b, "0", b3));
+        if ((ab = adj(p, v->b, "0", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s -= %s * %s / %s;\n", n, ab, adj(p, i, "e", b2),
+                ref(p, i, "e", b3), ref(p, v->b, "0", b4));
+        return;
+    case V_NEG:
+        if ((aa = adj(p, v->a, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s -= %s;\n", n, aa, adj(p, i, "e", b2));
+        return;
+    case V_TRANS:
+        if ((aa = adj(p, v->a, (sprintf(b3, "j * %ld + i", v->rows), b3), b1))) {
+            OUT("    for (int i = 0; i < %ld; i++)\n        for (int j = 0; j < %ld; j++)\n", v->rows, v->cols);
+            OUT("            %s += %s;\n", aa, adj(p, i, (sprintf(b4, "i * %ld + j", v->cols), b4), b2));
+        }
+        return;
+    case V_MAP:
+        if ((aa = adj(p, v->a, "e", b1))) {
+            const char *d = !strcmp(v->fn, "relu") ? "(%s > 0)"
+                            : !strcmp(v->fn, "tanh") ? "(1 - %s * %s)"
+                            : !strcmp(v->fn, "sigmoid") ? "%s * (1 - %s)"
+                                                        : "%s%.0s";
+            OUT("    /* d %s */\n    for (int e = 0; e < %ld; e++)\n        %s += %s * ", v->fn, n, aa, adj(p, i, "e", b2));
+            if (!strcmp(v->fn, "relu"))
+                OUT(d, ref(p, v->a, "e", b3));
+            else
+                OUT(d, ref(p, i, "e", b3), b3);
+            OUT(";\n");
+        }
+        return;
+    case V_SOFTMAX:
+        if ((aa = adj(p, v->a, (sprintf(ix, "i * %ld + j", v->cols), ix), b1))) {
+            OUT("    /* d softmax: da = y * (dy - sum_j dy_j y_j), row by row */\n");
+            OUT("    for (int i = 0; i < %ld; i++) {\n        double s = 0;\n", v->rows);
+            OUT("        for (int j = 0; j < %ld; j++)\n            s += %s * %s;\n", v->cols, adj(p, i, ix, b2), ref(p, i, ix, b3));
+            OUT("        for (int j = 0; j < %ld; j++)\n            %s += %s * (%s - s);\n    }\n", v->cols, aa,
+                ref(p, i, ix, b3), adj(p, i, ix, b2));
+        }
+        return;
+    case V_SUM:
+        if ((aa = adj(p, v->a, "e", b1)))
+            OUT("    for (int e = 0; e < %ld; e++)\n        %s += %s;\n", p->v[v->a].rows * p->v[v->a].cols, aa,
+                adj(p, i, "0", b2));
+        return;
+    case V_OP: {
+        if (!(aa = adj(p, v->a, "0", b1)))
+            return;
+        /* the adjoint of y = A x is dx += A' dy */
+        static const opkind transpose_of[] = { OP_ID, OP_DIFF_T, OP_DIFF, OP_CUMSUM_T, OP_CUMSUM, OP_DCT_T, OP_DCT,
+                                               OP_DIAG, OP_DIAG_INV };
+        opkind t = transpose_of[v->op];
+        OUT("    /* d operator: dx += A' dy */\n    for (int j = 0; j < %ld; j++) {\n", v->cols);
+        OUT("        double cin[%ld], cout[%ld];\n", v->rows, v->rows);
+        OUT("        for (int i = 0; i < %ld; i++)\n            cin[i] = %s;\n", v->rows,
+            adj(p, i, (sprintf(b3, "i * %ld + j", v->cols), b3), b2));
+        switch (t) {
+        case OP_ID: OUT("        for (int i = 0; i < %ld; i++)\n            cout[i] = cin[i];\n", v->rows); break;
+        case OP_DIFF: OUT("        ibrt_op_diff(%ld, cin, cout);\n", v->rows); break;
+        case OP_DIFF_T: OUT("        ibrt_op_diff_T(%ld, cin, cout);\n", v->rows); break;
+        case OP_CUMSUM: OUT("        ibrt_op_cumsum(%ld, cin, cout);\n", v->rows); break;
+        case OP_CUMSUM_T: OUT("        ibrt_op_cumsum_T(%ld, cin, cout);\n", v->rows); break;
+        case OP_DCT:
+        case OP_DCT_T:
+            OUT("        cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, dct_%ld, %ld, cin, 1, 0.0, cout, 1);\n",
+                t == OP_DCT ? "CblasNoTrans" : "CblasTrans", v->rows, v->rows, v->rows, v->rows);
+            break;
+        case OP_DIAG:
+        case OP_DIAG_INV:
+            OUT("        for (int i = 0; i < %ld; i++)\n            cout[i] = cin[i] %c diag_%d[i];\n", v->rows,
+                t == OP_DIAG ? '*' : '/', v->diag_id);
+            break;
+        }
+        OUT("        for (int i = 0; i < %ld; i++)\n            %s += cout[i];\n    }\n", v->rows,
+            adj(p, v->a, (sprintf(b4, "i * %ld + j", v->cols), b4), b1));
+        return;
+    }
+    }
+}
+
+static void emit_prog_functions(const prog *p, const char *pre, bool backward)
+{
+    OUT("/* %s: forward pass, one sample (th: parameters, x: inputs, tp: tape) */\n", pre);
+    OUT("static void %s_forward(const double *restrict th, const double *restrict x, double *restrict tp)\n{\n", pre);
+    OUT("    (void)th;\n    (void)x;\n    (void)tp;\n");
+    for (int i = 0; i < p->n; i++)
+        emit_forward_value(p, i);
+    OUT("}\n\n");
+    if (!backward)
+        return;
+    OUT("/* %s: reverse pass; ad[] holds the adjoint of the output at its tape\n"
+        " * slot on entry (other slots zero); parameter gradients are added to g. */\n", pre);
+    OUT("static void %s_backward(const double *restrict th, const double *restrict x, const double *restrict tp,\n"
+        "                        double *restrict ad, double *restrict g)\n{\n", pre);
+    OUT("    (void)th;\n    (void)x;\n    (void)tp;\n    (void)ad;\n    (void)g;\n");
+    for (int i = p->n - 1; i >= 0; i--)
+        emit_backward_value(p, i);
+    OUT("}\n\n");
+}
+
+/* C expression of an initialisation (a distribution times a factor). */
+static void emit_init_expr(const ast_node *n, const char *rng)
+{
+    switch (n->kind) {
+    case AST_NUM: OUT("%.17g", n->value); return;
+    case AST_IDENT: OUT("%.17g", n->value); return;
+    case AST_NEG: OUT("(-"); emit_init_expr(n->lhs, rng); OUT(")"); return;
+    case AST_BINOP:
+        OUT("(");
+        emit_init_expr(n->lhs, rng);
+        OUT(" %c ", n->op == '@' ? '*' : n->op);
+        emit_init_expr(n->rhs, rng);
+        OUT(")");
+        return;
+    case AST_CALL:
+        if (!strcmp(n->name, "normal")) {
+            OUT("(%.17g + %.17g * ibrt_rng_normal(%s))", n->kids[0]->value, n->kids[1]->value, rng);
+        } else if (!strcmp(n->name, "uniform")) {
+            OUT("(%.17g + %.17g * ibrt_rng_uniform(%s))", n->kids[0]->value, n->kids[1]->value - n->kids[0]->value, rng);
+        } else if (!strcmp(n->name, "constant")) {
+            OUT("%.17g", n->kids[0]->value);
+        } else if (!strcmp(n->name, "zeros")) {
+            OUT("0.0");
+        } else if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
+            OUT("%s(", !strcmp(n->name, "abs") ? "fabs" : "sqrt");
+            emit_init_expr(n->kids[0], rng);
+            OUT(")");
+        } else {
+            OUT("0.0");
+        }
+        return;
+    default:
+        OUT("%.17g", n->value);
+    }
+}
+
+/* A distribution call inside an init expression; the rest is a factor
+ * drawn once per parameter. */
+static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
+{
+    *factor = NULL;
+    if (n->kind == AST_CALL)
+        return n;
+    if (n->lhs->kind == AST_CALL && strcmp(n->lhs->name, "abs") && strcmp(n->lhs->name, "sqrt")) {
+        *factor = n->rhs;
+        return n->lhs;
+    }
+    *factor = n->lhs;
+    return n->rhs;
+}
+
+static void emit_init_param(const ibc_var *v, const ast_node *init, long off, const char *th, const char *rng)
+{
+    long size = v->shape.rows * v->shape.cols;
+    OUT("    /* %s ~ ", v->decl ? "parameter" : "parameter");
+    OUT("*/\n    {\n        double f = ");
+    const ast_node *factor = NULL, *dist = init ? init_dist(init, &factor) : NULL;
+    if (factor)
+        emit_init_expr(factor, rng);
+    else
+        OUT("1.0");
+    OUT(";\n        for (int e = 0; e < %ld; e++)\n            %s[%ld + e] = f * ", size, th, off);
+    if (dist)
+        emit_init_expr(dist, rng);
+    else
+        OUT("(0.1 * ibrt_rng_normal(%s)) /* default: normal(0, 0.1) */", rng);
+    OUT(";\n    }\n");
+}
+
+void emit_c_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c >= 0x20 && c < 0x7f && c != '?')   /* '?' would allow trigraphs */
+            fputc(c, out);
+        else
+            fprintf(out, "\\%03o", c);
+    }
+    fputc('"', out);
+}
+
+/* Text from the spec inside a C comment: no comment delimiters, no
+ * control characters. */
+static void emit_comment_text(const char *s)
+{
+    char prev = 0;
+    for (; *s; s++) {
+        char c = *s;
+        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+            c = ' ';
+        if ((prev == '*' && c == '/') || (prev == '/' && c == '*'))
+            c = ' ';
+        fputc(c, E->out);
+        prev = c;
+    }
+}
+
+/* ------------------------------------------------------------ the model */
+
+typedef struct {
+    const char *name;        /* "designed", "vanilla", "l1", or "model" */
+    const ibc_spec *spec;
+    const sym_derivation *deriv;
+    prog p;
+    double lr;
+    double l1;               /* weight, 0: none */
+    long l1_off, l1_size;    /* the penalised parameter */
+    const ast_node *replacement;   /* designed: w(factors) */
+    prog rp;                 /* its program */
+    bool unbalance;
+} model;
+
+/* The slice of block b at index idx as loops: emits `for` header(s) that
+ * bind `e` to each element offset in th. */
+static void emit_slice_loop(const model *m, const sym_block *b, const char *idx, const char *body)
+{
+    const ibc_var *v = &m->spec->params[b->param];
+    long off = m->p.param_off[b->param], R = v->shape.rows, C = v->shape.rows ? v->shape.cols : 1;
+    switch (b->slice) {
+    case SYM_SLICE_ROW:
+        OUT("            for (long c = 0; c < %ld; c++) { long e = %ld + (%s) * %ld + c; %s }\n", C, off, idx, C, body);
+        break;
+    case SYM_SLICE_COL:
+        OUT("            for (long r = 0; r < %ld; r++) { long e = %ld + r * %ld + (%s); %s }\n", R, off, C, idx, body);
+        break;
+    case SYM_SLICE_ENTRY:
+        OUT("            { long e = %ld + (%s); %s }\n", off, idx, body);
+        break;
+    default:
+        OUT("            for (long e = %ld; e < %ld; e++) { %s }\n", off, off + R * C, body);
+        break;
+    }
+}
+
+/* Balance quantities of every 2-block family at the current parameters:
+ * chi = 1/2 (alpha_0 n_0 + alpha_1 n_1) and ratio = ||block 0|| / ||block 1||
+ * per index, summarised as median |chi| and median/min/max ratio. */
+static void emit_balance_function(const model *m, const char *pre)
+{
+    size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
+    OUT("/* %s: per family f and index i, chi[f][i] and ratio[f][i] */\n", pre);
+    OUT("static void %s_balance(const double *th, double *chi, double *ratio)\n{\n    (void)th;\n    (void)chi;\n    (void)ratio;\n", pre);
+    long base = 0;
+    for (size_t f = 0; f < nf; f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        if (fam->nblocks != 2 || fam->k != 1)
+            continue;
+        OUT("    /* family %zu: chi = 1/2 (%ld n0 %+ld n1), n_p the squared norm of ", f + 1, fam->alpha[0][0], fam->alpha[0][1]);
+        emit_comment_text(fam->blocks[0].text);
+        OUT(", ");
+        emit_comment_text(fam->blocks[1].text);
+        OUT(" */\n    for (long i = 0; i < %ld; i++) {\n        double n0 = 0, n1 = 0;\n        {\n", fam->count);
+        emit_slice_loop(m, &fam->blocks[0], "i", "n0 += th[e] * th[e];");
+        emit_slice_loop(m, &fam->blocks[1], "i", "n1 += th[e] * th[e];");
+        OUT("        }\n        chi[%ld + i] = 0.5 * (%ld * n0 + %ld * n1);\n", base, fam->alpha[0][0], fam->alpha[0][1]);
+        OUT("        ratio[%ld + i] = sqrt(n0 / n1);\n    }\n", base);
+        base += fam->count;
+    }
+    OUT("}\n\n");
+}
+
+static long balance_count(const model *m)
+{
+    long n = 0;
+    size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
+    for (size_t f = 0; f < nf; f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        if (fam->nblocks == 2 && fam->k == 1)
+            n += fam->count;
+    }
+    return n;
+}
+
+/* init unbalance(from, to): theta_p,i *= exp(alpha_p t_i), t_i = linspace. */
+static void emit_unbalance(const model *m, double from, double to)
+{
+    size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
+    for (size_t f = 0; f < nf; f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        if (fam->k != 1)
+            continue;
+        OUT("    /* unbalance along family %zu: t_i = linspace(%g, %g, %ld) */\n", f + 1, from, to, fam->count);
+        OUT("    for (long i = 0; i < %ld; i++) {\n", fam->count);
+        OUT("        double t = %.17g + (%.17g) * (double)i / %ld.0;\n        {\n", from, to - from,
+            fam->count > 1 ? fam->count - 1 : 1);
+        for (int b = 0; b < fam->nblocks; b++) {
+            char body[96];
+            snprintf(body, sizeof body, "m0_th[e] *= exp(%ld * t);", fam->alpha[0][b]);
+            emit_slice_loop(m, &fam->blocks[b], "i", body);
+        }
+        OUT("        }\n    }\n");
+    }
+}
+
+/* ---------------------------------------------------------------- data */
+
+typedef enum { D_FIXED, D_TEACHER, D_TARGET, D_LOWRANK } data_kind;
+
+static const ast_node *kwarg(const ast_node *call, const char *name)
+{
+    for (size_t i = 0; i < call->nkids; i++)
+        if (call->kids[i]->kind == AST_KWARG && !strcmp(call->kids[i]->name, name))
+            return call->kids[i]->lhs;
+    return NULL;
+}
+
+static double kwnum(const ast_node *call, const char *name, double def)
+{
+    const ast_node *v = kwarg(call, name);
+    return v ? v->value : def;
+}
+
+static void emit_list_array(const char *cname, const ast_node *list)
+{
+    OUT("    static const double %s[%zu] = {", cname, list->nkids);
+    for (size_t i = 0; i < list->nkids; i++)
+        OUT("%s%.17g", i ? ", " : " ", list->kids[i]->value);
+    OUT(" };\n");
+}
+
+/* ------------------------------------------------------------- program */
+
+static void emit_header(const ibc_spec *spec, const design_result *design, const model *models, int nm)
+{
+    OUT("/*\n * Generated by ibc %s from spec '", IBC_VERSION);
+    emit_comment_text(spec->model);
+    OUT("': ");
+    emit_comment_text(spec->description ? spec->description : "");
+    OUT("\n * Do not edit: regenerate with `ibc emit`.\n *\n");
+    if (design) {
+        OUT(" * Inverse design: ");
+        emit_comment_text(design->requested);
+        OUT("\n *   factorisation: ");
+        emit_comment_text(design->factorisation);
+        OUT("\n *   requested bias coefficient ");
+        emit_comment_text(design->coefficient);
+        OUT(", constant ");
+        emit_comment_text(design->constant);
+        OUT(" per term; the closed loop derived the same.\n *\n");
+    }
+    for (int k = 0; k < nm; k++) {
+        const model *m = &models[k];
+        OUT(" * Model '%s':", m->name);
+        size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
+        if (!nf)
+            OUT(" no rescaling symmetry.\n");
+        else
+            OUT("\n");
+        for (size_t f = 0; f < nf; f++) {
+            const sym_family *fam = sym_family_at(m->deriv, f);
+            OUT(" *   generators: ");
+            emit_comment_text(fam->name);
+            OUT(" (%ld)\n *   det G = ", fam->count);
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&buf, &len);
+            for (int t = 0; t < fam->nterms; t++) {
+                fprintf(mem, "%s%ld", t ? " + " : "", fam->term_coef[t]);
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (fam->term_set[t] & (1u << b))
+                        fprintf(mem, " n(%s)", fam->blocks[b].text);
+            }
+            fclose(mem);
+            emit_comment_text(buf);
+            free(buf);
+            OUT("\n *   bias per index: ");
+            emit_comment_text(fam->coefficient);
+            OUT(" log(");
+            emit_comment_text(fam->invariant);
+            OUT(") + ");
+            emit_comment_text(fam->constant);
+            OUT("; balance: log det G minimiser ");
+            emit_comment_text(fam->log_det_minimizer);
+            OUT(", dual slice ");
+            emit_comment_text(fam->dual_slice);
+            OUT("\n");
+        }
+    }
+    OUT(" */\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
+    OUT("#include <cblas.h>\n\n#include \"ibrt.h\"\n\n");
+}
+
+static data_kind data_of(const ibc_spec *spec)
+{
+    const char *g = spec->data->name;
+    if (!strcmp(g, "teacher"))
+        return D_TEACHER;
+    if (!strcmp(g, "noisy_target"))
+        return D_TARGET;
+    if (!strcmp(g, "low_rank"))
+        return D_LOWRANK;
+    return D_FIXED;
+}
+
+static void emit_data_setup(const ibc_spec *spec)
+{
+    const ast_node *d = spec->data;
+    const char *g = d->name;
+    OUT("    /* data: ");
+    emit_comment_text(g);
+    OUT(" */\n");
+    if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
+        OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %.17g, &err);\n", g,
+            (long)kwnum(d, !strcmp(g, "cosine_spikes") ? "modes" : "features", 0), (long)kwnum(d, "train", 0),
+            (long)kwnum(d, "test", 0), (long)kwnum(d, "nonzeros", 0), kwnum(d, "noise", 0));
+    } else if (!strcmp(g, "piecewise_signal")) {
+        emit_list_array("levels", kwarg(d, "levels"));
+        emit_list_array("lengths", kwarg(d, "lengths"));
+        OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %.17g, &err);\n",
+            (long)kwnum(d, "length", 0), (long)kwnum(d, "measurements", 0), kwarg(d, "levels")->nkids,
+            kwnum(d, "noise", 0));
+    } else if (!strcmp(g, "low_rank")) {
+        emit_list_array("sv", kwarg(d, "singular_values"));
+        OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %.17g, &err);\n", (long)kwnum(d, "size", 0),
+            kwarg(d, "singular_values")->nkids, kwnum(d, "observed", 0));
+    } else {
+        OUT("    st = IBRT_OK;\n");
+    }
+}
+
+bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
+                  ibc_diag *diag)
+{
+    emitter em;
+    memset(&em, 0, sizeof em);
+    em.out = out;
+    E = &em;
+    data_kind dk = data_of(spec);
+    if (!strcmp(spec->data->name, "csv") || !strcmp(spec->data->name, "npy")) {
+        diag_error(diag, spec->data->loc, "code generation for data files is not implemented yet (the spec checks "
+                                          "and derives)");
+        return false;
+    }
+    /* The models: designed (if any) and baselines, or the spec's own. */
+    model models[8];
+    int nm = 0;
+    memset(models, 0, sizeof models);
+    if (design) {
+        model *m = &models[nm++];
+        m->name = "designed";
+        m->spec = design->designed;
+        m->deriv = design->kind == DESIGN_LOG_SPECTRAL && design->depth > 2 ? NULL : design->derivation;
+        m->lr = spec->design.lr > 0 ? spec->design.lr : spec->train.lr;
+        m->replacement = design->replacement;
+        for (size_t b = 0; b < spec->nbaselines && nm < 8; b++) {
+            model *bm = &models[nm++];
+            bm->name = spec->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla";
+            bm->spec = spec;
+            bm->deriv = derivation;
+            bm->lr = spec->baselines[b].lr > 0 ? spec->baselines[b].lr : spec->train.lr;
+            bm->l1 = spec->baselines[b].kind == BASELINE_L1 ? spec->baselines[b].weight : 0;
+        }
+    } else {
+        model *m = &models[nm++];
+        m->name = "model";
+        m->spec = spec;
+        m->deriv = derivation;
+        m->lr = spec->train.lr;
+        m->unbalance = spec->init != NULL;
+    }
+    bool ok = true;
+    for (int k = 0; k < nm; k++) {
+        ok = prog_build(&models[k].p, models[k].spec, models[k].spec->predict, diag) && ok;
+        if (models[k].replacement)
+            ok = prog_build(&models[k].rp, models[k].spec, models[k].replacement, diag) && ok;
+        if (models[k].l1 > 0 && spec->design.kind != DESIGN_NONE) {
+            const ibc_var *w = &spec->params[spec->design.param];
+            models[k].l1_off = models[k].p.param_off[spec->design.param];
+            models[k].l1_size = w->shape.rows * w->shape.cols;
+        } else if (models[k].l1 > 0) {
+            models[k].l1_off = 0;
+            models[k].l1_size = models[k].p.nth;
+        }
+    }
+    prog teacher;
+    memset(&teacher, 0, sizeof teacher);
+    if (dk == D_TEACHER)
+        ok = prog_build(&teacher, spec, spec->predict, diag) && ok;
+    if (!ok) {
+        for (int k = 0; k < nm; k++) {
+            prog_free(&models[k].p);
+            prog_free(&models[k].rp);
+        }
+        prog_free(&teacher);
+        return false;
+    }
+
+    long in_size = models[0].p.nx, out_size = spec->out_shape.rank == 0 ? 1 : spec->out_shape.rows *
+                                                                                (spec->out_shape.rank == 2 ? spec->out_shape.cols : 1);
+    long batch = spec->train.batch;
+    long steps = spec->train.steps + spec->train.extend_steps;
+    emit_header(spec, design, models, nm);
+
+    OUT("enum { IN = %ld, OUT = %ld };   /* per-sample input and output sizes */\n\n", in_size ? in_size : 1, out_size);
+    for (int i = 0; i < em.ndiags; i++) {
+        const ast_node *l = em.diags[i]->kids[0];
+        OUT("static const double diag_%d[%zu] = {", i, l->nkids);
+        for (size_t j = 0; j < l->nkids; j++)
+            OUT("%s%.17g", j ? ", " : " ", l->kids[j]->value);
+        OUT(" };\n");
+    }
+    for (int i = 0; i < em.ndct; i++) {
+        bool seen = false;
+        for (int j = 0; j < i; j++)
+            seen = seen || em.dct_sizes[j] == em.dct_sizes[i];
+        if (!seen)
+            OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em.dct_sizes[i],
+                em.dct_sizes[i], em.dct_sizes[i]);
+    }
+    OUT("\n");
+    for (int k = 0; k < nm; k++) {
+        model *m = &models[k];
+        char pre[16];
+        snprintf(pre, sizeof pre, "m%d", k);
+        OUT("/* ---- model '%s': %ld parameters, tape of %ld values ---- */\n", m->name, m->p.nth, m->p.tape);
+        OUT("static double %s_th[%ld], %s_g[%ld], %s_tp[%ld], %s_ad[%ld];\n", pre, m->p.nth, pre, m->p.nth, pre,
+            m->p.tape + 1, pre, m->p.tape + 1);
+        emit_prog_functions(&m->p, pre, true);
+        emit_balance_function(m, pre);
+        if (m->replacement && spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
+            char rpre[20];
+            snprintf(rpre, sizeof rpre, "m%d_w", k);
+            OUT("/* the designed parameter as a function of the factors */\nstatic double %s_tp[%ld];\n", rpre,
+                m->rp.tape + 1);
+            emit_prog_functions(&m->rp, rpre, false);
+        }
+    }
+    if (dk == D_TEACHER) {
+        OUT("/* ---- the teacher: the same predictor with fixed weights ---- */\n");
+        OUT("static double te_th[%ld], te_tp[%ld];\n", teacher.nth, teacher.tape + 1);
+        emit_prog_functions(&teacher, "te", false);
+    }
+
+    /* Batch buffers. */
+    long bmax = batch > 0 ? batch : 1;
+    if (dk == D_FIXED && batch == 0)
+        bmax = (long)kwnum(spec->data, "train", kwnum(spec->data, "measurements", 1));
+    if (dk == D_LOWRANK)
+        bmax = 1;
+    OUT("static double bx[%ld * IN], by[%ld * OUT];\n", bmax, bmax);
+    if (dk == D_LOWRANK)
+        OUT("static double bmask[OUT];   /* this step's observed entries */\n");
+    OUT("\n");
+
+    /* Training of one model. */
+    OUT("/* SGD on one model; returns the final training loss. */\n");
+    OUT("typedef struct {\n    void (*forward)(const double *restrict, const double *restrict, double *restrict);\n"
+        "    void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict,"
+        " double *restrict);\n    void (*balance)(const double *, double *, double *);\n"
+        "    double *th, *g, *tp, *ad;\n    long nth, tape, root, nbal;\n    double lr, l1;\n    long l1_off, l1_size;\n"
+        "    const char *name;\n} model_t;\n\n");
+
+    OUT("/* One minibatch: inputs bx, labels by (and the mask bmask). */\n");
+    OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb)\n{\n    (void)ds;\n    (void)rb;\n");
+    switch (dk) {
+    case D_FIXED:
+        if (batch == 0) {
+            OUT("    /* full batch */\n    memcpy(bx, ds->x_train, sizeof(double) * ds->n_train * IN);\n");
+            OUT("    memcpy(by, ds->y_train, sizeof(double) * ds->n_train * OUT);\n    return (long)ds->n_train;\n");
+        } else {
+            OUT("    /* %ld samples drawn uniformly (with replacement) from the training set */\n", batch);
+            OUT("    for (long b = 0; b < %ld; b++) {\n        size_t s = ibrt_rng_below(rb, ds->n_train);\n", batch);
+            OUT("        memcpy(bx + b * IN, ds->x_train + s * IN, sizeof(double) * IN);\n");
+            OUT("        memcpy(by + b * OUT, ds->y_train + s * OUT, sizeof(double) * OUT);\n    }\n    return %ld;\n", batch);
+        }
+        break;
+    case D_TEACHER: {
+        const ast_node *inp = kwarg(spec->data, "inputs");
+        OUT("    /* fresh inputs ~ ");
+        emit_comment_text(inp->name);
+        OUT("; labels from the teacher plus N(0, noise^2) */\n");
+        OUT("    for (long b = 0; b < %ld; b++) {\n        for (long e = 0; e < IN; e++)\n            bx[b * IN + e] = ", bmax);
+        emit_init_expr(inp, "rb");
+        OUT(";\n        te_forward(te_th, bx + b * IN, te_tp);\n");
+        OUT("        for (long o = 0; o < OUT; o++)\n            by[b * OUT + o] = te_tp[%ld + o] + %.17g * ibrt_rng_normal(rb);\n",
+            teacher.v[teacher.root].off, kwnum(spec->data, "noise", 0));
+        OUT("    }\n    return %ld;\n", bmax);
+        break;
+    }
+    case D_TARGET:
+        OUT("    /* labels value + N(0, noise^2), no inputs */\n    for (long b = 0; b < %ld; b++)\n", bmax);
+        OUT("        by[b] = %.17g + %.17g * ibrt_rng_normal(rb);\n    return %ld;\n", kwnum(spec->data, "value", 0),
+            kwnum(spec->data, "noise", 0), bmax);
+        break;
+    case D_LOWRANK:
+        OUT("    /* each observed entry joins the minibatch with probability %g */\n", kwnum(spec->data, "batch_fraction", 1));
+        OUT("    memcpy(by, ds->y_train, sizeof(double) * OUT);\n    for (long e = 0; e < OUT; e++)\n");
+        OUT("        bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < %.17g ? 1.0 : 0.0;\n    return 1;\n",
+            kwnum(spec->data, "batch_fraction", 1));
+        break;
+    }
+    OUT("}\n\n");
+
+    /* loss normalisation */
+    bool masked = dk == D_LOWRANK && spec->loss_mask;
+    OUT("/* Mean squared error over the batch (and output entries%s); fills the\n"
+        " * gradient m->g.  Per sample: forward, residual, reverse pass. */\n", masked ? ", masked" : "");
+    OUT("static double loss_and_grad(const model_t *m, long nb, bool grad)\n{\n");
+    OUT("    double loss = 0, norm = (double)nb * OUT;\n");
+    if (masked && !spec->loss_normalise_all)
+        OUT("    norm = 0;\n    for (long e = 0; e < OUT; e++)\n        norm += bmask[e];\n    if (norm == 0)\n        norm = 1;\n");
+    OUT("    if (grad)\n        memset(m->g, 0, sizeof(double) * (size_t)m->nth);\n");
+    OUT("    for (long b = 0; b < nb; b++) {\n        const double *x = bx + b * IN;\n        m->forward(m->th, x, m->tp);\n");
+    OUT("        if (grad)\n            memset(m->ad, 0, sizeof(double) * (size_t)m->tape);\n");
+    OUT("        for (long o = 0; o < OUT; o++) {\n            double r = (m->tp[m->root + o] - by[b * OUT + o])%s;\n",
+        masked ? " * bmask[o]" : "");
+    OUT("            loss += r * r / norm;\n            if (grad)\n                m->ad[m->root + o] = 2 * r / norm;\n        }\n");
+    OUT("        if (grad)\n            m->backward(m->th, x, m->tp, m->ad, m->g);\n    }\n");
+    OUT("    if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */\n");
+    OUT("        for (long e = 0; e < m->l1_size; e++) {\n            double w = m->th[m->l1_off + e];\n");
+    OUT("            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));\n        }\n    return loss;\n}\n\n");
+
+    /* gradient check */
+    OUT("/* Largest relative difference between the analytic gradient and central\n"
+        " * differences, over every parameter entry. */\n");
+    long maxth = 0;
+    for (int k = 0; k < nm; k++)
+        maxth = models[k].p.nth > maxth ? models[k].p.nth : maxth;
+    OUT("static double gradient_check(model_t *m, long nb, double tol, long *skipped)\n{\n    static double ga[%ld];   /* the largest model */\n", 1 + maxth);
+    OUT("    double l1 = m->l1, worst = 0, scale = 0;\n    m->l1 = 0;\n    loss_and_grad(m, nb, true);\n");
+    OUT("    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);\n");
+    OUT("    for (long e = 0; e < m->nth; e++)\n        scale = fmax(scale, fabs(ga[e]));\n");
+    /* h balances truncation (h^2) against round-off (eps / h).  A kink of
+     * the loss within +-h (a relu switching) shows as central differences
+     * at h and h/10 that disagree (for a smooth loss they agree to
+     * O(h^2)): the derivative is not defined there, the entry is skipped
+     * and counted.  A wrong gradient still fails: both agree, with each
+     * other and not with it. */
+    OUT("    *skipped = 0;\n");
+    OUT("    for (long e = 0; e < m->nth; e++) {\n        double t = m->th[e], fd[2];\n");
+    OUT("        for (int q = 0; q < 2; q++) {\n            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));\n");
+    OUT("            m->th[e] = t + h;\n            double lp = loss_and_grad(m, nb, false);\n");
+    OUT("            m->th[e] = t - h;\n            double lm = loss_and_grad(m, nb, false);\n");
+    OUT("            m->th[e] = t;\n            fd[q] = (lp - lm) / (2 * h);\n        }\n");
+    OUT("        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {\n            (*skipped)++;\n            continue;\n        }\n");
+    OUT("        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));\n    }\n");
+    OUT("    m->l1 = l1;\n    return worst;\n}\n\n");
+
+    OUT("int main(int argc, char **argv)\n{\n    ibrt_opts o;\n    int rc = ibrt_opts_parse(argc, argv, &o, ");
+    emit_c_string(out, spec->model);
+    OUT(", ");
+    emit_c_string(out, spec->description ? spec->description : "");
+    OUT(", %ldL, %lluULL);\n    if (rc)\n        return rc > 0 ? 0 : 2;\n", steps, (unsigned long long)spec->train.seed);
+    OUT("    if (o.seeds != 1) {\n        fprintf(stderr, \"--seeds > 1 is not implemented yet: run the trainer once per seed with --seed\\n\");\n        return 2;\n    }\n");
+    for (int i = 0; i < em.ndct; i++)
+        OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", em.dct_sizes[i], em.dct_sizes[i]);
+    OUT("    ibrt_error err;\n    ibrt_status st;\n    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {\n");
+    OUT("        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, o.seed, 0);   /* stream 0: data */\n");
+    OUT("    static ibrt_dataset dsv;\n    ibrt_dataset *ds = &dsv;\n");
+    emit_data_setup(spec);
+    OUT("    if (st != IBRT_OK) {\n        fprintf(stderr, \"error: data: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    if (dk == D_TEACHER) {
+        OUT("    /* teacher weights (stream 1) */\n    ibrt_rng rt;\n    ibrt_rng_fork(&rt, o.seed, 1);\n");
+        for (size_t i = 0; i < spec->nparams; i++) {
+            const ast_node *ti = NULL;
+            for (size_t j = 0; j < spec->teacher->nkids; j++)
+                if (!strcmp(spec->teacher->kids[j]->name, spec->params[i].name))
+                    ti = spec->teacher->kids[j]->lhs;
+            emit_init_param(&spec->params[i], ti ? ti : spec->params[i].init, teacher.param_off[i], "te_th", "&rt");
+        }
+    }
+    OUT("    ibrt_json *j = ibrt_json_new();\n    ibrt_json_obj_begin(j);\n    ibrt_json_key(j, \"model\");\n    ibrt_json_str(j, ");
+    emit_c_string(out, spec->model);
+    OUT(");\n    ibrt_json_key(j, \"steps\");\n    ibrt_json_int(j, o.steps);\n    ibrt_json_key(j, \"seed\");\n");
+    OUT("    ibrt_json_int(j, (long)o.seed);\n    ibrt_json_key(j, \"metrics\");\n    ibrt_json_obj_begin(j);\n");
+    OUT("    ibrt_checks checks = { .n = 0 };\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
+    long maxbal = 1;
+    for (int k = 0; k < nm; k++)
+        maxbal = balance_count(&models[k]) + 1 > maxbal ? balance_count(&models[k]) + 1 : maxbal;
+    if (maxbal > 1)
+        OUT("    static double chi[%ld], ratio[%ld];\n", maxbal, maxbal);
+    OUT("    if (!o.quiet)\n        printf(\"%%-10s %%14s %%14s\\n\", \"model\", \"final loss\", \"steps/s\");\n");
+
+    for (int k = 0; k < nm; k++) {
+        model *m = &models[k];
+        char pre[16];
+        snprintf(pre, sizeof pre, "m%d", k);
+        const char *suffix = strcmp(m->name, "model") ? m->name : NULL;
+        long nbal = balance_count(m);
+        OUT("\n    /* ================= model '%s' ================= */\n    {\n", m->name);
+        OUT("        model_t m = { %s_forward, %s_backward, %s_balance, %s_th, %s_g, %s_tp, %s_ad, %ld, %ld, %ld, %ld, "
+            "%.17g, %.17g, %ld, %ld, \"%s\" };\n",
+            pre, pre, pre, pre, pre, pre, pre, m->p.nth, m->p.tape + 1, m->p.v[m->p.root].off, nbal, m->lr, m->l1,
+            m->l1_off, m->l1_size, m->name);
+        OUT("        ibrt_rng ri, rb;\n        ibrt_rng_fork(&ri, o.seed, %d);   /* this model's initialisation */\n", 2 + 2 * k);
+        OUT("        ibrt_rng_fork(&rb, o.seed, %d);   /* its batches */\n", 3 + 2 * k);
+        char thname[24];
+        snprintf(thname, sizeof thname, "%s_th", pre);
+        for (size_t i = 0; i < m->spec->nparams; i++)
+            emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], thname, "&ri");
+        if (m->unbalance) {
+            const ast_node *c = spec->init;
+            emit_unbalance(m, kwnum(c, "from", 0), kwnum(c, "to", 0));
+        }
+        OUT("        long nb = draw_batch(ds, &rb), skipped;\n        double gerr = gradient_check(&m, nb, %.3g, &skipped);\n",
+            spec->verify.gradient_tol);
+        OUT("        snprintf(path, sizeof path, \"gradient vs central differences (%s)\");\n", m->name);
+        OUT("        char detail[128];\n        snprintf(detail, sizeof detail, \"max |fd - analytic| / max |analytic|; %%ld of %%ld entries at a kink, skipped\", skipped, m.nth);\n");
+        OUT("        ibrt_checks_add(&checks, path, gerr, 0, %.3g, gerr <= %.3g && skipped * 10 < m.nth, detail);\n",
+            spec->verify.gradient_tol, spec->verify.gradient_tol);
+        if (nbal)
+            OUT("        m.balance(m.th, chi, ratio);\n        double chi0[%ld];\n        memcpy(chi0, chi, sizeof chi0);\n", nbal);
+        OUT("        snprintf(path, sizeof path, \"%%s/trace_%s.csv\", o.out_dir);\n        ibrt_csv tr;\n", m->name);
+        OUT("        if (ibrt_csv_open(&tr, path, \"step,loss%s\", &err) != IBRT_OK) {\n", nbal ? ",chi_abs_median,ratio_median,ratio_min,ratio_max" : "");
+        OUT("            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
+        long rec = spec->train.record_every ? spec->train.record_every : (steps / 200 > 0 ? steps / 200 : 1);
+        OUT("        long every = %ld;   /* trace interval, scaled to --steps */\n", rec);
+        OUT("        if (o.steps != %ldL)\n            every = o.steps / 200 > 0 ? o.steps / 200 : 1;\n", steps);
+        OUT("        ibrt_progress pg;\n        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);\n");
+        OUT("        double loss = 0, ts = ibrt_time_now();\n");
+        if (nbal)
+            OUT("        static double tmp[%ld];\n", nbal);
+        OUT("        for (long step = 0; step < o.steps; step++) {\n");
+        OUT("            nb = draw_batch(ds, &rb);\n            loss = loss_and_grad(&m, nb, true);\n");
+        OUT("            if (!isfinite(loss)) {\n                fprintf(stderr, \"error: model '%%s' diverged at step %%ld (loss %%g): \"\n"
+            "                        \"lower the learning rate (%%g)\\n\", m.name, step, loss, m.lr);\n");
+        OUT("                ibrt_csv_close(&tr, &err);\n                return 3;\n            }\n");
+        OUT("            for (long e = 0; e < m.nth; e++)\n                m.th[e] -= m.lr * m.g[e];\n");
+        OUT("            if (step %% every == 0 || step == o.steps - 1) {\n");
+        if (nbal) {
+            OUT("                m.balance(m.th, chi, ratio);\n                double row[5] = { (double)step, loss, 0, 0, 0 };\n");
+            OUT("                for (long i = 0; i < %ld; i++)\n                    tmp[i] = fabs(chi[i]);\n", nbal);
+            OUT("                double mn, mx;\n                ibrt_stats_median_min_max(tmp, %ld, &row[2], &mn, &mx);\n", nbal);
+            OUT("                memcpy(tmp, ratio, sizeof(double) * %ld);\n", nbal);
+            OUT("                ibrt_stats_median_min_max(tmp, %ld, &row[3], &row[4], &mx);\n", nbal);
+            OUT("                double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };\n");
+            OUT("                ibrt_csv_row(&tr, full, 6);\n");
+        } else {
+            OUT("                double row[2] = { (double)step, loss };\n                ibrt_csv_row(&tr, row, 2);\n");
+        }
+        OUT("            }\n            ibrt_progress_update(&pg, step + 1, loss);\n        }\n");
+        OUT("        ibrt_progress_end(&pg);\n        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);\n");
+        OUT("        if (ibrt_csv_close(&tr, &err) != IBRT_OK)\n            fprintf(stderr, \"error: %%s\\n\", err.msg);\n");
+        OUT("        if (!o.quiet)\n            printf(\"%%-10s %%14.6g %%14.0f\\n\", m.name, loss, rate);\n");
+        /* metrics */
+#define KEY(fmt_name) OUT("        ibrt_json_key(j, \"%s%s%s\");\n", fmt_name, suffix ? "_" : "", suffix ? suffix : "")
+        KEY("final_loss");
+        OUT("        ibrt_json_num(j, loss);\n");
+        if (dk == D_FIXED) {
+            OUT("        if (ds->n_test > 0) {\n            double mse = 0;\n            for (size_t s = 0; s < ds->n_test; s++) {\n");
+            OUT("                m.forward(m.th, ds->x_test + s * IN, m.tp);\n                for (long e = 0; e < OUT; e++) {\n");
+            OUT("                    double r = m.tp[m.root + e] - ds->y_test[s * OUT + e];\n                    mse += r * r;\n                }\n            }\n");
+            KEY("test_mse");
+            OUT("            ibrt_json_num(j, mse / (double)(ds->n_test * OUT));\n        }\n");
+        }
+        /* the design parameter's effective value */
+        if (spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
+            const ibc_var *w = &spec->params[spec->design.param];
+            long n = w->shape.rows;
+            OUT("        {\n            static double w[%ld];\n", n);
+            if (m->replacement)
+                OUT("            m%d_w_forward(m.th, NULL, m%d_w_tp);\n            memcpy(w, m%d_w_tp + %ld, sizeof w);\n", k, k,
+                    k, m->rp.v[m->rp.root].off);
+            else
+                OUT("            memcpy(w, m.th + %ld, sizeof w);\n", m->p.param_off[spec->design.param]);
+            OUT("            snprintf(path, sizeof path, \"%%s/w_%s.npy\", o.out_dir);\n", m->name);
+            OUT("            size_t shp[1] = { %ld };\n            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)\n"
+                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n", n);
+            OUT("            if (ds->truth_size == %ld) {\n                double rec = 0, tv = 0;\n", n);
+            OUT("                for (long i = 0; i < %ld; i++) {\n                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / %ld.0;\n", n, n);
+            OUT("                    if (i)\n                        tv += fabs(w[i] - w[i - 1]);\n                }\n");
+            KEY("recon_mse");
+            OUT("                ibrt_json_num(j, rec);\n");
+            KEY("tv");
+            OUT("                ibrt_json_num(j, tv);\n");
+            KEY("fit_mse");
+            OUT("                ibrt_json_num(j, loss);\n");
+            OUT("                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */\n");
+            OUT("                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {\n                    double sup[64];\n                    bool used[%ld] = { false };\n", n);
+            OUT("                    for (size_t q = 0; q < ds->nonzeros; q++) {\n                        long best = -1;\n");
+            OUT("                        for (long i = 0; i < %ld; i++)\n                            if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))\n                                best = i;\n", n);
+            OUT("                        used[best] = true;\n                    }\n                    size_t c = 0;\n");
+            OUT("                    for (long i = 0; i < %ld; i++)\n                        if (used[i])\n                            sup[c++] = (double)i;\n", n);
+            KEY("support");
+            OUT("                    ibrt_json_nums(j, sup, c);\n");
+            if (k == 0) {
+                OUT("                    c = 0;\n                    for (long i = 0; i < %ld; i++)\n                        if (ds->truth[i] != 0)\n                            sup[c++] = (double)i;\n", n);
+                OUT("                    ibrt_json_key(j, \"support_true\");\n                    ibrt_json_nums(j, sup, c);\n");
+            }
+            OUT("                }\n            }\n        }\n");
+        }
+        if (spec->out_shape.rank == 2 && dk == D_LOWRANK) {
+            long r = spec->out_shape.rows, c = spec->out_shape.cols;
+            OUT("        {\n            static double sv[%ld];\n            m.forward(m.th, bx, m.tp);\n", r < c ? r : c);
+            OUT("            if (ibrt_linalg_svd_values(%ld, %ld, m.tp + m.root, sv, &err) == IBRT_OK) {\n", r, c);
+            KEY("singular_values");
+            OUT("                ibrt_json_nums(j, sv, %ld);\n            }\n", r < c ? r : c);
+            OUT("            double num = 0, den = 0;\n            for (long e = 0; e < OUT; e++) {\n");
+            OUT("                double d = m.tp[m.root + e] - ds->truth[e];\n                num += d * d;\n                den += ds->truth[e] * ds->truth[e];\n            }\n");
+            KEY("relative_error");
+            OUT("            ibrt_json_num(j, sqrt(num / den));\n");
+            OUT("            snprintf(path, sizeof path, \"%%s/Z_%s.npy\", o.out_dir);\n", m->name);
+            OUT("            size_t shp[2] = { %ld, %ld };\n            if (ibrt_npy_write(path, m.tp + m.root, 2, shp, &err) != IBRT_OK)\n"
+                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n        }\n", r, c);
+        }
+        if (nbal) {
+            OUT("        {\n            m.balance(m.th, chi, ratio);\n            double med, mn, mx, c0[%ld], c1[%ld];\n", nbal, nbal);
+            OUT("            memcpy(tmp, ratio, sizeof(double) * %ld);\n            ibrt_stats_median_min_max(tmp, %ld, &med, &mn, &mx);\n", nbal, nbal);
+            KEY("ratio_median");
+            OUT("            ibrt_json_num(j, med);\n");
+            KEY("ratio_min");
+            OUT("            ibrt_json_num(j, mn);\n");
+            KEY("ratio_max");
+            OUT("            ibrt_json_num(j, mx);\n");
+            OUT("            for (long i = 0; i < %ld; i++) {\n                c0[i] = fabs(chi0[i]);\n                c1[i] = fabs(chi[i]);\n            }\n", nbal);
+            OUT("            ibrt_stats_median_min_max(c0, %ld, &med, &mn, &mx);\n", nbal);
+            KEY("chi_abs_median_start");
+            OUT("            ibrt_json_num(j, med);\n");
+            OUT("            ibrt_stats_median_min_max(c1, %ld, &med, &mn, &mx);\n", nbal);
+            KEY("chi_abs_median_end");
+            OUT("            ibrt_json_num(j, med);\n");
+            const sym_family *fam = sym_family_at(m->deriv, 0);
+            KEY("ratio_definition");
+            OUT("            ibrt_json_str(j, ");
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&buf, &len);
+            fprintf(mem, "||%s|| / ||%s||", fam->blocks[0].text, fam->blocks[1].text);
+            fclose(mem);
+            emit_c_string(out, buf);
+            free(buf);
+            OUT(");\n        }\n");
+        }
+        OUT("    }\n");
+    }
+    OUT("\n    ibrt_json_obj_end(j);\n    ibrt_json_key(j, \"wall_seconds\");\n    ibrt_json_num(j, ibrt_time_now() - t0);\n");
+    OUT("    ibrt_json_key(j, \"checks\");\n    ibrt_checks_to_json(&checks, j);\n    ibrt_json_obj_end(j);\n");
+    OUT("    snprintf(path, sizeof path, \"%%s/results.json\", o.out_dir);\n");
+    OUT("    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    OUT("    if (!o.quiet) {\n        printf(\"\\n%%s\\n\\n\", ibrt_json_text(j));\n        ibrt_checks_print(&checks, stdout);\n    }\n");
+    OUT("    bool pass = ibrt_checks_all_pass(&checks);\n    ibrt_json_free(j);\n    ibrt_dataset_free(ds);\n");
+    OUT("    return pass ? 0 : 4;\n}\n");
+    for (int k = 0; k < nm; k++) {
+        prog_free(&models[k].p);
+        prog_free(&models[k].rp);
+    }
+    prog_free(&teacher);
+    return true;
+}

@@ -1,0 +1,176 @@
+/*
+ * ibrt.h: the runtime library of ibc's generated trainers (libibrt).
+ *
+ * The runtime knows nothing of the compiler: it offers what every trainer
+ * needs — a documented random number generator, the paper's data
+ * generators, atomic writers for JSON/CSV/.npy results, the trainer's
+ * command line, a progress line, a table of checks, and small linear
+ * algebra helpers over LAPACKE.  Functions that can fail return an
+ * ibrt_status and fill an ibrt_error with a message naming the file, row,
+ * column or dimension at fault.  Nothing here allocates after set-up:
+ * per-step functions (rng draws, progress updates) never call malloc.
+ */
+#ifndef IBRT_H
+#define IBRT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { IBRT_OK = 0, IBRT_EIO, IBRT_EFORMAT, IBRT_ESHAPE, IBRT_EVALUE, IBRT_ENOMEM } ibrt_status;
+
+typedef struct {
+    char msg[512];
+} ibrt_error;
+
+/* ------------------------------------------------------------------ rng
+ * xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64 so that
+ * any 64-bit seed gives a well-mixed state.  Normals by the Marsaglia
+ * polar method (one spare kept).  Streams: ibrt_rng_fork derives an
+ * independent generator from (seed, stream) — data, each model's init and
+ * batches use different streams, so adding a model changes no other. */
+typedef struct {
+    uint64_t s[4];
+    double spare;
+    int has_spare;
+} ibrt_rng;
+
+void ibrt_rng_seed(ibrt_rng *r, uint64_t seed);
+void ibrt_rng_fork(ibrt_rng *child, uint64_t seed, uint64_t stream);
+uint64_t ibrt_rng_next(ibrt_rng *r);
+double ibrt_rng_uniform(ibrt_rng *r);            /* [0, 1), 53 bits */
+double ibrt_rng_normal(ibrt_rng *r);             /* N(0, 1) */
+size_t ibrt_rng_below(ibrt_rng *r, size_t n);    /* uniform in [0, n) */
+void ibrt_rng_fill_normal(ibrt_rng *r, double *x, size_t n, double mean, double std);
+
+/* ----------------------------------------------------------------- data
+ * A fixed data set: n_train (and n_test) samples of in_size inputs and
+ * out_size labels, row-major; truth is the ground truth when the
+ * generator knows it (w*, the signal, the matrix M); mask marks observed
+ * entries (low_rank). */
+typedef struct {
+    size_t n_train, n_test, in_size, out_size;
+    double *x_train, *y_train, *x_test, *y_test;
+    double *truth;
+    size_t truth_size;
+    double *mask;
+    size_t nonzeros;   /* non-zeros of a sparse truth */
+} ibrt_dataset;
+
+void ibrt_dataset_free(ibrt_dataset *ds);
+/* E4: x_k(t) = cos(2 pi k t), t ~ U(0,1), k = 0..modes-1; w* has `nonzeros`
+ * entries at distinct random k >= 1, magnitudes U(1,2), random signs;
+ * y = x.w* + N(0, noise^2) on train, noiseless on test. */
+ibrt_status ibrt_gen_cosine_spikes(ibrt_dataset *ds, ibrt_rng *r, size_t modes, size_t train, size_t test,
+                                   size_t nonzeros, double noise, ibrt_error *err);
+/* x ~ N(0, I), otherwise as cosine_spikes (non-zeros at any index). */
+ibrt_status ibrt_gen_sparse_regression(ibrt_dataset *ds, ibrt_rng *r, size_t features, size_t train, size_t test,
+                                       size_t nonzeros, double noise, ibrt_error *err);
+/* E5: rows of A ~ N(0, 1/m) are the inputs; truth w* piecewise constant
+ * (levels[i] repeated lengths[i] times, the lengths summing to length);
+ * y = A w* + N(0, noise^2). */
+ibrt_status ibrt_gen_piecewise_signal(ibrt_dataset *ds, ibrt_rng *r, size_t length, size_t measurements,
+                                      const double *levels, const double *lengths, size_t nlevels, double noise,
+                                      ibrt_error *err);
+/* E3: M = P diag(s) Q' (size x size), P, Q orthonormal from the QR of
+ * Gaussian matrices; each entry observed with probability p (mask). */
+ibrt_status ibrt_gen_low_rank(ibrt_dataset *ds, ibrt_rng *r, size_t size, const double *sv, size_t rank, double p,
+                              ibrt_error *err);
+
+/* -------------------------------------------------------------- writers
+ * All writers are atomic: they write "PATH.tmp.PID", flush, fsync and
+ * rename, so a reader never sees a half-written file. */
+ibrt_status ibrt_mkdir_p(const char *path, ibrt_error *err);
+ibrt_status ibrt_npy_write(const char *path, const double *data, size_t ndim, const size_t *shape, ibrt_error *err);
+
+/* CSV trace: a header line then rows of numbers (%.10g). */
+typedef struct {
+    FILE *f;
+    char path[1024], tmp[1100];
+} ibrt_csv;
+ibrt_status ibrt_csv_open(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
+void ibrt_csv_row(ibrt_csv *c, const double *v, size_t n);
+ibrt_status ibrt_csv_close(ibrt_csv *c, ibrt_error *err);
+
+/* A JSON document built in memory; numbers with %.17g, non-finite as null,
+ * strings escaped. */
+typedef struct ibrt_json ibrt_json;
+ibrt_json *ibrt_json_new(void);
+void ibrt_json_free(ibrt_json *j);
+void ibrt_json_obj_begin(ibrt_json *j);
+void ibrt_json_obj_end(ibrt_json *j);
+void ibrt_json_arr_begin(ibrt_json *j);
+void ibrt_json_arr_end(ibrt_json *j);
+void ibrt_json_key(ibrt_json *j, const char *key);
+void ibrt_json_num(ibrt_json *j, double v);
+void ibrt_json_int(ibrt_json *j, long v);
+void ibrt_json_str(ibrt_json *j, const char *s);
+void ibrt_json_bool(ibrt_json *j, bool v);
+void ibrt_json_nums(ibrt_json *j, const double *v, size_t n);   /* an array */
+const char *ibrt_json_text(const ibrt_json *j);
+ibrt_status ibrt_json_write_file(const ibrt_json *j, const char *path, ibrt_error *err);
+
+/* -------------------------------------------------------------- trainer */
+typedef struct {
+    long steps;
+    uint64_t seed;
+    int seeds;
+    const char *out_dir;
+    int quiet;
+} ibrt_opts;
+
+/* Parses --steps N, --seed S, --seeds K, --out DIR, --quiet, --help.
+ * Returns 0 to go on, 1 after printing help (exit 0), -1 after a usage
+ * error (exit 2). */
+int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
+                    long default_steps, uint64_t default_seed);
+
+double ibrt_time_now(void);   /* monotonic seconds */
+
+/* A progress line on stderr, only when stderr is a terminal and not quiet;
+ * at most ~10 updates a second; no allocation. */
+typedef struct {
+    const char *label;
+    long total;
+    double start, last;
+    bool active;
+} ibrt_progress;
+void ibrt_progress_begin(ibrt_progress *p, const char *label, long total, bool quiet);
+void ibrt_progress_update(ibrt_progress *p, long step, double loss);
+void ibrt_progress_end(ibrt_progress *p);
+
+/* A table of named checks: value against expected within tolerance. */
+#define IBRT_MAX_CHECKS 64
+typedef struct {
+    char name[96], detail[160];
+    double value, expected, tolerance;
+    bool pass;
+} ibrt_check;
+typedef struct {
+    ibrt_check c[IBRT_MAX_CHECKS];
+    size_t n;
+} ibrt_checks;
+void ibrt_checks_add(ibrt_checks *t, const char *name, double value, double expected, double tolerance, bool pass,
+                     const char *detail);
+void ibrt_checks_print(const ibrt_checks *t, FILE *out);
+void ibrt_checks_to_json(const ibrt_checks *t, ibrt_json *j);
+bool ibrt_checks_all_pass(const ibrt_checks *t);
+
+/* median, min and max of x[0..n) (x is reordered). */
+void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, double *max);
+
+/* Singular values of a row-major m x n matrix, descending (LAPACKE dgesvd). */
+ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *s, ibrt_error *err);
+
+/* ------------------------------------------------------------ operators
+ * Fixed operators in O(n): the n x n difference z_0 = w_0, z_i = w_i -
+ * w_(i-1), its inverse the cumulative sum, and the transposes backprop
+ * needs; the orthonormal DCT-II matrix (row k: basis vector k). */
+void ibrt_op_diff(size_t n, const double *in, double *out);
+void ibrt_op_diff_T(size_t n, const double *in, double *out);
+void ibrt_op_cumsum(size_t n, const double *in, double *out);
+void ibrt_op_cumsum_T(size_t n, const double *in, double *out);   /* reverse cumulative sum */
+void ibrt_op_dct_matrix(size_t n, double *out);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * ops.c: fixed linear operators applied in O(n) (and the DCT basis).
+ * diff: z_0 = w_0, z_i = w_i - w_(i-1); its inverse is the cumulative
+ * sum; backprop needs the transposes (diff' and the reverse cumsum).
+ */
+#include "ibrt.h"
+
+#include <math.h>
+
+void ibrt_op_diff(size_t n, const double *in, double *out)
+{
+    for (size_t i = n; i-- > 1;)
+        out[i] = in[i] - in[i - 1];
+    if (n)
+        out[0] = in[0];
+}
+
+void ibrt_op_diff_T(size_t n, const double *in, double *out)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        out[i] = in[i] - in[i + 1];
+    if (n)
+        out[n - 1] = in[n - 1];
+}
+
+void ibrt_op_cumsum(size_t n, const double *in, double *out)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        out[i] = s += in[i];
+}
+
+void ibrt_op_cumsum_T(size_t n, const double *in, double *out)
+{
+    double s = 0;
+    for (size_t i = n; i-- > 0;)
+        out[i] = s += in[i];
+}
+
+/* Orthonormal DCT-II: row k = c_k cos(pi (i + 1/2) k / n), c_0 = sqrt(1/n),
+ * c_k = sqrt(2/n). */
+void ibrt_op_dct_matrix(size_t n, double *out)
+{
+    const double pi = 3.14159265358979323846;
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < n; i++)
+            out[k * n + i] = sqrt((k ? 2.0 : 1.0) / (double)n) * cos(pi * ((double)i + 0.5) * (double)k / (double)n);
+}

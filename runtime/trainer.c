@@ -1,0 +1,195 @@
+/*
+ * trainer.c: what every generated trainer shares: its command line, a
+ * progress line, the table of checks, summary statistics and singular
+ * values.
+ */
+#include "ibrt.h"
+
+#include <lapacke.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
+                    long default_steps, uint64_t default_seed)
+{
+    static char outbuf[512];
+    o->steps = default_steps;
+    o->seed = default_seed;
+    o->seeds = 1;
+    o->quiet = 0;
+    snprintf(outbuf, sizeof outbuf, "results/%s", prog);
+    o->out_dir = outbuf;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet]\n\n%s\n\n"
+                   "  --steps N   training steps (default %ld)\n"
+                   "  --seed S    seed of data, initialisation and batches (default %llu)\n"
+                   "  --seeds K   K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
+                   "  --out DIR   where results.json, traces and parameters go (default results/%s)\n"
+                   "  --quiet     no progress line and no table\n",
+                   prog, description, default_steps, (unsigned long long)default_seed, prog);
+            return 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "--steps") && v && parse_long(v, 1, 1000000000L, &x)) {
+            o->steps = x;
+            i++;
+        } else if (!strcmp(a, "--seed") && v && parse_long(v, 0, 2147483647L, &x)) {
+            o->seed = (uint64_t)x;
+            i++;
+        } else if (!strcmp(a, "--seeds") && v && parse_long(v, 1, 1000, &x)) {
+            o->seeds = (int)x;
+            i++;
+        } else if (!strcmp(a, "--out") && v) {
+            o->out_dir = v;
+            i++;
+        } else {
+            fprintf(stderr, "%s: error: bad argument '%s'%s\nrun '%s --help' for the options\n", prog, a,
+                    v && a[0] == '-' && a[1] == '-' ? " (or its value)" : "", prog);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+double ibrt_time_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ibrt_progress_begin(ibrt_progress *p, const char *label, long total, bool quiet)
+{
+    p->label = label;
+    p->total = total;
+    p->start = p->last = ibrt_time_now();
+    p->active = !quiet && isatty(STDERR_FILENO);
+}
+
+void ibrt_progress_update(ibrt_progress *p, long step, double loss)
+{
+    if (!p->active)
+        return;
+    double now = ibrt_time_now();
+    if (now - p->last < 0.1)
+        return;
+    p->last = now;
+    double rate = (double)step / (now - p->start + 1e-12);
+    fprintf(stderr, "\r[%s] step %ld/%ld  %.0f steps/s  ETA %.0fs  loss %.4g   ", p->label, step, p->total, rate,
+            (double)(p->total - step) / (rate + 1e-12), loss);
+}
+
+void ibrt_progress_end(ibrt_progress *p)
+{
+    if (p->active)
+        fprintf(stderr, "\r\033[K");
+}
+
+void ibrt_checks_add(ibrt_checks *t, const char *name, double value, double expected, double tolerance, bool pass,
+                     const char *detail)
+{
+    if (t->n == IBRT_MAX_CHECKS)
+        return;
+    ibrt_check *c = &t->c[t->n++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    snprintf(c->detail, sizeof c->detail, "%s", detail ? detail : "");
+    c->value = value;
+    c->expected = expected;
+    c->tolerance = tolerance;
+    c->pass = pass;
+}
+
+void ibrt_checks_print(const ibrt_checks *t, FILE *out)
+{
+    fprintf(out, "%-40s %14s %14s %10s  %s\n", "check", "value", "expected", "tolerance", "result");
+    for (size_t i = 0; i < t->n; i++) {
+        const ibrt_check *c = &t->c[i];
+        fprintf(out, "%-40s %14.6g %14.6g %10.2g  %s%s%s\n", c->name, c->value, c->expected, c->tolerance,
+                c->pass ? "PASS" : "FAIL", c->detail[0] ? "  " : "", c->detail);
+    }
+}
+
+void ibrt_checks_to_json(const ibrt_checks *t, ibrt_json *j)
+{
+    ibrt_json_arr_begin(j);
+    for (size_t i = 0; i < t->n; i++) {
+        const ibrt_check *c = &t->c[i];
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "name");
+        ibrt_json_str(j, c->name);
+        ibrt_json_key(j, "value");
+        ibrt_json_num(j, c->value);
+        ibrt_json_key(j, "expected");
+        ibrt_json_num(j, c->expected);
+        ibrt_json_key(j, "tolerance");
+        ibrt_json_num(j, c->tolerance);
+        ibrt_json_key(j, "pass");
+        ibrt_json_bool(j, c->pass);
+        if (c->detail[0]) {
+            ibrt_json_key(j, "detail");
+            ibrt_json_str(j, c->detail);
+        }
+        ibrt_json_obj_end(j);
+    }
+    ibrt_json_arr_end(j);
+}
+
+bool ibrt_checks_all_pass(const ibrt_checks *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (!t->c[i].pass)
+            return false;
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, double *max)
+{
+    qsort(x, n, sizeof *x, cmp_double);
+    *min = x[0];
+    *max = x[n - 1];
+    *med = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *s, ibrt_error *err)
+{
+    size_t k = m < n ? m : n;
+    double *copy = malloc(m * n * sizeof *copy), *superb = malloc((k + 1) * sizeof *superb);
+    if (!copy || !superb) {
+        free(copy);
+        free(superb);
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return IBRT_ENOMEM;
+    }
+    memcpy(copy, A, m * n * sizeof *copy);
+    lapack_int info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)m, (lapack_int)n, copy, (lapack_int)n,
+                                     s, NULL, 1, NULL, 1, superb);
+    free(copy);
+    free(superb);
+    if (info != 0) {
+        snprintf(err->msg, sizeof err->msg, "SVD did not converge (LAPACKE_dgesvd info %d)", (int)info);
+        return IBRT_EVALUE;
+    }
+    return IBRT_OK;
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# e2e.sh: every spec in specs/ is emitted, compiled with -Wall -Wextra
+# -Werror, and trained for a shortened run; the trainer must exit 0 (all
+# its checks pass) and write results.json and its traces.  The same seed
+# twice must give identical results (wall time aside).
+set -u
+pass=0 fail=0
+dir=build/e2e
+mkdir -p "$dir"
+for spec in specs/*.ibs; do
+    n=$(basename "$spec" .ibs)
+    if ! bin/ibc emit "$spec" -o "$dir/$n.c" ||
+       ! cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu \
+            "$dir/$n.c" build/libibrt.a -llapacke -lopenblas -lm -o "$dir/$n"; then
+        echo "FAIL $n: does not build"; fail=$((fail + 1)); continue
+    fi
+    for run in a b; do
+        if ! "$dir/$n" --steps 300 --quiet --out "$dir/$n.$run" >/dev/null 2>"$dir/$n.$run.err"; then
+            echo "FAIL $n: trainer exited non-zero:"; cat "$dir/$n.$run.err"; fail=$((fail + 1)); continue 2
+        fi
+    done
+    if [ ! -s "$dir/$n.a/results.json" ] || ! ls "$dir/$n.a"/trace_*.csv >/dev/null 2>&1; then
+        echo "FAIL $n: results.json or traces missing"; fail=$((fail + 1)); continue
+    fi
+    strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
+    if [ "$(strip "$dir/$n.a/results.json")" != "$(strip "$dir/$n.b/results.json")" ]; then
+        echo "FAIL $n: the same seed gave different results"; fail=$((fail + 1)); continue
+    fi
+    pass=$((pass + 1))
+done
+echo "e2e: $pass passed, $fail failed"
+[ $fail -eq 0 ]
