@@ -650,7 +650,7 @@ void emit_c_string(FILE *out, const char *s)
 }
 
 /* Text from the spec inside a C comment: no comment delimiters, no
- * control characters. */
+ * trigraphs (-std=c11 enables them), no control characters. */
 static void emit_comment_text(const char *s)
 {
     char prev = 0;
@@ -658,8 +658,8 @@ static void emit_comment_text(const char *s)
         char c = *s;
         if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
             c = ' ';
-        if ((prev == '*' && c == '/') || (prev == '/' && c == '*'))
-            c = ' ';
+        if ((prev == '*' && c == '/') || (prev == '/' && c == '*') || (prev == '?' && c == '?'))
+            c = ' ';   /* no comment delimiters, no trigraphs */
         fputc(c, E->out);
         prev = c;
     }
@@ -1083,6 +1083,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     /* gradient check */
     OUT("/* Largest relative difference between the analytic gradient and central\n"
         " * differences, over every parameter entry. */\n");
+    OUT("/* A scalar metric: into results.json as NAME_MODEL, and into the table. */\n");
+    OUT("static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)\n{\n");
+    OUT("    char key[128];\n    snprintf(key, sizeof key, \"%%s%%s%%s\", name, *model ? \"_\" : \"\", model);\n");
+    OUT("    ibrt_json_key(j, key);\n    ibrt_json_num(j, v);\n    ibrt_metrics_add(t, name, model, v);\n}\n\n");
     long maxth = 0;
     for (int k = 0; k < nm; k++)
         maxth = models[k].p.nth > maxth ? models[k].p.nth : maxth;
@@ -1134,7 +1138,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     emit_c_string(out, spec->model);
     OUT(");\n    ibrt_json_key(j, \"steps\");\n    ibrt_json_int(j, o.steps);\n    ibrt_json_key(j, \"seed\");\n");
     OUT("    ibrt_json_int(j, (long)o.seed);\n    ibrt_json_key(j, \"metrics\");\n    ibrt_json_obj_begin(j);\n");
-    OUT("    ibrt_checks checks = { .n = 0 };\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
+    OUT("    static ibrt_metrics mt;\n    ibrt_checks checks = { .n = 0 };\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
     long maxbal = 1;
     for (int k = 0; k < nm; k++)
         maxbal = balance_count(&models[k]) + 1 > maxbal ? balance_count(&models[k]) + 1 : maxbal;
@@ -1205,14 +1209,12 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         OUT("        if (!o.quiet)\n            printf(\"%%-10s %%14.6g %%14.0f\\n\", m.name, loss, rate);\n");
         /* metrics */
 #define KEY(fmt_name) OUT("        ibrt_json_key(j, \"%s%s%s\");\n", fmt_name, suffix ? "_" : "", suffix ? suffix : "")
-        KEY("final_loss");
-        OUT("        ibrt_json_num(j, loss);\n");
+        OUT("        put(j, &mt, \"final_loss\", \"%s\", loss);\n", suffix ? suffix : "");
         if (dk == D_FIXED) {
             OUT("        if (ds->n_test > 0) {\n            double mse = 0;\n            for (size_t s = 0; s < ds->n_test; s++) {\n");
             OUT("                m.forward(m.th, ds->x_test + s * IN, m.tp);\n                for (long e = 0; e < OUT; e++) {\n");
             OUT("                    double r = m.tp[m.root + e] - ds->y_test[s * OUT + e];\n                    mse += r * r;\n                }\n            }\n");
-            KEY("test_mse");
-            OUT("            ibrt_json_num(j, mse / (double)(ds->n_test * OUT));\n        }\n");
+            OUT("            put(j, &mt, \"test_mse\", \"%s\", mse / (double)(ds->n_test * OUT));\n        }\n", suffix ? suffix : "");
         }
         /* the design parameter's effective value */
         if (spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
@@ -1230,12 +1232,9 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("            if (ds->truth_size == %ld) {\n                double rec = 0, tv = 0;\n", n);
             OUT("                for (long i = 0; i < %ld; i++) {\n                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / %ld.0;\n", n, n);
             OUT("                    if (i)\n                        tv += fabs(w[i] - w[i - 1]);\n                }\n");
-            KEY("recon_mse");
-            OUT("                ibrt_json_num(j, rec);\n");
-            KEY("tv");
-            OUT("                ibrt_json_num(j, tv);\n");
-            KEY("fit_mse");
-            OUT("                ibrt_json_num(j, loss);\n");
+            OUT("                put(j, &mt, \"recon_mse\", \"%s\", rec);\n", suffix ? suffix : "");
+            OUT("                put(j, &mt, \"tv\", \"%s\", tv);\n", suffix ? suffix : "");
+            OUT("                put(j, &mt, \"fit_mse\", \"%s\", loss);\n", suffix ? suffix : "");
             OUT("                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */\n");
             OUT("                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {\n                    double sup[64];\n                    bool used[%ld] = { false };\n", n);
             OUT("                    for (size_t q = 0; q < ds->nonzeros; q++) {\n                        long best = -1;\n");
@@ -1258,8 +1257,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("                ibrt_json_nums(j, sv, %ld);\n            }\n", r < c ? r : c);
             OUT("            double num = 0, den = 0;\n            for (long e = 0; e < OUT; e++) {\n");
             OUT("                double d = m.tp[m.root + e] - ds->truth[e];\n                num += d * d;\n                den += ds->truth[e] * ds->truth[e];\n            }\n");
-            KEY("relative_error");
-            OUT("            ibrt_json_num(j, sqrt(num / den));\n");
+            OUT("            put(j, &mt, \"relative_error\", \"%s\", sqrt(num / den));\n", suffix ? suffix : "");
             OUT("            snprintf(path, sizeof path, \"%%s/Z_%s.npy\", o.out_dir);\n", m->name);
             OUT("            size_t shp[2] = { %ld, %ld };\n            if (ibrt_npy_write(path, m.tp + m.root, 2, shp, &err) != IBRT_OK)\n"
                 "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n        }\n", r, c);
@@ -1267,19 +1265,14 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         if (nbal) {
             OUT("        {\n            m.balance(m.th, chi, ratio);\n            double med, mn, mx, c0[%ld], c1[%ld];\n", nbal, nbal);
             OUT("            memcpy(tmp, ratio, sizeof(double) * %ld);\n            ibrt_stats_median_min_max(tmp, %ld, &med, &mn, &mx);\n", nbal, nbal);
-            KEY("ratio_median");
-            OUT("            ibrt_json_num(j, med);\n");
-            KEY("ratio_min");
-            OUT("            ibrt_json_num(j, mn);\n");
-            KEY("ratio_max");
-            OUT("            ibrt_json_num(j, mx);\n");
+            OUT("            put(j, &mt, \"ratio_median\", \"%s\", med);\n", suffix ? suffix : "");
+            OUT("            put(j, &mt, \"ratio_min\", \"%s\", mn);\n", suffix ? suffix : "");
+            OUT("            put(j, &mt, \"ratio_max\", \"%s\", mx);\n", suffix ? suffix : "");
             OUT("            for (long i = 0; i < %ld; i++) {\n                c0[i] = fabs(chi0[i]);\n                c1[i] = fabs(chi[i]);\n            }\n", nbal);
             OUT("            ibrt_stats_median_min_max(c0, %ld, &med, &mn, &mx);\n", nbal);
-            KEY("chi_abs_median_start");
-            OUT("            ibrt_json_num(j, med);\n");
+            OUT("            put(j, &mt, \"chi_abs_median_start\", \"%s\", med);\n", suffix ? suffix : "");
             OUT("            ibrt_stats_median_min_max(c1, %ld, &med, &mn, &mx);\n", nbal);
-            KEY("chi_abs_median_end");
-            OUT("            ibrt_json_num(j, med);\n");
+            OUT("            put(j, &mt, \"chi_abs_median_end\", \"%s\", med);\n", suffix ? suffix : "");
             const sym_family *fam = sym_family_at(m->deriv, 0);
             KEY("ratio_definition");
             OUT("            ibrt_json_str(j, ");
@@ -1298,7 +1291,8 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     OUT("    ibrt_json_key(j, \"checks\");\n    ibrt_checks_to_json(&checks, j);\n    ibrt_json_obj_end(j);\n");
     OUT("    snprintf(path, sizeof path, \"%%s/results.json\", o.out_dir);\n");
     OUT("    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    OUT("    if (!o.quiet) {\n        printf(\"\\n%%s\\n\\n\", ibrt_json_text(j));\n        ibrt_checks_print(&checks, stdout);\n    }\n");
+    OUT("    if (!o.quiet) {\n        printf(\"\\n\");\n        ibrt_metrics_print(&mt, stdout);\n");
+    OUT("        printf(\"\\n\");\n        ibrt_checks_print(&checks, stdout);\n        printf(\"\\nresults: %%s\\n\", path);\n    }\n");
     OUT("    bool pass = ibrt_checks_all_pass(&checks);\n    ibrt_json_free(j);\n    ibrt_dataset_free(ds);\n");
     OUT("    return pass ? 0 : 4;\n}\n");
     for (int k = 0; k < nm; k++) {

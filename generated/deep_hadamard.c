@@ -249,6 +249,16 @@ static double loss_and_grad(const model_t *m, long nb, bool grad)
 
 /* Largest relative difference between the analytic gradient and central
  * differences, over every parameter entry. */
+/* A scalar metric: into results.json as NAME_MODEL, and into the table. */
+static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s%s%s", name, *model ? "_" : "", model);
+    ibrt_json_key(j, key);
+    ibrt_json_num(j, v);
+    ibrt_metrics_add(t, name, model, v);
+}
+
 static double gradient_check(model_t *m, long nb, double tol, long *skipped)
 {
     static double ga[97];   /* the largest model */
@@ -316,6 +326,7 @@ int main(int argc, char **argv)
     ibrt_json_int(j, (long)o.seed);
     ibrt_json_key(j, "metrics");
     ibrt_json_obj_begin(j);
+    static ibrt_metrics mt;
     ibrt_checks checks = { .n = 0 };
     double t0 = ibrt_time_now();
     char path[1200];
@@ -387,8 +398,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: %s\n", err.msg);
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        ibrt_json_key(j, "final_loss_designed");
-        ibrt_json_num(j, loss);
+        put(j, &mt, "final_loss", "designed", loss);
         if (ds->n_test > 0) {
             double mse = 0;
             for (size_t s = 0; s < ds->n_test; s++) {
@@ -398,8 +408,7 @@ int main(int argc, char **argv)
                     mse += r * r;
                 }
             }
-        ibrt_json_key(j, "test_mse_designed");
-            ibrt_json_num(j, mse / (double)(ds->n_test * OUT));
+            put(j, &mt, "test_mse", "designed", mse / (double)(ds->n_test * OUT));
         }
         {
             static double w[32];
@@ -416,12 +425,9 @@ int main(int argc, char **argv)
                     if (i)
                         tv += fabs(w[i] - w[i - 1]);
                 }
-        ibrt_json_key(j, "recon_mse_designed");
-                ibrt_json_num(j, rec);
-        ibrt_json_key(j, "tv_designed");
-                ibrt_json_num(j, tv);
-        ibrt_json_key(j, "fit_mse_designed");
-                ibrt_json_num(j, loss);
+                put(j, &mt, "recon_mse", "designed", rec);
+                put(j, &mt, "tv", "designed", tv);
+                put(j, &mt, "fit_mse", "designed", loss);
                 /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
                 if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
                     double sup[64];
@@ -503,8 +509,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: %s\n", err.msg);
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        ibrt_json_key(j, "final_loss_vanilla");
-        ibrt_json_num(j, loss);
+        put(j, &mt, "final_loss", "vanilla", loss);
         if (ds->n_test > 0) {
             double mse = 0;
             for (size_t s = 0; s < ds->n_test; s++) {
@@ -514,8 +519,7 @@ int main(int argc, char **argv)
                     mse += r * r;
                 }
             }
-        ibrt_json_key(j, "test_mse_vanilla");
-            ibrt_json_num(j, mse / (double)(ds->n_test * OUT));
+            put(j, &mt, "test_mse", "vanilla", mse / (double)(ds->n_test * OUT));
         }
         {
             static double w[32];
@@ -531,12 +535,9 @@ int main(int argc, char **argv)
                     if (i)
                         tv += fabs(w[i] - w[i - 1]);
                 }
-        ibrt_json_key(j, "recon_mse_vanilla");
-                ibrt_json_num(j, rec);
-        ibrt_json_key(j, "tv_vanilla");
-                ibrt_json_num(j, tv);
-        ibrt_json_key(j, "fit_mse_vanilla");
-                ibrt_json_num(j, loss);
+                put(j, &mt, "recon_mse", "vanilla", rec);
+                put(j, &mt, "tv", "vanilla", tv);
+                put(j, &mt, "fit_mse", "vanilla", loss);
                 /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
                 if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
                     double sup[64];
@@ -612,8 +613,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: %s\n", err.msg);
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        ibrt_json_key(j, "final_loss_l1");
-        ibrt_json_num(j, loss);
+        put(j, &mt, "final_loss", "l1", loss);
         if (ds->n_test > 0) {
             double mse = 0;
             for (size_t s = 0; s < ds->n_test; s++) {
@@ -623,8 +623,7 @@ int main(int argc, char **argv)
                     mse += r * r;
                 }
             }
-        ibrt_json_key(j, "test_mse_l1");
-            ibrt_json_num(j, mse / (double)(ds->n_test * OUT));
+            put(j, &mt, "test_mse", "l1", mse / (double)(ds->n_test * OUT));
         }
         {
             static double w[32];
@@ -640,12 +639,9 @@ int main(int argc, char **argv)
                     if (i)
                         tv += fabs(w[i] - w[i - 1]);
                 }
-        ibrt_json_key(j, "recon_mse_l1");
-                ibrt_json_num(j, rec);
-        ibrt_json_key(j, "tv_l1");
-                ibrt_json_num(j, tv);
-        ibrt_json_key(j, "fit_mse_l1");
-                ibrt_json_num(j, loss);
+                put(j, &mt, "recon_mse", "l1", rec);
+                put(j, &mt, "tv", "l1", tv);
+                put(j, &mt, "fit_mse", "l1", loss);
                 /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
                 if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
                     double sup[64];
@@ -680,8 +676,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!o.quiet) {
-        printf("\n%s\n\n", ibrt_json_text(j));
+        printf("\n");
+        ibrt_metrics_print(&mt, stdout);
+        printf("\n");
         ibrt_checks_print(&checks, stdout);
+        printf("\nresults: %s\n", path);
     }
     bool pass = ibrt_checks_all_pass(&checks);
     ibrt_json_free(j);

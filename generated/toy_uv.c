@@ -122,6 +122,16 @@ static double loss_and_grad(const model_t *m, long nb, bool grad)
 
 /* Largest relative difference between the analytic gradient and central
  * differences, over every parameter entry. */
+/* A scalar metric: into results.json as NAME_MODEL, and into the table. */
+static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s%s%s", name, *model ? "_" : "", model);
+    ibrt_json_key(j, key);
+    ibrt_json_num(j, v);
+    ibrt_metrics_add(t, name, model, v);
+}
+
 static double gradient_check(model_t *m, long nb, double tol, long *skipped)
 {
     static double ga[3];   /* the largest model */
@@ -189,6 +199,7 @@ int main(int argc, char **argv)
     ibrt_json_int(j, (long)o.seed);
     ibrt_json_key(j, "metrics");
     ibrt_json_obj_begin(j);
+    static ibrt_metrics mt;
     ibrt_checks checks = { .n = 0 };
     double t0 = ibrt_time_now();
     char path[1200];
@@ -267,29 +278,23 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: %s\n", err.msg);
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        ibrt_json_key(j, "final_loss");
-        ibrt_json_num(j, loss);
+        put(j, &mt, "final_loss", "", loss);
         {
             m.balance(m.th, chi, ratio);
             double med, mn, mx, c0[1], c1[1];
             memcpy(tmp, ratio, sizeof(double) * 1);
             ibrt_stats_median_min_max(tmp, 1, &med, &mn, &mx);
-        ibrt_json_key(j, "ratio_median");
-            ibrt_json_num(j, med);
-        ibrt_json_key(j, "ratio_min");
-            ibrt_json_num(j, mn);
-        ibrt_json_key(j, "ratio_max");
-            ibrt_json_num(j, mx);
+            put(j, &mt, "ratio_median", "", med);
+            put(j, &mt, "ratio_min", "", mn);
+            put(j, &mt, "ratio_max", "", mx);
             for (long i = 0; i < 1; i++) {
                 c0[i] = fabs(chi0[i]);
                 c1[i] = fabs(chi[i]);
             }
             ibrt_stats_median_min_max(c0, 1, &med, &mn, &mx);
-        ibrt_json_key(j, "chi_abs_median_start");
-            ibrt_json_num(j, med);
+            put(j, &mt, "chi_abs_median_start", "", med);
             ibrt_stats_median_min_max(c1, 1, &med, &mn, &mx);
-        ibrt_json_key(j, "chi_abs_median_end");
-            ibrt_json_num(j, med);
+            put(j, &mt, "chi_abs_median_end", "", med);
         ibrt_json_key(j, "ratio_definition");
             ibrt_json_str(j, "||u|| / ||v||");
         }
@@ -307,8 +312,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!o.quiet) {
-        printf("\n%s\n\n", ibrt_json_text(j));
+        printf("\n");
+        ibrt_metrics_print(&mt, stdout);
+        printf("\n");
         ibrt_checks_print(&checks, stdout);
+        printf("\nresults: %s\n", path);
     }
     bool pass = ibrt_checks_all_pass(&checks);
     ibrt_json_free(j);

@@ -157,6 +157,20 @@ void ibrt_checks_print(const ibrt_checks *t, FILE *out);
 void ibrt_checks_to_json(const ibrt_checks *t, ibrt_json *j);
 bool ibrt_checks_all_pass(const ibrt_checks *t);
 
+/* Scalar metrics of several models, printed as one table: a row per
+ * metric, a column per model (the designed one against its baselines). */
+#define IBRT_MAX_METRICS 256
+typedef struct {
+    char name[48], model[16];
+    double v;
+} ibrt_metric;
+typedef struct {
+    ibrt_metric m[IBRT_MAX_METRICS];
+    size_t n;
+} ibrt_metrics;
+void ibrt_metrics_add(ibrt_metrics *t, const char *name, const char *model, double v);
+void ibrt_metrics_print(const ibrt_metrics *t, FILE *out);
+
 /* median, min and max of x[0..n) (x is reordered). */
 void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, double *max);
 

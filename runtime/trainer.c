@@ -193,3 +193,50 @@ ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *
     }
     return IBRT_OK;
 }
+
+void ibrt_metrics_add(ibrt_metrics *t, const char *name, const char *model, double v)
+{
+    if (t->n == IBRT_MAX_METRICS)
+        return;
+    ibrt_metric *m = &t->m[t->n++];
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->model, sizeof m->model, "%s", model);
+    m->v = v;
+}
+
+void ibrt_metrics_print(const ibrt_metrics *t, FILE *out)
+{
+    const char *models[8];
+    size_t nm = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t k = 0;
+        while (k < nm && strcmp(models[k], t->m[i].model))
+            k++;
+        if (k == nm && nm < 8)
+            models[nm++] = t->m[i].model;
+    }
+    fprintf(out, "%-24s", "metric");
+    for (size_t k = 0; k < nm; k++)
+        fprintf(out, " %14s", *models[k] ? models[k] : "value");
+    fputc('\n', out);
+    for (size_t i = 0; i < t->n; i++) {
+        bool first = true;   /* print each metric name once, at its first occurrence */
+        for (size_t q = 0; q < i; q++)
+            if (!strcmp(t->m[q].name, t->m[i].name))
+                first = false;
+        if (!first)
+            continue;
+        fprintf(out, "%-24s", t->m[i].name);
+        for (size_t k = 0; k < nm; k++) {
+            const ibrt_metric *hit = NULL;
+            for (size_t q = 0; q < t->n; q++)
+                if (!strcmp(t->m[q].name, t->m[i].name) && !strcmp(t->m[q].model, models[k]))
+                    hit = &t->m[q];
+            if (hit)
+                fprintf(out, " %14.6g", hit->v);
+            else
+                fprintf(out, " %14s", "-");
+        }
+        fputc('\n', out);
+    }
+}

@@ -1,13 +1,14 @@
 #!/bin/sh
 # e2e.sh: every spec in specs/ is emitted, compiled with -Wall -Wextra
 # -Werror, and trained for a shortened run; the trainer must exit 0 (all
-# its checks pass) and write results.json and its traces.  The same seed
+# its checks pass) and write results.json and its traces.  tests/emit/
+# holds specs made to break code generation (hostile names and strings).  The same seed
 # twice must give identical results (wall time aside).
 set -u
 pass=0 fail=0
 dir=build/e2e
 mkdir -p "$dir"
-for spec in specs/*.ibs; do
+for spec in specs/*.ibs tests/emit/*.ibs; do
     n=$(basename "$spec" .ibs)
     if ! bin/ibc emit "$spec" -o "$dir/$n.c" ||
        ! cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu \
