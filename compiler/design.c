@@ -161,12 +161,31 @@ static void dense_analyse(double *A, long m, long n, design_operator *op)
 bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, ibc_diag *diag,
                              design_operator *op, double **dense)
 {
+    ibc_arena *ar = a;
     memset(op, 0, sizeof *op);
     op->condition = 1;
     op->rows = opn->shape.rows;
     op->cols = opn->shape.cols;
     if (dense)
         *dense = NULL;
+    if (opn->kind == AST_BINOP && opn->op == '@') {
+        /* A composition is invertible when both factors are; its inverse
+         * applies the factors' inverses in reverse order. */
+        design_operator fa, fb;
+        if (!design_operator_analyse(ar, spec, opn->lhs, diag, &fa, NULL) ||
+            !design_operator_analyse(ar, spec, opn->rhs, diag, &fb, NULL))
+            return false;
+        op->text = arena_printf(ar, "%s @ %s", fa.text, fb.text);
+        op->rows = fa.rows;
+        op->cols = fb.cols;
+        op->invertible = fa.invertible && fb.invertible && fa.rows == fa.cols && fb.rows == fb.cols;
+        op->kernel_dim = fa.kernel_dim + fb.kernel_dim;   /* an upper bound when both are singular */
+        op->cokernel_dim = fa.cokernel_dim + fb.cokernel_dim;
+        op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
+        op->condition = fa.condition * fb.condition;   /* an upper bound */
+        op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
+        return true;
+    }
     ast_node *n = opn;
     bool transposed = false;
     if (n->kind == AST_TRANSPOSE) {
@@ -174,8 +193,8 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         n = n->lhs;
     }
     if (n->kind != AST_CALL) {
-        diag_error(diag, opn->loc, "a design operator is one of identity, diff, dct, cosine, diag, matrix "
-                                   "(optionally transposed); compose operators in the parameter instead");
+        diag_error(diag, opn->loc, "a design operator is one of identity, diff, dct, cosine, diag, matrix, "
+                                   "their transposes and compositions (A @ B)");
         return false;
     }
     const char *name = n->name;
@@ -391,6 +410,8 @@ static ibc_spec *spec_with_factors(ibc_arena *a, const ibc_spec *spec, int param
 
 static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
 {
+    if (opn->kind == AST_BINOP)   /* (A B)^-1 z = B^-1 (A^-1 z) */
+        return apply_inverse(a, opn->rhs, apply_inverse(a, opn->lhs, z));
     ast_node *n = opn->kind == AST_TRANSPOSE ? opn->lhs : opn;
     const char *name = n->name;
     bool tr = opn->kind == AST_TRANSPOSE;
@@ -433,7 +454,13 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
         return NULL;
     design_operator *op = &r->op;
     if (op->rows != op->cols || !op->invertible) {
-        if (!strcmp(d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name, "diff_open"))
+        if (d->op->kind == AST_BINOP) {
+            diag_error(diag, d->op->loc, "operator %s is not invertible: a factor of the composition is singular or "
+                                         "not square; design needs a square invertible operator", op->text);
+            return NULL;
+        }
+        const char *opname = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
+        if (opname && !strcmp(opname, "diff_open"))
             diag_error(diag, d->op->loc,
                        "operator %s is not invertible: it is %ld x %ld with a kernel of dimension %ld (the "
                        "constants), so the factorised model would have extra, non-rescaling symmetries; use "
@@ -512,12 +539,15 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     ast_node *w = apply_inverse(a, d->op, z);
     r->replacement = w;
     const char *opn = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
+    if (!opn)
+        opn = "";   /* a composition */
     if (!strcmp(opn, "identity"))
         r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
     else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE)
         r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
     else
-        r->factorisation = arena_printf(a, "%s = %s^-1 (%s)", P->name, op->text, ftext);
+        r->factorisation = arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name,
+                                        op->text, ftext);
     ds->predict = clone_subst(a, spec->predict, d->param, w, remap);
     r->designed = ds;
 

@@ -116,11 +116,10 @@ static int diag_index(const ast_node *call)
     return E->ndiags++;
 }
 
-/* An operator (optionally transposed, optionally inverted) applied to z. */
-static int lower_op(prog *p, const ast_node *opn, bool inverse, int z, const ast_node *site)
+/* An operator call (optionally transposed, optionally inverted) applied
+ * to z. */
+static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, const ast_node *site)
 {
-    bool tr = opn->kind == AST_TRANSPOSE;
-    const ast_node *n = tr ? opn->lhs : opn;
     ival v = { .kind = V_OP, .rows = p->v[z].rows, .cols = p->v[z].cols, .a = z, .what = "operator" };
     const char *name = n->name;
     if (!strcmp(name, "identity"))
@@ -140,6 +139,33 @@ static int lower_op(prog *p, const ast_node *opn, bool inverse, int z, const ast
         p->failed = true;
     }
     return iv_add(p, v);
+}
+
+static bool is_operator_expr(const ast_node *n)
+{
+    if (n->kind == AST_TRANSPOSE)
+        return is_operator_expr(n->lhs);
+    if (n->kind == AST_BINOP && n->op == '@')
+        return is_operator_expr(n->lhs) && is_operator_expr(n->rhs);
+    return is_operator_call(n);
+}
+
+/* An operator expression (calls, transposes, compositions) applied to z,
+ * or its inverse: (A B) z = A (B z), (A B)' z = B' (A' z),
+ * (A B)^-1 z = B^-1 (A^-1 z), (A B)'^-1 z = A'^-1 (B'^-1 z). */
+static int lower_opexpr(prog *p, const ast_node *op, bool tr, bool inverse, int z, const ast_node *site)
+{
+    if (op->kind == AST_TRANSPOSE)
+        return lower_opexpr(p, op->lhs, !tr, inverse, z, site);
+    if (op->kind == AST_BINOP) {
+        const ast_node *first = op->rhs, *second = op->lhs;   /* A (B z): B first */
+        if (tr != inverse) {
+            first = op->lhs;
+            second = op->rhs;
+        }
+        return lower_opexpr(p, second, tr, inverse, lower_opexpr(p, first, tr, inverse, z, site), site);
+    }
+    return lower_op(p, op, tr, inverse, z, site);
 }
 
 static int lower(prog *p, const ast_node *n)
@@ -171,9 +197,8 @@ static int lower(prog *p, const ast_node *n)
         v.a = lower(p, n->lhs);
         return iv_add(p, v);
     case AST_BINOP: {
-        if (n->op == '@' && (is_operator_call(n->lhs) ||
-                             (n->lhs->kind == AST_TRANSPOSE && is_operator_call(n->lhs->lhs))))
-            return lower_op(p, n->lhs, false, lower(p, n->rhs), n);
+        if (n->op == '@' && is_operator_expr(n->lhs))
+            return lower_opexpr(p, n->lhs, false, false, lower(p, n->rhs), n);
         int a = lower(p, n->lhs), b = lower(p, n->rhs);
         v.a = a;
         v.b = b;
@@ -203,7 +228,7 @@ static int lower(prog *p, const ast_node *n)
     case AST_CALL: {
         const char *f = n->name;
         if (!strcmp(f, "solve"))
-            return lower_op(p, n->kids[0], true, lower(p, n->kids[1]), n);
+            return lower_opexpr(p, n->kids[0], false, true, lower(p, n->kids[1]), n);
         if (!strcmp(f, "cumsum")) {
             ival o = { .kind = V_OP, .rows = r, .cols = c, .op = OP_CUMSUM };
             o.a = lower(p, n->kids[0]);
@@ -677,6 +702,7 @@ typedef struct {
     long l1_off, l1_size;    /* the penalised parameter */
     const ast_node *replacement;   /* designed: w(factors) */
     prog rp;                 /* its program */
+    prog ap;                 /* A applied to it: must give the factors' product */
     bool unbalance;
 } model;
 
@@ -931,8 +957,20 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     bool ok = true;
     for (int k = 0; k < nm; k++) {
         ok = prog_build(&models[k].p, models[k].spec, models[k].spec->predict, diag) && ok;
-        if (models[k].replacement)
+        if (models[k].replacement) {
             ok = prog_build(&models[k].rp, models[k].spec, models[k].replacement, diag) && ok;
+            if (spec->design.kind == DESIGN_LOG_SPARSITY) {
+                static ast_node aw;   /* A @ w(factors), for the parameterisation check */
+                memset(&aw, 0, sizeof aw);
+                aw.kind = AST_BINOP;
+                aw.op = '@';
+                aw.lhs = spec->design.op;
+                aw.rhs = (ast_node *)models[k].replacement;
+                aw.shape = models[k].replacement->shape;
+                aw.loc = spec->design.decl->loc;
+                ok = prog_build(&models[k].ap, models[k].spec, &aw, diag) && ok;
+            }
+        }
         if (models[k].l1 > 0 && spec->design.kind != DESIGN_NONE) {
             const ibc_var *w = &spec->params[spec->design.param];
             models[k].l1_off = models[k].p.param_off[spec->design.param];
@@ -993,6 +1031,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("/* the designed parameter as a function of the factors */\nstatic double %s_tp[%ld];\n", rpre,
                 m->rp.tape + 1);
             emit_prog_functions(&m->rp, rpre, false);
+            snprintf(rpre, sizeof rpre, "m%d_aw", k);
+            OUT("/* A applied to the designed parameter: equals the product of the factors */\nstatic double %s_tp[%ld];\n",
+                rpre, m->ap.tape + 1);
+            emit_prog_functions(&m->ap, rpre, false);
         }
     }
     if (dk == D_TEACHER) {
@@ -1221,9 +1263,19 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             const ibc_var *w = &spec->params[spec->design.param];
             long n = w->shape.rows;
             OUT("        {\n            static double w[%ld];\n", n);
-            if (m->replacement)
+            if (m->replacement) {
                 OUT("            m%d_w_forward(m.th, NULL, m%d_w_tp);\n            memcpy(w, m%d_w_tp + %ld, sizeof w);\n", k, k,
                     k, m->rp.v[m->rp.root].off);
+                /* the synthesised parameterisation, checked numerically: A w(theta) = a1 * ... * aL */
+                OUT("            m%d_aw_forward(m.th, NULL, m%d_aw_tp);\n            double worst = 0, scale = 0;\n", k, k);
+                OUT("            for (long i = 0; i < %ld; i++) {\n                double z = 1;\n", n);
+                for (size_t f = 0; f + (spec->nparams - 1) < m->spec->nparams; f++)
+                    OUT("                z *= m.th[%ld + i];\n", m->p.param_off[f]);
+                OUT("                scale = fmax(scale, fabs(z));\n                worst = fmax(worst, fabs(m%d_aw_tp[%ld + i] - z));\n            }\n",
+                    k, m->ap.v[m->ap.root].off);
+                OUT("            ibrt_checks_add(&checks, \"designed parameterisation: A w = product of factors\", worst / fmax(scale, 1e-300), 0, 1e-10,\n"
+                    "                            worst <= 1e-10 * fmax(scale, 1e-300), \"max |A w - a1*...*aL| / max |a1*...*aL|\");\n");
+            }
             else
                 OUT("            memcpy(w, m.th + %ld, sizeof w);\n", m->p.param_off[spec->design.param]);
             OUT("            snprintf(path, sizeof path, \"%%s/w_%s.npy\", o.out_dir);\n", m->name);
@@ -1298,6 +1350,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     for (int k = 0; k < nm; k++) {
         prog_free(&models[k].p);
         prog_free(&models[k].rp);
+        prog_free(&models[k].ap);
     }
     prog_free(&teacher);
     return true;

@@ -281,9 +281,17 @@ static xval infer_call(infer *in, const ast_node *n)
     }
     /* softmax, tanh, sigmoid, exp: not homogeneous; the argument cannot
      * scale at all (exponent 0), and the result does not scale. */
+    bool scales = false;
     for (int i = 0; i < a.rows * a.cols; i++)
-        if (a.nz[i])
+        if (a.nz[i]) {
+            for (int u = 0; u < in->N && !scales; u++)
+                scales = a.form[(size_t)i * in->N + u] != 0;
             eq_add(in, a.form + (size_t)i * in->N, NULL);
+        }
+    if (scales)
+        diag_note(in->diag, n->loc,
+                  "'%s' is not homogeneous: its argument must keep its scale (exponent 0), so parameters inside it "
+                  "rescale only in combinations that cancel there (theory.md §3)", f);
     return xv_new(in, a.rows, a.cols, true);
 }
 
@@ -801,7 +809,15 @@ void sym_minimise(ibc_arena *a, sym_family *f)
 
     if (f->degree != 0) {
         f->min_kind = SYM_MIN_NUMERIC;
-        f->min_text = arena_printf(a, "no closed form (degree of difficulty %d): minimised numerically", f->degree);
+        double unit[SYM_MAX_BLOCKS], v;
+        for (int p = 0; p < P; p++)
+            unit[p] = 1;
+        if (sym_logdet_min_numeric(f, unit, &v))
+            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): min log det G "
+                                          "= %.12g at unit block norms", f->degree, v);
+        else
+            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): no minimiser "
+                                          "found (log det G decreases without bound along the orbit)", f->degree);
         f->log_det_minimizer = "numeric";
         f->coefficient = "numeric";
         f->invariant = "numeric";

@@ -121,6 +121,31 @@ static void m0_w_forward(const double *restrict th, const double *restrict x, do
     }
 }
 
+/* A applied to the designed parameter: equals the product of the factors */
+static double m0_aw_tp[601];
+/* m0_aw: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
+static void m0_aw_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+{
+    (void)th;
+    (void)x;
+    (void)tp;
+    /* v2 = v0 * v1 (elementwise) */
+    for (int e = 0; e < 200; e++)
+        tp[0 + e] = th[0 + e] * th[200 + e];
+    /* v3 = cumsum (diff^-1) applied to each column of v2 */
+    for (int j = 0; j < 1; j++) {
+        const double *in = &tp[0 + 0];
+        double *out = &tp[200 + 0];
+        ibrt_op_cumsum(200, in, out);
+    }
+    /* v4 = diff applied to each column of v3 */
+    for (int j = 0; j < 1; j++) {
+        const double *in = &tp[200 + 0];
+        double *out = &tp[400 + 0];
+        ibrt_op_diff(200, in, out);
+    }
+}
+
 /* ---- model 'vanilla': 200 parameters, tape of 1 values ---- */
 static double m1_th[200], m1_g[200], m1_tp[2], m1_ad[2];
 /* m1: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
@@ -397,6 +422,17 @@ int main(int argc, char **argv)
             static double w[200];
             m0_w_forward(m.th, NULL, m0_w_tp);
             memcpy(w, m0_w_tp + 200, sizeof w);
+            m0_aw_forward(m.th, NULL, m0_aw_tp);
+            double worst = 0, scale = 0;
+            for (long i = 0; i < 200; i++) {
+                double z = 1;
+                z *= m.th[0 + i];
+                z *= m.th[200 + i];
+                scale = fmax(scale, fabs(z));
+                worst = fmax(worst, fabs(m0_aw_tp[400 + i] - z));
+            }
+            ibrt_checks_add(&checks, "designed parameterisation: A w = product of factors", worst / fmax(scale, 1e-300), 0, 1e-10,
+                            worst <= 1e-10 * fmax(scale, 1e-300), "max |A w - a1*...*aL| / max |a1*...*aL|");
             snprintf(path, sizeof path, "%s/w_designed.npy", o.out_dir);
             size_t shp[1] = { 200 };
             if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)

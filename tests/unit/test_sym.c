@@ -294,6 +294,17 @@ Test(design, paper_models)
     unload(&l);
 }
 
+Test(design, composition)
+{
+    loaded l;
+    design_result *r = design_of(&l, "tests/design/composed.ibs");
+    cr_assert_not_null(r);
+    cr_assert(r->op.invertible);
+    cr_assert_str_eq(r->factorisation, "w = (diff(16) @ dct(16)')^-1 (u * v)");
+    cr_assert_str_eq(r->op.inverse, "cumulative sum, O(n), then transpose (orthonormal basis)");
+    unload(&l);
+}
+
 Test(design, errors)
 {
     const char *paths[] = { "tests/design/strength_17.ibs", "tests/design/diff_open.ibs", "tests/design/tall.ibs" };
@@ -316,5 +327,28 @@ Test(design, dense_operator)
     cr_assert(r->op.invertible);
     cr_assert_leq(r->op.residual, 1e-10);
     cr_assert(r->op.condition > 1 && isfinite(r->op.condition));
+    unload(&l);
+}
+
+Test(sym, explicit_symmetry_checked)
+{
+    loaded l;
+    load(&l, "tests/sym/symmetry_ok.ibs");
+    cr_assert_not_null(sym_derive(l.arena, l.spec, &l.diag));
+    unload(&l);
+    load(&l, "tests/sym/symmetry_bad.ibs");
+    cr_assert_null(sym_derive(l.arena, l.spec, &l.diag));
+    fflush(l.out);
+    cr_assert(strstr(l.msgs, "symmetry 'neuron' does not preserve the predictor") != NULL, "%s", l.msgs);
+    unload(&l);
+}
+
+Test(sym, nonhomogeneous_gets_a_located_note)
+{
+    loaded l;
+    load(&l, "specs/attention.ibs");
+    cr_assert_not_null(sym_derive(l.arena, l.spec, &l.diag));
+    fflush(l.out);
+    cr_assert(strstr(l.msgs, "specs/attention.ibs:15:9: note: 'softmax' is not homogeneous") != NULL, "%s", l.msgs);
     unload(&l);
 }
