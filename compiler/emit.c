@@ -767,6 +767,108 @@ static long balance_count(const model *m)
     return n;
 }
 
+/* Structural checks of the derivation on the numbers (issue: verification
+ * 1): for every family and index, (a) the predictor is unchanged by
+ * exp(t xi) for random t, (b) the gradient of chi_a is xi_a (central
+ * differences), (c) log det of the Gram matrix assembled from the explicit
+ * generator vectors (Cholesky, LAPACKE) equals the exact Cauchy-Binet
+ * polynomial of the derivation.  IBC_FAULT (a test hook, see
+ * tests/e2e.sh) emits a deliberately wrong derivation so that the checks
+ * are seen to fail: "alpha" flips an exponent, "coef" changes a
+ * Cauchy-Binet coefficient. */
+static void emit_structure_function(const model *m, const char *pre, const ibc_verify *ver)
+{
+    size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
+    const char *fault = getenv("IBC_FAULT");
+    bool fault_alpha = fault && !strcmp(fault, "alpha"), fault_coef = fault && !strcmp(fault, "coef");
+    OUT("/* %s: structural checks of the derivation at the current parameters */\n", pre);
+    OUT("static void %s_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)\n{\n", pre);
+    OUT("    static double th2[%ld], y0[OUT];\n    char name[96];\n    (void)name;\n    (void)x;\n    (void)r;\n    (void)c;\n    (void)when;\n    (void)th2;\n    (void)y0;\n",
+        m->p.nth + 1);
+    for (size_t f = 0; f < nf; f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        long alpha[SYM_MAX_GEN][SYM_MAX_BLOCKS];
+        memcpy(alpha, fam->alpha, sizeof alpha);
+        if (fault_alpha)
+            alpha[0][0] = -alpha[0][0] + (alpha[0][0] == 0);
+        OUT("    /* family %zu: %d generator(s) per index, %d blocks, %ld indices */\n    {\n", f + 1, fam->k,
+            fam->nblocks, fam->count);
+        /* (a) invariance */
+        OUT("        memcpy(th2, %s_th, sizeof(double) * %ld);\n", pre, m->p.nth);
+        OUT("        for (long i = 0; i < %ld; i++) {\n            double t[%d];\n", fam->count, fam->k);
+        OUT("            for (int a = 0; a < %d; a++)\n                t[a] = ibrt_rng_uniform(r) - 0.5;\n", fam->k);
+        for (int b = 0; b < fam->nblocks; b++) {
+            char body[256];
+            int len = snprintf(body, sizeof body, "th2[e] *= exp(0");
+            for (int a = 0; a < fam->k; a++)
+                len += snprintf(body + len, sizeof body - (size_t)len, " + %ld * t[%d]", alpha[a][b], a);
+            snprintf(body + len, sizeof body - (size_t)len, ");");
+            emit_slice_loop(m, &fam->blocks[b], "i", body);
+        }
+        OUT("        }\n        %s_forward(%s_th, x, %s_tp);\n", pre, pre, pre);
+        OUT("        memcpy(y0, %s_tp + %ld, sizeof y0);\n        %s_forward(th2, x, %s_tp);\n", pre, m->p.v[m->p.root].off,
+            pre, pre);
+        OUT("        double dy = 0, ys = 0;\n        for (long o = 0; o < OUT; o++) {\n");
+        OUT("            dy = fmax(dy, fabs(%s_tp[%ld + o] - y0[o]));\n            ys = fmax(ys, fabs(y0[o]));\n        }\n",
+            pre, m->p.v[m->p.root].off);
+        OUT("        snprintf(name, sizeof name, \"invariance, family %zu (%%s)\", when);\n", f + 1);
+        OUT("        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, %.3g, dy <= %.3g * fmax(ys, 1e-300), "
+            "\"max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)\");\n",
+            ver->invariance_tol, ver->invariance_tol);
+        /* (b) grad chi = xi and (c) log det, per index */
+        OUT("        double gworst = 0, lworst = 0;\n        for (long i = 0; i < %ld; i++) {\n", fam->count);
+        OUT("            double n[%d] = { 0 };\n", fam->nblocks);
+        for (int b = 0; b < fam->nblocks; b++) {
+            char body[96];
+            snprintf(body, sizeof body, "n[%d] += %s_th[e] * %s_th[e];", b, pre, pre);
+            emit_slice_loop(m, &fam->blocks[b], "i", body);
+        }
+        /* grad chi: chi_a = 1/2 sum_p alpha_ap n_p; d chi_a / d theta_e by
+         * central differences against xi_a[e] = alpha_ap theta_e */
+        for (int a = 0; a < fam->k; a++)
+            for (int b = 0; b < fam->nblocks; b++) {
+                char body[512];
+                snprintf(body, sizeof body,
+                         "double t0 = %s_th[e], h = 1e-4 * fmax(1, fabs(t0)); "
+                         "double np = n[%d] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[%d] - t0 * t0 + (t0 - h) * (t0 - h); "
+                         "double fd = 0.5 * %ld * (np - nm) / (2 * h); "
+                         "gworst = fmax(gworst, fabs(fd - %ld * t0) / fmax(1, fabs(%ld * t0)));",
+                         pre, b, b, fam->alpha[a][b], alpha[a][b], alpha[a][b]);
+                emit_slice_loop(m, &fam->blocks[b], "i", body);
+            }
+        /* Gram from the generator vectors: G_ab = <xi_a, xi_b> */
+        OUT("            double G[%d * %d];\n", fam->k, fam->k);
+        for (int a = 0; a < fam->k; a++)
+            for (int bb = 0; bb < fam->k; bb++) {
+                OUT("            G[%d] = 0", a * fam->k + bb);
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (alpha[a][b] != 0 && alpha[bb][b] != 0)
+                        OUT(" + %ld * n[%d]", alpha[a][b] * alpha[bb][b], b);
+                OUT(";\n");
+            }
+        OUT("            double ld = NAN;\n            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', %d, G, %d) == 0) {\n", fam->k,
+            fam->k);
+        OUT("                ld = 0;\n                for (int a = 0; a < %d; a++)\n                    ld += 2 * log(G[a * %d + a]);\n            }\n",
+            fam->k, fam->k);
+        OUT("            /* the exact Cauchy-Binet polynomial of the derivation */\n            double cb = 0");
+        for (int t = 0; t < fam->nterms; t++) {
+            OUT(" + %ld.0", fam->term_coef[t] + (fault_coef && t == 0 ? 1 : 0));
+            for (int b = 0; b < fam->nblocks; b++)
+                if (fam->term_set[t] & (1u << b))
+                    OUT(" * n[%d]", b);
+        }
+        OUT(";\n            lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));\n        }\n");
+        OUT("        snprintf(name, sizeof name, \"grad chi = xi, family %zu (%%s)\", when);\n", f + 1);
+        OUT("        ibrt_checks_add(c, name, gworst, 0, %.3g, gworst <= %.3g, \"central differences of chi_a vs alpha_p theta_p\");\n",
+            ver->gradient_tol, ver->gradient_tol);
+        OUT("        snprintf(name, sizeof name, \"log det G, family %zu (%%s)\", when);\n", f + 1);
+        OUT("        ibrt_checks_add(c, name, lworst, 0, %.3g, lworst <= %.3g, \"Cholesky of <xi_a, xi_b> vs exact "
+            "Cauchy-Binet, relative in log space\");\n    }\n",
+            ver->logdet_tol, ver->logdet_tol);
+    }
+    OUT("}\n\n");
+}
+
 /* init unbalance(from, to): theta_p,i *= exp(alpha_p t_i), t_i = linspace. */
 static void emit_unbalance(const model *m, double from, double to)
 {
@@ -873,7 +975,7 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
         }
     }
     OUT(" */\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
-    OUT("#include <cblas.h>\n\n#include \"ibrt.h\"\n\n");
+    OUT("#include <cblas.h>\n#include <lapacke.h>\n\n#include \"ibrt.h\"\n\n");
 }
 
 static data_kind data_of(const ibc_spec *spec)
@@ -1025,6 +1127,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             m->p.tape + 1, pre, m->p.tape + 1);
         emit_prog_functions(&m->p, pre, true);
         emit_balance_function(m, pre);
+        emit_structure_function(m, pre, &spec->verify);
         if (m->replacement && spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
             char rpre[20];
             snprintf(rpre, sizeof rpre, "m%d_w", k);
@@ -1209,7 +1312,9 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             const ast_node *c = spec->init;
             emit_unbalance(m, kwnum(c, "from", 0), kwnum(c, "to", 0));
         }
-        OUT("        long nb = draw_batch(ds, &rb), skipped;\n        double gerr = gradient_check(&m, nb, %.3g, &skipped);\n",
+        OUT("        ibrt_rng rs;\n        ibrt_rng_fork(&rs, o.seed, %d);   /* structural checks */\n", 1000 + k);
+        OUT("        long nb = draw_batch(ds, &rb), skipped;\n        %s_structure(bx, &rs, &checks, \"%s, init\");\n", pre, m->name);
+        OUT("        double gerr = gradient_check(&m, nb, %.3g, &skipped);\n",
             spec->verify.gradient_tol);
         OUT("        snprintf(path, sizeof path, \"gradient vs central differences (%s)\");\n", m->name);
         OUT("        char detail[128];\n        snprintf(detail, sizeof detail, \"max |fd - analytic| / max |analytic|; %%ld of %%ld entries at a kink, skipped\", skipped, m.nth);\n");
@@ -1246,6 +1351,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("                double row[2] = { (double)step, loss };\n                ibrt_csv_row(&tr, row, 2);\n");
         }
         OUT("            }\n            ibrt_progress_update(&pg, step + 1, loss);\n        }\n");
+        OUT("        %s_structure(bx, &rs, &checks, \"%s, end\");\n", pre, m->name);
         OUT("        ibrt_progress_end(&pg);\n        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);\n");
         OUT("        if (ibrt_csv_close(&tr, &err) != IBRT_OK)\n            fprintf(stderr, \"error: %%s\\n\", err.msg);\n");
         OUT("        if (!o.quiet)\n            printf(\"%%-10s %%14.6g %%14.0f\\n\", m.name, loss, rate);\n");

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <lapacke.h>
 
 #include "ibrt.h"
 
@@ -85,6 +86,64 @@ static void m0_balance(const double *th, double *chi, double *ratio)
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
+    }
+}
+
+/* m0: structural checks of the derivation at the current parameters */
+static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+{
+    static double th2[129], y0[OUT];
+    char name[96];
+    (void)name;
+    (void)x;
+    (void)r;
+    (void)c;
+    (void)when;
+    (void)th2;
+    (void)y0;
+    /* family 1: 1 generator(s) per index, 2 blocks, 64 indices */
+    {
+        memcpy(th2, m0_th, sizeof(double) * 128);
+        for (long i = 0; i < 64; i++) {
+            double t[1];
+            for (int a = 0; a < 1; a++)
+                t[a] = ibrt_rng_uniform(r) - 0.5;
+            { long e = 0 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            { long e = 64 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+        }
+        m0_forward(m0_th, x, m0_tp);
+        memcpy(y0, m0_tp + 64, sizeof y0);
+        m0_forward(th2, x, m0_tp);
+        double dy = 0, ys = 0;
+        for (long o = 0; o < OUT; o++) {
+            dy = fmax(dy, fabs(m0_tp[64 + o] - y0[o]));
+            ys = fmax(ys, fabs(y0[o]));
+        }
+        snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
+        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        double gworst = 0, lworst = 0;
+        for (long i = 0; i < 64; i++) {
+            double n[2] = { 0 };
+            { long e = 0 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            { long e = 64 + (i); n[1] += m0_th[e] * m0_th[e]; }
+            { long e = 0 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            { long e = 64 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            double G[1 * 1];
+            G[0] = 0 + 1 * n[0] + 1 * n[1];
+            double ld = NAN;
+            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 1, G, 1) == 0) {
+                ld = 0;
+                for (int a = 0; a < 1; a++)
+                    ld += 2 * log(G[a * 1 + a]);
+            }
+            /* the exact Cauchy-Binet polynomial of the derivation */
+            double cb = 0 + 1.0 * n[0] + 1.0 * n[1];
+            lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
+        }
+        snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
+        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
+        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
 }
 
@@ -167,6 +226,20 @@ static void m1_balance(const double *th, double *chi, double *ratio)
     (void)ratio;
 }
 
+/* m1: structural checks of the derivation at the current parameters */
+static void m1_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+{
+    static double th2[65], y0[OUT];
+    char name[96];
+    (void)name;
+    (void)x;
+    (void)r;
+    (void)c;
+    (void)when;
+    (void)th2;
+    (void)y0;
+}
+
 /* ---- model 'l1': 64 parameters, tape of 1 values ---- */
 static double m2_th[64], m2_g[64], m2_tp[2], m2_ad[2];
 /* m2: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
@@ -211,6 +284,20 @@ static void m2_balance(const double *th, double *chi, double *ratio)
     (void)th;
     (void)chi;
     (void)ratio;
+}
+
+/* m2: structural checks of the derivation at the current parameters */
+static void m2_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+{
+    static double th2[65], y0[OUT];
+    char name[96];
+    (void)name;
+    (void)x;
+    (void)r;
+    (void)c;
+    (void)when;
+    (void)th2;
+    (void)y0;
 }
 
 static double bx[32 * IN], by[32 * OUT];
@@ -372,7 +459,10 @@ int main(int argc, char **argv)
         for (int e = 0; e < 64; e++)
             m0_th[64 + e] = f * (0 + 0.01 * ibrt_rng_normal(&ri));
     }
+        ibrt_rng rs;
+        ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
         long nb = draw_batch(ds, &rb), skipped;
+        m0_structure(bx, &rs, &checks, "designed, init");
         double gerr = gradient_check(&m, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (designed)");
         char detail[128];
@@ -419,6 +509,7 @@ int main(int argc, char **argv)
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
+        m0_structure(bx, &rs, &checks, "designed, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
@@ -525,7 +616,10 @@ int main(int argc, char **argv)
         for (int e = 0; e < 64; e++)
             m1_th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(&ri));
     }
+        ibrt_rng rs;
+        ibrt_rng_fork(&rs, o.seed, 1001);   /* structural checks */
         long nb = draw_batch(ds, &rb), skipped;
+        m1_structure(bx, &rs, &checks, "vanilla, init");
         double gerr = gradient_check(&m, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (vanilla)");
         char detail[128];
@@ -560,6 +654,7 @@ int main(int argc, char **argv)
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
+        m1_structure(bx, &rs, &checks, "vanilla, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
@@ -629,7 +724,10 @@ int main(int argc, char **argv)
         for (int e = 0; e < 64; e++)
             m2_th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(&ri));
     }
+        ibrt_rng rs;
+        ibrt_rng_fork(&rs, o.seed, 1002);   /* structural checks */
         long nb = draw_batch(ds, &rb), skipped;
+        m2_structure(bx, &rs, &checks, "l1, init");
         double gerr = gradient_check(&m, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (l1)");
         char detail[128];
@@ -664,6 +762,7 @@ int main(int argc, char **argv)
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
+        m2_structure(bx, &rs, &checks, "l1, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)

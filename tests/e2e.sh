@@ -29,5 +29,20 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
     fi
     pass=$((pass + 1))
 done
+# A deliberately wrong derivation must make the trainer's checks fail
+# (exit status 4): IBC_FAULT=alpha flips a generator exponent,
+# IBC_FAULT=coef changes a Cauchy-Binet coefficient.
+for fault in alpha coef; do
+    if ! IBC_FAULT=$fault bin/ibc build specs/deep_hadamard.ibs -o "$dir/fault_$fault" >/dev/null 2>&1; then
+        echo "FAIL fault $fault: does not build"; fail=$((fail + 1)); continue
+    fi
+    "$dir/fault_$fault" --steps 50 --quiet --out "$dir/fault_$fault.out" >/dev/null 2>&1
+    rc=$?
+    if [ $rc -ne 4 ]; then
+        echo "FAIL fault $fault: the trainer's checks did not catch a wrong derivation (exit $rc)"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+done
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
