@@ -1445,6 +1445,32 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         }
         OUT("    }\n");
     }
+    if (spec->verify.stationary_beta > 0) {
+        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
+         * i.e. beta_d = 2 and theta* = the data's value */
+        const sym_family *fam = derivation && sym_nfamilies(derivation) ? sym_family_at(derivation, 0) : NULL;
+        bool scalar_pair = fam && fam->k == 1 && fam->nblocks == 2 && fam->count == 1 && dk == D_TARGET &&
+                           fam->alpha[0][0] == -fam->alpha[0][1];
+        if (!scalar_pair) {
+            diag_error(diag, spec->data->loc, "the stationary-law test needs a scalar pair z = u v with "
+                                              "noisy_target data (theory.md §7)");
+            return false;
+        }
+        OUT("\n    /* the stationary law, thin-shell Metropolis test (theory.md §7) */\n    {\n");
+        OUT("        ibrt_stationary_cfg sc = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
+            "                                   .chains = 40000, .steps = 4000, .step = 0.02, .seed = o.seed + 77 };\n",
+            spec->verify.stationary_beta, kwnum(spec->data, "value", 1),
+            spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02);
+        OUT("        if (o.steps < %ldL)   /* shortened runs (tests) use fewer chains */\n            sc.chains = 4000;\n", steps);
+        OUT("        ibrt_stationary_result sr;\n        if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {\n"
+            "            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
+        OUT("        put(j, &mt, \"stationary_ks_predicted\", \"\", sr.ks_pred);\n        put(j, &mt, \"stationary_p_predicted\", \"\", sr.p_pred);\n");
+        OUT("        put(j, &mt, \"stationary_ks_no_det\", \"\", sr.ks_nodet);\n        put(j, &mt, \"stationary_p_no_det\", \"\", sr.p_nodet);\n");
+        OUT("        put(j, &mt, \"stationary_ks_flipped\", \"\", sr.ks_flip);\n        put(j, &mt, \"stationary_p_flipped\", \"\", sr.p_flip);\n");
+        OUT("        ibrt_checks_add(&checks, \"stationary law: predicted density accepted\", sr.p_pred, 0.01, 0.01, sr.p_pred > 0.01, \"KS p-value, exp(-beta L) asinh(eps/theta)\");\n");
+        OUT("        ibrt_checks_add(&checks, \"stationary law: no det G factor rejected\", sr.p_nodet, 1e-6, 1e-6, sr.p_nodet < 1e-6, \"KS p-value, exp(-beta L)\");\n");
+        OUT("        ibrt_checks_add(&checks, \"stationary law: inverted factor rejected\", sr.p_flip, 1e-6, 1e-6, sr.p_flip < 1e-6, \"KS p-value, exp(-beta L) / asinh(eps/theta)\");\n    }\n");
+    }
     OUT("\n    ibrt_json_obj_end(j);\n    ibrt_json_key(j, \"wall_seconds\");\n    ibrt_json_num(j, ibrt_time_now() - t0);\n");
     OUT("    ibrt_json_key(j, \"checks\");\n    ibrt_checks_to_json(&checks, j);\n    ibrt_json_obj_end(j);\n");
     OUT("    snprintf(path, sizeof path, \"%%s/results.json\", o.out_dir);\n");

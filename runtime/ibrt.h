@@ -177,6 +177,37 @@ void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, do
 /* Singular values of a row-major m x n matrix, descending (LAPACKE dgesvd). */
 ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *s, ibrt_error *err);
 
+/* ------------------------------------------------------ stationary law
+ * theory.md §7: the Gibbs law exp(-beta L) of z = u v, L = (beta_d/2)
+ * (u v - theta*)^2, conditioned on the thin shell |chi| < eps, chi =
+ * (u^2 - v^2)/2, u, v > 0.  In (theta, chi) = (u v, chi) coordinates
+ * du dv = dtheta dchi / (2 sqrt(theta^2 + chi^2)), so the law of theta is
+ *     p(theta) ~ exp(-beta L(theta)) * asinh(eps / theta)
+ * (-> exp(-beta L) / (2 theta) for eps << theta: the det G^(-1/2) factor).
+ * Metropolis with symmetric Gaussian proposals in (u, v), moves leaving the
+ * shell rejected; the final states of independent chains are compared by
+ * the Kolmogorov-Smirnov test with the predicted density and with two
+ * wrong ones: no det G factor, and the factor inverted. */
+typedef struct {
+    double beta, beta_d, theta_star, eps;
+    size_t chains, steps;
+    double step;          /* proposal std in u and v */
+    uint64_t seed;
+} ibrt_stationary_cfg;
+
+typedef struct {
+    double ks_pred, p_pred, ks_nodet, p_nodet, ks_flip, p_flip;
+    double acceptance, seconds;
+    bool pass;            /* p_pred > 0.01 and both alternatives p < 1e-6 */
+} ibrt_stationary_result;
+
+ibrt_status ibrt_stationary_uv(const ibrt_stationary_cfg *cfg, ibrt_stationary_result *res, ibrt_error *err);
+/* Kolmogorov-Smirnov distance of sorted samples x[0..n) against a CDF given
+ * on a grid (xs ascending, F non-decreasing), and its asymptotic p-value
+ * (Kolmogorov distribution, Stephens' small-sample correction). */
+double ibrt_ks_distance(const double *sorted, size_t n, const double *xs, const double *F, size_t m);
+double ibrt_ks_pvalue(double D, size_t n);
+
 /* ------------------------------------------------------------ operators
  * Fixed operators in O(n): the n x n difference z_0 = w_0, z_i = w_i -
  * w_(i-1), its inverse the cumulative sum, and the transposes backprop

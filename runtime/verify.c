@@ -1,0 +1,136 @@
+/*
+ * verify.c: the thin-shell test of the stationary law (theory.md §7; the
+ * derivation of the predicted density is in ibrt.h) and the
+ * Kolmogorov-Smirnov machinery it needs.
+ */
+#include "ibrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* F at x by linear interpolation on the grid. */
+static double grid_cdf(double x, const double *xs, const double *F, size_t m, size_t *hint)
+{
+    if (x <= xs[0])
+        return 0;
+    if (x >= xs[m - 1])
+        return 1;
+    size_t i = *hint;
+    while (i + 1 < m && xs[i + 1] < x)
+        i++;
+    *hint = i;
+    double t = (x - xs[i]) / (xs[i + 1] - xs[i]);
+    return F[i] + t * (F[i + 1] - F[i]);
+}
+
+double ibrt_ks_distance(const double *sorted, size_t n, const double *xs, const double *F, size_t m)
+{
+    double D = 0;
+    size_t hint = 0;
+    for (size_t i = 0; i < n; i++) {
+        double c = grid_cdf(sorted[i], xs, F, m, &hint);
+        double lo = c - (double)i / (double)n, hi = (double)(i + 1) / (double)n - c;
+        D = fmax(D, fmax(lo, hi));
+    }
+    return D;
+}
+
+double ibrt_ks_pvalue(double D, size_t n)
+{
+    double sn = sqrt((double)n), lambda = (sn + 0.12 + 0.11 / sn) * D;
+    if (lambda < 1e-3)
+        return 1;
+    double p = 0, sign = 1;
+    for (int j = 1; j <= 200; j++) {
+        double term = sign * exp(-2.0 * j * j * lambda * lambda);
+        p += term;
+        if (fabs(term) < 1e-300)
+            break;
+        sign = -sign;
+    }
+    p *= 2;
+    return p < 0 ? 0 : p > 1 ? 1 : p;
+}
+
+/* CDF on a grid of the density exp(-beta L(theta)) * w(theta), theta > 0,
+ * where w is asinh(eps/theta) raised to the power `power` (1 predicted, 0
+ * no det G factor, -1 inverted).  Trapezoid rule on a grid refined near 0,
+ * where asinh(eps/theta) has its integrable logarithmic singularity. */
+static void density_cdf(const ibrt_stationary_cfg *c, int power, double *xs, double *F, size_t m, double hi)
+{
+    double prev = 0;
+    for (size_t i = 0; i < m; i++) {
+        double t = (double)i / (double)(m - 1);
+        xs[i] = hi * t * t;   /* quadratic spacing: dense near 0 */
+        double th = xs[i] > 0 ? xs[i] : 1e-300;
+        double L = 0.5 * c->beta_d * (th - c->theta_star) * (th - c->theta_star);
+        double w = power == 0 ? 1 : power > 0 ? asinh(c->eps / th) : 1 / asinh(c->eps / th);
+        double f = exp(-c->beta * L) * w;
+        if (i == 0 && power > 0)
+            f = 0;   /* the singular endpoint: its mass is in the first panel's other end */
+        F[i] = i ? F[i - 1] + 0.5 * (f + prev) * (xs[i] - xs[i - 1]) : 0;
+        prev = f;
+    }
+    for (size_t i = 0; i < m; i++)
+        F[i] /= F[m - 1];
+}
+
+ibrt_status ibrt_stationary_uv(const ibrt_stationary_cfg *cfg, ibrt_stationary_result *res, ibrt_error *err)
+{
+    double t0 = ibrt_time_now();
+    size_t n = cfg->chains, m = 400001;
+    double *theta = malloc(n * sizeof *theta), *xs = malloc(m * sizeof *xs), *F = malloc(m * sizeof *F);
+    if (!theta || !xs || !F) {
+        free(theta);
+        free(xs);
+        free(F);
+        snprintf(err->msg, sizeof err->msg, "out of memory for %zu chains", n);
+        return IBRT_ENOMEM;
+    }
+    ibrt_rng r;
+    ibrt_rng_seed(&r, cfg->seed);
+    size_t accepted = 0;
+    double s0 = sqrt(cfg->theta_star);
+    for (size_t ch = 0; ch < n; ch++) {
+        double u = s0, v = s0;   /* chi = 0, theta = theta*: inside the shell */
+        double L = 0.5 * cfg->beta_d * (u * v - cfg->theta_star) * (u * v - cfg->theta_star);
+        for (size_t k = 0; k < cfg->steps; k++) {
+            double nu = u + cfg->step * ibrt_rng_normal(&r), nv = v + cfg->step * ibrt_rng_normal(&r);
+            if (nu <= 0 || nv <= 0 || fabs(0.5 * (nu * nu - nv * nv)) >= cfg->eps)
+                continue;   /* outside the shell: the target is 0 there */
+            double nL = 0.5 * cfg->beta_d * (nu * nv - cfg->theta_star) * (nu * nv - cfg->theta_star);
+            if (nL <= L || ibrt_rng_uniform(&r) < exp(-cfg->beta * (nL - L))) {
+                u = nu;
+                v = nv;
+                L = nL;
+                accepted++;
+            }
+        }
+        theta[ch] = u * v;
+    }
+    qsort(theta, n, sizeof *theta, cmp_d);
+    double hi = fmax(theta[n - 1], cfg->theta_star) * 1.5 + 10 / sqrt(cfg->beta * cfg->beta_d);
+    density_cdf(cfg, 1, xs, F, m, hi);
+    res->ks_pred = ibrt_ks_distance(theta, n, xs, F, m);
+    density_cdf(cfg, 0, xs, F, m, hi);
+    res->ks_nodet = ibrt_ks_distance(theta, n, xs, F, m);
+    density_cdf(cfg, -1, xs, F, m, hi);
+    res->ks_flip = ibrt_ks_distance(theta, n, xs, F, m);
+    res->p_pred = ibrt_ks_pvalue(res->ks_pred, n);
+    res->p_nodet = ibrt_ks_pvalue(res->ks_nodet, n);
+    res->p_flip = ibrt_ks_pvalue(res->ks_flip, n);
+    res->acceptance = (double)accepted / ((double)n * (double)cfg->steps);
+    res->pass = res->p_pred > 0.01 && res->p_nodet < 1e-6 && res->p_flip < 1e-6;
+    res->seconds = ibrt_time_now() - t0;
+    free(theta);
+    free(xs);
+    free(F);
+    return IBRT_OK;
+}
