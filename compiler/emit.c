@@ -735,7 +735,8 @@ static void emit_balance_function(const model *m, const char *pre)
 {
     size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
     OUT("/* %s: per family f and index i, chi[f][i] and ratio[f][i] */\n", pre);
-    OUT("static void %s_balance(const double *th, double *chi, double *ratio)\n{\n    (void)th;\n    (void)chi;\n    (void)ratio;\n", pre);
+    OUT("static void %s_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n"
+        "    (void)th;\n    (void)chi;\n    (void)ratio;\n    (void)n0o;\n    (void)n1o;\n", pre);
     long base = 0;
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(m->deriv, f);
@@ -749,7 +750,8 @@ static void emit_balance_function(const model *m, const char *pre)
         emit_slice_loop(m, &fam->blocks[0], "i", "n0 += th[e] * th[e];");
         emit_slice_loop(m, &fam->blocks[1], "i", "n1 += th[e] * th[e];");
         OUT("        }\n        chi[%ld + i] = 0.5 * (%ld * n0 + %ld * n1);\n", base, fam->alpha[0][0], fam->alpha[0][1]);
-        OUT("        ratio[%ld + i] = sqrt(n0 / n1);\n    }\n", base);
+        OUT("        ratio[%ld + i] = sqrt(n0 / n1);\n        if (n0o) {\n            n0o[%ld + i] = n0;\n            n1o[%ld + i] = n1;\n        }\n    }\n",
+            base, base, base);
         base += fam->count;
     }
     OUT("}\n\n");
@@ -1161,7 +1163,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     OUT("/* SGD on one model; returns the final training loss. */\n");
     OUT("typedef struct {\n    void (*forward)(const double *restrict, const double *restrict, double *restrict);\n"
         "    void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict,"
-        " double *restrict);\n    void (*balance)(const double *, double *, double *);\n"
+        " double *restrict);\n    void (*balance)(const double *, double *, double *, double *, double *);\n"
         "    double *th, *g, *tp, *ad;\n    long nth, tape, root, nbal;\n    double lr, l1;\n    long l1_off, l1_size;\n"
         "    const char *name;\n} model_t;\n\n");
 
@@ -1288,7 +1290,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     for (int k = 0; k < nm; k++)
         maxbal = balance_count(&models[k]) + 1 > maxbal ? balance_count(&models[k]) + 1 : maxbal;
     if (maxbal > 1)
-        OUT("    static double chi[%ld], ratio[%ld];\n", maxbal, maxbal);
+        OUT("    static double chi[%ld], ratio[%ld], nA0[%ld], nB0[%ld], nA[%ld], nB[%ld], mA[%ld], mB[%ld], pr[%ld];\n",
+            maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal);
+    if (maxbal > 1)
+        OUT("    (void)mA;\n    (void)mB;\n    (void)pr;\n");
     OUT("    if (!o.quiet)\n        printf(\"%%-10s %%14s %%14s\\n\", \"model\", \"final loss\", \"steps/s\");\n");
 
     for (int k = 0; k < nm; k++) {
@@ -1321,7 +1326,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         OUT("        ibrt_checks_add(&checks, path, gerr, 0, %.3g, gerr <= %.3g && skipped * 10 < m.nth, detail);\n",
             spec->verify.gradient_tol, spec->verify.gradient_tol);
         if (nbal)
-            OUT("        m.balance(m.th, chi, ratio);\n        double chi0[%ld];\n        memcpy(chi0, chi, sizeof chi0);\n", nbal);
+            OUT("        m.balance(m.th, chi, ratio, nA0, nB0);\n        double chi0[%ld];\n        memcpy(chi0, chi, sizeof chi0);\n", nbal);
         OUT("        snprintf(path, sizeof path, \"%%s/trace_%s.csv\", o.out_dir);\n        ibrt_csv tr;\n", m->name);
         OUT("        if (ibrt_csv_open(&tr, path, \"step,loss%s\", &err) != IBRT_OK) {\n", nbal ? ",chi_abs_median,ratio_median,ratio_min,ratio_max" : "");
         OUT("            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
@@ -1340,7 +1345,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         OUT("            for (long e = 0; e < m.nth; e++)\n                m.th[e] -= m.lr * m.g[e];\n");
         OUT("            if (step %% every == 0 || step == o.steps - 1) {\n");
         if (nbal) {
-            OUT("                m.balance(m.th, chi, ratio);\n                double row[5] = { (double)step, loss, 0, 0, 0 };\n");
+            OUT("                m.balance(m.th, chi, ratio, NULL, NULL);\n                double row[5] = { (double)step, loss, 0, 0, 0 };\n");
             OUT("                for (long i = 0; i < %ld; i++)\n                    tmp[i] = fabs(chi[i]);\n", nbal);
             OUT("                double mn, mx;\n                ibrt_stats_median_min_max(tmp, %ld, &row[2], &mn, &mx);\n", nbal);
             OUT("                memcpy(tmp, ratio, sizeof(double) * %ld);\n", nbal);
@@ -1421,7 +1426,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
                 "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n        }\n", r, c);
         }
         if (nbal) {
-            OUT("        {\n            m.balance(m.th, chi, ratio);\n            double med, mn, mx, c0[%ld], c1[%ld];\n", nbal, nbal);
+            OUT("        {\n            m.balance(m.th, chi, ratio, nA, nB);\n            double med, mn, mx, c0[%ld], c1[%ld];\n", nbal, nbal);
             OUT("            memcpy(tmp, ratio, sizeof(double) * %ld);\n            ibrt_stats_median_min_max(tmp, %ld, &med, &mn, &mx);\n", nbal, nbal);
             OUT("            put(j, &mt, \"ratio_median\", \"%s\", med);\n", suffix ? suffix : "");
             OUT("            put(j, &mt, \"ratio_min\", \"%s\", mn);\n", suffix ? suffix : "");
@@ -1431,6 +1436,52 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("            put(j, &mt, \"chi_abs_median_start\", \"%s\", med);\n", suffix ? suffix : "");
             OUT("            ibrt_stats_median_min_max(c1, %ld, &med, &mn, &mx);\n", nbal);
             OUT("            put(j, &mt, \"chi_abs_median_end\", \"%s\", med);\n", suffix ? suffix : "");
+            /* Which mechanism (theory.md §6): chi conserved while the norms
+             * grow, or chi driven.  Thresholds fixed here, not tuned: a
+             * median relative change of chi below 5%% is "conserved". */
+            OUT("            for (long i = 0; i < %ld; i++) {\n", nbal);
+            OUT("                c0[i] = fabs(chi[i] - chi0[i]) / fmax(fabs(chi0[i]), 1e-12 * (nA0[i] + nB0[i]));\n");
+            OUT("                c1[i] = sqrt((nA[i] + nB[i]) / (nA0[i] + nB0[i]));\n            }\n");
+            OUT("            double rel, growth;\n            ibrt_stats_median_min_max(c0, %ld, &rel, &mn, &mx);\n", nbal);
+            OUT("            ibrt_stats_median_min_max(c1, %ld, &growth, &mn, &mx);\n", nbal);
+            OUT("            put(j, &mt, \"chi_rel_change_median\", \"%s\", rel);\n", suffix ? suffix : "");
+            OUT("            put(j, &mt, \"norm_growth_median\", \"%s\", growth);\n", suffix ? suffix : "");
+            KEY("mechanism");
+            OUT("            ibrt_json_str(j, rel < 0.05 ? (growth > 1.5 ? \"conserved: chi kept its initial value while the "
+                "norms grew (a gradient-flow invariant, not the noise correction)\" : \"conserved: chi kept its initial "
+                "value\") : \"driven: chi moved (SGD noise at finite step size)\");\n");
+            /* The three predictions of theory.md §4 for the norm ratio, per
+             * index: the log det G minimiser and the dual slice (exact, from
+             * the derivation), and the noise equilibrium from the measured
+             * per-block gradient second moments m_p: along the orbit m_p
+             * scales as e^(-2 alpha_p t), so sum_p alpha_p m_p e^(-2 alpha_p t)
+             * = 0 gives (n0/n1)* = n0 alpha0 m0 / (-n1 alpha1 m1). */
+            double rl = 0, rd = 0;
+            {
+                const sym_family *f0 = sym_family_at(m->deriv, 0);
+                double a0 = (double)f0->alpha[0][0], a1 = (double)f0->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
+                for (int t = 0; t < f0->nterms; t++) {
+                    int b = f0->term_set[t] == 1u ? 0 : 1;
+                    c[b] = (double)f0->term_coef[t];
+                    char *slash = strchr(f0->delta[t], '/');
+                    dl[b] = strtod(f0->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
+                }
+                /* n_q ~ c_S(-q) / delta_S(-q): S(-0) = {1}, S(-1) = {0} */
+                rl = f0->min_kind == SYM_MIN_ATTAINED ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
+                rd = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
+                OUT("            put(j, &mt, \"ratio_pred_logdet_min\", \"%s\", %.17g);\n", suffix ? suffix : "", rl);
+                OUT("            put(j, &mt, \"ratio_pred_dual_slice\", \"%s\", %.17g);\n", suffix ? suffix : "", rd);
+                if (!(dk == D_FIXED && batch == 0)) {
+                    OUT("            /* noise equilibrium: gradient second moments over 256 fresh minibatches */\n");
+                    OUT("            memset(mA, 0, sizeof(double) * %ld);\n            memset(mB, 0, sizeof(double) * %ld);\n", nbal, nbal);
+                    OUT("            for (int q = 0; q < 256; q++) {\n                long nq = draw_batch(ds, &rb);\n");
+                    OUT("                loss_and_grad(&m, nq, true);\n                m.balance(m.g, chi, ratio, c0, c1);\n");
+                    OUT("                for (long i = 0; i < %ld; i++) {\n                    mA[i] += c0[i] / 256;\n                    mB[i] += c1[i] / 256;\n                }\n            }\n", nbal);
+                    OUT("            for (long i = 0; i < %ld; i++)\n                pr[i] = sqrt(nA[i] * %.17g * mA[i] / (-nB[i] * %.17g * mB[i]));\n", nbal, a0, a1);
+                    OUT("            ibrt_stats_median_min_max(pr, %ld, &med, &mn, &mx);\n", nbal);
+                    OUT("            put(j, &mt, \"ratio_pred_noise_equilibrium\", \"%s\", med);\n", suffix ? suffix : "");
+                }
+            }
             const sym_family *fam = sym_family_at(m->deriv, 0);
             KEY("ratio_definition");
             OUT("            ibrt_json_str(j, ");

@@ -79,11 +79,13 @@ static void m0_backward(const double *restrict th, const double *restrict x, con
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m0_balance(const double *th, double *chi, double *ratio)
+static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
     (void)th;
     (void)chi;
     (void)ratio;
+    (void)n0o;
+    (void)n1o;
 }
 
 /* m0: structural checks of the derivation at the current parameters */
@@ -231,11 +233,13 @@ static void m1_backward(const double *restrict th, const double *restrict x, con
 }
 
 /* m1: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m1_balance(const double *th, double *chi, double *ratio)
+static void m1_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
     (void)th;
     (void)chi;
     (void)ratio;
+    (void)n0o;
+    (void)n1o;
 }
 
 /* m1: structural checks of the derivation at the current parameters */
@@ -291,11 +295,13 @@ static void m2_backward(const double *restrict th, const double *restrict x, con
 }
 
 /* m2: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m2_balance(const double *th, double *chi, double *ratio)
+static void m2_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
     (void)th;
     (void)chi;
     (void)ratio;
+    (void)n0o;
+    (void)n1o;
 }
 
 /* m2: structural checks of the derivation at the current parameters */
@@ -318,7 +324,7 @@ static double bx[24 * IN], by[24 * OUT];
 typedef struct {
     void (*forward)(const double *restrict, const double *restrict, double *restrict);
     void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict, double *restrict);
-    void (*balance)(const double *, double *, double *);
+    void (*balance)(const double *, double *, double *, double *, double *);
     double *th, *g, *tp, *ad;
     long nth, tape, root, nbal;
     double lr, l1;

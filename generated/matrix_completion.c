@@ -77,11 +77,13 @@ static void m0_backward(const double *restrict th, const double *restrict x, con
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m0_balance(const double *th, double *chi, double *ratio)
+static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
     (void)th;
     (void)chi;
     (void)ratio;
+    (void)n0o;
+    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of U[:,k], V[:,k] */
     for (long i = 0; i < 20; i++) {
         double n0 = 0, n1 = 0;
@@ -91,6 +93,10 @@ static void m0_balance(const double *th, double *chi, double *ratio)
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
+        if (n0o) {
+            n0o[0 + i] = n0;
+            n1o[0 + i] = n1;
+        }
     }
 }
 
@@ -159,7 +165,7 @@ static double bmask[OUT];   /* this step's observed entries */
 typedef struct {
     void (*forward)(const double *restrict, const double *restrict, double *restrict);
     void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict, double *restrict);
-    void (*balance)(const double *, double *, double *);
+    void (*balance)(const double *, double *, double *, double *, double *);
     double *th, *g, *tp, *ad;
     long nth, tape, root, nbal;
     double lr, l1;
@@ -292,7 +298,10 @@ int main(int argc, char **argv)
     ibrt_checks checks = { .n = 0 };
     double t0 = ibrt_time_now();
     char path[1200];
-    static double chi[21], ratio[21];
+    static double chi[21], ratio[21], nA0[21], nB0[21], nA[21], nB[21], mA[21], mB[21], pr[21];
+    (void)mA;
+    (void)mB;
+    (void)pr;
     if (!o.quiet)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
 
@@ -323,7 +332,7 @@ int main(int argc, char **argv)
         char detail[128];
         snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
         ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        m.balance(m.th, chi, ratio);
+        m.balance(m.th, chi, ratio, nA0, nB0);
         double chi0[20];
         memcpy(chi0, chi, sizeof chi0);
         snprintf(path, sizeof path, "%s/trace_designed.csv", o.out_dir);
@@ -351,7 +360,7 @@ int main(int argc, char **argv)
             for (long e = 0; e < m.nth; e++)
                 m.th[e] -= m.lr * m.g[e];
             if (step % every == 0 || step == o.steps - 1) {
-                m.balance(m.th, chi, ratio);
+                m.balance(m.th, chi, ratio, NULL, NULL);
                 double row[5] = { (double)step, loss, 0, 0, 0 };
                 for (long i = 0; i < 20; i++)
                     tmp[i] = fabs(chi[i]);
@@ -392,7 +401,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
         }
         {
-            m.balance(m.th, chi, ratio);
+            m.balance(m.th, chi, ratio, nA, nB);
             double med, mn, mx, c0[20], c1[20];
             memcpy(tmp, ratio, sizeof(double) * 20);
             ibrt_stats_median_min_max(tmp, 20, &med, &mn, &mx);
@@ -407,6 +416,35 @@ int main(int argc, char **argv)
             put(j, &mt, "chi_abs_median_start", "designed", med);
             ibrt_stats_median_min_max(c1, 20, &med, &mn, &mx);
             put(j, &mt, "chi_abs_median_end", "designed", med);
+            for (long i = 0; i < 20; i++) {
+                c0[i] = fabs(chi[i] - chi0[i]) / fmax(fabs(chi0[i]), 1e-12 * (nA0[i] + nB0[i]));
+                c1[i] = sqrt((nA[i] + nB[i]) / (nA0[i] + nB0[i]));
+            }
+            double rel, growth;
+            ibrt_stats_median_min_max(c0, 20, &rel, &mn, &mx);
+            ibrt_stats_median_min_max(c1, 20, &growth, &mn, &mx);
+            put(j, &mt, "chi_rel_change_median", "designed", rel);
+            put(j, &mt, "norm_growth_median", "designed", growth);
+        ibrt_json_key(j, "mechanism_designed");
+            ibrt_json_str(j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew (a gradient-flow invariant, not the noise correction)" : "conserved: chi kept its initial value") : "driven: chi moved (SGD noise at finite step size)");
+            put(j, &mt, "ratio_pred_logdet_min", "designed", 1);
+            put(j, &mt, "ratio_pred_dual_slice", "designed", 1);
+            /* noise equilibrium: gradient second moments over 256 fresh minibatches */
+            memset(mA, 0, sizeof(double) * 20);
+            memset(mB, 0, sizeof(double) * 20);
+            for (int q = 0; q < 256; q++) {
+                long nq = draw_batch(ds, &rb);
+                loss_and_grad(&m, nq, true);
+                m.balance(m.g, chi, ratio, c0, c1);
+                for (long i = 0; i < 20; i++) {
+                    mA[i] += c0[i] / 256;
+                    mB[i] += c1[i] / 256;
+                }
+            }
+            for (long i = 0; i < 20; i++)
+                pr[i] = sqrt(nA[i] * 1 * mA[i] / (-nB[i] * -1 * mB[i]));
+            ibrt_stats_median_min_max(pr, 20, &med, &mn, &mx);
+            put(j, &mt, "ratio_pred_noise_equilibrium", "designed", med);
         ibrt_json_key(j, "ratio_definition_designed");
             ibrt_json_str(j, "||U[:,k]|| / ||V[:,k]||");
         }
