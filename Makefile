@@ -28,7 +28,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean
+.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean
 all: bin/ibc build/libibrt.a
 
 deps:
@@ -145,6 +145,11 @@ demo: deps
 	bin/ibc check specs/spectral_sparse.ibs
 	bin/ibc derive specs/spectral_sparse.ibs
 	bin/ibc run specs/spectral_sparse.ibs --out results/spectral_sparse
+
+# The paper's five experiments at its settings -> docs/results.md and
+# docs/figures/ (several minutes; SEEDS=K to change the number of seeds).
+paper: all
+	@sh scripts/paper.sh
 
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all

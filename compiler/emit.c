@@ -1393,6 +1393,11 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("            size_t shp[1] = { %ld };\n            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)\n"
                 "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n", n);
             OUT("            if (ds->truth_size == %ld) {\n                double rec = 0, tv = 0;\n", n);
+            /* the learned coefficients next to the truth, for plots */
+            OUT("                ibrt_csv wc;\n                snprintf(path, sizeof path, \"%%s/w_%s.csv\", o.out_dir);\n", m->name);
+            OUT("                if (ibrt_csv_open(&wc, path, \"i,w,truth\", &err) == IBRT_OK) {\n");
+            OUT("                    for (long i = 0; i < %ld; i++) {\n                        double row[3] = { (double)i, w[i], ds->truth[i] };\n", n);
+            OUT("                        ibrt_csv_row(&wc, row, 3);\n                    }\n                    ibrt_csv_close(&wc, &err);\n                }\n");
             OUT("                for (long i = 0; i < %ld; i++) {\n                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / %ld.0;\n", n, n);
             OUT("                    if (i)\n                        tv += fabs(w[i] - w[i - 1]);\n                }\n");
             OUT("                put(j, &mt, \"recon_mse\", \"%s\", rec);\n", suffix ? suffix : "");

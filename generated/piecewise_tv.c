@@ -527,6 +527,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
             if (ds->truth_size == 200) {
                 double rec = 0, tv = 0;
+                ibrt_csv wc;
+                snprintf(path, sizeof path, "%s/w_designed.csv", o.out_dir);
+                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
+                    for (long i = 0; i < 200; i++) {
+                        double row[3] = { (double)i, w[i], ds->truth[i] };
+                        ibrt_csv_row(&wc, row, 3);
+                    }
+                    ibrt_csv_close(&wc, &err);
+                }
                 for (long i = 0; i < 200; i++) {
                     rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 200.0;
                     if (i)
@@ -673,6 +682,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
             if (ds->truth_size == 200) {
                 double rec = 0, tv = 0;
+                ibrt_csv wc;
+                snprintf(path, sizeof path, "%s/w_vanilla.csv", o.out_dir);
+                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
+                    for (long i = 0; i < 200; i++) {
+                        double row[3] = { (double)i, w[i], ds->truth[i] };
+                        ibrt_csv_row(&wc, row, 3);
+                    }
+                    ibrt_csv_close(&wc, &err);
+                }
                 for (long i = 0; i < 200; i++) {
                     rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 200.0;
                     if (i)

@@ -562,6 +562,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
             if (ds->truth_size == 64) {
                 double rec = 0, tv = 0;
+                ibrt_csv wc;
+                snprintf(path, sizeof path, "%s/w_designed.csv", o.out_dir);
+                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
+                    for (long i = 0; i < 64; i++) {
+                        double row[3] = { (double)i, w[i], ds->truth[i] };
+                        ibrt_csv_row(&wc, row, 3);
+                    }
+                    ibrt_csv_close(&wc, &err);
+                }
                 for (long i = 0; i < 64; i++) {
                     rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 64.0;
                     if (i)
@@ -708,6 +717,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
             if (ds->truth_size == 64) {
                 double rec = 0, tv = 0;
+                ibrt_csv wc;
+                snprintf(path, sizeof path, "%s/w_vanilla.csv", o.out_dir);
+                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
+                    for (long i = 0; i < 64; i++) {
+                        double row[3] = { (double)i, w[i], ds->truth[i] };
+                        ibrt_csv_row(&wc, row, 3);
+                    }
+                    ibrt_csv_close(&wc, &err);
+                }
                 for (long i = 0; i < 64; i++) {
                     rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 64.0;
                     if (i)
@@ -816,6 +834,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", err.msg);
             if (ds->truth_size == 64) {
                 double rec = 0, tv = 0;
+                ibrt_csv wc;
+                snprintf(path, sizeof path, "%s/w_l1.csv", o.out_dir);
+                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
+                    for (long i = 0; i < 64; i++) {
+                        double row[3] = { (double)i, w[i], ds->truth[i] };
+                        ibrt_csv_row(&wc, row, 3);
+                    }
+                    ibrt_csv_close(&wc, &err);
+                }
                 for (long i = 0; i < 64; i++) {
                     rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 64.0;
                     if (i)
