@@ -1257,12 +1257,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     OUT("        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));\n    }\n");
     OUT("    m->l1 = l1;\n    return worst;\n}\n\n");
 
-    OUT("int main(int argc, char **argv)\n{\n    ibrt_opts o;\n    int rc = ibrt_opts_parse(argc, argv, &o, ");
-    emit_c_string(out, spec->model);
-    OUT(", ");
-    emit_c_string(out, spec->description ? spec->description : "");
-    OUT(", %ldL, %lluULL);\n    if (rc)\n        return rc > 0 ? 0 : 2;\n", steps, (unsigned long long)spec->train.seed);
-    OUT("    if (o.seeds != 1) {\n        fprintf(stderr, \"--seeds > 1 is not implemented yet: run the trainer once per seed with --seed\\n\");\n        return 2;\n    }\n");
+    OUT("static ibrt_metrics mt;   /* this run's scalar metrics */\n\n");
+    OUT("/* One whole experiment at seed o.seed: data, every model, metrics,\n"
+        " * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */\n");
+    OUT("static int run(ibrt_opts o)\n{\n    mt.n = 0;\n");
     for (int i = 0; i < em.ndct; i++)
         OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", em.dct_sizes[i], em.dct_sizes[i]);
     OUT("    ibrt_error err;\n    ibrt_status st;\n    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {\n");
@@ -1285,7 +1283,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     emit_c_string(out, spec->model);
     OUT(");\n    ibrt_json_key(j, \"steps\");\n    ibrt_json_int(j, o.steps);\n    ibrt_json_key(j, \"seed\");\n");
     OUT("    ibrt_json_int(j, (long)o.seed);\n    ibrt_json_key(j, \"metrics\");\n    ibrt_json_obj_begin(j);\n");
-    OUT("    static ibrt_metrics mt;\n    ibrt_checks checks = { .n = 0 };\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
+    OUT("    static ibrt_checks checks;\n    checks.n = 0;\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
     long maxbal = 1;
     for (int k = 0; k < nm; k++)
         maxbal = balance_count(&models[k]) + 1 > maxbal ? balance_count(&models[k]) + 1 : maxbal;
@@ -1534,7 +1532,33 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     OUT("    if (!o.quiet) {\n        printf(\"\\n\");\n        ibrt_metrics_print(&mt, stdout);\n");
     OUT("        printf(\"\\n\");\n        ibrt_checks_print(&checks, stdout);\n        printf(\"\\nresults: %%s\\n\", path);\n    }\n");
     OUT("    bool pass = ibrt_checks_all_pass(&checks);\n    ibrt_json_free(j);\n    ibrt_dataset_free(ds);\n");
-    OUT("    return pass ? 0 : 4;\n}\n");
+    OUT("    return pass ? 0 : 4;\n}\n\n");
+    /* main: one run, or --seeds K runs summarised by median/min/max */
+    OUT("int main(int argc, char **argv)\n{\n    ibrt_opts o;\n    int rc = ibrt_opts_parse(argc, argv, &o, ");
+    emit_c_string(out, spec->model);
+    OUT(", ");
+    emit_c_string(out, spec->description ? spec->description : "");
+    OUT(", %ldL, %lluULL);\n    if (rc)\n        return rc > 0 ? 0 : 2;\n", steps, (unsigned long long)spec->train.seed);
+    OUT("    if (o.seeds == 1)\n        return run(o);\n");
+    OUT("    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has\n"
+        "     * median, min and max of every scalar metric */\n");
+    OUT("    ibrt_error err;\n    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    OUT("    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);\n    size_t nall = 0;\n    int worst = 0;\n");
+    OUT("    if (!all) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n");
+    OUT("    for (int k = 0; k < o.seeds; k++) {\n        ibrt_opts one = o;\n        static char dir[1100];\n");
+    OUT("        one.seed = o.seed + (uint64_t)k;\n        one.quiet = 1;\n");
+    OUT("        snprintf(dir, sizeof dir, \"%%s/seed_%%llu\", o.out_dir, (unsigned long long)one.seed);\n        one.out_dir = dir;\n");
+    OUT("        int r = run(one);\n        if (r != 0 && r != 4)\n            return r;\n        if (r > worst)\n            worst = r;\n");
+    OUT("        if (!o.quiet)\n            fprintf(stderr, \"seed %%llu: %%s\\n\", (unsigned long long)one.seed, r ? \"a check FAILED\" : \"all checks pass\");\n");
+    OUT("        memcpy(all + nall, mt.m, sizeof *all * mt.n);\n        nall += mt.n;\n    }\n");
+    OUT("    ibrt_json *j = ibrt_json_new();\n    ibrt_json_obj_begin(j);\n    ibrt_json_key(j, \"model\");\n    ibrt_json_str(j, ");
+    emit_c_string(out, spec->model);
+    OUT(");\n    ibrt_json_key(j, \"seeds\");\n    ibrt_json_int(j, o.seeds);\n    ibrt_json_key(j, \"first_seed\");\n    ibrt_json_int(j, (long)o.seed);\n");
+    OUT("    ibrt_json_key(j, \"metrics\");\n    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);\n");
+    OUT("    ibrt_json_key(j, \"all_checks_pass\");\n    ibrt_json_bool(j, worst == 0);\n    ibrt_json_obj_end(j);\n");
+    OUT("    char path[1200];\n    snprintf(path, sizeof path, \"%%s/summary.json\", o.out_dir);\n");
+    OUT("    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    OUT("    if (!o.quiet)\n        printf(\"\\nsummary: %%s\\n\", path);\n    ibrt_json_free(j);\n    free(all);\n    return worst;\n}\n");
     for (int k = 0; k < nm; k++) {
         prog_free(&models[k].p);
         prog_free(&models[k].rp);

@@ -170,6 +170,10 @@ typedef struct {
 } ibrt_metrics;
 void ibrt_metrics_add(ibrt_metrics *t, const char *name, const char *model, double v);
 void ibrt_metrics_print(const ibrt_metrics *t, FILE *out);
+/* Over several seeds: for each (metric, model) of m[0..n), its median, min
+ * and max, as "NAME_MODEL": {"median", "min", "max", "n"} in the JSON
+ * object begun here, and as a table on out (unless NULL). */
+void ibrt_metrics_summarise(const ibrt_metric *m, size_t n, ibrt_json *j, FILE *out);
 
 /* median, min and max of x[0..n) (x is reordered). */
 void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, double *max);

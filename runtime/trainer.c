@@ -240,3 +240,41 @@ void ibrt_metrics_print(const ibrt_metrics *t, FILE *out)
         fputc('\n', out);
     }
 }
+
+void ibrt_metrics_summarise(const ibrt_metric *m, size_t n, ibrt_json *j, FILE *out)
+{
+    double *v = malloc((n + 1) * sizeof *v);
+    ibrt_json_obj_begin(j);
+    if (out)
+        fprintf(out, "%-24s %-10s %14s %14s %14s\n", "metric", "model", "median", "min", "max");
+    for (size_t i = 0; i < n && v; i++) {
+        bool first = true;
+        for (size_t q = 0; q < i && first; q++)
+            first = strcmp(m[q].name, m[i].name) || strcmp(m[q].model, m[i].model);
+        if (!first)
+            continue;
+        size_t c = 0;
+        for (size_t q = i; q < n; q++)
+            if (!strcmp(m[q].name, m[i].name) && !strcmp(m[q].model, m[i].model))
+                v[c++] = m[q].v;
+        double med, mn, mx;
+        ibrt_stats_median_min_max(v, c, &med, &mn, &mx);
+        char key[128];
+        snprintf(key, sizeof key, "%s%s%s", m[i].name, m[i].model[0] ? "_" : "", m[i].model);
+        ibrt_json_key(j, key);
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "median");
+        ibrt_json_num(j, med);
+        ibrt_json_key(j, "min");
+        ibrt_json_num(j, mn);
+        ibrt_json_key(j, "max");
+        ibrt_json_num(j, mx);
+        ibrt_json_key(j, "n");
+        ibrt_json_int(j, (long)c);
+        ibrt_json_obj_end(j);
+        if (out)
+            fprintf(out, "%-24s %-10s %14.6g %14.6g %14.6g\n", m[i].name, m[i].model[0] ? m[i].model : "-", med, mn, mx);
+    }
+    ibrt_json_obj_end(j);
+    free(v);
+}
