@@ -178,9 +178,25 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         op->text = arena_printf(ar, "%s @ %s", fa.text, fb.text);
         op->rows = fa.rows;
         op->cols = fb.cols;
-        op->invertible = fa.invertible && fb.invertible && fa.rows == fa.cols && fb.rows == fb.cols;
-        op->kernel_dim = fa.kernel_dim + fb.kernel_dim;   /* an upper bound when both are singular */
-        op->cokernel_dim = fa.cokernel_dim + fb.cokernel_dim;
+        if (fa.cols != fb.rows) {
+            diag_error(diag, opn->loc, "operator composition %s @ %s does not fit: %ld x %ld times %ld x %ld", fa.text,
+                       fb.text, fa.rows, fa.cols, fb.rows, fb.cols);
+            return false;
+        }
+        op->invertible = fa.invertible && fb.invertible;
+        /* rank(A B) = rank(B) when A is invertible, rank(A) when B is;
+         * otherwise only the bounds ker(A B) >= ker(B), rank(A B) <=
+         * rank(A) (and the transposed pair for the co-kernel). */
+        long ra = fa.cols - fa.kernel_dim, rb = fb.cols - fb.kernel_dim;
+        if (fa.invertible || fb.invertible) {
+            long rk = fa.invertible ? rb : ra;
+            op->kernel_dim = fb.cols - rk;
+            op->cokernel_dim = fa.rows - rk;
+        } else {
+            op->kernel_dim = fb.kernel_dim > fb.cols - ra ? fb.kernel_dim : fb.cols - ra;
+            op->cokernel_dim = fa.cokernel_dim > fa.rows - rb ? fa.cokernel_dim : fa.rows - rb;
+            op->dims_lower_bound = true;
+        }
         op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
         op->condition = fa.condition * fb.condition;   /* an upper bound */
         op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
@@ -222,8 +238,10 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
             }
     } else if (!strcmp(name, "diff_open")) {
         op->invertible = false;
-        op->kernel_dim = 1;   /* the constants */
-        op->cokernel_dim = 0;
+        /* (n-1) x n: the kernel is the constants; diff_open(n)' is
+         * n x (n-1) with a trivial kernel and the constants as co-kernel. */
+        op->kernel_dim = transposed ? 0 : 1;
+        op->cokernel_dim = transposed ? 1 : 0;
         (void)size;
     } else if (!strcmp(name, "matrix")) {
         const char *path = spec_dir_path(a, spec, n->kids[0]->text);
@@ -338,14 +356,78 @@ static ast_node *factor_init(const ibc_design *d, const char *name)
     return all;
 }
 
+/* The exact rational of a literal: "4/3", "1.5", "15e-1" (a decimal is
+ * read digit by digit, never through a double, so 1.5 is exactly 3/2). */
+static bool exact_rational(mpq_t q, const char *text)
+{
+    const char *slash = strchr(text, '/');
+    if (slash) {
+        /* both halves are literals ("4/3", "1.5/1") */
+        char head[64];
+        size_t len = (size_t)(slash - text);
+        if (len >= sizeof head || strchr(slash + 1, '/'))
+            return false;
+        memcpy(head, text, len);
+        head[len] = '\0';
+        mpq_t d;
+        mpq_init(d);
+        bool ok = exact_rational(q, head) && exact_rational(d, slash + 1) && mpq_sgn(d) != 0;
+        if (ok)
+            mpq_div(q, q, d);
+        mpq_clear(d);
+        return ok;
+    }
+    mpz_t num, den;
+    mpz_inits(num, den, NULL);
+    mpz_set_ui(den, 1);
+    const char *p = text;
+    bool neg = *p == '-', digits = false, ok = true;
+    if (*p == '-' || *p == '+')
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
+        mpz_mul_ui(num, num, 10);
+        mpz_add_ui(num, num, (unsigned long)(*p - '0'));
+    }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
+            mpz_mul_ui(num, num, 10);
+            mpz_add_ui(num, num, (unsigned long)(*p - '0'));
+            mpz_mul_ui(den, den, 10);
+        }
+    if (digits && (*p == 'e' || *p == 'E')) {
+        char *end;
+        long e = strtol(p + 1, &end, 10);
+        ok = end != p + 1 && e > -400 && e < 400;
+        p = end;
+        if (ok) {
+            mpz_t t;
+            mpz_init(t);
+            mpz_ui_pow_ui(t, 10, (unsigned long)labs(e));
+            if (e >= 0)
+                mpz_mul(num, num, t);
+            else
+                mpz_mul(den, den, t);
+            mpz_clear(t);
+        }
+    }
+    ok = ok && digits && *p == '\0';
+    if (ok) {
+        if (neg)
+            mpz_neg(num, num);
+        mpq_set_num(q, num);
+        mpq_set_den(q, den);
+        mpq_canonicalize(q);
+    }
+    mpz_clears(num, den, NULL);
+    return ok;
+}
+
 /* Strength c = p/q gives L = 2 / (2 - c) = 2q / (2q - p), integral only. */
 static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
 {
     mpq_t c, two, l;
     mpq_inits(c, two, l, NULL);
-    bool ok = mpq_set_str(c, d->strength, 10) == 0;
-    if (ok)
-        mpq_canonicalize(c);
+    bool ok = exact_rational(c, d->strength);
     mpq_set_ui(two, 2, 1);
     ok = ok && mpq_cmp_ui(c, 1, 1) >= 0 && mpq_cmp(c, two) < 0;
     if (ok) {
@@ -417,7 +499,7 @@ static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
     bool tr = opn->kind == AST_TRANSPOSE;
     if (!strcmp(name, "identity"))
         return z;
-    if (!strcmp(name, "diff") && !tr)
+    if (!strcmp(name, "diff") && !tr && z->shape.rank == 1)   /* cumsum takes vectors only */
         return mk_call(a, "cumsum", z, NULL, z->shape);
     if ((!strcmp(name, "dct") || !strcmp(name, "cosine"))) {
         if (tr)
@@ -453,20 +535,32 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     if (!design_operator_analyse(a, spec, d->op, diag, &r->op, NULL))
         return NULL;
     design_operator *op = &r->op;
+    if (op->cols != P->shape.rows) {
+        diag_error(diag, d->op->loc, "operator %s is %ld x %ld, but %s has %ld %s; the operator must act on %s",
+                   op->text, op->rows, op->cols, P->name, P->shape.rows, P->shape.rank == 2 ? "rows" : "entries",
+                   P->shape.rank == 2 ? "its columns" : "it");
+        return NULL;
+    }
     if (op->rows != op->cols || !op->invertible) {
         if (d->op->kind == AST_BINOP) {
-            diag_error(diag, d->op->loc, "operator %s is not invertible: a factor of the composition is singular or "
-                                         "not square; design needs a square invertible operator", op->text);
+            const char *bound = op->dims_lower_bound ? "at least " : "";
+            diag_error(diag, d->op->loc,
+                       "operator %s is not invertible: it is %ld x %ld with a kernel of dimension %s%ld and a "
+                       "co-kernel of dimension %s%ld (a factor of the composition is singular or not square); "
+                       "design needs a square invertible operator: use invertible factors (diff(n), not "
+                       "diff_open(n)), or add an explicit unpenalised kernel component w = A^+ z + N c",
+                       op->text, op->rows, op->cols, bound, op->kernel_dim, bound, op->cokernel_dim);
             return NULL;
         }
         const char *opname = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
         if (opname && !strcmp(opname, "diff_open"))
             diag_error(diag, d->op->loc,
-                       "operator %s is not invertible: it is %ld x %ld with a kernel of dimension %ld (the "
+                       "operator %s is not invertible: it is %ld x %ld with a %s of dimension 1 (the "
                        "constants), so the factorised model would have extra, non-rescaling symmetries; use "
                        "diff(%ld), the invertible n x n difference (z_0 = w_0), or add an explicit unpenalised "
                        "kernel component",
-                       op->text, op->rows, op->cols, op->kernel_dim, op->cols);
+                       op->text, op->rows, op->cols, d->op->kind == AST_TRANSPOSE ? "co-kernel" : "kernel",
+                       op->rows > op->cols ? op->rows : op->cols);
         else if (op->rows != op->cols)
             diag_error(diag, d->op->loc,
                        "operator %s is %ld x %ld, not square: %s %ld; log-sparsity design needs a "
@@ -543,7 +637,7 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
         opn = "";   /* a composition */
     if (!strcmp(opn, "identity"))
         r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
-    else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE)
+    else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
         r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
     else
         r->factorisation = arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name,
@@ -608,14 +702,43 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     return r;
 }
 
+/* A JSON string: operator texts hold quotes (matrix("A.csv")) and file
+ * names may hold any byte. */
+static void json_str(FILE *out, const char *key, const char *v)
+{
+    fprintf(out, "\"%s\": \"", key);
+    for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputs("\", ", out);
+}
+
 void design_print(FILE *out, const design_result *r, sym_format fmt)
 {
     if (fmt == SYM_FMT_JSON) {
-        fprintf(out, "{\"requested\": \"%s\", \"depth\": %ld, \"coefficient\": \"%s\", \"constant\": \"%s\", "
-                     "\"factorisation\": \"%s\", \"operator\": {\"shape\": [%ld, %ld], \"invertible\": %s, "
-                     "\"inverse\": \"%s\", \"condition\": %.6g}, \"matches\": %s}\n",
-                r->requested, r->depth, r->coefficient, r->constant, r->factorisation, r->op.rows, r->op.cols,
-                r->op.invertible ? "true" : "false", r->op.inverse, r->op.condition, r->matches ? "true" : "false");
+        fputc('{', out);
+        json_str(out, "requested", r->requested);
+        fprintf(out, "\"depth\": %ld, ", r->depth);
+        json_str(out, "coefficient", r->coefficient);
+        json_str(out, "constant", r->constant);
+        json_str(out, "factorisation", r->factorisation);
+        fprintf(out, "\"operator\": {");
+        json_str(out, "text", r->op.text);
+        fprintf(out, "\"shape\": [%ld, %ld], \"invertible\": %s, ", r->op.rows, r->op.cols,
+                r->op.invertible ? "true" : "false");
+        json_str(out, "inverse", r->op.inverse);
+        if (isfinite(r->op.condition))
+            fprintf(out, "\"condition\": %.6g, \"residual\": %.3g}, ", r->op.condition, r->op.residual);
+        else
+            fprintf(out, "\"condition\": null, \"residual\": %.3g}, ", r->op.residual);
+        if (r->alignment)
+            json_str(out, "alignment", r->alignment);
+        fprintf(out, "\"matches\": %s}\n", r->matches ? "true" : "false");
         return;
     }
     const char *h = fmt == SYM_FMT_MD ? "## " : "";

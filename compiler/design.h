@@ -20,6 +20,7 @@ typedef struct {
     long rows, cols;
     bool invertible;
     long kernel_dim, cokernel_dim;
+    bool dims_lower_bound;    /* composition of singular factors: the dims are lower bounds */
     const char *inverse;      /* how A^-1 is applied: "cumsum, O(n)", ... */
     double condition;         /* 2-norm condition number (dense), 1 otherwise */
     double residual;          /* max |A (A^-1 z) - z| on a random z (dense) */

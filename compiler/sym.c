@@ -781,6 +781,137 @@ static const char *ratio_text(ibc_arena *a, const sym_family *f, mpq_t *r)
     return arena_printf(a, "%s = %s", lhs, rhs);
 }
 
+/* Phase 1 of the simplex method in exact rationals: finds x >= 0 with
+ * A x = b (A m x n, row-major longs) or reports that none exists.  Bland's
+ * rule (smallest index enters and leaves) rules out cycling, so it ends.
+ * On success x (n entries, initialised by the caller) holds a basic
+ * feasible point. */
+static bool lp_feasible(int m, int n, const long *A, const long *b, mpq_t *x)
+{
+    int W = n + m + 1;   /* columns: x, artificials, right-hand side */
+    qmat t;
+    qmat_init(&t, m + 1, W);   /* row m: reduced costs of sum(artificials) */
+    int *basis = malloc(sizeof(int) * (size_t)(m ? m : 1));
+    mpq_t f, q, best;
+    mpq_inits(f, q, best, NULL);
+    for (int i = 0; i < m; i++) {
+        long sg = b[i] < 0 ? -1 : 1;
+        for (int j = 0; j < n; j++)
+            mpq_set_si(Q(&t, i, j), sg * A[(size_t)i * n + j], 1);
+        mpq_set_ui(Q(&t, i, n + i), 1, 1);
+        mpq_set_si(Q(&t, i, W - 1), sg * b[i], 1);
+        basis[i] = n + i;
+        for (int j = 0; j < n; j++)
+            mpq_sub(Q(&t, m, j), Q(&t, m, j), Q(&t, i, j));
+        mpq_sub(Q(&t, m, W - 1), Q(&t, m, W - 1), Q(&t, i, W - 1));
+    }
+    for (;;) {
+        int e = -1;
+        for (int j = 0; j < n + m && e < 0; j++)
+            if (mpq_sgn(Q(&t, m, j)) < 0)
+                e = j;
+        if (e < 0)
+            break;
+        int r = -1;
+        for (int i = 0; i < m; i++) {
+            if (mpq_sgn(Q(&t, i, e)) <= 0)
+                continue;
+            mpq_div(q, Q(&t, i, W - 1), Q(&t, i, e));
+            int c = r < 0 ? -1 : mpq_cmp(q, best);
+            if (r < 0 || c < 0 || (c == 0 && basis[i] < basis[r])) {
+                r = i;
+                mpq_set(best, q);
+            }
+        }
+        if (r < 0)
+            break;   /* cannot happen: the phase-1 objective is bounded below by 0 */
+        mpq_inv(f, Q(&t, r, e));
+        for (int j = 0; j < W; j++)
+            mpq_mul(Q(&t, r, j), Q(&t, r, j), f);
+        for (int i = 0; i <= m; i++) {
+            if (i == r || !mpq_sgn(Q(&t, i, e)))
+                continue;
+            mpq_set(f, Q(&t, i, e));
+            for (int j = 0; j < W; j++) {
+                mpq_mul(q, f, Q(&t, r, j));
+                mpq_sub(Q(&t, i, j), Q(&t, i, j), q);
+            }
+        }
+        basis[r] = e;
+    }
+    bool ok = mpq_sgn(Q(&t, m, W - 1)) == 0;
+    if (ok) {
+        for (int j = 0; j < n; j++)
+            mpq_set_ui(x[j], 0, 1);
+        for (int i = 0; i < m; i++)
+            if (basis[i] < n)
+                mpq_set(x[basis[i]], Q(&t, i, W - 1));
+    }
+    mpq_clears(f, q, best, NULL);
+    free(basis);
+    qmat_clear(&t);
+    return ok;
+}
+
+/* Support of the cone {x >= 0 : M x = 0} (M rows x n): supp[j] is true
+ * when some point of the cone has x_j > 0.  One feasibility problem per
+ * index not yet covered, with the extra row x_j = 1.  Returns how many. */
+static int cone_support(int rows, int n, const long *M, bool *supp)
+{
+    long *A = calloc((size_t)(rows + 1) * (size_t)n, sizeof(long));
+    long *b = calloc((size_t)rows + 1, sizeof(long));
+    mpq_t *x = malloc(sizeof(mpq_t) * (size_t)n);
+    for (int j = 0; j < n; j++) {
+        mpq_init(x[j]);
+        supp[j] = false;
+    }
+    memcpy(A, M, sizeof(long) * (size_t)rows * (size_t)n);
+    b[rows] = 1;
+    int count = 0;
+    for (int s = 0; s < n; s++) {
+        if (supp[s])
+            continue;
+        for (int j = 0; j < n; j++)
+            A[(size_t)rows * n + j] = j == s;
+        if (!lp_feasible(rows + 1, n, A, b, x))
+            continue;
+        for (int j = 0; j < n; j++)
+            if (mpq_sgn(x[j]) > 0 && !supp[j]) {
+                supp[j] = true;
+                count++;
+            }
+    }
+    for (int j = 0; j < n; j++)
+        mpq_clear(x[j]);
+    free(x);
+    free(b);
+    free(A);
+    return count;
+}
+
+/* Existence of the orbit minimum of log det G = log sum_S c_S n_S
+ * exp(e_S . t) (theory.md §4), exactly, by the theorems of the
+ * alternative on the dual cone D = {delta >= 0 : sum_S delta_S e_S = 0}:
+ * Gordan, D = {0} iff some direction makes every term decay (unbounded
+ * below); Stiemke, D holds a point with every delta_S > 0 iff no direction
+ * decreases some term without increasing another (attained).  Between the
+ * two, the infimum is finite but approached only at infinity. */
+static sym_min_kind orbit_existence(const sym_family *f)
+{
+    int k = f->k, T = f->nterms;
+    long *M = calloc((size_t)k * (size_t)(T ? T : 1), sizeof(long));
+    bool supp[64];
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        for (int a = 0; a < k; a++)
+            M[(size_t)a * T + s] = e[a];
+    }
+    int c = cone_support(k, T, M, supp);
+    free(M);
+    return c == T ? SYM_MIN_ATTAINED : c == 0 ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
+}
+
 void sym_minimise(ibc_arena *a, sym_family *f)
 {
     int k = f->k, T = f->nterms, P = f->nblocks;
@@ -804,10 +935,35 @@ void sym_minimise(ibc_arena *a, sym_family *f)
                 slice_ok = false;
         }
     }
-    f->dual_slice = slice_ok ? ratio_text(a, f, slice_r)
-                             : "chi = 0 has no point with every block non-zero";
+    if (slice_ok) {
+        f->dual_slice = ratio_text(a, f, slice_r);
+    } else {
+        /* chi = 0 with n >= 0 is a cone; it is a balance only if some of
+         * its points have every block non-zero. */
+        bool supp[SYM_MAX_BLOCKS];
+        bool positive = cone_support(k, P, eqs, supp) == P;
+        f->dual_slice = !positive ? "chi = 0 has no point with every block non-zero"
+                                  : arena_printf(a, "chi = 0 (a cone of dimension %d in the squared block norms)", nd);
+    }
 
-    if (f->degree != 0) {
+    f->existence = orbit_existence(f);
+    /* Closed form only when the dual system has exactly one solution. */
+    bool unique = false;
+    if (f->degree == 0) {
+        qmat m0;
+        qmat_init(&m0, k + 1, T);
+        for (int s = 0; s < T; s++) {
+            long e[SYM_MAX_GEN];
+            term_exponent(f, s, e);
+            for (int r = 0; r < k; r++)
+                mpq_set_si(Q(&m0, r, s), e[r], 1);
+            mpq_set_ui(Q(&m0, k, s), 1, 1);
+        }
+        int piv0[SYM_MAX_GEN + 2];
+        unique = qmat_rref(&m0, piv0) == T;
+        qmat_clear(&m0);
+    }
+    if (f->existence == SYM_MIN_ATTAINED && !unique) {
         f->min_kind = SYM_MIN_NUMERIC;
         double unit[SYM_MAX_BLOCKS], v;
         for (int p = 0; p < P; p++)
@@ -822,6 +978,20 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         f->coefficient = "numeric";
         f->invariant = "numeric";
         f->constant = "numeric";
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
+    }
+    if (f->existence != SYM_MIN_ATTAINED && !unique) {
+        bool unb = f->existence == SYM_MIN_UNBOUNDED;
+        f->min_kind = f->existence;
+        f->min_text = unb ? "no minimiser: log det G is unbounded below along the orbit (no non-negative dual weights)"
+                          : "infimum not attained (every feasible dual weight vector has a zero): the orbit minimum is "
+                            "approached only at infinity";
+        f->log_det_minimizer = unb ? "none (unbounded below)" : "none (infimum not attained)";
+        f->coefficient = f->invariant = f->constant = "none";
+        for (int s = 0; s < T; s++)
+            snprintf(f->delta[s], sizeof f->delta[s], "-");
         for (int p = 0; p < P; p++)
             mpq_clear(slice_r[p]);
         return;
@@ -1220,6 +1390,21 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     for (int i = 0; i < out.rows * out.cols; i++)
         if (out.nz[i])
             eq_add(&in, out.form + (size_t)i * in.N, NULL);
+    /* An entry no equation mentions does not reach the prediction (an
+     * unused parameter, sema warns): rescaling it is no symmetry of the
+     * predictor's, so it is pinned instead of becoming a family. */
+    size_t neq0 = in.neq;
+    long *pin = arena_alloc(a, (size_t)in.N * sizeof(long) + sizeof(long));
+    for (int u = 0; u < in.N; u++) {
+        bool seen = false;
+        for (size_t e = 0; e < neq0 && !seen; e++)
+            seen = in.eq[e * (size_t)in.N + u] != 0;
+        if (seen)
+            continue;
+        memset(pin, 0, (size_t)in.N * sizeof(long));
+        pin[u] = 1;
+        eq_add(&in, pin, NULL);
+    }
     for (size_t s = 0; s < spec->nsymmetries; s++)
         check_symmetry(&in, spec->symmetries[s]);
     if (diag->errors > errors)
@@ -1288,7 +1473,7 @@ static const char *slice_eq(ibc_arena *a, const sym_family *f, int g)
 
 static const char *exists_text(const sym_family *f)
 {
-    switch (f->min_kind) {
+    switch (f->existence) {
     case SYM_MIN_ATTAINED: return "true";
     case SYM_MIN_UNBOUNDED: return "false";
     case SYM_MIN_NOT_ATTAINED: return "\"not_attained\"";

@@ -41,7 +41,8 @@ typedef struct {
     long term_coef[64];      /* det(alpha[:,S])^2 > 0 */
 
     /* Orbit minimisation (geometric programme). */
-    sym_min_kind min_kind;
+    sym_min_kind min_kind;   /* SYM_MIN_NUMERIC when attained but no closed form */
+    sym_min_kind existence;  /* exact: ATTAINED, UNBOUNDED or NOT_ATTAINED */
     int degree;              /* degree of difficulty: nterms - k - 1 */
     char delta[64][48];      /* dual weights, exact rationals */
     const char *min_text;    /* "2 |u| |v|" */

@@ -352,3 +352,72 @@ Test(sym, nonhomogeneous_gets_a_located_note)
     cr_assert(strstr(l.msgs, "specs/attention.ibs:15:9: note: 'softmax' is not homogeneous") != NULL, "%s", l.msgs);
     unload(&l);
 }
+
+Test(sym, degenerate_exponents_unbounded)
+{
+    /* u/v: both terms of det G grow alike, no dual weights at all */
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/sym/u_over_v.ibs");
+    cr_assert_eq(f->existence, SYM_MIN_UNBOUNDED);
+    cr_assert_eq(f->min_kind, SYM_MIN_UNBOUNDED);
+    unload(&l);
+}
+
+Test(sym, degree_one_is_numeric_with_exact_existence)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/sym/degree1.ibs");
+    cr_assert_eq(f->degree, 1);
+    cr_assert_eq(f->min_kind, SYM_MIN_NUMERIC);
+    cr_assert_eq(f->existence, SYM_MIN_ATTAINED);
+    cr_assert_str_eq(f->coefficient, "numeric");
+    unload(&l);
+}
+
+Test(sym, unused_parameter_is_not_a_family)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/sym/unused_param.ibs");   /* asserts one family */
+    cr_assert_eq(f->nblocks, 2);
+    cr_assert_str_eq(f->constant, "log(2)");
+    unload(&l);
+}
+
+/* The exact existence test (theorems of the alternative, simplex in
+ * rationals) against Newton: attained -> Newton converges to a stationary
+ * point, unbounded -> Newton runs off along the orbit. */
+Test(sym, property_existence_against_newton)
+{
+    unsigned long long st = 7;
+#define RND2() (st = st * 6364136223846793005ull + 1442695040888963407ull, (double)(st >> 11) / 9007199254740992.0)
+    int attained = 0, unbounded = 0;
+    ibc_arena *a = arena_new();
+    for (int iter = 0; iter < 400; iter++) {
+        sym_family f;
+        memset(&f, 0, sizeof f);
+        f.k = 1 + (int)(RND2() * 3);
+        f.nblocks = f.k + (int)(RND2() * (7 - f.k));
+        for (int g = 0; g < f.k; g++)
+            for (int p = 0; p < f.nblocks; p++)
+                f.alpha[g][p] = (long)(RND2() * 7) - 3;
+        for (int p = 0; p < f.nblocks; p++)
+            f.blocks[p].text = "x";
+        if (!sym_gram_terms(&f))
+            continue;
+        sym_minimise(a, &f);
+        double n[SYM_MAX_BLOCKS], v;
+        for (int p = 0; p < f.nblocks; p++)
+            n[p] = exp(2 * RND2() - 1);
+        if (f.existence == SYM_MIN_ATTAINED) {
+            cr_assert(sym_logdet_min_numeric(&f, n, &v), "k=%d P=%d: exact says attained, Newton fails", f.k, f.nblocks);
+            attained++;
+        } else if (f.existence == SYM_MIN_UNBOUNDED) {
+            cr_assert(!sym_logdet_min_numeric(&f, n, &v), "k=%d P=%d: exact says unbounded, Newton converges", f.k,
+                      f.nblocks);
+            unbounded++;
+        }
+    }
+    cr_assert_gt(attained, 20, "only %d attained cases", attained);
+    cr_assert_gt(unbounded, 20, "only %d unbounded cases", unbounded);
+    arena_free(a);
+}
