@@ -3,7 +3,8 @@
  * (paper-experiments.md).  Every generator draws from the rng it is given,
  * so the data set is a function of the seed.
  */
-#include "ibrt.h"
+#include "ibrt_data.h"
+#include "ibrt_io.h"
 
 #include <lapacke.h>
 #include <math.h>
@@ -25,6 +26,14 @@ static ibrt_status alloc_ds(ibrt_dataset *ds, size_t train, size_t test, size_t 
                             ibrt_error *err)
 {
     memset(ds, 0, sizeof *ds);
+    /* every product below must fit: refuse sizes whose element count overflows */
+    size_t lim = SIZE_MAX / sizeof(double) / 2;
+    if ((in && train > lim / in) || (out && train > lim / out) || (in && test > lim / in) ||
+        (out && test > lim / out) || truth > lim) {
+        snprintf(err->msg, sizeof err->msg, "data set of %zu + %zu samples x (%zu inputs, %zu labels) is too large",
+                 train, test, in, out);
+        return IBRT_ENOMEM;
+    }
     ds->n_train = train;
     ds->n_test = test;
     ds->in_size = in;
@@ -46,8 +55,9 @@ static ibrt_status alloc_ds(ibrt_dataset *ds, size_t train, size_t test, size_t 
 /* `count` distinct indices in [lo, n), magnitudes U(1, 2), random signs. */
 static ibrt_status sparse_truth(ibrt_dataset *ds, ibrt_rng *r, size_t n, size_t lo, size_t count, ibrt_error *err)
 {
-    if (count > n - lo) {
-        snprintf(err->msg, sizeof err->msg, "cannot place %zu non-zeros among %zu coefficients", count, n - lo);
+    if (lo >= n || count > n - lo) {
+        snprintf(err->msg, sizeof err->msg, "cannot place %zu non-zeros among %zu coefficients", count,
+                 lo < n ? n - lo : 0);
         return IBRT_EVALUE;
     }
     ds->nonzeros = count;
@@ -58,6 +68,15 @@ static ibrt_status sparse_truth(ibrt_dataset *ds, ibrt_rng *r, size_t n, size_t 
         double mag = 1 + ibrt_rng_uniform(r);
         ds->truth[k] = ibrt_rng_uniform(r) < 0.5 ? -mag : mag;
         placed++;
+    }
+    return IBRT_OK;
+}
+
+static ibrt_status check_noise(const char *gen, double noise, ibrt_error *err)
+{
+    if (!(noise >= 0) || !isfinite(noise)) {
+        snprintf(err->msg, sizeof err->msg, "%s: noise = %g, expected a finite standard deviation >= 0", gen, noise);
+        return IBRT_EVALUE;
     }
     return IBRT_OK;
 }
@@ -82,11 +101,16 @@ static void linear_labels(ibrt_dataset *ds, ibrt_rng *r, double noise)
 ibrt_status ibrt_gen_cosine_spikes(ibrt_dataset *ds, ibrt_rng *r, size_t modes, size_t train, size_t test,
                                    size_t nonzeros, double noise, ibrt_error *err)
 {
-    ibrt_status st = alloc_ds(ds, train, test, modes, 1, modes, err);
+    ibrt_status st = check_noise("cosine_spikes", noise, err);
     if (st)
         return st;
-    if ((st = sparse_truth(ds, r, modes, 1, nonzeros, err)))
+    st = alloc_ds(ds, train, test, modes, 1, modes, err);
+    if (st)
         return st;
+    if ((st = sparse_truth(ds, r, modes, 1, nonzeros, err))) {
+        ibrt_dataset_free(ds);
+        return st;
+    }
     const double pi = 3.14159265358979323846;
     for (size_t s = 0; s < train + test; s++) {
         double t = ibrt_rng_uniform(r);
@@ -101,11 +125,16 @@ ibrt_status ibrt_gen_cosine_spikes(ibrt_dataset *ds, ibrt_rng *r, size_t modes, 
 ibrt_status ibrt_gen_sparse_regression(ibrt_dataset *ds, ibrt_rng *r, size_t features, size_t train, size_t test,
                                        size_t nonzeros, double noise, ibrt_error *err)
 {
-    ibrt_status st = alloc_ds(ds, train, test, features, 1, features, err);
+    ibrt_status st = check_noise("sparse_regression", noise, err);
     if (st)
         return st;
-    if ((st = sparse_truth(ds, r, features, 0, nonzeros, err)))
+    st = alloc_ds(ds, train, test, features, 1, features, err);
+    if (st)
         return st;
+    if ((st = sparse_truth(ds, r, features, 0, nonzeros, err))) {
+        ibrt_dataset_free(ds);
+        return st;
+    }
     ibrt_rng_fill_normal(r, ds->x_train, train * features, 0, 1);
     ibrt_rng_fill_normal(r, ds->x_test, test * features, 0, 1);
     linear_labels(ds, r, noise);
@@ -117,8 +146,15 @@ ibrt_status ibrt_gen_piecewise_signal(ibrt_dataset *ds, ibrt_rng *r, size_t leng
                                       ibrt_error *err)
 {
     size_t total = 0;
+    ibrt_status st0 = check_noise("piecewise_signal", noise, err);
+    if (st0)
+        return st0;
+    if (measurements == 0) {
+        snprintf(err->msg, sizeof err->msg, "piecewise_signal: measurements = 0, expected at least 1");
+        return IBRT_EVALUE;
+    }
     for (size_t i = 0; i < nlevels; i++) {
-        if (lengths[i] < 0 || lengths[i] != floor(lengths[i])) {
+        if (!(lengths[i] >= 0) || lengths[i] != floor(lengths[i]) || lengths[i] > 1e9) {
             snprintf(err->msg, sizeof err->msg, "piecewise_signal: lengths[%zu] = %g is not a count", i, lengths[i]);
             return IBRT_EVALUE;
         }
@@ -147,6 +183,14 @@ ibrt_status ibrt_gen_low_rank(ibrt_dataset *ds, ibrt_rng *r, size_t n, const dou
         snprintf(err->msg, sizeof err->msg, "low_rank: %zu singular values for a %zu x %zu matrix", rank, n, n);
         return IBRT_ESHAPE;
     }
+    if (!(p >= 0 && p <= 1)) {
+        snprintf(err->msg, sizeof err->msg, "low_rank: observed = %g, expected a probability in [0, 1]", p);
+        return IBRT_EVALUE;
+    }
+    if (n == 0 || n > 46340) {   /* 46340^2 < 2^31: LAPACKE's int leading dimensions */
+        snprintf(err->msg, sizeof err->msg, "low_rank: size = %zu, expected 1 to 46340", n);
+        return IBRT_ESHAPE;
+    }
     ibrt_status st = alloc_ds(ds, 1, 0, 0, n * n, n * n, err);
     if (st)
         return st;
@@ -156,14 +200,26 @@ ibrt_status ibrt_gen_low_rank(ibrt_dataset *ds, ibrt_rng *r, size_t n, const dou
         free(P);
         free(Q);
         free(tau);
-        snprintf(err->msg, sizeof err->msg, "out of memory");
+        ibrt_dataset_free(ds);
+        snprintf(err->msg, sizeof err->msg, "low_rank: out of memory for a %zu x %zu matrix", n, n);
         return IBRT_ENOMEM;
     }
     double *mats[2] = { P, Q };
     for (int m = 0; m < 2; m++) {
         ibrt_rng_fill_normal(r, mats[m], n * n, 0, 1);
-        LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, mats[m], (lapack_int)n, tau);
-        LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, (lapack_int)n, mats[m], (lapack_int)n, tau);
+        lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, mats[m], (lapack_int)n, tau);
+        if (!info)
+            info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, (lapack_int)n, mats[m],
+                                  (lapack_int)n, tau);
+        if (info) {
+            free(P);
+            free(Q);
+            free(tau);
+            ibrt_dataset_free(ds);
+            snprintf(err->msg, sizeof err->msg, "low_rank: QR of a %zu x %zu Gaussian matrix failed (info %d)", n, n,
+                     (int)info);
+            return IBRT_EVALUE;
+        }
     }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < n; j++) {
@@ -177,4 +233,80 @@ ibrt_status ibrt_gen_low_rank(ibrt_dataset *ds, ibrt_rng *r, size_t n, const dou
     free(Q);
     free(tau);
     return IBRT_OK;
+}
+
+void ibrt_sample_normal_inputs(ibrt_rng *r, double *x, size_t n, double mean, double std)
+{
+    ibrt_rng_fill_normal(r, x, n, mean, std);
+}
+
+/* One file of a pair: rows x want columns; a single column stands for a
+ * 1-D array of labels. */
+static ibrt_status read_part(const char *path, const char *what, size_t want, double **out, size_t *rows,
+                             ibrt_error *err)
+{
+    size_t c;
+    ibrt_status st = ibrt_io_read_matrix(path, rows, &c, out, err);
+    if (st)
+        return st;
+    if (c != want) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: %s have %zu column%s, the spec expects %zu", path, what, c,
+                 c == 1 ? "" : "s", want);
+        free(*out);
+        *out = NULL;
+        return IBRT_ESHAPE;
+    }
+    if (*rows == 0) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: no samples", path);
+        free(*out);
+        *out = NULL;
+        return IBRT_ESHAPE;
+    }
+    return IBRT_OK;
+}
+
+static ibrt_status read_pair(const char *xp, const char *yp, size_t in, size_t out, double **x, double **y,
+                             size_t *n, ibrt_error *err)
+{
+    size_t nx, ny;
+    ibrt_status st = read_part(xp, "inputs", in, x, &nx, err);
+    if (st)
+        return st;
+    if ((st = read_part(yp, "labels", out, y, &ny, err)))
+        return st;
+    if (nx != ny) {
+        snprintf(err->msg, sizeof err->msg, "%.200s has %zu samples but %.200s has %zu labels: one row per sample in "
+                 "both", xp, nx, yp, ny);
+        return IBRT_ESHAPE;
+    }
+    *n = nx;
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char *y_path, const char *test_x_path,
+                                const char *test_y_path, size_t in_size, size_t out_size, ibrt_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->in_size = in_size;
+    ds->out_size = out_size;
+    if (!x_path || !y_path || (!test_x_path) != (!test_y_path)) {
+        snprintf(err->msg, sizeof err->msg, "data files: %s", !x_path || !y_path ? "inputs and labels are both required"
+                 : "test inputs and test labels go together");
+        return IBRT_EVALUE;
+    }
+    ibrt_status st = read_pair(x_path, y_path, in_size, out_size, &ds->x_train, &ds->y_train, &ds->n_train, err);
+    if (!st && test_x_path)
+        st = read_pair(test_x_path, test_y_path, in_size, out_size, &ds->x_test, &ds->y_test, &ds->n_test, err);
+    if (!st && !test_x_path) {
+        /* empty test arrays, as the generators leave them, so that callers may free and index uniformly */
+        ds->x_test = calloc(1, sizeof(double));
+        ds->y_test = calloc(1, sizeof(double));
+        if (!ds->x_test || !ds->y_test) {
+            snprintf(err->msg, sizeof err->msg, "out of memory");
+            st = IBRT_ENOMEM;
+        }
+    }
+    if (st)
+        ibrt_dataset_free(ds);
+    return st;
 }

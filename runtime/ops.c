@@ -3,7 +3,9 @@
  * diff: z_0 = w_0, z_i = w_i - w_(i-1); its inverse is the cumulative
  * sum; backprop needs the transposes (diff' and the reverse cumsum).
  */
-#include "ibrt.h"
+#include "ibrt_ops.h"
+
+#include <cblas.h>
 
 #include <math.h>
 
@@ -45,4 +47,38 @@ void ibrt_op_dct_matrix(size_t n, double *out)
     for (size_t k = 0; k < n; k++)
         for (size_t i = 0; i < n; i++)
             out[k * n + i] = sqrt((k ? 2.0 : 1.0) / (double)n) * cos(pi * ((double)i + 0.5) * (double)k / (double)n);
+}
+
+void ibrt_op_diag(size_t n, const double *d, const double *in, double *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = d[i] * in[i];
+}
+
+void ibrt_op_diff_open(size_t n, const double *in, double *out)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        out[i] = in[i + 1] - in[i];
+}
+
+/* (D'z)_0 = -z_0, (D'z)_i = z_(i-1) - z_i, (D'z)_(n-1) = z_(n-2) */
+void ibrt_op_diff_open_T(size_t n, const double *in, double *out)
+{
+    if (n == 0)
+        return;
+    if (n == 1) {
+        out[0] = 0;
+        return;
+    }
+    out[0] = -in[0];
+    for (size_t i = 1; i + 1 < n; i++)
+        out[i] = in[i - 1] - in[i];
+    out[n - 1] = in[n - 2];
+}
+
+void ibrt_op_dct_apply(size_t n, const double *C, int trans, const double *in, double *out)
+{
+    if (n == 0)
+        return;
+    cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, (int)n, (int)n, 1.0, C, (int)n, in, 1, 0.0, out, 1);
 }

@@ -4,7 +4,9 @@
  * and the Marsaglia polar method for normals.  Deterministic on every
  * platform: the same seed gives the same numbers.
  */
-#include "ibrt.h"
+#include "ibrt_rng.h"
+
+#include <assert.h>
 
 #include <math.h>
 
@@ -71,6 +73,9 @@ double ibrt_rng_normal(ibrt_rng *r)
  * exactly uniform and simple. */
 size_t ibrt_rng_below(ibrt_rng *r, size_t n)
 {
+    assert(n > 0);
+    if (n == 0)
+        return 0;   /* no valid answer; 0 rather than a division by zero in release builds */
     uint64_t lim = UINT64_MAX - UINT64_MAX % n, x;
     do
         x = ibrt_rng_next(r);
@@ -82,4 +87,42 @@ void ibrt_rng_fill_normal(ibrt_rng *r, double *x, size_t n, double mean, double 
 {
     for (size_t i = 0; i < n; i++)
         x[i] = mean + std * ibrt_rng_normal(r);
+}
+
+void ibrt_rng_split(const ibrt_rng *parent, uint64_t stream, ibrt_rng *child)
+{
+    uint64_t x = stream;
+    uint64_t seed = splitmix64(&x);
+    for (int i = 0; i < 4; i++) {
+        x ^= parent->s[i];
+        seed ^= rotl(splitmix64(&x), 16 * i + 8);
+    }
+    ibrt_rng_seed(child, seed);
+}
+
+void ibrt_rng_fill_uniform(ibrt_rng *r, double *x, size_t n, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * ibrt_rng_uniform(r);
+}
+
+void ibrt_rng_shuffle(ibrt_rng *r, size_t *idx, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = ibrt_rng_below(r, i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* Algorithm S: index t (of n) is selected with probability
+ * (k - selected) / (n - t), which makes every k-subset equally likely. */
+void ibrt_rng_sample(ibrt_rng *r, size_t n, size_t k, size_t *out)
+{
+    assert(k <= n);
+    size_t m = 0;
+    for (size_t t = 0; t < n && m < k; t++)
+        if (ibrt_rng_below(r, n - t) < k - m)
+            out[m++] = t;
 }

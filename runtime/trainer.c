@@ -6,6 +6,7 @@
 #include "ibrt.h"
 
 #include <lapacke.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -104,8 +105,16 @@ void ibrt_progress_end(ibrt_progress *p)
 void ibrt_checks_add(ibrt_checks *t, const char *name, double value, double expected, double tolerance, bool pass,
                      const char *detail)
 {
-    if (t->n == IBRT_MAX_CHECKS)
+    if (t->n == IBRT_MAX_CHECKS) {
+        /* a dropped check must not let the table pass: the last row becomes a failure saying why */
+        ibrt_check *last = &t->c[IBRT_MAX_CHECKS - 1];
+        snprintf(last->name, sizeof last->name, "check table full");
+        snprintf(last->detail, sizeof last->detail, "more than %d checks; '%.60s' and later ones were dropped",
+                 IBRT_MAX_CHECKS, name);
+        last->value = last->expected = last->tolerance = 0;
+        last->pass = false;
         return;
+    }
     ibrt_check *c = &t->c[t->n++];
     snprintf(c->name, sizeof c->name, "%s", name);
     snprintf(c->detail, sizeof c->detail, "%s", detail ? detail : "");
@@ -166,6 +175,10 @@ static int cmp_double(const void *a, const void *b)
 
 void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, double *max)
 {
+    if (n == 0) {
+        *med = *min = *max = NAN;
+        return;
+    }
     qsort(x, n, sizeof *x, cmp_double);
     *min = x[0];
     *max = x[n - 1];

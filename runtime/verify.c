@@ -1,9 +1,9 @@
 /*
  * verify.c: the thin-shell test of the stationary law (theory.md §7; the
- * derivation of the predicted density is in ibrt.h) and the
+ * derivation of the predicted density is in ibrt_verify.h) and the
  * Kolmogorov-Smirnov machinery it needs.
  */
-#include "ibrt.h"
+#include "ibrt_verify.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -82,8 +82,111 @@ static void density_cdf(const ibrt_stationary_cfg *c, int power, double *xs, dou
         F[i] /= F[m - 1];
 }
 
+ibrt_status ibrt_ks_test(const double *samples, size_t n, ibrt_cdf_fn cdf, void *ctx, double *D, double *p,
+                         ibrt_error *err)
+{
+    if (n == 0) {
+        snprintf(err->msg, sizeof err->msg, "KS test: no samples");
+        return IBRT_EVALUE;
+    }
+    double *x = malloc(n * sizeof *x);
+    if (!x) {
+        snprintf(err->msg, sizeof err->msg, "KS test: out of memory for %zu samples", n);
+        return IBRT_ENOMEM;
+    }
+    memcpy(x, samples, n * sizeof *x);
+    qsort(x, n, sizeof *x, cmp_d);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double c = cdf(x[i], ctx);
+        d = fmax(d, fmax(c - (double)i / (double)n, (double)(i + 1) / (double)n - c));
+    }
+    free(x);
+    *D = d;
+    *p = ibrt_ks_pvalue(d, n);
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_grid_cdf_build(ibrt_grid_cdf *g, double (*density)(double x, void *ctx), void *ctx, double lo,
+                                double hi, size_t m, ibrt_error *err)
+{
+    memset(g, 0, sizeof *g);
+    if (!(lo < hi) || !isfinite(lo) || !isfinite(hi) || m < 2) {
+        snprintf(err->msg, sizeof err->msg, "grid CDF: need lo < hi (finite) and m >= 2, got [%g, %g], m = %zu", lo,
+                 hi, m);
+        return IBRT_EVALUE;
+    }
+    g->xs = malloc(m * sizeof *g->xs);
+    g->F = malloc(m * sizeof *g->F);
+    if (!g->xs || !g->F) {
+        ibrt_grid_cdf_free(g);
+        snprintf(err->msg, sizeof err->msg, "grid CDF: out of memory for %zu nodes", m);
+        return IBRT_ENOMEM;
+    }
+    g->m = m;
+    double prev = 0;
+    for (size_t i = 0; i < m; i++) {
+        double t = (double)i / (double)(m - 1);
+        g->xs[i] = i + 1 == m ? hi : lo + (hi - lo) * t * t;
+        double f = density(g->xs[i], ctx);
+        if (!isfinite(f) && i == 0)
+            f = 0;   /* an integrable singularity at lo: see ibrt_verify.h */
+        if (!(f >= 0) || !isfinite(f)) {
+            snprintf(err->msg, sizeof err->msg, "grid CDF: density(%g) = %g, expected finite and >= 0", g->xs[i], f);
+            ibrt_grid_cdf_free(g);
+            return IBRT_EVALUE;
+        }
+        g->F[i] = i ? g->F[i - 1] + 0.5 * (f + prev) * (g->xs[i] - g->xs[i - 1]) : 0;
+        prev = f;
+    }
+    double total = g->F[m - 1];
+    if (!(total > 0)) {
+        snprintf(err->msg, sizeof err->msg, "grid CDF: the density integrates to %g on [%g, %g]", total, lo, hi);
+        ibrt_grid_cdf_free(g);
+        return IBRT_EVALUE;
+    }
+    for (size_t i = 0; i < m; i++)
+        g->F[i] /= total;
+    return IBRT_OK;
+}
+
+double ibrt_grid_cdf_eval(double x, void *grid)
+{
+    const ibrt_grid_cdf *g = grid;
+    if (!(x > g->xs[0]))
+        return 0;
+    if (x >= g->xs[g->m - 1])
+        return 1;
+    /* bisection: the last node <= x */
+    size_t lo = 0, hi = g->m - 1;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->xs[mid] <= x)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double t = (x - g->xs[lo]) / (g->xs[hi] - g->xs[lo]);
+    return g->F[lo] + t * (g->F[hi] - g->F[lo]);
+}
+
+void ibrt_grid_cdf_free(ibrt_grid_cdf *g)
+{
+    free(g->xs);
+    free(g->F);
+    memset(g, 0, sizeof *g);
+}
+
 ibrt_status ibrt_stationary_uv(const ibrt_stationary_cfg *cfg, ibrt_stationary_result *res, ibrt_error *err)
 {
+    if (cfg->chains < 2 || cfg->steps < 1 || !(cfg->beta > 0) || !(cfg->beta_d > 0) || !(cfg->theta_star > 0) ||
+        !(cfg->eps > 0) || !(cfg->step > 0) || !isfinite(cfg->beta * cfg->beta_d * cfg->theta_star * cfg->eps *
+                                                         cfg->step)) {
+        snprintf(err->msg, sizeof err->msg, "stationary test: need chains >= 2, steps >= 1 and beta, beta_d, "
+                 "theta*, eps, step finite and > 0 (got %zu chains, %zu steps, beta %g, beta_d %g, theta* %g, eps %g, "
+                 "step %g)", cfg->chains, cfg->steps, cfg->beta, cfg->beta_d, cfg->theta_star, cfg->eps, cfg->step);
+        return IBRT_EVALUE;
+    }
     double t0 = ibrt_time_now();
     size_t n = cfg->chains, m = 400001;
     double *theta = malloc(n * sizeof *theta), *xs = malloc(m * sizeof *xs), *F = malloc(m * sizeof *F);

@@ -2,6 +2,7 @@
  * predicted density and rejects the two wrong ones; the KS p-value. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <string.h>
 
 #include "ibrt.h"
 
@@ -27,4 +28,100 @@ Test(verify, stationary_law_thin_shell, .timeout = 60)
     cr_assert_lt(r.p_nodet, 1e-6, "no-det alternative not rejected: D %g p %g", r.ks_nodet, r.p_nodet);
     cr_assert_lt(r.p_flip, 1e-6, "flipped alternative not rejected: D %g p %g", r.ks_flip, r.p_flip);
     cr_assert(r.pass);
+}
+
+/* ---- ibrt_verify.h: KS with a CDF callback, grid CDFs, both regimes */
+#include "ibrt_rng.h"
+#include "ibrt_verify.h"
+
+static double unif_cdf(double x, void *ctx)
+{
+    (void)ctx;
+    return x < 0 ? 0 : x > 1 ? 1 : x;
+}
+
+static double sq_cdf(double x, void *ctx)   /* law of max(U1, U2) */
+{
+    (void)ctx;
+    return x < 0 ? 0 : x > 1 ? 1 : x * x;
+}
+
+Test(verify, ks_test_accepts_truth_rejects_wrong_law)
+{
+    enum { N = 20000 };
+    static double u[N];
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 17);
+    for (int i = 0; i < N; i++)
+        u[i] = ibrt_rng_uniform(&r);
+    double D, p;
+    ibrt_error e;
+    cr_assert_eq(ibrt_ks_test(u, N, unif_cdf, NULL, &D, &p, &e), IBRT_OK);
+    cr_assert_gt(p, 1e-3, "D %g p %g", D, p);
+    cr_assert_lt(D, 1.95 / sqrt((double)N));   /* the 0.001 critical value */
+    cr_assert_eq(ibrt_ks_test(u, N, sq_cdf, NULL, &D, &p, &e), IBRT_OK);
+    cr_assert_lt(p, 1e-12, "D %g p %g", D, p);
+    cr_assert_lt(fabs(D - 0.25), 0.02, "sup |x - x^2| = 1/4: D %g", D);
+    cr_assert_eq(ibrt_ks_test(u, 0, unif_cdf, NULL, &D, &p, &e), IBRT_EVALUE);
+}
+
+static double expo(double x, void *ctx)
+{
+    (void)ctx;
+    return exp(-x);
+}
+
+static double log_sing(double x, void *ctx)   /* log(1/x) on (0, 1]: CDF x (1 - log x) */
+{
+    (void)ctx;
+    return -log(x);
+}
+
+Test(verify, grid_cdf_matches_closed_forms)
+{
+    ibrt_grid_cdf g;
+    ibrt_error e;
+    cr_assert_eq(ibrt_grid_cdf_build(&g, expo, NULL, 0, 40, 200001, &e), IBRT_OK, "%s", e.msg);
+    for (double x = 0.01; x < 10; x *= 1.7)
+        cr_assert_lt(fabs(ibrt_grid_cdf_eval(x, &g) - (1 - exp(-x))), 1e-8, "x %g", x);
+    cr_assert_eq(ibrt_grid_cdf_eval(-1, &g), 0);
+    cr_assert_eq(ibrt_grid_cdf_eval(41, &g), 1);
+    ibrt_grid_cdf_free(&g);
+    /* an integrable singularity at lo (infinite density there) */
+    cr_assert_eq(ibrt_grid_cdf_build(&g, log_sing, NULL, 0, 1, 200001, &e), IBRT_OK, "%s", e.msg);
+    for (double x = 1e-4; x < 1; x *= 3)
+        cr_assert_lt(fabs(ibrt_grid_cdf_eval(x, &g) - x * (1 - log(x))), 1e-7, "x %g", x);
+    ibrt_grid_cdf_free(&g);
+    cr_assert_eq(ibrt_grid_cdf_build(&g, expo, NULL, 1, 1, 10, &e), IBRT_EVALUE);
+    cr_assert_null(g.xs);
+}
+
+Test(verify, stationary_law_theta_reaching_zero, .timeout = 60)
+{
+    /* theory.md §7's second regime, beta = 5, eps = 0.1: theta reaches 0 and
+     * only the asinh form holds.  10000 chains x 2000 steps (about 1 s):
+     * measured D 0.0057 (p 0.90) for the prediction, 0.16 and 0.28
+     * (p < 1e-200) for the wrong ones. */
+    ibrt_stationary_cfg c = { .beta = 5, .beta_d = 2, .theta_star = 1, .eps = 0.1, .chains = 10000, .steps = 2000,
+                              .step = 0.05, .seed = 3 };
+    ibrt_stationary_result r;
+    ibrt_error e;
+    cr_assert_eq(ibrt_stationary_uv(&c, &r, &e), IBRT_OK);
+    cr_assert_gt(r.p_pred, 0.01, "predicted density rejected: D %g p %g", r.ks_pred, r.p_pred);
+    cr_assert_lt(r.p_nodet, 1e-6, "D %g p %g", r.ks_nodet, r.p_nodet);
+    cr_assert_lt(r.p_flip, 1e-6, "D %g p %g", r.ks_flip, r.p_flip);
+    cr_assert(r.pass);
+}
+
+Test(verify, stationary_rejects_bad_configuration)
+{
+    ibrt_stationary_cfg c = { .beta = 5, .beta_d = 2, .theta_star = 1, .eps = 0, .chains = 100, .steps = 10,
+                              .step = 0.05, .seed = 3 };
+    ibrt_stationary_result r;
+    ibrt_error e;
+    cr_assert_eq(ibrt_stationary_uv(&c, &r, &e), IBRT_EVALUE);
+    cr_assert(strstr(e.msg, "eps 0"), "%s", e.msg);
+    c.eps = 0.1;
+    c.chains = 0;
+    cr_assert_eq(ibrt_stationary_uv(&c, &r, &e), IBRT_EVALUE);
 }

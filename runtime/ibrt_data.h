@@ -1,0 +1,24 @@
+/*
+ * ibrt_data.h: data sets read from files, and input sampling for the
+ * streaming generators (teacher, noisy_target), complementing the fixed
+ * synthetic generators of ibrt.h.
+ *
+ * ibrt_gen_from_files reads inputs and labels (CSV or .npy, chosen by the
+ * file name, see ibrt_io.h) and checks that they agree: x has in_size
+ * columns, y has out_size columns (a 1-D array or a single column is
+ * accepted when out_size is 1, likewise for x), and x and y have the same
+ * number of rows.  A mismatch is IBRT_ESHAPE naming the file, the
+ * dimension, what it has and what the spec expects.  Test files are
+ * optional (NULL): then n_test is 0.  truth is left empty (truth_size 0).
+ */
+#ifndef IBRT_DATA_H
+#define IBRT_DATA_H
+
+#include "ibrt.h"
+
+ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char *y_path, const char *test_x_path,
+                                const char *test_y_path, size_t in_size, size_t out_size, ibrt_error *err);
+/* x[i] ~ N(mean, std^2); no allocation (called per batch). */
+void ibrt_sample_normal_inputs(ibrt_rng *r, double *x, size_t n, double mean, double std);
+
+#endif

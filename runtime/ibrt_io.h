@@ -1,0 +1,50 @@
+/*
+ * ibrt_io.h: reading data files and writing results atomically (module
+ * prefixes ibrt_csv_, ibrt_npy_, ibrt_atomic_, ibrt_io_).
+ *
+ * Readers are strict, because a silently misread data file is worse than
+ * a refusal.  ibrt_csv_read accepts numbers only: an optional first line
+ * of column names (recognised because its first cell is not a number),
+ * then rows that all have the same number of cells; empty cells,
+ * non-numeric text, NaN and Inf are rejected with "FILE:LINE:COLUMN:" and
+ * what was expected.  ibrt_npy_read accepts format versions 1.0, 2.0 and
+ * 3.0, dtypes '<f8', '<f4' and '<i8' (converted to double; an '<i8' value
+ * beyond 2^53 is refused because double would round it), C order only, 1
+ * or 2 dimensions, and requires the file size to match the header's
+ * shape exactly; every fault names the header field or byte count.
+ * Both return a malloc'ed row-major array (free it with free()).
+ *
+ * Writers (ibrt_npy_write, ibrt_csv_open/row/close and
+ * ibrt_json_write_file, declared in ibrt.h) go through ibrt_atomic: the
+ * file is written as "PATH.tmp.PID", then flushed, checked for stream
+ * errors, fsync'ed and renamed over PATH, so a reader (or a crash) never
+ * sees a half-written file and a failed write leaves no temporary behind.
+ */
+#ifndef IBRT_IO_H
+#define IBRT_IO_H
+
+#include "ibrt.h"
+
+ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
+/* shape[1] is set to 1 when ndim == 1. */
+ibrt_status ibrt_npy_read(const char *path, size_t *ndim, size_t shape[2], double **data, ibrt_error *err);
+/* A matrix from PATH, read as .npy if the name ends in ".npy" and as CSV
+ * otherwise; a 1-D .npy array of n values is an n x 1 matrix. */
+ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
+
+/* The trace writer of the contract is ibrt_csv (ibrt.h). */
+typedef ibrt_csv ibrt_csv_writer;
+
+typedef struct {
+    FILE *f;
+    char path[1024], tmp[1100];
+} ibrt_atomic;
+/* Fails with IBRT_EIO when the path is too long (never truncated) or the
+ * temporary cannot be created. */
+ibrt_status ibrt_atomic_open(ibrt_atomic *a, const char *path, ibrt_error *err);
+/* Flush, check ferror, fsync, close, rename; on any failure the temporary
+ * is removed and the message names PATH and the reason. */
+ibrt_status ibrt_atomic_commit(ibrt_atomic *a, ibrt_error *err);
+void ibrt_atomic_abort(ibrt_atomic *a);   /* close and remove the temporary */
+
+#endif

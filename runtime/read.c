@@ -1,0 +1,453 @@
+/*
+ * read.c: the strict CSV and .npy readers of ibrt_io.h.  Both read the
+ * whole file into memory first (data files are small next to the trainer's
+ * budget) and then parse it, so every error can name the line and column,
+ * or the header field and byte counts, and what was expected.
+ */
+#include "ibrt_io.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: cannot open: %s", path, strerror(errno));
+        return IBRT_EIO;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = cap > ((size_t)1 << 40) ? NULL : realloc(buf, 2 * cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    int bad = !buf ? ENOMEM : ferror(f) ? EIO : 0;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        snprintf(err->msg, sizeof err->msg, "%.400s: cannot read: %s", path, strerror(bad));
+        return bad == ENOMEM ? IBRT_ENOMEM : IBRT_EIO;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return IBRT_OK;
+}
+
+/* ------------------------------------------------------------------ CSV */
+
+/* A cell [s, e) trimmed of blanks; true when it is a whole finite number. */
+static bool parse_cell(const char *s, const char *e, double *v)
+{
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    if (s == e || (size_t)(e - s) > 400)
+        return false;
+    char tmp[401];
+    memcpy(tmp, s, (size_t)(e - s));
+    tmp[e - s] = '\0';
+    /* strtod also takes hex floats, "nan" and "inf": only decimal numbers here */
+    for (const char *p = tmp; *p; p++)
+        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p))
+            return false;
+    char *end;
+    errno = 0;
+    *v = strtod(tmp, &end);
+    return *end == '\0' && end != tmp && isfinite(*v);
+}
+
+/* What a bad cell holds, for the message: at most 40 bytes, non-printing
+ * bytes shown as '?'. */
+static void show_cell(const char *s, const char *e, char *out, size_t cap)
+{
+    size_t k = 0;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    for (; s < e && k + 4 < cap && k < 40; s++)
+        out[k++] = isprint((unsigned char)*s) ? *s : '?';
+    if (s < e)
+        out[k++] = '.', out[k++] = '.', out[k++] = '.';
+    out[k] = '\0';
+}
+
+ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err)
+{
+    char *text;
+    size_t len;
+    ibrt_status st = read_all(path, &text, &len, err);
+    if (st)
+        return st;
+    size_t cap = 0, n = 0, ncols = 0, nrows = 0, first_data_line = 0;
+    size_t header_cells = 0;
+    double *vals = NULL;
+    char *p = text, *end = text + len;
+    size_t line = 0;
+    st = IBRT_OK;
+    while (p < end && !st) {
+        line++;
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        char *le = eol ? eol : end;
+        char *next = eol ? eol + 1 : end;
+        if (le > p && le[-1] == '\r')
+            le--;
+        bool blank = true;
+        for (char *q = p; q < le; q++)
+            if (*q != ' ' && *q != '\t')
+                blank = false;
+        if (blank) {
+            /* blank lines are allowed only at the end of the file */
+            for (char *q = next; q < end; q++)
+                if (!isspace((unsigned char)*q)) {
+                    snprintf(err->msg, sizeof err->msg, "%.400s:%zu: empty line between rows, expected %s", path,
+                             line, ncols ? "a row of numbers" : "a header or a row of numbers");
+                    st = IBRT_EFORMAT;
+                    break;
+                }
+            break;
+        }
+        /* count this line's cells and parse them */
+        size_t k = 0;
+        bool header = false;
+        for (char *c = p;; k++) {
+            char *ce = memchr(c, ',', (size_t)(le - c));
+            if (!ce)
+                ce = le;
+            double v;
+            if (!parse_cell(c, ce, &v)) {
+                if (nrows == 0 && header_cells == 0 && (k == 0 || header)) {
+                    header = true;   /* first line with a non-number first cell: column names */
+                } else {
+                    char shown[48];
+                    show_cell(c, ce, shown, sizeof shown);
+                    snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected a finite number",
+                             path, line, (size_t)(c - p) + 1, k + 1, shown[0] ? "'" : "empty",
+                             shown, shown[0] ? "'" : "");
+                    st = IBRT_EFORMAT;
+                    break;
+                }
+            } else if (!header) {
+                if (n == cap) {
+                    size_t nc = cap ? 2 * cap : 256;
+                    double *nv = realloc(vals, nc * sizeof *nv);
+                    if (!nv) {
+                        snprintf(err->msg, sizeof err->msg, "%.400s:%zu: out of memory", path, line);
+                        st = IBRT_ENOMEM;
+                        break;
+                    }
+                    vals = nv;
+                    cap = nc;
+                }
+                vals[n++] = v;
+            }
+            if (ce == le)
+                break;
+            c = ce + 1;
+        }
+        if (st)
+            break;
+        k++;
+        if (header) {
+            header_cells = k;
+        } else if (nrows == 0) {
+            ncols = k;
+            first_data_line = line;
+            if (header_cells && header_cells != k) {
+                snprintf(err->msg, sizeof err->msg, "%.400s:%zu: row has %zu cells but the header line has %zu names",
+                         path, line, k, header_cells);
+                st = IBRT_EFORMAT;
+            }
+            nrows++;
+        } else if (k != ncols) {
+            snprintf(err->msg, sizeof err->msg, "%.400s:%zu: row has %zu cells, expected %zu (as on line %zu)", path,
+                     line, k, ncols, first_data_line);
+            st = IBRT_EFORMAT;
+        } else {
+            nrows++;
+        }
+        p = next;
+    }
+    free(text);
+    if (!st && nrows == 0) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: %s, expected rows of numbers", path,
+                 header_cells ? "only a header line" : "empty file");
+        st = IBRT_EFORMAT;
+    }
+    if (st) {
+        free(vals);
+        return st;
+    }
+    *rows = nrows;
+    *cols = ncols;
+    *data = vals;
+    return IBRT_OK;
+}
+
+/* ------------------------------------------------------------------ npy */
+
+typedef struct {
+    const char *p, *end;
+} cursor;
+
+static void skip_ws(cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+        c->p++;
+}
+
+static bool eat(cursor *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+/* a quoted Python string literal without escapes */
+static bool parse_str(cursor *c, char *out, size_t cap)
+{
+    skip_ws(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
+        return false;
+    char q = *c->p++;
+    size_t k = 0;
+    while (c->p < c->end && *c->p != q) {
+        if (k + 1 >= cap || *c->p == '\\')
+            return false;
+        out[k++] = *c->p++;
+    }
+    if (c->p >= c->end)
+        return false;
+    c->p++;
+    out[k] = '\0';
+    return true;
+}
+
+static bool parse_word(cursor *c, const char *w)
+{
+    skip_ws(c);
+    size_t n = strlen(w);
+    if ((size_t)(c->end - c->p) >= n && !memcmp(c->p, w, n)) {
+        c->p += n;
+        return true;
+    }
+    return false;
+}
+
+/* Shape tuple: "()", "(n,)", "(n, m)", ...; counts dimensions beyond 2
+ * so that the error can say how many there were. */
+static bool parse_shape(cursor *c, size_t *ndim, size_t shape[2], char *why, size_t whycap)
+{
+    if (!eat(c, '(')) {
+        snprintf(why, whycap, "'shape' is not a tuple");
+        return false;
+    }
+    *ndim = 0;
+    for (;;) {
+        skip_ws(c);
+        if (eat(c, ')'))
+            return true;
+        if (c->p >= c->end || !isdigit((unsigned char)*c->p)) {
+            snprintf(why, whycap, "'shape' entry %zu is not a non-negative integer", *ndim + 1);
+            return false;
+        }
+        unsigned long long v = 0;
+        while (c->p < c->end && isdigit((unsigned char)*c->p)) {
+            unsigned d = (unsigned)(*c->p++ - '0');
+            if (v > (ULLONG_MAX - d) / 10 || v * 10 + d > ((unsigned long long)1 << 48)) {
+                snprintf(why, whycap, "'shape' entry %zu is absurdly large", *ndim + 1);
+                return false;
+            }
+            v = v * 10 + d;
+        }
+        if (*ndim < 2)
+            shape[*ndim] = (size_t)v;
+        (*ndim)++;
+        if (eat(c, ')'))
+            return true;
+        if (!eat(c, ',')) {
+            snprintf(why, whycap, "'shape' entries must be separated by ','");
+            return false;
+        }
+    }
+}
+
+ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2], double **data, ibrt_error *err)
+{
+    char *buf;
+    size_t len;
+    ibrt_status st = read_all(path, &buf, &len, err);
+    if (st)
+        return st;
+#define FAIL(code, ...)                                                                                      \
+    do {                                                                                                     \
+        int k_ = snprintf(err->msg, sizeof err->msg, "%.400s: ", path);                                      \
+        snprintf(err->msg + k_, sizeof err->msg - (size_t)k_, __VA_ARGS__);                                  \
+        free(buf);                                                                                           \
+        return code;                                                                                         \
+    } while (0)
+    const unsigned char *u = (const unsigned char *)buf;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
+        FAIL(IBRT_EFORMAT, "not a .npy file (%s)", len < 10 ? "shorter than the 10-byte preamble" : "bad magic bytes");
+    unsigned major = u[6], minor = u[7];
+    size_t hlen, hstart;
+    if (major == 1) {
+        hlen = (size_t)u[8] | (size_t)u[9] << 8;
+        hstart = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12)
+            FAIL(IBRT_EFORMAT, "truncated .npy preamble (%zu bytes, expected at least 12 for version %u.%u)", len,
+                 major, minor);
+        hlen = (size_t)u[8] | (size_t)u[9] << 8 | (size_t)u[10] << 16 | (size_t)u[11] << 24;
+        hstart = 12;
+    } else {
+        FAIL(IBRT_EFORMAT, "unsupported .npy format version %u.%u (expected 1.0, 2.0 or 3.0)", major, minor);
+    }
+    if (hlen > len - hstart)
+        FAIL(IBRT_EFORMAT, "truncated header: the preamble announces %zu header bytes, the file has %zu", hlen,
+             len - hstart);
+
+    cursor c = { buf + hstart, buf + hstart + hlen };
+    char descr[32] = "", key[32], why[160];
+    int fortran = -1;
+    size_t ndim = 0, shape[2] = { 0, 0 };
+    bool have_shape = false;
+    if (!eat(&c, '{'))
+        FAIL(IBRT_EFORMAT, "header is not a dictionary (expected '{')");
+    for (;;) {
+        if (eat(&c, '}'))
+            break;
+        if (!parse_str(&c, key, sizeof key) || !eat(&c, ':'))
+            FAIL(IBRT_EFORMAT, "malformed header dictionary at byte %zu of the header",
+                 (size_t)(c.p - (buf + hstart)));
+        if (!strcmp(key, "descr")) {
+            if (!parse_str(&c, descr, sizeof descr))
+                FAIL(IBRT_EFORMAT, "header field 'descr' is not a simple dtype string (structured dtypes are not "
+                                   "supported; expected '<f8', '<f4' or '<i8')");
+        } else if (!strcmp(key, "fortran_order")) {
+            if (parse_word(&c, "True"))
+                fortran = 1;
+            else if (parse_word(&c, "False"))
+                fortran = 0;
+            else
+                FAIL(IBRT_EFORMAT, "header field 'fortran_order' is not True or False");
+        } else if (!strcmp(key, "shape")) {
+            if (!parse_shape(&c, &ndim, shape, why, sizeof why))
+                FAIL(IBRT_EFORMAT, "header field %s", why);
+            have_shape = true;
+        } else {
+            FAIL(IBRT_EFORMAT, "unknown header field '%s' (expected 'descr', 'fortran_order', 'shape')", key);
+        }
+        if (eat(&c, '}'))
+            break;
+        if (!eat(&c, ','))
+            FAIL(IBRT_EFORMAT, "malformed header dictionary: expected ',' or '}' after field '%s'", key);
+    }
+    if (!descr[0] || fortran < 0 || !have_shape)
+        FAIL(IBRT_EFORMAT, "header lacks the field '%s'", !descr[0] ? "descr" : fortran < 0 ? "fortran_order" : "shape");
+    size_t item;
+    int kind;   /* 0 f8, 1 f4, 2 i8 */
+    if (!strcmp(descr, "<f8"))
+        item = 8, kind = 0;
+    else if (!strcmp(descr, "<f4"))
+        item = 4, kind = 1;
+    else if (!strcmp(descr, "<i8"))
+        item = 8, kind = 2;
+    else
+        FAIL(IBRT_EFORMAT, "header field 'descr' is '%s'; expected '<f8', '<f4' or '<i8' (little-endian float64, "
+                           "float32 or int64)", descr);
+    if (fortran)
+        FAIL(IBRT_EFORMAT, "header field 'fortran_order' is True; only C order is supported "
+                           "(save numpy.ascontiguousarray(a))");
+    if (ndim == 0 || ndim > 2)
+        FAIL(IBRT_ESHAPE, "header field 'shape' has %zu dimensions; expected 1 or 2", ndim);
+    if (ndim == 1)
+        shape[1] = 1;
+    /* both dims < 2^48 so the product cannot overflow unnoticed below */
+    if (shape[1] && shape[0] > SIZE_MAX / 8 / shape[1])
+        FAIL(IBRT_ESHAPE, "header field 'shape' (%zu, %zu) is absurdly large", shape[0], shape[1]);
+    size_t count = shape[0] * shape[1], need = count * item, have = len - hstart - hlen;
+    if (have != need) {
+        char shp[64];
+        if (ndim == 1)
+            snprintf(shp, sizeof shp, "(%zu,)", shape[0]);
+        else
+            snprintf(shp, sizeof shp, "(%zu, %zu)", shape[0], shape[1]);
+        FAIL(IBRT_EFORMAT, "%s: header field 'shape' %s of '%s' needs %zu data bytes, the file has %zu",
+             have < need ? "truncated data" : "trailing bytes after the data", shp, descr, need, have);
+    }
+    double *out = malloc((count ? count : 1) * sizeof *out);
+    if (!out)
+        FAIL(IBRT_ENOMEM, "out of memory for %zu values", count);
+    const unsigned char *d = u + hstart + hlen;
+    for (size_t i = 0; i < count; i++, d += item) {
+        uint64_t bits = 0;
+        for (size_t b = 0; b < item; b++)
+            bits |= (uint64_t)d[b] << (8 * b);   /* little-endian on any host */
+        double v;
+        if (kind == 0) {
+            memcpy(&v, &bits, 8);
+        } else if (kind == 1) {
+            uint32_t b32 = (uint32_t)bits;
+            float fv;
+            memcpy(&fv, &b32, 4);
+            v = fv;
+        } else {
+            int64_t iv;
+            memcpy(&iv, &bits, 8);
+            if (iv > ((int64_t)1 << 53) || iv < -((int64_t)1 << 53)) {
+                free(out);
+                FAIL(IBRT_EVALUE, "element (%zu, %zu) = %lld is beyond 2^53 and would be rounded as a double",
+                     i / shape[1], i % shape[1], (long long)iv);
+            }
+            v = (double)iv;
+        }
+        if (!isfinite(v)) {
+            free(out);
+            FAIL(IBRT_EVALUE, "element (row %zu, column %zu) is %s, expected a finite number", i / shape[1],
+                 i % shape[1], isnan(v) ? "NaN" : "infinite");
+        }
+        out[i] = v;
+    }
+#undef FAIL
+    free(buf);
+    *ndim_out = ndim;
+    shape_out[0] = shape[0];
+    shape_out[1] = shape[1];
+    *data = out;
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err)
+{
+    size_t n = strlen(path);
+    if (n >= 4 && !strcmp(path + n - 4, ".npy")) {
+        size_t ndim, shape[2];
+        ibrt_status st = ibrt_npy_read(path, &ndim, shape, data, err);
+        if (!st) {
+            *rows = shape[0];
+            *cols = shape[1];
+        }
+        return st;
+    }
+    return ibrt_csv_read(path, rows, cols, data, err);
+}

@@ -1,0 +1,299 @@
+/* test_rt_io.c: the strict CSV/.npy readers (every malformed fixture in
+ * tests/data/ gets a located message) and the atomic writers. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ibrt_io.h"
+
+static char tmpdir[256];
+
+static void mk_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ibrt_io_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+/* true when no file of dir contains ".tmp." */
+static bool no_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool ok = true;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp."))
+            ok = false;
+    closedir(d);
+    return ok;
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+#define CSV_ERR(file, code, text)                                                                            \
+    do {                                                                                                     \
+        size_t r_, c_;                                                                                       \
+        double *d_ = NULL;                                                                                   \
+        ibrt_error e_ = { "" };                                                                              \
+        cr_assert_eq(ibrt_csv_read("tests/data/" file, &r_, &c_, &d_, &e_), code, "%s", e_.msg);             \
+        cr_assert_str_eq(e_.msg, text);                                                                      \
+        cr_assert_null(d_);                                                                                  \
+    } while (0)
+
+Test(csv, good_with_header)
+{
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_read("tests/data/good.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 3);
+    cr_assert_eq(c, 3);
+    const double want[9] = { 1, 2, 3, 4.5, -0.5, 6, 7, 8, 9 };
+    for (int i = 0; i < 9; i++)
+        cr_assert_eq(d[i], want[i], "entry %d: %g", i, d[i]);
+    free(d);
+}
+
+Test(csv, no_header_crlf_and_trailing_blank_lines)
+{
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_read("tests/data/noheader_crlf.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 2);
+    cr_assert_eq(c, 3);
+    cr_assert_eq(d[5], 6);
+    free(d);
+}
+
+Test(csv, malformed_files_are_located)
+{
+    CSV_ERR("ragged.csv", IBRT_EFORMAT, "tests/data/ragged.csv:3: row has 2 cells, expected 3 (as on line 2)");
+    CSV_ERR("nonnumeric.csv", IBRT_EFORMAT,
+            "tests/data/nonnumeric.csv:3:3: cell 2 is 'five', expected a finite number");
+    CSV_ERR("nan.csv", IBRT_EFORMAT, "tests/data/nan.csv:2:3: cell 2 is 'NaN', expected a finite number");
+    CSV_ERR("inf.csv", IBRT_EFORMAT, "tests/data/inf.csv:2:5: cell 3 is 'inf', expected a finite number");
+    CSV_ERR("overflow.csv", IBRT_EFORMAT, "tests/data/overflow.csv:1:3: cell 2 is '1e999', expected a finite number");
+    CSV_ERR("emptycell.csv", IBRT_EFORMAT, "tests/data/emptycell.csv:2:3: cell 2 is empty, expected a finite number");
+    CSV_ERR("empty.csv", IBRT_EFORMAT, "tests/data/empty.csv: empty file, expected rows of numbers");
+    CSV_ERR("header_only.csv", IBRT_EFORMAT, "tests/data/header_only.csv: only a header line, expected rows of numbers");
+    CSV_ERR("blank_middle.csv", IBRT_EFORMAT,
+            "tests/data/blank_middle.csv:2: empty line between rows, expected a row of numbers");
+    CSV_ERR("header_mismatch.csv", IBRT_EFORMAT,
+            "tests/data/header_mismatch.csv:2: row has 3 cells but the header line has 2 names");
+    CSV_ERR("missing.csv", IBRT_EIO, "tests/data/missing.csv: cannot open: No such file or directory");
+}
+
+#define NPY_ERR(file, code, text)                                                                            \
+    do {                                                                                                     \
+        size_t nd_, sh_[2];                                                                                  \
+        double *d_ = NULL;                                                                                   \
+        ibrt_error e_ = { "" };                                                                              \
+        cr_assert_eq(ibrt_npy_read("tests/data/" file, &nd_, sh_, &d_, &e_), code, "%s", e_.msg);            \
+        cr_assert_str_eq(e_.msg, text);                                                                      \
+        cr_assert_null(d_);                                                                                  \
+    } while (0)
+
+static void npy_ok(const char *file, size_t ndim, size_t r, size_t c, const double *want)
+{
+    size_t nd, sh[2];
+    double *d;
+    ibrt_error e;
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/%s", file);
+    cr_assert_eq(ibrt_npy_read(path, &nd, sh, &d, &e), IBRT_OK, "%s: %s", file, e.msg);
+    cr_assert_eq(nd, ndim, "%s", file);
+    cr_assert_eq(sh[0], r, "%s", file);
+    cr_assert_eq(sh[1], c, "%s", file);
+    for (size_t i = 0; i < r * c; i++)
+        cr_assert_eq(d[i], want[i], "%s entry %zu: %.17g", file, i, d[i]);
+    free(d);
+}
+
+Test(npy, good_files_every_version_and_dtype)
+{
+    const double f8[6] = { 1.5, -2.0, 3.25, 4.0, 5.0, -6.5 };
+    npy_ok("good_f8.npy", 2, 2, 3, f8);
+    npy_ok("good_v2.npy", 2, 2, 3, f8);
+    npy_ok("good_v3.npy", 1, 6, 1, f8);
+    const double f4[4] = { 0.5, -1.25, 2.0, 3.0 };
+    npy_ok("good_f4.npy", 1, 4, 1, f4);
+    const double i8[3] = { 7, -8, 9007199254740992.0 };
+    npy_ok("good_i8.npy", 2, 3, 1, i8);
+}
+
+Test(npy, malformed_files_name_the_field)
+{
+    NPY_ERR("fortran.npy", IBRT_EFORMAT,
+            "tests/data/fortran.npy: header field 'fortran_order' is True; only C order is supported "
+            "(save numpy.ascontiguousarray(a))");
+    NPY_ERR("bigendian.npy", IBRT_EFORMAT,
+            "tests/data/bigendian.npy: header field 'descr' is '>f8'; expected '<f8', '<f4' or '<i8' "
+            "(little-endian float64, float32 or int64)");
+    NPY_ERR("int32.npy", IBRT_EFORMAT,
+            "tests/data/int32.npy: header field 'descr' is '<i4'; expected '<f8', '<f4' or '<i8' "
+            "(little-endian float64, float32 or int64)");
+    NPY_ERR("three_d.npy", IBRT_ESHAPE, "tests/data/three_d.npy: header field 'shape' has 3 dimensions; expected 1 or 2");
+    NPY_ERR("scalar.npy", IBRT_ESHAPE, "tests/data/scalar.npy: header field 'shape' has 0 dimensions; expected 1 or 2");
+    NPY_ERR("truncated_data.npy", IBRT_EFORMAT,
+            "tests/data/truncated_data.npy: truncated data: header field 'shape' (2, 3) of '<f8' needs 48 data "
+            "bytes, the file has 40");
+    NPY_ERR("absurd_shape.npy", IBRT_EFORMAT,
+            "tests/data/absurd_shape.npy: header field 'shape' entry 1 is absurdly large");
+    NPY_ERR("huge_shape.npy", IBRT_ESHAPE,
+            "tests/data/huge_shape.npy: header field 'shape' (100000000000, 100000000) is absurdly large");
+    NPY_ERR("nan.npy", IBRT_EVALUE,
+            "tests/data/nan.npy: element (row 1, column 1) is NaN, expected a finite number");
+    NPY_ERR("big_i8.npy", IBRT_EVALUE,
+            "tests/data/big_i8.npy: element (0, 0) = 9007199254740993 is beyond 2^53 and would be rounded as a "
+            "double");
+    NPY_ERR("no_shape.npy", IBRT_EFORMAT, "tests/data/no_shape.npy: header lacks the field 'shape'");
+    NPY_ERR("version9.npy", IBRT_EFORMAT,
+            "tests/data/version9.npy: unsupported .npy format version 9.0 (expected 1.0, 2.0 or 3.0)");
+    NPY_ERR("truncated_header.npy", IBRT_EFORMAT,
+            "tests/data/truncated_header.npy: truncated header: the preamble announces 118 header bytes, the file "
+            "has 23");
+    NPY_ERR("bad_magic.npy", IBRT_EFORMAT, "tests/data/bad_magic.npy: not a .npy file (bad magic bytes)");
+    NPY_ERR("empty.npy", IBRT_EFORMAT,
+            "tests/data/empty.npy: not a .npy file (shorter than the 10-byte preamble)");
+    NPY_ERR("missing.npy", IBRT_EIO, "tests/data/missing.npy: cannot open: No such file or directory");
+}
+
+Test(npy, round_trip_and_no_temporary_left)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/w.npy", tmpdir);
+    double w[12];
+    for (int i = 0; i < 12; i++)
+        w[i] = sin(i + 0.1) * (i % 3 ? 1 : 1e-300);   /* some tiny values: bit-exact, not printed */
+    size_t shape[2] = { 3, 4 };
+    ibrt_error e;
+    cr_assert_eq(ibrt_npy_write(path, w, 2, shape, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(no_temporaries(tmpdir));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_size, 128 + 12 * 8, "header padded to 64 bytes: size %lld", (long long)st.st_size);
+    size_t nd, sh[2];
+    double *d;
+    cr_assert_eq(ibrt_npy_read(path, &nd, sh, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(nd, 2);
+    cr_assert_eq(sh[0], 3);
+    cr_assert_eq(sh[1], 4);
+    cr_assert_eq(memcmp(d, w, sizeof w), 0, "bit-exact round trip");
+    free(d);
+    size_t one[1] = { 5 };
+    cr_assert_eq(ibrt_npy_write(path, w, 1, one, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(ibrt_npy_read(path, &nd, sh, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(nd, 1);
+    cr_assert_eq(sh[0], 5);
+    cr_assert_eq(d[4], w[4]);
+    free(d);
+    rm_tree(tmpdir);
+}
+
+Test(npy, write_into_missing_directory_fails_cleanly)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/nope/w.npy", tmpdir);
+    double w[1] = { 1 };
+    size_t shape[1] = { 1 };
+    ibrt_error e;
+    cr_assert_eq(ibrt_npy_write(path, w, 1, shape, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "nope/w.npy.tmp.") && strstr(e.msg, "No such file or directory"), "%s", e.msg);
+    cr_assert(no_temporaries(tmpdir));
+    size_t three[3] = { 1, 1, 1 };
+    snprintf(path, sizeof path, "%s/w3.npy", tmpdir);
+    cr_assert_eq(ibrt_npy_write(path, w, 3, three, &e), IBRT_ESHAPE);
+    rm_tree(tmpdir);
+}
+
+Test(csv_writer, trace_reads_back)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    ibrt_csv_writer c;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_open(&c, path, "step,loss", &e), IBRT_OK, "%s", e.msg);
+    struct stat st;
+    cr_assert_neq(stat(path, &st), 0, "the final name appears only at close");
+    for (int i = 0; i < 5; i++)
+        ibrt_csv_row(&c, (double[]){ i, 1.0 / (i + 1) }, 2);
+    cr_assert_eq(ibrt_csv_close(&c, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(no_temporaries(tmpdir));
+    size_t r, k;
+    double *d;
+    cr_assert_eq(ibrt_csv_read(path, &r, &k, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 5);
+    cr_assert_eq(k, 2);
+    cr_assert_float_eq(d[2 * 2 + 1], 1.0 / 3, 1e-10);   /* written with %.10g */
+    free(d);
+    rm_tree(tmpdir);
+}
+
+Test(atomic, abort_removes_temporary_and_long_path_refused)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/x.txt", tmpdir);
+    ibrt_atomic a;
+    ibrt_error e;
+    cr_assert_eq(ibrt_atomic_open(&a, path, &e), IBRT_OK, "%s", e.msg);
+    fputs("partial", a.f);
+    ibrt_atomic_abort(&a);
+    cr_assert(no_temporaries(tmpdir));
+    struct stat st;
+    cr_assert_neq(stat(path, &st), 0);
+    char longp[1500];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    cr_assert_eq(ibrt_atomic_open(&a, longp, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "path too long"), "%s", e.msg);
+    rm_tree(tmpdir);
+}
+
+Test(mkdir, nested_and_file_in_the_way)
+{
+    mk_tmpdir();
+    char path[400];
+    ibrt_error e;
+    snprintf(path, sizeof path, "%s/a/b/c/", tmpdir);
+    cr_assert_eq(ibrt_mkdir_p(path, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(ibrt_mkdir_p(path, &e), IBRT_OK, "idempotent: %s", e.msg);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+    snprintf(path, sizeof path, "%s/f", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/f/sub", tmpdir);
+    cr_assert_eq(ibrt_mkdir_p(path, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "/f': a file of that name exists"), "%s", e.msg);
+    cr_assert_eq(ibrt_mkdir_p("", &e), IBRT_EIO);
+    rm_tree(tmpdir);
+}
+
+Test(read_matrix, by_extension)
+{
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    cr_assert_eq(ibrt_io_read_matrix("tests/data/good_f4.npy", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 4 && c == 1);
+    free(d);
+    cr_assert_eq(ibrt_io_read_matrix("tests/data/good.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 3 && c == 3);
+    free(d);
+}

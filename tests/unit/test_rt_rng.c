@@ -1,0 +1,207 @@
+/* test_rt_rng.c: xoshiro256** / splitmix64 against an independent
+ * implementation written here from the published definitions, and the
+ * distributions of the derived draws within statistically justified
+ * bounds (fixed seeds, so each test is deterministic). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "ibrt_rng.h"
+#include "ibrt_verify.h"
+
+/* splitmix64 (Steele, Lea, Flood 2014), as published by Vigna */
+static uint64_t ref_splitmix(uint64_t *x)
+{
+    uint64_t z = *x = *x + UINT64_C(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* xoshiro256** 1.0 (Blackman, Vigna) */
+static uint64_t ref_next(uint64_t s[4])
+{
+    uint64_t x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+Test(rng, matches_reference_definitions)
+{
+    uint64_t x = 0, s[4];
+    /* the well-known first splitmix64 output from state 0 */
+    uint64_t first = ref_splitmix(&x);
+    cr_assert_eq(first, UINT64_C(0xe220a8397b1dcdaf));
+    x = 0;
+    for (int i = 0; i < 4; i++)
+        s[i] = ref_splitmix(&x);
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 0);
+    for (int i = 0; i < 1000; i++) {
+        uint64_t want = ref_next(s);
+        cr_assert_eq(ibrt_rng_next(&r), want, "draw %d", i);
+    }
+    /* another seed, and the 53-bit uniform built from the same words */
+    x = UINT64_C(12345);
+    for (int i = 0; i < 4; i++)
+        s[i] = ref_splitmix(&x);
+    ibrt_rng_seed(&r, 12345);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(ibrt_rng_uniform(&r), (double)(ref_next(s) >> 11) * 0x1.0p-53);
+}
+
+Test(rng, reproducible_and_seed_sensitive)
+{
+    ibrt_rng a, b, c;
+    ibrt_rng_seed(&a, 7);
+    ibrt_rng_seed(&b, 7);
+    ibrt_rng_seed(&c, 8);
+    int same = 0;
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(ibrt_rng_normal(&a), ibrt_rng_normal(&b));
+        same += ibrt_rng_next(&a) == ibrt_rng_next(&c);
+        ibrt_rng_next(&b);
+    }
+    cr_assert_eq(same, 0);
+}
+
+Test(rng, fork_and_split_streams)
+{
+    ibrt_rng a, b, c;
+    ibrt_rng_fork(&a, 42, 0);
+    ibrt_rng_fork(&b, 42, 0);
+    ibrt_rng_fork(&c, 42, 1);
+    cr_assert_eq(memcmp(a.s, b.s, sizeof a.s), 0);
+    cr_assert_neq(ibrt_rng_next(&a), ibrt_rng_next(&c));
+    ibrt_rng parent, before, k0, k1, k0again;
+    ibrt_rng_seed(&parent, 3);
+    before = parent;
+    ibrt_rng_split(&parent, 0, &k0);
+    ibrt_rng_split(&parent, 1, &k1);
+    ibrt_rng_split(&parent, 0, &k0again);
+    cr_assert_eq(memcmp(parent.s, before.s, sizeof parent.s), 0, "the parent is not advanced");
+    cr_assert_eq(memcmp(k0.s, k0again.s, sizeof k0.s), 0);
+    cr_assert_neq(memcmp(k0.s, k1.s, sizeof k0.s), 0);
+    cr_assert_neq(memcmp(k0.s, parent.s, sizeof k0.s), 0);
+}
+
+/* n = 200000 normals: the sample mean has standard error 1/sqrt(n) =
+ * 0.00224 and the sample variance sqrt(2/n) = 0.00316; 5 standard errors
+ * (two-sided p ~ 6e-7) are the bounds.  KS against Phi at p > 1e-3. */
+static double phi(double x, void *ctx)
+{
+    (void)ctx;
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
+
+Test(rng, normal_moments_and_shape)
+{
+    enum { N = 200000 };
+    static double x[N];
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 2024);
+    ibrt_rng_fill_normal(&r, x, N, 0, 1);
+    double m = 0, v = 0;
+    for (int i = 0; i < N; i++)
+        m += x[i];
+    m /= N;
+    for (int i = 0; i < N; i++)
+        v += (x[i] - m) * (x[i] - m);
+    v /= N - 1;
+    cr_assert_lt(fabs(m), 5 / sqrt((double)N), "mean %g", m);
+    cr_assert_lt(fabs(v - 1), 5 * sqrt(2.0 / N), "variance %g", v);
+    double D, p;
+    ibrt_error e;
+    cr_assert_eq(ibrt_ks_test(x, N, phi, NULL, &D, &p, &e), IBRT_OK);
+    cr_assert_gt(p, 1e-3, "KS D %g p %g", D, p);
+    /* mean and std are applied */
+    ibrt_rng_fill_normal(&r, x, N, 3, 0.5);
+    m = 0;
+    for (int i = 0; i < N; i++)
+        m += x[i];
+    cr_assert_lt(fabs(m / N - 3), 5 * 0.5 / sqrt((double)N));
+}
+
+/* 7 cells, 70000 draws: chi-square with 6 degrees of freedom, 22.46 is its
+ * 0.999 quantile. */
+Test(rng, below_is_uniform)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 99);
+    long count[7] = { 0 };
+    for (int i = 0; i < 70000; i++) {
+        size_t k = ibrt_rng_below(&r, 7);
+        cr_assert_lt(k, 7);
+        count[k]++;
+    }
+    double chi2 = 0;
+    for (int k = 0; k < 7; k++)
+        chi2 += (count[k] - 10000.0) * (count[k] - 10000.0) / 10000.0;
+    cr_assert_lt(chi2, 22.46, "chi2 %g", chi2);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(ibrt_rng_below(&r, 1), 0);
+}
+
+Test(rng, uniform_range)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 5);
+    double x[10000];
+    ibrt_rng_fill_uniform(&r, x, 10000, -2, 3);
+    double lo = 1e9, hi = -1e9;
+    for (int i = 0; i < 10000; i++)
+        lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
+    cr_assert(lo >= -2 && hi < 3 && lo < -1.99 && hi > 2.99, "[%g, %g]", lo, hi);
+}
+
+Test(rng, shuffle_is_a_permutation_and_unbiased)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 1);
+    /* position of element 0 after shuffling 5 items, 50000 times:
+     * chi-square with 4 dof, 0.999 quantile 18.47 */
+    long pos[5] = { 0 };
+    for (int t = 0; t < 50000; t++) {
+        size_t idx[5] = { 0, 1, 2, 3, 4 };
+        ibrt_rng_shuffle(&r, idx, 5);
+        int seen = 0;
+        for (int i = 0; i < 5; i++) {
+            seen |= 1 << idx[i];
+            if (idx[i] == 0)
+                pos[i]++;
+        }
+        cr_assert_eq(seen, 31);
+    }
+    double chi2 = 0;
+    for (int i = 0; i < 5; i++)
+        chi2 += (pos[i] - 10000.0) * (pos[i] - 10000.0) / 10000.0;
+    cr_assert_lt(chi2, 18.47, "chi2 %g", chi2);
+}
+
+Test(rng, sample_without_replacement)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 11);
+    size_t out[10];
+    long hits[10] = { 0 };
+    /* 3 of 10, 30000 times: each index is chosen with probability 3/10
+     * (9000 expected hits, sd sqrt(30000 * 0.21) = 79; bound 5 sd) */
+    for (int t = 0; t < 30000; t++) {
+        ibrt_rng_sample(&r, 10, 3, out);
+        cr_assert(out[0] < out[1] && out[1] < out[2] && out[2] < 10);
+        for (int i = 0; i < 3; i++)
+            hits[out[i]]++;
+    }
+    for (int i = 0; i < 10; i++)
+        cr_assert_lt(fabs(hits[i] - 9000.0), 5 * sqrt(30000 * 0.21), "index %d: %ld", i, hits[i]);
+    ibrt_rng_sample(&r, 10, 10, out);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(out[i], i);
+}
