@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DIAG_WINDOW 120   /* columns of a long line shown around the error */
 
@@ -201,6 +202,13 @@ const char *diag_suggest(const char *word, const char *const *candidates, size_t
     const char *best = NULL;
     size_t best_d = (size_t)-1;
     size_t len = strlen(word);
+    /* A name that differs only in case is the likeliest meaning of all. */
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(word, candidates[i]) == 0 && strcmp(word, candidates[i]) != 0)
+            return candidates[i];
+    /* Every one-letter name is one edit from every other: no evidence. */
+    if (len < 2)
+        return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t dist = diag_distance(word, candidates[i]);
         if (dist < best_d) {

@@ -421,6 +421,10 @@ static bool sema_binop(sema *s, ast_node *n)
         n->shape = x;
         return true;
     case '/':
+        if (b->is_const && b->value == 0) {   /* x / 0 with x not constant */
+            diag_error(s->diag, b->loc, "division by zero");
+            return false;
+        }
         if (y.rank != 0) {
             diag_error(s->diag, b->loc, "division needs a scalar on the right, got %s", shape_str(s, y));
             return false;
@@ -669,6 +673,18 @@ static bool sema_known_key(sema *s, ast_node *set, const char *const *keys, size
     return false;
 }
 
+/* A block sets each name once: a second 'lr = ...' would silently win. */
+static bool sema_set_once(sema *s, ast_node *const *kids, size_t i, const char *where)
+{
+    for (size_t j = 0; j < i; j++)
+        if (kids[j]->name && kids[i]->name && !strcmp(kids[j]->name, kids[i]->name)) {
+            diag_error(s->diag, kids[i]->name_loc, "'%s' is set twice in %s", kids[i]->name, where);
+            diag_note(s->diag, kids[j]->name_loc, "the first '%s' is here", kids[i]->name);
+            return false;
+        }
+    return true;
+}
+
 static bool sema_positive(sema *s, ast_node *e, double *out, const char *what)
 {
     if (!sema_const(s, e, out))
@@ -695,7 +711,8 @@ static void sema_train(sema *s, ast_node *n)
     bool have_lr = false, have_steps = false;
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
-        if (!sema_known_key(s, set, train_keys, COUNT(train_keys), "'train'"))
+        if (!sema_known_key(s, set, train_keys, COUNT(train_keys), "'train'") ||
+            !sema_set_once(s, n->kids, i, "'train'"))
             continue;
         const char *k = set->name;
         if (!strcmp(k, "extend")) {
@@ -705,7 +722,8 @@ static void sema_train(sema *s, ast_node *n)
             }
             for (size_t j = 0; j < set->nkids; j++) {
                 ast_node *e = set->kids[j];
-                if (!sema_known_key(s, e, extend_keys, COUNT(extend_keys), "'extend'") || !sema_expect_eq(s, e))
+                if (!sema_known_key(s, e, extend_keys, COUNT(extend_keys), "'extend'") ||
+                    !sema_set_once(s, set->kids, j, "'extend'") || !sema_expect_eq(s, e))
                     continue;
                 if (!strcmp(e->name, "steps"))
                     sema_const_int(s, e->lhs, 1, IBC_MAX_STEPS, "steps", &t->extend_steps);
@@ -743,7 +761,8 @@ static void sema_verify(sema *s, ast_node *n)
     ibc_verify *v = &s->spec->verify;
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
-        if (!sema_known_key(s, set, verify_keys, COUNT(verify_keys), "'verify'") || !sema_expect_eq(s, set))
+        if (!sema_known_key(s, set, verify_keys, COUNT(verify_keys), "'verify'") ||
+            !sema_set_once(s, n->kids, i, "'verify'") || !sema_expect_eq(s, set))
             continue;
         const char *k = set->name;
         double *dst = !strcmp(k, "invariance_tol")    ? &v->invariance_tol
@@ -865,6 +884,27 @@ static void sema_loss(sema *s, ast_node *n)
     }
 }
 
+/* The depth a log-sparsity strength c asks for: L = 2 / (2 - c)
+ * (theory.md: the depth-L Hadamard product has bias of strength
+ * 2 - 2/L), when that is an integer >= 2; otherwise 2 (design.c then
+ * reports the strength, listing the ones that are possible). */
+static long sema_strength_depth(const char *strength)
+{
+    if (!strength)
+        return 2;
+    char *end;
+    double c = strtod(strength, &end);
+    if (*end == '/') {
+        double q = strtod(end + 1, NULL);
+        c = q != 0 ? c / q : 0;
+    }
+    if (!(c >= 1 && c < 2))
+        return 2;
+    double L = 2 / (2 - c);
+    long r = lround(L);
+    return r >= 2 && r <= 64 && fabs(L - (double)r) < 1e-9 ? r : 2;
+}
+
 static void sema_design(sema *s, ast_node *n)
 {
     ibc_design *d = &s->spec->design;
@@ -911,6 +951,8 @@ static void sema_design(sema *s, ast_node *n)
     d->param = p->ref;
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
+        if (!sema_set_once(s, n->kids, i, "'design'"))
+            continue;
         if (set->kind == AST_SETTING && set->op == '~') {
             if (!sema_init(s, set->lhs))
                 continue;
@@ -951,25 +993,31 @@ static void sema_design(sema *s, ast_node *n)
     if (spectral && d->rank > 0 && d->rank > (ps.rows < ps.cols ? ps.rows : ps.cols))
         diag_error(s->diag, n->loc, "rank %ld exceeds min(%ld, %ld), the largest rank of '%s'", d->rank, ps.rows,
                    ps.cols, p->name);
-    /* Factor names the block may initialise. */
+    /* Factor names the block may initialise: u, v (sparsity, L = 2),
+     * a1..aL (sparsity, L > 2), U, V (spectral rank form), W1..WL
+     * (spectral chain), and init for all of them. */
+    long L = d->depth ? d->depth : sema_strength_depth(d->strength);
+    const char **names = arena_alloc(s->arena, (size_t)(L + 3) * sizeof *names);
+    size_t nnames = 0;
+    names[nnames++] = "init";
+    if (spectral && !d->depth) {
+        names[nnames++] = "U";
+        names[nnames++] = "V";
+    } else if (!spectral && L == 2) {
+        names[nnames++] = "u";
+        names[nnames++] = "v";
+    } else {
+        for (long k = 1; k <= L; k++)
+            names[nnames++] = arena_printf(s->arena, spectral ? "W%ld" : "a%ld", k);
+    }
     for (size_t i = 0; i < d->ninits; i++) {
         const char *name = d->inits[i]->name;
-        long L = d->depth ? d->depth : 2;
-        bool ok = !strcmp(name, "init");
-        if (!spectral && L == 2)
-            ok = ok || !strcmp(name, "u") || !strcmp(name, "v");
-        if (spectral && !d->depth)
-            ok = ok || !strcmp(name, "U") || !strcmp(name, "V");
-        char want[32];
-        for (long k = 1; k <= L && !ok && (d->depth > 2 || spectral); k++) {
-            snprintf(want, sizeof want, spectral ? "W%ld" : "a%ld", k);
-            ok = !strcmp(name, want);
-        }
-        if (!ok) {
-            const char *c[] = { "init", spectral ? "U" : "u", spectral ? "V" : "v" };
+        bool ok = false;
+        for (size_t k = 0; k < nnames && !ok; k++)
+            ok = !strcmp(name, names[k]);
+        if (!ok)
             diag_error(s->diag, d->inits[i]->name_loc, "'%s' is not a factor of this design%s", name,
-                       sema_hint(s, name, c, 3));
-        }
+                       sema_hint(s, name, names, nnames));
     }
 }
 
@@ -994,7 +1042,8 @@ static void sema_baseline(sema *s, ast_node *n)
     }
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
-        if (sema_known_key(s, set, baseline_keys, COUNT(baseline_keys), "'baseline'") && sema_expect_eq(s, set))
+        if (sema_known_key(s, set, baseline_keys, COUNT(baseline_keys), "'baseline'") &&
+            sema_set_once(s, n->kids, i, "'baseline'") && sema_expect_eq(s, set))
             sema_positive(s, set->lhs, &base.lr, "the learning rate");
     }
     ibc_spec *sp = s->spec;
@@ -1188,9 +1237,11 @@ ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag)
         diag_error(diag, sp->data->loc, "data teacher(...) needs a 'teacher' block giving the teacher's weights");
     if (sp->teacher && (!sp->data || strcmp(sp->data->name, "teacher")))
         diag_error(diag, sp->teacher->loc, "a 'teacher' block needs data teacher(...)");
-    if (sp->loss_mask == NULL && s.has_mask && s.first[AST_LOSS])
-        diag_warning(diag, s.first[AST_LOSS]->loc, "the data has a mask of observed entries but the loss does not use it");
     if (diag->errors == 0) {
+        /* After an error (a misspelt mask, say) warnings would only repeat it. */
+        if (sp->loss_mask == NULL && s.has_mask && s.first[AST_LOSS])
+            diag_warning(diag, s.first[AST_LOSS]->loc,
+                         "the data has a mask of observed entries but the loss does not use it");
         for (size_t i = 0; i < sp->ndims; i++)
             if (!sp->dims[i].used)
                 diag_warning(diag, sp->dims[i].decl->name_loc, "dimension '%s' is never used", sp->dims[i].name);

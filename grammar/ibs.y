@@ -12,6 +12,9 @@
 %define api.prefix {ibs_}
 %define api.location.type {ibc_loc}
 %define parse.error verbose
+/* LAC: the expected-token list of an error is exact, and an error right
+ * after a complete statement does not end the parse (tests/diag). */
+%define parse.lac full
 %locations
 %param {void *scanner}
 %parse-param {struct parse_ctx *ctx}
