@@ -977,7 +977,7 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
         }
     }
     OUT(" */\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
-    OUT("#include <cblas.h>\n#include <lapacke.h>\n\n#include \"ibrt.h\"\n\n");
+    OUT("#include <cblas.h>\n#include <lapacke.h>\n\n#include \"ibrt.h\"\n#include \"ibrt_data.h\"\n\n");
 }
 
 static data_kind data_of(const ibc_spec *spec)
@@ -1013,6 +1013,33 @@ static void emit_data_setup(const ibc_spec *spec)
         emit_list_array("sv", kwarg(d, "singular_values"));
         OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %.17g, &err);\n", (long)kwnum(d, "size", 0),
             kwarg(d, "singular_values")->nkids, kwnum(d, "observed", 0));
+    } else if (!strcmp(g, "csv") || !strcmp(g, "npy")) {
+        /* files, relative to the spec's directory when ibc ran */
+        const char *path = spec->src && spec->src->path ? spec->src->path : ".";
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash ? (int)(slash - path) : 1;
+        const char *dir = slash ? path : ".";
+        const char *keys[] = { "x", "y", "test_x", "test_y" };
+        OUT("    st = ibrt_gen_from_files(ds");
+        for (int i = 0; i < 4; i++) {
+            const ast_node *v = kwarg(d, keys[i]);
+            if (!v) {
+                OUT(", NULL");
+                continue;
+            }
+            char *full = NULL;
+            size_t len = 0;
+            FILE *m = open_memstream(&full, &len);
+            if (v->text[0] == '/')
+                fputs(v->text, m);
+            else
+                fprintf(m, "%.*s/%s", dirlen, dir, v->text);
+            fclose(m);
+            OUT(", ");
+            emit_c_string(E->out, full);
+            free(full);
+        }
+        OUT(", IN, OUT, &err);\n");
     } else {
         OUT("    st = IBRT_OK;\n");
     }
@@ -1026,11 +1053,6 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     em.out = out;
     E = &em;
     data_kind dk = data_of(spec);
-    if (!strcmp(spec->data->name, "csv") || !strcmp(spec->data->name, "npy")) {
-        diag_error(diag, spec->data->loc, "code generation for data files is not implemented yet (the spec checks "
-                                          "and derives)");
-        return false;
-    }
     /* The models: designed (if any) and baselines, or the spec's own. */
     model models[8];
     int nm = 0;
@@ -1154,7 +1176,8 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         bmax = (long)kwnum(spec->data, "train", kwnum(spec->data, "measurements", 1));
     if (dk == D_LOWRANK)
         bmax = 1;
-    OUT("static double bx[%ld * IN], by[%ld * OUT];\n", bmax, bmax);
+    (void)bmax;
+    OUT("static double *bx, *by;   /* one minibatch, allocated once per run */\n");
     if (dk == D_LOWRANK)
         OUT("static double bmask[OUT];   /* this step's observed entries */\n");
     OUT("\n");
@@ -1269,6 +1292,12 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     OUT("    static ibrt_dataset dsv;\n    ibrt_dataset *ds = &dsv;\n");
     emit_data_setup(spec);
     OUT("    if (st != IBRT_OK) {\n        fprintf(stderr, \"error: data: %%s\\n\", err.msg);\n        return 1;\n    }\n");
+    if (dk == D_FIXED && batch == 0)
+        OUT("    size_t bcap = ds->n_train;   /* full batch */\n");
+    else
+        OUT("    size_t bcap = %ld;\n", dk == D_LOWRANK ? 1L : (batch > 0 ? batch : 1L));
+    OUT("    free(bx);\n    free(by);\n    bx = calloc(bcap * IN + 1, sizeof *bx);\n    by = calloc(bcap * OUT + 1, sizeof *by);\n");
+    OUT("    if (!bx || !by) {\n        fprintf(stderr, \"error: out of memory for a batch of %%zu\\n\", bcap);\n        return 1;\n    }\n");
     if (dk == D_TEACHER) {
         OUT("    /* teacher weights (stream 1) */\n    ibrt_rng rt;\n    ibrt_rng_fork(&rt, o.seed, 1);\n");
         for (size_t i = 0; i < spec->nparams; i++) {

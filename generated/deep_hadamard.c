@@ -22,6 +22,7 @@
 #include <lapacke.h>
 
 #include "ibrt.h"
+#include "ibrt_data.h"
 
 enum { IN = 32, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -318,7 +319,7 @@ static void m2_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     (void)y0;
 }
 
-static double bx[24 * IN], by[24 * OUT];
+static double *bx, *by;   /* one minibatch, allocated once per run */
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
@@ -436,6 +437,15 @@ static int run(ibrt_opts o)
     st = ibrt_gen_sparse_regression(ds, &rd, 32, 24, 2000, 3, 0.050000000000000003, &err);
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
+        return 1;
+    }
+    size_t bcap = ds->n_train;   /* full batch */
+    free(bx);
+    free(by);
+    bx = calloc(bcap * IN + 1, sizeof *bx);
+    by = calloc(bcap * OUT + 1, sizeof *by);
+    if (!bx || !by) {
+        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();

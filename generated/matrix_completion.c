@@ -20,6 +20,7 @@
 #include <lapacke.h>
 
 #include "ibrt.h"
+#include "ibrt_data.h"
 
 enum { IN = 1, OUT = 400 };   /* per-sample input and output sizes */
 
@@ -158,7 +159,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
 }
 
-static double bx[1 * IN], by[1 * OUT];
+static double *bx, *by;   /* one minibatch, allocated once per run */
 static double bmask[OUT];   /* this step's observed entries */
 
 /* SGD on one model; returns the final training loss. */
@@ -279,6 +280,15 @@ static int run(ibrt_opts o)
     st = ibrt_gen_low_rank(ds, &rd, 20, sv, 2, 0.20000000000000001, &err);
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
+        return 1;
+    }
+    size_t bcap = 1;
+    free(bx);
+    free(by);
+    bx = calloc(bcap * IN + 1, sizeof *bx);
+    by = calloc(bcap * OUT + 1, sizeof *by);
+    if (!bx || !by) {
+        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();

@@ -16,6 +16,7 @@
 #include <lapacke.h>
 
 #include "ibrt.h"
+#include "ibrt_data.h"
 
 enum { IN = 3, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -198,7 +199,7 @@ static void te_forward(const double *restrict th, const double *restrict x, doub
         }
 }
 
-static double bx[8 * IN], by[8 * OUT];
+static double *bx, *by;   /* one minibatch, allocated once per run */
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
@@ -321,6 +322,15 @@ static int run(ibrt_opts o)
     st = IBRT_OK;
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
+        return 1;
+    }
+    size_t bcap = 8;
+    free(bx);
+    free(by);
+    bx = calloc(bcap * IN + 1, sizeof *bx);
+    by = calloc(bcap * OUT + 1, sizeof *by);
+    if (!bx || !by) {
+        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     /* teacher weights (stream 1) */

@@ -22,6 +22,7 @@
 #include <lapacke.h>
 
 #include "ibrt.h"
+#include "ibrt_data.h"
 
 enum { IN = 64, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -310,7 +311,7 @@ static void m2_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     (void)y0;
 }
 
-static double bx[32 * IN], by[32 * OUT];
+static double *bx, *by;   /* one minibatch, allocated once per run */
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
@@ -428,6 +429,15 @@ static int run(ibrt_opts o)
     st = ibrt_gen_cosine_spikes(ds, &rd, 64, 32, 10000, 3, 0.10000000000000001, &err);
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
+        return 1;
+    }
+    size_t bcap = ds->n_train;   /* full batch */
+    free(bx);
+    free(by);
+    bx = calloc(bcap * IN + 1, sizeof *bx);
+    by = calloc(bcap * OUT + 1, sizeof *by);
+    if (!bx || !by) {
+        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();

@@ -16,6 +16,7 @@
 #include <lapacke.h>
 
 #include "ibrt.h"
+#include "ibrt_data.h"
 
 enum { IN = 1, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -131,7 +132,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
 }
 
-static double bx[4 * IN], by[4 * OUT];
+static double *bx, *by;   /* one minibatch, allocated once per run */
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
@@ -249,6 +250,15 @@ static int run(ibrt_opts o)
     st = IBRT_OK;
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
+        return 1;
+    }
+    size_t bcap = 4;
+    free(bx);
+    free(by);
+    bx = calloc(bcap * IN + 1, sizeof *bx);
+    by = calloc(bcap * OUT + 1, sizeof *by);
+    if (!bx || !by) {
+        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();
