@@ -1,9 +1,14 @@
 /*
  * emit.h: code generation.  Emits a standalone C11 training program for a
  * checked spec: every model of the spec (the designed one, the spec's own
- * model, each baseline) lowered to straight-line forward and reverse-mode
- * code over fixed-size buffers, plain SGD, traces, metrics and checks,
- * linked against libibrt (runtime/ibrt.h).
+ * model, each baseline) lowered to forward and reverse-mode code over a
+ * batch of samples in fixed-size buffers (values of the parameters alone
+ * hoisted out of the batch, products through CBLAS), plain SGD, traces,
+ * metrics and checks, linked against libibrt (runtime/ibrt.h).  The
+ * program's flags: --steps, --seed, --seeds, --out, --quiet, --help
+ * (ibrt_opts_parse) and --gradcheck (analytic gradient of every model
+ * against central differences at its initial point; exit status 5 on
+ * failure, 4 when a check of a training run fails).
  */
 #ifndef IBC_EMIT_H
 #define IBC_EMIT_H

@@ -348,9 +348,23 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "ibc run: error: cannot create '%s': %s\n", dir, strerror(errno));
             return 1;
         }
-        int st = build_spec(argv[1], exe);
-        if (st)
+        /* build under a private name, then rename: a concurrent run of the
+         * same spec never executes a half-written trainer */
+        char tmp[PATH_MAX + 64], tmpc[PATH_MAX + 72], exec_c[PATH_MAX + 40];
+        snprintf(tmp, sizeof tmp, "%s/trainer.tmp.%ld", dir, (long)getpid());
+        snprintf(tmpc, sizeof tmpc, "%s.c", tmp);
+        snprintf(exec_c, sizeof exec_c, "%s.c", exe);
+        int st = build_spec(argv[1], tmp);
+        if (st) {
+            unlink(tmp);
+            unlink(tmpc);
             return st;
+        }
+        if (rename(tmpc, exec_c) != 0 || rename(tmp, exe) != 0) {
+            fprintf(stderr, "ibc run: error: cannot install '%s': %s\n", exe, strerror(errno));
+            unlink(tmp);
+            return 1;
+        }
     }
     argv[1] = exe;
     execv(exe, argv + 1);
@@ -375,7 +389,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name))
             continue;
-        for (int j = 2; j < argc; j++)
+        /* after `ibc run SPEC` the flags are the trainer's, --help included */
+        int last = !strcmp(argv[1], "run") ? 2 : argc - 1;
+        for (int j = 2; j <= last && j < argc; j++)
             if (!strcmp(argv[j], "--help") || !strcmp(argv[j], "-h")) {
                 printf("usage: %s\n\n%s\n", commands[i].usage, commands[i].help);
                 return 0;

@@ -17,154 +17,142 @@
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_io.h"
+#include "ibrt_mat.h"
 
 enum { IN = 128, OUT = 64 };   /* per-sample input and output sizes */
 
+/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
+ * dimensions as stored; BLAS gemv when one side is a single row or
+ * column, gemm otherwise. */
+static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
+                      double beta, double *C, long ldc)
+{
+    if (N == 1)
+        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
+                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
+    else if (M == 1)
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
+                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
 
-/* ---- model 'model': 384 parameters, tape of 512 values ---- */
-static double m0_th[384], m0_g[384], m0_tp[513], m0_ad[513];
-/* m0: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m0_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* The same for products too small for a BLAS call to pay (per-sample
+ * blocks of a few hundred multiply-adds): plain loops the C compiler
+ * specialises for the constant sizes of each call site.  A row of C is
+ * accumulated in a local array (no aliasing with the tape, so the j loop
+ * vectorises) over a contiguous copy of op(B). */
+static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
+                            long ldb, double beta, double *C, long ldc)
+{
+    double bt[1024], acc[1024];
+    const double *b = B;
+    if (tb) {
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < N; j++)
+                bt[k * N + j] = B[j * ldb + k];
+        b = bt;
+        ldb = N;
+    }
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++)
+            acc[j] = 0;
+        for (long k = 0; k < K; k++) {
+            double a = ta ? A[k * lda + i] : A[i * lda + k];
+            for (long j = 0; j < N; j++)
+                acc[j] += a * b[k * ldb + j];
+        }
+        double *c = C + i * ldc;
+        for (long j = 0; j < N; j++)
+            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
+    }
+}
+
+
+/* ---- model 'model': 384 parameters, tape of 7168 values ---- */
+static double m0_th[384], m0_g[384], m0_tp[7169], m0_ad[7169];
+/* m0: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
-    /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[0 + k * 8 + j];
-            tp[0 + i * 8 + j] = s;
-        }
-    /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[128 + k * 8 + j];
-            tp[64 + i * 8 + j] = s;
-        }
-    /* v6 = v5' */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            tp[128 + i * 8 + j] = tp[64 + j * 8 + i];
-    /* v7 = v2 @ v6: (8 x 8) @ (8 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 8; k++)
-                s += tp[0 + i * 8 + k] * tp[128 + k * 8 + j];
-            tp[192 + i * 8 + j] = s;
-        }
-    /* v9 = v7 / v8 (scalar) */
-    for (int e = 0; e < 64; e++)
-        tp[256 + e] = tp[192 + e] / 2.8284271247461903;
-    /* v10 = softmax of each row of v9 (max subtracted for stability) */
-    for (int i = 0; i < 8; i++) {
-        double mx = -INFINITY, s = 0;
-        for (int j = 0; j < 8; j++)
-            mx = fmax(mx, tp[256 + i * 8 + j]);
-        for (int j = 0; j < 8; j++)
-            s += (tp[320 + i * 8 + j] = exp(tp[256 + i * 8 + j] - mx));
-        for (int j = 0; j < 8; j++)
-            tp[320 + i * 8 + j] /= s;
+    /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
+    /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
+    /* v6 = v2 @ v5': (8 x 8) @ (8 x 8) per sample */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 1, 8, 8, 8, tp + 0 + (s) * 64, 8, tp + 1024 + (s) * 64, 8, 0.0, tp + 2048 + (s) * 64, 8);
+    /* v8 = v6 / v7 (scalar) */
+    for (long s = 0; s < nb; s++) {
+        for (long e = 0; e < 64; e++)
+            tp[3072 + s * 64 + e] = tp[2048 + s * 64 + e] / 2.8284271247461903;
     }
-    /* v13 = v11 @ v12: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[256 + k * 8 + j];
-            tp[384 + i * 8 + j] = s;
+    /* v9 = softmax of each row of v8 (max subtracted for stability) */
+    for (long s = 0; s < nb; s++) {
+        for (long r = 0; r < 8; r++) {
+            double mx = -INFINITY, sum = 0;
+            for (long c = 0; c < 8; c++)
+                mx = fmax(mx, tp[3072 + s * 64 + r * 8 + c]);
+            for (long c = 0; c < 8; c++)
+                sum += (tp[4096 + s * 64 + r * 8 + c] = exp(tp[3072 + s * 64 + r * 8 + c] - mx));
+            for (long c = 0; c < 8; c++)
+                tp[4096 + s * 64 + r * 8 + c] /= sum;
         }
-    /* v14 = v10 @ v13: (8 x 8) @ (8 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 8; k++)
-                s += tp[320 + i * 8 + k] * tp[384 + k * 8 + j];
-            tp[448 + i * 8 + j] = s;
-        }
+    }
+    /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
+    /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, tp + 5120 + (s) * 64, 8, 0.0, tp + 6144 + (s) * 64, 8);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry (other slots zero); parameter gradients are added to g. */
-static void m0_backward(const double *restrict th, const double *restrict x, const double *restrict tp,
+ * slot on entry; parameter gradients are added to g. */
+static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     (void)ad;
     (void)g;
-    /* d(v10 @ v13): dA = dC B', dB = A' dC */
-    for (int i = 0; i < 8; i++)
-        for (int k = 0; k < 8; k++) {
-            double s = 0;
-            for (int j = 0; j < 8; j++)
-                s += ad[448 + i * 8 + j] * tp[384 + k * 8 + j];
-            ad[320 + i * 8 + k] += s;
+    /* d(v9 @ v12): dA = dC op(B)', dB = op(A)' dC */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 1, 8, 8, 8, ad + 6144 + (s) * 64, 8, tp + 5120 + (s) * 64, 8, 0.0, ad + 4096 + (s) * 64, 8);
+    for (long s = 0; s < nb; s++)
+        mm_small(1, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, ad + 6144 + (s) * 64, 8, 0.0, ad + 5120 + (s) * 64, 8);
+    /* d(v10 @ v11): dA = dC op(B)', dB = op(A)' dC */
+    mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 5120 + (0) * 64, 8, 1.0, g + 256, 8);
+    /* d softmax: da = y * (dy - sum_c dy_c y_c), row by row */
+    for (long s = 0; s < nb; s++) {
+        for (long r = 0; r < 8; r++) {
+            double sum = 0;
+            for (long c = 0; c < 8; c++)
+                sum += ad[4096 + s * 64 + r * 8 + c] * tp[4096 + s * 64 + r * 8 + c];
+            for (long c = 0; c < 8; c++)
+                ad[3072 + s * 64 + r * 8 + c] = tp[4096 + s * 64 + r * 8 + c] * (ad[4096 + s * 64 + r * 8 + c] - sum);
         }
-    for (int k = 0; k < 8; k++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int i = 0; i < 8; i++)
-                s += tp[320 + i * 8 + k] * ad[448 + i * 8 + j];
-            ad[384 + k * 8 + j] += s;
-        }
-    /* d(v11 @ v12): dA = dC B', dB = A' dC */
-    for (int k = 0; k < 16; k++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int i = 0; i < 8; i++)
-                s += x[0 + i * 16 + k] * ad[384 + i * 8 + j];
-            g[256 + k * 8 + j] += s;
-        }
-    /* d softmax: da = y * (dy - sum_j dy_j y_j), row by row */
-    for (int i = 0; i < 8; i++) {
-        double s = 0;
-        for (int j = 0; j < 8; j++)
-            s += ad[320 + i * 8 + j] * tp[320 + i * 8 + j];
-        for (int j = 0; j < 8; j++)
-            ad[256 + i * 8 + j] += tp[320 + i * 8 + j] * (ad[320 + i * 8 + j] - s);
     }
-    for (int e = 0; e < 64; e++)
-        ad[192 + e] += ad[256 + e] / 2.8284271247461903;
-    /* d(v2 @ v6): dA = dC B', dB = A' dC */
-    for (int i = 0; i < 8; i++)
-        for (int k = 0; k < 8; k++) {
-            double s = 0;
-            for (int j = 0; j < 8; j++)
-                s += ad[192 + i * 8 + j] * tp[128 + k * 8 + j];
-            ad[0 + i * 8 + k] += s;
-        }
-    for (int k = 0; k < 8; k++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int i = 0; i < 8; i++)
-                s += tp[0 + i * 8 + k] * ad[192 + i * 8 + j];
-            ad[128 + k * 8 + j] += s;
-        }
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            ad[64 + j * 8 + i] += ad[128 + i * 8 + j];
-    /* d(v3 @ v4): dA = dC B', dB = A' dC */
-    for (int k = 0; k < 16; k++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int i = 0; i < 8; i++)
-                s += x[0 + i * 16 + k] * ad[64 + i * 8 + j];
-            g[128 + k * 8 + j] += s;
-        }
-    /* d(v0 @ v1): dA = dC B', dB = A' dC */
-    for (int k = 0; k < 16; k++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int i = 0; i < 8; i++)
-                s += x[0 + i * 16 + k] * ad[0 + i * 8 + j];
-            g[0 + k * 8 + j] += s;
-        }
+    for (long s = 0; s < nb; s++) {
+        for (long e = 0; e < 64; e++)
+            ad[2048 + s * 64 + e] = ad[3072 + s * 64 + e] / 2.8284271247461903;
+    }
+    /* d(v2 @ v5'): dA = dC op(B)', dB = op(A)' dC */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 0, 8, 8, 8, ad + 2048 + (s) * 64, 8, tp + 1024 + (s) * 64, 8, 0.0, ad + 0 + (s) * 64, 8);
+    for (long s = 0; s < nb; s++)
+        mm_small(1, 0, 8, 8, 8, ad + 2048 + (s) * 64, 8, tp + 0 + (s) * 64, 8, 0.0, ad + 1024 + (s) * 64, 8);
+    /* d(v3 @ v4): dA = dC op(B)', dB = op(A)' dC */
+    mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 1024 + (0) * 64, 8, 1.0, g + 128, 8);
+    /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
+    mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 0 + (0) * 64, 8, 1.0, g + 0, 8);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -213,12 +201,12 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             for (long r = 0; r < 16; r++) { long e = 0 + r * 8 + (i); th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 16; r++) { long e = 128 + r * 8 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
-        m0_forward(m0_th, x, m0_tp);
-        memcpy(y0, m0_tp + 448, sizeof y0);
-        m0_forward(th2, x, m0_tp);
+        m0_forward(m0_th, x, 1, m0_tp);
+        memcpy(y0, m0_tp + 6144, sizeof y0);
+        m0_forward(th2, x, 1, m0_tp);
         double dy = 0, ys = 0;
         for (long o = 0; o < OUT; o++) {
-            dy = fmax(dy, fabs(m0_tp[448 + o] - y0[o]));
+            dy = fmax(dy, fabs(m0_tp[6144 + o] - y0[o]));
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
@@ -250,122 +238,107 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
 }
 
 /* ---- the teacher: the same predictor with fixed weights ---- */
-static double te_th[384], te_tp[513];
-/* te: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void te_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+static double te_th[384], te_tp[7169];
+/* te: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void te_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
-    /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[0 + k * 8 + j];
-            tp[0 + i * 8 + j] = s;
-        }
-    /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[128 + k * 8 + j];
-            tp[64 + i * 8 + j] = s;
-        }
-    /* v6 = v5' */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            tp[128 + i * 8 + j] = tp[64 + j * 8 + i];
-    /* v7 = v2 @ v6: (8 x 8) @ (8 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 8; k++)
-                s += tp[0 + i * 8 + k] * tp[128 + k * 8 + j];
-            tp[192 + i * 8 + j] = s;
-        }
-    /* v9 = v7 / v8 (scalar) */
-    for (int e = 0; e < 64; e++)
-        tp[256 + e] = tp[192 + e] / 2.8284271247461903;
-    /* v10 = softmax of each row of v9 (max subtracted for stability) */
-    for (int i = 0; i < 8; i++) {
-        double mx = -INFINITY, s = 0;
-        for (int j = 0; j < 8; j++)
-            mx = fmax(mx, tp[256 + i * 8 + j]);
-        for (int j = 0; j < 8; j++)
-            s += (tp[320 + i * 8 + j] = exp(tp[256 + i * 8 + j] - mx));
-        for (int j = 0; j < 8; j++)
-            tp[320 + i * 8 + j] /= s;
+    /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
+    /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
+    /* v6 = v2 @ v5': (8 x 8) @ (8 x 8) per sample */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 1, 8, 8, 8, tp + 0 + (s) * 64, 8, tp + 1024 + (s) * 64, 8, 0.0, tp + 2048 + (s) * 64, 8);
+    /* v8 = v6 / v7 (scalar) */
+    for (long s = 0; s < nb; s++) {
+        for (long e = 0; e < 64; e++)
+            tp[3072 + s * 64 + e] = tp[2048 + s * 64 + e] / 2.8284271247461903;
     }
-    /* v13 = v11 @ v12: (8 x 16) @ (16 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 16; k++)
-                s += x[0 + i * 16 + k] * th[256 + k * 8 + j];
-            tp[384 + i * 8 + j] = s;
+    /* v9 = softmax of each row of v8 (max subtracted for stability) */
+    for (long s = 0; s < nb; s++) {
+        for (long r = 0; r < 8; r++) {
+            double mx = -INFINITY, sum = 0;
+            for (long c = 0; c < 8; c++)
+                mx = fmax(mx, tp[3072 + s * 64 + r * 8 + c]);
+            for (long c = 0; c < 8; c++)
+                sum += (tp[4096 + s * 64 + r * 8 + c] = exp(tp[3072 + s * 64 + r * 8 + c] - mx));
+            for (long c = 0; c < 8; c++)
+                tp[4096 + s * 64 + r * 8 + c] /= sum;
         }
-    /* v14 = v10 @ v13: (8 x 8) @ (8 x 8) */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 8; k++)
-                s += tp[320 + i * 8 + k] * tp[384 + k * 8 + j];
-            tp[448 + i * 8 + j] = s;
-        }
+    }
+    /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
+    mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
+    /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */
+    for (long s = 0; s < nb; s++)
+        mm_small(0, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, tp + 5120 + (s) * 64, 8, 0.0, tp + 6144 + (s) * 64, 8);
 }
 
-static double *bx, *by;   /* one minibatch, allocated once per run */
+enum { BMAX = 16 };   /* samples per step */
+static double bx[BMAX * IN], by[BMAX * OUT];
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict, double *restrict);
+    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
+    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
     void (*balance)(const double *, double *, double *, double *, double *);
     double *th, *g, *tp, *ad;
     long nth, tape, root, nbal;
     double lr, l1;
     long l1_off, l1_size;
     const char *name;
+    bool root_batched;   /* the output depends on the inputs */
 } model_t;
 
-/* One minibatch: inputs bx, labels by (and the mask bmask). */
-static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb)
+/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
+ * returns its number of samples.  Nothing is allocated. */
+static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
     (void)rb;
+    *X = bx;
+    *Y = by;
     /* fresh inputs ~ normal; labels from the teacher plus N(0, noise^2) */
-    for (long b = 0; b < 16; b++) {
-        for (long e = 0; e < IN; e++)
-            bx[b * IN + e] = (0 + 1 * ibrt_rng_normal(rb));
-        te_forward(te_th, bx + b * IN, te_tp);
+    for (long e = 0; e < BMAX * IN; e++)
+        bx[e] = (0 + 1 * ibrt_rng_normal(rb));
+    te_forward(te_th, bx, BMAX, te_tp);
+    for (long s = 0; s < BMAX; s++)
         for (long o = 0; o < OUT; o++)
-            by[b * OUT + o] = te_tp[448 + o] + 0.02 * ibrt_rng_normal(rb);
-    }
-    return 16;
+            by[s * OUT + o] = te_tp[6144 + s * OUT + o] + 0.02 * ibrt_rng_normal(rb);
+    return BMAX;
 }
 
-/* Mean squared error over the batch (and output entries); fills the
- * gradient m->g.  Per sample: forward, residual, reverse pass. */
-static double loss_and_grad(const model_t *m, long nb, bool grad)
+/* Mean squared error over the n samples (and output entries); with
+ * grad, its gradient into m->g.  The samples go through the tape in
+ * chunks of at most BMAX: one chunk, unless a data file holds more
+ * samples than the tape (full batch over a file). */
+static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
 {
-    double loss = 0, norm = (double)nb * OUT;
+    double loss = 0, norm = (double)n * OUT;
     if (grad)
         memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    for (long b = 0; b < nb; b++) {
-        const double *x = bx + b * IN;
-        m->forward(m->th, x, m->tp);
+    /* an output of the parameters alone is one value for every sample */
+    const long os = m->root_batched ? OUT : 0;
+    double *dy = m->ad + m->root;
+    for (long c0 = 0; c0 < n; c0 += BMAX) {
+        long nb = n - c0 < BMAX ? n - c0 : BMAX;
+        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
+        m->forward(m->th, x, nb, m->tp);
+        if (grad && !m->root_batched)
+            memset(dy, 0, sizeof(double) * OUT);
+        for (long s = 0; s < nb; s++)
+            for (long o = 0; o < OUT; o++) {
+                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]);
+                loss += r * r / norm;
+                if (grad)
+                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
+            }
         if (grad)
-            memset(m->ad, 0, sizeof(double) * (size_t)m->tape);
-        for (long o = 0; o < OUT; o++) {
-            double r = (m->tp[m->root + o] - by[b * OUT + o]);
-            loss += r * r / norm;
-            if (grad)
-                m->ad[m->root + o] = 2 * r / norm;
-        }
-        if (grad)
-            m->backward(m->th, x, m->tp, m->ad, m->g);
+            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
     }
     if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
         for (long e = 0; e < m->l1_size; e++) {
@@ -387,12 +360,12 @@ static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *mod
     ibrt_metrics_add(t, name, model, v);
 }
 
-static double gradient_check(model_t *m, long nb, double tol, long *skipped)
+static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
 {
     static double ga[385];   /* the largest model */
     double l1 = m->l1, worst = 0, scale = 0;
     m->l1 = 0;
-    loss_and_grad(m, nb, true);
+    loss_and_grad(m, X, Y, nb, true);
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
     for (long e = 0; e < m->nth; e++)
         scale = fmax(scale, fabs(ga[e]));
@@ -402,9 +375,9 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
         for (int q = 0; q < 2; q++) {
             double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
             m->th[e] = t + h;
-            double lp = loss_and_grad(m, nb, false);
+            double lp = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t - h;
-            double lm = loss_and_grad(m, nb, false);
+            double lm = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t;
             fd[q] = (lp - lm) / (2 * h);
         }
@@ -420,14 +393,19 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
 
 static ibrt_metrics mt;   /* this run's scalar metrics */
 
+/* --gradcheck: compare the analytic gradient of every model with central
+ * differences at its initial point, print the result, train nothing. */
+static bool gradcheck_only;
+
 /* One whole experiment at seed o.seed: data, every model, metrics,
  * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
 static int run(ibrt_opts o)
 {
     mt.n = 0;
+    bool gc_failed = false;
     ibrt_error err;
     ibrt_status st;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
+        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;
     }
@@ -439,15 +417,6 @@ static int run(ibrt_opts o)
     st = IBRT_OK;
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
-    }
-    size_t bcap = 16;
-    free(bx);
-    free(by);
-    bx = calloc(bcap * IN + 1, sizeof *bx);
-    by = calloc(bcap * OUT + 1, sizeof *by);
-    if (!bx || !by) {
-        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     /* teacher weights (stream 1) */
@@ -489,12 +458,12 @@ static int run(ibrt_opts o)
     (void)mA;
     (void)mB;
     (void)pr;
-    if (!o.quiet)
+    if (!o.quiet && !gradcheck_only)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
 
     /* ================= model 'model' ================= */
     {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 384, 513, 448, 8, 0.001, 0, 0, 0, "model" };
+        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 384, 7169, 6144, 8, 0.001, 0, 0, 0, "model", true };
         ibrt_rng ri, rb;
         ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
         ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
@@ -526,13 +495,21 @@ static int run(ibrt_opts o)
     }
         ibrt_rng rs;
         ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        long nb = draw_batch(ds, &rb), skipped;
-        m0_structure(bx, &rs, &checks, "model, init");
-        double gerr = gradient_check(&m, nb, 1e-06, &skipped);
+        const double *X, *Y;
+        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
+        m0_structure(X, &rs, &checks, "model, init");
+        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (model)");
         char detail[128];
         snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
         ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
+        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
+            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
+                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
+            gc_failed = gc_failed || !gok;
+            goto done_0;
+        }
         m.balance(m.th, chi, ratio, nA0, nB0);
         double chi0[8];
         memcpy(chi0, chi, sizeof chi0);
@@ -547,15 +524,31 @@ static int run(ibrt_opts o)
             every = o.steps / 200 > 0 ? o.steps / 200 : 1;
         ibrt_progress pg;
         ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
+        ibrt_csv bt;
+        static double brow[17];
+        {
+            static char bh[1088];
+            size_t bl = (size_t)snprintf(bh, sizeof bh, "step");
+            for (long i = 0; i < 8; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",chi1_%ld", i);
+            for (long i = 0; i < 8; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",ratio1_%ld", i);
+            snprintf(path, sizeof path, "%s/balance_model.csv", o.out_dir);
+            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {
+                fprintf(stderr, "error: %s\n", err.msg);
+                return 1;
+            }
+        }
         double loss = 0, ts = ibrt_time_now();
         static double tmp[8];
         for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb);
-            loss = loss_and_grad(&m, nb, true);
+            nb = draw_batch(ds, &rb, &X, &Y);
+            loss = loss_and_grad(&m, X, Y, nb, true);
             if (!isfinite(loss)) {
                 fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
                         "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
                 ibrt_csv_close(&tr, &err);
+                ibrt_csv_close(&bt, &err);
                 return 3;
             }
             for (long e = 0; e < m.nth; e++)
@@ -571,14 +564,38 @@ static int run(ibrt_opts o)
                 ibrt_stats_median_min_max(tmp, 8, &row[3], &row[4], &mx);
                 double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };
                 ibrt_csv_row(&tr, full, 6);
+                brow[0] = (double)step;
+                memcpy(brow + 1, chi, sizeof(double) * 8);
+                memcpy(brow + 1 + 8, ratio, sizeof(double) * 8);
+                ibrt_csv_row(&bt, brow, 17);
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
-        m0_structure(bx, &rs, &checks, "model, end");
+        m0_structure(X, &rs, &checks, "model, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
             fprintf(stderr, "error: %s\n", err.msg);
+        if (ibrt_csv_close(&bt, &err) != IBRT_OK)
+            fprintf(stderr, "error: %s\n", err.msg);
+        {
+            size_t shp[2] = { 16, 8 };
+            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "Wq");
+            if (ibrt_npy_write(path, m.th + 0, 2, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
+        {
+            size_t shp[2] = { 16, 8 };
+            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "Wk");
+            if (ibrt_npy_write(path, m.th + 128, 2, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
+        {
+            size_t shp[2] = { 16, 8 };
+            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "Wv");
+            if (ibrt_npy_write(path, m.th + 256, 2, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
         put(j, &mt, "final_loss", "", loss);
@@ -615,8 +632,8 @@ static int run(ibrt_opts o)
             memset(mA, 0, sizeof(double) * 8);
             memset(mB, 0, sizeof(double) * 8);
             for (int q = 0; q < 256; q++) {
-                long nq = draw_batch(ds, &rb);
-                loss_and_grad(&m, nq, true);
+                long nq = draw_batch(ds, &rb, &X, &Y);
+                loss_and_grad(&m, X, Y, nq, true);
                 m.balance(m.g, chi, ratio, c0, c1);
                 for (long i = 0; i < 8; i++) {
                     mA[i] += c0[i] / 256;
@@ -630,6 +647,12 @@ static int run(ibrt_opts o)
         ibrt_json_key(j, "ratio_definition");
             ibrt_json_str(j, "||Wq[:,k]|| / ||Wk[:,k]||");
         }
+    done_0:;
+    }
+    if (gradcheck_only) {
+        ibrt_json_free(j);
+        ibrt_dataset_free(ds);
+        return gc_failed ? 5 : 0;
     }
 
     ibrt_json_obj_end(j);
@@ -659,10 +682,21 @@ static int run(ibrt_opts o)
 int main(int argc, char **argv)
 {
     ibrt_opts o;
-    int rc = ibrt_opts_parse(argc, argv, &o, "attention", "E2: single-head attention, query/key column balance", 300000L, 0ULL);
+    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
+            gradcheck_only = true;
+        else
+            argv[ac++] = argv[i];
+    }
+    argv[ac] = NULL;
+    int rc = ibrt_opts_parse(ac, argv, &o, "attention", "E2: single-head attention, query/key column balance", 300000L, 0ULL);
+    if (rc > 0)
+        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
+               "                differences at its initial point and exit (status 5 on failure)\n");
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (o.seeds == 1)
+    if (o.seeds == 1 || gradcheck_only)
         return run(o);
     /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
      * median, min and max of every scalar metric */

@@ -21,60 +21,88 @@
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_io.h"
+#include "ibrt_mat.h"
 
 enum { IN = 1, OUT = 400 };   /* per-sample input and output sizes */
 
+/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
+ * dimensions as stored; BLAS gemv when one side is a single row or
+ * column, gemm otherwise. */
+static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
+                      double beta, double *C, long ldc)
+{
+    if (N == 1)
+        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
+                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
+    else if (M == 1)
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
+                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
 
-/* ---- model 'designed': 800 parameters, tape of 800 values ---- */
-static double m0_th[800], m0_g[800], m0_tp[801], m0_ad[801];
-/* m0: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m0_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* The same for products too small for a BLAS call to pay (per-sample
+ * blocks of a few hundred multiply-adds): plain loops the C compiler
+ * specialises for the constant sizes of each call site.  A row of C is
+ * accumulated in a local array (no aliasing with the tape, so the j loop
+ * vectorises) over a contiguous copy of op(B). */
+static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
+                            long ldb, double beta, double *C, long ldc)
+{
+    double bt[1024], acc[1024];
+    const double *b = B;
+    if (tb) {
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < N; j++)
+                bt[k * N + j] = B[j * ldb + k];
+        b = bt;
+        ldb = N;
+    }
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++)
+            acc[j] = 0;
+        for (long k = 0; k < K; k++) {
+            double a = ta ? A[k * lda + i] : A[i * lda + k];
+            for (long j = 0; j < N; j++)
+                acc[j] += a * b[k * ldb + j];
+        }
+        double *c = C + i * ldc;
+        for (long j = 0; j < N; j++)
+            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
+    }
+}
+
+
+/* ---- model 'designed': 800 parameters, tape of 400 values ---- */
+static double m0_th[800], m0_g[800], m0_tp[401], m0_ad[401];
+/* m0: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
-    /* v2 = v1' */
-    for (int i = 0; i < 20; i++)
-        for (int j = 0; j < 20; j++)
-            tp[0 + i * 20 + j] = th[400 + j * 20 + i];
-    /* v3 = v0 @ v2: (20 x 20) @ (20 x 20) */
-    for (int i = 0; i < 20; i++)
-        for (int j = 0; j < 20; j++) {
-            double s = 0;
-            for (int k = 0; k < 20; k++)
-                s += th[0 + i * 20 + k] * tp[0 + k * 20 + j];
-            tp[400 + i * 20 + j] = s;
-        }
+    /* v2 = v0 @ v1': (20 x 20) @ (20 x 20) */
+    mm(0, 1, 20, 20, 20, th + 0, 20, th + 400, 20, 0.0, tp + 0, 20);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry (other slots zero); parameter gradients are added to g. */
-static void m0_backward(const double *restrict th, const double *restrict x, const double *restrict tp,
+ * slot on entry; parameter gradients are added to g. */
+static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     (void)ad;
     (void)g;
-    /* d(v0 @ v2): dA = dC B', dB = A' dC */
-    for (int i = 0; i < 20; i++)
-        for (int k = 0; k < 20; k++) {
-            double s = 0;
-            for (int j = 0; j < 20; j++)
-                s += ad[400 + i * 20 + j] * tp[0 + k * 20 + j];
-            g[0 + i * 20 + k] += s;
-        }
-    for (int k = 0; k < 20; k++)
-        for (int j = 0; j < 20; j++) {
-            double s = 0;
-            for (int i = 0; i < 20; i++)
-                s += th[0 + i * 20 + k] * ad[400 + i * 20 + j];
-            ad[0 + k * 20 + j] += s;
-        }
-    for (int i = 0; i < 20; i++)
-        for (int j = 0; j < 20; j++)
-            g[400 + j * 20 + i] += ad[0 + i * 20 + j];
+    /* d(v0 @ v1'): dA = dC op(B)', dB = op(A)' dC */
+    mm(0, 0, 20, 20, 20, ad + 0, 20, th + 400, 20, 1.0, g + 0, 20);
+    mm(1, 0, 20, 20, 20, ad + 0, 20, th + 0, 20, 1.0, g + 400, 20);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -123,12 +151,12 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             for (long r = 0; r < 20; r++) { long e = 0 + r * 20 + (i); th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 20; r++) { long e = 400 + r * 20 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
-        m0_forward(m0_th, x, m0_tp);
-        memcpy(y0, m0_tp + 400, sizeof y0);
-        m0_forward(th2, x, m0_tp);
+        m0_forward(m0_th, x, 1, m0_tp);
+        memcpy(y0, m0_tp + 0, sizeof y0);
+        m0_forward(th2, x, 1, m0_tp);
         double dy = 0, ys = 0;
         for (long o = 0; o < OUT; o++) {
-            dy = fmax(dy, fabs(m0_tp[400 + o] - y0[o]));
+            dy = fmax(dy, fabs(m0_tp[0 + o] - y0[o]));
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
@@ -159,53 +187,65 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
 }
 
-static double *bx, *by;   /* one minibatch, allocated once per run */
+enum { BMAX = 1 };   /* samples per step */
+static double bx[BMAX * IN], by[BMAX * OUT];
 static double bmask[OUT];   /* this step's observed entries */
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict, double *restrict);
+    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
+    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
     void (*balance)(const double *, double *, double *, double *, double *);
     double *th, *g, *tp, *ad;
     long nth, tape, root, nbal;
     double lr, l1;
     long l1_off, l1_size;
     const char *name;
+    bool root_batched;   /* the output depends on the inputs */
 } model_t;
 
-/* One minibatch: inputs bx, labels by (and the mask bmask). */
-static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb)
+/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
+ * returns its number of samples.  Nothing is allocated. */
+static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
     (void)rb;
+    *X = bx;
+    *Y = by;
     /* each observed entry joins the minibatch with probability 0.5 */
-    memcpy(by, ds->y_train, sizeof(double) * OUT);
+    *Y = ds->y_train;
     for (long e = 0; e < OUT; e++)
         bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < 0.5 ? 1.0 : 0.0;
     return 1;
 }
 
-/* Mean squared error over the batch (and output entries, masked); fills the
- * gradient m->g.  Per sample: forward, residual, reverse pass. */
-static double loss_and_grad(const model_t *m, long nb, bool grad)
+/* Mean squared error over the n samples (and output entries, masked); with
+ * grad, its gradient into m->g.  The samples go through the tape in
+ * chunks of at most BMAX: one chunk, unless a data file holds more
+ * samples than the tape (full batch over a file). */
+static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
 {
-    double loss = 0, norm = (double)nb * OUT;
+    double loss = 0, norm = (double)n * OUT;
     if (grad)
         memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    for (long b = 0; b < nb; b++) {
-        const double *x = bx + b * IN;
-        m->forward(m->th, x, m->tp);
+    /* an output of the parameters alone is one value for every sample */
+    const long os = m->root_batched ? OUT : 0;
+    double *dy = m->ad + m->root;
+    for (long c0 = 0; c0 < n; c0 += BMAX) {
+        long nb = n - c0 < BMAX ? n - c0 : BMAX;
+        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
+        m->forward(m->th, x, nb, m->tp);
+        if (grad && !m->root_batched)
+            memset(dy, 0, sizeof(double) * OUT);
+        for (long s = 0; s < nb; s++)
+            for (long o = 0; o < OUT; o++) {
+                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]) * bmask[o];
+                loss += r * r / norm;
+                if (grad)
+                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
+            }
         if (grad)
-            memset(m->ad, 0, sizeof(double) * (size_t)m->tape);
-        for (long o = 0; o < OUT; o++) {
-            double r = (m->tp[m->root + o] - by[b * OUT + o]) * bmask[o];
-            loss += r * r / norm;
-            if (grad)
-                m->ad[m->root + o] = 2 * r / norm;
-        }
-        if (grad)
-            m->backward(m->th, x, m->tp, m->ad, m->g);
+            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
     }
     if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
         for (long e = 0; e < m->l1_size; e++) {
@@ -227,12 +267,12 @@ static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *mod
     ibrt_metrics_add(t, name, model, v);
 }
 
-static double gradient_check(model_t *m, long nb, double tol, long *skipped)
+static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
 {
     static double ga[801];   /* the largest model */
     double l1 = m->l1, worst = 0, scale = 0;
     m->l1 = 0;
-    loss_and_grad(m, nb, true);
+    loss_and_grad(m, X, Y, nb, true);
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
     for (long e = 0; e < m->nth; e++)
         scale = fmax(scale, fabs(ga[e]));
@@ -242,9 +282,9 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
         for (int q = 0; q < 2; q++) {
             double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
             m->th[e] = t + h;
-            double lp = loss_and_grad(m, nb, false);
+            double lp = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t - h;
-            double lm = loss_and_grad(m, nb, false);
+            double lm = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t;
             fd[q] = (lp - lm) / (2 * h);
         }
@@ -260,14 +300,19 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
 
 static ibrt_metrics mt;   /* this run's scalar metrics */
 
+/* --gradcheck: compare the analytic gradient of every model with central
+ * differences at its initial point, print the result, train nothing. */
+static bool gradcheck_only;
+
 /* One whole experiment at seed o.seed: data, every model, metrics,
  * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
 static int run(ibrt_opts o)
 {
     mt.n = 0;
+    bool gc_failed = false;
     ibrt_error err;
     ibrt_status st;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
+        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;
     }
@@ -280,15 +325,6 @@ static int run(ibrt_opts o)
     st = ibrt_gen_low_rank(ds, &rd, 20, sv, 2, 0.20000000000000001, &err);
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
-    }
-    size_t bcap = 1;
-    free(bx);
-    free(by);
-    bx = calloc(bcap * IN + 1, sizeof *bx);
-    by = calloc(bcap * OUT + 1, sizeof *by);
-    if (!bx || !by) {
-        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();
@@ -309,12 +345,12 @@ static int run(ibrt_opts o)
     (void)mA;
     (void)mB;
     (void)pr;
-    if (!o.quiet)
+    if (!o.quiet && !gradcheck_only)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
 
     /* ================= model 'designed' ================= */
     {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 800, 801, 400, 20, 0.001, 0, 0, 0, "designed" };
+        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 800, 401, 0, 20, 0.001, 0, 0, 0, "designed", false };
         ibrt_rng ri, rb;
         ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
         ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
@@ -332,13 +368,21 @@ static int run(ibrt_opts o)
     }
         ibrt_rng rs;
         ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        long nb = draw_batch(ds, &rb), skipped;
-        m0_structure(bx, &rs, &checks, "designed, init");
-        double gerr = gradient_check(&m, nb, 1e-06, &skipped);
+        const double *X, *Y;
+        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
+        m0_structure(X, &rs, &checks, "designed, init");
+        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (designed)");
         char detail[128];
         snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
         ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
+        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
+            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
+                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
+            gc_failed = gc_failed || !gok;
+            goto done_0;
+        }
         m.balance(m.th, chi, ratio, nA0, nB0);
         double chi0[20];
         memcpy(chi0, chi, sizeof chi0);
@@ -353,15 +397,31 @@ static int run(ibrt_opts o)
             every = o.steps / 200 > 0 ? o.steps / 200 : 1;
         ibrt_progress pg;
         ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
+        ibrt_csv bt;
+        static double brow[41];
+        {
+            static char bh[2624];
+            size_t bl = (size_t)snprintf(bh, sizeof bh, "step");
+            for (long i = 0; i < 20; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",chi1_%ld", i);
+            for (long i = 0; i < 20; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",ratio1_%ld", i);
+            snprintf(path, sizeof path, "%s/balance_designed.csv", o.out_dir);
+            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {
+                fprintf(stderr, "error: %s\n", err.msg);
+                return 1;
+            }
+        }
         double loss = 0, ts = ibrt_time_now();
         static double tmp[20];
         for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb);
-            loss = loss_and_grad(&m, nb, true);
+            nb = draw_batch(ds, &rb, &X, &Y);
+            loss = loss_and_grad(&m, X, Y, nb, true);
             if (!isfinite(loss)) {
                 fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
                         "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
                 ibrt_csv_close(&tr, &err);
+                ibrt_csv_close(&bt, &err);
                 return 3;
             }
             for (long e = 0; e < m.nth; e++)
@@ -377,20 +437,38 @@ static int run(ibrt_opts o)
                 ibrt_stats_median_min_max(tmp, 20, &row[3], &row[4], &mx);
                 double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };
                 ibrt_csv_row(&tr, full, 6);
+                brow[0] = (double)step;
+                memcpy(brow + 1, chi, sizeof(double) * 20);
+                memcpy(brow + 1 + 20, ratio, sizeof(double) * 20);
+                ibrt_csv_row(&bt, brow, 41);
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
-        m0_structure(bx, &rs, &checks, "designed, end");
+        m0_structure(X, &rs, &checks, "designed, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
             fprintf(stderr, "error: %s\n", err.msg);
+        if (ibrt_csv_close(&bt, &err) != IBRT_OK)
+            fprintf(stderr, "error: %s\n", err.msg);
+        {
+            size_t shp[2] = { 20, 20 };
+            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "U");
+            if (ibrt_npy_write(path, m.th + 0, 2, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
+        {
+            size_t shp[2] = { 20, 20 };
+            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "V");
+            if (ibrt_npy_write(path, m.th + 400, 2, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
         put(j, &mt, "final_loss", "designed", loss);
         {
             static double sv[20];
-            m.forward(m.th, bx, m.tp);
+            m.forward(m.th, X, 1, m.tp);
             if (ibrt_linalg_svd_values(20, 20, m.tp + m.root, sv, &err) == IBRT_OK) {
         ibrt_json_key(j, "singular_values_designed");
                 ibrt_json_nums(j, sv, 20);
@@ -440,8 +518,8 @@ static int run(ibrt_opts o)
             memset(mA, 0, sizeof(double) * 20);
             memset(mB, 0, sizeof(double) * 20);
             for (int q = 0; q < 256; q++) {
-                long nq = draw_batch(ds, &rb);
-                loss_and_grad(&m, nq, true);
+                long nq = draw_batch(ds, &rb, &X, &Y);
+                loss_and_grad(&m, X, Y, nq, true);
                 m.balance(m.g, chi, ratio, c0, c1);
                 for (long i = 0; i < 20; i++) {
                     mA[i] += c0[i] / 256;
@@ -455,6 +533,12 @@ static int run(ibrt_opts o)
         ibrt_json_key(j, "ratio_definition_designed");
             ibrt_json_str(j, "||U[:,k]|| / ||V[:,k]||");
         }
+    done_0:;
+    }
+    if (gradcheck_only) {
+        ibrt_json_free(j);
+        ibrt_dataset_free(ds);
+        return gc_failed ? 5 : 0;
     }
 
     ibrt_json_obj_end(j);
@@ -484,10 +568,21 @@ static int run(ibrt_opts o)
 int main(int argc, char **argv)
 {
     ibrt_opts o;
-    int rc = ibrt_opts_parse(argc, argv, &o, "matrix_completion", "E3: low-rank matrix completion", 500000L, 0ULL);
+    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
+            gradcheck_only = true;
+        else
+            argv[ac++] = argv[i];
+    }
+    argv[ac] = NULL;
+    int rc = ibrt_opts_parse(ac, argv, &o, "matrix_completion", "E3: low-rank matrix completion", 500000L, 0ULL);
+    if (rc > 0)
+        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
+               "                differences at its initial point and exit (status 5 on failure)\n");
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (o.seeds == 1)
+    if (o.seeds == 1 || gradcheck_only)
         return run(o);
     /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
      * median, min and max of every scalar metric */

@@ -22,68 +22,108 @@
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_io.h"
+#include "ibrt_mat.h"
 
 enum { IN = 200, OUT = 1 };   /* per-sample input and output sizes */
 
+/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
+ * dimensions as stored; BLAS gemv when one side is a single row or
+ * column, gemm otherwise. */
+static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
+                      double beta, double *C, long ldc)
+{
+    if (N == 1)
+        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
+                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
+    else if (M == 1)
+        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
+                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
+    else
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
 
-/* ---- model 'designed': 400 parameters, tape of 401 values ---- */
-static double m0_th[400], m0_g[400], m0_tp[402], m0_ad[402];
-/* m0: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m0_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* The same for products too small for a BLAS call to pay (per-sample
+ * blocks of a few hundred multiply-adds): plain loops the C compiler
+ * specialises for the constant sizes of each call site.  A row of C is
+ * accumulated in a local array (no aliasing with the tape, so the j loop
+ * vectorises) over a contiguous copy of op(B). */
+static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
+                            long ldb, double beta, double *C, long ldc)
+{
+    double bt[1024], acc[1024];
+    const double *b = B;
+    if (tb) {
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < N; j++)
+                bt[k * N + j] = B[j * ldb + k];
+        b = bt;
+        ldb = N;
+    }
+    for (long i = 0; i < M; i++) {
+        for (long j = 0; j < N; j++)
+            acc[j] = 0;
+        for (long k = 0; k < K; k++) {
+            double a = ta ? A[k * lda + i] : A[i * lda + k];
+            for (long j = 0; j < N; j++)
+                acc[j] += a * b[k * ldb + j];
+        }
+        double *c = C + i * ldc;
+        for (long j = 0; j < N; j++)
+            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
+    }
+}
+
+
+/* ---- model 'designed': 400 parameters, tape of 460 values ---- */
+static double m0_th[400], m0_g[400], m0_tp[461], m0_ad[461];
+/* m0: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     /* v3 = v1 * v2 (elementwise) */
-    for (int e = 0; e < 200; e++)
-        tp[0 + e] = th[0 + e] * th[200 + e];
-    /* v4 = cumsum (diff^-1) applied to each column of v3 */
-    for (int j = 0; j < 1; j++) {
-        const double *in = &tp[0 + 0];
-        double *out = &tp[200 + 0];
-        ibrt_op_cumsum(200, in, out);
+    {
+        for (long e = 0; e < 200; e++)
+            tp[0 + e] = th[0 + e] * th[200 + e];
     }
-    /* v5 = v0 @ v4: (1 x 200) @ (200 x 1) */
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 1; j++) {
-            double s = 0;
-            for (int k = 0; k < 200; k++)
-                s += x[0 + k] * tp[200 + k * 1 + j];
-            tp[400 + i * 1 + j] = s;
-        }
+    /* v4 = cumsum (diff^-1) applied to each column of v3 */
+    {
+            ibrt_op_cumsum(200, (tp + 0), (tp + 200));
+    }
+    /* v5 = v0 @ v4: (1 x 200) @ (200 x 1) per sample */
+    mm(0, 0, nb * 1, 1, 200, x + (0) * IN + 0, IN, tp + 200, 1, 0.0, tp + 400 + (0) * 1, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry (other slots zero); parameter gradients are added to g. */
-static void m0_backward(const double *restrict th, const double *restrict x, const double *restrict tp,
+ * slot on entry; parameter gradients are added to g. */
+static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     (void)ad;
     (void)g;
-    /* d(v0 @ v4): dA = dC B', dB = A' dC */
-    for (int k = 0; k < 200; k++)
-        for (int j = 0; j < 1; j++) {
-            double s = 0;
-            for (int i = 0; i < 1; i++)
-                s += x[0 + k] * ad[400 + i * 1 + j];
-            ad[200 + k * 1 + j] += s;
-        }
+    /* d(v0 @ v4): dA = dC op(B)', dB = op(A)' dC */
+    mm(1, 0, 200, 1, nb * 1, x + (0) * IN + 0, IN, ad + 400 + (0) * 1, 1, 0.0, ad + 200, 1);
     /* d operator: dx += A' dy */
-    for (int j = 0; j < 1; j++) {
-        double cin[200], cout[200];
-        for (int i = 0; i < 200; i++)
-            cin[i] = ad[200 + i * 1 + j];
-        ibrt_op_cumsum_T(200, cin, cout);
-        for (int i = 0; i < 200; i++)
-            ad[0 + i * 1 + j] += cout[i];
+    {
+            ibrt_op_cumsum_T(200, (ad + 200), (ad + 0));
     }
-    for (int e = 0; e < 200; e++)
-        g[0 + e] += ad[0 + e] * th[200 + e];
-    for (int e = 0; e < 200; e++)
-        g[200 + e] += ad[0 + e] * th[0 + e];
+    {
+        for (long e = 0; e < 200; e++)
+            g[0 + e] += ad[0 + e] * th[200 + e];
+    }
+    {
+        for (long e = 0; e < 200; e++)
+            g[200 + e] += ad[0 + e] * th[0 + e];
+    }
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -132,9 +172,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             { long e = 0 + (i); th2[e] *= exp(0 + 1 * t[0]); }
             { long e = 200 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
-        m0_forward(m0_th, x, m0_tp);
+        m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 400, sizeof y0);
-        m0_forward(th2, x, m0_tp);
+        m0_forward(th2, x, 1, m0_tp);
         double dy = 0, ys = 0;
         for (long o = 0; o < OUT; o++) {
             dy = fmax(dy, fabs(m0_tp[400 + o] - y0[o]));
@@ -170,84 +210,77 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
 
 /* the designed parameter as a function of the factors */
 static double m0_w_tp[401];
-/* m0_w: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m0_w_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* m0_w: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m0_w_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     /* v2 = v0 * v1 (elementwise) */
-    for (int e = 0; e < 200; e++)
-        tp[0 + e] = th[0 + e] * th[200 + e];
+    {
+        for (long e = 0; e < 200; e++)
+            tp[0 + e] = th[0 + e] * th[200 + e];
+    }
     /* v3 = cumsum (diff^-1) applied to each column of v2 */
-    for (int j = 0; j < 1; j++) {
-        const double *in = &tp[0 + 0];
-        double *out = &tp[200 + 0];
-        ibrt_op_cumsum(200, in, out);
+    {
+            ibrt_op_cumsum(200, (tp + 0), (tp + 200));
     }
 }
 
 /* A applied to the designed parameter: equals the product of the factors */
 static double m0_aw_tp[601];
-/* m0_aw: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m0_aw_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* m0_aw: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m0_aw_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     /* v2 = v0 * v1 (elementwise) */
-    for (int e = 0; e < 200; e++)
-        tp[0 + e] = th[0 + e] * th[200 + e];
+    {
+        for (long e = 0; e < 200; e++)
+            tp[0 + e] = th[0 + e] * th[200 + e];
+    }
     /* v3 = cumsum (diff^-1) applied to each column of v2 */
-    for (int j = 0; j < 1; j++) {
-        const double *in = &tp[0 + 0];
-        double *out = &tp[200 + 0];
-        ibrt_op_cumsum(200, in, out);
+    {
+            ibrt_op_cumsum(200, (tp + 0), (tp + 200));
     }
     /* v4 = diff applied to each column of v3 */
-    for (int j = 0; j < 1; j++) {
-        const double *in = &tp[200 + 0];
-        double *out = &tp[400 + 0];
-        ibrt_op_diff(200, in, out);
+    {
+            ibrt_op_diff(200, (tp + 200), (tp + 400));
     }
 }
 
-/* ---- model 'vanilla': 200 parameters, tape of 1 values ---- */
-static double m1_th[200], m1_g[200], m1_tp[2], m1_ad[2];
-/* m1: forward pass, one sample (th: parameters, x: inputs, tp: tape) */
-static void m1_forward(const double *restrict th, const double *restrict x, double *restrict tp)
+/* ---- model 'vanilla': 200 parameters, tape of 60 values ---- */
+static double m1_th[200], m1_g[200], m1_tp[61], m1_ad[61];
+/* m1: forward pass over a batch of nb samples (th: parameters, x: the
+ * samples' inputs, IN per sample, tp: tape) */
+static void m1_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
-    /* v2 = v0 @ v1: (1 x 200) @ (200 x 1) */
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 1; j++) {
-            double s = 0;
-            for (int k = 0; k < 200; k++)
-                s += x[0 + k] * th[0 + k * 1 + j];
-            tp[0 + i * 1 + j] = s;
-        }
+    /* v2 = v0 @ v1: (1 x 200) @ (200 x 1) per sample */
+    mm(0, 0, nb * 1, 1, 200, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
 }
 
 /* m1: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry (other slots zero); parameter gradients are added to g. */
-static void m1_backward(const double *restrict th, const double *restrict x, const double *restrict tp,
+ * slot on entry; parameter gradients are added to g. */
+static void m1_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
     (void)x;
+    (void)nb;
     (void)tp;
     (void)ad;
     (void)g;
-    /* d(v0 @ v1): dA = dC B', dB = A' dC */
-    for (int k = 0; k < 200; k++)
-        for (int j = 0; j < 1; j++) {
-            double s = 0;
-            for (int i = 0; i < 1; i++)
-                s += x[0 + k] * ad[0 + i * 1 + j];
-            g[0 + k * 1 + j] += s;
-        }
+    /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
+    mm(1, 0, 200, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
 }
 
 /* m1: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -274,51 +307,63 @@ static void m1_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     (void)y0;
 }
 
-static double *bx, *by;   /* one minibatch, allocated once per run */
+enum { BMAX = 60 };   /* samples per step */
+static double bx[BMAX * IN], by[BMAX * OUT];
 
 /* SGD on one model; returns the final training loss. */
 typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, const double *restrict, double *restrict, double *restrict);
+    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
+    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
     void (*balance)(const double *, double *, double *, double *, double *);
     double *th, *g, *tp, *ad;
     long nth, tape, root, nbal;
     double lr, l1;
     long l1_off, l1_size;
     const char *name;
+    bool root_batched;   /* the output depends on the inputs */
 } model_t;
 
-/* One minibatch: inputs bx, labels by (and the mask bmask). */
-static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb)
+/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
+ * returns its number of samples.  Nothing is allocated. */
+static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
     (void)rb;
-    /* full batch */
-    memcpy(bx, ds->x_train, sizeof(double) * ds->n_train * IN);
-    memcpy(by, ds->y_train, sizeof(double) * ds->n_train * OUT);
+    *X = bx;
+    *Y = by;
+    /* full batch: the training set itself, no copy */
+    *X = ds->x_train;
+    *Y = ds->y_train;
     return (long)ds->n_train;
 }
 
-/* Mean squared error over the batch (and output entries); fills the
- * gradient m->g.  Per sample: forward, residual, reverse pass. */
-static double loss_and_grad(const model_t *m, long nb, bool grad)
+/* Mean squared error over the n samples (and output entries); with
+ * grad, its gradient into m->g.  The samples go through the tape in
+ * chunks of at most BMAX: one chunk, unless a data file holds more
+ * samples than the tape (full batch over a file). */
+static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
 {
-    double loss = 0, norm = (double)nb * OUT;
+    double loss = 0, norm = (double)n * OUT;
     if (grad)
         memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    for (long b = 0; b < nb; b++) {
-        const double *x = bx + b * IN;
-        m->forward(m->th, x, m->tp);
+    /* an output of the parameters alone is one value for every sample */
+    const long os = m->root_batched ? OUT : 0;
+    double *dy = m->ad + m->root;
+    for (long c0 = 0; c0 < n; c0 += BMAX) {
+        long nb = n - c0 < BMAX ? n - c0 : BMAX;
+        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
+        m->forward(m->th, x, nb, m->tp);
+        if (grad && !m->root_batched)
+            memset(dy, 0, sizeof(double) * OUT);
+        for (long s = 0; s < nb; s++)
+            for (long o = 0; o < OUT; o++) {
+                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]);
+                loss += r * r / norm;
+                if (grad)
+                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
+            }
         if (grad)
-            memset(m->ad, 0, sizeof(double) * (size_t)m->tape);
-        for (long o = 0; o < OUT; o++) {
-            double r = (m->tp[m->root + o] - by[b * OUT + o]);
-            loss += r * r / norm;
-            if (grad)
-                m->ad[m->root + o] = 2 * r / norm;
-        }
-        if (grad)
-            m->backward(m->th, x, m->tp, m->ad, m->g);
+            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
     }
     if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
         for (long e = 0; e < m->l1_size; e++) {
@@ -340,12 +385,12 @@ static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *mod
     ibrt_metrics_add(t, name, model, v);
 }
 
-static double gradient_check(model_t *m, long nb, double tol, long *skipped)
+static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
 {
     static double ga[401];   /* the largest model */
     double l1 = m->l1, worst = 0, scale = 0;
     m->l1 = 0;
-    loss_and_grad(m, nb, true);
+    loss_and_grad(m, X, Y, nb, true);
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
     for (long e = 0; e < m->nth; e++)
         scale = fmax(scale, fabs(ga[e]));
@@ -355,9 +400,9 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
         for (int q = 0; q < 2; q++) {
             double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
             m->th[e] = t + h;
-            double lp = loss_and_grad(m, nb, false);
+            double lp = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t - h;
-            double lm = loss_and_grad(m, nb, false);
+            double lm = loss_and_grad(m, X, Y, nb, false);
             m->th[e] = t;
             fd[q] = (lp - lm) / (2 * h);
         }
@@ -373,14 +418,19 @@ static double gradient_check(model_t *m, long nb, double tol, long *skipped)
 
 static ibrt_metrics mt;   /* this run's scalar metrics */
 
+/* --gradcheck: compare the analytic gradient of every model with central
+ * differences at its initial point, print the result, train nothing. */
+static bool gradcheck_only;
+
 /* One whole experiment at seed o.seed: data, every model, metrics,
  * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
 static int run(ibrt_opts o)
 {
     mt.n = 0;
+    bool gc_failed = false;
     ibrt_error err;
     ibrt_status st;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
+        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 1;
     }
@@ -394,15 +444,6 @@ static int run(ibrt_opts o)
     st = ibrt_gen_piecewise_signal(ds, &rd, 200, 60, levels, lengths, 4, 0.10000000000000001, &err);
     if (st != IBRT_OK) {
         fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
-    }
-    size_t bcap = ds->n_train;   /* full batch */
-    free(bx);
-    free(by);
-    bx = calloc(bcap * IN + 1, sizeof *bx);
-    by = calloc(bcap * OUT + 1, sizeof *by);
-    if (!bx || !by) {
-        fprintf(stderr, "error: out of memory for a batch of %zu\n", bcap);
         return 1;
     }
     ibrt_json *j = ibrt_json_new();
@@ -423,12 +464,12 @@ static int run(ibrt_opts o)
     (void)mA;
     (void)mB;
     (void)pr;
-    if (!o.quiet)
+    if (!o.quiet && !gradcheck_only)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
 
     /* ================= model 'designed' ================= */
     {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 400, 402, 400, 200, 0.001, 0, 0, 0, "designed" };
+        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 400, 461, 400, 200, 0.001, 0, 0, 0, "designed", true };
         ibrt_rng ri, rb;
         ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
         ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
@@ -446,13 +487,21 @@ static int run(ibrt_opts o)
     }
         ibrt_rng rs;
         ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        long nb = draw_batch(ds, &rb), skipped;
-        m0_structure(bx, &rs, &checks, "designed, init");
-        double gerr = gradient_check(&m, nb, 1e-06, &skipped);
+        const double *X, *Y;
+        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
+        m0_structure(X, &rs, &checks, "designed, init");
+        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (designed)");
         char detail[128];
         snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
         ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
+        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
+            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
+                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
+            gc_failed = gc_failed || !gok;
+            goto done_0;
+        }
         m.balance(m.th, chi, ratio, nA0, nB0);
         double chi0[200];
         memcpy(chi0, chi, sizeof chi0);
@@ -467,15 +516,31 @@ static int run(ibrt_opts o)
             every = o.steps / 200 > 0 ? o.steps / 200 : 1;
         ibrt_progress pg;
         ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
+        ibrt_csv bt;
+        static double brow[401];
+        {
+            static char bh[25664];
+            size_t bl = (size_t)snprintf(bh, sizeof bh, "step");
+            for (long i = 0; i < 200; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",chi1_%ld", i);
+            for (long i = 0; i < 200; i++)
+                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",ratio1_%ld", i);
+            snprintf(path, sizeof path, "%s/balance_designed.csv", o.out_dir);
+            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {
+                fprintf(stderr, "error: %s\n", err.msg);
+                return 1;
+            }
+        }
         double loss = 0, ts = ibrt_time_now();
         static double tmp[200];
         for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb);
-            loss = loss_and_grad(&m, nb, true);
+            nb = draw_batch(ds, &rb, &X, &Y);
+            loss = loss_and_grad(&m, X, Y, nb, true);
             if (!isfinite(loss)) {
                 fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
                         "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
                 ibrt_csv_close(&tr, &err);
+                ibrt_csv_close(&bt, &err);
                 return 3;
             }
             for (long e = 0; e < m.nth; e++)
@@ -491,33 +556,54 @@ static int run(ibrt_opts o)
                 ibrt_stats_median_min_max(tmp, 200, &row[3], &row[4], &mx);
                 double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };
                 ibrt_csv_row(&tr, full, 6);
+                brow[0] = (double)step;
+                memcpy(brow + 1, chi, sizeof(double) * 200);
+                memcpy(brow + 1 + 200, ratio, sizeof(double) * 200);
+                ibrt_csv_row(&bt, brow, 401);
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
-        m0_structure(bx, &rs, &checks, "designed, end");
+        m0_structure(X, &rs, &checks, "designed, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
             fprintf(stderr, "error: %s\n", err.msg);
+        if (ibrt_csv_close(&bt, &err) != IBRT_OK)
+            fprintf(stderr, "error: %s\n", err.msg);
+        {
+            size_t shp[2] = { 200, 1 };
+            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "u");
+            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
+        {
+            size_t shp[2] = { 200, 1 };
+            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "v");
+            if (ibrt_npy_write(path, m.th + 200, 1, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
         put(j, &mt, "final_loss", "designed", loss);
         if (ds->n_test > 0) {
             double mse = 0;
-            for (size_t s = 0; s < ds->n_test; s++) {
-                m.forward(m.th, ds->x_test + s * IN, m.tp);
-                for (long e = 0; e < OUT; e++) {
-                    double r = m.tp[m.root + e] - ds->y_test[s * OUT + e];
-                    mse += r * r;
-                }
+            /* the test set in chunks of BMAX samples: the tape holds no more */
+            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {
+                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;
+                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);
+                for (long s = 0; s < nc; s++)
+                    for (long e = 0; e < OUT; e++) {
+                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];
+                        mse += r * r;
+                    }
             }
             put(j, &mt, "test_mse", "designed", mse / (double)(ds->n_test * OUT));
         }
         {
             static double w[200];
-            m0_w_forward(m.th, NULL, m0_w_tp);
+            m0_w_forward(m.th, NULL, 1, m0_w_tp);
             memcpy(w, m0_w_tp + 200, sizeof w);
-            m0_aw_forward(m.th, NULL, m0_aw_tp);
+            m0_aw_forward(m.th, NULL, 1, m0_aw_tp);
             double worst = 0, scale = 0;
             for (long i = 0; i < 200; i++) {
                 double z = 1;
@@ -609,11 +695,12 @@ static int run(ibrt_opts o)
         ibrt_json_key(j, "ratio_definition_designed");
             ibrt_json_str(j, "||u[i]|| / ||v[i]||");
         }
+    done_0:;
     }
 
     /* ================= model 'vanilla' ================= */
     {
-        model_t m = { m1_forward, m1_backward, m1_balance, m1_th, m1_g, m1_tp, m1_ad, 200, 2, 0, 0, 0.01, 0, 0, 0, "vanilla" };
+        model_t m = { m1_forward, m1_backward, m1_balance, m1_th, m1_g, m1_tp, m1_ad, 200, 61, 0, 0, 0.01, 0, 0, 0, "vanilla", true };
         ibrt_rng ri, rb;
         ibrt_rng_fork(&ri, o.seed, 4);   /* this model's initialisation */
         ibrt_rng_fork(&rb, o.seed, 5);   /* its batches */
@@ -625,13 +712,21 @@ static int run(ibrt_opts o)
     }
         ibrt_rng rs;
         ibrt_rng_fork(&rs, o.seed, 1001);   /* structural checks */
-        long nb = draw_batch(ds, &rb), skipped;
-        m1_structure(bx, &rs, &checks, "vanilla, init");
-        double gerr = gradient_check(&m, nb, 1e-06, &skipped);
+        const double *X, *Y;
+        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
+        m1_structure(X, &rs, &checks, "vanilla, init");
+        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
         snprintf(path, sizeof path, "gradient vs central differences (vanilla)");
         char detail[128];
         snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
         ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
+        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
+            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
+                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
+            gc_failed = gc_failed || !gok;
+            goto done_1;
+        }
         snprintf(path, sizeof path, "%s/trace_vanilla.csv", o.out_dir);
         ibrt_csv tr;
         if (ibrt_csv_open(&tr, path, "step,loss", &err) != IBRT_OK) {
@@ -645,8 +740,8 @@ static int run(ibrt_opts o)
         ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
         double loss = 0, ts = ibrt_time_now();
         for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb);
-            loss = loss_and_grad(&m, nb, true);
+            nb = draw_batch(ds, &rb, &X, &Y);
+            loss = loss_and_grad(&m, X, Y, nb, true);
             if (!isfinite(loss)) {
                 fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
                         "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
@@ -661,22 +756,31 @@ static int run(ibrt_opts o)
             }
             ibrt_progress_update(&pg, step + 1, loss);
         }
-        m1_structure(bx, &rs, &checks, "vanilla, end");
+        m1_structure(X, &rs, &checks, "vanilla, end");
         ibrt_progress_end(&pg);
         double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
         if (ibrt_csv_close(&tr, &err) != IBRT_OK)
             fprintf(stderr, "error: %s\n", err.msg);
+        {
+            size_t shp[2] = { 200, 1 };
+            snprintf(path, sizeof path, "%s/vanilla_%s.npy", o.out_dir, "w");
+            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
+                fprintf(stderr, "error: %s\n", err.msg);
+        }
         if (!o.quiet)
             printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
         put(j, &mt, "final_loss", "vanilla", loss);
         if (ds->n_test > 0) {
             double mse = 0;
-            for (size_t s = 0; s < ds->n_test; s++) {
-                m.forward(m.th, ds->x_test + s * IN, m.tp);
-                for (long e = 0; e < OUT; e++) {
-                    double r = m.tp[m.root + e] - ds->y_test[s * OUT + e];
-                    mse += r * r;
-                }
+            /* the test set in chunks of BMAX samples: the tape holds no more */
+            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {
+                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;
+                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);
+                for (long s = 0; s < nc; s++)
+                    for (long e = 0; e < OUT; e++) {
+                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];
+                        mse += r * r;
+                    }
             }
             put(j, &mt, "test_mse", "vanilla", mse / (double)(ds->n_test * OUT));
         }
@@ -726,6 +830,12 @@ static int run(ibrt_opts o)
                 }
             }
         }
+    done_1:;
+    }
+    if (gradcheck_only) {
+        ibrt_json_free(j);
+        ibrt_dataset_free(ds);
+        return gc_failed ? 5 : 0;
     }
 
     ibrt_json_obj_end(j);
@@ -755,10 +865,21 @@ static int run(ibrt_opts o)
 int main(int argc, char **argv)
 {
     ibrt_opts o;
-    int rc = ibrt_opts_parse(argc, argv, &o, "piecewise_tv", "E5: piecewise-constant signal, log-sparse increments", 500000L, 0ULL);
+    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
+            gradcheck_only = true;
+        else
+            argv[ac++] = argv[i];
+    }
+    argv[ac] = NULL;
+    int rc = ibrt_opts_parse(ac, argv, &o, "piecewise_tv", "E5: piecewise-constant signal, log-sparse increments", 500000L, 0ULL);
+    if (rc > 0)
+        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
+               "                differences at its initial point and exit (status 5 on failure)\n");
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (o.seeds == 1)
+    if (o.seeds == 1 || gradcheck_only)
         return run(o);
     /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
      * median, min and max of every scalar metric */

@@ -2,8 +2,11 @@
 # e2e.sh: every spec in specs/ is emitted, compiled with -Wall -Wextra
 # -Werror, and trained for a shortened run; the trainer must exit 0 (all
 # its checks pass) and write results.json and its traces.  tests/emit/
-# holds specs made to break code generation (hostile names and strings).  The same seed
-# twice must give identical results (wall time aside).
+# holds specs made to break code generation (hostile names and strings,
+# every operation of the language).  Every model's analytic gradient must
+# match central differences (--gradcheck, relative error <= the spec's
+# gradient_tol, 1e-6 by default).  The same seed twice must give identical
+# results (wall time aside).
 set -u
 pass=0 fail=0
 dir=build/e2e
@@ -14,6 +17,10 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
        ! cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu \
             "$dir/$n.c" build/libibrt.a -llapacke -lopenblas -lm -o "$dir/$n"; then
         echo "FAIL $n: does not build"; fail=$((fail + 1)); continue
+    fi
+    if ! "$dir/$n" --gradcheck --out "$dir/$n.gc" >"$dir/$n.gc.out" 2>&1 ||
+       ! grep -q "gradcheck .*PASS" "$dir/$n.gc.out"; then
+        echo "FAIL $n: gradient check:"; cat "$dir/$n.gc.out"; fail=$((fail + 1)); continue
     fi
     for run in a b; do
         if ! "$dir/$n" --steps 300 --quiet --out "$dir/$n.$run" >/dev/null 2>"$dir/$n.$run.err"; then
@@ -44,5 +51,18 @@ for fault in alpha coef; do
         pass=$((pass + 1))
     fi
 done
+# A wrong reverse pass (IBC_FAULT=grad seeds it with 2.02 r for 2 r) must
+# make --gradcheck fail with status 5.
+if ! IBC_FAULT=grad bin/ibc build specs/spectral_sparse.ibs -o "$dir/fault_grad" >/dev/null 2>&1; then
+    echo "FAIL fault grad: does not build"; fail=$((fail + 1))
+else
+    "$dir/fault_grad" --gradcheck --out "$dir/fault_grad.out" >/dev/null 2>&1
+    rc=$?
+    if [ $rc -ne 5 ]; then
+        echo "FAIL fault grad: --gradcheck did not catch a wrong gradient (exit $rc)"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+fi
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -1,0 +1,226 @@
+/* test_emit.c: code generation on specs held as strings.  What is checked
+ * here, beside the emitted program compiling: escaping of spec text into
+ * C, the batched lowering (values of the parameters alone computed once
+ * per step, not once per sample), products through BLAS, byte-identical
+ * output for the same input, and a located error instead of a crash for
+ * what code generation does not support.  tests/e2e.sh runs the trainers
+ * (gradient checks of every operation, determinism, every spec). */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "design.h"
+#include "emit.h"
+#include "ibc.h"
+#include "sym.h"
+
+/* Runs the phases up to emission; returns the C text (or NULL after
+ * errors, the diagnostics then in *diags). */
+static char *emit_text(const char *text, char **diags)
+{
+    ibc_source src = { "t.ibs", text, strlen(text) };
+    ibc_arena *a = arena_new();
+    size_t dn = 0, cn = 0;
+    char *dbuf = NULL, *cbuf = NULL;
+    FILE *df = open_memstream(&dbuf, &dn), *cf = open_memstream(&cbuf, &cn);
+    ibc_diag d;
+    diag_init(&d, &src, df);
+    bool ok = false;
+    ast_node *root = parse_spec(a, &src, &d);
+    ibc_spec *spec = d.errors ? NULL : sema_check(a, root, &d);
+    if (spec) {
+        design_result *r = spec->design.kind != DESIGN_NONE ? design_synthesise(a, spec, &d) : NULL;
+        sym_derivation *der = sym_derive(a, spec, &d);
+        if ((spec->design.kind == DESIGN_NONE || r) && der)
+            ok = emit_program(cf, spec, r, der, &d);
+    }
+    fclose(df);
+    fclose(cf);
+    arena_free(a);
+    if (diags)
+        *diags = dbuf;
+    else
+        free(dbuf);
+    if (!ok) {
+        free(cbuf);
+        return NULL;
+    }
+    return cbuf;
+}
+
+/* The body of the generated function NAME (up to the next function). */
+static char *function_body(const char *c, const char *name)
+{
+    const char *b = strstr(c, name);
+    cr_assert(b, "no %s in the emitted program", name);
+    const char *e = strstr(b, "\n}\n");
+    cr_assert(e);
+    return strndup(b, (size_t)(e - b));
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static const char tv[] =
+    "model tv \"x\"\n"
+    "dim n = 200\n"
+    "input a : vector[n]\n"
+    "param w : vector[n] ~ normal(0, 1e-4)\n"
+    "data piecewise_signal(length = n, measurements = 60, levels = [1.0, -1.5], lengths = [100, 100], noise = 0.1)\n"
+    "predict a @ w\n"
+    "loss mse\n"
+    "design log_sparsity(diff(n) @ w) { depth = 2\n u ~ normal(0, 0.3)\n v ~ normal(0, 0.3) }\n"
+    "baseline vanilla\n"
+    "train { lr = 1e-3; steps = 100; batch = full }\n";
+
+Test(emit, parameter_values_are_hoisted_out_of_the_batch)
+{
+    char *c = emit_text(tv, NULL);
+    cr_assert(c);
+    /* designed: w = cumsum(u * v) once (200 + 200 values), the prediction
+     * once per sample (60): a tape of 460, not 60 x 401 */
+    cr_assert(strstr(c, "model 'designed': 400 parameters, tape of 460 values"), "%.3000s", c);
+    char *fw = function_body(c, "static void m0_forward(");
+    cr_assert_eq(count(fw, "ibrt_op_cumsum("), 1);
+    /* the cumsum is not inside a loop over samples */
+    const char *cs = strstr(fw, "ibrt_op_cumsum("), *loop = strstr(fw, "for (long s = 0; s < nb; s++)");
+    cr_assert(!loop || loop > cs, "cumsum(u * v) is recomputed per sample");
+    /* a @ w for all 60 samples is one BLAS call (gemv through mm) */
+    cr_assert_eq(count(fw, "mm(0, 0, nb * 1, 1, 200"), 1, "%s", fw);
+    free(fw);
+    char *bw = function_body(c, "static void m0_backward(");
+    cr_assert_eq(count(bw, "ibrt_op_cumsum_T("), 1, "the adjoint of cumsum runs once per step");
+    free(bw);
+    free(c);
+}
+
+Test(emit, same_input_same_bytes)
+{
+    char *a = emit_text(tv, NULL), *b = emit_text(tv, NULL);
+    cr_assert(a && b);
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+}
+
+static const char relu_net[] =
+    "model net \"x\"\n"
+    "dim d = 3\n"
+    "dim h = 16\n"
+    "input x : vector[d]\n"
+    "param W : matrix[h, d] ~ normal(0, 0.05)\n"
+    "param v : vector[h] ~ normal(0, 0.05)\n"
+    "predict v @ relu(W @ x)\n"
+    "loss mse\n"
+    "data teacher(inputs = normal(0, 1), noise = 0.1)\n"
+    "teacher { W ~ normal(0, 1.5)\n v ~ normal(0, 1.5) }\n"
+    "train { lr = 5e-5; steps = 10; batch = 8 }\n";
+
+Test(emit, products_of_a_batch_are_single_blas_calls)
+{
+    char *c = emit_text(relu_net, NULL);
+    cr_assert(c);
+    char *fw = function_body(c, "static void m0_forward(");
+    /* W @ x_s for all s: X (nb x 3) W' (3 x 16), one call, no per-sample loop */
+    cr_assert(strstr(fw, "mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0,"), "%s", fw);
+    cr_assert_eq(count(fw, "for (long s = 0; s < nb; s++)\n        mm"), 0, "%s", fw);
+    free(fw);
+    /* the step allocates nothing: no malloc in forward, backward or loss */
+    char *bw = function_body(c, "static void m0_backward("), *lg = function_body(c, "static double loss_and_grad(");
+    cr_assert_null(strstr(bw, "alloc("));
+    cr_assert_null(strstr(lg, "alloc("));
+    free(bw);
+    free(lg);
+    free(c);
+}
+
+Test(emit, c_string_escapes_every_byte_that_could_break_out)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    emit_c_string(f, "a\"b\\c\nd?" "?=e*/f\x01\xff");
+    fclose(f);
+    cr_assert_str_eq(buf, "\"a\\\"b\\\\c\\012d\\077\\077=e*/f\\001\\377\"");
+    free(buf);
+}
+
+Test(emit, hostile_description_stays_inside_strings_and_comments)
+{
+    static const char hostile[] =
+        "model m \"*/ int main(void) { return 1; } /* \\\" ?" "?/ \\n\"\n"
+        "dim n = 4\n"
+        "input x : vector[n]\n"
+        "param w : vector[n] ~ normal(0, 0.1)\n"
+        "data sparse_regression(features = n, train = 8, test = 8, nonzeros = 2, noise = 0.1)\n"
+        "predict x @ w\n"
+        "loss mse\n"
+        "train { lr = 0.01; steps = 10 }\n";
+    char *c = emit_text(hostile, NULL);
+    cr_assert(c);
+    /* the program compiles cleanly: nothing of the text escaped into code */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_emit_%ld.c", (long)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(c, f);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -D_POSIX_C_SOURCE=200809L -fsyntax-only -Wall -Wextra -Werror -Iruntime "
+             "-I/usr/include/x86_64-linux-gnu %s", path);
+    int st = system(cmd);
+    unlink(path);
+    cr_assert_eq(st, 0, "the emitted program does not compile cleanly");
+    const char *hdr_end = strstr(c, " */\n#include");
+    cr_assert(hdr_end);
+    char *hdr = strndup(c, (size_t)(hdr_end - c));
+    cr_assert_null(strstr(hdr + 2, "*/"), "header comment closed early");
+    free(hdr);
+    cr_assert_null(strstr(c, "?" "?/"), "a trigraph reached the C file");
+    free(c);
+}
+
+Test(emit, data_files_are_read_at_run_time_relative_to_the_spec)
+{
+    static const char csv[] =
+        "model m \"x\"\n"
+        "dim n = 4\n"
+        "input x : vector[n]\n"
+        "param w : vector[n] ~ normal(0, 0.1)\n"
+        "data csv(x = \"tests/emit/from_files_x.csv\", y = \"tests/emit/from_files_y.csv\")\n"
+        "predict x @ w\n"
+        "loss mse\n"
+        "train { lr = 0.01; steps = 10; batch = full }\n";
+    char *c = emit_text(csv, NULL);
+    cr_assert(c);
+    cr_assert(strstr(c, "ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, &err)"));
+    cr_assert(strstr(c, "/tests/emit/from_files_x.csv\";"), "paths are made absolute");
+    /* full batch over a file of unknown size: the loss walks it in chunks */
+    cr_assert(strstr(c, "for (long c0 = 0; c0 < n; c0 += BMAX)"));
+    free(c);
+}
+
+Test(emit, unsupported_operator_is_a_located_error)
+{
+    static const char bad[] =
+        "model m \"x\"\n"
+        "dim n = 4\n"
+        "input x : vector[n]\n"
+        "param w : vector[n] ~ normal(0, 0.1)\n"
+        "data sparse_regression(features = n, train = 8, test = 8, nonzeros = 2, noise = 0.1)\n"
+        "predict sum(diff_open(n) @ w) + x @ w\n"
+        "loss mse\n"
+        "train { lr = 0.01; steps = 10 }\n";
+    char *diags = NULL;
+    char *c = emit_text(bad, &diags);
+    cr_assert_null(c);
+    cr_assert(strstr(diags, "t.ibs:6:13: error: code generation does not support the operator 'diff_open'"), "%s",
+              diags);
+    free(diags);
+}
