@@ -1481,6 +1481,24 @@ static const char *exists_text(const sym_family *f)
     }
 }
 
+/* The "balance" and "bias" members of a family, each on its own line
+ * indented by ind (used per family and, for the first, at the top level). */
+static void json_balance_bias(FILE *out, const sym_family *f, const char *ind)
+{
+    fprintf(out, ",\n%s\"balance\": {\"log_det_minimizer\": ", ind);
+    json_str(out, f->log_det_minimizer);
+    fprintf(out, ", \"dual_slice\": ");
+    json_str(out, f->dual_slice);
+    fprintf(out, ", \"agree\": %s, \"exists\": %s},\n%s\"bias\": {\"coefficient\": ", f->agree ? "true" : "false",
+            exists_text(f), ind);
+    json_str(out, f->coefficient);
+    fprintf(out, ", \"invariant\": ");
+    json_str(out, f->invariant);
+    fprintf(out, ", \"constant\": ");
+    json_str(out, f->constant);
+    fprintf(out, ", \"terms\": %ld}", f->count);
+}
+
 static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
 {
     fprintf(out, "{\n  \"model\": ");
@@ -1516,18 +1534,8 @@ static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
         json_str(out, gram_text(a, f));
         fprintf(out, ", \"degree_of_difficulty\": %d, \"minimum\": ", f->degree);
         json_str(out, f->min_text);
-        fprintf(out, ",\n     \"balance\": {\"log_det_minimizer\": ");
-        json_str(out, f->log_det_minimizer);
-        fprintf(out, ", \"dual_slice\": ");
-        json_str(out, f->dual_slice);
-        fprintf(out, ", \"agree\": %s, \"exists\": %s},\n     \"bias\": {\"coefficient\": ", f->agree ? "true" : "false",
-                exists_text(f));
-        json_str(out, f->coefficient);
-        fprintf(out, ", \"invariant\": ");
-        json_str(out, f->invariant);
-        fprintf(out, ", \"constant\": ");
-        json_str(out, f->constant);
-        fprintf(out, ", \"terms\": %ld}}", f->count);
+        json_balance_bias(out, f, "     ");
+        fputc('}', out);
     }
     fprintf(out, "\n  ]");
     /* The first family's values at the top level, as the issue's schema
@@ -1536,18 +1544,7 @@ static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
         const sym_family *f = &d->families[0];
         fprintf(out, ",\n  \"gram_det\": ");
         json_str(out, gram_text(a, f));
-        fprintf(out, ",\n  \"balance\": {\"log_det_minimizer\": ");
-        json_str(out, f->log_det_minimizer);
-        fprintf(out, ", \"dual_slice\": ");
-        json_str(out, f->dual_slice);
-        fprintf(out, ", \"agree\": %s, \"exists\": %s},\n  \"bias\": {\"coefficient\": ", f->agree ? "true" : "false",
-                exists_text(f));
-        json_str(out, f->coefficient);
-        fprintf(out, ", \"invariant\": ");
-        json_str(out, f->invariant);
-        fprintf(out, ", \"constant\": ");
-        json_str(out, f->constant);
-        fprintf(out, ", \"terms\": %ld}", f->count);
+        json_balance_bias(out, f, "  ");
     }
     fprintf(out, "\n}\n");
 }
