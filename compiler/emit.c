@@ -591,19 +591,19 @@ static void emit_forward_value(const prog *p, int i)
         OUT("    /* v%d = v%d%s @ v%d%s: (%ld x %ld) @ (%ld x %ld)%s */\n", i, v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "",
             m, k, k, nn, v->batched ? " per sample" : "");
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
-        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "mm_small" : "mm";
+        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
         switch (plan) {
         case MM_STATIC:
             OUT("    %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n", fn, v->ta, v->tb, m, nn, k,
                 ptr(p, v->a, false, "0", b1), lda, ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
             break;
         case MM_STACK_A:
-            OUT("    mm(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", v->tb, m, nn, k,
+            OUT("    ibrt_mm(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", v->tb, m, nn, k,
                 ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (sprintf(b4, "%ld", k), b4),
                 ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
             break;
         case MM_STACK_B:
-            OUT("    mm(0, %d, nb, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", !v->ta, m, k,
+            OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", !v->ta, m, k,
                 ptr(p, v->b, false, "0", b1), stride(p, v->b, b4), ptr(p, v->a, false, "0", b2), lda,
                 ptr(p, i, false, "0", b3), m);
             break;
@@ -727,7 +727,7 @@ static void emit_backward_value(const prog *p, int i)
         OUT("    /* d(v%d%s @ v%d%s): dA = dC op(B)', dB = op(A)' dC */\n", v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "");
         const char *sv = plan == MM_EACH ? "s" : "0";
         const char *loop = plan == MM_EACH ? "    for (long s = 0; s < nb; s++)\n    " : "";
-        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "mm_small" : "mm";
+        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
         if (adj(p, v->a, "0", b1)) {
             f = adj_first(p, v->a, plan != MM_EACH || A->batched);
             const char *beta = f ? "0.0" : "1.0";
@@ -737,14 +737,14 @@ static void emit_backward_value(const prog *p, int i)
                     stride(p, v->a, lds);
                 else
                     sprintf(lds, "%ld", k);
-                OUT("    mm(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", !v->tb, m, k, nn,
+                OUT("    ibrt_mm(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", !v->tb, m, k, nn,
                     ptr(p, i, true, "0", b2), nn, ptr(p, v->b, false, "0", b3), ldb, beta, ptr(p, v->a, true, "0", b4), lds);
             } else if (plan == MM_STACK_B) {
                 if (!v->ta)
-                    OUT("    mm(1, 0, %ld, %ld, nb, %s, %ld, %s, %s, %s, %s, %ld);\n", m, k, ptr(p, i, true, "0", b2), m,
+                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %ld, %s, %s, %s, %s, %ld);\n", m, k, ptr(p, i, true, "0", b2), m,
                         ptr(p, v->b, false, "0", b3), stride(p, v->b, b5), beta, ptr(p, v->a, true, "0", b4), k);
                 else
-                    OUT("    mm(1, 0, %ld, %ld, nb, %s, %s, %s, %ld, %s, %s, %ld);\n", k, m, ptr(p, v->b, false, "0", b3),
+                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %s, %s, %ld, %s, %s, %ld);\n", k, m, ptr(p, v->b, false, "0", b3),
                         stride(p, v->b, b5), ptr(p, i, true, "0", b2), m, beta, ptr(p, v->a, true, "0", b4), m);
             } else if (!v->ta) {
                 OUT("%s    %s(0, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, !v->tb, m, k, nn,
@@ -764,13 +764,13 @@ static void emit_backward_value(const prog *p, int i)
                 else
                     sprintf(lds, "%ld", k);
                 if (!v->tb)
-                    OUT("    mm(1, 0, %ld, %ld, nb * %ld, %s, %s, %s, %ld, %s, %s, %ld);\n", k, nn, m,
+                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb * %ld, %s, %s, %s, %ld, %s, %s, %ld);\n", k, nn, m,
                         ptr(p, v->a, false, "0", b3), lds, ptr(p, i, true, "0", b2), nn, beta, ptr(p, v->b, true, "0", b4), nn);
                 else
-                    OUT("    mm(1, 0, %ld, %ld, nb * %ld, %s, %ld, %s, %s, %s, %s, %ld);\n", nn, k, m,
+                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb * %ld, %s, %ld, %s, %s, %s, %s, %ld);\n", nn, k, m,
                         ptr(p, i, true, "0", b2), nn, ptr(p, v->a, false, "0", b3), lds, beta, ptr(p, v->b, true, "0", b4), k);
             } else if (plan == MM_STACK_B) {
-                OUT("    mm(0, %d, nb, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", v->ta, k, m, ptr(p, i, true, "0", b2), m,
+                OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", v->ta, k, m, ptr(p, i, true, "0", b2), m,
                     ptr(p, v->a, false, "0", b3), lda, beta, ptr(p, v->b, true, "0", b4), stride(p, v->b, b5));
             } else if (!v->tb) {
                 OUT("%s    %s(%d, 0, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, !v->ta, k, nn, m,
@@ -940,6 +940,14 @@ static void emit_prog_functions(const prog *p, const char *pre, bool backward)
     OUT("static void %s_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,\n"
         "                        double *restrict ad, double *restrict g)\n{\n", pre);
     OUT("    (void)th;\n    (void)x;\n    (void)nb;\n    (void)tp;\n    (void)ad;\n    (void)g;\n");
+    const char *fault = getenv("IBC_FAULT");
+    if (fault && !strcmp(fault, "grad")) {
+        /* IBC_FAULT=grad (a test hook, tests/e2e.sh): the output's adjoint
+         * scaled by 1.01, a wrong gradient that --gradcheck must catch */
+        const ival *r = &p->v[p->root];
+        OUT("    for (long e = 0; e < %s%ld; e++)   /* IBC_FAULT=grad: a deliberately wrong gradient */\n"
+            "        ad[%ld + e] *= 1.01;\n", r->batched ? "nb * " : "", r->rows * r->cols, r->off);
+    }
     memset(p->started, 0, (size_t)p->n * sizeof(bool));
     p->started[p->root] = true;
     for (int i = p->n - 1; i >= 0; i--)
@@ -1255,7 +1263,7 @@ static void emit_unbalance(const model *m, double from, double to)
             fam->count > 1 ? fam->count - 1 : 1);
         for (int b = 0; b < fam->nblocks; b++) {
             char body[96];
-            snprintf(body, sizeof body, "m0_th[e] *= exp(%ld * t);", fam->alpha[0][b]);
+            snprintf(body, sizeof body, "th[e] *= exp(%ld * t);", fam->alpha[0][b]);
             emit_slice_loop(m, &fam->blocks[b], "i", body);
         }
         OUT("        }\n    }\n");
@@ -1346,8 +1354,14 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
             OUT("\n");
         }
     }
-    OUT(" */\n#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
-    OUT("#include <cblas.h>\n#include <lapacke.h>\n\n#include \"ibrt.h\"\n#include \"ibrt_data.h\"\n#include \"ibrt_io.h\"\n#include \"ibrt_mat.h\"\n\n");
+    OUT(" *\n * This file holds what is particular to the spec: each model's forward\n"
+        " * and reverse passes, balance quantities, structural checks and\n"
+        " * initialisation, the data set-up and the minibatch sampler.  Training,\n"
+        " * metrics, the check table, results, checkpoints and signals are the\n"
+        " * runtime's experiment driver (runtime/ibrt_driver.h).\n */\n");
+    OUT("#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
+    OUT("#include <lapacke.h>\n\n#include \"ibrt.h\"\n#include \"ibrt_data.h\"\n#include \"ibrt_driver.h\"\n"
+        "#include \"ibrt_io.h\"\n#include \"ibrt_kernels.h\"\n#include \"ibrt_mat.h\"\n\n");
 }
 
 static data_kind data_of(const ibc_spec *spec)
@@ -1370,18 +1384,18 @@ static void emit_data_setup(const ibc_spec *spec)
     emit_comment_text(g);
     OUT(" */\n");
     if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
-        OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %.17g, &err);\n", g,
+        OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %.17g, err);\n", g,
             (long)kwnum(d, !strcmp(g, "cosine_spikes") ? "modes" : "features", 0), (long)kwnum(d, "train", 0),
             (long)kwnum(d, "test", 0), (long)kwnum(d, "nonzeros", 0), kwnum(d, "noise", 0));
     } else if (!strcmp(g, "piecewise_signal")) {
         emit_list_array("levels", kwarg(d, "levels"));
         emit_list_array("lengths", kwarg(d, "lengths"));
-        OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %.17g, &err);\n",
+        OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %.17g, err);\n",
             (long)kwnum(d, "length", 0), (long)kwnum(d, "measurements", 0), kwarg(d, "levels")->nkids,
             kwnum(d, "noise", 0));
     } else if (!strcmp(g, "low_rank")) {
         emit_list_array("sv", kwarg(d, "singular_values"));
-        OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %.17g, &err);\n", (long)kwnum(d, "size", 0),
+        OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %.17g, err);\n", (long)kwnum(d, "size", 0),
             kwarg(d, "singular_values")->nkids, kwnum(d, "observed", 0));
     } else if (!strcmp(g, "csv") || !strcmp(g, "npy")) {
         /* read at run time (CSV or .npy by extension), shapes checked
@@ -1397,10 +1411,260 @@ static void emit_data_setup(const ibc_spec *spec)
                 OUT("NULL");
             OUT(";\n");
         }
-        OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, &err);\n");
+        OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
     } else {
         OUT("    st = IBRT_OK;\n");
     }
+}
+
+/* m<k>_init: draws the model's parameters from their initialisations (in
+ * the spec's order), then unbalances along the families if asked. */
+static void emit_init_function(const model *m, const char *pre, const ibc_spec *spec)
+{
+    OUT("/* %s: initial parameters from the stream r */\n", pre);
+    OUT("static void %s_init(double *th, ibrt_rng *r)\n{\n    (void)r;\n", pre);
+    for (size_t i = 0; i < m->spec->nparams; i++)
+        emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "r");
+    if (m->unbalance)
+        emit_unbalance(m, kwnum(spec->init, "from", 0), kwnum(spec->init, "to", 0));
+    OUT("}\n\n");
+}
+
+/* A log-sparsity design on fixed data: the designed parameter w as a
+ * function of the factors, and the check that A w equals their product. */
+static void emit_design_w_functions(const model *m, int k, const ibc_spec *spec)
+{
+    long n = spec->params[spec->design.param].shape.rows;
+    OUT("/* m%d: the designed parameter w(theta) */\n", k);
+    OUT("static void m%d_w_of(const double *th, double *w)\n{\n", k);
+    OUT("    m%d_w_forward(th, NULL, 1, m%d_w_tp);\n    memcpy(w, m%d_w_tp + %ld, sizeof(double) * %ld);\n}\n\n", k, k, k,
+        m->rp.v[m->rp.root].off, n);
+    OUT("/* m%d: the synthesised parameterisation on the numbers, A w(theta) =\n"
+        " * a1 * ... * aL: max |A w - product| / max |product| */\n", k);
+    OUT("static double m%d_w_check(const double *th)\n{\n", k);
+    OUT("    m%d_aw_forward(th, NULL, 1, m%d_aw_tp);\n    double worst = 0, scale = 0;\n", k, k);
+    OUT("    for (long i = 0; i < %ld; i++) {\n        double z = 1;\n", n);
+    for (size_t f = 0; f + (spec->nparams - 1) < m->spec->nparams; f++)
+        OUT("        z *= th[%ld + i];\n", m->p.param_off[f]);
+    OUT("        scale = fmax(scale, fabs(z));\n        worst = fmax(worst, fabs(m%d_aw_tp[%ld + i] - z));\n    }\n",
+        k, m->ap.v[m->ap.root].off);
+    OUT("    return worst / fmax(scale, 1e-300);\n}\n\n");
+}
+
+/* The part of the trainer the driver calls back: batch buffers, the
+ * sampler, the set-up, and the tables describing the models and the
+ * problem; then main. */
+static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, const prog *teacher, data_kind dk,
+                             long bmax, long steps)
+{
+    long batch = spec->train.batch;
+    bool masked = dk == D_LOWRANK && spec->loss_mask;
+    OUT("enum { BMAX = %ld };   /* samples per step */\n", bmax);
+    OUT("static double bx[BMAX * IN], by[BMAX * OUT];\n");
+    if (dk == D_LOWRANK)
+        OUT("static double bmask[OUT];   /* this step's observed entries */\n");
+    OUT("\n");
+
+    OUT("/* One minibatch: *X its inputs, *Y its labels%s; returns its number\n"
+        " * of samples.  Nothing is allocated. */\n", dk == D_LOWRANK ? " (and bmask the mask)" : "");
+    OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)\n{\n"
+        "    (void)ds;\n    (void)rb;\n    *X = bx;\n    *Y = by;\n");
+    switch (dk) {
+    case D_FIXED:
+        if (batch == 0) {
+            OUT("    /* full batch: the training set itself, no copy */\n    *X = ds->x_train;\n    *Y = ds->y_train;\n");
+            OUT("    return (long)ds->n_train;\n");
+        } else {
+            OUT("    /* %ld samples drawn uniformly (with replacement) from the training set */\n", batch);
+            OUT("    for (long b = 0; b < %ld; b++) {\n        size_t s = ibrt_rng_below(rb, ds->n_train);\n", batch);
+            OUT("        memcpy(bx + b * IN, ds->x_train + s * IN, sizeof(double) * IN);\n");
+            OUT("        memcpy(by + b * OUT, ds->y_train + s * OUT, sizeof(double) * OUT);\n    }\n    return %ld;\n", batch);
+        }
+        break;
+    case D_TEACHER: {
+        const ast_node *inp = kwarg(spec->data, "inputs");
+        OUT("    /* fresh inputs ~ ");
+        emit_comment_text(inp->name);
+        OUT("; labels from the teacher plus N(0, noise^2) */\n");
+        OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
+        emit_init_expr(inp, "rb");
+        OUT(";\n    te_forward(te_th, bx, BMAX, te_tp);\n");
+        OUT("    for (long s = 0; s < BMAX; s++)\n        for (long o = 0; o < OUT; o++)\n"
+            "            by[s * OUT + o] = te_tp[%ld + %so] + %.17g * ibrt_rng_normal(rb);\n",
+            teacher->v[teacher->root].off, teacher->v[teacher->root].batched ? "s * OUT + " : "",
+            kwnum(spec->data, "noise", 0));
+        OUT("    return BMAX;\n");
+        break;
+    }
+    case D_TARGET:
+        OUT("    /* labels value + N(0, noise^2), no inputs */\n    for (long b = 0; b < %ld; b++)\n", bmax);
+        OUT("        by[b] = %.17g + %.17g * ibrt_rng_normal(rb);\n    return %ld;\n", kwnum(spec->data, "value", 0),
+            kwnum(spec->data, "noise", 0), bmax);
+        break;
+    case D_LOWRANK:
+        OUT("    /* each observed entry joins the minibatch with probability %g */\n",
+            kwnum(spec->data, "batch_fraction", 1));
+        OUT("    *Y = ds->y_train;\n    for (long e = 0; e < OUT; e++)\n");
+        OUT("        bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < %.17g ? 1.0 : 0.0;\n    return 1;\n",
+            kwnum(spec->data, "batch_fraction", 1));
+        break;
+    }
+    OUT("}\n\n");
+
+    /* set-up: operators, data (stream 0), teacher (stream 1) */
+    OUT("/* Fixed operators, the data (stream 0) and the teacher (stream 1) for\n"
+        " * one seed; an error names the file or generator at fault. */\n");
+    OUT("static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)\n{\n");
+    OUT("    (void)ds;\n    (void)quiet;\n    ibrt_status st;\n");
+    for (int i = 0; i < E->ndct; i++)
+        OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", E->dct_sizes[i], E->dct_sizes[i]);
+    for (int i = 0; i < E->ndense; i++) {
+        long n = E->dense_n[i];
+        OUT("    {   /* matrix(...) operator %d: read, shape checked", i);
+        if (E->dense_inv[i])
+            OUT(", inverse formed once from its LU\n         * factors (LAPACKE dgetrf/dgetrs) so that each step is one gemv,\n"
+                "         * allocation-free");
+        OUT(" */\n        const char *path = ");
+        emit_c_string(E->out, E->dense_path[i]);
+        OUT(";\n        size_t r, c;\n        double *a;\n");
+        OUT("        if ((st = ibrt_io_read_matrix(path, &r, &c, &a, err)) != IBRT_OK)\n            return st;\n");
+        OUT("        if (r != %ld || c != %ld) {\n"
+            "            snprintf(err->msg, sizeof err->msg, \"%%.400s: the operator must be %ld x %ld, the file holds %%zu x %%zu\", path, r, c);\n"
+            "            free(a);\n            return IBRT_ESHAPE;\n        }\n        memcpy(dense_%d, a, sizeof dense_%d);\n",
+            n, n, n, n, i, i);
+        if (E->dense_inv[i]) {
+            OUT("        ibrt_lu lu;\n        if ((st = ibrt_lu_factor(&lu, %ld, a, err)) == IBRT_OK) {\n", n);
+            OUT("            if (lu.rcond < 1e-12 && !quiet)\n"
+                "                fprintf(stderr, \"warning: %%s: condition number about %%.3g: \"\n"
+                "                        \"its inverse loses about %%.0f digits\\n\", path, 1 / lu.rcond, -log10(lu.rcond));\n");
+            OUT("            for (long q = 0; q < %ld * %ld; q++)\n                dense_inv_%d[q] = q %% %ld == q / %ld;\n", n, n,
+                i, n, n);
+            OUT("            st = ibrt_lu_solve(&lu, 0, %ld, dense_inv_%d, err);\n            ibrt_lu_free(&lu);\n        }\n", n, i);
+            OUT("        if (st != IBRT_OK) {\n            ibrt_error e = *err;\n"
+                "            snprintf(err->msg, sizeof err->msg, \"%%.200s: %%.300s\", path, e.msg);\n"
+                "            free(a);\n            return st;\n        }\n");
+        }
+        OUT("        free(a);\n    }\n");
+    }
+    OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */\n");
+    emit_data_setup(spec);
+    OUT("    if (st != IBRT_OK) {\n        ibrt_error e = *err;\n"
+        "        snprintf(err->msg, sizeof err->msg, \"data: %%.500s\", e.msg);\n        return st;\n    }\n");
+    if (dk == D_TEACHER) {
+        OUT("    /* teacher weights (stream 1) */\n    ibrt_rng rt;\n    ibrt_rng_fork(&rt, seed, 1);\n");
+        for (size_t i = 0; i < spec->nparams; i++) {
+            const ast_node *ti = NULL;
+            for (size_t j = 0; j < spec->teacher->nkids; j++)
+                if (!strcmp(spec->teacher->kids[j]->name, spec->params[i].name))
+                    ti = spec->teacher->kids[j]->lhs;
+            emit_init_param(&spec->params[i], ti ? ti : spec->params[i].init, teacher->param_off[i], "te_th", "&rt");
+        }
+    }
+    OUT("    return IBRT_OK;\n}\n\n");
+
+    /* the models' tables */
+    for (int k = 0; k < nm; k++) {
+        const model *m = &models[k];
+        OUT("static const ibrt_param m%d_params[] = {\n", k);
+        for (size_t q = 0; q < m->spec->nparams; q++) {
+            const ibc_var *pv = &m->spec->params[q];
+            OUT("    { ");
+            emit_c_string(E->out, pv->name);
+            OUT(", %ld, %ld, %ld, %d },\n", m->p.param_off[q], pv->shape.rank == 0 ? 1L : pv->shape.rows,
+                pv->shape.rank == 2 ? pv->shape.cols : 1L, pv->shape.rank == 2 ? 2 : 1);
+        }
+        OUT("};\n");
+        if (balance_count(m)) {
+            OUT("static const ibrt_family m%d_families[] = {", k);
+            size_t nf = sym_nfamilies(m->deriv);
+            for (size_t f = 0; f < nf; f++) {
+                const sym_family *fam = sym_family_at(m->deriv, f);
+                if (fam->nblocks == 2 && fam->k == 1)
+                    OUT(" { %zu, %ld },", f + 1, fam->count);
+            }
+            OUT(" };\n");
+        }
+    }
+    OUT("\nstatic ibrt_model models[] = {\n");
+    for (int k = 0; k < nm; k++) {
+        const model *m = &models[k];
+        long nbal = balance_count(m);
+        char lit[40];
+        OUT("    {\n        .name = \"%s\",\n        .suffix = \"%s\",\n", m->name, strcmp(m->name, "model") ? m->name : "");
+        OUT("        .nth = %ld,\n        .tape = %ld,\n        .root = %ld,\n        .root_batched = %s,\n", m->p.nth,
+            m->p.tape + 1, m->p.v[m->p.root].off, m->p.v[m->p.root].batched ? "true" : "false");
+        OUT("        .th = m%d_th,\n        .g = m%d_g,\n        .tp = m%d_tp,\n        .ad = m%d_ad,\n", k, k, k, k);
+        OUT("        .lr = %.17g,\n        .l1 = %.17g,\n        .l1_off = %ld,\n        .l1_size = %ld,\n", m->lr, m->l1,
+            m->l1_off, m->l1_size);
+        OUT("        .init = m%d_init,\n        .forward = m%d_forward,\n        .backward = m%d_backward,\n"
+            "        .structure = m%d_structure,\n        .balance = m%d_balance,\n", k, k, k, k, k);
+        if (nbal) {
+            /* the three predictions of theory.md §4 for the norm ratio of the
+             * first family: the log det G minimiser and the dual slice
+             * (exact, from the derivation); the noise equilibrium is
+             * measured by the driver from alpha0, alpha1 */
+            const sym_family *f0 = sym_family_at(m->deriv, 0);
+            double a0 = (double)f0->alpha[0][0], a1 = (double)f0->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
+            for (int t = 0; t < f0->nterms; t++) {
+                int b = f0->term_set[t] == 1u ? 0 : 1;
+                c[b] = (double)f0->term_coef[t];
+                char *slash = strchr(f0->delta[t], '/');
+                dl[b] = strtod(f0->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
+            }
+            /* n_q ~ c_S(-q) / delta_S(-q): S(-0) = {1}, S(-1) = {0} */
+            double rl = f0->min_kind == SYM_MIN_ATTAINED ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
+            double rd = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
+            size_t nfam = 0, nf = sym_nfamilies(m->deriv);
+            for (size_t f = 0; f < nf; f++)
+                nfam += sym_family_at(m->deriv, f)->nblocks == 2 && sym_family_at(m->deriv, f)->k == 1;
+            OUT("        .nbal = %ld,\n        .nfam = %zu,\n        .fams = m%d_families,\n", nbal, nfam, k);
+            OUT("        .pred_logdet = %s,\n", c_double(rl, lit));
+            OUT("        .pred_dual = %s,\n", c_double(rd, lit));
+            OUT("        .alpha0 = %.17g,\n        .alpha1 = %.17g,\n        .ratio_definition = ", a0, a1);
+            char *buf = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&buf, &len);
+            fprintf(mem, "||%s|| / ||%s||", f0->blocks[0].text, f0->blocks[1].text);
+            fclose(mem);
+            emit_c_string(E->out, buf);
+            free(buf);
+            OUT(",\n");
+        }
+        OUT("        .nparams = %zu,\n        .params = m%d_params,\n", m->spec->nparams, k);
+        if (spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
+            OUT("        .w_size = %ld,\n", spec->params[spec->design.param].shape.rows);
+            if (m->replacement)
+                OUT("        .w_of = m%d_w_of,\n        .w_check = m%d_w_check,\n", k, k);
+            else
+                OUT("        .w_off = %ld,\n", m->p.param_off[spec->design.param]);
+        }
+        OUT("    },\n");
+    }
+    OUT("};\n\n");
+    OUT("static const ibrt_problem problem = {\n    .name = ");
+    emit_c_string(E->out, spec->model);
+    OUT(",\n    .description = ");
+    emit_c_string(E->out, spec->description ? spec->description : "");
+    long rec = spec->train.record_every ? spec->train.record_every : (steps / 200 > 0 ? steps / 200 : 1);
+    OUT(",\n    .default_steps = %ldL,\n    .default_seed = %lluULL,\n    .record_every = %ld,\n", steps,
+        (unsigned long long)spec->train.seed, rec);
+    OUT("    .in = IN,\n    .out = OUT,\n    .bmax = BMAX,\n    .bx = bx,\n");
+    if (masked)
+        OUT("    .bmask = bmask,\n    .normalise_all = %s,\n", spec->loss_normalise_all ? "true" : "false");
+    OUT("    .minibatch = %s,\n", dk == D_FIXED && batch == 0 ? "false" : "true");
+    if (spec->out_shape.rank == 2 && dk == D_LOWRANK)
+        OUT("    .zrows = %ld,\n    .zcols = %ld,\n", spec->out_shape.rows, spec->out_shape.cols);
+    OUT("    .gradient_tol = %.17g,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", spec->verify.gradient_tol);
+    OUT("    .nmodels = %d,\n    .models = models,\n", nm);
+    if (spec->verify.stationary_beta > 0) {
+        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
+         * i.e. beta_d = 2 and theta* = the data's value */
+        OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
+            "                        .chains = 40000, .steps = 4000, .step = 0.02 },\n",
+            spec->verify.stationary_beta, kwnum(spec->data, "value", 1),
+            spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02);
+    }
+    OUT("};\n\nint main(int argc, char **argv)\n{\n    return ibrt_main(argc, argv, &problem);\n}\n");
 }
 
 bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
@@ -1491,48 +1755,6 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     emit_header(spec, design, models, nm);
 
     OUT("enum { IN = %ld, OUT = %ld };   /* per-sample input and output sizes */\n\n", in_size ? in_size : 1, out_size);
-    OUT("/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading\n"
-        " * dimensions as stored; BLAS gemv when one side is a single row or\n"
-        " * column, gemm otherwise. */\n"
-        "static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,\n"
-        "                      double beta, double *C, long ldc)\n{\n"
-        "    if (N == 1)\n"
-        "        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,\n"
-        "                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);\n"
-        "    else if (M == 1)\n"
-        "        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,\n"
-        "                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);\n"
-        "    else\n"
-        "        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,\n"
-        "                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);\n}\n\n");
-    OUT("/* The same for products too small for a BLAS call to pay (per-sample\n"
-        " * blocks of a few hundred multiply-adds): plain loops the C compiler\n"
-        " * specialises for the constant sizes of each call site.  A row of C is\n"
-        " * accumulated in a local array (no aliasing with the tape, so the j loop\n"
-        " * vectorises) over a contiguous copy of op(B). */\n"
-        "static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,\n"
-        "                            long ldb, double beta, double *C, long ldc)\n{\n"
-        "    double bt[%d], acc[%d];\n"
-        "    const double *b = B;\n"
-        "    if (tb) {\n"
-        "        for (long k = 0; k < K; k++)\n"
-        "            for (long j = 0; j < N; j++)\n"
-        "                bt[k * N + j] = B[j * ldb + k];\n"
-        "        b = bt;\n"
-        "        ldb = N;\n"
-        "    }\n"
-        "    for (long i = 0; i < M; i++) {\n"
-        "        for (long j = 0; j < N; j++)\n"
-        "            acc[j] = 0;\n"
-        "        for (long k = 0; k < K; k++) {\n"
-        "            double a = ta ? A[k * lda + i] : A[i * lda + k];\n"
-        "            for (long j = 0; j < N; j++)\n"
-        "                acc[j] += a * b[k * ldb + j];\n"
-        "        }\n"
-        "        double *c = C + i * ldc;\n"
-        "        for (long j = 0; j < N; j++)\n"
-        "            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];\n"
-        "    }\n}\n\n", MM_SMALL, MM_SMALL);
     for (int i = 0; i < em.ndiags; i++) {
         const ast_node *l = em.diags[i]->kids[0];
         OUT("static const double diag_%d[%zu] = {", i, l->nkids);
@@ -1577,7 +1799,9 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("/* A applied to the designed parameter: equals the product of the factors */\nstatic double %s_tp[%ld];\n",
                 rpre, m->ap.tape + 1);
             emit_prog_functions(&m->ap, rpre, false);
+            emit_design_w_functions(m, k, spec);
         }
+        emit_init_function(m, pre, spec);
     }
     if (dk == D_TEACHER) {
         OUT("/* ---- the teacher: the same predictor with fixed weights ---- */\n");
@@ -1585,514 +1809,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         emit_prog_functions(&teacher, "te", false);
     }
 
-    /* Batch buffers. */
-    OUT("enum { BMAX = %ld };   /* samples per step */\n", bmax);
-    OUT("static double bx[BMAX * IN], by[BMAX * OUT];\n");
-    if (dk == D_LOWRANK)
-        OUT("static double bmask[OUT];   /* this step's observed entries */\n");
-    OUT("\n");
-
-    /* Training of one model. */
-    OUT("/* SGD on one model; returns the final training loss. */\n");
-    OUT("typedef struct {\n    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);\n"
-        "    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict,"
-        " double *restrict);\n    void (*balance)(const double *, double *, double *, double *, double *);\n"
-        "    double *th, *g, *tp, *ad;\n    long nth, tape, root, nbal;\n    double lr, l1;\n    long l1_off, l1_size;\n"
-        "    const char *name;\n    bool root_batched;   /* the output depends on the inputs */\n} model_t;\n\n");
-
-    OUT("/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);\n"
-        " * returns its number of samples.  Nothing is allocated. */\n");
-    OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)\n{\n"
-        "    (void)ds;\n    (void)rb;\n    *X = bx;\n    *Y = by;\n");
-    switch (dk) {
-    case D_FIXED:
-        if (batch == 0) {
-            OUT("    /* full batch: the training set itself, no copy */\n    *X = ds->x_train;\n    *Y = ds->y_train;\n");
-            OUT("    return (long)ds->n_train;\n");
-        } else {
-            OUT("    /* %ld samples drawn uniformly (with replacement) from the training set */\n", batch);
-            OUT("    for (long b = 0; b < %ld; b++) {\n        size_t s = ibrt_rng_below(rb, ds->n_train);\n", batch);
-            OUT("        memcpy(bx + b * IN, ds->x_train + s * IN, sizeof(double) * IN);\n");
-            OUT("        memcpy(by + b * OUT, ds->y_train + s * OUT, sizeof(double) * OUT);\n    }\n    return %ld;\n", batch);
-        }
-        break;
-    case D_TEACHER: {
-        const ast_node *inp = kwarg(spec->data, "inputs");
-        OUT("    /* fresh inputs ~ ");
-        emit_comment_text(inp->name);
-        OUT("; labels from the teacher plus N(0, noise^2) */\n");
-        OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
-        emit_init_expr(inp, "rb");
-        OUT(";\n    te_forward(te_th, bx, BMAX, te_tp);\n");
-        OUT("    for (long s = 0; s < BMAX; s++)\n        for (long o = 0; o < OUT; o++)\n"
-            "            by[s * OUT + o] = te_tp[%ld + %so] + %.17g * ibrt_rng_normal(rb);\n",
-            teacher.v[teacher.root].off, teacher.v[teacher.root].batched ? "s * OUT + " : "", kwnum(spec->data, "noise", 0));
-        OUT("    return BMAX;\n");
-        break;
-    }
-    case D_TARGET:
-        OUT("    /* labels value + N(0, noise^2), no inputs */\n    for (long b = 0; b < %ld; b++)\n", bmax);
-        OUT("        by[b] = %.17g + %.17g * ibrt_rng_normal(rb);\n    return %ld;\n", kwnum(spec->data, "value", 0),
-            kwnum(spec->data, "noise", 0), bmax);
-        break;
-    case D_LOWRANK:
-        OUT("    /* each observed entry joins the minibatch with probability %g */\n", kwnum(spec->data, "batch_fraction", 1));
-        OUT("    *Y = ds->y_train;\n    for (long e = 0; e < OUT; e++)\n");
-        OUT("        bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < %.17g ? 1.0 : 0.0;\n    return 1;\n",
-            kwnum(spec->data, "batch_fraction", 1));
-        break;
-    }
-    OUT("}\n\n");
-
-    /* loss normalisation */
-    bool masked = dk == D_LOWRANK && spec->loss_mask;
-    OUT("/* Mean squared error over the n samples (and output entries%s); with\n"
-        " * grad, its gradient into m->g.  The samples go through the tape in\n"
-        " * chunks of at most BMAX: one chunk, unless a data file holds more\n"
-        " * samples than the tape (full batch over a file). */\n", masked ? ", masked" : "");
-    OUT("static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)\n{\n");
-    OUT("    double loss = 0, norm = (double)n * OUT;\n");
-    if (masked && !spec->loss_normalise_all)
-        OUT("    norm = 0;\n    for (long e = 0; e < OUT; e++)\n        norm += bmask[e];\n    if (norm == 0)\n        norm = 1;\n");
-    OUT("    if (grad)\n        memset(m->g, 0, sizeof(double) * (size_t)m->nth);\n");
-    OUT("    /* an output of the parameters alone is one value for every sample */\n");
-    OUT("    const long os = m->root_batched ? OUT : 0;\n    double *dy = m->ad + m->root;\n");
-    OUT("    for (long c0 = 0; c0 < n; c0 += BMAX) {\n        long nb = n - c0 < BMAX ? n - c0 : BMAX;\n"
-        "        const double *x = X + c0 * IN, *y = Y + c0 * OUT;\n");
-    OUT("        m->forward(m->th, x, nb, m->tp);\n");
-    OUT("        if (grad && !m->root_batched)\n            memset(dy, 0, sizeof(double) * OUT);\n");
-    OUT("        for (long s = 0; s < nb; s++)\n            for (long o = 0; o < OUT; o++) {\n"
-        "                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o])%s;\n", masked ? " * bmask[o]" : "");
-    /* IBC_FAULT=grad (a test hook, tests/e2e.sh): seed the reverse pass with
-     * a wrong derivative, 2.02 r for 2 r, which --gradcheck must catch */
-    const char *fault = getenv("IBC_FAULT");
-    OUT("                loss += r * r / norm;\n                if (grad)\n"
-        "                    dy[s * os + o] = (os ? 0 : dy[o]) + %s * r / norm;\n            }\n",
-        fault && !strcmp(fault, "grad") ? "2.02" : "2");
-    OUT("        if (grad)\n            m->backward(m->th, x, nb, m->tp, m->ad, m->g);\n    }\n");
-    OUT("    if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */\n");
-    OUT("        for (long e = 0; e < m->l1_size; e++) {\n            double w = m->th[m->l1_off + e];\n");
-    OUT("            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));\n        }\n    return loss;\n}\n\n");
-
-    /* gradient check */
-    OUT("/* Largest relative difference between the analytic gradient and central\n"
-        " * differences, over every parameter entry. */\n");
-    OUT("/* A scalar metric: into results.json as NAME_MODEL, and into the table. */\n");
-    OUT("static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)\n{\n");
-    OUT("    char key[128];\n    snprintf(key, sizeof key, \"%%s%%s%%s\", name, *model ? \"_\" : \"\", model);\n");
-    OUT("    ibrt_json_key(j, key);\n    ibrt_json_num(j, v);\n    ibrt_metrics_add(t, name, model, v);\n}\n\n");
-    long maxth = 0;
-    for (int k = 0; k < nm; k++)
-        maxth = models[k].p.nth > maxth ? models[k].p.nth : maxth;
-    OUT("static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)\n{\n"
-        "    static double ga[%ld];   /* the largest model */\n", 1 + maxth);
-    OUT("    double l1 = m->l1, worst = 0, scale = 0;\n    m->l1 = 0;\n    loss_and_grad(m, X, Y, nb, true);\n");
-    OUT("    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);\n");
-    OUT("    for (long e = 0; e < m->nth; e++)\n        scale = fmax(scale, fabs(ga[e]));\n");
-    /* h balances truncation (h^2) against round-off (eps / h).  A kink of
-     * the loss within +-h (a relu switching) shows as central differences
-     * at h and h/10 that disagree (for a smooth loss they agree to
-     * O(h^2)): the derivative is not defined there, the entry is skipped
-     * and counted.  A wrong gradient still fails: both agree, with each
-     * other and not with it. */
-    OUT("    *skipped = 0;\n");
-    OUT("    for (long e = 0; e < m->nth; e++) {\n        double t = m->th[e], fd[2];\n");
-    OUT("        for (int q = 0; q < 2; q++) {\n            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));\n");
-    OUT("            m->th[e] = t + h;\n            double lp = loss_and_grad(m, X, Y, nb, false);\n");
-    OUT("            m->th[e] = t - h;\n            double lm = loss_and_grad(m, X, Y, nb, false);\n");
-    OUT("            m->th[e] = t;\n            fd[q] = (lp - lm) / (2 * h);\n        }\n");
-    OUT("        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {\n            (*skipped)++;\n            continue;\n        }\n");
-    OUT("        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));\n    }\n");
-    OUT("    m->l1 = l1;\n    return worst;\n}\n\n");
-
-    OUT("static ibrt_metrics mt;   /* this run's scalar metrics */\n\n");
-    OUT("/* --gradcheck: compare the analytic gradient of every model with central\n"
-        " * differences at its initial point, print the result, train nothing. */\n"
-        "static bool gradcheck_only;\n\n");
-    OUT("/* One whole experiment at seed o.seed: data, every model, metrics,\n"
-        " * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */\n");
-    OUT("static int run(ibrt_opts o)\n{\n    mt.n = 0;\n    bool gc_failed = false;\n");
-    for (int i = 0; i < em.ndct; i++)
-        OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", em.dct_sizes[i], em.dct_sizes[i]);
-    OUT("    ibrt_error err;\n    ibrt_status st;\n");
-    for (int i = 0; i < em.ndense; i++) {
-        long n = em.dense_n[i];
-        OUT("    {   /* matrix(...) operator %d: read, shape checked", i);
-        if (em.dense_inv[i])
-            OUT(", inverse formed once from its LU\n         * factors (LAPACKE dgetrf/dgetrs) so that each step is one gemv,\n"
-                "         * allocation-free");
-        OUT(" */\n        const char *path = ");
-        emit_c_string(out, em.dense_path[i]);
-        OUT(";\n        size_t r, c;\n        double *a;\n");
-        OUT("        if (ibrt_io_read_matrix(path, &r, &c, &a, &err) != IBRT_OK) {\n"
-            "            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
-        OUT("        if (r != %ld || c != %ld) {\n            fprintf(stderr, \"error: %%s: the operator must be %ld x %ld, the file holds %%zu x %%zu\\n\", path, r, c);\n"
-            "            free(a);\n            return 1;\n        }\n        memcpy(dense_%d, a, sizeof dense_%d);\n", n, n, n, n, i, i);
-        if (em.dense_inv[i]) {
-            OUT("        ibrt_lu lu;\n        if (ibrt_lu_factor(&lu, %ld, a, &err) != IBRT_OK) {\n"
-                "            fprintf(stderr, \"error: %%s: %%s\\n\", path, err.msg);\n            free(a);\n            return 1;\n        }\n", n);
-            OUT("        if (lu.rcond < 1e-12 && !o.quiet)\n            fprintf(stderr, \"warning: %%s: condition number about %%.3g: \"\n"
-                "                    \"its inverse loses about %%.0f digits\\n\", path, 1 / lu.rcond, -log10(lu.rcond));\n");
-            OUT("        for (long q = 0; q < %ld * %ld; q++)\n            dense_inv_%d[q] = q %% %ld == q / %ld;\n", n, n, i, n + 1 > 0 ? n : 1, n);
-            OUT("        st = ibrt_lu_solve(&lu, 0, %ld, dense_inv_%d, &err);\n        ibrt_lu_free(&lu);\n", n, i);
-            OUT("        if (st != IBRT_OK) {\n            fprintf(stderr, \"error: %%s: %%s\\n\", path, err.msg);\n            free(a);\n            return 1;\n        }\n");
-        }
-        OUT("        free(a);\n    }\n");
-    }
-    OUT("        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {\n");
-    OUT("        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, o.seed, 0);   /* stream 0: data */\n");
-    OUT("    static ibrt_dataset dsv;\n    ibrt_dataset *ds = &dsv;\n");
-    emit_data_setup(spec);
-    OUT("    if (st != IBRT_OK) {\n        fprintf(stderr, \"error: data: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    if (dk == D_TEACHER) {
-        OUT("    /* teacher weights (stream 1) */\n    ibrt_rng rt;\n    ibrt_rng_fork(&rt, o.seed, 1);\n");
-        for (size_t i = 0; i < spec->nparams; i++) {
-            const ast_node *ti = NULL;
-            for (size_t j = 0; j < spec->teacher->nkids; j++)
-                if (!strcmp(spec->teacher->kids[j]->name, spec->params[i].name))
-                    ti = spec->teacher->kids[j]->lhs;
-            emit_init_param(&spec->params[i], ti ? ti : spec->params[i].init, teacher.param_off[i], "te_th", "&rt");
-        }
-    }
-    OUT("    ibrt_json *j = ibrt_json_new();\n    ibrt_json_obj_begin(j);\n    ibrt_json_key(j, \"model\");\n    ibrt_json_str(j, ");
-    emit_c_string(out, spec->model);
-    OUT(");\n    ibrt_json_key(j, \"steps\");\n    ibrt_json_int(j, o.steps);\n    ibrt_json_key(j, \"seed\");\n");
-    OUT("    ibrt_json_int(j, (long)o.seed);\n    ibrt_json_key(j, \"metrics\");\n    ibrt_json_obj_begin(j);\n");
-    OUT("    static ibrt_checks checks;\n    checks.n = 0;\n    double t0 = ibrt_time_now();\n    char path[1200];\n");
-    long maxbal = 1;
-    for (int k = 0; k < nm; k++)
-        maxbal = balance_count(&models[k]) + 1 > maxbal ? balance_count(&models[k]) + 1 : maxbal;
-    if (maxbal > 1)
-        OUT("    static double chi[%ld], ratio[%ld], nA0[%ld], nB0[%ld], nA[%ld], nB[%ld], mA[%ld], mB[%ld], pr[%ld];\n",
-            maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal, maxbal);
-    if (maxbal > 1)
-        OUT("    (void)mA;\n    (void)mB;\n    (void)pr;\n");
-    OUT("    if (!o.quiet && !gradcheck_only)\n        printf(\"%%-10s %%14s %%14s\\n\", \"model\", \"final loss\", \"steps/s\");\n");
-
-    for (int k = 0; k < nm; k++) {
-        model *m = &models[k];
-        char pre[16];
-        snprintf(pre, sizeof pre, "m%d", k);
-        const char *suffix = strcmp(m->name, "model") ? m->name : NULL;
-        long nbal = balance_count(m);
-        OUT("\n    /* ================= model '%s' ================= */\n    {\n", m->name);
-        OUT("        model_t m = { %s_forward, %s_backward, %s_balance, %s_th, %s_g, %s_tp, %s_ad, %ld, %ld, %ld, %ld, "
-            "%.17g, %.17g, %ld, %ld, \"%s\", %s };\n",
-            pre, pre, pre, pre, pre, pre, pre, m->p.nth, m->p.tape + 1, m->p.v[m->p.root].off, nbal, m->lr, m->l1,
-            m->l1_off, m->l1_size, m->name, m->p.v[m->p.root].batched ? "true" : "false");
-        OUT("        ibrt_rng ri, rb;\n        ibrt_rng_fork(&ri, o.seed, %d);   /* this model's initialisation */\n", 2 + 2 * k);
-        OUT("        ibrt_rng_fork(&rb, o.seed, %d);   /* its batches */\n", 3 + 2 * k);
-        char thname[24];
-        snprintf(thname, sizeof thname, "%s_th", pre);
-        for (size_t i = 0; i < m->spec->nparams; i++)
-            emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], thname, "&ri");
-        if (m->unbalance) {
-            const ast_node *c = spec->init;
-            emit_unbalance(m, kwnum(c, "from", 0), kwnum(c, "to", 0));
-        }
-        OUT("        ibrt_rng rs;\n        ibrt_rng_fork(&rs, o.seed, %d);   /* structural checks */\n", 1000 + k);
-        OUT("        const double *X, *Y;\n        long nb = draw_batch(ds, &rb, &X, &Y), skipped;\n"
-            "        %s_structure(X, &rs, &checks, \"%s, init\");\n", pre, m->name);
-        OUT("        double gerr = gradient_check(&m, X, Y, nb, %.3g, &skipped);\n",
-            spec->verify.gradient_tol);
-        OUT("        snprintf(path, sizeof path, \"gradient vs central differences (%s)\");\n", m->name);
-        OUT("        char detail[128];\n        snprintf(detail, sizeof detail, \"max |fd - analytic| / max |analytic|; %%ld of %%ld entries at a kink, skipped\", skipped, m.nth);\n");
-        OUT("        ibrt_checks_add(&checks, path, gerr, 0, %.3g, gerr <= %.3g && skipped * 10 < m.nth, detail);\n",
-            spec->verify.gradient_tol, spec->verify.gradient_tol);
-        OUT("        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */\n");
-        OUT("            bool gok = gerr <= %.3g && skipped * 10 < m.nth;\n", spec->verify.gradient_tol);
-        OUT("            printf(\"gradcheck %%-10s max |fd - analytic| / max |analytic| = %%.3g (tolerance %.3g) over %%ld \"\n"
-            "                   \"entries, %%ld at a kink skipped: %%s\\n\", m.name, gerr, m.nth, skipped, gok ? \"PASS\" : \"FAIL\");\n",
-            spec->verify.gradient_tol);
-        OUT("            gc_failed = gc_failed || !gok;\n            goto done_%d;\n        }\n", k);
-        if (nbal)
-            OUT("        m.balance(m.th, chi, ratio, nA0, nB0);\n        double chi0[%ld];\n        memcpy(chi0, chi, sizeof chi0);\n", nbal);
-        OUT("        snprintf(path, sizeof path, \"%%s/trace_%s.csv\", o.out_dir);\n        ibrt_csv tr;\n", m->name);
-        OUT("        if (ibrt_csv_open(&tr, path, \"step,loss%s\", &err) != IBRT_OK) {\n", nbal ? ",chi_abs_median,ratio_median,ratio_min,ratio_max" : "");
-        OUT("            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
-        long rec = spec->train.record_every ? spec->train.record_every : (steps / 200 > 0 ? steps / 200 : 1);
-        OUT("        long every = %ld;   /* trace interval, scaled to --steps */\n", rec);
-        OUT("        if (o.steps != %ldL)\n            every = o.steps / 200 > 0 ? o.steps / 200 : 1;\n", steps);
-        OUT("        ibrt_progress pg;\n        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);\n");
-        if (nbal) {
-            /* balance_MODEL.csv: chi and the block-norm ratio of every index of
-             * every generator family, over training (the header is built here,
-             * in set-up, never in the step loop) */
-            OUT("        ibrt_csv bt;\n        static double brow[%ld];\n        {\n", 1 + 2 * nbal);
-            OUT("            static char bh[%ld];\n            size_t bl = (size_t)snprintf(bh, sizeof bh, \"step\");\n",
-                64 * (2 * nbal + 1));
-            for (int q = 0; q < 2; q++) {
-                size_t nf = sym_nfamilies(m->deriv);
-                for (size_t f = 0; f < nf; f++) {
-                    const sym_family *fam = sym_family_at(m->deriv, f);
-                    if (fam->nblocks != 2 || fam->k != 1)
-                        continue;
-                    OUT("            for (long i = 0; i < %ld; i++)\n                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, "
-                        "\",%s%zu_%%ld\", i);\n", fam->count, q ? "ratio" : "chi", f + 1);
-                }
-            }
-            OUT("            snprintf(path, sizeof path, \"%%s/balance_%s.csv\", o.out_dir);\n", m->name);
-            OUT("            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {\n"
-                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n                return 1;\n            }\n        }\n");
-        }
-        OUT("        double loss = 0, ts = ibrt_time_now();\n");
-        if (nbal)
-            OUT("        static double tmp[%ld];\n", nbal);
-        OUT("        for (long step = 0; step < o.steps; step++) {\n");
-        OUT("            nb = draw_batch(ds, &rb, &X, &Y);\n            loss = loss_and_grad(&m, X, Y, nb, true);\n");
-        OUT("            if (!isfinite(loss)) {\n                fprintf(stderr, \"error: model '%%s' diverged at step %%ld (loss %%g): \"\n"
-            "                        \"lower the learning rate (%%g)\\n\", m.name, step, loss, m.lr);\n");
-        OUT("                ibrt_csv_close(&tr, &err);\n%s                return 3;\n            }\n",
-            nbal ? "                ibrt_csv_close(&bt, &err);\n" : "");
-        OUT("            for (long e = 0; e < m.nth; e++)\n                m.th[e] -= m.lr * m.g[e];\n");
-        OUT("            if (step %% every == 0 || step == o.steps - 1) {\n");
-        if (nbal) {
-            OUT("                m.balance(m.th, chi, ratio, NULL, NULL);\n                double row[5] = { (double)step, loss, 0, 0, 0 };\n");
-            OUT("                for (long i = 0; i < %ld; i++)\n                    tmp[i] = fabs(chi[i]);\n", nbal);
-            OUT("                double mn, mx;\n                ibrt_stats_median_min_max(tmp, %ld, &row[2], &mn, &mx);\n", nbal);
-            OUT("                memcpy(tmp, ratio, sizeof(double) * %ld);\n", nbal);
-            OUT("                ibrt_stats_median_min_max(tmp, %ld, &row[3], &row[4], &mx);\n", nbal);
-            OUT("                double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };\n");
-            OUT("                ibrt_csv_row(&tr, full, 6);\n");
-            OUT("                brow[0] = (double)step;\n                memcpy(brow + 1, chi, sizeof(double) * %ld);\n"
-                "                memcpy(brow + 1 + %ld, ratio, sizeof(double) * %ld);\n                ibrt_csv_row(&bt, brow, %ld);\n",
-                nbal, nbal, nbal, 1 + 2 * nbal);
-        } else {
-            OUT("                double row[2] = { (double)step, loss };\n                ibrt_csv_row(&tr, row, 2);\n");
-        }
-        OUT("            }\n            ibrt_progress_update(&pg, step + 1, loss);\n        }\n");
-        OUT("        %s_structure(X, &rs, &checks, \"%s, end\");\n", pre, m->name);
-        OUT("        ibrt_progress_end(&pg);\n        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);\n");
-        OUT("        if (ibrt_csv_close(&tr, &err) != IBRT_OK)\n            fprintf(stderr, \"error: %%s\\n\", err.msg);\n");
-        if (nbal)
-            OUT("        if (ibrt_csv_close(&bt, &err) != IBRT_OK)\n            fprintf(stderr, \"error: %%s\\n\", err.msg);\n");
-        /* every learned parameter as MODEL_NAME.npy */
-        for (size_t q = 0; q < m->spec->nparams; q++) {
-            const ibc_var *pv = &m->spec->params[q];
-            OUT("        {\n            size_t shp[2] = { %ld, %ld };\n            snprintf(path, sizeof path, \"%%s/%s_%%s.npy\", o.out_dir, ",
-                pv->shape.rank == 0 ? 1L : pv->shape.rows, pv->shape.rank == 2 ? pv->shape.cols : 1L, m->name);
-            emit_c_string(out, pv->name);
-            OUT(");\n            if (ibrt_npy_write(path, m.th + %ld, %d, shp, &err) != IBRT_OK)\n"
-                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n        }\n",
-                m->p.param_off[q], pv->shape.rank == 2 ? 2 : 1);
-        }
-        OUT("        if (!o.quiet)\n            printf(\"%%-10s %%14.6g %%14.0f\\n\", m.name, loss, rate);\n");
-        /* metrics */
-#define KEY(fmt_name) OUT("        ibrt_json_key(j, \"%s%s%s\");\n", fmt_name, suffix ? "_" : "", suffix ? suffix : "")
-        OUT("        put(j, &mt, \"final_loss\", \"%s\", loss);\n", suffix ? suffix : "");
-        if (dk == D_FIXED) {
-            OUT("        if (ds->n_test > 0) {\n            double mse = 0;\n");
-            OUT("            /* the test set in chunks of BMAX samples: the tape holds no more */\n");
-            OUT("            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {\n");
-            OUT("                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;\n");
-            OUT("                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);\n");
-            OUT("                for (long s = 0; s < nc; s++)\n                    for (long e = 0; e < OUT; e++) {\n");
-            OUT("                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];\n"
-                "                        mse += r * r;\n                    }\n            }\n");
-            OUT("            put(j, &mt, \"test_mse\", \"%s\", mse / (double)(ds->n_test * OUT));\n        }\n", suffix ? suffix : "");
-        }
-        /* the design parameter's effective value */
-        if (spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
-            const ibc_var *w = &spec->params[spec->design.param];
-            long n = w->shape.rows;
-            OUT("        {\n            static double w[%ld];\n", n);
-            if (m->replacement) {
-                OUT("            m%d_w_forward(m.th, NULL, 1, m%d_w_tp);\n            memcpy(w, m%d_w_tp + %ld, sizeof w);\n", k, k,
-                    k, m->rp.v[m->rp.root].off);
-                /* the synthesised parameterisation, checked numerically: A w(theta) = a1 * ... * aL */
-                OUT("            m%d_aw_forward(m.th, NULL, 1, m%d_aw_tp);\n            double worst = 0, scale = 0;\n", k, k);
-                OUT("            for (long i = 0; i < %ld; i++) {\n                double z = 1;\n", n);
-                for (size_t f = 0; f + (spec->nparams - 1) < m->spec->nparams; f++)
-                    OUT("                z *= m.th[%ld + i];\n", m->p.param_off[f]);
-                OUT("                scale = fmax(scale, fabs(z));\n                worst = fmax(worst, fabs(m%d_aw_tp[%ld + i] - z));\n            }\n",
-                    k, m->ap.v[m->ap.root].off);
-                OUT("            ibrt_checks_add(&checks, \"designed parameterisation: A w = product of factors\", worst / fmax(scale, 1e-300), 0, 1e-10,\n"
-                    "                            worst <= 1e-10 * fmax(scale, 1e-300), \"max |A w - a1*...*aL| / max |a1*...*aL|\");\n");
-            }
-            else
-                OUT("            memcpy(w, m.th + %ld, sizeof w);\n", m->p.param_off[spec->design.param]);
-            OUT("            snprintf(path, sizeof path, \"%%s/w_%s.npy\", o.out_dir);\n", m->name);
-            OUT("            size_t shp[1] = { %ld };\n            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)\n"
-                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n", n);
-            OUT("            if (ds->truth_size == %ld) {\n                double rec = 0, tv = 0;\n", n);
-            /* the learned coefficients next to the truth, for plots */
-            OUT("                ibrt_csv wc;\n                snprintf(path, sizeof path, \"%%s/w_%s.csv\", o.out_dir);\n", m->name);
-            OUT("                if (ibrt_csv_open(&wc, path, \"i,w,truth\", &err) == IBRT_OK) {\n");
-            OUT("                    for (long i = 0; i < %ld; i++) {\n                        double row[3] = { (double)i, w[i], ds->truth[i] };\n", n);
-            OUT("                        ibrt_csv_row(&wc, row, 3);\n                    }\n                    ibrt_csv_close(&wc, &err);\n                }\n");
-            OUT("                for (long i = 0; i < %ld; i++) {\n                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / %ld.0;\n", n, n);
-            OUT("                    if (i)\n                        tv += fabs(w[i] - w[i - 1]);\n                }\n");
-            OUT("                put(j, &mt, \"recon_mse\", \"%s\", rec);\n", suffix ? suffix : "");
-            OUT("                put(j, &mt, \"tv\", \"%s\", tv);\n", suffix ? suffix : "");
-            OUT("                put(j, &mt, \"fit_mse\", \"%s\", loss);\n", suffix ? suffix : "");
-            OUT("                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */\n");
-            OUT("                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {\n                    double sup[64];\n                    bool used[%ld] = { false };\n", n);
-            OUT("                    for (size_t q = 0; q < ds->nonzeros; q++) {\n                        long best = -1;\n");
-            OUT("                        for (long i = 0; i < %ld; i++)\n                            if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))\n                                best = i;\n", n);
-            OUT("                        used[best] = true;\n                    }\n                    size_t c = 0;\n");
-            OUT("                    for (long i = 0; i < %ld; i++)\n                        if (used[i])\n                            sup[c++] = (double)i;\n", n);
-            KEY("support");
-            OUT("                    ibrt_json_nums(j, sup, c);\n");
-            if (k == 0) {
-                OUT("                    c = 0;\n                    for (long i = 0; i < %ld; i++)\n                        if (ds->truth[i] != 0)\n                            sup[c++] = (double)i;\n", n);
-                OUT("                    ibrt_json_key(j, \"support_true\");\n                    ibrt_json_nums(j, sup, c);\n");
-            }
-            OUT("                }\n            }\n        }\n");
-        }
-        if (spec->out_shape.rank == 2 && dk == D_LOWRANK) {
-            long r = spec->out_shape.rows, c = spec->out_shape.cols;
-            OUT("        {\n            static double sv[%ld];\n            m.forward(m.th, X, 1, m.tp);\n", r < c ? r : c);
-            OUT("            if (ibrt_linalg_svd_values(%ld, %ld, m.tp + m.root, sv, &err) == IBRT_OK) {\n", r, c);
-            KEY("singular_values");
-            OUT("                ibrt_json_nums(j, sv, %ld);\n            }\n", r < c ? r : c);
-            OUT("            double num = 0, den = 0;\n            for (long e = 0; e < OUT; e++) {\n");
-            OUT("                double d = m.tp[m.root + e] - ds->truth[e];\n                num += d * d;\n                den += ds->truth[e] * ds->truth[e];\n            }\n");
-            OUT("            put(j, &mt, \"relative_error\", \"%s\", sqrt(num / den));\n", suffix ? suffix : "");
-            OUT("            snprintf(path, sizeof path, \"%%s/Z_%s.npy\", o.out_dir);\n", m->name);
-            OUT("            size_t shp[2] = { %ld, %ld };\n            if (ibrt_npy_write(path, m.tp + m.root, 2, shp, &err) != IBRT_OK)\n"
-                "                fprintf(stderr, \"error: %%s\\n\", err.msg);\n        }\n", r, c);
-        }
-        if (nbal) {
-            OUT("        {\n            m.balance(m.th, chi, ratio, nA, nB);\n            double med, mn, mx, c0[%ld], c1[%ld];\n", nbal, nbal);
-            OUT("            memcpy(tmp, ratio, sizeof(double) * %ld);\n            ibrt_stats_median_min_max(tmp, %ld, &med, &mn, &mx);\n", nbal, nbal);
-            OUT("            put(j, &mt, \"ratio_median\", \"%s\", med);\n", suffix ? suffix : "");
-            OUT("            put(j, &mt, \"ratio_min\", \"%s\", mn);\n", suffix ? suffix : "");
-            OUT("            put(j, &mt, \"ratio_max\", \"%s\", mx);\n", suffix ? suffix : "");
-            OUT("            for (long i = 0; i < %ld; i++) {\n                c0[i] = fabs(chi0[i]);\n                c1[i] = fabs(chi[i]);\n            }\n", nbal);
-            OUT("            ibrt_stats_median_min_max(c0, %ld, &med, &mn, &mx);\n", nbal);
-            OUT("            put(j, &mt, \"chi_abs_median_start\", \"%s\", med);\n", suffix ? suffix : "");
-            OUT("            ibrt_stats_median_min_max(c1, %ld, &med, &mn, &mx);\n", nbal);
-            OUT("            put(j, &mt, \"chi_abs_median_end\", \"%s\", med);\n", suffix ? suffix : "");
-            /* Which mechanism (theory.md §6): chi conserved while the norms
-             * grow, or chi driven.  Thresholds fixed here, not tuned: a
-             * median relative change of chi below 5%% is "conserved". */
-            OUT("            for (long i = 0; i < %ld; i++) {\n", nbal);
-            OUT("                c0[i] = fabs(chi[i] - chi0[i]) / fmax(fabs(chi0[i]), 1e-12 * (nA0[i] + nB0[i]));\n");
-            OUT("                c1[i] = sqrt((nA[i] + nB[i]) / (nA0[i] + nB0[i]));\n            }\n");
-            OUT("            double rel, growth;\n            ibrt_stats_median_min_max(c0, %ld, &rel, &mn, &mx);\n", nbal);
-            OUT("            ibrt_stats_median_min_max(c1, %ld, &growth, &mn, &mx);\n", nbal);
-            OUT("            put(j, &mt, \"chi_rel_change_median\", \"%s\", rel);\n", suffix ? suffix : "");
-            OUT("            put(j, &mt, \"norm_growth_median\", \"%s\", growth);\n", suffix ? suffix : "");
-            KEY("mechanism");
-            OUT("            ibrt_json_str(j, rel < 0.05 ? (growth > 1.5 ? \"conserved: chi kept its initial value while the "
-                "norms grew (a gradient-flow invariant, not the noise correction)\" : \"conserved: chi kept its initial "
-                "value\") : \"driven: chi moved (SGD noise at finite step size)\");\n");
-            /* The three predictions of theory.md §4 for the norm ratio, per
-             * index: the log det G minimiser and the dual slice (exact, from
-             * the derivation), and the noise equilibrium from the measured
-             * per-block gradient second moments m_p: along the orbit m_p
-             * scales as e^(-2 alpha_p t), so sum_p alpha_p m_p e^(-2 alpha_p t)
-             * = 0 gives (n0/n1)* = n0 alpha0 m0 / (-n1 alpha1 m1). */
-            double rl = 0, rd = 0;
-            {
-                const sym_family *f0 = sym_family_at(m->deriv, 0);
-                double a0 = (double)f0->alpha[0][0], a1 = (double)f0->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-                for (int t = 0; t < f0->nterms; t++) {
-                    int b = f0->term_set[t] == 1u ? 0 : 1;
-                    c[b] = (double)f0->term_coef[t];
-                    char *slash = strchr(f0->delta[t], '/');
-                    dl[b] = strtod(f0->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-                }
-                /* n_q ~ c_S(-q) / delta_S(-q): S(-0) = {1}, S(-1) = {0} */
-                rl = f0->min_kind == SYM_MIN_ATTAINED ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
-                rd = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
-                char lit[40];
-                OUT("            put(j, &mt, \"ratio_pred_logdet_min\", \"%s\", %s);\n", suffix ? suffix : "", c_double(rl, lit));
-                OUT("            put(j, &mt, \"ratio_pred_dual_slice\", \"%s\", %s);\n", suffix ? suffix : "", c_double(rd, lit));
-                if (!(dk == D_FIXED && batch == 0)) {
-                    OUT("            /* noise equilibrium: gradient second moments over 256 fresh minibatches */\n");
-                    OUT("            memset(mA, 0, sizeof(double) * %ld);\n            memset(mB, 0, sizeof(double) * %ld);\n", nbal, nbal);
-                    OUT("            for (int q = 0; q < 256; q++) {\n                long nq = draw_batch(ds, &rb, &X, &Y);\n");
-                    OUT("                loss_and_grad(&m, X, Y, nq, true);\n                m.balance(m.g, chi, ratio, c0, c1);\n");
-                    OUT("                for (long i = 0; i < %ld; i++) {\n                    mA[i] += c0[i] / 256;\n                    mB[i] += c1[i] / 256;\n                }\n            }\n", nbal);
-                    OUT("            for (long i = 0; i < %ld; i++)\n                pr[i] = sqrt(nA[i] * %.17g * mA[i] / (-nB[i] * %.17g * mB[i]));\n", nbal, a0, a1);
-                    OUT("            ibrt_stats_median_min_max(pr, %ld, &med, &mn, &mx);\n", nbal);
-                    OUT("            put(j, &mt, \"ratio_pred_noise_equilibrium\", \"%s\", med);\n", suffix ? suffix : "");
-                }
-            }
-            const sym_family *fam = sym_family_at(m->deriv, 0);
-            KEY("ratio_definition");
-            OUT("            ibrt_json_str(j, ");
-            char *buf = NULL;
-            size_t len = 0;
-            FILE *mem = open_memstream(&buf, &len);
-            fprintf(mem, "||%s|| / ||%s||", fam->blocks[0].text, fam->blocks[1].text);
-            fclose(mem);
-            emit_c_string(out, buf);
-            free(buf);
-            OUT(");\n        }\n");
-        }
-        OUT("    done_%d:;\n    }\n", k);
-    }
-    OUT("    if (gradcheck_only) {\n        ibrt_json_free(j);\n        ibrt_dataset_free(ds);\n        return gc_failed ? 5 : 0;\n    }\n");
-    if (spec->verify.stationary_beta > 0) {
-        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
-         * i.e. beta_d = 2 and theta* = the data's value */
-        const sym_family *fam = derivation && sym_nfamilies(derivation) ? sym_family_at(derivation, 0) : NULL;
-        bool scalar_pair = fam && fam->k == 1 && fam->nblocks == 2 && fam->count == 1 && dk == D_TARGET &&
-                           fam->alpha[0][0] == -fam->alpha[0][1];
-        if (!scalar_pair) {
-            diag_error(diag, spec->data->loc, "the stationary-law test needs a scalar pair z = u v with "
-                                              "noisy_target data (theory.md §7)");
-            return false;
-        }
-        OUT("\n    /* the stationary law, thin-shell Metropolis test (theory.md §7) */\n    {\n");
-        OUT("        ibrt_stationary_cfg sc = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
-            "                                   .chains = 40000, .steps = 4000, .step = 0.02, .seed = o.seed + 77 };\n",
-            spec->verify.stationary_beta, kwnum(spec->data, "value", 1),
-            spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02);
-        OUT("        if (o.steps < %ldL)   /* shortened runs (tests) use fewer chains */\n            sc.chains = 4000;\n", steps);
-        OUT("        ibrt_stationary_result sr;\n        if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {\n"
-            "            fprintf(stderr, \"error: %%s\\n\", err.msg);\n            return 1;\n        }\n");
-        OUT("        put(j, &mt, \"stationary_ks_predicted\", \"\", sr.ks_pred);\n        put(j, &mt, \"stationary_p_predicted\", \"\", sr.p_pred);\n");
-        OUT("        put(j, &mt, \"stationary_ks_no_det\", \"\", sr.ks_nodet);\n        put(j, &mt, \"stationary_p_no_det\", \"\", sr.p_nodet);\n");
-        OUT("        put(j, &mt, \"stationary_ks_flipped\", \"\", sr.ks_flip);\n        put(j, &mt, \"stationary_p_flipped\", \"\", sr.p_flip);\n");
-        OUT("        ibrt_checks_add(&checks, \"stationary law: predicted density accepted\", sr.p_pred, 0.01, 0.01, sr.p_pred > 0.01, \"KS p-value, exp(-beta L) asinh(eps/theta)\");\n");
-        OUT("        ibrt_checks_add(&checks, \"stationary law: no det G factor rejected\", sr.p_nodet, 1e-6, 1e-6, sr.p_nodet < 1e-6, \"KS p-value, exp(-beta L)\");\n");
-        OUT("        ibrt_checks_add(&checks, \"stationary law: inverted factor rejected\", sr.p_flip, 1e-6, 1e-6, sr.p_flip < 1e-6, \"KS p-value, exp(-beta L) / asinh(eps/theta)\");\n    }\n");
-    }
-    OUT("\n    ibrt_json_obj_end(j);\n    ibrt_json_key(j, \"wall_seconds\");\n    ibrt_json_num(j, ibrt_time_now() - t0);\n");
-    OUT("    ibrt_json_key(j, \"checks\");\n    ibrt_checks_to_json(&checks, j);\n    ibrt_json_obj_end(j);\n");
-    OUT("    snprintf(path, sizeof path, \"%%s/results.json\", o.out_dir);\n");
-    OUT("    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    OUT("    if (!o.quiet) {\n        printf(\"\\n\");\n        ibrt_metrics_print(&mt, stdout);\n");
-    OUT("        printf(\"\\n\");\n        ibrt_checks_print(&checks, stdout);\n        printf(\"\\nresults: %%s\\n\", path);\n    }\n");
-    OUT("    bool pass = ibrt_checks_all_pass(&checks);\n    ibrt_json_free(j);\n    ibrt_dataset_free(ds);\n");
-    OUT("    return pass ? 0 : 4;\n}\n\n");
-    /* main: one run, or --seeds K runs summarised by median/min/max */
-    OUT("int main(int argc, char **argv)\n{\n    ibrt_opts o;\n");
-    OUT("    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */\n");
-    OUT("    for (int i = 0; i < argc; i++) {\n        if (i > 0 && !strcmp(argv[i], \"--gradcheck\"))\n            gradcheck_only = true;\n"
-        "        else\n            argv[ac++] = argv[i];\n    }\n    argv[ac] = NULL;\n");
-    OUT("    int rc = ibrt_opts_parse(ac, argv, &o, ");
-    emit_c_string(out, spec->model);
-    OUT(", ");
-    emit_c_string(out, spec->description ? spec->description : "");
-    OUT(", %ldL, %lluULL);\n", steps, (unsigned long long)spec->train.seed);
-    OUT("    if (rc > 0)\n        printf(\"  --gradcheck   compare the analytic gradient of every model with central\\n\"\n"
-        "               \"                differences at its initial point and exit (status 5 on failure)\\n\");\n");
-    OUT("    if (rc)\n        return rc > 0 ? 0 : 2;\n");
-    OUT("    if (o.seeds == 1 || gradcheck_only)\n        return run(o);\n");
-    OUT("    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has\n"
-        "     * median, min and max of every scalar metric */\n");
-    OUT("    ibrt_error err;\n    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    OUT("    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);\n    size_t nall = 0;\n    int worst = 0;\n");
-    OUT("    if (!all) {\n        fprintf(stderr, \"error: out of memory\\n\");\n        return 1;\n    }\n");
-    OUT("    for (int k = 0; k < o.seeds; k++) {\n        ibrt_opts one = o;\n        static char dir[1100];\n");
-    OUT("        one.seed = o.seed + (uint64_t)k;\n        one.quiet = 1;\n");
-    OUT("        snprintf(dir, sizeof dir, \"%%s/seed_%%llu\", o.out_dir, (unsigned long long)one.seed);\n        one.out_dir = dir;\n");
-    OUT("        int r = run(one);\n        if (r != 0 && r != 4)\n            return r;\n        if (r > worst)\n            worst = r;\n");
-    OUT("        if (!o.quiet)\n            fprintf(stderr, \"seed %%llu: %%s\\n\", (unsigned long long)one.seed, r ? \"a check FAILED\" : \"all checks pass\");\n");
-    OUT("        memcpy(all + nall, mt.m, sizeof *all * mt.n);\n        nall += mt.n;\n    }\n");
-    OUT("    ibrt_json *j = ibrt_json_new();\n    ibrt_json_obj_begin(j);\n    ibrt_json_key(j, \"model\");\n    ibrt_json_str(j, ");
-    emit_c_string(out, spec->model);
-    OUT(");\n    ibrt_json_key(j, \"seeds\");\n    ibrt_json_int(j, o.seeds);\n    ibrt_json_key(j, \"first_seed\");\n    ibrt_json_int(j, (long)o.seed);\n");
-    OUT("    ibrt_json_key(j, \"metrics\");\n    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);\n");
-    OUT("    ibrt_json_key(j, \"all_checks_pass\");\n    ibrt_json_bool(j, worst == 0);\n    ibrt_json_obj_end(j);\n");
-    OUT("    char path[1200];\n    snprintf(path, sizeof path, \"%%s/summary.json\", o.out_dir);\n");
-    OUT("    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {\n        fprintf(stderr, \"error: %%s\\n\", err.msg);\n        return 1;\n    }\n");
-    OUT("    if (!o.quiet)\n        printf(\"\\nsummary: %%s\\n\", path);\n    ibrt_json_free(j);\n    free(all);\n    return worst;\n}\n");
+    emit_driver_part(spec, models, nm, &teacher, dk, bmax, steps);
     for (int k = 0; k < nm; k++) {
         prog_free(&models[k].p);
         prog_free(&models[k].rp);

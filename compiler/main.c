@@ -308,20 +308,42 @@ static int cmd_build(int argc, char **argv)
     return build_spec(argv[1], argv[3]);
 }
 
-/* FNV-1a of the spec's bytes and the compiler version. */
-static unsigned long long spec_hash(const char *path, bool *ok)
+static unsigned long long fnv_file(unsigned long long h, const char *path, bool *ok)
 {
-    unsigned long long h = 1469598103934665603ull;
     FILE *f = fopen(path, "rb");
-    *ok = f != NULL;
-    if (!f)
-        return 0;
+    if (!f) {
+        *ok = false;
+        return h;
+    }
     int c;
     while ((c = fgetc(f)) != EOF)
         h = (h ^ (unsigned char)c) * 1099511628211ull;
     fclose(f);
+    return h;
+}
+
+/* FNV-1a of what a trainer is made of: the spec's bytes, the compiler
+ * build, the runtime library and its headers (a rebuilt runtime must not
+ * run a stale cached trainer). */
+static unsigned long long spec_hash(const char *path, bool *ok)
+{
+    unsigned long long h = 1469598103934665603ull;
+    *ok = true;
+    h = fnv_file(h, path, ok);
+    if (!*ok)
+        return 0;
     for (const char *v = IBC_VERSION " " __DATE__ " " __TIME__; *v; v++)
         h = (h ^ (unsigned char)*v) * 1099511628211ull;
+    char lib[PATH_MAX + 64];
+    bool have = true;
+    snprintf(lib, sizeof lib, "%s/build/libibrt.a", ibc_root());
+    h = fnv_file(h, lib, &have);
+    static const char *const headers[] = { "ibrt.h", "ibrt_data.h", "ibrt_driver.h", "ibrt_io.h", "ibrt_kernels.h",
+                                           "ibrt_mat.h" };
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
+        snprintf(lib, sizeof lib, "%s/runtime/%s", ibc_root(), headers[i]);
+        h = fnv_file(h, lib, &have);
+    }
     return h;
 }
 

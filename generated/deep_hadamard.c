@@ -12,69 +12,28 @@
  *   bias per index: 4/3 log(|a1[i]| |a2[i]| |a3[i]|) + log(3); balance: log det G minimiser a1[i]^2 : a2[i]^2 : a3[i]^2 = 1 : 1 : 1, dual slice a1[i]^2 : a2[i]^2 : a3[i]^2 = 1 : 1 : 1
  * Model 'vanilla': no rescaling symmetry.
  * Model 'l1': no rescaling symmetry.
+ *
+ * This file holds what is particular to the spec: each model's forward
+ * and reverse passes, balance quantities, structural checks and
+ * initialisation, the data set-up and the minibatch sampler.  Training,
+ * metrics, the check table, results, checkpoints and signals are the
+ * runtime's experiment driver (runtime/ibrt_driver.h).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_driver.h"
 #include "ibrt_io.h"
+#include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 
 enum { IN = 32, OUT = 1 };   /* per-sample input and output sizes */
-
-/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
- * dimensions as stored; BLAS gemv when one side is a single row or
- * column, gemm otherwise. */
-static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
-                      double beta, double *C, long ldc)
-{
-    if (N == 1)
-        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
-                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
-    else if (M == 1)
-        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
-                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
-    else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-/* The same for products too small for a BLAS call to pay (per-sample
- * blocks of a few hundred multiply-adds): plain loops the C compiler
- * specialises for the constant sizes of each call site.  A row of C is
- * accumulated in a local array (no aliasing with the tape, so the j loop
- * vectorises) over a contiguous copy of op(B). */
-static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
-                            long ldb, double beta, double *C, long ldc)
-{
-    double bt[1024], acc[1024];
-    const double *b = B;
-    if (tb) {
-        for (long k = 0; k < K; k++)
-            for (long j = 0; j < N; j++)
-                bt[k * N + j] = B[j * ldb + k];
-        b = bt;
-        ldb = N;
-    }
-    for (long i = 0; i < M; i++) {
-        for (long j = 0; j < N; j++)
-            acc[j] = 0;
-        for (long k = 0; k < K; k++) {
-            double a = ta ? A[k * lda + i] : A[i * lda + k];
-            for (long j = 0; j < N; j++)
-                acc[j] += a * b[k * ldb + j];
-        }
-        double *c = C + i * ldc;
-        for (long j = 0; j < N; j++)
-            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
-    }
-}
 
 
 /* ---- model 'designed': 96 parameters, tape of 88 values ---- */
@@ -98,7 +57,7 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
             tp[32 + e] = tp[0 + e] * th[64 + e];
     }
     /* v6 = v0 @ v5: (1 x 32) @ (32 x 1) per sample */
-    mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, tp + 32, 1, 0.0, tp + 64 + (0) * 1, 1);
+    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, tp + 32, 1, 0.0, tp + 64 + (0) * 1, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
@@ -113,7 +72,7 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
     (void)ad;
     (void)g;
     /* d(v0 @ v5): dA = dC op(B)', dB = op(A)' dC */
-    mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 64 + (0) * 1, 1, 0.0, ad + 32, 1);
+    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 64 + (0) * 1, 1, 0.0, ad + 32, 1);
     {
         for (long e = 0; e < 32; e++)
             ad[0 + e] = ad[32 + e] * th[64 + e];
@@ -257,6 +216,54 @@ static void m0_aw_forward(const double *restrict th, const double *restrict x, l
     }
 }
 
+/* m0: the designed parameter w(theta) */
+static void m0_w_of(const double *th, double *w)
+{
+    m0_w_forward(th, NULL, 1, m0_w_tp);
+    memcpy(w, m0_w_tp + 32, sizeof(double) * 32);
+}
+
+/* m0: the synthesised parameterisation on the numbers, A w(theta) =
+ * a1 * ... * aL: max |A w - product| / max |product| */
+static double m0_w_check(const double *th)
+{
+    m0_aw_forward(th, NULL, 1, m0_aw_tp);
+    double worst = 0, scale = 0;
+    for (long i = 0; i < 32; i++) {
+        double z = 1;
+        z *= th[0 + i];
+        z *= th[32 + i];
+        z *= th[64 + i];
+        scale = fmax(scale, fabs(z));
+        worst = fmax(worst, fabs(m0_aw_tp[64 + i] - z));
+    }
+    return worst / fmax(scale, 1e-300);
+}
+
+/* m0: initial parameters from the stream r */
+static void m0_init(double *th, ibrt_rng *r)
+{
+    (void)r;
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 32; e++)
+            th[0 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+    }
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 32; e++)
+            th[32 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+    }
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 32; e++)
+            th[64 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+    }
+}
+
 /* ---- model 'vanilla': 32 parameters, tape of 24 values ---- */
 static double m1_th[32], m1_g[32], m1_tp[25], m1_ad[25];
 /* m1: forward pass over a batch of nb samples (th: parameters, x: the
@@ -268,7 +275,7 @@ static void m1_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v2 = v0 @ v1: (1 x 32) @ (32 x 1) per sample */
-    mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
+    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
 }
 
 /* m1: reverse pass; ad[] holds the adjoint of the output at its tape
@@ -283,7 +290,7 @@ static void m1_backward(const double *restrict th, const double *restrict x, lon
     (void)ad;
     (void)g;
     /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
+    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
 }
 
 /* m1: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -310,6 +317,18 @@ static void m1_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     (void)y0;
 }
 
+/* m1: initial parameters from the stream r */
+static void m1_init(double *th, ibrt_rng *r)
+{
+    (void)r;
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 32; e++)
+            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(r));
+    }
+}
+
 /* ---- model 'l1': 32 parameters, tape of 24 values ---- */
 static double m2_th[32], m2_g[32], m2_tp[25], m2_ad[25];
 /* m2: forward pass over a batch of nb samples (th: parameters, x: the
@@ -321,7 +340,7 @@ static void m2_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v2 = v0 @ v1: (1 x 32) @ (32 x 1) per sample */
-    mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
+    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
 }
 
 /* m2: reverse pass; ad[] holds the adjoint of the output at its tape
@@ -336,7 +355,7 @@ static void m2_backward(const double *restrict th, const double *restrict x, lon
     (void)ad;
     (void)g;
     /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
+    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
 }
 
 /* m2: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -363,24 +382,23 @@ static void m2_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     (void)y0;
 }
 
+/* m2: initial parameters from the stream r */
+static void m2_init(double *th, ibrt_rng *r)
+{
+    (void)r;
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 32; e++)
+            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(r));
+    }
+}
+
 enum { BMAX = 24 };   /* samples per step */
 static double bx[BMAX * IN], by[BMAX * OUT];
 
-/* SGD on one model; returns the final training loss. */
-typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
-    void (*balance)(const double *, double *, double *, double *, double *);
-    double *th, *g, *tp, *ad;
-    long nth, tape, root, nbal;
-    double lr, l1;
-    long l1_off, l1_size;
-    const char *name;
-    bool root_batched;   /* the output depends on the inputs */
-} model_t;
-
-/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
- * returns its number of samples.  Nothing is allocated. */
+/* One minibatch: *X its inputs, *Y its labels; returns its number
+ * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
@@ -393,679 +411,135 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     return (long)ds->n_train;
 }
 
-/* Mean squared error over the n samples (and output entries); with
- * grad, its gradient into m->g.  The samples go through the tape in
- * chunks of at most BMAX: one chunk, unless a data file holds more
- * samples than the tape (full batch over a file). */
-static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
+/* Fixed operators, the data (stream 0) and the teacher (stream 1) for
+ * one seed; an error names the file or generator at fault. */
+static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    double loss = 0, norm = (double)n * OUT;
-    if (grad)
-        memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    /* an output of the parameters alone is one value for every sample */
-    const long os = m->root_batched ? OUT : 0;
-    double *dy = m->ad + m->root;
-    for (long c0 = 0; c0 < n; c0 += BMAX) {
-        long nb = n - c0 < BMAX ? n - c0 : BMAX;
-        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
-        m->forward(m->th, x, nb, m->tp);
-        if (grad && !m->root_batched)
-            memset(dy, 0, sizeof(double) * OUT);
-        for (long s = 0; s < nb; s++)
-            for (long o = 0; o < OUT; o++) {
-                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]);
-                loss += r * r / norm;
-                if (grad)
-                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
-            }
-        if (grad)
-            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
-    }
-    if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
-        for (long e = 0; e < m->l1_size; e++) {
-            double w = m->th[m->l1_off + e];
-            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));
-        }
-    return loss;
-}
-
-/* Largest relative difference between the analytic gradient and central
- * differences, over every parameter entry. */
-/* A scalar metric: into results.json as NAME_MODEL, and into the table. */
-static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s%s%s", name, *model ? "_" : "", model);
-    ibrt_json_key(j, key);
-    ibrt_json_num(j, v);
-    ibrt_metrics_add(t, name, model, v);
-}
-
-static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
-{
-    static double ga[97];   /* the largest model */
-    double l1 = m->l1, worst = 0, scale = 0;
-    m->l1 = 0;
-    loss_and_grad(m, X, Y, nb, true);
-    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
-    for (long e = 0; e < m->nth; e++)
-        scale = fmax(scale, fabs(ga[e]));
-    *skipped = 0;
-    for (long e = 0; e < m->nth; e++) {
-        double t = m->th[e], fd[2];
-        for (int q = 0; q < 2; q++) {
-            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
-            m->th[e] = t + h;
-            double lp = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t - h;
-            double lm = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t;
-            fd[q] = (lp - lm) / (2 * h);
-        }
-        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {
-            (*skipped)++;
-            continue;
-        }
-        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));
-    }
-    m->l1 = l1;
-    return worst;
-}
-
-static ibrt_metrics mt;   /* this run's scalar metrics */
-
-/* --gradcheck: compare the analytic gradient of every model with central
- * differences at its initial point, print the result, train nothing. */
-static bool gradcheck_only;
-
-/* One whole experiment at seed o.seed: data, every model, metrics,
- * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
-static int run(ibrt_opts o)
-{
-    mt.n = 0;
-    bool gc_failed = false;
-    ibrt_error err;
+    (void)ds;
+    (void)quiet;
     ibrt_status st;
-        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
     ibrt_rng rd;
-    ibrt_rng_fork(&rd, o.seed, 0);   /* stream 0: data */
-    static ibrt_dataset dsv;
-    ibrt_dataset *ds = &dsv;
+    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
     /* data: sparse_regression */
-    st = ibrt_gen_sparse_regression(ds, &rd, 32, 24, 2000, 3, 0.050000000000000003, &err);
+    st = ibrt_gen_sparse_regression(ds, &rd, 32, 24, 2000, 3, 0.050000000000000003, err);
     if (st != IBRT_OK) {
-        fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
+        ibrt_error e = *err;
+        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
+        return st;
     }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "deep_hadamard");
-    ibrt_json_key(j, "steps");
-    ibrt_json_int(j, o.steps);
-    ibrt_json_key(j, "seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_json_obj_begin(j);
-    static ibrt_checks checks;
-    checks.n = 0;
-    double t0 = ibrt_time_now();
-    char path[1200];
-    if (!o.quiet && !gradcheck_only)
-        printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
-
-    /* ================= model 'designed' ================= */
-    {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 96, 89, 64, 0, 0.01, 0, 0, 0, "designed", true };
-        ibrt_rng ri, rb;
-        ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
-        ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 32; e++)
-            m0_th[0 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(&ri));
-    }
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 32; e++)
-            m0_th[32 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(&ri));
-    }
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 32; e++)
-            m0_th[64 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(&ri));
-    }
-        ibrt_rng rs;
-        ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        const double *X, *Y;
-        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
-        m0_structure(X, &rs, &checks, "designed, init");
-        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
-        snprintf(path, sizeof path, "gradient vs central differences (designed)");
-        char detail[128];
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
-        ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
-            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
-            gc_failed = gc_failed || !gok;
-            goto done_0;
-        }
-        snprintf(path, sizeof path, "%s/trace_designed.csv", o.out_dir);
-        ibrt_csv tr;
-        if (ibrt_csv_open(&tr, path, "step,loss", &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        long every = 100;   /* trace interval, scaled to --steps */
-        if (o.steps != 20000L)
-            every = o.steps / 200 > 0 ? o.steps / 200 : 1;
-        ibrt_progress pg;
-        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
-        double loss = 0, ts = ibrt_time_now();
-        for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb, &X, &Y);
-            loss = loss_and_grad(&m, X, Y, nb, true);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
-                        "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
-                ibrt_csv_close(&tr, &err);
-                return 3;
-            }
-            for (long e = 0; e < m.nth; e++)
-                m.th[e] -= m.lr * m.g[e];
-            if (step % every == 0 || step == o.steps - 1) {
-                double row[2] = { (double)step, loss };
-                ibrt_csv_row(&tr, row, 2);
-            }
-            ibrt_progress_update(&pg, step + 1, loss);
-        }
-        m0_structure(X, &rs, &checks, "designed, end");
-        ibrt_progress_end(&pg);
-        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
-        if (ibrt_csv_close(&tr, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        {
-            size_t shp[2] = { 32, 1 };
-            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "a1");
-            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        {
-            size_t shp[2] = { 32, 1 };
-            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "a2");
-            if (ibrt_npy_write(path, m.th + 32, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        {
-            size_t shp[2] = { 32, 1 };
-            snprintf(path, sizeof path, "%s/designed_%s.npy", o.out_dir, "a3");
-            if (ibrt_npy_write(path, m.th + 64, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        if (!o.quiet)
-            printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        put(j, &mt, "final_loss", "designed", loss);
-        if (ds->n_test > 0) {
-            double mse = 0;
-            /* the test set in chunks of BMAX samples: the tape holds no more */
-            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {
-                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;
-                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);
-                for (long s = 0; s < nc; s++)
-                    for (long e = 0; e < OUT; e++) {
-                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];
-                        mse += r * r;
-                    }
-            }
-            put(j, &mt, "test_mse", "designed", mse / (double)(ds->n_test * OUT));
-        }
-        {
-            static double w[32];
-            m0_w_forward(m.th, NULL, 1, m0_w_tp);
-            memcpy(w, m0_w_tp + 32, sizeof w);
-            m0_aw_forward(m.th, NULL, 1, m0_aw_tp);
-            double worst = 0, scale = 0;
-            for (long i = 0; i < 32; i++) {
-                double z = 1;
-                z *= m.th[0 + i];
-                z *= m.th[32 + i];
-                z *= m.th[64 + i];
-                scale = fmax(scale, fabs(z));
-                worst = fmax(worst, fabs(m0_aw_tp[64 + i] - z));
-            }
-            ibrt_checks_add(&checks, "designed parameterisation: A w = product of factors", worst / fmax(scale, 1e-300), 0, 1e-10,
-                            worst <= 1e-10 * fmax(scale, 1e-300), "max |A w - a1*...*aL| / max |a1*...*aL|");
-            snprintf(path, sizeof path, "%s/w_designed.npy", o.out_dir);
-            size_t shp[1] = { 32 };
-            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-            if (ds->truth_size == 32) {
-                double rec = 0, tv = 0;
-                ibrt_csv wc;
-                snprintf(path, sizeof path, "%s/w_designed.csv", o.out_dir);
-                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
-                    for (long i = 0; i < 32; i++) {
-                        double row[3] = { (double)i, w[i], ds->truth[i] };
-                        ibrt_csv_row(&wc, row, 3);
-                    }
-                    ibrt_csv_close(&wc, &err);
-                }
-                for (long i = 0; i < 32; i++) {
-                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 32.0;
-                    if (i)
-                        tv += fabs(w[i] - w[i - 1]);
-                }
-                put(j, &mt, "recon_mse", "designed", rec);
-                put(j, &mt, "tv", "designed", tv);
-                put(j, &mt, "fit_mse", "designed", loss);
-                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
-                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
-                    double sup[64];
-                    bool used[32] = { false };
-                    for (size_t q = 0; q < ds->nonzeros; q++) {
-                        long best = -1;
-                        for (long i = 0; i < 32; i++)
-                            if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))
-                                best = i;
-                        used[best] = true;
-                    }
-                    size_t c = 0;
-                    for (long i = 0; i < 32; i++)
-                        if (used[i])
-                            sup[c++] = (double)i;
-        ibrt_json_key(j, "support_designed");
-                    ibrt_json_nums(j, sup, c);
-                    c = 0;
-                    for (long i = 0; i < 32; i++)
-                        if (ds->truth[i] != 0)
-                            sup[c++] = (double)i;
-                    ibrt_json_key(j, "support_true");
-                    ibrt_json_nums(j, sup, c);
-                }
-            }
-        }
-    done_0:;
-    }
-
-    /* ================= model 'vanilla' ================= */
-    {
-        model_t m = { m1_forward, m1_backward, m1_balance, m1_th, m1_g, m1_tp, m1_ad, 32, 25, 0, 0, 0.01, 0, 0, 0, "vanilla", true };
-        ibrt_rng ri, rb;
-        ibrt_rng_fork(&ri, o.seed, 4);   /* this model's initialisation */
-        ibrt_rng_fork(&rb, o.seed, 5);   /* its batches */
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 32; e++)
-            m1_th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(&ri));
-    }
-        ibrt_rng rs;
-        ibrt_rng_fork(&rs, o.seed, 1001);   /* structural checks */
-        const double *X, *Y;
-        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
-        m1_structure(X, &rs, &checks, "vanilla, init");
-        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
-        snprintf(path, sizeof path, "gradient vs central differences (vanilla)");
-        char detail[128];
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
-        ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
-            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
-            gc_failed = gc_failed || !gok;
-            goto done_1;
-        }
-        snprintf(path, sizeof path, "%s/trace_vanilla.csv", o.out_dir);
-        ibrt_csv tr;
-        if (ibrt_csv_open(&tr, path, "step,loss", &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        long every = 100;   /* trace interval, scaled to --steps */
-        if (o.steps != 20000L)
-            every = o.steps / 200 > 0 ? o.steps / 200 : 1;
-        ibrt_progress pg;
-        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
-        double loss = 0, ts = ibrt_time_now();
-        for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb, &X, &Y);
-            loss = loss_and_grad(&m, X, Y, nb, true);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
-                        "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
-                ibrt_csv_close(&tr, &err);
-                return 3;
-            }
-            for (long e = 0; e < m.nth; e++)
-                m.th[e] -= m.lr * m.g[e];
-            if (step % every == 0 || step == o.steps - 1) {
-                double row[2] = { (double)step, loss };
-                ibrt_csv_row(&tr, row, 2);
-            }
-            ibrt_progress_update(&pg, step + 1, loss);
-        }
-        m1_structure(X, &rs, &checks, "vanilla, end");
-        ibrt_progress_end(&pg);
-        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
-        if (ibrt_csv_close(&tr, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        {
-            size_t shp[2] = { 32, 1 };
-            snprintf(path, sizeof path, "%s/vanilla_%s.npy", o.out_dir, "w");
-            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        if (!o.quiet)
-            printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        put(j, &mt, "final_loss", "vanilla", loss);
-        if (ds->n_test > 0) {
-            double mse = 0;
-            /* the test set in chunks of BMAX samples: the tape holds no more */
-            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {
-                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;
-                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);
-                for (long s = 0; s < nc; s++)
-                    for (long e = 0; e < OUT; e++) {
-                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];
-                        mse += r * r;
-                    }
-            }
-            put(j, &mt, "test_mse", "vanilla", mse / (double)(ds->n_test * OUT));
-        }
-        {
-            static double w[32];
-            memcpy(w, m.th + 0, sizeof w);
-            snprintf(path, sizeof path, "%s/w_vanilla.npy", o.out_dir);
-            size_t shp[1] = { 32 };
-            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-            if (ds->truth_size == 32) {
-                double rec = 0, tv = 0;
-                ibrt_csv wc;
-                snprintf(path, sizeof path, "%s/w_vanilla.csv", o.out_dir);
-                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
-                    for (long i = 0; i < 32; i++) {
-                        double row[3] = { (double)i, w[i], ds->truth[i] };
-                        ibrt_csv_row(&wc, row, 3);
-                    }
-                    ibrt_csv_close(&wc, &err);
-                }
-                for (long i = 0; i < 32; i++) {
-                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 32.0;
-                    if (i)
-                        tv += fabs(w[i] - w[i - 1]);
-                }
-                put(j, &mt, "recon_mse", "vanilla", rec);
-                put(j, &mt, "tv", "vanilla", tv);
-                put(j, &mt, "fit_mse", "vanilla", loss);
-                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
-                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
-                    double sup[64];
-                    bool used[32] = { false };
-                    for (size_t q = 0; q < ds->nonzeros; q++) {
-                        long best = -1;
-                        for (long i = 0; i < 32; i++)
-                            if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))
-                                best = i;
-                        used[best] = true;
-                    }
-                    size_t c = 0;
-                    for (long i = 0; i < 32; i++)
-                        if (used[i])
-                            sup[c++] = (double)i;
-        ibrt_json_key(j, "support_vanilla");
-                    ibrt_json_nums(j, sup, c);
-                }
-            }
-        }
-    done_1:;
-    }
-
-    /* ================= model 'l1' ================= */
-    {
-        model_t m = { m2_forward, m2_backward, m2_balance, m2_th, m2_g, m2_tp, m2_ad, 32, 25, 0, 0, 0.01, 0.050000000000000003, 0, 32, "l1", true };
-        ibrt_rng ri, rb;
-        ibrt_rng_fork(&ri, o.seed, 6);   /* this model's initialisation */
-        ibrt_rng_fork(&rb, o.seed, 7);   /* its batches */
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 32; e++)
-            m2_th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(&ri));
-    }
-        ibrt_rng rs;
-        ibrt_rng_fork(&rs, o.seed, 1002);   /* structural checks */
-        const double *X, *Y;
-        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
-        m2_structure(X, &rs, &checks, "l1, init");
-        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
-        snprintf(path, sizeof path, "gradient vs central differences (l1)");
-        char detail[128];
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
-        ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
-            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
-            gc_failed = gc_failed || !gok;
-            goto done_2;
-        }
-        snprintf(path, sizeof path, "%s/trace_l1.csv", o.out_dir);
-        ibrt_csv tr;
-        if (ibrt_csv_open(&tr, path, "step,loss", &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        long every = 100;   /* trace interval, scaled to --steps */
-        if (o.steps != 20000L)
-            every = o.steps / 200 > 0 ? o.steps / 200 : 1;
-        ibrt_progress pg;
-        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
-        double loss = 0, ts = ibrt_time_now();
-        for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb, &X, &Y);
-            loss = loss_and_grad(&m, X, Y, nb, true);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
-                        "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
-                ibrt_csv_close(&tr, &err);
-                return 3;
-            }
-            for (long e = 0; e < m.nth; e++)
-                m.th[e] -= m.lr * m.g[e];
-            if (step % every == 0 || step == o.steps - 1) {
-                double row[2] = { (double)step, loss };
-                ibrt_csv_row(&tr, row, 2);
-            }
-            ibrt_progress_update(&pg, step + 1, loss);
-        }
-        m2_structure(X, &rs, &checks, "l1, end");
-        ibrt_progress_end(&pg);
-        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
-        if (ibrt_csv_close(&tr, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        {
-            size_t shp[2] = { 32, 1 };
-            snprintf(path, sizeof path, "%s/l1_%s.npy", o.out_dir, "w");
-            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        if (!o.quiet)
-            printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        put(j, &mt, "final_loss", "l1", loss);
-        if (ds->n_test > 0) {
-            double mse = 0;
-            /* the test set in chunks of BMAX samples: the tape holds no more */
-            for (size_t s0 = 0; s0 < ds->n_test; s0 += BMAX) {
-                long nc = ds->n_test - s0 < BMAX ? (long)(ds->n_test - s0) : BMAX;
-                m.forward(m.th, ds->x_test + s0 * IN, nc, m.tp);
-                for (long s = 0; s < nc; s++)
-                    for (long e = 0; e < OUT; e++) {
-                        double r = m.tp[m.root + (m.root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + s) * OUT + e];
-                        mse += r * r;
-                    }
-            }
-            put(j, &mt, "test_mse", "l1", mse / (double)(ds->n_test * OUT));
-        }
-        {
-            static double w[32];
-            memcpy(w, m.th + 0, sizeof w);
-            snprintf(path, sizeof path, "%s/w_l1.npy", o.out_dir);
-            size_t shp[1] = { 32 };
-            if (ibrt_npy_write(path, w, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-            if (ds->truth_size == 32) {
-                double rec = 0, tv = 0;
-                ibrt_csv wc;
-                snprintf(path, sizeof path, "%s/w_l1.csv", o.out_dir);
-                if (ibrt_csv_open(&wc, path, "i,w,truth", &err) == IBRT_OK) {
-                    for (long i = 0; i < 32; i++) {
-                        double row[3] = { (double)i, w[i], ds->truth[i] };
-                        ibrt_csv_row(&wc, row, 3);
-                    }
-                    ibrt_csv_close(&wc, &err);
-                }
-                for (long i = 0; i < 32; i++) {
-                    rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / 32.0;
-                    if (i)
-                        tv += fabs(w[i] - w[i - 1]);
-                }
-                put(j, &mt, "recon_mse", "l1", rec);
-                put(j, &mt, "tv", "l1", tv);
-                put(j, &mt, "fit_mse", "l1", loss);
-                /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
-                if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
-                    double sup[64];
-                    bool used[32] = { false };
-                    for (size_t q = 0; q < ds->nonzeros; q++) {
-                        long best = -1;
-                        for (long i = 0; i < 32; i++)
-                            if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))
-                                best = i;
-                        used[best] = true;
-                    }
-                    size_t c = 0;
-                    for (long i = 0; i < 32; i++)
-                        if (used[i])
-                            sup[c++] = (double)i;
-        ibrt_json_key(j, "support_l1");
-                    ibrt_json_nums(j, sup, c);
-                }
-            }
-        }
-    done_2:;
-    }
-    if (gradcheck_only) {
-        ibrt_json_free(j);
-        ibrt_dataset_free(ds);
-        return gc_failed ? 5 : 0;
-    }
-
-    ibrt_json_obj_end(j);
-    ibrt_json_key(j, "wall_seconds");
-    ibrt_json_num(j, ibrt_time_now() - t0);
-    ibrt_json_key(j, "checks");
-    ibrt_checks_to_json(&checks, j);
-    ibrt_json_obj_end(j);
-    snprintf(path, sizeof path, "%s/results.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet) {
-        printf("\n");
-        ibrt_metrics_print(&mt, stdout);
-        printf("\n");
-        ibrt_checks_print(&checks, stdout);
-        printf("\nresults: %s\n", path);
-    }
-    bool pass = ibrt_checks_all_pass(&checks);
-    ibrt_json_free(j);
-    ibrt_dataset_free(ds);
-    return pass ? 0 : 4;
+    return IBRT_OK;
 }
+
+static const ibrt_param m0_params[] = {
+    { "a1", 0, 32, 1, 1 },
+    { "a2", 32, 32, 1, 1 },
+    { "a3", 64, 32, 1, 1 },
+};
+static const ibrt_param m1_params[] = {
+    { "w", 0, 32, 1, 1 },
+};
+static const ibrt_param m2_params[] = {
+    { "w", 0, 32, 1, 1 },
+};
+
+static ibrt_model models[] = {
+    {
+        .name = "designed",
+        .suffix = "designed",
+        .nth = 96,
+        .tape = 89,
+        .root = 64,
+        .root_batched = true,
+        .th = m0_th,
+        .g = m0_g,
+        .tp = m0_tp,
+        .ad = m0_ad,
+        .lr = 0.01,
+        .l1 = 0,
+        .l1_off = 0,
+        .l1_size = 0,
+        .init = m0_init,
+        .forward = m0_forward,
+        .backward = m0_backward,
+        .structure = m0_structure,
+        .balance = m0_balance,
+        .nparams = 3,
+        .params = m0_params,
+        .w_size = 32,
+        .w_of = m0_w_of,
+        .w_check = m0_w_check,
+    },
+    {
+        .name = "vanilla",
+        .suffix = "vanilla",
+        .nth = 32,
+        .tape = 25,
+        .root = 0,
+        .root_batched = true,
+        .th = m1_th,
+        .g = m1_g,
+        .tp = m1_tp,
+        .ad = m1_ad,
+        .lr = 0.01,
+        .l1 = 0,
+        .l1_off = 0,
+        .l1_size = 0,
+        .init = m1_init,
+        .forward = m1_forward,
+        .backward = m1_backward,
+        .structure = m1_structure,
+        .balance = m1_balance,
+        .nparams = 1,
+        .params = m1_params,
+        .w_size = 32,
+        .w_off = 0,
+    },
+    {
+        .name = "l1",
+        .suffix = "l1",
+        .nth = 32,
+        .tape = 25,
+        .root = 0,
+        .root_batched = true,
+        .th = m2_th,
+        .g = m2_g,
+        .tp = m2_tp,
+        .ad = m2_ad,
+        .lr = 0.01,
+        .l1 = 0.050000000000000003,
+        .l1_off = 0,
+        .l1_size = 32,
+        .init = m2_init,
+        .forward = m2_forward,
+        .backward = m2_backward,
+        .structure = m2_structure,
+        .balance = m2_balance,
+        .nparams = 1,
+        .params = m2_params,
+        .w_size = 32,
+        .w_off = 0,
+    },
+};
+
+static const ibrt_problem problem = {
+    .name = "deep_hadamard",
+    .description = "depth-3 log-sparsity design on linear regression",
+    .default_steps = 20000L,
+    .default_seed = 0ULL,
+    .record_every = 100,
+    .in = IN,
+    .out = OUT,
+    .bmax = BMAX,
+    .bx = bx,
+    .minibatch = false,
+    .gradient_tol = 9.9999999999999995e-07,
+    .setup = setup,
+    .draw_batch = draw_batch,
+    .nmodels = 3,
+    .models = models,
+};
 
 int main(int argc, char **argv)
 {
-    ibrt_opts o;
-    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
-            gradcheck_only = true;
-        else
-            argv[ac++] = argv[i];
-    }
-    argv[ac] = NULL;
-    int rc = ibrt_opts_parse(ac, argv, &o, "deep_hadamard", "depth-3 log-sparsity design on linear regression", 20000L, 0ULL);
-    if (rc > 0)
-        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
-               "                differences at its initial point and exit (status 5 on failure)\n");
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (o.seeds == 1 || gradcheck_only)
-        return run(o);
-    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
-     * median, min and max of every scalar metric */
-    ibrt_error err;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
-    size_t nall = 0;
-    int worst = 0;
-    if (!all) {
-        fprintf(stderr, "error: out of memory\n");
-        return 1;
-    }
-    for (int k = 0; k < o.seeds; k++) {
-        ibrt_opts one = o;
-        static char dir[1100];
-        one.seed = o.seed + (uint64_t)k;
-        one.quiet = 1;
-        snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
-        one.out_dir = dir;
-        int r = run(one);
-        if (r != 0 && r != 4)
-            return r;
-        if (r > worst)
-            worst = r;
-        if (!o.quiet)
-            fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
-        memcpy(all + nall, mt.m, sizeof *all * mt.n);
-        nall += mt.n;
-    }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "deep_hadamard");
-    ibrt_json_key(j, "seeds");
-    ibrt_json_int(j, o.seeds);
-    ibrt_json_key(j, "first_seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
-    ibrt_json_key(j, "all_checks_pass");
-    ibrt_json_bool(j, worst == 0);
-    ibrt_json_obj_end(j);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/summary.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet)
-        printf("\nsummary: %s\n", path);
-    ibrt_json_free(j);
-    free(all);
-    return worst;
+    return ibrt_main(argc, argv, &problem);
 }

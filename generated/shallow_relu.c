@@ -6,69 +6,28 @@
  *   generators: rescaling of (W[j,:], v[j]), one per j (16)
  *   det G = 1 n(W[j,:]) + 1 n(v[j])
  *   bias per index: 1 log(||W[j,:]|| |v[j]|) + log(2); balance: log det G minimiser ||W[j,:]||^2/v[j]^2 = 1, dual slice ||W[j,:]||^2/v[j]^2 = 1
+ *
+ * This file holds what is particular to the spec: each model's forward
+ * and reverse passes, balance quantities, structural checks and
+ * initialisation, the data set-up and the minibatch sampler.  Training,
+ * metrics, the check table, results, checkpoints and signals are the
+ * runtime's experiment driver (runtime/ibrt_driver.h).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_driver.h"
 #include "ibrt_io.h"
+#include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 
 enum { IN = 3, OUT = 1 };   /* per-sample input and output sizes */
-
-/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
- * dimensions as stored; BLAS gemv when one side is a single row or
- * column, gemm otherwise. */
-static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
-                      double beta, double *C, long ldc)
-{
-    if (N == 1)
-        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
-                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
-    else if (M == 1)
-        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
-                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
-    else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-/* The same for products too small for a BLAS call to pay (per-sample
- * blocks of a few hundred multiply-adds): plain loops the C compiler
- * specialises for the constant sizes of each call site.  A row of C is
- * accumulated in a local array (no aliasing with the tape, so the j loop
- * vectorises) over a contiguous copy of op(B). */
-static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
-                            long ldb, double beta, double *C, long ldc)
-{
-    double bt[1024], acc[1024];
-    const double *b = B;
-    if (tb) {
-        for (long k = 0; k < K; k++)
-            for (long j = 0; j < N; j++)
-                bt[k * N + j] = B[j * ldb + k];
-        b = bt;
-        ldb = N;
-    }
-    for (long i = 0; i < M; i++) {
-        for (long j = 0; j < N; j++)
-            acc[j] = 0;
-        for (long k = 0; k < K; k++) {
-            double a = ta ? A[k * lda + i] : A[i * lda + k];
-            for (long j = 0; j < N; j++)
-                acc[j] += a * b[k * ldb + j];
-        }
-        double *c = C + i * ldc;
-        for (long j = 0; j < N; j++)
-            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
-    }
-}
 
 
 /* ---- model 'model': 64 parameters, tape of 264 values ---- */
@@ -82,14 +41,14 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v3 = v1 @ v2: (16 x 3) @ (3 x 1) per sample */
-    mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
+    ibrt_mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
     /* v4 = relu(v3) */
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 16; e++)
             tp[128 + s * 16 + e] = (tp[0 + s * 16 + e] > 0 ? tp[0 + s * 16 + e] : 0);
     }
     /* v5 = v0 @ v4: (1 x 16) @ (16 x 1) per sample */
-    mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
+    ibrt_mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
@@ -104,15 +63,15 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
     (void)ad;
     (void)g;
     /* d(v0 @ v4): dA = dC op(B)', dB = op(A)' dC */
-    mm(1, 0, 1, 16, nb, ad + 256 + (0) * 1, 1, tp + 128 + (0) * 16, 16, 1.0, g + 48, 16);
-    mm(0, 0, nb, 16, 1, ad + 256 + (0) * 1, 1, th + 48, 16, 0.0, ad + 128 + (0) * 16, 16);
+    ibrt_mm(1, 0, 1, 16, nb, ad + 256 + (0) * 1, 1, tp + 128 + (0) * 16, 16, 1.0, g + 48, 16);
+    ibrt_mm(0, 0, nb, 16, 1, ad + 256 + (0) * 1, 1, th + 48, 16, 0.0, ad + 128 + (0) * 16, 16);
     /* d relu */
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 16; e++)
             ad[0 + s * 16 + e] = ad[128 + s * 16 + e] * (tp[0 + s * 16 + e] > 0);
     }
     /* d(v1 @ v2): dA = dC op(B)', dB = op(A)' dC */
-    mm(1, 0, 16, 3, nb, ad + 0 + (0) * 16, 16, x + (0) * IN + 0, IN, 1.0, g + 0, 3);
+    ibrt_mm(1, 0, 16, 3, nb, ad + 0 + (0) * 16, 16, x + (0) * IN + 0, IN, 1.0, g + 0, 3);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -197,6 +156,32 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
 }
 
+/* m0: initial parameters from the stream r */
+static void m0_init(double *th, ibrt_rng *r)
+{
+    (void)r;
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 48; e++)
+            th[0 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(r));
+    }
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 16; e++)
+            th[48 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(r));
+    }
+    /* unbalance along family 1: t_i = linspace(-1.2, 1.2, 16) */
+    for (long i = 0; i < 16; i++) {
+        double t = -1.2 + (2.3999999999999999) * (double)i / 15.0;
+        {
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th[e] *= exp(1 * t); }
+            { long e = 48 + (i); th[e] *= exp(-1 * t); }
+        }
+    }
+}
+
 /* ---- the teacher: the same predictor with fixed weights ---- */
 static double te_th[64], te_tp[265];
 /* te: forward pass over a batch of nb samples (th: parameters, x: the
@@ -208,34 +193,21 @@ static void te_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v3 = v1 @ v2: (16 x 3) @ (3 x 1) per sample */
-    mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
+    ibrt_mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
     /* v4 = relu(v3) */
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 16; e++)
             tp[128 + s * 16 + e] = (tp[0 + s * 16 + e] > 0 ? tp[0 + s * 16 + e] : 0);
     }
     /* v5 = v0 @ v4: (1 x 16) @ (16 x 1) per sample */
-    mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
+    ibrt_mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
 }
 
 enum { BMAX = 8 };   /* samples per step */
 static double bx[BMAX * IN], by[BMAX * OUT];
 
-/* SGD on one model; returns the final training loss. */
-typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
-    void (*balance)(const double *, double *, double *, double *, double *);
-    double *th, *g, *tp, *ad;
-    long nth, tape, root, nbal;
-    double lr, l1;
-    long l1_off, l1_size;
-    const char *name;
-    bool root_batched;   /* the output depends on the inputs */
-} model_t;
-
-/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
- * returns its number of samples.  Nothing is allocated. */
+/* One minibatch: *X its inputs, *Y its labels; returns its number
+ * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
@@ -252,116 +224,25 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     return BMAX;
 }
 
-/* Mean squared error over the n samples (and output entries); with
- * grad, its gradient into m->g.  The samples go through the tape in
- * chunks of at most BMAX: one chunk, unless a data file holds more
- * samples than the tape (full batch over a file). */
-static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
+/* Fixed operators, the data (stream 0) and the teacher (stream 1) for
+ * one seed; an error names the file or generator at fault. */
+static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    double loss = 0, norm = (double)n * OUT;
-    if (grad)
-        memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    /* an output of the parameters alone is one value for every sample */
-    const long os = m->root_batched ? OUT : 0;
-    double *dy = m->ad + m->root;
-    for (long c0 = 0; c0 < n; c0 += BMAX) {
-        long nb = n - c0 < BMAX ? n - c0 : BMAX;
-        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
-        m->forward(m->th, x, nb, m->tp);
-        if (grad && !m->root_batched)
-            memset(dy, 0, sizeof(double) * OUT);
-        for (long s = 0; s < nb; s++)
-            for (long o = 0; o < OUT; o++) {
-                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]);
-                loss += r * r / norm;
-                if (grad)
-                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
-            }
-        if (grad)
-            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
-    }
-    if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
-        for (long e = 0; e < m->l1_size; e++) {
-            double w = m->th[m->l1_off + e];
-            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));
-        }
-    return loss;
-}
-
-/* Largest relative difference between the analytic gradient and central
- * differences, over every parameter entry. */
-/* A scalar metric: into results.json as NAME_MODEL, and into the table. */
-static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s%s%s", name, *model ? "_" : "", model);
-    ibrt_json_key(j, key);
-    ibrt_json_num(j, v);
-    ibrt_metrics_add(t, name, model, v);
-}
-
-static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
-{
-    static double ga[65];   /* the largest model */
-    double l1 = m->l1, worst = 0, scale = 0;
-    m->l1 = 0;
-    loss_and_grad(m, X, Y, nb, true);
-    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
-    for (long e = 0; e < m->nth; e++)
-        scale = fmax(scale, fabs(ga[e]));
-    *skipped = 0;
-    for (long e = 0; e < m->nth; e++) {
-        double t = m->th[e], fd[2];
-        for (int q = 0; q < 2; q++) {
-            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
-            m->th[e] = t + h;
-            double lp = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t - h;
-            double lm = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t;
-            fd[q] = (lp - lm) / (2 * h);
-        }
-        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {
-            (*skipped)++;
-            continue;
-        }
-        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));
-    }
-    m->l1 = l1;
-    return worst;
-}
-
-static ibrt_metrics mt;   /* this run's scalar metrics */
-
-/* --gradcheck: compare the analytic gradient of every model with central
- * differences at its initial point, print the result, train nothing. */
-static bool gradcheck_only;
-
-/* One whole experiment at seed o.seed: data, every model, metrics,
- * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
-static int run(ibrt_opts o)
-{
-    mt.n = 0;
-    bool gc_failed = false;
-    ibrt_error err;
+    (void)ds;
+    (void)quiet;
     ibrt_status st;
-        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
     ibrt_rng rd;
-    ibrt_rng_fork(&rd, o.seed, 0);   /* stream 0: data */
-    static ibrt_dataset dsv;
-    ibrt_dataset *ds = &dsv;
+    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
     /* data: teacher */
     st = IBRT_OK;
     if (st != IBRT_OK) {
-        fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
+        ibrt_error e = *err;
+        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
+        return st;
     }
     /* teacher weights (stream 1) */
     ibrt_rng rt;
-    ibrt_rng_fork(&rt, o.seed, 1);
+    ibrt_rng_fork(&rt, seed, 1);
     /* parameter ~ */
     {
         double f = 1.0;
@@ -374,305 +255,68 @@ static int run(ibrt_opts o)
         for (int e = 0; e < 16; e++)
             te_th[48 + e] = f * (0 + 1.5 * ibrt_rng_normal(&rt));
     }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "shallow_relu");
-    ibrt_json_key(j, "steps");
-    ibrt_json_int(j, o.steps);
-    ibrt_json_key(j, "seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_json_obj_begin(j);
-    static ibrt_checks checks;
-    checks.n = 0;
-    double t0 = ibrt_time_now();
-    char path[1200];
-    static double chi[17], ratio[17], nA0[17], nB0[17], nA[17], nB[17], mA[17], mB[17], pr[17];
-    (void)mA;
-    (void)mB;
-    (void)pr;
-    if (!o.quiet && !gradcheck_only)
-        printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
-
-    /* ================= model 'model' ================= */
-    {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 64, 265, 256, 16, 5.0000000000000002e-05, 0, 0, 0, "model", true };
-        ibrt_rng ri, rb;
-        ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
-        ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 48; e++)
-            m0_th[0 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(&ri));
-    }
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 16; e++)
-            m0_th[48 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(&ri));
-    }
-    /* unbalance along family 1: t_i = linspace(-1.2, 1.2, 16) */
-    for (long i = 0; i < 16; i++) {
-        double t = -1.2 + (2.3999999999999999) * (double)i / 15.0;
-        {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; m0_th[e] *= exp(1 * t); }
-            { long e = 48 + (i); m0_th[e] *= exp(-1 * t); }
-        }
-    }
-        ibrt_rng rs;
-        ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        const double *X, *Y;
-        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
-        m0_structure(X, &rs, &checks, "model, init");
-        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
-        snprintf(path, sizeof path, "gradient vs central differences (model)");
-        char detail[128];
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
-        ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
-            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
-            gc_failed = gc_failed || !gok;
-            goto done_0;
-        }
-        m.balance(m.th, chi, ratio, nA0, nB0);
-        double chi0[16];
-        memcpy(chi0, chi, sizeof chi0);
-        snprintf(path, sizeof path, "%s/trace_model.csv", o.out_dir);
-        ibrt_csv tr;
-        if (ibrt_csv_open(&tr, path, "step,loss,chi_abs_median,ratio_median,ratio_min,ratio_max", &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        long every = 2500;   /* trace interval, scaled to --steps */
-        if (o.steps != 500000L)
-            every = o.steps / 200 > 0 ? o.steps / 200 : 1;
-        ibrt_progress pg;
-        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
-        ibrt_csv bt;
-        static double brow[33];
-        {
-            static char bh[2112];
-            size_t bl = (size_t)snprintf(bh, sizeof bh, "step");
-            for (long i = 0; i < 16; i++)
-                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",chi1_%ld", i);
-            for (long i = 0; i < 16; i++)
-                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",ratio1_%ld", i);
-            snprintf(path, sizeof path, "%s/balance_model.csv", o.out_dir);
-            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {
-                fprintf(stderr, "error: %s\n", err.msg);
-                return 1;
-            }
-        }
-        double loss = 0, ts = ibrt_time_now();
-        static double tmp[16];
-        for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb, &X, &Y);
-            loss = loss_and_grad(&m, X, Y, nb, true);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
-                        "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
-                ibrt_csv_close(&tr, &err);
-                ibrt_csv_close(&bt, &err);
-                return 3;
-            }
-            for (long e = 0; e < m.nth; e++)
-                m.th[e] -= m.lr * m.g[e];
-            if (step % every == 0 || step == o.steps - 1) {
-                m.balance(m.th, chi, ratio, NULL, NULL);
-                double row[5] = { (double)step, loss, 0, 0, 0 };
-                for (long i = 0; i < 16; i++)
-                    tmp[i] = fabs(chi[i]);
-                double mn, mx;
-                ibrt_stats_median_min_max(tmp, 16, &row[2], &mn, &mx);
-                memcpy(tmp, ratio, sizeof(double) * 16);
-                ibrt_stats_median_min_max(tmp, 16, &row[3], &row[4], &mx);
-                double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };
-                ibrt_csv_row(&tr, full, 6);
-                brow[0] = (double)step;
-                memcpy(brow + 1, chi, sizeof(double) * 16);
-                memcpy(brow + 1 + 16, ratio, sizeof(double) * 16);
-                ibrt_csv_row(&bt, brow, 33);
-            }
-            ibrt_progress_update(&pg, step + 1, loss);
-        }
-        m0_structure(X, &rs, &checks, "model, end");
-        ibrt_progress_end(&pg);
-        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
-        if (ibrt_csv_close(&tr, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        if (ibrt_csv_close(&bt, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        {
-            size_t shp[2] = { 16, 3 };
-            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "W");
-            if (ibrt_npy_write(path, m.th + 0, 2, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        {
-            size_t shp[2] = { 16, 1 };
-            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "v");
-            if (ibrt_npy_write(path, m.th + 48, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        if (!o.quiet)
-            printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        put(j, &mt, "final_loss", "", loss);
-        {
-            m.balance(m.th, chi, ratio, nA, nB);
-            double med, mn, mx, c0[16], c1[16];
-            memcpy(tmp, ratio, sizeof(double) * 16);
-            ibrt_stats_median_min_max(tmp, 16, &med, &mn, &mx);
-            put(j, &mt, "ratio_median", "", med);
-            put(j, &mt, "ratio_min", "", mn);
-            put(j, &mt, "ratio_max", "", mx);
-            for (long i = 0; i < 16; i++) {
-                c0[i] = fabs(chi0[i]);
-                c1[i] = fabs(chi[i]);
-            }
-            ibrt_stats_median_min_max(c0, 16, &med, &mn, &mx);
-            put(j, &mt, "chi_abs_median_start", "", med);
-            ibrt_stats_median_min_max(c1, 16, &med, &mn, &mx);
-            put(j, &mt, "chi_abs_median_end", "", med);
-            for (long i = 0; i < 16; i++) {
-                c0[i] = fabs(chi[i] - chi0[i]) / fmax(fabs(chi0[i]), 1e-12 * (nA0[i] + nB0[i]));
-                c1[i] = sqrt((nA[i] + nB[i]) / (nA0[i] + nB0[i]));
-            }
-            double rel, growth;
-            ibrt_stats_median_min_max(c0, 16, &rel, &mn, &mx);
-            ibrt_stats_median_min_max(c1, 16, &growth, &mn, &mx);
-            put(j, &mt, "chi_rel_change_median", "", rel);
-            put(j, &mt, "norm_growth_median", "", growth);
-        ibrt_json_key(j, "mechanism");
-            ibrt_json_str(j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew (a gradient-flow invariant, not the noise correction)" : "conserved: chi kept its initial value") : "driven: chi moved (SGD noise at finite step size)");
-            put(j, &mt, "ratio_pred_logdet_min", "", 1);
-            put(j, &mt, "ratio_pred_dual_slice", "", 1);
-            /* noise equilibrium: gradient second moments over 256 fresh minibatches */
-            memset(mA, 0, sizeof(double) * 16);
-            memset(mB, 0, sizeof(double) * 16);
-            for (int q = 0; q < 256; q++) {
-                long nq = draw_batch(ds, &rb, &X, &Y);
-                loss_and_grad(&m, X, Y, nq, true);
-                m.balance(m.g, chi, ratio, c0, c1);
-                for (long i = 0; i < 16; i++) {
-                    mA[i] += c0[i] / 256;
-                    mB[i] += c1[i] / 256;
-                }
-            }
-            for (long i = 0; i < 16; i++)
-                pr[i] = sqrt(nA[i] * 1 * mA[i] / (-nB[i] * -1 * mB[i]));
-            ibrt_stats_median_min_max(pr, 16, &med, &mn, &mx);
-            put(j, &mt, "ratio_pred_noise_equilibrium", "", med);
-        ibrt_json_key(j, "ratio_definition");
-            ibrt_json_str(j, "||W[j,:]|| / ||v[j]||");
-        }
-    done_0:;
-    }
-    if (gradcheck_only) {
-        ibrt_json_free(j);
-        ibrt_dataset_free(ds);
-        return gc_failed ? 5 : 0;
-    }
-
-    ibrt_json_obj_end(j);
-    ibrt_json_key(j, "wall_seconds");
-    ibrt_json_num(j, ibrt_time_now() - t0);
-    ibrt_json_key(j, "checks");
-    ibrt_checks_to_json(&checks, j);
-    ibrt_json_obj_end(j);
-    snprintf(path, sizeof path, "%s/results.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet) {
-        printf("\n");
-        ibrt_metrics_print(&mt, stdout);
-        printf("\n");
-        ibrt_checks_print(&checks, stdout);
-        printf("\nresults: %s\n", path);
-    }
-    bool pass = ibrt_checks_all_pass(&checks);
-    ibrt_json_free(j);
-    ibrt_dataset_free(ds);
-    return pass ? 0 : 4;
+    return IBRT_OK;
 }
+
+static const ibrt_param m0_params[] = {
+    { "W", 0, 16, 3, 2 },
+    { "v", 48, 16, 1, 1 },
+};
+static const ibrt_family m0_families[] = { { 1, 16 }, };
+
+static ibrt_model models[] = {
+    {
+        .name = "model",
+        .suffix = "",
+        .nth = 64,
+        .tape = 265,
+        .root = 256,
+        .root_batched = true,
+        .th = m0_th,
+        .g = m0_g,
+        .tp = m0_tp,
+        .ad = m0_ad,
+        .lr = 5.0000000000000002e-05,
+        .l1 = 0,
+        .l1_off = 0,
+        .l1_size = 0,
+        .init = m0_init,
+        .forward = m0_forward,
+        .backward = m0_backward,
+        .structure = m0_structure,
+        .balance = m0_balance,
+        .nbal = 16,
+        .nfam = 1,
+        .fams = m0_families,
+        .pred_logdet = 1,
+        .pred_dual = 1,
+        .alpha0 = 1,
+        .alpha1 = -1,
+        .ratio_definition = "||W[j,:]|| / ||v[j]||",
+        .nparams = 2,
+        .params = m0_params,
+    },
+};
+
+static const ibrt_problem problem = {
+    .name = "shallow_relu",
+    .description = "E1: shallow ReLU network, neuron balance",
+    .default_steps = 500000L,
+    .default_seed = 0ULL,
+    .record_every = 2500,
+    .in = IN,
+    .out = OUT,
+    .bmax = BMAX,
+    .bx = bx,
+    .minibatch = true,
+    .gradient_tol = 9.9999999999999995e-07,
+    .setup = setup,
+    .draw_batch = draw_batch,
+    .nmodels = 1,
+    .models = models,
+};
 
 int main(int argc, char **argv)
 {
-    ibrt_opts o;
-    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
-            gradcheck_only = true;
-        else
-            argv[ac++] = argv[i];
-    }
-    argv[ac] = NULL;
-    int rc = ibrt_opts_parse(ac, argv, &o, "shallow_relu", "E1: shallow ReLU network, neuron balance", 500000L, 0ULL);
-    if (rc > 0)
-        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
-               "                differences at its initial point and exit (status 5 on failure)\n");
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (o.seeds == 1 || gradcheck_only)
-        return run(o);
-    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
-     * median, min and max of every scalar metric */
-    ibrt_error err;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
-    size_t nall = 0;
-    int worst = 0;
-    if (!all) {
-        fprintf(stderr, "error: out of memory\n");
-        return 1;
-    }
-    for (int k = 0; k < o.seeds; k++) {
-        ibrt_opts one = o;
-        static char dir[1100];
-        one.seed = o.seed + (uint64_t)k;
-        one.quiet = 1;
-        snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
-        one.out_dir = dir;
-        int r = run(one);
-        if (r != 0 && r != 4)
-            return r;
-        if (r > worst)
-            worst = r;
-        if (!o.quiet)
-            fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
-        memcpy(all + nall, mt.m, sizeof *all * mt.n);
-        nall += mt.n;
-    }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "shallow_relu");
-    ibrt_json_key(j, "seeds");
-    ibrt_json_int(j, o.seeds);
-    ibrt_json_key(j, "first_seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
-    ibrt_json_key(j, "all_checks_pass");
-    ibrt_json_bool(j, worst == 0);
-    ibrt_json_obj_end(j);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/summary.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet)
-        printf("\nsummary: %s\n", path);
-    ibrt_json_free(j);
-    free(all);
-    return worst;
+    return ibrt_main(argc, argv, &problem);
 }

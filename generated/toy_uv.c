@@ -6,69 +6,28 @@
  *   generators: rescaling of (u, v) (1)
  *   det G = 1 n(u) + 1 n(v)
  *   bias per index: 1 log(|u| |v|) + log(2); balance: log det G minimiser u^2/v^2 = 1, dual slice u^2/v^2 = 1
+ *
+ * This file holds what is particular to the spec: each model's forward
+ * and reverse passes, balance quantities, structural checks and
+ * initialisation, the data set-up and the minibatch sampler.  Training,
+ * metrics, the check table, results, checkpoints and signals are the
+ * runtime's experiment driver (runtime/ibrt_driver.h).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <lapacke.h>
 
 #include "ibrt.h"
 #include "ibrt_data.h"
+#include "ibrt_driver.h"
 #include "ibrt_io.h"
+#include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 
 enum { IN = 1, OUT = 1 };   /* per-sample input and output sizes */
-
-/* C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K, leading
- * dimensions as stored; BLAS gemv when one side is a single row or
- * column, gemm otherwise. */
-static inline void mm(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B, long ldb,
-                      double beta, double *C, long ldc)
-{
-    if (N == 1)
-        cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)(ta ? K : M), (int)(ta ? M : K), 1.0, A,
-                    (int)lda, B, (int)(tb ? 1 : ldb), beta, C, (int)ldc);
-    else if (M == 1)
-        cblas_dgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? N : K), (int)(tb ? K : N), 1.0, B,
-                    (int)ldb, A, (int)(ta ? lda : 1), beta, C, 1);
-    else
-        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                    (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-}
-
-/* The same for products too small for a BLAS call to pay (per-sample
- * blocks of a few hundred multiply-adds): plain loops the C compiler
- * specialises for the constant sizes of each call site.  A row of C is
- * accumulated in a local array (no aliasing with the tape, so the j loop
- * vectorises) over a contiguous copy of op(B). */
-static inline void mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
-                            long ldb, double beta, double *C, long ldc)
-{
-    double bt[1024], acc[1024];
-    const double *b = B;
-    if (tb) {
-        for (long k = 0; k < K; k++)
-            for (long j = 0; j < N; j++)
-                bt[k * N + j] = B[j * ldb + k];
-        b = bt;
-        ldb = N;
-    }
-    for (long i = 0; i < M; i++) {
-        for (long j = 0; j < N; j++)
-            acc[j] = 0;
-        for (long k = 0; k < K; k++) {
-            double a = ta ? A[k * lda + i] : A[i * lda + k];
-            for (long j = 0; j < N; j++)
-                acc[j] += a * b[k * ldb + j];
-        }
-        double *c = C + i * ldc;
-        for (long j = 0; j < N; j++)
-            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
-    }
-}
 
 
 /* ---- model 'model': 2 parameters, tape of 1 values ---- */
@@ -191,24 +150,29 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
 }
 
+/* m0: initial parameters from the stream r */
+static void m0_init(double *th, ibrt_rng *r)
+{
+    (void)r;
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 1; e++)
+            th[0 + e] = f * 3;
+    }
+    /* parameter ~ */
+    {
+        double f = 1.0;
+        for (int e = 0; e < 1; e++)
+            th[1 + e] = f * 0.29999999999999999;
+    }
+}
+
 enum { BMAX = 4 };   /* samples per step */
 static double bx[BMAX * IN], by[BMAX * OUT];
 
-/* SGD on one model; returns the final training loss. */
-typedef struct {
-    void (*forward)(const double *restrict, const double *restrict, long, double *restrict);
-    void (*backward)(const double *restrict, const double *restrict, long, const double *restrict, double *restrict, double *restrict);
-    void (*balance)(const double *, double *, double *, double *, double *);
-    double *th, *g, *tp, *ad;
-    long nth, tape, root, nbal;
-    double lr, l1;
-    long l1_off, l1_size;
-    const char *name;
-    bool root_batched;   /* the output depends on the inputs */
-} model_t;
-
-/* One minibatch: *X its inputs, *Y its labels (and bmask the mask);
- * returns its number of samples.  Nothing is allocated. */
+/* One minibatch: *X its inputs, *Y its labels; returns its number
+ * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
@@ -221,426 +185,87 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     return 4;
 }
 
-/* Mean squared error over the n samples (and output entries); with
- * grad, its gradient into m->g.  The samples go through the tape in
- * chunks of at most BMAX: one chunk, unless a data file holds more
- * samples than the tape (full batch over a file). */
-static double loss_and_grad(const model_t *m, const double *X, const double *Y, long n, bool grad)
+/* Fixed operators, the data (stream 0) and the teacher (stream 1) for
+ * one seed; an error names the file or generator at fault. */
+static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    double loss = 0, norm = (double)n * OUT;
-    if (grad)
-        memset(m->g, 0, sizeof(double) * (size_t)m->nth);
-    /* an output of the parameters alone is one value for every sample */
-    const long os = m->root_batched ? OUT : 0;
-    double *dy = m->ad + m->root;
-    for (long c0 = 0; c0 < n; c0 += BMAX) {
-        long nb = n - c0 < BMAX ? n - c0 : BMAX;
-        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
-        m->forward(m->th, x, nb, m->tp);
-        if (grad && !m->root_batched)
-            memset(dy, 0, sizeof(double) * OUT);
-        for (long s = 0; s < nb; s++)
-            for (long o = 0; o < OUT; o++) {
-                double r = (m->tp[m->root + s * os + o] - y[s * OUT + o]);
-                loss += r * r / norm;
-                if (grad)
-                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
-            }
-        if (grad)
-            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
-    }
-    if (grad && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
-        for (long e = 0; e < m->l1_size; e++) {
-            double w = m->th[m->l1_off + e];
-            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));
-        }
-    return loss;
-}
-
-/* Largest relative difference between the analytic gradient and central
- * differences, over every parameter entry. */
-/* A scalar metric: into results.json as NAME_MODEL, and into the table. */
-static void put(ibrt_json *j, ibrt_metrics *t, const char *name, const char *model, double v)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s%s%s", name, *model ? "_" : "", model);
-    ibrt_json_key(j, key);
-    ibrt_json_num(j, v);
-    ibrt_metrics_add(t, name, model, v);
-}
-
-static double gradient_check(model_t *m, const double *X, const double *Y, long nb, double tol, long *skipped)
-{
-    static double ga[3];   /* the largest model */
-    double l1 = m->l1, worst = 0, scale = 0;
-    m->l1 = 0;
-    loss_and_grad(m, X, Y, nb, true);
-    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
-    for (long e = 0; e < m->nth; e++)
-        scale = fmax(scale, fabs(ga[e]));
-    *skipped = 0;
-    for (long e = 0; e < m->nth; e++) {
-        double t = m->th[e], fd[2];
-        for (int q = 0; q < 2; q++) {
-            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
-            m->th[e] = t + h;
-            double lp = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t - h;
-            double lm = loss_and_grad(m, X, Y, nb, false);
-            m->th[e] = t;
-            fd[q] = (lp - lm) / (2 * h);
-        }
-        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {
-            (*skipped)++;
-            continue;
-        }
-        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));
-    }
-    m->l1 = l1;
-    return worst;
-}
-
-static ibrt_metrics mt;   /* this run's scalar metrics */
-
-/* --gradcheck: compare the analytic gradient of every model with central
- * differences at its initial point, print the result, train nothing. */
-static bool gradcheck_only;
-
-/* One whole experiment at seed o.seed: data, every model, metrics,
- * checks, results in o.out_dir.  0: all checks pass, 4: a check failed. */
-static int run(ibrt_opts o)
-{
-    mt.n = 0;
-    bool gc_failed = false;
-    ibrt_error err;
+    (void)ds;
+    (void)quiet;
     ibrt_status st;
-        if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
     ibrt_rng rd;
-    ibrt_rng_fork(&rd, o.seed, 0);   /* stream 0: data */
-    static ibrt_dataset dsv;
-    ibrt_dataset *ds = &dsv;
+    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
     /* data: noisy_target */
     st = IBRT_OK;
     if (st != IBRT_OK) {
-        fprintf(stderr, "error: data: %s\n", err.msg);
-        return 1;
+        ibrt_error e = *err;
+        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
+        return st;
     }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "toy_uv");
-    ibrt_json_key(j, "steps");
-    ibrt_json_int(j, o.steps);
-    ibrt_json_key(j, "seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_json_obj_begin(j);
-    static ibrt_checks checks;
-    checks.n = 0;
-    double t0 = ibrt_time_now();
-    char path[1200];
-    static double chi[2], ratio[2], nA0[2], nB0[2], nA[2], nB[2], mA[2], mB[2], pr[2];
-    (void)mA;
-    (void)mB;
-    (void)pr;
-    if (!o.quiet && !gradcheck_only)
-        printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
-
-    /* ================= model 'model' ================= */
-    {
-        model_t m = { m0_forward, m0_backward, m0_balance, m0_th, m0_g, m0_tp, m0_ad, 2, 2, 0, 1, 0.050000000000000003, 0, 0, 0, "model", false };
-        ibrt_rng ri, rb;
-        ibrt_rng_fork(&ri, o.seed, 2);   /* this model's initialisation */
-        ibrt_rng_fork(&rb, o.seed, 3);   /* its batches */
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 1; e++)
-            m0_th[0 + e] = f * 3;
-    }
-    /* parameter ~ */
-    {
-        double f = 1.0;
-        for (int e = 0; e < 1; e++)
-            m0_th[1 + e] = f * 0.29999999999999999;
-    }
-        ibrt_rng rs;
-        ibrt_rng_fork(&rs, o.seed, 1000);   /* structural checks */
-        const double *X, *Y;
-        long nb = draw_batch(ds, &rb, &X, &Y), skipped;
-        m0_structure(X, &rs, &checks, "model, init");
-        double gerr = gradient_check(&m, X, Y, nb, 1e-06, &skipped);
-        snprintf(path, sizeof path, "gradient vs central differences (model)");
-        char detail[128];
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped", skipped, m.nth);
-        ibrt_checks_add(&checks, path, gerr, 0, 1e-06, gerr <= 1e-06 && skipped * 10 < m.nth, detail);
-        if (gradcheck_only) {   /* --gradcheck: the initial point only, no training */
-            bool gok = gerr <= 1e-06 && skipped * 10 < m.nth;
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance 1e-06) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m.name, gerr, m.nth, skipped, gok ? "PASS" : "FAIL");
-            gc_failed = gc_failed || !gok;
-            goto done_0;
-        }
-        m.balance(m.th, chi, ratio, nA0, nB0);
-        double chi0[1];
-        memcpy(chi0, chi, sizeof chi0);
-        snprintf(path, sizeof path, "%s/trace_model.csv", o.out_dir);
-        ibrt_csv tr;
-        if (ibrt_csv_open(&tr, path, "step,loss,chi_abs_median,ratio_median,ratio_min,ratio_max", &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        long every = 100;   /* trace interval, scaled to --steps */
-        if (o.steps != 20000L)
-            every = o.steps / 200 > 0 ? o.steps / 200 : 1;
-        ibrt_progress pg;
-        ibrt_progress_begin(&pg, m.name, o.steps, o.quiet);
-        ibrt_csv bt;
-        static double brow[3];
-        {
-            static char bh[192];
-            size_t bl = (size_t)snprintf(bh, sizeof bh, "step");
-            for (long i = 0; i < 1; i++)
-                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",chi1_%ld", i);
-            for (long i = 0; i < 1; i++)
-                bl += (size_t)snprintf(bh + bl, sizeof bh - bl, ",ratio1_%ld", i);
-            snprintf(path, sizeof path, "%s/balance_model.csv", o.out_dir);
-            if (ibrt_csv_open(&bt, path, bh, &err) != IBRT_OK) {
-                fprintf(stderr, "error: %s\n", err.msg);
-                return 1;
-            }
-        }
-        double loss = 0, ts = ibrt_time_now();
-        static double tmp[1];
-        for (long step = 0; step < o.steps; step++) {
-            nb = draw_batch(ds, &rb, &X, &Y);
-            loss = loss_and_grad(&m, X, Y, nb, true);
-            if (!isfinite(loss)) {
-                fprintf(stderr, "error: model '%s' diverged at step %ld (loss %g): "
-                        "lower the learning rate (%g)\n", m.name, step, loss, m.lr);
-                ibrt_csv_close(&tr, &err);
-                ibrt_csv_close(&bt, &err);
-                return 3;
-            }
-            for (long e = 0; e < m.nth; e++)
-                m.th[e] -= m.lr * m.g[e];
-            if (step % every == 0 || step == o.steps - 1) {
-                m.balance(m.th, chi, ratio, NULL, NULL);
-                double row[5] = { (double)step, loss, 0, 0, 0 };
-                for (long i = 0; i < 1; i++)
-                    tmp[i] = fabs(chi[i]);
-                double mn, mx;
-                ibrt_stats_median_min_max(tmp, 1, &row[2], &mn, &mx);
-                memcpy(tmp, ratio, sizeof(double) * 1);
-                ibrt_stats_median_min_max(tmp, 1, &row[3], &row[4], &mx);
-                double full[6] = { row[0], row[1], row[2], row[3], row[4], mx };
-                ibrt_csv_row(&tr, full, 6);
-                brow[0] = (double)step;
-                memcpy(brow + 1, chi, sizeof(double) * 1);
-                memcpy(brow + 1 + 1, ratio, sizeof(double) * 1);
-                ibrt_csv_row(&bt, brow, 3);
-            }
-            ibrt_progress_update(&pg, step + 1, loss);
-        }
-        m0_structure(X, &rs, &checks, "model, end");
-        ibrt_progress_end(&pg);
-        double rate = (double)o.steps / (ibrt_time_now() - ts + 1e-12);
-        if (ibrt_csv_close(&tr, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        if (ibrt_csv_close(&bt, &err) != IBRT_OK)
-            fprintf(stderr, "error: %s\n", err.msg);
-        {
-            size_t shp[2] = { 1, 1 };
-            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "u");
-            if (ibrt_npy_write(path, m.th + 0, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        {
-            size_t shp[2] = { 1, 1 };
-            snprintf(path, sizeof path, "%s/model_%s.npy", o.out_dir, "v");
-            if (ibrt_npy_write(path, m.th + 1, 1, shp, &err) != IBRT_OK)
-                fprintf(stderr, "error: %s\n", err.msg);
-        }
-        if (!o.quiet)
-            printf("%-10s %14.6g %14.0f\n", m.name, loss, rate);
-        put(j, &mt, "final_loss", "", loss);
-        {
-            m.balance(m.th, chi, ratio, nA, nB);
-            double med, mn, mx, c0[1], c1[1];
-            memcpy(tmp, ratio, sizeof(double) * 1);
-            ibrt_stats_median_min_max(tmp, 1, &med, &mn, &mx);
-            put(j, &mt, "ratio_median", "", med);
-            put(j, &mt, "ratio_min", "", mn);
-            put(j, &mt, "ratio_max", "", mx);
-            for (long i = 0; i < 1; i++) {
-                c0[i] = fabs(chi0[i]);
-                c1[i] = fabs(chi[i]);
-            }
-            ibrt_stats_median_min_max(c0, 1, &med, &mn, &mx);
-            put(j, &mt, "chi_abs_median_start", "", med);
-            ibrt_stats_median_min_max(c1, 1, &med, &mn, &mx);
-            put(j, &mt, "chi_abs_median_end", "", med);
-            for (long i = 0; i < 1; i++) {
-                c0[i] = fabs(chi[i] - chi0[i]) / fmax(fabs(chi0[i]), 1e-12 * (nA0[i] + nB0[i]));
-                c1[i] = sqrt((nA[i] + nB[i]) / (nA0[i] + nB0[i]));
-            }
-            double rel, growth;
-            ibrt_stats_median_min_max(c0, 1, &rel, &mn, &mx);
-            ibrt_stats_median_min_max(c1, 1, &growth, &mn, &mx);
-            put(j, &mt, "chi_rel_change_median", "", rel);
-            put(j, &mt, "norm_growth_median", "", growth);
-        ibrt_json_key(j, "mechanism");
-            ibrt_json_str(j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew (a gradient-flow invariant, not the noise correction)" : "conserved: chi kept its initial value") : "driven: chi moved (SGD noise at finite step size)");
-            put(j, &mt, "ratio_pred_logdet_min", "", 1);
-            put(j, &mt, "ratio_pred_dual_slice", "", 1);
-            /* noise equilibrium: gradient second moments over 256 fresh minibatches */
-            memset(mA, 0, sizeof(double) * 1);
-            memset(mB, 0, sizeof(double) * 1);
-            for (int q = 0; q < 256; q++) {
-                long nq = draw_batch(ds, &rb, &X, &Y);
-                loss_and_grad(&m, X, Y, nq, true);
-                m.balance(m.g, chi, ratio, c0, c1);
-                for (long i = 0; i < 1; i++) {
-                    mA[i] += c0[i] / 256;
-                    mB[i] += c1[i] / 256;
-                }
-            }
-            for (long i = 0; i < 1; i++)
-                pr[i] = sqrt(nA[i] * 1 * mA[i] / (-nB[i] * -1 * mB[i]));
-            ibrt_stats_median_min_max(pr, 1, &med, &mn, &mx);
-            put(j, &mt, "ratio_pred_noise_equilibrium", "", med);
-        ibrt_json_key(j, "ratio_definition");
-            ibrt_json_str(j, "||u|| / ||v||");
-        }
-    done_0:;
-    }
-    if (gradcheck_only) {
-        ibrt_json_free(j);
-        ibrt_dataset_free(ds);
-        return gc_failed ? 5 : 0;
-    }
-
-    /* the stationary law, thin-shell Metropolis test (theory.md §7) */
-    {
-        ibrt_stationary_cfg sc = { .beta = 20, .beta_d = 2, .theta_star = 1, .eps = 0.02,
-                                   .chains = 40000, .steps = 4000, .step = 0.02, .seed = o.seed + 77 };
-        if (o.steps < 20000L)   /* shortened runs (tests) use fewer chains */
-            sc.chains = 4000;
-        ibrt_stationary_result sr;
-        if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {
-            fprintf(stderr, "error: %s\n", err.msg);
-            return 1;
-        }
-        put(j, &mt, "stationary_ks_predicted", "", sr.ks_pred);
-        put(j, &mt, "stationary_p_predicted", "", sr.p_pred);
-        put(j, &mt, "stationary_ks_no_det", "", sr.ks_nodet);
-        put(j, &mt, "stationary_p_no_det", "", sr.p_nodet);
-        put(j, &mt, "stationary_ks_flipped", "", sr.ks_flip);
-        put(j, &mt, "stationary_p_flipped", "", sr.p_flip);
-        ibrt_checks_add(&checks, "stationary law: predicted density accepted", sr.p_pred, 0.01, 0.01, sr.p_pred > 0.01, "KS p-value, exp(-beta L) asinh(eps/theta)");
-        ibrt_checks_add(&checks, "stationary law: no det G factor rejected", sr.p_nodet, 1e-6, 1e-6, sr.p_nodet < 1e-6, "KS p-value, exp(-beta L)");
-        ibrt_checks_add(&checks, "stationary law: inverted factor rejected", sr.p_flip, 1e-6, 1e-6, sr.p_flip < 1e-6, "KS p-value, exp(-beta L) / asinh(eps/theta)");
-    }
-
-    ibrt_json_obj_end(j);
-    ibrt_json_key(j, "wall_seconds");
-    ibrt_json_num(j, ibrt_time_now() - t0);
-    ibrt_json_key(j, "checks");
-    ibrt_checks_to_json(&checks, j);
-    ibrt_json_obj_end(j);
-    snprintf(path, sizeof path, "%s/results.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet) {
-        printf("\n");
-        ibrt_metrics_print(&mt, stdout);
-        printf("\n");
-        ibrt_checks_print(&checks, stdout);
-        printf("\nresults: %s\n", path);
-    }
-    bool pass = ibrt_checks_all_pass(&checks);
-    ibrt_json_free(j);
-    ibrt_dataset_free(ds);
-    return pass ? 0 : 4;
+    return IBRT_OK;
 }
+
+static const ibrt_param m0_params[] = {
+    { "u", 0, 1, 1, 1 },
+    { "v", 1, 1, 1, 1 },
+};
+static const ibrt_family m0_families[] = { { 1, 1 }, };
+
+static ibrt_model models[] = {
+    {
+        .name = "model",
+        .suffix = "",
+        .nth = 2,
+        .tape = 2,
+        .root = 0,
+        .root_batched = false,
+        .th = m0_th,
+        .g = m0_g,
+        .tp = m0_tp,
+        .ad = m0_ad,
+        .lr = 0.050000000000000003,
+        .l1 = 0,
+        .l1_off = 0,
+        .l1_size = 0,
+        .init = m0_init,
+        .forward = m0_forward,
+        .backward = m0_backward,
+        .structure = m0_structure,
+        .balance = m0_balance,
+        .nbal = 1,
+        .nfam = 1,
+        .fams = m0_families,
+        .pred_logdet = 1,
+        .pred_dual = 1,
+        .alpha0 = 1,
+        .alpha1 = -1,
+        .ratio_definition = "||u|| / ||v||",
+        .nparams = 2,
+        .params = m0_params,
+    },
+};
+
+static const ibrt_problem problem = {
+    .name = "toy_uv",
+    .description = "scalar Hadamard pair z = u v",
+    .default_steps = 20000L,
+    .default_seed = 1ULL,
+    .record_every = 100,
+    .in = IN,
+    .out = OUT,
+    .bmax = BMAX,
+    .bx = bx,
+    .minibatch = true,
+    .gradient_tol = 9.9999999999999995e-07,
+    .setup = setup,
+    .draw_batch = draw_batch,
+    .nmodels = 1,
+    .models = models,
+    .stationary = true,
+    .stationary_cfg = { .beta = 20, .beta_d = 2, .theta_star = 1, .eps = 0.02,
+                        .chains = 40000, .steps = 4000, .step = 0.02 },
+};
 
 int main(int argc, char **argv)
 {
-    ibrt_opts o;
-    int ac = 0;   /* --gradcheck is ours; the other flags go to ibrt_opts_parse */
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && !strcmp(argv[i], "--gradcheck"))
-            gradcheck_only = true;
-        else
-            argv[ac++] = argv[i];
-    }
-    argv[ac] = NULL;
-    int rc = ibrt_opts_parse(ac, argv, &o, "toy_uv", "scalar Hadamard pair z = u v", 20000L, 1ULL);
-    if (rc > 0)
-        printf("  --gradcheck   compare the analytic gradient of every model with central\n"
-               "                differences at its initial point and exit (status 5 on failure)\n");
-    if (rc)
-        return rc > 0 ? 0 : 2;
-    if (o.seeds == 1 || gradcheck_only)
-        return run(o);
-    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
-     * median, min and max of every scalar metric */
-    ibrt_error err;
-    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
-    size_t nall = 0;
-    int worst = 0;
-    if (!all) {
-        fprintf(stderr, "error: out of memory\n");
-        return 1;
-    }
-    for (int k = 0; k < o.seeds; k++) {
-        ibrt_opts one = o;
-        static char dir[1100];
-        one.seed = o.seed + (uint64_t)k;
-        one.quiet = 1;
-        snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
-        one.out_dir = dir;
-        int r = run(one);
-        if (r != 0 && r != 4)
-            return r;
-        if (r > worst)
-            worst = r;
-        if (!o.quiet)
-            fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
-        memcpy(all + nall, mt.m, sizeof *all * mt.n);
-        nall += mt.n;
-    }
-    ibrt_json *j = ibrt_json_new();
-    ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, "toy_uv");
-    ibrt_json_key(j, "seeds");
-    ibrt_json_int(j, o.seeds);
-    ibrt_json_key(j, "first_seed");
-    ibrt_json_int(j, (long)o.seed);
-    ibrt_json_key(j, "metrics");
-    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
-    ibrt_json_key(j, "all_checks_pass");
-    ibrt_json_bool(j, worst == 0);
-    ibrt_json_obj_end(j);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/summary.json", o.out_dir);
-    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return 1;
-    }
-    if (!o.quiet)
-        printf("\nsummary: %s\n", path);
-    ibrt_json_free(j);
-    free(all);
-    return worst;
+    return ibrt_main(argc, argv, &problem);
 }

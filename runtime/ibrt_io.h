@@ -33,6 +33,16 @@ ibrt_status ibrt_npy_read(const char *path, size_t *ndim, size_t shape[2], doubl
 ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
 
 /* The trace writer of the contract is ibrt_csv (ibrt.h). */
+
+/* A trace that survives a restart (checkpoints): rows go to "PATH.part", a
+ * fixed name, instead of a per-process temporary.  ibrt_csv_sync flushes
+ * and fsyncs it and gives its length; ibrt_csv_resume reopens "PATH.part"
+ * cut back to such a length (rows written after the checkpoint are
+ * dropped, as the resumed run writes them again); ibrt_csv_close renames
+ * it to PATH as for any trace. */
+ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
+ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err);
+ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_error *err);
 typedef ibrt_csv ibrt_csv_writer;
 
 typedef struct {

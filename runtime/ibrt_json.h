@@ -13,4 +13,12 @@
 
 void ibrt_json_null(ibrt_json *j);
 
+/* The builder's state, for checkpoints and partial results: its text so
+ * far and whether the next value needs a separator.  ibrt_json_restore
+ * replaces j's state with a saved one; ibrt_json_clone copies j (then the
+ * copy can be closed and written while j goes on). */
+bool ibrt_json_need_comma(const ibrt_json *j);
+void ibrt_json_restore(ibrt_json *j, const char *text, bool need_comma);
+ibrt_json *ibrt_json_clone(const ibrt_json *j);
+
 #endif

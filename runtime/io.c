@@ -178,3 +178,57 @@ ibrt_status ibrt_csv_close(ibrt_csv *c, ibrt_error *err)
     c->f = NULL;
     return ibrt_atomic_commit(&a, err);
 }
+
+static ibrt_status part_name(ibrt_csv *c, const char *path, ibrt_error *err)
+{
+    size_t len = strlen(path);
+    if (len == 0 || len + 6 > sizeof c->path) {
+        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", path, len ? "path too long" : "empty file name");
+        return IBRT_EIO;
+    }
+    memcpy(c->path, path, len + 1);
+    snprintf(c->tmp, sizeof c->tmp, "%s.part", path);
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *header, ibrt_error *err)
+{
+    c->f = NULL;
+    if (part_name(c, path, err) != IBRT_OK)
+        return IBRT_EIO;
+    c->f = fopen(c->tmp, "wb");
+    if (!c->f) {
+        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", c->tmp, strerror(errno));
+        return IBRT_EIO;
+    }
+    fprintf(c->f, "%s\n", header);
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err)
+{
+    if (fflush(c->f) != 0 || ferror(c->f) || fsync(fileno(c->f)) != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", c->tmp, strerror(errno ? errno : EIO));
+        return IBRT_EIO;
+    }
+    *length = ftell(c->f);
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_error *err)
+{
+    c->f = NULL;
+    if (part_name(c, path, err) != IBRT_OK)
+        return IBRT_EIO;
+    struct stat st;
+    if (stat(c->tmp, &st) != 0 || st.st_size < length) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s (the checkpoint needs %ld bytes of it)", c->tmp,
+                 stat(c->tmp, &st) != 0 ? strerror(errno) : "shorter than at the checkpoint", length);
+        return IBRT_EIO;
+    }
+    if (truncate(c->tmp, (off_t)length) != 0 || !(c->f = fopen(c->tmp, "ab"))) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", c->tmp, strerror(errno));
+        return IBRT_EIO;
+    }
+    return IBRT_OK;
+}

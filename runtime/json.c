@@ -172,6 +172,22 @@ void ibrt_json_nums(ibrt_json *j, const double *v, size_t n)
 
 const char *ibrt_json_text(const ibrt_json *j) { return j->buf; }
 
+bool ibrt_json_need_comma(const ibrt_json *j) { return j->need_comma; }
+
+void ibrt_json_restore(ibrt_json *j, const char *text, bool need_comma)
+{
+    j->len = 0;
+    jputs(j, text);
+    j->need_comma = need_comma;
+}
+
+ibrt_json *ibrt_json_clone(const ibrt_json *j)
+{
+    ibrt_json *c = ibrt_json_new();
+    ibrt_json_restore(c, j->buf, j->need_comma);
+    return c;
+}
+
 ibrt_status ibrt_json_write_file(const ibrt_json *j, const char *path, ibrt_error *err)
 {
     ibrt_atomic a;

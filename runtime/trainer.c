@@ -22,6 +22,16 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+static bool parse_double(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || !(v > 1) || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
 int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
                     long default_steps, uint64_t default_seed)
 {
@@ -30,6 +40,12 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->seed = default_seed;
     o->seeds = 1;
     o->quiet = 0;
+    o->gradcheck = false;
+    o->checkpoint_every = 0;
+    o->resume = NULL;
+    o->stop_after = 0;
+    o->max_growth = 1e6;
+    o->steps_given = o->seed_given = false;
     snprintf(outbuf, sizeof outbuf, "results/%s", prog);
     o->out_dir = outbuf;
     for (int i = 1; i < argc; i++) {
@@ -37,24 +53,49 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet]\n\n%s\n\n"
-                   "  --steps N   training steps (default %ld)\n"
-                   "  --seed S    seed of data, initialisation and batches (default %llu)\n"
-                   "  --seeds K   K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
-                   "  --out DIR   where results.json, traces and parameters go (default results/%s)\n"
-                   "  --quiet     no progress line and no table\n",
+            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
+                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F]\n\n%s\n\n"
+                   "  --steps N     training steps per model (default %ld)\n"
+                   "  --seed S      seed of data, initialisation and batches (default %llu)\n"
+                   "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
+                   "  --out DIR     where results.json, traces and parameters go (default results/%s)\n"
+                   "  --quiet       no progress line and no table\n"
+                   "  --gradcheck   compare the analytic gradient of every model with central\n"
+                   "                differences at its initial point and exit (status 5 on failure)\n"
+                   "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT/SIGTERM)\n"
+                   "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
+                   "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
+                   "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
+                   "                        (default 1e6)\n\n"
+                   "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
+                   "5 gradient check failed, 75 stopped (--stop-after), 128+N stopped by signal N\n",
                    prog, description, default_steps, (unsigned long long)default_seed, prog);
             return 1;
         } else if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
         } else if (!strcmp(a, "--steps") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->steps = x;
+            o->steps_given = true;
             i++;
         } else if (!strcmp(a, "--seed") && v && parse_long(v, 0, 2147483647L, &x)) {
             o->seed = (uint64_t)x;
+            o->seed_given = true;
             i++;
         } else if (!strcmp(a, "--seeds") && v && parse_long(v, 1, 1000, &x)) {
             o->seeds = (int)x;
+            i++;
+        } else if (!strcmp(a, "--gradcheck")) {
+            o->gradcheck = true;
+        } else if (!strcmp(a, "--checkpoint-every") && v && parse_long(v, 1, 1000000000L, &x)) {
+            o->checkpoint_every = x;
+            i++;
+        } else if (!strcmp(a, "--stop-after") && v && parse_long(v, 1, 1000000000L, &x)) {
+            o->stop_after = x;
+            i++;
+        } else if (!strcmp(a, "--resume") && v && *v) {
+            o->resume = v;
+            i++;
+        } else if (!strcmp(a, "--max-growth") && v && parse_double(v, &o->max_growth)) {
             i++;
         } else if (!strcmp(a, "--out") && v) {
             o->out_dir = v;

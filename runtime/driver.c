@@ -1,0 +1,1040 @@
+/*
+ * driver.c: ibrt_main, the experiment driver every generated trainer
+ * hands its models to (contract in ibrt_driver.h).
+ *
+ * One run (one seed) is: set-up (data, operators, teacher), then each
+ * model in turn -- initialisation, structural checks and a gradient check
+ * at the initial point, SGD, structural checks at the end, parameters
+ * and metrics -- then the stationary-law test if the spec asks for it,
+ * then results.json.  The order of random draws is fixed by the streams
+ * (ibrt_rng_fork): data 0, teacher 1, model k's initialisation 2+2k, its
+ * batches 3+2k, its structural checks 1000+k.  A checkpoint therefore
+ * needs only the model in training, its step, its parameters, the states
+ * of its two live streams, its last batch and what the run has produced
+ * so far (checks, metrics, the JSON under construction, the lengths of
+ * the traces): everything else is recomputed from the seed on resume.
+ */
+#include "ibrt_driver.h"
+#include "ibrt_io.h"
+#include "ibrt_json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Set by SIGINT/SIGTERM; the step loop looks at it once per step. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* ------------------------------------------------------------ checkpoint */
+
+#define CKPT_MAGIC "IBRTCKP1"
+
+/* The fixed part of DIR/checkpoint.bin; then the checks and metrics
+ * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
+ * chi0, n0 and n1 at initialisation (nbal each), the JSON text, and an
+ * FNV-1a hash of everything before it.  Native byte order and layout: a
+ * checkpoint is resumed by the trainer that wrote it (layout says so). */
+typedef struct {
+    char magic[8];
+    uint64_t layout;      /* hash of the problem's shape (ckpt_layout) */
+    uint64_t seed;
+    long steps;           /* per model */
+    long model;           /* the model in training */
+    long step;            /* its next step; -1: not started */
+    double loss, loss0;   /* last and first loss of that model */
+    double elapsed;       /* wall seconds of earlier processes */
+    ibrt_rng rb, rs;      /* its batch and structural-check streams */
+    long trace_len, balance_len;
+    int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
+    int json_comma;
+    uint64_t json_len;
+} ckpt_head;
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t ckpt_layout(const ibrt_problem *p)
+{
+    uint64_t h = fnv(14695981039346656037ULL, p->name, strlen(p->name));
+    long dims[4] = { p->in, p->out, p->bmax, (long)p->nmodels };
+    h = fnv(h, dims, sizeof dims);
+    for (size_t k = 0; k < p->nmodels; k++) {
+        const ibrt_model *m = &p->models[k];
+        long md[4] = { m->nth, m->tape, m->root, m->nbal };
+        double hp[2] = { m->lr, m->l1 };
+        h = fnv(h, md, sizeof md);
+        h = fnv(h, hp, sizeof hp);
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------ run state */
+
+typedef struct {
+    const ibrt_problem *p;
+    ibrt_opts o;
+    ibrt_dataset ds;
+    ibrt_json *j;
+    ibrt_checks checks;
+    double t0, elapsed;   /* this process's start; wall seconds of earlier ones */
+    long steps_run;       /* training steps taken by this process */
+    bool gc_failed;
+    /* per-index balance buffers, sized for the largest model */
+    double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
+    char path[1200];
+    /* the model in training, for checkpoints and partial results */
+    long k, step;
+    double loss, loss0;
+    ibrt_rng rb, rs;
+    const double *X;
+    ibrt_csv tr, bt;
+    bool tr_open, bt_open;
+} run_state;
+
+static ibrt_metrics mt;   /* the current run's scalar metrics (summarised over seeds) */
+
+static void errmsg(const ibrt_error *err) { fprintf(stderr, "error: %s\n", err->msg); }
+
+static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
+{
+    *h = fnv(*h, data, n);
+    return n == 0 || fwrite(data, 1, n, f) == n;
+}
+
+static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
+{
+    const ibrt_problem *p = R->p;
+    const ibrt_model *m = &p->models[R->k];
+    ckpt_head h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CKPT_MAGIC, 8);
+    h.layout = ckpt_layout(p);
+    h.seed = R->o.seed;
+    h.steps = R->o.steps;
+    h.model = R->k;
+    h.step = R->step;
+    h.loss = R->loss;
+    h.loss0 = R->loss0;
+    h.elapsed = R->elapsed + ibrt_time_now() - R->t0;
+    h.rb = R->rb;
+    h.rs = R->rs;
+    h.x_is_buffer = R->X == p->bx;
+    h.json_comma = ibrt_json_need_comma(R->j);
+    h.json_len = strlen(ibrt_json_text(R->j));
+    if (R->tr_open && ibrt_csv_sync(&R->tr, &h.trace_len, err) != IBRT_OK)
+        return IBRT_EIO;
+    if (R->bt_open && ibrt_csv_sync(&R->bt, &h.balance_len, err) != IBRT_OK)
+        return IBRT_EIO;
+    snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
+    ibrt_atomic a;
+    if (ibrt_atomic_open(&a, R->path, err) != IBRT_OK)
+        return IBRT_EIO;
+    uint64_t hash = 14695981039346656037ULL;
+    bool ok = write_all(a.f, &h, sizeof h, &hash) && write_all(a.f, &R->checks, sizeof R->checks, &hash) &&
+              write_all(a.f, &mt, sizeof mt, &hash) &&
+              write_all(a.f, m->th, sizeof(double) * (size_t)m->nth, &hash) &&
+              write_all(a.f, p->bx, sizeof(double) * (size_t)(p->bmax * p->in), &hash) &&
+              (!p->bmask || write_all(a.f, p->bmask, sizeof(double) * (size_t)p->out, &hash)) &&
+              write_all(a.f, R->chi0, sizeof(double) * (size_t)m->nbal, &hash) &&
+              write_all(a.f, R->nA0, sizeof(double) * (size_t)m->nbal, &hash) &&
+              write_all(a.f, R->nB0, sizeof(double) * (size_t)m->nbal, &hash) &&
+              write_all(a.f, ibrt_json_text(R->j), (size_t)h.json_len, &hash);
+    uint64_t sum = hash;
+    ok = ok && fwrite(&sum, sizeof sum, 1, a.f) == 1;
+    if (!ok) {
+        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", R->path, strerror(errno ? errno : EIO));
+        ibrt_atomic_abort(&a);
+        return IBRT_EIO;
+    }
+    return ibrt_atomic_commit(&a, err);
+}
+
+/* Reads DIR/checkpoint.bin into a malloc'ed buffer, checking its size,
+ * its hash and that this trainer wrote it. */
+static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **buf, size_t *size,
+                             ibrt_error *err)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, strerror(errno));
+        return IBRT_EIO;
+    }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        unsigned char *nb = cap < ((size_t)1 << 34) ? realloc(b, cap * 2) : NULL;
+        if (!nb) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    bool rerr = ferror(f);
+    fclose(f);
+    if (!b || rerr) {
+        free(b);
+        snprintf(err->msg, sizeof err->msg, "cannot read '%.400s': %s", path, b ? "read error" : "out of memory");
+        return IBRT_EIO;
+    }
+    ckpt_head h;
+    uint64_t sum;
+    const char *why = NULL;
+    if (n < sizeof h + sizeof sum)
+        why = "too short to be a checkpoint";
+    else {
+        memcpy(&h, b, sizeof h);
+        memcpy(&sum, b + n - sizeof sum, sizeof sum);
+        if (memcmp(h.magic, CKPT_MAGIC, 8))
+            why = "not an ibc checkpoint";
+        else if (fnv(14695981039346656037ULL, b, n - sizeof sum) != sum)
+            why = "corrupt (its checksum does not match)";
+        else if (h.layout != ckpt_layout(p))
+            why = "written by a different trainer (the spec or ibc changed); run it again from the start";
+        else if (h.model < 0 || (size_t)h.model >= p->nmodels || h.step < -1 || h.step > h.steps ||
+                 h.steps < 1 || h.trace_len < 0 || h.balance_len < 0)
+            why = "corrupt (values out of range)";
+        else {
+            const ibrt_model *m = &p->models[h.model];
+            size_t want = sizeof h + sizeof(ibrt_checks) + sizeof(ibrt_metrics) +
+                          sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 3 * m->nbal) +
+                          (size_t)h.json_len + sizeof sum;
+            if (h.json_len > n || want != n)
+                why = "truncated or corrupt (its size does not match its contents)";
+        }
+    }
+    if (why) {
+        free(b);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, why);
+        return IBRT_EFORMAT;
+    }
+    *buf = b;
+    *size = n;
+    return IBRT_OK;
+}
+
+/* ------------------------------------------------------------ training */
+
+static double loss_grad(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n, bool grad,
+                        bool with_l1)
+{
+    const long OUT = p->out, IN = p->in, BMAX = p->bmax;
+    double loss = 0, norm = (double)n * (double)OUT;
+    const double *mask = p->bmask;
+    if (mask && !p->normalise_all) {   /* the mean over this batch's observed entries */
+        norm = 0;
+        for (long e = 0; e < OUT; e++)
+            norm += mask[e];
+        if (norm == 0)
+            norm = 1;
+    }
+    if (grad)
+        memset(m->g, 0, sizeof(double) * (size_t)m->nth);
+    /* an output of the parameters alone is one value for every sample:
+     * its adjoint accumulates over the samples */
+    const long os = m->root_batched ? OUT : 0;
+    double *dy = m->ad + m->root;
+    for (long c0 = 0; c0 < n; c0 += BMAX) {   /* chunks of at most BMAX samples: the tape holds no more */
+        long nb = n - c0 < BMAX ? n - c0 : BMAX;
+        const double *x = X + c0 * IN, *y = Y + c0 * OUT;
+        m->forward(m->th, x, nb, m->tp);
+        if (grad && !m->root_batched)
+            memset(dy, 0, sizeof(double) * (size_t)OUT);
+        for (long s = 0; s < nb; s++)
+            for (long o = 0; o < OUT; o++) {
+                double r = m->tp[m->root + s * os + o] - y[s * OUT + o];
+                if (mask)
+                    r *= mask[o];
+                loss += r * r / norm;
+                if (grad)
+                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
+            }
+        if (grad)
+            m->backward(m->th, x, nb, m->tp, m->ad, m->g);
+    }
+    if (grad && with_l1 && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
+        for (long e = 0; e < m->l1_size; e++) {
+            double w = m->th[m->l1_off + e];
+            m->g[m->l1_off + e] += m->l1 * ((w > 0) - (w < 0));
+        }
+    return loss;
+}
+
+double ibrt_driver_loss(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n, bool grad)
+{
+    return loss_grad(p, m, X, Y, n, grad, true);
+}
+
+/* Largest difference between the analytic gradient and central
+ * differences, relative to the largest gradient entry.  h balances
+ * truncation (h^2) against round-off (eps / h).  A kink of the loss
+ * within +-h (a relu switching) shows as central differences at h and
+ * h/10 that disagree (for a smooth loss they agree to O(h^2)): the
+ * derivative is not defined there, the entry is skipped and counted.  A
+ * wrong gradient still fails: both agree, with each other and not with
+ * it. */
+static double gradient_check(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb,
+                             long *skipped)
+{
+    const ibrt_problem *p = R->p;
+    double tol = p->gradient_tol, worst = 0, scale = 0, *ga = R->ga;
+    loss_grad(p, m, X, Y, nb, true, false);
+    memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
+    for (long e = 0; e < m->nth; e++)
+        scale = fmax(scale, fabs(ga[e]));
+    *skipped = 0;
+    for (long e = 0; e < m->nth; e++) {
+        double t = m->th[e], fd[2];
+        for (int q = 0; q < 2; q++) {
+            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
+            m->th[e] = t + h;
+            double lp = loss_grad(p, m, X, Y, nb, false, false);
+            m->th[e] = t - h;
+            double lm = loss_grad(p, m, X, Y, nb, false, false);
+            m->th[e] = t;
+            fd[q] = (lp - lm) / (2 * h);
+        }
+        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {
+            (*skipped)++;
+            continue;
+        }
+        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));
+    }
+    return worst;
+}
+
+/* A scalar metric: into results.json as NAME_SUFFIX, and into the table. */
+static void put(run_state *R, const char *name, const char *suffix, double v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s%s%s", name, *suffix ? "_" : "", suffix);
+    ibrt_json_key(R->j, key);
+    ibrt_json_num(R->j, v);
+    ibrt_metrics_add(&mt, name, suffix, v);
+}
+
+static void key(run_state *R, const char *name, const char *suffix)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%s%s%s", name, *suffix ? "_" : "", suffix);
+    ibrt_json_key(R->j, k);
+}
+
+/* results.json of a run that did not finish: what it has measured so
+ * far, the checks so far, and why it stopped. */
+static void write_partial(run_state *R, const char *status, const char *extra_key, double step, double loss)
+{
+    ibrt_json *j = ibrt_json_clone(R->j);
+    ibrt_json_obj_end(j);   /* metrics */
+    ibrt_json_key(j, "wall_seconds");
+    ibrt_json_num(j, R->elapsed + ibrt_time_now() - R->t0);
+    ibrt_json_key(j, "checks");
+    ibrt_checks_to_json(&R->checks, j);
+    ibrt_json_key(j, "status");
+    ibrt_json_str(j, status);
+    ibrt_json_key(j, extra_key);
+    ibrt_json_obj_begin(j);
+    ibrt_json_key(j, "model");
+    ibrt_json_str(j, R->p->models[R->k].name);
+    ibrt_json_key(j, "step");
+    ibrt_json_num(j, step);
+    ibrt_json_key(j, "loss");
+    ibrt_json_num(j, loss);
+    ibrt_json_key(j, "learning_rate");
+    ibrt_json_num(j, R->p->models[R->k].lr);
+    ibrt_json_obj_end(j);
+    ibrt_json_obj_end(j);
+    ibrt_error err;
+    snprintf(R->path, sizeof R->path, "%s/results.json", R->o.out_dir);
+    if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
+        errmsg(&err);
+    ibrt_json_free(j);
+}
+
+static void write_params(run_state *R, const ibrt_model *m)
+{
+    ibrt_error err;
+    for (size_t q = 0; q < m->nparams; q++) {
+        const ibrt_param *pv = &m->params[q];
+        size_t shp[2] = { pv->rows, pv->cols };
+        snprintf(R->path, sizeof R->path, "%s/%s_%s.npy", R->o.out_dir, m->name, pv->name);
+        if (ibrt_npy_write(R->path, m->th + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
+            errmsg(&err);
+    }
+}
+
+static void close_traces(run_state *R)
+{
+    ibrt_error err;
+    if (R->tr_open && ibrt_csv_close(&R->tr, &err) != IBRT_OK)
+        errmsg(&err);
+    if (R->bt_open && ibrt_csv_close(&R->bt, &err) != IBRT_OK)
+        errmsg(&err);
+    R->tr_open = R->bt_open = false;
+}
+
+/* Stops a run for a checkpoint: writes it and the partial results; the
+ * traces stay as TRACE.part, which the checkpoint refers to. */
+static int stop_run(run_state *R, int status)
+{
+    ibrt_error err;
+    if (ckpt_write(R, &err) != IBRT_OK) {
+        errmsg(&err);
+        return 1;
+    }
+    write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
+    fprintf(stderr, "%s: stopped at step %ld of model '%s'; checkpoint in %s/checkpoint.bin\n"
+            "continue with: --resume %s\n", R->p->name, R->step, R->p->models[R->k].name, R->o.out_dir, R->o.out_dir);
+    if (R->tr_open)
+        fclose(R->tr.f);
+    if (R->bt_open)
+        fclose(R->bt.f);
+    R->tr_open = R->bt_open = false;
+    return status;
+}
+
+/* The traces of model m: the loss (and balance summaries) every `every`
+ * steps, and chi and the ratio of every index. */
+static ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_head *resume, ibrt_error *err)
+{
+    snprintf(R->path, sizeof R->path, "%s/trace_%s.csv", R->o.out_dir, m->name);
+    ibrt_status st = resume ? ibrt_csv_resume(&R->tr, R->path, resume->trace_len, err)
+                            : ibrt_csv_open_resumable(&R->tr, R->path,
+                                                      m->nbal ? "step,loss,chi_abs_median,ratio_median,ratio_min,ratio_max"
+                                                              : "step,loss",
+                                                      err);
+    if (st != IBRT_OK)
+        return st;
+    R->tr_open = true;
+    if (!m->nbal)
+        return IBRT_OK;
+    size_t cap = 64 * (size_t)(2 * m->nbal + 1), len;
+    char *bh = malloc(cap);
+    if (!bh) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return IBRT_ENOMEM;
+    }
+    len = (size_t)snprintf(bh, cap, "step");
+    for (int q = 0; q < 2; q++)
+        for (size_t f = 0; f < m->nfam; f++)
+            for (long i = 0; i < m->fams[f].count; i++)
+                len += (size_t)snprintf(bh + len, cap - len, ",%s%d_%ld", q ? "ratio" : "chi", m->fams[f].id, i);
+    snprintf(R->path, sizeof R->path, "%s/balance_%s.csv", R->o.out_dir, m->name);
+    st = resume ? ibrt_csv_resume(&R->bt, R->path, resume->balance_len, err)
+                : ibrt_csv_open_resumable(&R->bt, R->path, bh, err);
+    free(bh);
+    if (st == IBRT_OK)
+        R->bt_open = true;
+    return st;
+}
+
+/* The metrics of model k after training (loss: its final training loss). */
+static void model_metrics(run_state *R, size_t k, double loss)
+{
+    const ibrt_problem *p = R->p;
+    const ibrt_model *m = &p->models[k];
+    const ibrt_dataset *ds = &R->ds;
+    const char *sfx = m->suffix;
+    const long OUT = p->out, IN = p->in, BMAX = p->bmax;
+    ibrt_error err;
+    put(R, "final_loss", sfx, loss);
+    if (ds->n_test > 0) {
+        double mse = 0;
+        for (size_t s0 = 0; s0 < ds->n_test; s0 += (size_t)BMAX) {
+            long nc = ds->n_test - s0 < (size_t)BMAX ? (long)(ds->n_test - s0) : BMAX;
+            m->forward(m->th, ds->x_test + s0 * (size_t)IN, nc, m->tp);
+            for (long s = 0; s < nc; s++)
+                for (long e = 0; e < OUT; e++) {
+                    double r = m->tp[m->root + (m->root_batched ? s * OUT : 0) + e] - ds->y_test[(s0 + (size_t)s) * (size_t)OUT + (size_t)e];
+                    mse += r * r;
+                }
+        }
+        put(R, "test_mse", sfx, mse / (double)(ds->n_test * (size_t)OUT));
+    }
+    if (m->w_size > 0) {   /* the design parameter w, as the researcher sees it */
+        long n = m->w_size;
+        double *w = R->w;
+        if (m->w_of)
+            m->w_of(m->th, w);
+        else
+            memcpy(w, m->th + m->w_off, sizeof(double) * (size_t)n);
+        if (m->w_check) {
+            double rel = m->w_check(m->th);
+            ibrt_checks_add(&R->checks, "designed parameterisation: A w = product of factors", rel, 0, 1e-10,
+                            rel <= 1e-10, "max |A w - a1*...*aL| / max |a1*...*aL|");
+        }
+        snprintf(R->path, sizeof R->path, "%s/w_%s.npy", R->o.out_dir, m->name);
+        size_t shp[1] = { (size_t)n };
+        if (ibrt_npy_write(R->path, w, 1, shp, &err) != IBRT_OK)
+            errmsg(&err);
+        if (ds->truth_size == (size_t)n) {
+            double rec = 0, tv = 0;
+            ibrt_csv wc;   /* the learned coefficients next to the truth, for plots */
+            snprintf(R->path, sizeof R->path, "%s/w_%s.csv", R->o.out_dir, m->name);
+            if (ibrt_csv_open(&wc, R->path, "i,w,truth", &err) == IBRT_OK) {
+                for (long i = 0; i < n; i++) {
+                    double row[3] = { (double)i, w[i], ds->truth[i] };
+                    ibrt_csv_row(&wc, row, 3);
+                }
+                if (ibrt_csv_close(&wc, &err) != IBRT_OK)
+                    errmsg(&err);
+            } else
+                errmsg(&err);
+            for (long i = 0; i < n; i++) {
+                rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / (double)n;
+                if (i)
+                    tv += fabs(w[i] - w[i - 1]);
+            }
+            put(R, "recon_mse", sfx, rec);
+            put(R, "tv", sfx, tv);
+            put(R, "fit_mse", sfx, loss);
+            /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
+            if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
+                double sup[64];
+                bool *used = (bool *)R->tmp;   /* nbal or more doubles: room for n flags */
+                memset(used, 0, (size_t)n);
+                for (size_t q = 0; q < ds->nonzeros; q++) {
+                    long best = -1;
+                    for (long i = 0; i < n; i++)
+                        if (!used[i] && (best < 0 || fabs(w[i]) > fabs(w[best])))
+                            best = i;
+                    used[best] = true;
+                }
+                size_t c = 0;
+                for (long i = 0; i < n; i++)
+                    if (used[i])
+                        sup[c++] = (double)i;
+                key(R, "support", sfx);
+                ibrt_json_nums(R->j, sup, c);
+                if (k == 0) {
+                    c = 0;
+                    for (long i = 0; i < n; i++)
+                        if (ds->truth[i] != 0)
+                            sup[c++] = (double)i;
+                    ibrt_json_key(R->j, "support_true");
+                    ibrt_json_nums(R->j, sup, c);
+                }
+            }
+        }
+    }
+    if (p->zrows > 0) {   /* a matrix output against its ground truth */
+        long r = p->zrows, c = p->zcols, ns = r < c ? r : c;
+        m->forward(m->th, R->X, 1, m->tp);
+        if (ibrt_linalg_svd_values((size_t)r, (size_t)c, m->tp + m->root, R->tmp, &err) == IBRT_OK) {
+            key(R, "singular_values", sfx);
+            ibrt_json_nums(R->j, R->tmp, (size_t)ns);
+        }
+        double num = 0, den = 0;
+        for (long e = 0; e < OUT; e++) {
+            double d = m->tp[m->root + e] - ds->truth[e];
+            num += d * d;
+            den += ds->truth[e] * ds->truth[e];
+        }
+        put(R, "relative_error", sfx, sqrt(num / den));
+        snprintf(R->path, sizeof R->path, "%s/Z_%s.npy", R->o.out_dir, m->name);
+        size_t shp[2] = { (size_t)r, (size_t)c };
+        if (ibrt_npy_write(R->path, m->tp + m->root, 2, shp, &err) != IBRT_OK)
+            errmsg(&err);
+    }
+    if (m->nbal) {
+        long nbal = m->nbal;
+        double med, mn, mx, *c0 = R->c0, *c1 = R->c1;
+        m->balance(m->th, R->chi, R->ratio, R->nA, R->nB);
+        memcpy(R->tmp, R->ratio, sizeof(double) * (size_t)nbal);
+        ibrt_stats_median_min_max(R->tmp, (size_t)nbal, &med, &mn, &mx);
+        put(R, "ratio_median", sfx, med);
+        put(R, "ratio_min", sfx, mn);
+        put(R, "ratio_max", sfx, mx);
+        for (long i = 0; i < nbal; i++) {
+            c0[i] = fabs(R->chi0[i]);
+            c1[i] = fabs(R->chi[i]);
+        }
+        ibrt_stats_median_min_max(c0, (size_t)nbal, &med, &mn, &mx);
+        put(R, "chi_abs_median_start", sfx, med);
+        ibrt_stats_median_min_max(c1, (size_t)nbal, &med, &mn, &mx);
+        put(R, "chi_abs_median_end", sfx, med);
+        /* Which mechanism (theory.md §6): chi conserved while the norms
+         * grow, or chi driven.  The threshold is fixed, not tuned: a
+         * median relative change of chi below 5% is "conserved". */
+        for (long i = 0; i < nbal; i++) {
+            c0[i] = fabs(R->chi[i] - R->chi0[i]) / fmax(fabs(R->chi0[i]), 1e-12 * (R->nA0[i] + R->nB0[i]));
+            c1[i] = sqrt((R->nA[i] + R->nB[i]) / (R->nA0[i] + R->nB0[i]));
+        }
+        double rel, growth;
+        ibrt_stats_median_min_max(c0, (size_t)nbal, &rel, &mn, &mx);
+        ibrt_stats_median_min_max(c1, (size_t)nbal, &growth, &mn, &mx);
+        put(R, "chi_rel_change_median", sfx, rel);
+        put(R, "norm_growth_median", sfx, growth);
+        key(R, "mechanism", sfx);
+        ibrt_json_str(R->j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew "
+                                                         "(a gradient-flow invariant, not the noise correction)"
+                                                       : "conserved: chi kept its initial value")
+                                       : "driven: chi moved (SGD noise at finite step size)");
+        /* The three predictions of theory.md §4 for the norm ratio: the log
+         * det G minimiser and the dual slice (exact, from the derivation),
+         * and the noise equilibrium from the measured per-block gradient
+         * second moments m_p: along the orbit m_p scales as e^(-2 alpha_p
+         * t), so sum_p alpha_p m_p e^(-2 alpha_p t) = 0 gives (n0/n1)* =
+         * n0 alpha0 m0 / (-n1 alpha1 m1). */
+        put(R, "ratio_pred_logdet_min", sfx, m->pred_logdet);
+        put(R, "ratio_pred_dual_slice", sfx, m->pred_dual);
+        if (p->minibatch) {   /* second moments over 256 fresh minibatches */
+            const double *X, *Y;
+            memset(R->mA, 0, sizeof(double) * (size_t)nbal);
+            memset(R->mB, 0, sizeof(double) * (size_t)nbal);
+            for (int q = 0; q < 256; q++) {
+                long nq = p->draw_batch(ds, &R->rb, &X, &Y);
+                loss_grad(p, m, X, Y, nq, true, true);
+                m->balance(m->g, R->chi, R->ratio, c0, c1);
+                for (long i = 0; i < nbal; i++) {
+                    R->mA[i] += c0[i] / 256;
+                    R->mB[i] += c1[i] / 256;
+                }
+            }
+            for (long i = 0; i < nbal; i++)
+                R->pr[i] = sqrt(R->nA[i] * m->alpha0 * R->mA[i] / (-R->nB[i] * m->alpha1 * R->mB[i]));
+            ibrt_stats_median_min_max(R->pr, (size_t)nbal, &med, &mn, &mx);
+            put(R, "ratio_pred_noise_equilibrium", sfx, med);
+        }
+        key(R, "ratio_definition", sfx);
+        ibrt_json_str(R->j, m->ratio_definition);
+    }
+}
+
+/* One row of the traces: the loss, and chi and the ratio of every index
+ * (with their median, min and max in the loss trace). */
+static void record(run_state *R, const ibrt_model *m, long step, double loss)
+{
+    double row[6] = { (double)step, loss, 0, 0, 0, 0 };
+    if (!m->nbal) {
+        ibrt_csv_row(&R->tr, row, 2);
+        return;
+    }
+    long nbal = m->nbal;
+    double mn, mx;
+    m->balance(m->th, R->chi, R->ratio, NULL, NULL);
+    for (long i = 0; i < nbal; i++)
+        R->tmp[i] = fabs(R->chi[i]);
+    ibrt_stats_median_min_max(R->tmp, (size_t)nbal, &row[2], &mn, &mx);
+    memcpy(R->tmp, R->ratio, sizeof(double) * (size_t)nbal);
+    ibrt_stats_median_min_max(R->tmp, (size_t)nbal, &row[3], &row[4], &row[5]);
+    ibrt_csv_row(&R->tr, row, 6);
+    R->brow[0] = (double)step;
+    memcpy(R->brow + 1, R->chi, sizeof(double) * (size_t)nbal);
+    memcpy(R->brow + 1 + nbal, R->ratio, sizeof(double) * (size_t)nbal);
+    ibrt_csv_row(&R->bt, R->brow, (size_t)(1 + 2 * nbal));
+}
+
+/* Model k from its initialisation (or from the checkpoint ck) to its
+ * metrics.  0, or the exit status that ends the run. */
+static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
+{
+    const ibrt_problem *p = R->p;
+    ibrt_model *m = &p->models[k];
+    const ibrt_dataset *ds = &R->ds;
+    ibrt_error err;
+    ibrt_rng ri;
+    char when[64];
+    const double *X = NULL, *Y;
+    long nb, start = 0;
+    bool resumed = ck && ck->model == (long)k && ck->step >= 0;
+    R->k = (long)k;
+    R->loss = 0;
+    R->loss0 = NAN;
+    ibrt_rng_fork(&ri, R->o.seed, 2 + 2 * k);      /* this model's initialisation */
+    ibrt_rng_fork(&R->rb, R->o.seed, 3 + 2 * k);   /* its batches */
+    ibrt_rng_fork(&R->rs, R->o.seed, 1000 + k);    /* its structural checks */
+    m->init(m->th, &ri);
+    if (!resumed) {
+        nb = p->draw_batch(ds, &R->rb, &X, &Y);
+        snprintf(when, sizeof when, "%s, init", m->name);
+        m->structure(X, &R->rs, &R->checks, when);
+        long skipped;
+        double gerr = gradient_check(R, m, X, Y, nb, &skipped);
+        bool gok = gerr <= p->gradient_tol && skipped * 10 < m->nth;
+        char name[96], detail[128];
+        snprintf(name, sizeof name, "gradient vs central differences (%s)", m->name);
+        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped",
+                 skipped, m->nth);
+        ibrt_checks_add(&R->checks, name, gerr, 0, p->gradient_tol, gok, detail);
+        if (R->o.gradcheck) {   /* the initial point only, no training */
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance %.3g) over %ld "
+                   "entries, %ld at a kink skipped: %s\n", m->name, gerr, p->gradient_tol, m->nth, skipped,
+                   gok ? "PASS" : "FAIL");
+            R->gc_failed = R->gc_failed || !gok;
+            return 0;
+        }
+        if (m->nbal) {
+            m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
+            memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);
+        }
+    } else {
+        /* the payload after the head, checks and metrics (ckpt_write's order) */
+        const unsigned char *q = ckdata + sizeof *ck + sizeof(ibrt_checks) + sizeof(ibrt_metrics);
+        size_t nbx = (size_t)(p->bmax * p->in), nbal = (size_t)m->nbal;
+        memcpy(m->th, q, sizeof(double) * (size_t)m->nth);
+        q += sizeof(double) * (size_t)m->nth;
+        memcpy(p->bx, q, sizeof(double) * nbx);
+        q += sizeof(double) * nbx;
+        if (p->bmask) {
+            memcpy(p->bmask, q, sizeof(double) * (size_t)p->out);
+            q += sizeof(double) * (size_t)p->out;
+        }
+        memcpy(R->chi0, q, sizeof(double) * nbal);
+        memcpy(R->nA0, q + sizeof(double) * nbal, sizeof(double) * nbal);
+        memcpy(R->nB0, q + 2 * sizeof(double) * nbal, sizeof(double) * nbal);
+        R->rb = ck->rb;
+        R->rs = ck->rs;
+        R->loss = ck->loss;
+        R->loss0 = ck->loss0;
+        X = ck->x_is_buffer ? p->bx : ds->x_train;
+        start = ck->step;
+    }
+    if (open_traces(R, m, resumed ? ck : NULL, &err) != IBRT_OK) {
+        errmsg(&err);
+        return 1;
+    }
+    long steps = R->o.steps, every = p->record_every;   /* trace interval, scaled to --steps */
+    if (steps != p->default_steps)
+        every = steps / 200 > 0 ? steps / 200 : 1;
+    ibrt_progress pg;
+    ibrt_progress_begin(&pg, m->name, steps, R->o.quiet);
+    double ts = ibrt_time_now(), loss = R->loss;
+    R->X = X;
+    for (long step = start; step < steps; step++) {
+        nb = p->draw_batch(ds, &R->rb, &X, &Y);
+        loss = loss_grad(p, m, X, Y, nb, true, true);
+        if (step == 0)
+            R->loss0 = loss;
+        if (!isfinite(loss) || (R->loss0 > 0 && loss > R->o.max_growth * R->loss0)) {
+            ibrt_progress_end(&pg);
+            fprintf(stderr, "error: model '%s' diverged at step %ld: loss %g%s%.3g times its first value %g); "
+                    "the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
+                    isfinite(loss) ? " (more than " : " (not finite; first ", isfinite(loss) ? R->o.max_growth : 1.0,
+                    R->loss0, m->lr);
+            R->step = step;
+            record(R, m, step, loss);   /* the step that diverged, at the parameters that gave it */
+            close_traces(R);
+            write_params(R, m);
+            char name[96];
+            snprintf(name, sizeof name, "training stays finite (%s)", m->name);
+            ibrt_checks_add(&R->checks, name, loss, R->loss0, R->o.max_growth, false,
+                            "loss finite and below max-growth times the first loss");
+            write_partial(R, "diverged", "diverged", (double)step, loss);
+            return 3;
+        }
+        for (long e = 0; e < m->nth; e++)
+            m->th[e] -= m->lr * m->g[e];
+        if (step % every == 0 || step == steps - 1)
+            record(R, m, step, loss);
+        ibrt_progress_update(&pg, step + 1, loss);
+        R->steps_run++;
+        bool stop = stop_signal || (R->o.stop_after && R->steps_run >= R->o.stop_after);
+        if (stop || (R->o.checkpoint_every && (step + 1) % R->o.checkpoint_every == 0)) {
+            R->step = step + 1;
+            R->loss = loss;
+            R->X = X;
+            if (stop) {
+                ibrt_progress_end(&pg);
+                return stop_run(R, stop_signal ? 128 + stop_signal : 75);
+            }
+            if (ckpt_write(R, &err) != IBRT_OK) {
+                errmsg(&err);
+                return 1;
+            }
+        }
+    }
+    R->X = X;
+    snprintf(when, sizeof when, "%s, end", m->name);
+    m->structure(X, &R->rs, &R->checks, when);
+    ibrt_progress_end(&pg);
+    double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);
+    close_traces(R);
+    write_params(R, m);
+    if (!R->o.quiet)
+        printf("%-10s %14.6g %14.0f\n", m->name, loss, rate);
+    model_metrics(R, k, loss);
+    return 0;
+}
+
+static void free_run(run_state *R)
+{
+    double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
+                       R->brow, R->c0, R->c1, R->ga, R->w };
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
+    ibrt_json_free(R->j);
+    ibrt_dataset_free(&R->ds);
+}
+
+/* One whole experiment at seed o.seed; the exit status. */
+static int run_one(const ibrt_problem *p, ibrt_opts o)
+{
+    run_state R;
+    memset(&R, 0, sizeof R);
+    R.p = p;
+    R.o = o;
+    R.t0 = ibrt_time_now();
+    mt.n = 0;
+    ibrt_error err;
+    unsigned char *ckdata = NULL;
+    size_t cksize = 0;
+    ckpt_head ck;
+    if (o.resume) {
+        if (ckpt_read(p, o.resume, &ckdata, &cksize, &err) != IBRT_OK) {
+            errmsg(&err);
+            return 1;
+        }
+        memcpy(&ck, ckdata, sizeof ck);
+        if ((o.steps_given && o.steps != ck.steps) || (o.seed_given && o.seed != ck.seed)) {
+            fprintf(stderr, "error: %s/checkpoint.bin is a run of %ld steps at seed %llu; drop --steps/--seed to "
+                    "resume it\n", o.resume, ck.steps, (unsigned long long)ck.seed);
+            free(ckdata);
+            return 2;
+        }
+        R.o.steps = ck.steps;
+        R.o.seed = ck.seed;
+        R.o.out_dir = o.resume;
+        R.elapsed = ck.elapsed;
+        memcpy(&R.checks, ckdata + sizeof ck, sizeof R.checks);
+        memcpy(&mt, ckdata + sizeof ck + sizeof R.checks, sizeof mt);
+        if (R.checks.n > IBRT_MAX_CHECKS || mt.n > IBRT_MAX_METRICS) {
+            fprintf(stderr, "error: %s/checkpoint.bin: corrupt (table sizes out of range)\n", o.resume);
+            free(ckdata);
+            return 1;
+        }
+    }
+    if (ibrt_mkdir_p(R.o.out_dir, &err) != IBRT_OK) {
+        errmsg(&err);
+        free(ckdata);
+        return 1;
+    }
+    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
+        errmsg(&err);
+        free(ckdata);
+        ibrt_dataset_free(&R.ds);
+        return 1;
+    }
+    /* buffers for the largest model, allocated before any step */
+    long nbal = 1, nth = 1, wmax = 1;
+    for (size_t k = 0; k < p->nmodels; k++) {
+        nbal = p->models[k].nbal + 1 > nbal ? p->models[k].nbal + 1 : nbal;
+        nth = p->models[k].nth > nth ? p->models[k].nth : nth;
+        wmax = p->models[k].w_size > wmax ? p->models[k].w_size : wmax;
+    }
+    long ntmp = nbal + wmax + (p->zrows > 0 ? p->zrows + p->zcols : 0);
+    double **bufs[] = { &R.chi, &R.ratio, &R.nA0, &R.nB0, &R.nA, &R.nB, &R.mA, &R.mB, &R.pr, &R.chi0, &R.c0, &R.c1 };
+    bool oom = false;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
+    oom |= !(R.tmp = calloc((size_t)ntmp, sizeof(double)));
+    oom |= !(R.brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
+    oom |= !(R.ga = calloc((size_t)nth, sizeof(double)));
+    oom |= !(R.w = calloc((size_t)wmax, sizeof(double)));
+    R.j = ibrt_json_new();
+    if (oom) {
+        fprintf(stderr, "error: out of memory\n");
+        free(ckdata);
+        free_run(&R);
+        return 1;
+    }
+    size_t first = 0;
+    if (o.resume) {
+        const char *text = (const char *)ckdata + cksize - sizeof(uint64_t) - ck.json_len;
+        char *t = malloc((size_t)ck.json_len + 1);
+        if (!t) {
+            fprintf(stderr, "error: out of memory\n");
+            free(ckdata);
+            free_run(&R);
+            return 1;
+        }
+        memcpy(t, text, (size_t)ck.json_len);
+        t[ck.json_len] = '\0';
+        ibrt_json_restore(R.j, t, ck.json_comma);
+        free(t);
+        first = (size_t)ck.model;
+    } else {
+        ibrt_json_obj_begin(R.j);
+        ibrt_json_key(R.j, "model");
+        ibrt_json_str(R.j, p->name);
+        ibrt_json_key(R.j, "steps");
+        ibrt_json_int(R.j, R.o.steps);
+        ibrt_json_key(R.j, "seed");
+        ibrt_json_int(R.j, (long)R.o.seed);
+        ibrt_json_key(R.j, "metrics");
+        ibrt_json_obj_begin(R.j);
+    }
+    if (!o.quiet && !o.gradcheck)
+        printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
+    for (size_t k = first; k < p->nmodels; k++) {
+        if (k > first && stop_signal) {   /* between models: resume at the next one */
+            R.k = (long)k;
+            R.step = -1;
+            R.X = p->bx;
+            free(ckdata);
+            int rc = stop_run(&R, 128 + stop_signal);
+            free_run(&R);
+            return rc;
+        }
+        int rc = train_model(&R, k, o.resume ? &ck : NULL, ckdata);
+        if (rc) {
+            free(ckdata);
+            free_run(&R);
+            return rc;
+        }
+    }
+    free(ckdata);
+    if (o.gradcheck) {
+        int rc = R.gc_failed ? 5 : 0;
+        free_run(&R);
+        return rc;
+    }
+    if (p->stationary) {   /* the stationary law, thin-shell Metropolis test (theory.md §7) */
+        ibrt_stationary_cfg sc = p->stationary_cfg;
+        sc.seed = R.o.seed + 77;
+        if (R.o.steps < p->default_steps)   /* shortened runs (tests) use fewer chains */
+            sc.chains = 4000;
+        ibrt_stationary_result sr;
+        if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {
+            errmsg(&err);
+            free_run(&R);
+            return 1;
+        }
+        put(&R, "stationary_ks_predicted", "", sr.ks_pred);
+        put(&R, "stationary_p_predicted", "", sr.p_pred);
+        put(&R, "stationary_ks_no_det", "", sr.ks_nodet);
+        put(&R, "stationary_p_no_det", "", sr.p_nodet);
+        put(&R, "stationary_ks_flipped", "", sr.ks_flip);
+        put(&R, "stationary_p_flipped", "", sr.p_flip);
+        ibrt_checks_add(&R.checks, "stationary law: predicted density accepted", sr.p_pred, 0.01, 0.01,
+                        sr.p_pred > 0.01, "KS p-value, exp(-beta L) asinh(eps/theta)");
+        ibrt_checks_add(&R.checks, "stationary law: no det G factor rejected", sr.p_nodet, 1e-6, 1e-6,
+                        sr.p_nodet < 1e-6, "KS p-value, exp(-beta L)");
+        ibrt_checks_add(&R.checks, "stationary law: inverted factor rejected", sr.p_flip, 1e-6, 1e-6,
+                        sr.p_flip < 1e-6, "KS p-value, exp(-beta L) / asinh(eps/theta)");
+    }
+    ibrt_json_obj_end(R.j);
+    ibrt_json_key(R.j, "wall_seconds");
+    ibrt_json_num(R.j, R.elapsed + ibrt_time_now() - R.t0);
+    ibrt_json_key(R.j, "checks");
+    ibrt_checks_to_json(&R.checks, R.j);
+    ibrt_json_key(R.j, "status");
+    ibrt_json_str(R.j, "complete");
+    ibrt_json_obj_end(R.j);
+    snprintf(R.path, sizeof R.path, "%s/results.json", R.o.out_dir);
+    if (ibrt_json_write_file(R.j, R.path, &err) != IBRT_OK) {
+        errmsg(&err);
+        free_run(&R);
+        return 1;
+    }
+    if (!o.quiet) {
+        printf("\n");
+        ibrt_metrics_print(&mt, stdout);
+        printf("\n");
+        ibrt_checks_print(&R.checks, stdout);
+        printf("\nresults: %s\n", R.path);
+    }
+    /* the run is complete: its checkpoint can no longer be resumed */
+    snprintf(R.path, sizeof R.path, "%s/checkpoint.bin", R.o.out_dir);
+    if (unlink(R.path) != 0 && errno != ENOENT)
+        fprintf(stderr, "warning: cannot remove %s: %s\n", R.path, strerror(errno));
+    bool pass = ibrt_checks_all_pass(&R.checks);
+    free_run(&R);
+    return pass ? 0 : 4;
+}
+
+int ibrt_main(int argc, char **argv, const ibrt_problem *p)
+{
+    ibrt_opts o;
+    int rc = ibrt_opts_parse(argc, argv, &o, p->name, p->description, p->default_steps, p->default_seed);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    if (o.resume && (o.seeds > 1 || o.gradcheck)) {
+        fprintf(stderr, "%s: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on its "
+                "own, without --seeds or --gradcheck\n", p->name);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (o.seeds == 1 || o.gradcheck)
+        return run_one(p, o);
+    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
+     * median, min and max of every scalar metric */
+    ibrt_error err;
+    if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
+        errmsg(&err);
+        return 1;
+    }
+    ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
+    size_t nall = 0;
+    int worst = 0;
+    if (!all) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    for (int k = 0; k < o.seeds; k++) {
+        ibrt_opts one = o;
+        char dir[1100];
+        one.seed = o.seed + (uint64_t)k;
+        one.quiet = 1;
+        snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
+        one.out_dir = dir;
+        int r = run_one(p, one);
+        if (r != 0 && r != 4) {
+            free(all);
+            return r;
+        }
+        if (r > worst)
+            worst = r;
+        if (!o.quiet)
+            fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
+        memcpy(all + nall, mt.m, sizeof *all * mt.n);
+        nall += mt.n;
+    }
+    ibrt_json *j = ibrt_json_new();
+    ibrt_json_obj_begin(j);
+    ibrt_json_key(j, "model");
+    ibrt_json_str(j, p->name);
+    ibrt_json_key(j, "seeds");
+    ibrt_json_int(j, o.seeds);
+    ibrt_json_key(j, "first_seed");
+    ibrt_json_int(j, (long)o.seed);
+    ibrt_json_key(j, "metrics");
+    ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
+    ibrt_json_key(j, "all_checks_pass");
+    ibrt_json_bool(j, worst == 0);
+    ibrt_json_obj_end(j);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/summary.json", o.out_dir);
+    rc = worst;
+    if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
+        errmsg(&err);
+        rc = 1;
+    } else if (!o.quiet)
+        printf("\nsummary: %s\n", path);
+    ibrt_json_free(j);
+    free(all);
+    return rc;
+}

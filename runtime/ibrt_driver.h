@@ -1,0 +1,130 @@
+/*
+ * ibrt_driver.h: the experiment driver of generated trainers (ibrt_main,
+ * module prefix ibrt_driver_).
+ *
+ * A generated trainer holds only what is particular to its spec: each
+ * model's forward and reverse passes, its balance quantities and its
+ * structural checks (all with sizes fixed at compile time), the data
+ * set-up and the minibatch sampler.  It describes them as an ibrt_problem
+ * and calls ibrt_main, which owns everything the models share:
+ *
+ *   command line   ibrt_opts_parse (ibrt.h) plus --gradcheck,
+ *                  --checkpoint-every, --resume, --stop-after;
+ *   per seed       data (rng stream 0), then each model k in order:
+ *                  initialisation (stream 2+2k), structural checks at
+ *                  initialisation (stream 1000+k), gradient check, SGD
+ *                  with fresh batches (stream 3+2k), traces, structural
+ *                  checks at the end, parameters as .npy, metrics;
+ *   results        results.json (metrics, checks, status), the table of
+ *                  metrics, the table of checks; with --seeds K,
+ *                  summary.json of median/min/max;
+ *   faults         a non-finite loss, or one larger than --max-growth
+ *                  times the model's first loss, stops the run naming the
+ *                  model, the step and the learning rate, and writes the
+ *                  partial results and traces (status "diverged", exit 3);
+ *   long runs      --checkpoint-every N writes DIR/checkpoint.bin
+ *                  atomically every N steps; SIGINT and SIGTERM (and
+ *                  --stop-after N steps) write a checkpoint and partial
+ *                  results (status "interrupted"); --resume DIR continues
+ *                  from the checkpoint bit for bit as if never stopped.
+ *
+ * Exit status: 0 all checks pass, 1 an error (I/O, data), 2 usage, 3 a
+ * model diverged, 4 a check failed, 5 --gradcheck failed, 75 stopped by
+ * --stop-after (resumable), 128+N stopped by signal N (resumable).
+ *
+ * Nothing is allocated inside a training step: buffers are allocated
+ * when a run starts and the step loop only calls the model's passes.
+ */
+#ifndef IBRT_DRIVER_H
+#define IBRT_DRIVER_H
+
+#include "ibrt.h"
+
+/* A learned parameter: where it lives in th[] and its shape. */
+typedef struct {
+    const char *name;   /* as written in the spec (any bytes; escaped where written) */
+    long off;
+    size_t rows, cols;  /* cols 1 for a vector */
+    int ndim;           /* 1 or 2, for the .npy file */
+} ibrt_param;
+
+/* A family of one-generator, two-block symmetries (balance quantities
+ * chi = 1/2 (alpha0 n0 + alpha1 n1) and ratio = ||block0|| / ||block1||
+ * per index): its number in the derivation and its count of indices. */
+typedef struct {
+    int id;
+    long count;
+} ibrt_family;
+
+typedef struct {
+    const char *name;     /* "designed", "vanilla", "l1" or "model" */
+    const char *suffix;   /* appended to metric names ("" for a lone model) */
+    long nth, tape, root; /* parameter count, tape size, output slot */
+    bool root_batched;    /* the output depends on the inputs (one per sample) */
+    double *th, *g, *tp, *ad;
+    double lr, l1;        /* l1: weight of l1 * ||th[l1_off .. +l1_size)||_1 */
+    long l1_off, l1_size;
+
+    void (*init)(double *th, ibrt_rng *r);
+    void (*forward)(const double *restrict th, const double *restrict x, long nb, double *restrict tp);
+    void (*backward)(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
+                     double *restrict ad, double *restrict g);
+    /* invariance, grad chi = xi and log det G at the current parameters */
+    void (*structure)(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when);
+
+    /* balance: nbal = sum of the families' counts; balance() fills
+     * chi[i], ratio[i] and (when n0 is not NULL) the squared block norms */
+    long nbal;
+    size_t nfam;
+    const ibrt_family *fams;
+    void (*balance)(const double *th, double *chi, double *ratio, double *n0, double *n1);
+    double pred_logdet, pred_dual;   /* predicted ratio (NAN: none) */
+    double alpha0, alpha1;           /* exponents of the first family */
+    const char *ratio_definition;
+
+    size_t nparams;
+    const ibrt_param *params;
+
+    /* A log-sparsity design on fixed data: the designed parameter w, of
+     * w_size entries, is w_of(th) (NULL: th + w_off); w_check(th) is the
+     * relative error of A w(th) against the product of the factors (NULL
+     * for a baseline, whose w is its parameter). */
+    long w_size, w_off;
+    void (*w_of)(const double *th, double *w);
+    double (*w_check)(const double *th);
+} ibrt_model;
+
+typedef struct {
+    const char *name, *description;
+    long default_steps;
+    uint64_t default_seed;
+    long record_every;        /* trace interval at the default step count */
+    long in, out, bmax;       /* per-sample input and output sizes, samples per step */
+    double *bx;               /* the sampler's input buffer (bmax * in) */
+    double *bmask;            /* this step's observed entries (out), NULL: no mask */
+    bool normalise_all;       /* masked loss: mean over all entries, not the observed */
+    bool minibatch;           /* batches are random (noise equilibrium measured) */
+    long zrows, zcols;        /* > 0: the output is a matrix with a ground truth */
+    double gradient_tol;
+
+    /* data, fixed operators and teacher for seed `seed` */
+    ibrt_status (*setup)(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err);
+    /* one minibatch: *X its inputs, *Y its labels; returns its sample count */
+    long (*draw_batch)(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const double **Y);
+
+    size_t nmodels;
+    ibrt_model *models;
+
+    bool stationary;          /* run the thin-shell test of theory.md §7 */
+    ibrt_stationary_cfg stationary_cfg;
+} ibrt_problem;
+
+/* Runs the trainer's command line; returns the exit status. */
+int ibrt_main(int argc, char **argv, const ibrt_problem *p);
+
+/* Mean squared error of model m over n samples (masked by p->bmask); with
+ * grad, its gradient into m->g (plus the l1 subgradient). */
+double ibrt_driver_loss(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n,
+                        bool grad);
+
+#endif

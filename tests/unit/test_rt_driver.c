@@ -1,0 +1,259 @@
+/* test_rt_driver.c: the experiment driver (ibrt_main) on a hand-written
+ * problem, the scalar pair z = u v fitted to noisy labels: the loss in
+ * chunks, results and exit status, checkpoint/stop/resume bit for bit, a
+ * corrupt or foreign checkpoint, divergence with partial results. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ibrt_driver.h"
+#include "ibrt_io.h"
+
+enum { BMAX = 4 };
+static double th[2], g[2], tp[2], ad[2], bx[BMAX], by[BMAX];
+
+static void init(double *t, ibrt_rng *r)
+{
+    (void)r;
+    t[0] = 3.0;
+    t[1] = 0.3;
+}
+
+static void forward(const double *restrict t, const double *restrict x, long nb, double *restrict p)
+{
+    (void)x;
+    (void)nb;
+    p[0] = t[0] * t[1];
+}
+
+static void backward(const double *restrict t, const double *restrict x, long nb, const double *restrict p,
+                     double *restrict a, double *restrict gr)
+{
+    (void)x;
+    (void)nb;
+    (void)p;
+    gr[0] += t[1] * a[0];
+    gr[1] += t[0] * a[0];
+}
+
+static void structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+{
+    (void)x;
+    (void)r;
+    ibrt_checks_add(c, when, 0, 0, 1e-10, true, "");
+}
+
+static void balance(const double *t, double *chi, double *ratio, double *n0, double *n1)
+{
+    chi[0] = 0.5 * (t[0] * t[0] - t[1] * t[1]);
+    ratio[0] = fabs(t[0] / t[1]);
+    if (n0) {
+        *n0 = t[0] * t[0];
+        *n1 = t[1] * t[1];
+    }
+}
+
+static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
+{
+    (void)ds;
+    (void)seed;
+    (void)quiet;
+    (void)err;
+    return IBRT_OK;
+}
+
+static long draw(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const double **Y)
+{
+    (void)ds;
+    for (int b = 0; b < BMAX; b++)
+        by[b] = 1 + 0.5 * ibrt_rng_normal(r);
+    *X = bx;
+    *Y = by;
+    return BMAX;
+}
+
+static const ibrt_param params[] = { { "u", 0, 1, 1, 1 }, { "v", 1, 1, 1, 1 } };
+static const ibrt_family fams[] = { { 1, 1 } };
+static ibrt_model model = {
+    .name = "model", .suffix = "", .nth = 2, .tape = 2, .root = 0, .root_batched = false,
+    .th = th, .g = g, .tp = tp, .ad = ad, .lr = 0.05,
+    .init = init, .forward = forward, .backward = backward, .structure = structure,
+    .nbal = 1, .nfam = 1, .fams = fams, .balance = balance, .pred_logdet = 1, .pred_dual = 1,
+    .alpha0 = 1, .alpha1 = -1, .ratio_definition = "|u| / |v|", .nparams = 2, .params = params,
+};
+static ibrt_problem problem = {
+    .name = "uv", .description = "z = u v", .default_steps = 400, .default_seed = 1, .record_every = 10,
+    .in = 1, .out = 1, .bmax = BMAX, .bx = bx, .minibatch = true, .gradient_tol = 1e-6,
+    .setup = setup, .draw_batch = draw, .nmodels = 1, .models = &model,
+};
+
+static int run(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5, const char *a6)
+{
+    char *argv[8] = { "uv", (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, (char *)a6, NULL };
+    int argc = 1;
+    while (argv[argc])
+        argc++;
+    return ibrt_main(argc, argv, &problem);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "%s missing", path);
+    char *b = malloc(1 << 20);
+    *n = fread(b, 1, (1 << 20) - 1, f);
+    b[*n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* results.json without its wall time */
+static char *results(const char *dir)
+{
+    char path[256];
+    size_t n;
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *t = slurp(path, &n), *w = strstr(t, "\"wall_seconds\": ");
+    cr_assert(w);
+    char *end = strchr(w, ',');
+    memmove(w, end + 1, strlen(end + 1) + 1);
+    return t;
+}
+
+static void same_file(const char *a, const char *b, const char *name)
+{
+    char pa[256], pb[256];
+    size_t na, nb;
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    char *x = slurp(pa, &na), *y = slurp(pb, &nb);
+    cr_assert(na == nb && !memcmp(x, y, na), "%s differs", name);
+    free(x);
+    free(y);
+}
+
+static char dir[64];
+
+static void mkdirs(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/ibrt_driver_%ld", (long)getpid());
+    mkdir(dir, 0777);
+}
+
+Test(driver, loss_in_chunks_equals_one_pass)
+{
+    /* 10 samples through a tape of 4: chunks of 4, 4, 2 */
+    double Y[10], X[10] = { 0 };
+    for (int i = 0; i < 10; i++)
+        Y[i] = 0.1 * i;
+    init(th, NULL);
+    double loss = ibrt_driver_loss(&problem, &model, X, Y, 10, true), want = 0, dz = 0;
+    for (int i = 0; i < 10; i++) {
+        want += (0.9 - Y[i]) * (0.9 - Y[i]) / 10;
+        dz += 2 * (0.9 - Y[i]) / 10;
+    }
+    cr_assert_float_eq(loss, want, 1e-15);
+    cr_assert_float_eq(g[0], dz * 0.3, 1e-15);
+    cr_assert_float_eq(g[1], dz * 3.0, 1e-14);
+}
+
+Test(driver, complete_run_writes_results, .init = cr_redirect_stdout)
+{
+    mkdirs();
+    char out[96];
+    snprintf(out, sizeof out, "%s/a", dir);
+    cr_assert_eq(run("--steps", "200", "--out", out, "--quiet", NULL), 0);
+    char *r = results(out);
+    cr_assert(strstr(r, "\"status\": \"complete\""), "%s", r);
+    cr_assert(strstr(r, "\"ratio_pred_noise_equilibrium\""));
+    char path[128];
+    snprintf(path, sizeof path, "%s/checkpoint.bin", out);
+    cr_assert_neq(access(path, F_OK), 0, "a finished run leaves no checkpoint");
+    free(r);
+}
+
+Test(driver, stop_and_resume_is_bit_exact, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char a[96], b[96];
+    snprintf(a, sizeof a, "%s/straight", dir);
+    snprintf(b, sizeof b, "%s/stopped", dir);
+    cr_assert_eq(run("--steps", "300", "--out", a, "--quiet", NULL), 0);
+    cr_assert_eq(run("--steps", "300", "--out", b, "--quiet", "--stop-after"), 2, "--stop-after needs a value");
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "137", "--checkpoint-every", "50",
+                     NULL };
+    cr_assert_eq(ibrt_main(10, argv, &problem), 75);
+    char *part = results(b);
+    cr_assert(strstr(part, "\"status\": \"interrupted\""), "%s", part);
+    cr_assert(strstr(part, "\"step\": 137"), "%s", part);
+    free(part);
+    cr_assert_eq(run("--resume", b, "--quiet", "--steps", "301", NULL), 2, "a different step count is refused");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    char *x = results(a), *y = results(b);
+    cr_assert_str_eq(x, y);
+    free(x);
+    free(y);
+    same_file(a, b, "model_u.npy");
+    same_file(a, b, "model_v.npy");
+    same_file(a, b, "trace_model.csv");
+    same_file(a, b, "balance_model.csv");
+}
+
+Test(driver, corrupt_checkpoint_is_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[128];
+    snprintf(b, sizeof b, "%s/corrupt", dir);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 75);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f);
+    fseek(f, 200, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 200, SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    fflush(stderr);
+    FILE *e = cr_get_redirected_stderr();
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, e);
+    buf[n] = '\0';
+    cr_assert(strstr(buf, "corrupt (its checksum does not match)"), "%s", buf);
+}
+
+Test(driver, checkpoint_of_another_trainer_is_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96];
+    snprintf(b, sizeof b, "%s/foreign", dir);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 75);
+    model.lr = 0.04;   /* a different trainer: same name, another learning rate */
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    model.lr = 0.05;
+}
+
+Test(driver, divergence_stops_with_partial_results, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[160];
+    snprintf(b, sizeof b, "%s/diverged", dir);
+    model.lr = 5;   /* u v with u = 3: curvature 2 (u^2 + v^2) ~ 18, so lr 5 explodes */
+    cr_assert_eq(run("--steps", "300", "--out", b, "--quiet", NULL), 3);
+    model.lr = 0.05;
+    char *r = results(b);
+    cr_assert(strstr(r, "\"status\": \"diverged\""), "%s", r);
+    cr_assert(strstr(r, "\"learning_rate\": 5"), "%s", r);
+    cr_assert(strstr(r, "\"name\": \"training stays finite (model)\""), "%s", r);
+    free(r);
+    snprintf(path, sizeof path, "%s/trace_model.csv", b);
+    cr_assert_eq(access(path, F_OK), 0, "the trace is kept");
+    snprintf(path, sizeof path, "%s/model_u.npy", b);
+    cr_assert_eq(access(path, F_OK), 0, "the parameters are kept");
+}
