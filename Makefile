@@ -130,7 +130,7 @@ generated-check: bin/ibc
 
 # Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
 # shortened run; the trainer's checks must pass.
-e2e: all
+e2e: all build/asan/libibrt.a
 	@sh tests/e2e.sh
 
 check: deps

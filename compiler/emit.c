@@ -1630,6 +1630,20 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             free(buf);
             OUT(",\n");
         }
+        if (nbal) {
+            /* a Hadamard-type pair: the contraction of chi is measured */
+            const sym_family *f0 = sym_family_at(m->deriv, 0);
+            bool pair = f0->k == 1 && f0->nblocks == 2 && f0->count == nbal &&
+                        f0->alpha[0][0] * f0->alpha[0][1] == -1;
+            for (int b = 0; b < 2 && pair; b++) {
+                const ibc_var *pv = &m->spec->params[f0->blocks[b].param];
+                pair = f0->blocks[b].slice == SYM_SLICE_ENTRY ||
+                       (f0->blocks[b].slice == SYM_SLICE_WHOLE && pv->shape.rows * (pv->shape.rank == 2 ? pv->shape.cols : 1) <= 1);
+            }
+            if (pair)
+                OUT("        .pair = true,\n        .pair_off0 = %ld,\n        .pair_off1 = %ld,\n",
+                    m->p.param_off[f0->blocks[0].param], m->p.param_off[f0->blocks[1].param]);
+        }
         OUT("        .nparams = %zu,\n        .params = m%d_params,\n", m->spec->nparams, k);
         if (spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
             OUT("        .w_size = %ld,\n", spec->params[spec->design.param].shape.rows);

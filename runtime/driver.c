@@ -36,7 +36,8 @@ static void on_signal(int sig) { stop_signal = sig; }
 
 /* The fixed part of DIR/checkpoint.bin; then the checks and metrics
  * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
- * chi0, n0 and n1 at initialisation (nbal each), the JSON text, and an
+ * chi0, n0 and n1 at initialisation and the pair contraction sum (nbal
+ * each), the JSON text, and an
  * FNV-1a hash of everything before it.  Native byte order and layout: a
  * checkpoint is resumed by the trainer that wrote it (layout says so). */
 typedef struct {
@@ -93,6 +94,7 @@ typedef struct {
     bool gc_failed;
     /* per-index balance buffers, sized for the largest model */
     double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
+    double *contr;        /* Hadamard-type pairs: sum over steps of eta^2 r_i^2 */
     char path[1200];
     /* the model in training, for checkpoints and partial results */
     long k, step;
@@ -104,6 +106,7 @@ typedef struct {
 } run_state;
 
 static ibrt_metrics mt;   /* the current run's scalar metrics (summarised over seeds) */
+static char mechanism[16][12];   /* per model of the current run: "conserved", "driven" or "" */
 
 static void errmsg(const ibrt_error *err) { fprintf(stderr, "error: %s\n", err->msg); }
 
@@ -150,6 +153,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
               write_all(a.f, R->chi0, sizeof(double) * (size_t)m->nbal, &hash) &&
               write_all(a.f, R->nA0, sizeof(double) * (size_t)m->nbal, &hash) &&
               write_all(a.f, R->nB0, sizeof(double) * (size_t)m->nbal, &hash) &&
+              write_all(a.f, R->contr, sizeof(double) * (size_t)m->nbal, &hash) &&
               write_all(a.f, ibrt_json_text(R->j), (size_t)h.json_len, &hash);
     uint64_t sum = hash;
     ok = ok && fwrite(&sum, sizeof sum, 1, a.f) == 1;
@@ -215,7 +219,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
         else {
             const ibrt_model *m = &p->models[h.model];
             size_t want = sizeof h + sizeof(ibrt_checks) + sizeof(ibrt_metrics) +
-                          sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 3 * m->nbal) +
+                          sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 4 * m->nbal) +
                           (size_t)h.json_len + sizeof sum;
             if (h.json_len > n || want != n)
                 why = "truncated or corrupt (its size does not match its contents)";
@@ -446,6 +450,39 @@ static ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_hea
     return st;
 }
 
+/* theory.md §6 on a Hadamard-type pair: one step maps chi_i to chi_i (1 -
+ * eta^2 r_i^2), so log |chi_i(0) / chi_i(T)| = -sum_t log(1 - eta^2 r_t^2),
+ * which is sum_t eta^2 r_t^2 to leading order.  Compared over the indices
+ * where the predicted contraction exceeds 0.01 (below that, rounding of
+ * chi = (u^2 - v^2)/2 competes with the signal). */
+static void pair_contraction(run_state *R, const ibrt_model *m)
+{
+    const char *sfx = m->suffix;
+    double med, mn, mx, *meas = R->c0, *pred = R->c1, *rat = R->pr;
+    size_t n = 0;
+    m->balance(m->th, R->chi, R->ratio, NULL, NULL);   /* chi(T): the buffer held gradient moments */
+    for (long i = 0; i < m->nbal; i++)
+        if (R->contr[i] > 0.01 && R->chi[i] != 0 && R->chi0[i] != 0) {
+            meas[n] = log(fabs(R->chi0[i] / R->chi[i]));
+            pred[n] = R->contr[i];
+            rat[n] = meas[n] / pred[n];
+            n++;
+        }
+    put(R, "chi_contraction_indices", sfx, (double)n);
+    if (n == 0)
+        return;
+    ibrt_stats_median_min_max(meas, n, &med, &mn, &mx);
+    put(R, "chi_contraction_measured_median", sfx, med);
+    ibrt_stats_median_min_max(pred, n, &med, &mn, &mx);
+    put(R, "chi_contraction_predicted_median", sfx, med);
+    ibrt_stats_median_min_max(rat, n, &med, &mn, &mx);
+    put(R, "chi_contraction_ratio_median", sfx, med);
+    char name[96];
+    snprintf(name, sizeof name, "chi contraction = sum eta^2 r^2 (%s)", m->name);
+    ibrt_checks_add(&R->checks, name, med, 1, 0.05, fabs(med - 1) <= 0.05,
+                    "median over indices of log|chi(0)/chi(T)| / sum_t eta^2 r_t^2 (theory.md 6)");
+}
+
 /* The metrics of model k after training (loss: its final training loss). */
 static void model_metrics(run_state *R, size_t k, double loss)
 {
@@ -583,6 +620,8 @@ static void model_metrics(run_state *R, size_t k, double loss)
         ibrt_stats_median_min_max(c1, (size_t)nbal, &growth, &mn, &mx);
         put(R, "chi_rel_change_median", sfx, rel);
         put(R, "norm_growth_median", sfx, growth);
+        if (k < 16)
+            snprintf(mechanism[k], sizeof mechanism[k], "%s", rel < 0.05 ? "conserved" : "driven");
         key(R, "mechanism", sfx);
         ibrt_json_str(R->j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew "
                                                          "(a gradient-flow invariant, not the noise correction)"
@@ -616,6 +655,8 @@ static void model_metrics(run_state *R, size_t k, double loss)
         }
         key(R, "ratio_definition", sfx);
         ibrt_json_str(R->j, m->ratio_definition);
+        if (m->pair)
+            pair_contraction(R, m);
     }
 }
 
@@ -685,6 +726,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         if (m->nbal) {
             m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
             memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);
+            memset(R->contr, 0, sizeof(double) * (size_t)m->nbal);
         }
     } else {
         /* the payload after the head, checks and metrics (ckpt_write's order) */
@@ -701,6 +743,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         memcpy(R->chi0, q, sizeof(double) * nbal);
         memcpy(R->nA0, q + sizeof(double) * nbal, sizeof(double) * nbal);
         memcpy(R->nB0, q + 2 * sizeof(double) * nbal, sizeof(double) * nbal);
+        memcpy(R->contr, q + 3 * sizeof(double) * nbal, sizeof(double) * nbal);
         R->rb = ck->rb;
         R->rs = ck->rs;
         R->loss = ck->loss;
@@ -741,6 +784,12 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             write_partial(R, "diverged", "diverged", (double)step, loss);
             return 3;
         }
+        if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
+            for (long i = 0; i < m->nbal; i++) {
+                double u = m->th[m->pair_off0 + i], v = m->th[m->pair_off1 + i];
+                double gu = m->g[m->pair_off0 + i], gv = m->g[m->pair_off1 + i];
+                R->contr[i] += m->lr * m->lr * (gu * gu + gv * gv) / (u * u + v * v);
+            }
         for (long e = 0; e < m->nth; e++)
             m->th[e] -= m->lr * m->g[e];
         if (step % every == 0 || step == steps - 1)
@@ -778,7 +827,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
 static void free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
-                       R->brow, R->c0, R->c1, R->ga, R->w };
+                       R->brow, R->c0, R->c1, R->ga, R->w, R->contr };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ibrt_json_free(R->j);
@@ -794,6 +843,7 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     R.o = o;
     R.t0 = ibrt_time_now();
     mt.n = 0;
+    memset(mechanism, 0, sizeof mechanism);
     ibrt_error err;
     unsigned char *ckdata = NULL;
     size_t cksize = 0;
@@ -841,7 +891,8 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         wmax = p->models[k].w_size > wmax ? p->models[k].w_size : wmax;
     }
     long ntmp = nbal + wmax + (p->zrows > 0 ? p->zrows + p->zcols : 0);
-    double **bufs[] = { &R.chi, &R.ratio, &R.nA0, &R.nB0, &R.nA, &R.nB, &R.mA, &R.mB, &R.pr, &R.chi0, &R.c0, &R.c1 };
+    double **bufs[] = { &R.chi, &R.ratio, &R.nA0, &R.nB0, &R.nA, &R.nB, &R.mA, &R.mB, &R.pr, &R.chi0, &R.c0, &R.c1,
+                        &R.contr };
     bool oom = false;
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
@@ -988,9 +1039,12 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         return 1;
     }
     ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
+    char(*mech)[16][12] = calloc((size_t)o.seeds, sizeof *mech);   /* per seed, per model */
     size_t nall = 0;
     int worst = 0;
-    if (!all) {
+    if (!all || !mech) {
+        free(all);
+        free(mech);
         fprintf(stderr, "error: out of memory\n");
         return 1;
     }
@@ -1004,8 +1058,10 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         int r = run_one(p, one);
         if (r != 0 && r != 4) {
             free(all);
+            free(mech);
             return r;
         }
+        memcpy(mech[k], mechanism, sizeof mechanism);
         if (r > worst)
             worst = r;
         if (!o.quiet)
@@ -1023,6 +1079,26 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
     ibrt_json_int(j, (long)o.seed);
     ibrt_json_key(j, "metrics");
     ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
+    /* which mechanism produced each seed's balance (theory.md §6): the
+     * median over seeds of chi's change can hide a split */
+    ibrt_json_key(j, "mechanism_per_seed");
+    ibrt_json_obj_begin(j);
+    for (size_t m = 0; m < p->nmodels && m < 16; m++) {
+        if (!mech[0][m][0])
+            continue;
+        int conserved = 0;
+        ibrt_json_key(j, p->models[m].name);
+        ibrt_json_arr_begin(j);
+        for (int k = 0; k < o.seeds; k++) {
+            ibrt_json_str(j, mech[k][m]);
+            conserved += !strcmp(mech[k][m], "conserved");
+        }
+        ibrt_json_arr_end(j);
+        if (!o.quiet)
+            printf("mechanism %-10s conserved in %d of %d seeds, driven in %d\n", p->models[m].name, conserved, o.seeds,
+                   o.seeds - conserved);
+    }
+    ibrt_json_obj_end(j);
     ibrt_json_key(j, "all_checks_pass");
     ibrt_json_bool(j, worst == 0);
     ibrt_json_obj_end(j);
@@ -1036,5 +1112,6 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         printf("\nsummary: %s\n", path);
     ibrt_json_free(j);
     free(all);
+    free(mech);
     return rc;
 }

@@ -82,6 +82,15 @@ typedef struct {
     double alpha0, alpha1;           /* exponents of the first family */
     const char *ratio_definition;
 
+    /* A Hadamard-type pair (one family of scalar blocks u_i, v_i with
+     * exponents +1, -1, z_i = u_i v_i): u_i at th[pair_off0 + i], v_i at
+     * th[pair_off1 + i], i < nbal.  One SGD step maps chi_i to chi_i (1 -
+     * eta^2 r_i^2), r_i = dL/dz_i (theory.md §6), so the driver adds up
+     * eta^2 r_i^2 = eta^2 (g_u^2 + g_v^2) / (u^2 + v^2) over the steps and
+     * compares it with the measured log |chi_i(0) / chi_i(T)|. */
+    bool pair;
+    long pair_off0, pair_off1;
+
     size_t nparams;
     const ibrt_param *params;
 

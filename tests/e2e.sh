@@ -34,6 +34,20 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
     if [ "$(strip "$dir/$n.a/results.json")" != "$(strip "$dir/$n.b/results.json")" ]; then
         echo "FAIL $n: the same seed gave different results"; fail=$((fail + 1)); continue
     fi
+    # the same trainer under ASan + UBSan (runtime built with them too):
+    # a short run, plus a stop at a checkpoint and its resumption
+    if ! cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+            -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu "$dir/$n.c" build/asan/libibrt.a \
+            -llapacke -lopenblas -lm -o "$dir/$n.asan" ||
+       ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
+        echo "FAIL $n: under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue
+    fi
+    rm -rf "$dir/$n.asan.ck"
+    ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --stop-after 45 --quiet --out "$dir/$n.asan.ck" >/dev/null 2>"$dir/$n.asan.err"
+    rc=$?
+    if [ $rc -ne 75 ] || ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --resume "$dir/$n.asan.ck" --quiet >/dev/null 2>>"$dir/$n.asan.err"; then
+        echo "FAIL $n: checkpoint/resume under ASan/UBSan (stop exit $rc):"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue
+    fi
     pass=$((pass + 1))
 done
 # A deliberately wrong derivation must make the trainer's checks fail

@@ -83,7 +83,8 @@ static ibrt_model model = {
     .th = th, .g = g, .tp = tp, .ad = ad, .lr = 0.05,
     .init = init, .forward = forward, .backward = backward, .structure = structure,
     .nbal = 1, .nfam = 1, .fams = fams, .balance = balance, .pred_logdet = 1, .pred_dual = 1,
-    .alpha0 = 1, .alpha1 = -1, .ratio_definition = "|u| / |v|", .nparams = 2, .params = params,
+    .alpha0 = 1, .alpha1 = -1, .ratio_definition = "|u| / |v|", .pair = true, .pair_off0 = 0, .pair_off1 = 1,
+    .nparams = 2, .params = params,
 };
 static ibrt_problem problem = {
     .name = "uv", .description = "z = u v", .default_steps = 400, .default_seed = 1, .record_every = 10,
@@ -170,6 +171,9 @@ Test(driver, complete_run_writes_results, .init = cr_redirect_stdout)
     char *r = results(out);
     cr_assert(strstr(r, "\"status\": \"complete\""), "%s", r);
     cr_assert(strstr(r, "\"ratio_pred_noise_equilibrium\""));
+    /* theory.md §6: chi contracts by exp(-sum eta^2 r^2); lr 0.05, 200
+     * steps, noise 0.5 over batches of 4 give a contraction near 0.1 */
+    cr_assert(strstr(r, "{\"name\": \"chi contraction = sum eta^2 r^2 (model)\""), "%s", r);
     char path[128];
     snprintf(path, sizeof path, "%s/checkpoint.bin", out);
     cr_assert_neq(access(path, F_OK), 0, "a finished run leaves no checkpoint");
