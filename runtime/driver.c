@@ -14,11 +14,13 @@
  * so far (checks, metrics, the JSON under construction, the lengths of
  * the traces): everything else is recomputed from the seed on resume.
  */
+#include "ibrt_baseline.h"
 #include "ibrt_driver.h"
 #include "ibrt_io.h"
 #include "ibrt_json.h"
 
 #include <errno.h>
+#include <lapacke.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -50,7 +52,7 @@ typedef struct {
     double loss, loss0;   /* last and first loss of that model */
     double elapsed;       /* wall seconds of earlier processes */
     ibrt_rng rb, rs;      /* its batch and structural-check streams */
-    long trace_len, balance_len;
+    long trace_len, balance_len, sv_len;
     int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
     int json_comma;
     uint64_t json_len;
@@ -101,8 +103,12 @@ typedef struct {
     double loss, loss0;
     ibrt_rng rb, rs;
     const double *X;
-    ibrt_csv tr, bt;
-    bool tr_open, bt_open;
+    ibrt_csv tr, bt, sv;
+    bool tr_open, bt_open, sv_open;
+    /* a matrix output: its singular values over training (dgesvd_work on
+     * buffers allocated once) */
+    double *svd_a, *svd_s, *svd_work;
+    lapack_int svd_lwork;
 } run_state;
 
 static ibrt_metrics mt;   /* the current run's scalar metrics (summarised over seeds) */
@@ -139,6 +145,8 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     if (R->tr_open && ibrt_csv_sync(&R->tr, &h.trace_len, err) != IBRT_OK)
         return IBRT_EIO;
     if (R->bt_open && ibrt_csv_sync(&R->bt, &h.balance_len, err) != IBRT_OK)
+        return IBRT_EIO;
+    if (R->sv_open && ibrt_csv_sync(&R->sv, &h.sv_len, err) != IBRT_OK)
         return IBRT_EIO;
     snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
     ibrt_atomic a;
@@ -214,7 +222,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
         else if (h.layout != ckpt_layout(p))
             why = "written by a different trainer (the spec or ibc changed); run it again from the start";
         else if (h.model < 0 || (size_t)h.model >= p->nmodels || h.step < -1 || h.step > h.steps ||
-                 h.steps < 1 || h.trace_len < 0 || h.balance_len < 0)
+                 h.steps < 1 || h.trace_len < 0 || h.balance_len < 0 || h.sv_len < 0)
             why = "corrupt (values out of range)";
         else {
             const ibrt_model *m = &p->models[h.model];
@@ -392,7 +400,9 @@ static void close_traces(run_state *R)
         errmsg(&err);
     if (R->bt_open && ibrt_csv_close(&R->bt, &err) != IBRT_OK)
         errmsg(&err);
-    R->tr_open = R->bt_open = false;
+    if (R->sv_open && ibrt_csv_close(&R->sv, &err) != IBRT_OK)
+        errmsg(&err);
+    R->tr_open = R->bt_open = R->sv_open = false;
 }
 
 /* Stops a run for a checkpoint: writes it and the partial results; the
@@ -411,7 +421,9 @@ static int stop_run(run_state *R, int status)
         fclose(R->tr.f);
     if (R->bt_open)
         fclose(R->bt.f);
-    R->tr_open = R->bt_open = false;
+    if (R->sv_open)
+        fclose(R->sv.f);
+    R->tr_open = R->bt_open = R->sv_open = false;
     return status;
 }
 
@@ -428,6 +440,19 @@ static ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_hea
     if (st != IBRT_OK)
         return st;
     R->tr_open = true;
+    if (R->p->zrows > 0) {   /* sv_MODEL.csv: step, sigma_1 >= sigma_2 >= ... */
+        long ns = R->p->zrows < R->p->zcols ? R->p->zrows : R->p->zcols;
+        char h[64 * 24];
+        size_t hl = (size_t)snprintf(h, sizeof h, "step");
+        for (long q = 0; q < ns && hl < sizeof h - 24; q++)
+            hl += (size_t)snprintf(h + hl, sizeof h - hl, ",sigma_%ld", q + 1);
+        snprintf(R->path, sizeof R->path, "%s/sv_%s.csv", R->o.out_dir, m->name);
+        st = resume ? ibrt_csv_resume(&R->sv, R->path, resume->sv_len, err)
+                    : ibrt_csv_open_resumable(&R->sv, R->path, h, err);
+        if (st != IBRT_OK)
+            return st;
+        R->sv_open = true;
+    }
     if (!m->nbal)
         return IBRT_OK;
     size_t cap = 64 * (size_t)(2 * m->nbal + 1), len;
@@ -665,6 +690,18 @@ static void model_metrics(run_state *R, size_t k, double loss)
 static void record(run_state *R, const ibrt_model *m, long step, double loss)
 {
     double row[6] = { (double)step, loss, 0, 0, 0, 0 };
+    if (R->sv_open) {   /* the output matrix's singular values (its tape is scratch) */
+        const ibrt_problem *p = R->p;
+        long r = p->zrows, c = p->zcols, ns = r < c ? r : c;
+        m->forward(m->th, R->X, 1, m->tp);
+        memcpy(R->svd_a, m->tp + m->root, sizeof(double) * (size_t)(r * c));
+        R->svd_s[0] = (double)step;
+        if (LAPACKE_dgesvd_work(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)r, (lapack_int)c, R->svd_a, (lapack_int)c,
+                                R->svd_s + 1, NULL, 1, NULL, 1, R->svd_work, R->svd_lwork) != 0)
+            for (long q = 1; q <= ns; q++)
+                R->svd_s[q] = NAN;
+        ibrt_csv_row(&R->sv, R->svd_s, (size_t)(ns + 1));
+    }
     if (!m->nbal) {
         ibrt_csv_row(&R->tr, row, 2);
         return;
@@ -792,8 +829,10 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             }
         for (long e = 0; e < m->nth; e++)
             m->th[e] -= m->lr * m->g[e];
-        if (step % every == 0 || step == steps - 1)
+        if (step % every == 0 || step == steps - 1) {
+            R->X = X;
             record(R, m, step, loss);
+        }
         ibrt_progress_update(&pg, step + 1, loss);
         R->steps_run++;
         bool stop = stop_signal || (R->o.stop_after && R->steps_run >= R->o.stop_after);
@@ -827,7 +866,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
 static void free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
-                       R->brow, R->c0, R->c1, R->ga, R->w, R->contr };
+                       R->brow, R->c0, R->c1, R->ga, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ibrt_json_free(R->j);
@@ -900,6 +939,17 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     oom |= !(R.brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
     oom |= !(R.ga = calloc((size_t)nth, sizeof(double)));
     oom |= !(R.w = calloc((size_t)wmax, sizeof(double)));
+    if (p->zrows > 0) {   /* dgesvd's workspace, queried once */
+        double q = 0;
+        lapack_int r = (lapack_int)p->zrows, c = (lapack_int)p->zcols;
+        oom |= !(R.svd_a = calloc((size_t)(r * c), sizeof(double)));
+        oom |= !(R.svd_s = calloc((size_t)(r + c + 1), sizeof(double)));
+        if (!oom && LAPACKE_dgesvd_work(LAPACK_ROW_MAJOR, 'N', 'N', r, c, R.svd_a, c, R.svd_s, NULL, 1, NULL, 1, &q, -1) == 0) {
+            R.svd_lwork = (lapack_int)q + 1;
+            oom |= !(R.svd_work = calloc((size_t)R.svd_lwork, sizeof(double)));
+        } else
+            oom = true;
+    }
     R.j = ibrt_json_new();
     if (oom) {
         fprintf(stderr, "error: out of memory\n");
@@ -957,6 +1007,22 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         int rc = R.gc_failed ? 5 : 0;
         free_run(&R);
         return rc;
+    }
+    if (p->zrows > 0 && R.ds.mask && R.ds.truth_size == (size_t)(p->zrows * p->zcols)) {
+        /* E3's reference: nuclear-norm completion with an oracle lambda, and
+         * whether the observed entries determine the truth at all */
+        ibrt_completion_report cr;
+        if (ibrt_baseline_completion((size_t)p->zrows, (size_t)p->zcols, R.ds.truth, R.ds.mask, &cr, &err) != IBRT_OK) {
+            errmsg(&err);
+            free_run(&R);
+            return 1;
+        }
+        put(&R, "observed_entries", "", (double)cr.observed);
+        put(&R, "truth_rank", "", (double)cr.rank);
+        put(&R, "rows_underdetermined", "", (double)cr.rows_under);
+        put(&R, "cols_underdetermined", "", (double)cr.cols_under);
+        put(&R, "relative_error_softimpute_oracle", "", cr.best_error);
+        put(&R, "softimpute_oracle_lambda", "", cr.best_lambda);
     }
     if (p->stationary) {   /* the stationary law, thin-shell Metropolis test (theory.md §7) */
         ibrt_stationary_cfg sc = p->stationary_cfg;

@@ -269,7 +269,7 @@ void ibrt_metrics_print(const ibrt_metrics *t, FILE *out)
         if (k == nm && nm < 8)
             models[nm++] = t->m[i].model;
     }
-    fprintf(out, "%-24s", "metric");
+    fprintf(out, "%-32s", "metric");
     for (size_t k = 0; k < nm; k++)
         fprintf(out, " %14s", *models[k] ? models[k] : "value");
     fputc('\n', out);
@@ -280,7 +280,7 @@ void ibrt_metrics_print(const ibrt_metrics *t, FILE *out)
                 first = false;
         if (!first)
             continue;
-        fprintf(out, "%-24s", t->m[i].name);
+        fprintf(out, "%-32s", t->m[i].name);
         for (size_t k = 0; k < nm; k++) {
             const ibrt_metric *hit = NULL;
             for (size_t q = 0; q < t->n; q++)
@@ -300,7 +300,7 @@ void ibrt_metrics_summarise(const ibrt_metric *m, size_t n, ibrt_json *j, FILE *
     double *v = malloc((n + 1) * sizeof *v);
     ibrt_json_obj_begin(j);
     if (out)
-        fprintf(out, "%-24s %-10s %14s %14s %14s\n", "metric", "model", "median", "min", "max");
+        fprintf(out, "%-32s %-10s %14s %14s %14s\n", "metric", "model", "median", "min", "max");
     for (size_t i = 0; i < n && v; i++) {
         bool first = true;
         for (size_t q = 0; q < i && first; q++)
@@ -327,7 +327,7 @@ void ibrt_metrics_summarise(const ibrt_metric *m, size_t n, ibrt_json *j, FILE *
         ibrt_json_int(j, (long)c);
         ibrt_json_obj_end(j);
         if (out)
-            fprintf(out, "%-24s %-10s %14.6g %14.6g %14.6g\n", m[i].name, m[i].model[0] ? m[i].model : "-", med, mn, mx);
+            fprintf(out, "%-32s %-10s %14.6g %14.6g %14.6g\n", m[i].name, m[i].model[0] ? m[i].model : "-", med, mn, mx);
     }
     ibrt_json_obj_end(j);
     free(v);

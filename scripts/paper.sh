@@ -43,6 +43,12 @@ arr() { grep -o "\"$2\": \[[^]]*\]" "$out/$1.s$3/results.json" | sed 's/.*\[//; 
 fmt5() { tr ',' '\n' | head -5 | awk '{printf "%s%.4g", (NR > 1 ? ", " : ""), $1}'; }
 # str NAME KEY: a string metric of seed 0
 str() { grep -o "\"$2\": \"[^\"]*\"" "$out/$1.s0/results.json" | sed 's/.*: "//; s/"$//'; }
+# mechs NAME KEY: the mechanism of every seed, "conserved" or "driven", counted
+mechs() {
+    for f in "$out/$1".s*/results.json; do
+        grep -o "\"$2\": \"[a-z]*" "$f" | sed 's/.*"//'
+    done | sort | uniq -c | awk '{printf "%s%s in %d", (NR > 1 ? ", " : ""), $2, $1} END {printf " of the seeds"}'
+}
 
 plot_balance() {   # NAME TITLE
     gnuplot <<EOF
@@ -58,6 +64,18 @@ unset multiplot
 EOF
 }
 
+plot_sv() {   # NAME TITLE: singular values of the output over training against sigma* = 15, 5
+    gnuplot <<EOF
+set terminal pngcairo size 900,380 font "sans,10"
+set output "$fig/$1_sv.png"
+set title "$2 (seed 0)"; set xlabel "step"; set ylabel "singular value"; set logscale y; set yrange [0.01:30]
+set key outside right
+set datafile separator ","
+plot for [q = 2:6] "$out/$1.s0/sv_designed.csv" using 1:q with lines title sprintf("sigma_%d", q - 1), \
+     15 with lines dt 2 lc rgb "gray" title "sigma* = 15", 5 with lines dt 3 lc rgb "gray" title "sigma* = 5"
+EOF
+}
+
 plot_coeffs() {   # NAME MODEL TITLE
     gnuplot <<EOF
 set terminal pngcairo size 900,380 font "sans,10"
@@ -69,13 +87,14 @@ plot "$out/$1.s0/w_$2.csv" using 1:3 with lines lw 2 lc rgb "gray" title "truth"
 EOF
 }
 
-echo "paper: E1 (2 specs), E2, E3 (3 specs), E4, E5; $SEEDS seeds where short" >&2
+echo "paper: E1 (2 specs), E2, E3 (4 specs), E4, E5; $SEEDS seeds where short" >&2
 run specs/shallow_relu.ibs "$SEEDS"
 run specs/paper/shallow_relu_lr1e2.ibs "$SEEDS"
 run specs/attention.ibs "$SEEDS"
 run specs/matrix_completion.ibs "$SEEDS"
 run specs/paper/matrix_completion_observed.ibs "$SEEDS"
 run specs/paper/matrix_completion_small_init.ibs 1
+run specs/paper/matrix_completion_p05.ibs "$SEEDS"
 run specs/spectral_sparse.ibs "$SEEDS"
 run specs/piecewise_tv.ibs "$SEEDS"
 
@@ -83,6 +102,8 @@ plot_balance shallow_relu "E1, lr 5e-5, 500k steps: ||W[j,:]|| / |v[j]| and chi"
 plot_balance shallow_relu_lr1e2 "E1 variant, lr 1e-2, 300k steps" model
 plot_balance attention "E2: ||Wq[:,k]|| / ||Wk[:,k]|| and chi" model
 plot_balance matrix_completion "E3: ||U[:,k]|| / ||V[:,k]|| and chi" designed
+plot_sv matrix_completion "E3, paper setting: singular values of U V' over training"
+plot_sv matrix_completion_p05 "E3 variant, p = 0.5, init 1e-3: singular values of U V' over training"
 plot_coeffs spectral_sparse designed "E4: recovered vs true coefficients, designed w = u * v"
 plot_coeffs spectral_sparse vanilla "E4: recovered vs true coefficients, vanilla"
 plot_coeffs piecewise_tv designed "E5: recovered vs true signal, designed w = cumsum(u * v)"
@@ -98,6 +119,17 @@ while [ "$s" -lt "$SEEDS" ]; do
 done
 e5_rec=$(awk -v d="$(med piecewise_tv recon_mse_designed)" -v v="$(med piecewise_tv recon_mse_vanilla)" 'BEGIN {print (d <= v / 5) ? "met" : "NOT met"}')
 e5_tv=$(awk -v d="$(med piecewise_tv tv_designed)" -v v="$(med piecewise_tv tv_vanilla)" 'BEGIN {print (d <= v / 3) ? "met" : "NOT met"}')
+e3_seeds() {   # NAME: in how many seeds the E3 acceptance holds
+    k=0 n=0
+    for f in "$out/$1".s*/results.json; do
+        n=$((n + 1))
+        grep -o '"singular_values_designed": \[[^]]*\]' "$f" | sed 's/.*\[//; s/\]//' | tr ',' '\n' |
+            awk -v re="$(grep -o '"relative_error_designed": [-0-9.eE+]*' "$f" | awk '{print $2}')" '
+            NR == 1 { s1 = $1 } NR == 2 { s2 = $1 } NR > 2 && $1 > rest { rest = $1 }
+            END { exit !(s1 > 14.25 && s1 < 15.75 && s2 > 4.75 && s2 < 5.25 && rest <= 0.5 && re <= 0.05) }' && k=$((k + 1))
+    done
+    echo "$k of $n seeds"
+}
 e3_verdict() {   # NAME SEED
     arr "$1" singular_values_designed "$2" | tr ',' '\n' | awk -v re="$(stat "$1" relative_error_designed | awk '{print $1}')" '
         NR == 1 { s1 = $1 } NR == 2 { s2 = $1 } NR > 2 && $1 > rest { rest = $1 }
@@ -140,9 +172,9 @@ The ratio is $(str shallow_relu ratio_definition) (the inverse of the paper's
 | predicted ratio: dual slice chi = 0 | $(stat shallow_relu ratio_pred_dual_slice) | $(stat shallow_relu_lr1e2 ratio_pred_dual_slice) | |
 | predicted ratio: noise equilibrium (measured gradient moments) | $(stat shallow_relu ratio_pred_noise_equilibrium) | $(stat shallow_relu_lr1e2 ratio_pred_noise_equilibrium) | |
 
-Mechanism (seed 0, classified by the trainer: "conserved" when the median
-relative change of chi is below 5%): paper setting — $(str shallow_relu mechanism);
-lr 1e-2 — $(str shallow_relu_lr1e2 mechanism).
+Mechanism, classified by the trainer in each seed ("conserved" when the
+median relative change of chi is below 5%): paper setting — $(mechs shallow_relu mechanism);
+lr 1e-2 — $(mechs shallow_relu_lr1e2 mechanism).
 
 ![E1 balance](figures/shallow_relu_balance.png)
 ![E1 variant](figures/shallow_relu_lr1e2_balance.png)
@@ -161,29 +193,48 @@ Command: \`bin/ibc build specs/attention.ibs -o T && T --seed S\` (lr 1e-3,
 | predicted ratio: log det G minimiser / dual slice | $(stat attention ratio_pred_logdet_min) / $(stat attention ratio_pred_dual_slice) | 1 |
 | predicted ratio: noise equilibrium | $(stat attention ratio_pred_noise_equilibrium) | |
 
-Mechanism (seed 0): $(str attention mechanism).
+Mechanism per seed: $(mechs attention mechanism).
 
 ![E2 balance](figures/attention_balance.png)
 
 ## E3 — low-rank matrix completion
 
-Commands: \`specs/matrix_completion.ibs\` (the paper's setting: loss the mean
-over all 400 entries, 500 000 steps, lr 1e-3), and two labelled variants:
-\`specs/paper/matrix_completion_observed.ibs\` (loss over the observed
-entries of each batch) and \`specs/paper/matrix_completion_small_init.ibs\`
-(observed-entry loss, factor init std 1e-3, 2 000 000 steps, one seed).
+Commands: \`specs/matrix_completion.ibs\` (the paper's setting: p = 0.2,
+loss the mean over all 400 entries, 500 000 steps, lr 1e-3), and three
+labelled variants: \`specs/paper/matrix_completion_observed.ibs\` (loss
+over the observed entries of each batch),
+\`specs/paper/matrix_completion_small_init.ibs\` (observed-entry loss,
+factor init std 1e-3, 2 000 000 steps, one seed) and
+\`specs/paper/matrix_completion_p05.ibs\` (as small_init, but each entry
+observed with probability 0.5).
 
-| run | sigma (seed 0, first five) | relative error | final training loss | verdict (sigma within 5% of 15, 5; others ≤ 0.5; error ≤ 0.05) |
-|---|---|---|---|---|
-| paper setting | $(arr matrix_completion singular_values_designed 0 | fmt5) | $(stat matrix_completion relative_error_designed) | $(stat matrix_completion final_loss_designed) | $(e3_verdict matrix_completion 0) |
-| observed-entry loss | $(arr matrix_completion_observed singular_values_designed 0 | fmt5) | $(stat matrix_completion_observed relative_error_designed) | $(stat matrix_completion_observed final_loss_designed) | $(e3_verdict matrix_completion_observed 0) |
-| + init 1e-3, 2M steps | $(arr matrix_completion_small_init singular_values_designed 0 | fmt5) | $(stat matrix_completion_small_init relative_error_designed) | $(stat matrix_completion_small_init final_loss_designed) | $(e3_verdict matrix_completion_small_init 0) |
+| run | sigma (seed 0, first five) | relative error | final training loss | verdict, seed 0 (sigma within 5% of 15, 5; others ≤ 0.5; error ≤ 0.05) | seeds meeting it |
+|---|---|---|---|---|---|
+| paper setting | $(arr matrix_completion singular_values_designed 0 | fmt5) | $(stat matrix_completion relative_error_designed) | $(stat matrix_completion final_loss_designed) | $(e3_verdict matrix_completion 0) | $(e3_seeds matrix_completion) |
+| observed-entry loss | $(arr matrix_completion_observed singular_values_designed 0 | fmt5) | $(stat matrix_completion_observed relative_error_designed) | $(stat matrix_completion_observed final_loss_designed) | $(e3_verdict matrix_completion_observed 0) | $(e3_seeds matrix_completion_observed) |
+| + init 1e-3, 2M steps | $(arr matrix_completion_small_init singular_values_designed 0 | fmt5) | $(stat matrix_completion_small_init relative_error_designed) | $(stat matrix_completion_small_init final_loss_designed) | $(e3_verdict matrix_completion_small_init 0) | $(e3_seeds matrix_completion_small_init) |
+| p = 0.5, init 1e-3, 2M steps | $(arr matrix_completion_p05 singular_values_designed 0 | fmt5) | $(stat matrix_completion_p05 relative_error_designed) | $(stat matrix_completion_p05 final_loss_designed) | $(e3_verdict matrix_completion_p05 0) | $(e3_seeds matrix_completion_p05) |
 
-The paper's PyTorch run at its setting gives sigma = 7.8, 2.5, 2.1, 1.1 and
-relative error 0.77. With the observed-entry loss the training loss goes to
-zero while the relative error stays high: the 80 observed entries (p = 0.2
-of 400) are fitted by a completion that is not the rank-2 truth.
+Is the truth recoverable from the observed entries at all? Each trainer
+also reports the observation pattern and a reference method, nuclear-norm
+completion by soft-impute with lambda chosen by the truth (an oracle: no
+tuned nuclear-norm completion does better):
 
+| observation | observed entries | rows / columns with fewer than 2 (= rank) entries | soft-impute, oracle lambda: relative error |
+|---|---|---|---|
+| p = 0.2 (paper) | $(stat matrix_completion observed_entries) | $(stat matrix_completion rows_underdetermined) / $(stat matrix_completion cols_underdetermined) | $(stat matrix_completion relative_error_softimpute_oracle) |
+| p = 0.5 (variant) | $(stat matrix_completion_p05 observed_entries) | $(stat matrix_completion_p05 rows_underdetermined) / $(stat matrix_completion_p05 cols_underdetermined) | $(stat matrix_completion_p05 relative_error_softimpute_oracle) |
+
+A 20 x 20 matrix of rank 2 has 76 degrees of freedom; at p = 0.2 about 80
+entries are observed, and even the oracle-tuned nuclear-norm completion
+stays far from the truth: the paper's setting is data-limited, so its
+acceptance figure (relative error ≤ 0.05) is out of reach there for the
+nuclear-norm reference as well. The p = 0.5 variant is where the bias is
+measured at convergence. The paper's PyTorch run at its own setting gives
+sigma = 7.8, 2.5, 2.1, 1.1 and relative error 0.77.
+
+![E3 singular values, paper setting](figures/matrix_completion_sv.png)
+![E3 singular values, p = 0.5 variant](figures/matrix_completion_p05_sv.png)
 ![E3 balance](figures/matrix_completion_balance.png)
 
 ## E4 — sparse spectral recovery
@@ -195,6 +246,13 @@ lr 1e-3, 50 000 steps).
 |---|---|---|---|---|
 | test MSE | $(stat spectral_sparse test_mse_designed) | $(stat spectral_sparse test_mse_vanilla) | $(stat spectral_sparse test_mse_l1) | Hadamard 0.0055, vanilla 2.03, L1 0.021 |
 | reconstruction MSE of w | $(stat spectral_sparse recon_mse_designed) | $(stat spectral_sparse recon_mse_vanilla) | $(stat spectral_sparse recon_mse_l1) | |
+
+The designed pairs (u_i, v_i) contract chi_i = (u_i^2 - v_i^2)/2 by a
+factor 1 - eta^2 r_i^2 per step (theory.md §6, r_i = dL/dz_i). Over the
+indices where the predicted total contraction sum_t eta^2 r_t^2 exceeds
+0.01 ($(stat spectral_sparse chi_contraction_indices_designed) of 64), the measured log |chi(0) / chi(T)| is
+$(stat spectral_sparse chi_contraction_measured_median_designed) against $(stat spectral_sparse chi_contraction_predicted_median_designed) predicted
+(ratio $(stat spectral_sparse chi_contraction_ratio_median_designed); a trainer check requires it within 5% of 1).
 
 Verdicts: designed test MSE ≤ vanilla / 10 — $e4_ratio; true support
 recovered exactly in every seed — $e4_support.
