@@ -666,8 +666,9 @@ static void emit_forward_value(const prog *p, int i)
         s_open(v);
         OUT("        for (long r = 0; r < %ld; r++) {\n            double mx = -INFINITY, sum = 0;\n", v->rows);
         sprintf(b3, "r * %ld + c", v->cols);
-        OUT("            for (long c = 0; c < %ld; c++)\n                mx = fmax(mx, %s);\n", v->cols, ref(p, v->a, b3, b2));
-        OUT("            for (long c = 0; c < %ld; c++)\n                sum += (%s = exp(%s - mx));\n", v->cols,
+        OUT("            for (long c = 0; c < %ld; c++)\n                mx = %s > mx ? %s : mx;\n", v->cols, ref(p, v->a, b3, b2),
+            ref(p, v->a, b3, b1));
+        OUT("            for (long c = 0; c < %ld; c++)\n                sum += (%s = ibrt_exp(%s - mx));\n", v->cols,
             ref(p, i, b3, b1), ref(p, v->a, b3, b2));
         OUT("            for (long c = 0; c < %ld; c++)\n                %s /= sum;\n        }\n    }\n", v->cols,
             ref(p, i, b3, b1));

@@ -195,6 +195,40 @@ void ibs_error(ibc_loc *loc, void *scanner, struct parse_ctx *ctx, const char *m
     ctx->depth = 0;
 }
 
+/* Chains built by left-recursive rules (a + b + c ..., x'' ...) and
+ * unary minus grow the tree without brackets, so the lexer's bracket limit
+ * does not bound its depth, while every later phase (and ast_dump) walks
+ * expressions recursively: a spec of a few hundred kilobytes could
+ * overflow the stack.  No sensible spec comes near this depth. */
+#define PARSE_MAX_TREE_DEPTH 1000
+
+/* Walks n with at most budget more levels (so this recursion is bounded
+ * too); a node reached with no budget left loses its children, and the
+ * first such node is reported unless errors were reported already (the
+ * tree is then never checked, only cut so that it stays safe to walk). */
+static void parse_limit_depth(ibc_diag *diag, ast_node *n, int budget, bool *reported)
+{
+    if (!n)
+        return;
+    if (budget == 0) {
+        if (!*reported && diag->errors == 0)
+            diag_error(diag, n->loc, "expression nested deeper than %d levels (operators, calls and brackets)",
+                       PARSE_MAX_TREE_DEPTH);
+        *reported = true;
+        n->lhs = n->rhs = NULL;
+        n->kids = NULL;
+        n->nkids = 0;
+        n->type.dim[0] = n->type.dim[1] = NULL;
+        return;
+    }
+    parse_limit_depth(diag, n->lhs, budget - 1, reported);
+    parse_limit_depth(diag, n->rhs, budget - 1, reported);
+    for (size_t i = 0; i < n->nkids; i++)
+        parse_limit_depth(diag, n->kids[i], budget - 1, reported);
+    parse_limit_depth(diag, n->type.dim[0], budget - 1, reported);
+    parse_limit_depth(diag, n->type.dim[1], budget - 1, reported);
+}
+
 ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag)
 {
     struct parse_ctx ctx;
@@ -213,6 +247,8 @@ ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag)
     ibs_lex_destroy(scanner);
     if (!ctx.root)
         ctx.root = ast_new(&ctx, AST_SPEC, (ibc_loc){ 0, 0 });
+    bool reported = false;
+    parse_limit_depth(diag, ctx.root, PARSE_MAX_TREE_DEPTH, &reported);
     return ctx.root;
 }
 

@@ -57,9 +57,9 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
         for (long r = 0; r < 8; r++) {
             double mx = -INFINITY, sum = 0;
             for (long c = 0; c < 8; c++)
-                mx = fmax(mx, tp[3072 + s * 64 + r * 8 + c]);
+                mx = tp[3072 + s * 64 + r * 8 + c] > mx ? tp[3072 + s * 64 + r * 8 + c] : mx;
             for (long c = 0; c < 8; c++)
-                sum += (tp[4096 + s * 64 + r * 8 + c] = exp(tp[3072 + s * 64 + r * 8 + c] - mx));
+                sum += (tp[4096 + s * 64 + r * 8 + c] = ibrt_exp(tp[3072 + s * 64 + r * 8 + c] - mx));
             for (long c = 0; c < 8; c++)
                 tp[4096 + s * 64 + r * 8 + c] /= sum;
         }
@@ -255,9 +255,9 @@ static void te_forward(const double *restrict th, const double *restrict x, long
         for (long r = 0; r < 8; r++) {
             double mx = -INFINITY, sum = 0;
             for (long c = 0; c < 8; c++)
-                mx = fmax(mx, tp[3072 + s * 64 + r * 8 + c]);
+                mx = tp[3072 + s * 64 + r * 8 + c] > mx ? tp[3072 + s * 64 + r * 8 + c] : mx;
             for (long c = 0; c < 8; c++)
-                sum += (tp[4096 + s * 64 + r * 8 + c] = exp(tp[3072 + s * 64 + r * 8 + c] - mx));
+                sum += (tp[4096 + s * 64 + r * 8 + c] = ibrt_exp(tp[3072 + s * 64 + r * 8 + c] - mx));
             for (long c = 0; c < 8; c++)
                 tp[4096 + s * 64 + r * 8 + c] /= sum;
         }

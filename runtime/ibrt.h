@@ -26,14 +26,13 @@ typedef struct {
 
 /* ------------------------------------------------------------------ rng
  * xoshiro256** (Blackman & Vigna 2018), seeded through splitmix64 so that
- * any 64-bit seed gives a well-mixed state.  Normals by the Marsaglia
- * polar method (one spare kept).  Streams: ibrt_rng_fork derives an
+ * any 64-bit seed gives a well-mixed state.  Normals by the ziggurat
+ * method (Marsaglia & Tsang 2000, Doornik's ZIGNOR; rng.c), one draw per
+ * normal in about 99% of cases, no state beyond the generator's.  Streams: ibrt_rng_fork derives an
  * independent generator from (seed, stream) — data, each model's init and
  * batches use different streams, so adding a model changes no other. */
 typedef struct {
     uint64_t s[4];
-    double spare;
-    int has_spare;
 } ibrt_rng;
 
 void ibrt_rng_seed(ibrt_rng *r, uint64_t seed);

@@ -1,6 +1,6 @@
 /*
  * ibrt_rng.h: more of the random number generator of ibrt.h (xoshiro256**
- * seeded by splitmix64, Marsaglia polar normals).
+ * seeded by splitmix64, ziggurat normals).
  *
  * ibrt_rng_split derives a child stream from a parent's current state
  * without advancing the parent: the parent's four words and the stream
