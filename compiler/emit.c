@@ -93,6 +93,10 @@ typedef struct {
 
 static emitter *E;   /* the emitter of the current program */
 
+/* Caps on what a trainer may need, checked before code is written. */
+#define IBC_MAX_TRAINER_BYTES (4.0 * 1024 * 1024 * 1024)   /* static buffers */
+#define IBC_MAX_TRACE_BYTES (2.0 * 1024 * 1024 * 1024)     /* trace files */
+
 /* ------------------------------------------------------------- lowering */
 
 static int iv_add(prog *p, ival v)
@@ -1762,6 +1766,49 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         }
         prog_free(&teacher);
         return false;
+    }
+
+    /* Resource caps: the trainer's static buffers (parameters, gradients,
+     * tapes and adjoints of every model, the batch) and its traces (rows of
+     * the loss and of chi and the ratio per index) are sized here, before
+     * any C is written, and refused above a cap with the computed size. */
+    {
+        double bytes = 0, rows = 0, cols = 0;
+        for (int k = 0; k < nm; k++) {
+            bytes += 8.0 * (2.0 * (double)models[k].p.nth + 2.0 * (double)(models[k].p.tape + 1) +
+                            (double)(models[k].rp.tape + models[k].ap.tape));
+            cols += 6 + 2 * (double)balance_count(&models[k]);
+        }
+        bytes += 8.0 * (double)bmax * (double)(models[0].p.nx + 1) + 8.0 * (double)(teacher.tape + teacher.nth);
+        long total = spec->train.steps + spec->train.extend_steps;
+        rows = spec->train.record_every ? (double)total / (double)spec->train.record_every : 200;
+        ast_node *at = spec->train.batch_node ? spec->train.batch_node : spec->train.decl;
+        if (bytes > IBC_MAX_TRAINER_BYTES) {
+            diag_error(diag, at ? at->loc : spec->predict->loc,
+                       "the trainer would need %.0f MiB of buffers (parameters, tapes and a batch of %ld samples); "
+                       "the cap is %.0f MiB: lower the batch size or the dimensions",
+                       bytes / 1048576.0, bmax, IBC_MAX_TRAINER_BYTES / 1048576.0);
+            ok = false;
+        }
+        /* about 12 bytes per number written in a trace */
+        if (rows * cols * 12 > IBC_MAX_TRACE_BYTES) {
+            at = spec->train.record_node ? spec->train.record_node : spec->train.decl;
+            diag_error(diag, at ? at->loc : spec->predict->loc,
+                       "recording every %ld steps would write about %.0f MiB of traces (%.0f rows of %.0f numbers); "
+                       "the cap is %.0f MiB: record less often",
+                       spec->train.record_every, rows * cols * 12 / 1048576.0, rows, cols,
+                       IBC_MAX_TRACE_BYTES / 1048576.0);
+            ok = false;
+        }
+        if (!ok) {
+            for (int k = 0; k < nm; k++) {
+                prog_free(&models[k].p);
+                prog_free(&models[k].rp);
+                prog_free(&models[k].ap);
+            }
+            prog_free(&teacher);
+            return false;
+        }
     }
 
     long in_size = models[0].p.nx, out_size = spec->out_shape.rank == 0 ? 1 : spec->out_shape.rows *

@@ -226,6 +226,8 @@ typedef struct {
     long extend_steps;    /* 0: none */
     double extend_lr;     /* 0: same lr */
     long record_every;    /* trace interval in steps; 0: automatic */
+    ast_node *decl;       /* the train block, and its batch and record_every */
+    ast_node *batch_node, *record_node;   /* settings (NULL when not given), for errors */
 } ibc_train;
 
 typedef struct {

@@ -709,6 +709,7 @@ static void sema_train(sema *s, ast_node *n)
 {
     ibc_train *t = &s->spec->train;
     bool have_lr = false, have_steps = false;
+    t->decl = n;
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
         if (!sema_known_key(s, set, train_keys, COUNT(train_keys), "'train'") ||
@@ -739,6 +740,7 @@ static void sema_train(sema *s, ast_node *n)
         else if (!strcmp(k, "steps"))
             have_steps = sema_const_int(s, set->lhs, 1, IBC_MAX_STEPS, "steps", &t->steps);
         else if (!strcmp(k, "batch")) {
+            t->batch_node = set->lhs;
             if (set->lhs->kind == AST_IDENT && !strcmp(set->lhs->name, "full"))
                 t->batch = 0;
             else
@@ -747,8 +749,10 @@ static void sema_train(sema *s, ast_node *n)
             long seed;
             if (sema_const_int(s, set->lhs, 0, 2147483647L, "the seed", &seed))
                 t->seed = (uint64_t)seed;
-        } else if (!strcmp(k, "record_every"))
+        } else if (!strcmp(k, "record_every")) {
+            t->record_node = set->lhs;
             sema_const_int(s, set->lhs, 1, IBC_MAX_STEPS, "record_every", &t->record_every);
+        }
     }
     if (!have_lr && s->diag->errors == 0)
         diag_error(s->diag, n->loc, "'train' needs a learning rate: lr = 1e-3");

@@ -227,3 +227,42 @@ Test(emit, unsupported_operator_is_a_located_error)
               diags);
     free(diags);
 }
+
+/* Resource caps (issue: reliability): a trainer whose buffers or traces
+ * would exceed the caps is refused before any C is written, at the
+ * setting to change, with the computed size. */
+Test(emit, oversized_trainer_is_refused_with_its_size)
+{
+    static const char big[] =
+        "model big \"a batch too large for memory\"\n"
+        "dim n = 100000\n"
+        "input x : vector[n]\n"
+        "param w : vector[n] ~ normal(0, 0.1)\n"
+        "data teacher(inputs = normal(0, 1), noise = 0.1)\n"
+        "teacher { w ~ normal(0, 1) }\n"
+        "predict x @ w\n"
+        "loss mse\n"
+        "train { lr = 1e-3; steps = 100; batch = 100000 }\n";
+    char *d = NULL;
+    cr_assert_null(emit_text(big, &d));
+    cr_assert(strstr(d, "t.ibs:9:41: error: the trainer would need 76299 MiB of buffers"), "%s", d);
+    cr_assert(strstr(d, "the cap is 4096 MiB: lower the batch size or the dimensions"), "%s", d);
+    free(d);
+}
+
+Test(emit, oversized_traces_are_refused)
+{
+    static const char many[] =
+        "model many \"a trace of every step of a billion\"\n"
+        "param u : scalar ~ constant(1)\n"
+        "param v : scalar ~ constant(1)\n"
+        "data noisy_target(value = 1.0, noise = 0.5)\n"
+        "predict u * v\n"
+        "loss mse\n"
+        "train { lr = 1e-3; steps = 1000000000; batch = 4; record_every = 1 }\n";
+    char *d = NULL;
+    cr_assert_null(emit_text(many, &d));
+    cr_assert(strstr(d, "error: recording every 1 steps would write about"), "%s", d);
+    cr_assert(strstr(d, "the cap is 2048 MiB: record less often"), "%s", d);
+    free(d);
+}
