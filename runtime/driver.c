@@ -296,39 +296,53 @@ double ibrt_driver_loss(const ibrt_problem *p, const ibrt_model *m, const double
 }
 
 /* Largest difference between the analytic gradient and central
- * differences, relative to the largest gradient entry.  h balances
- * truncation (h^2) against round-off (eps / h).  A kink of the loss
- * within +-h (a relu switching) shows as central differences at h and
- * h/10 that disagree (for a smooth loss they agree to O(h^2)): the
- * derivative is not defined there, the entry is skipped and counted.  A
- * wrong gradient still fails: both agree, with each other and not with
- * it. */
+ * differences, relative to the largest gradient entry.  Central
+ * differences are taken at seven steps h = 1e-1 ... 1e-7 (times max(1,
+ * |theta_e|)): truncation grows as h^2 and round-off as eps L / h, and
+ * which h balances them depends on the scale of the loss and of the
+ * gradient (a small initialisation gives gradients many orders below the
+ * loss).  Each pair of neighbouring steps is scored by its disagreement
+ * plus the round-off bound 4 eps |L| / h of its smaller step (at tiny h the
+ * loss differences are quantised, and two steps can agree by rounding to
+ * the same value), and the best pair is used.  If even that pair
+ * disagrees by more than the tolerance, the loss has a kink within +-h of
+ * theta_e (a relu switching): the derivative is not defined there, and the
+ * entry is skipped and counted.  A wrong gradient still fails: the
+ * differences agree with each other and not with it. */
 static double gradient_check(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb,
                              long *skipped)
 {
     const ibrt_problem *p = R->p;
+    enum { NH = 7 };
     double tol = p->gradient_tol, worst = 0, scale = 0, *ga = R->ga;
-    loss_grad(p, m, X, Y, nb, true, false);
+    double l0 = fabs(loss_grad(p, m, X, Y, nb, true, false));
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
     for (long e = 0; e < m->nth; e++)
         scale = fmax(scale, fabs(ga[e]));
     *skipped = 0;
     for (long e = 0; e < m->nth; e++) {
-        double t = m->th[e], fd[2];
-        for (int q = 0; q < 2; q++) {
-            double h = (q ? 1e-6 : 1e-5) * fmax(1, fabs(t));
-            m->th[e] = t + h;
+        double t = m->th[e], fd[NH], score[NH], h = 1e-1;
+        for (int q = 0; q < NH; q++, h /= 10) {
+            double he = h * fmax(1, fabs(t));
+            score[q] = 4 * 2.220446049250313e-16 * l0 / he;   /* the round-off bound at this step */
+            m->th[e] = t + he;
             double lp = loss_grad(p, m, X, Y, nb, false, false);
-            m->th[e] = t - h;
+            m->th[e] = t - he;
             double lm = loss_grad(p, m, X, Y, nb, false, false);
             m->th[e] = t;
-            fd[q] = (lp - lm) / (2 * h);
+            fd[q] = (lp - lm) / (2 * he);
         }
-        if (fabs(fd[0] - fd[1]) > tol * fmax(scale, 1e-12)) {
+        int best = 0;
+        for (int q = 0; q + 1 < NH; q++) {
+            score[q] = fabs(fd[q] - fd[q + 1]) + score[q + 1];
+            if (score[q] < score[best])
+                best = q;
+        }
+        if (fabs(fd[best] - fd[best + 1]) > tol * fmax(scale, 1e-300)) {
             (*skipped)++;
             continue;
         }
-        worst = fmax(worst, fabs(fd[0] - ga[e]) / fmax(scale, 1e-12));
+        worst = fmax(worst, fabs(fd[best + 1] - ga[e]) / fmax(scale, 1e-300));
     }
     return worst;
 }
