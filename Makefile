@@ -28,7 +28,8 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean
+.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean \
+        fuzz fuzz-replay
 all: bin/ibc build/libibrt.a
 
 deps:
@@ -135,7 +136,7 @@ e2e: all build/asan/libibrt.a
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit unit-asan diag-tests derivations-check generated-check e2e
+	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check e2e
 	@bin/ibc check specs/*.ibs
 
 # The main job: the E4 design spec checked and derived (requested penalty ->
@@ -150,6 +151,18 @@ demo: deps
 # docs/figures/ (several minutes; SEEDS=K to change the number of seeds).
 paper: all
 	@sh scripts/paper.sh
+
+# libFuzzer targets of tests/fuzz/ (front end, CSV and .npy readers), each
+# run FUZZ_SECONDS one after the other (clang, installed on demand); never
+# part of `make check`, which replays their regression inputs and seeds.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The fuzz regression inputs and seed corpora under gcc ASan + UBSan (~10 s).
+fuzz-replay:
+	@sh scripts/fuzz-replay.sh
 
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all

@@ -6,6 +6,8 @@
 set -eu
 
 PKGS="make gcc flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind"
+# `install-deps.sh fuzz` (make fuzz): clang's libFuzzer as well
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,63 @@
+#!/bin/sh
+# fuzz-replay.sh: replay the fuzz regression inputs (tests/fuzz/regress/*/)
+# and the seed corpora (tests/fuzz/corpus/*/) through the fuzz targets,
+# built with gcc -fsanitize=address,undefined and tests/fuzz/replay.c in
+# place of libFuzzer (no clang needed).  Exits non-zero on any sanitizer
+# report, crash or leak.  Part of `make check`.
+# Word splitting of the flag and file lists is intended.
+# shellcheck disable=SC2086,SC2046
+set -eu
+cd "$(dirname "$0")/.."
+
+CC=${CC:-cc}
+B=build/fuzz-replay
+mkdir -p $B/gen
+FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
+ -fsanitize=address,undefined -fno-sanitize-recover=all \
+ -Icompiler -Iruntime -I$B/gen -I/usr/include/x86_64-linux-gnu"
+
+if [ ! -f $B/gen/lex.yy.c ] || [ -n "$(find grammar/ibs.y grammar/ibs.l -newer $B/gen/lex.yy.c)" ]; then
+    bison -Wall --defines=$B/gen/ibs.tab.h -o $B/gen/ibs.tab.c grammar/ibs.y
+    flex --header-file=$B/gen/lex.yy.h -o $B/gen/lex.yy.c grammar/ibs.l
+fi
+
+# One object per source, rebuilt when the source or any header is newer.
+HDRS="compiler/*.h runtime/*.h runtime/*.def $B/gen/ibs.tab.h $B/gen/lex.yy.h"
+obj() {   # source, extra flags -> prints the object path
+    src=$1; extra=${2:-}
+    o=$B/obj/$(echo "$src$extra" | tr '/ =' '___').o
+    mkdir -p $B/obj
+    # shellcheck disable=SC2086
+    if [ ! -f "$o" ] || [ -n "$(find $src $HDRS -newer "$o" 2>/dev/null | head -n 1)" ]; then
+        $CC $FLAGS $extra -c "$src" -o "$o"
+    fi
+    echo "$o"
+}
+
+FRONT=""
+for s in compiler/arena.c compiler/diag.c compiler/parse.c compiler/sema.c compiler/sym.c compiler/design.c \
+         $B/gen/ibs.tab.c $B/gen/lex.yy.c tests/fuzz/fuzz_front.c; do
+    FRONT="$FRONT $(obj $s)"
+done
+REPLAY=$(obj tests/fuzz/replay.c)
+READ=$(obj runtime/read.c)
+$CC $FLAGS -o $B/replay_front $FRONT $REPLAY -lgmp -llapacke -lopenblas -lm
+$CC $FLAGS -o $B/replay_csv $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_CSV) $REPLAY -lm
+$CC $FLAGS -o $B/replay_npy $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_NPY) $REPLAY -lm
+
+status=0
+for t in front csv npy; do
+    dirs=""
+    for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
+        [ -d "$d" ] && dirs="$dirs $d"
+    done
+    [ -z "$dirs" ] && continue
+    printf 'fuzz-replay: %-6s ' "$t"
+    # shellcheck disable=SC2086
+    if ! OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+         $B/replay_$t $dirs; then
+        echo "fuzz-replay: $t FAILED" >&2
+        status=1
+    fi
+done
+exit $status
