@@ -20,7 +20,9 @@ RUNTIME_SRC  := $(sort $(wildcard runtime/*.c))
 GRAMMAR_C    := build/ibs.tab.c build/lex.yy.c
 HEADERS      := $(wildcard compiler/*.h runtime/*.h runtime/*.def) build/ibs.tab.h build/lex.yy.h
 
-COMPILER_OBJ := $(COMPILER_SRC:%.c=build/%.o) build/ibs.tab.o build/lex.yy.o
+# The compiler reads dense operator files with the runtime's reader, the
+# one trainers use on the same files.
+COMPILER_OBJ := $(COMPILER_SRC:%.c=build/%.o) build/ibs.tab.o build/lex.yy.o build/runtime/read.o
 LIB_OBJ      := $(filter-out build/compiler/main.o,$(COMPILER_OBJ))
 RUNTIME_OBJ  := $(RUNTIME_SRC:%.c=build/%.o)
 

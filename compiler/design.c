@@ -23,6 +23,8 @@
  */
 #include "design.h"
 
+#include "ibrt_io.h"
+
 #include <errno.h>
 #include <gmp.h>
 #include <lapacke.h>
@@ -32,69 +34,23 @@
 
 /* ------------------------------------------------------------ operators */
 
-/* Reads a dense matrix from a CSV file (numbers separated by commas). */
-static bool read_csv(ibc_arena *a, const char *path, long *rows, long *cols, double **data, const char **err)
+/* A dense operator from a CSV or .npy file, read by the runtime's strict
+ * reader (runtime/read.c), the one the trainer uses on the same file, so
+ * that the operator analysed here is the one trained with; errors name
+ * the file, line and column (or the .npy header field). */
+static bool read_matrix(ibc_arena *a, const char *path, long *rows, long *cols, double **data, const char **err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        *err = arena_printf(a, "cannot open '%s': %s", path, strerror(errno));
+    size_t r, c;
+    double *v;
+    ibrt_error e;
+    if (ibrt_io_read_matrix(path, &r, &c, &v, &e) != IBRT_OK) {
+        *err = arena_printf(a, "%s", e.msg);
         return false;
     }
-    size_t cap = 1024, n = 0;
-    double *v = malloc(cap * sizeof *v);
-    long r = 0, c = -1;
-    char line[1 << 16];
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '\n' || line[0] == '#')
-            continue;
-        long cc = 0;
-        char *p = line;
-        for (;;) {
-            char *end;
-            errno = 0;
-            double x = strtod(p, &end);
-            if (end == p || errno == ERANGE || !isfinite(x)) {
-                *err = arena_printf(a, "%s:%ld: column %ld is not a finite number", path, r + 1, cc + 1);
-                free(v);
-                fclose(f);
-                return false;
-            }
-            if (n == cap)
-                v = realloc(v, (cap *= 2) * sizeof *v);
-            v[n++] = x;
-            cc++;
-            while (*end == ' ' || *end == '\t')
-                end++;
-            if (*end == ',') {
-                p = end + 1;
-                continue;
-            }
-            if (*end == '\n' || *end == '\0' || *end == '\r')
-                break;
-            *err = arena_printf(a, "%s:%ld: unexpected '%c' after column %ld", path, r + 1, *end, cc);
-            free(v);
-            fclose(f);
-            return false;
-        }
-        if (c >= 0 && cc != c) {
-            *err = arena_printf(a, "%s:%ld: %ld columns, but the first row has %ld", path, r + 1, cc, c);
-            free(v);
-            fclose(f);
-            return false;
-        }
-        c = cc;
-        r++;
-    }
-    fclose(f);
-    if (r == 0) {
-        *err = arena_printf(a, "%s: no rows", path);
-        free(v);
-        return false;
-    }
-    *rows = r;
-    *cols = c;
-    *data = arena_alloc(a, n * sizeof(double));
-    memcpy(*data, v, n * sizeof(double));
+    *rows = (long)r;
+    *cols = (long)c;
+    *data = arena_alloc(a, r * c * sizeof(double));
+    memcpy(*data, v, r * c * sizeof(double));
     free(v);
     return true;
 }
@@ -248,13 +204,7 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         const char *err;
         long r, c;
         double *A;
-        size_t len = strlen(path);
-        if (len >= 4 && !strcmp(path + len - 4, ".npy")) {
-            diag_error(diag, n->kids[0]->loc, "dense operators from .npy are not supported yet by the design phase; "
-                                              "save the matrix as CSV");
-            return false;
-        }
-        if (!read_csv(a, path, &r, &c, &A, &err)) {
+        if (!read_matrix(a, path, &r, &c, &A, &err)) {
             diag_error(diag, n->kids[0]->loc, "%s", err);
             return false;
         }

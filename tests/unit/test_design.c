@@ -8,8 +8,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "design.h"
+#include "ibrt_io.h"
 #include "sym.h"
 
 typedef struct {
@@ -259,4 +261,43 @@ Test(design, dense_operator_inverse_and_condition)
     cr_assert(strstr(buf, "\"requested\": \"log_sparsity(matrix(\\\"dense50.csv\\\") @ w)\"") != NULL, "%s", buf);
     free(buf);
     done(&l);
+}
+
+/* The same operator as .npy: the design phase reads it with the runtime's
+ * reader (as the trainer does) and finds the same condition number. */
+Test(design, dense_operator_from_npy)
+{
+    size_t r, c;
+    double *A;
+    ibrt_error e;
+    cr_assert_eq(ibrt_io_read_matrix("tests/design/dense50.csv", &r, &c, &A, &e), IBRT_OK, "%s", e.msg);
+    char dir[] = "/tmp/ibc_npy_XXXXXX", npy[64], spec[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(npy, sizeof npy, "%s/dense50.npy", dir);
+    snprintf(spec, sizeof spec, "%s/dense50.ibs", dir);
+    size_t shape[2] = { r, c };
+    cr_assert_eq(ibrt_npy_write(npy, A, 2, shape, &e), IBRT_OK, "%s", e.msg);
+    free(A);
+    FILE *in = fopen("tests/design/dense50.ibs", "r"), *out = fopen(spec, "w");
+    cr_assert(in && out);
+    char line[512];
+    while (fgets(line, sizeof line, in)) {
+        char *p = strstr(line, "dense50.csv");
+        if (p)
+            memcpy(p, "dense50.npy", 11);
+        fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    run a, b;
+    design_run(&a, "tests/design/dense50.ibs");
+    design_run(&b, spec);
+    cr_assert_not_null(b.r, "%s", b.msgs);
+    cr_assert(b.r->op.invertible);
+    cr_assert_eq(a.r->op.condition, b.r->op.condition);
+    done(&a);
+    done(&b);
+    unlink(npy);
+    unlink(spec);
+    rmdir(dir);
 }
