@@ -133,7 +133,7 @@ generated-check: bin/ibc
 
 # Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
 # shortened run; the trainer's checks must pass.
-e2e: all build/asan/libibrt.a
+e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
 
 check: deps
