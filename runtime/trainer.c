@@ -167,10 +167,10 @@ void ibrt_checks_add(ibrt_checks *t, const char *name, double value, double expe
 
 void ibrt_checks_print(const ibrt_checks *t, FILE *out)
 {
-    fprintf(out, "%-40s %14s %14s %10s  %s\n", "check", "value", "expected", "tolerance", "result");
+    fprintf(out, "%-52s %14s %14s %10s  %s\n", "check", "value", "expected", "tolerance", "result");
     for (size_t i = 0; i < t->n; i++) {
         const ibrt_check *c = &t->c[i];
-        fprintf(out, "%-40s %14.6g %14.6g %10.2g  %s%s%s\n", c->name, c->value, c->expected, c->tolerance,
+        fprintf(out, "%-52s %14.6g %14.6g %10.2g  %s%s%s\n", c->name, c->value, c->expected, c->tolerance,
                 c->pass ? "PASS" : "FAIL", c->detail[0] ? "  " : "", c->detail);
     }
 }

@@ -65,9 +65,9 @@ Test(checks, table_json_and_verdict)
     ibrt_checks_print(&c, f);
     fclose(f);
     cr_assert_str_eq(buf,
-                     "check                                             value       expected  tolerance  result\n"
-                     "gradient                                          1e-09              0      1e-06  PASS\n"
-                     "support                                               2              3          0  FAIL  "
+                     "check                                                         value       expected  tolerance  result\n"
+                     "gradient                                                      1e-09              0      1e-06  PASS\n"
+                     "support                                                           2              3          0  FAIL  "
                      "found [27, 40]\n");
     ibrt_json *j = ibrt_json_new();
     ibrt_checks_to_json(&c, j);
