@@ -1,13 +1,13 @@
 #!/bin/sh
 # bench/run.sh: per-step cost of each paper experiment's trainer against
 # the PyTorch reference of ../shared/paper-experiments.md (one thread).
-# Each trainer runs STEPS and then 2 x STEPS steps (default 20000) of every
+# Each trainer runs STEPS and then 2 x STEPS steps (default 100000) of every
 # model it trains; us/step is the difference of the two wall times over
 # (STEPS x models), which leaves out the fixed costs of a run (data, the
 # checks at the start and the end, metrics, reference baselines).  FLOPs/step
 # are the reference table's counts for the same computation.
 set -eu
-steps=${STEPS:-20000}
+steps=${STEPS:-100000}
 dir=build/bench
 mkdir -p "$dir"
 printf '%-18s %8s %12s %12s %10s %10s %9s\n' spec models "us/step" "ref us/step" speedup "FLOP/step" "GFLOP/s"
