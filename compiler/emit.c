@@ -1665,7 +1665,13 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT(",\n    .description = ");
     emit_c_string(E->out, spec->description ? spec->description : "");
     long rec = spec->train.record_every ? spec->train.record_every : (steps / 200 > 0 ? steps / 200 : 1);
-    OUT(",\n    .default_steps = %ldL,\n    .default_seed = %lluULL,\n    .record_every = %ld,\n", steps,
+    unsigned long long fp = 1469598103934665603ull;   /* FNV-1a of the spec's bytes and the ibc version */
+    for (size_t i = 0; spec->src && i < spec->src->len; i++)
+        fp = (fp ^ (unsigned char)spec->src->text[i]) * 1099511628211ull;
+    for (const char *v = IBC_VERSION; *v; v++)
+        fp = (fp ^ (unsigned char)*v) * 1099511628211ull;
+    OUT(",\n    .fingerprint = 0x%016llxULL,", fp);
+    OUT("\n    .default_steps = %ldL,\n    .default_seed = %lluULL,\n    .record_every = %ld,\n", steps,
         (unsigned long long)spec->train.seed, rec);
     OUT("    .in = IN,\n    .out = OUT,\n    .bmax = BMAX,\n    .bx = bx,\n");
     if (masked)

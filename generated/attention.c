@@ -374,6 +374,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "attention",
     .description = "E2: single-head attention, query/key column balance",
+    .fingerprint = 0x9bd0884a31fc068cULL,
     .default_steps = 300000L,
     .default_seed = 0ULL,
     .record_every = 1500,

@@ -524,6 +524,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "deep_hadamard",
     .description = "depth-3 log-sparsity design on linear regression",
+    .fingerprint = 0x8500ca0a358fd4a4ULL,
     .default_steps = 20000L,
     .default_seed = 0ULL,
     .record_every = 100,

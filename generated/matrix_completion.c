@@ -246,6 +246,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "matrix_completion",
     .description = "E3: low-rank matrix completion",
+    .fingerprint = 0x3189188818a36866ULL,
     .default_steps = 500000L,
     .default_seed = 0ULL,
     .record_every = 2500,

@@ -434,6 +434,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "piecewise_tv",
     .description = "E5: piecewise-constant signal, log-sparse increments",
+    .fingerprint = 0x6eca10932ebcd86bULL,
     .default_steps = 500000L,
     .default_seed = 0ULL,
     .record_every = 2500,

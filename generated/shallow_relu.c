@@ -301,6 +301,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "shallow_relu",
     .description = "E1: shallow ReLU network, neuron balance",
+    .fingerprint = 0xe7c9feee4a50cf92ULL,
     .default_steps = 500000L,
     .default_seed = 0ULL,
     .record_every = 2500,

@@ -510,6 +510,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "spectral_sparse",
     .description = "E4: sparse spectral recovery via Hadamard factorisation",
+    .fingerprint = 0xbbfe46a42673de25ULL,
     .default_steps = 50000L,
     .default_seed = 0ULL,
     .record_every = 250,

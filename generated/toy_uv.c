@@ -250,6 +250,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "toy_uv",
     .description = "scalar Hadamard pair z = u v",
+    .fingerprint = 0x74b4cdb797eeeb03ULL,
     .default_steps = 20000L,
     .default_seed = 1ULL,
     .record_every = 100,

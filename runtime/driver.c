@@ -51,6 +51,7 @@ typedef struct {
     long step;            /* its next step; -1: not started */
     double loss, loss0;   /* last and first loss of that model */
     double elapsed;       /* wall seconds of earlier processes */
+    double max_growth;    /* --max-growth of the run (part of its behaviour) */
     ibrt_rng rb, rs;      /* its batch and structural-check streams */
     long trace_len, balance_len, sv_len;
     int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
@@ -71,6 +72,7 @@ static uint64_t fnv(uint64_t h, const void *data, size_t n)
 static uint64_t ckpt_layout(const ibrt_problem *p)
 {
     uint64_t h = fnv(14695981039346656037ULL, p->name, strlen(p->name));
+    h = fnv(h, &p->fingerprint, sizeof p->fingerprint);   /* the spec's bytes and the ibc version */
     long dims[4] = { p->in, p->out, p->bmax, (long)p->nmodels };
     h = fnv(h, dims, sizeof dims);
     for (size_t k = 0; k < p->nmodels; k++) {
@@ -94,6 +96,7 @@ typedef struct {
     double t0, elapsed;   /* this process's start; wall seconds of earlier ones */
     long steps_run;       /* training steps taken by this process */
     bool gc_failed;
+    bool io_failed;       /* an output could not be written: exit 1 at the end */
     /* per-index balance buffers, sized for the largest model */
     double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
     double *contr;        /* Hadamard-type pairs: sum over steps of eta^2 r_i^2 */
@@ -116,6 +119,14 @@ static char mechanism[16][12];   /* per model of the current run: "conserved", "
 
 static void errmsg(const ibrt_error *err) { fprintf(stderr, "error: %s\n", err->msg); }
 
+/* An output that could not be written: reported now, and the run's exit
+ * status becomes 1 (after it has written what it can). */
+static void output_failed(run_state *R, const ibrt_error *err)
+{
+    errmsg(err);
+    R->io_failed = true;
+}
+
 static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
 {
     *h = fnv(*h, data, n);
@@ -125,7 +136,9 @@ static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
 static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
 {
     const ibrt_problem *p = R->p;
-    const ibrt_model *m = &p->models[R->k];
+    /* R->k == nmodels: every model is trained, the run is finishing */
+    static const ibrt_model none = { .nth = 0, .nbal = 0 };
+    const ibrt_model *m = (size_t)R->k < p->nmodels ? &p->models[R->k] : &none;
     ckpt_head h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CKPT_MAGIC, 8);
@@ -137,6 +150,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     h.loss = R->loss;
     h.loss0 = R->loss0;
     h.elapsed = R->elapsed + ibrt_time_now() - R->t0;
+    h.max_growth = R->o.max_growth;
     h.rb = R->rb;
     h.rs = R->rs;
     h.x_is_buffer = R->X == p->bx;
@@ -220,12 +234,14 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
         else if (fnv(14695981039346656037ULL, b, n - sizeof sum) != sum)
             why = "corrupt (its checksum does not match)";
         else if (h.layout != ckpt_layout(p))
-            why = "written by a different trainer (the spec or ibc changed); run it again from the start";
-        else if (h.model < 0 || (size_t)h.model >= p->nmodels || h.step < -1 || h.step > h.steps ||
+            why = "written by a different trainer (the spec or ibc changed since); run it again from the start";
+        else if (h.model < 0 || (size_t)h.model > p->nmodels || h.step < -1 || h.step > h.steps ||
+                 ((size_t)h.model == p->nmodels && h.step != -1) ||
                  h.steps < 1 || h.trace_len < 0 || h.balance_len < 0 || h.sv_len < 0)
             why = "corrupt (values out of range)";
         else {
-            const ibrt_model *m = &p->models[h.model];
+            static const ibrt_model none = { .nth = 0, .nbal = 0 };
+            const ibrt_model *m = (size_t)h.model < p->nmodels ? &p->models[h.model] : &none;
             size_t want = sizeof h + sizeof(ibrt_checks) + sizeof(ibrt_metrics) +
                           sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 4 * m->nbal) +
                           (size_t)h.json_len + sizeof sum;
@@ -235,7 +251,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
     }
     if (why) {
         free(b);
-        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, why);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.380s': %s", path, why);
         return IBRT_EFORMAT;
     }
     *buf = b;
@@ -378,14 +394,22 @@ static void write_partial(run_state *R, const char *status, const char *extra_ke
     ibrt_json_str(j, status);
     ibrt_json_key(j, extra_key);
     ibrt_json_obj_begin(j);
-    ibrt_json_key(j, "model");
-    ibrt_json_str(j, R->p->models[R->k].name);
-    ibrt_json_key(j, "step");
-    ibrt_json_num(j, step);
-    ibrt_json_key(j, "loss");
-    ibrt_json_num(j, loss);
-    ibrt_json_key(j, "learning_rate");
-    ibrt_json_num(j, R->p->models[R->k].lr);
+    if ((size_t)R->k < R->p->nmodels) {
+        ibrt_json_key(j, "model");
+        ibrt_json_str(j, R->p->models[R->k].name);
+        ibrt_json_key(j, "step");
+        if (step >= 0)
+            ibrt_json_num(j, step);
+        else
+            ibrt_json_str(j, "before its first step");
+        ibrt_json_key(j, "loss");
+        ibrt_json_num(j, step >= 0 ? loss : NAN);
+        ibrt_json_key(j, "learning_rate");
+        ibrt_json_num(j, R->p->models[R->k].lr);
+    } else {
+        ibrt_json_key(j, "model");
+        ibrt_json_str(j, "every model trained; final checks not yet run");
+    }
     ibrt_json_obj_end(j);
     ibrt_json_obj_end(j);
     ibrt_error err;
@@ -403,7 +427,7 @@ static void write_params(run_state *R, const ibrt_model *m)
         size_t shp[2] = { pv->rows, pv->cols };
         snprintf(R->path, sizeof R->path, "%s/%s_%s.npy", R->o.out_dir, m->name, pv->name);
         if (ibrt_npy_write(R->path, m->th + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
-            errmsg(&err);
+            output_failed(R, &err);
     }
 }
 
@@ -411,11 +435,11 @@ static void close_traces(run_state *R)
 {
     ibrt_error err;
     if (R->tr_open && ibrt_csv_close(&R->tr, &err) != IBRT_OK)
-        errmsg(&err);
+        output_failed(R, &err);
     if (R->bt_open && ibrt_csv_close(&R->bt, &err) != IBRT_OK)
-        errmsg(&err);
+        output_failed(R, &err);
     if (R->sv_open && ibrt_csv_close(&R->sv, &err) != IBRT_OK)
-        errmsg(&err);
+        output_failed(R, &err);
     R->tr_open = R->bt_open = R->sv_open = false;
 }
 
@@ -429,8 +453,13 @@ static int stop_run(run_state *R, int status)
         return 1;
     }
     write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
-    fprintf(stderr, "%s: stopped at step %ld of model '%s'; checkpoint in %s/checkpoint.bin\n"
-            "continue with: --resume %s\n", R->p->name, R->step, R->p->models[R->k].name, R->o.out_dir, R->o.out_dir);
+    if (R->step >= 0)
+        fprintf(stderr, "%s: stopped at step %ld of model '%s'", R->p->name, R->step, R->p->models[R->k].name);
+    else if ((size_t)R->k < R->p->nmodels)
+        fprintf(stderr, "%s: stopped before model '%s'", R->p->name, R->p->models[R->k].name);
+    else
+        fprintf(stderr, "%s: stopped after training every model", R->p->name);
+    fprintf(stderr, "; checkpoint in %s/checkpoint.bin\ncontinue with: --resume %s\n", R->o.out_dir, R->o.out_dir);
     if (R->tr_open)
         fclose(R->tr.f);
     if (R->bt_open)
@@ -560,7 +589,7 @@ static void model_metrics(run_state *R, size_t k, double loss)
         snprintf(R->path, sizeof R->path, "%s/w_%s.npy", R->o.out_dir, m->name);
         size_t shp[1] = { (size_t)n };
         if (ibrt_npy_write(R->path, w, 1, shp, &err) != IBRT_OK)
-            errmsg(&err);
+            output_failed(R, &err);
         if (ds->truth_size == (size_t)n) {
             double rec = 0, tv = 0;
             ibrt_csv wc;   /* the learned coefficients next to the truth, for plots */
@@ -571,9 +600,9 @@ static void model_metrics(run_state *R, size_t k, double loss)
                     ibrt_csv_row(&wc, row, 3);
                 }
                 if (ibrt_csv_close(&wc, &err) != IBRT_OK)
-                    errmsg(&err);
+                    output_failed(R, &err);
             } else
-                errmsg(&err);
+                output_failed(R, &err);
             for (long i = 0; i < n; i++) {
                 rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / (double)n;
                 if (i)
@@ -628,7 +657,7 @@ static void model_metrics(run_state *R, size_t k, double loss)
         snprintf(R->path, sizeof R->path, "%s/Z_%s.npy", R->o.out_dir, m->name);
         size_t shp[2] = { (size_t)r, (size_t)c };
         if (ibrt_npy_write(R->path, m->tp + m->root, 2, shp, &err) != IBRT_OK)
-            errmsg(&err);
+            output_failed(R, &err);
     }
     if (m->nbal) {
         long nbal = m->nbal;
@@ -710,7 +739,10 @@ static void record(run_state *R, const ibrt_model *m, long step, double loss)
         m->forward(m->th, R->X, 1, m->tp);
         memcpy(R->svd_a, m->tp + m->root, sizeof(double) * (size_t)(r * c));
         R->svd_s[0] = (double)step;
-        if (LAPACKE_dgesvd_work(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)r, (lapack_int)c, R->svd_a, (lapack_int)c,
+        /* the row-major r x c matrix read column-major is its transpose,
+         * with the same singular values: no transposed copy (which
+         * LAPACKE's row-major path would allocate) */
+        if (LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'N', 'N', (lapack_int)c, (lapack_int)r, R->svd_a, (lapack_int)c,
                                 R->svd_s + 1, NULL, 1, NULL, 1, R->svd_work, R->svd_lwork) != 0)
             for (long q = 1; q <= ns; q++)
                 R->svd_s[q] = NAN;
@@ -820,10 +852,14 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             R->loss0 = loss;
         if (!isfinite(loss) || (R->loss0 > 0 && loss > R->o.max_growth * R->loss0)) {
             ibrt_progress_end(&pg);
-            fprintf(stderr, "error: model '%s' diverged at step %ld: loss %g%s%.3g times its first value %g); "
-                    "the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
-                    isfinite(loss) ? " (more than " : " (not finite; first ", isfinite(loss) ? R->o.max_growth : 1.0,
-                    R->loss0, m->lr);
+            if (isfinite(loss))
+                fprintf(stderr, "error: model '%s' diverged at step %ld: loss %g, more than %g times its first value "
+                        "%g; the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
+                        R->o.max_growth, R->loss0, m->lr);
+            else
+                fprintf(stderr, "error: model '%s' diverged at step %ld: the loss is %g (its first value was %g); "
+                        "the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
+                        R->loss0, m->lr);
             R->step = step;
             record(R, m, step, loss);   /* the step that diverged, at the parameters that gave it */
             close_traces(R);
@@ -833,6 +869,9 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             ibrt_checks_add(&R->checks, name, loss, R->loss0, R->o.max_growth, false,
                             "loss finite and below max-growth times the first loss");
             write_partial(R, "diverged", "diverged", (double)step, loss);
+            /* an earlier checkpoint of this run would resume into the same divergence */
+            snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
+            unlink(R->path);
             return 3;
         }
         if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
@@ -913,8 +952,15 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
             free(ckdata);
             return 2;
         }
+        if (o.max_growth_given && o.max_growth != ck.max_growth) {
+            fprintf(stderr, "error: %s/checkpoint.bin is a run with --max-growth %g; drop --max-growth to resume it\n",
+                    o.resume, ck.max_growth);
+            free(ckdata);
+            return 2;
+        }
         R.o.steps = ck.steps;
         R.o.seed = ck.seed;
+        R.o.max_growth = ck.max_growth;
         R.o.out_dir = o.resume;
         R.elapsed = ck.elapsed;
         memcpy(&R.checks, ckdata + sizeof ck, sizeof R.checks);
@@ -958,7 +1004,7 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         lapack_int r = (lapack_int)p->zrows, c = (lapack_int)p->zcols;
         oom |= !(R.svd_a = calloc((size_t)(r * c), sizeof(double)));
         oom |= !(R.svd_s = calloc((size_t)(r + c + 1), sizeof(double)));
-        if (!oom && LAPACKE_dgesvd_work(LAPACK_ROW_MAJOR, 'N', 'N', r, c, R.svd_a, c, R.svd_s, NULL, 1, NULL, 1, &q, -1) == 0) {
+        if (!oom && LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'N', 'N', c, r, R.svd_a, c, R.svd_s, NULL, 1, NULL, 1, &q, -1) == 0) {
             R.svd_lwork = (lapack_int)q + 1;
             oom |= !(R.svd_work = calloc((size_t)R.svd_lwork, sizeof(double)));
         } else
@@ -999,16 +1045,30 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     }
     if (!o.quiet && !o.gradcheck)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
-    for (size_t k = first; k < p->nmodels; k++) {
-        if (k > first && stop_signal) {   /* between models: resume at the next one */
+    for (size_t k = first; k <= p->nmodels; k++) {
+        if (k > first && !o.gradcheck && (stop_signal || R.o.checkpoint_every)) {
+            /* model k-1's outputs are written: a checkpoint now points at
+             * model k (not at k-1's traces, which are final), and a signal
+             * received meanwhile stops here; k == nmodels: every model is
+             * trained, only the final checks and results are left */
             R.k = (long)k;
             R.step = -1;
             R.X = p->bx;
-            free(ckdata);
-            int rc = stop_run(&R, 128 + stop_signal);
-            free_run(&R);
-            return rc;
+            if (stop_signal) {
+                free(ckdata);
+                int rc = stop_run(&R, 128 + stop_signal);
+                free_run(&R);
+                return rc;
+            }
+            if (ckpt_write(&R, &err) != IBRT_OK) {
+                errmsg(&err);
+                free(ckdata);
+                free_run(&R);
+                return 1;
+            }
         }
+        if (k == p->nmodels)
+            break;
         int rc = train_model(&R, k, o.resume ? &ck : NULL, ckdata);
         if (rc) {
             free(ckdata);
@@ -1087,8 +1147,12 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     snprintf(R.path, sizeof R.path, "%s/checkpoint.bin", R.o.out_dir);
     if (unlink(R.path) != 0 && errno != ENOENT)
         fprintf(stderr, "warning: cannot remove %s: %s\n", R.path, strerror(errno));
-    bool pass = ibrt_checks_all_pass(&R.checks);
+    bool pass = ibrt_checks_all_pass(&R.checks), io_failed = R.io_failed;
     free_run(&R);
+    if (io_failed) {
+        fprintf(stderr, "error: some outputs could not be written (above)\n");
+        return 1;
+    }
     return pass ? 0 : 4;
 }
 
@@ -1106,6 +1170,7 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C ends the process at once */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -1136,13 +1201,24 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
         one.out_dir = dir;
         int r = run_one(p, one);
+        if (r == 3) {   /* a diverged seed: reported, left out of the summary; the others go on */
+            fprintf(stderr, "seed %llu diverged (results in %s): left out of summary.json\n",
+                    (unsigned long long)one.seed, dir);
+            worst = 3;
+            continue;
+        }
         if (r != 0 && r != 4) {
+            if (r == 75 || r > 128)
+                fprintf(stderr, "%s: seeds %llu..%llu were not run and summary.json was not written: resume this "
+                        "seed with --resume %s, then run the rest with --seed %llu --seeds %d\n", p->name,
+                        (unsigned long long)one.seed + 1, (unsigned long long)(o.seed + (uint64_t)o.seeds - 1), dir,
+                        (unsigned long long)one.seed + 1, o.seeds - k - 1);
             free(all);
             free(mech);
             return r;
         }
         memcpy(mech[k], mechanism, sizeof mechanism);
-        if (r > worst)
+        if (r > worst && worst != 3)
             worst = r;
         if (!o.quiet)
             fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
@@ -1164,19 +1240,24 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
     ibrt_json_key(j, "mechanism_per_seed");
     ibrt_json_obj_begin(j);
     for (size_t m = 0; m < p->nmodels && m < 16; m++) {
-        if (!mech[0][m][0])
+        bool any = false;
+        for (int k = 0; k < o.seeds; k++)
+            any = any || mech[k][m][0];
+        if (!any)
             continue;
         int conserved = 0;
         ibrt_json_key(j, p->models[m].name);
         ibrt_json_arr_begin(j);
+        int counted = 0;
         for (int k = 0; k < o.seeds; k++) {
-            ibrt_json_str(j, mech[k][m]);
+            ibrt_json_str(j, mech[k][m][0] ? mech[k][m] : "diverged");
             conserved += !strcmp(mech[k][m], "conserved");
+            counted += mech[k][m][0] != 0;
         }
         ibrt_json_arr_end(j);
         if (!o.quiet)
-            printf("mechanism %-10s conserved in %d of %d seeds, driven in %d\n", p->models[m].name, conserved, o.seeds,
-                   o.seeds - conserved);
+            printf("mechanism %-10s conserved in %d of %d seeds, driven in %d\n", p->models[m].name, conserved, counted,
+                   counted - conserved);
     }
     ibrt_json_obj_end(j);
     ibrt_json_key(j, "all_checks_pass");

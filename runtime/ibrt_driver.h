@@ -28,8 +28,9 @@
  *                  results (status "interrupted"); --resume DIR continues
  *                  from the checkpoint bit for bit as if never stopped.
  *
- * Exit status: 0 all checks pass, 1 an error (I/O, data), 2 usage, 3 a
- * model diverged, 4 a check failed, 5 --gradcheck failed, 75 stopped by
+ * Exit status: 0 all checks pass, 1 an error (I/O, data, an output that
+ * could not be written), 2 usage, 3 a model diverged (with --seeds K: in
+ * some seed; the others still run), 4 a check failed, 5 --gradcheck failed, 75 stopped by
  * --stop-after (resumable), 128+N stopped by signal N (resumable).
  *
  * Nothing is allocated inside a training step: buffers are allocated
@@ -105,6 +106,8 @@ typedef struct {
 
 typedef struct {
     const char *name, *description;
+    uint64_t fingerprint;     /* of the spec's bytes and the ibc version: a checkpoint
+                                 resumes only in the trainer of the same spec */
     long default_steps;
     uint64_t default_seed;
     long record_every;        /* trace interval at the default step count */

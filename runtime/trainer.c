@@ -45,7 +45,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->resume = NULL;
     o->stop_after = 0;
     o->max_growth = 1e6;
-    o->steps_given = o->seed_given = false;
+    o->steps_given = o->seed_given = o->max_growth_given = false;
     snprintf(outbuf, sizeof outbuf, "results/%s", prog);
     o->out_dir = outbuf;
     for (int i = 1; i < argc; i++) {
@@ -96,6 +96,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             o->resume = v;
             i++;
         } else if (!strcmp(a, "--max-growth") && v && parse_double(v, &o->max_growth)) {
+            o->max_growth_given = true;
             i++;
         } else if (!strcmp(a, "--out") && v) {
             o->out_dir = v;

@@ -125,6 +125,44 @@ if [ $rc -ne 143 ] || [ $rc2 -ne 0 ] || [ $same != yes ]; then
 else
     pass=$((pass + 1))
 fi
+# A run killed (SIGKILL, no handler) right after its first model finished,
+# with --checkpoint-every: the checkpoint written after that model's
+# outputs points at the next model, so --resume still ends like a straight
+# run (here --checkpoint-every equals the step count: no checkpoint inside
+# the second model's run, the case where an older checkpoint would point at
+# the finished model's renamed traces).
+rm -rf "$dir/kill.b"
+"$dir/$n" --steps 300000 --quiet --checkpoint-every 300000 --out "$dir/kill.b" >/dev/null 2>&1 &
+pid=$!
+t=0
+while [ ! -f "$dir/kill.b/trace_designed.csv" ] && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+"$dir/$n" --resume "$dir/kill.b" --quiet >/dev/null 2>"$dir/kill.err"
+rc=$?
+same=yes
+for f in "$dir/sig.a"/*; do
+    b="$dir/kill.b/$(basename "$f")"
+    case "$f" in
+    *results.json) [ "$(strip "$f")" = "$(strip "$b")" ] || same=no ;;
+    *) cmp -s "$f" "$b" || same=no ;;
+    esac
+done
+if [ $rc -ne 0 ] || [ $same != yes ]; then
+    echo "FAIL kill between models/resume: resumed with $rc, same outputs: $same"; cat "$dir/kill.err"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
+# An output that cannot be written (a file size limit) makes the trainer
+# exit 1, not 0.
+rm -rf "$dir/fsize"
+(trap '' XFSZ; ulimit -f 16; "$dir/$n" --steps 2000 --quiet --out "$dir/fsize" >/dev/null 2>"$dir/fsize.err")
+rc=$?
+if [ $rc -ne 1 ] || ! grep -q "cannot write" "$dir/fsize.err"; then
+    echo "FAIL unwritable output: exit $rc (want 1):"; cat "$dir/fsize.err"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 # Memory: trainers under valgrind memcheck, zero errors and no leaks
 # (OpenBLAS pinned to a core type valgrind decodes: no AVX-512), including
 # a stop at a checkpoint and its resumption.

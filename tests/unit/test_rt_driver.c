@@ -249,7 +249,8 @@ Test(driver, divergence_stops_with_partial_results, .init = cr_redirect_stderr)
     char b[96], path[160];
     snprintf(b, sizeof b, "%s/diverged", dir);
     model.lr = 5;   /* u v with u = 3: curvature 2 (u^2 + v^2) ~ 18, so lr 5 explodes */
-    cr_assert_eq(run("--steps", "300", "--out", b, "--quiet", NULL), 3);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--checkpoint-every", "1", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 3);
     model.lr = 0.05;
     char *r = results(b);
     cr_assert(strstr(r, "\"status\": \"diverged\""), "%s", r);
@@ -260,4 +261,17 @@ Test(driver, divergence_stops_with_partial_results, .init = cr_redirect_stderr)
     cr_assert_eq(access(path, F_OK), 0, "the trace is kept");
     snprintf(path, sizeof path, "%s/model_u.npy", b);
     cr_assert_eq(access(path, F_OK), 0, "the parameters are kept");
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    cr_assert_neq(access(path, F_OK), 0, "no checkpoint that would resume into the same divergence");
+}
+
+Test(driver, resume_keeps_the_divergence_threshold, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96];
+    snprintf(b, sizeof b, "%s/growth", dir);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", "--max-growth", "50", NULL };
+    cr_assert_eq(ibrt_main(10, argv, &problem), 75);
+    cr_assert_eq(run("--resume", b, "--quiet", "--max-growth", "60", NULL), 2, "another threshold is refused");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
 }
