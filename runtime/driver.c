@@ -1162,6 +1162,11 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
     int rc = ibrt_opts_parse(argc, argv, &o, p->name, p->description, p->default_steps, p->default_seed);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (o.resume && o.out_given && strcmp(o.out_dir, o.resume)) {
+        fprintf(stderr, "%s: error: --resume DIR writes into DIR, where the run was checkpointed; drop --out\n",
+                p->name);
+        return 2;
+    }
     if (o.resume && (o.seeds > 1 || o.gradcheck)) {
         fprintf(stderr, "%s: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on its "
                 "own, without --seeds or --gradcheck\n", p->name);

@@ -122,7 +122,7 @@ typedef struct {
     const char *resume;      /* --resume DIR: continue the run checkpointed there */
     long stop_after;         /* --stop-after N: checkpoint and stop after N steps (0: never) */
     double max_growth;       /* --max-growth F: a loss above F times the first is divergence */
-    bool steps_given, seed_given, max_growth_given;
+    bool steps_given, seed_given, max_growth_given, out_given;
 } ibrt_opts;
 
 /* Parses --steps N, --seed S, --seeds K, --out DIR, --quiet, --gradcheck,

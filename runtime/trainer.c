@@ -45,7 +45,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->resume = NULL;
     o->stop_after = 0;
     o->max_growth = 1e6;
-    o->steps_given = o->seed_given = o->max_growth_given = false;
+    o->steps_given = o->seed_given = o->max_growth_given = o->out_given = false;
     snprintf(outbuf, sizeof outbuf, "results/%s", prog);
     o->out_dir = outbuf;
     for (int i = 1; i < argc; i++) {
@@ -100,6 +100,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             i++;
         } else if (!strcmp(a, "--out") && v) {
             o->out_dir = v;
+            o->out_given = true;
             i++;
         } else {
             fprintf(stderr, "%s: error: bad argument '%s'%s\nrun '%s --help' for the options\n", prog, a,
