@@ -35,7 +35,10 @@ static int cmd_run(int argc, char **argv);
 
 static const ibc_command commands[] = {
     { "check", "ibc check SPEC...",
-      "Parse and check each spec; print located diagnostics.\n"
+      "Parse and check each spec; print located diagnostics.  A spec that checks\n"
+      "also goes through design, derivation and code generation (nothing is\n"
+      "written), so that check refuses what build would: e.g. a trainer over the\n"
+      "caps on memory (4 GiB of buffers) and traces (2 GiB).\n"
       "Exit status 0 when every spec is clean (warnings allowed), 1 on errors.",
       cmd_check },
     { "derive", "ibc derive SPEC [--format text|md|tex|json]",
@@ -102,6 +105,45 @@ static void unit_free(unit *u)
     source_free(&u->src);
 }
 
+/* check = what `ibc build` would refuse, without writing C: the design,
+ * the derivation and code generation run with their diagnostics held
+ * back, and are shown only if one is an error (the caps on a trainer's
+ * buffers and traces, an operator code generation does not support);
+ * derivation notes of a clean spec belong to `ibc derive`, not here. */
+static bool check_lowering(unit *u)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *held = open_memstream(&buf, &len), *sink = fopen("/dev/null", "w");
+    if (!held || !sink) {
+        if (held)
+            fclose(held);
+        if (sink)
+            fclose(sink);
+        free(buf);
+        return true;   /* nothing to hold diagnostics in: the front end's verdict stands */
+    }
+    FILE *out = u->diag.out;
+    int errors = u->diag.errors;
+    u->diag.out = held;
+    design_result *r = NULL;
+    if (u->spec->design.kind != DESIGN_NONE)
+        r = design_synthesise(u->arena, u->spec, &u->diag);
+    sym_derivation *d = sym_derive(u->arena, u->spec, &u->diag);
+    if ((u->spec->design.kind == DESIGN_NONE || r) && d)
+        emit_program(sink, u->spec, r, d, &u->diag);
+    fclose(sink);
+    fclose(held);
+    u->diag.out = out;
+    bool ok = u->diag.errors == errors;
+    if (!ok) {
+        fwrite(buf, 1, len, out);
+        diag_summary(&u->diag);
+    }
+    free(buf);
+    return ok;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (argc < 2) {
@@ -112,6 +154,8 @@ static int cmd_check(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         unit u;
         if (!unit_load(&u, argv[i]))
+            status = 1;
+        else if (!check_lowering(&u))
             status = 1;
         unit_free(&u);
     }
