@@ -10,6 +10,18 @@
 set -u
 pass=0 fail=0
 strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
+# same_outputs A B: "yes" when every file of run A is in run B, identical
+# (results.json up to its wall time)
+same_outputs() {
+    for f in "$1"/*; do
+        g="$2/$(basename "$f")"
+        case "$f" in
+        *results.json) [ "$(strip "$f")" = "$(strip "$g")" ] || { echo no; return; } ;;
+        *) cmp -s "$f" "$g" || { echo no; return; } ;;
+        esac
+    done
+    echo yes
+}
 dir=build/e2e
 mkdir -p "$dir"
 for spec in specs/*.ibs tests/emit/*.ibs; do
@@ -111,14 +123,7 @@ wait $pid
 rc=$?
 "$dir/$n" --resume "$dir/sig.b" --quiet >/dev/null 2>>"$dir/sig.err"
 rc2=$?
-same=yes
-for f in "$dir/sig.a"/*; do
-    b="$dir/sig.b/$(basename "$f")"
-    case "$f" in
-    *results.json) [ "$(strip "$f")" = "$(strip "$b")" ] || same=no ;;
-    *) cmp -s "$f" "$b" || same=no ;;
-    esac
-done
+same=$(same_outputs "$dir/sig.a" "$dir/sig.b")
 if [ $rc -ne 143 ] || [ $rc2 -ne 0 ] || [ $same != yes ]; then
     echo "FAIL signal/resume: stopped with $rc (want 143), resumed with $rc2, same outputs: $same"; cat "$dir/sig.err"
     fail=$((fail + 1))
@@ -140,14 +145,7 @@ kill -KILL $pid 2>/dev/null
 wait $pid 2>/dev/null
 "$dir/$n" --resume "$dir/kill.b" --quiet >/dev/null 2>"$dir/kill.err"
 rc=$?
-same=yes
-for f in "$dir/sig.a"/*; do
-    b="$dir/kill.b/$(basename "$f")"
-    case "$f" in
-    *results.json) [ "$(strip "$f")" = "$(strip "$b")" ] || same=no ;;
-    *) cmp -s "$f" "$b" || same=no ;;
-    esac
-done
+same=$(same_outputs "$dir/sig.a" "$dir/kill.b")
 if [ $rc -ne 0 ] || [ $same != yes ]; then
     echo "FAIL kill between models/resume: resumed with $rc, same outputs: $same"; cat "$dir/kill.err"; fail=$((fail + 1))
 else
