@@ -62,6 +62,8 @@ static void diag_show(ibc_diag *d, ibc_loc loc)
         ls--;
     while (le < src->len && src->text[le] != '\n')
         le++;
+    if (le > ls && src->text[le - 1] == '\r' && off + 1 < le)
+        le--;   /* a CRLF line ending is not part of the line shown */
     size_t end = loc.end > le ? le : loc.end;
     if (end < off)
         end = off;

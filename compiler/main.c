@@ -150,6 +150,11 @@ static int cmd_check(int argc, char **argv)
         fprintf(stderr, "ibc check: error: no spec given\nusage: %s\n", commands[0].usage);
         return 2;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "ibc check: error: unknown option '%s'\nusage: %s\n", argv[i], commands[0].usage);
+            return 2;
+        }
     int status = 0;
     for (int i = 1; i < argc; i++) {
         unit u;

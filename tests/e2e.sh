@@ -183,5 +183,14 @@ if [ $rc -eq 75 ] && vg "$dir/piecewise_tv" --resume "$dir/vg.ckpt" --quiet >/de
 else
     echo "FAIL valgrind checkpoint/resume (stop exit $rc):"; cat "$dir/vg.ckpt.err"; fail=$((fail + 1))
 fi
+# The command line: an unknown option is a usage error (status 2), not a
+# file that cannot be read (1).
+bin/ibc check --bogus 2>/dev/null
+rc=$?
+if [ $rc -ne 2 ]; then
+    echo "FAIL ibc check --bogus: exit $rc (want 2)"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 echo "e2e: $pass passed, $fail failed"
 [ $fail -eq 0 ]
