@@ -1119,11 +1119,12 @@ static void sema_stmt(sema *s, ast_node *n, size_t pos)
         [AST_LOSS] = "loss", [AST_DESIGN] = "design", [AST_INIT] = "init", [AST_TRAIN] = "train",
         [AST_VERIFY] = "verify",
     };
+    bool repeated = n->kind < AST_SPEC && names[n->kind] && s->first[n->kind];
     if (n->kind < AST_SPEC && names[n->kind])
         sema_unique(s, n, names[n->kind]);
     switch (n->kind) {
     case AST_MODEL:
-        if (pos != 0)
+        if (pos != 0 && !repeated)   /* a second model line has its error already */
             diag_error(s->diag, n->loc, "'model' must be the first statement");
         sp->model = n->name;
         sp->description = n->lhs ? n->lhs->text : "";
