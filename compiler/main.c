@@ -105,6 +105,18 @@ static void unit_free(unit *u)
     source_free(&u->src);
 }
 
+/* The phases after the checker: design (for a design target), the
+ * derivation and code generation into out; false on errors (reported to
+ * u->diag). */
+static bool lower(unit *u, FILE *out)
+{
+    design_result *r = NULL;
+    if (u->spec->design.kind != DESIGN_NONE)
+        r = design_synthesise(u->arena, u->spec, &u->diag);
+    sym_derivation *d = sym_derive(u->arena, u->spec, &u->diag);
+    return (u->spec->design.kind == DESIGN_NONE || r) && d && emit_program(out, u->spec, r, d, &u->diag);
+}
+
 /* check = what `ibc build` would refuse, without writing C: the design,
  * the derivation and code generation run with their diagnostics held
  * back, and are shown only if one is an error (the caps on a trainer's
@@ -126,12 +138,7 @@ static bool check_lowering(unit *u)
     FILE *out = u->diag.out;
     int errors = u->diag.errors;
     u->diag.out = held;
-    design_result *r = NULL;
-    if (u->spec->design.kind != DESIGN_NONE)
-        r = design_synthesise(u->arena, u->spec, &u->diag);
-    sym_derivation *d = sym_derive(u->arena, u->spec, &u->diag);
-    if ((u->spec->design.kind == DESIGN_NONE || r) && d)
-        emit_program(sink, u->spec, r, d, &u->diag);
+    lower(u, sink);
     fclose(sink);
     fclose(held);
     u->diag.out = out;
@@ -235,11 +242,7 @@ static int emit_to(const char *path, FILE *out)
     unit u;
     int status = 1;
     if (unit_load(&u, path)) {
-        design_result *r = NULL;
-        if (u.spec->design.kind != DESIGN_NONE)
-            r = design_synthesise(u.arena, u.spec, &u.diag);
-        sym_derivation *d = sym_derive(u.arena, u.spec, &u.diag);
-        if ((u.spec->design.kind == DESIGN_NONE || r) && d && emit_program(out, u.spec, r, d, &u.diag))
+        if (lower(&u, out))
             status = 0;
         else
             diag_summary(&u.diag);

@@ -85,6 +85,14 @@ static uint64_t ckpt_layout(const ibrt_problem *p)
     return h;
 }
 
+/* The model a checkpoint's index k refers to; k == nmodels (every model
+ * trained, the run finishing) holds no parameters. */
+static const ibrt_model *ckpt_model(const ibrt_problem *p, long k)
+{
+    static const ibrt_model none = { .nth = 0, .nbal = 0 };
+    return (size_t)k < p->nmodels ? &p->models[k] : &none;
+}
+
 /* ------------------------------------------------------------ run state */
 
 typedef struct {
@@ -137,8 +145,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
 {
     const ibrt_problem *p = R->p;
     /* R->k == nmodels: every model is trained, the run is finishing */
-    static const ibrt_model none = { .nth = 0, .nbal = 0 };
-    const ibrt_model *m = (size_t)R->k < p->nmodels ? &p->models[R->k] : &none;
+    const ibrt_model *m = ckpt_model(p, R->k);
     ckpt_head h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CKPT_MAGIC, 8);
@@ -240,8 +247,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
                  h.steps < 1 || h.trace_len < 0 || h.balance_len < 0 || h.sv_len < 0)
             why = "corrupt (values out of range)";
         else {
-            static const ibrt_model none = { .nth = 0, .nbal = 0 };
-            const ibrt_model *m = (size_t)h.model < p->nmodels ? &p->models[h.model] : &none;
+            const ibrt_model *m = ckpt_model(p, h.model);
             size_t want = sizeof h + sizeof(ibrt_checks) + sizeof(ibrt_metrics) +
                           sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 4 * m->nbal) +
                           (size_t)h.json_len + sizeof sum;
@@ -528,7 +534,6 @@ static void pair_contraction(run_state *R, const ibrt_model *m)
     const char *sfx = m->suffix;
     double med, mn, mx, *meas = R->c0, *pred = R->c1, *rat = R->pr;
     size_t n = 0;
-    m->balance(m->th, R->chi, R->ratio, NULL, NULL);   /* chi(T): the buffer held gradient moments */
     for (long i = 0; i < m->nbal; i++)
         if (R->contr[i] > 0.01 && R->chi[i] != 0 && R->chi0[i] != 0) {
             meas[n] = log(fabs(R->chi0[i] / R->chi[i]));
@@ -710,7 +715,8 @@ static void model_metrics(run_state *R, size_t k, double loss)
             for (int q = 0; q < 256; q++) {
                 long nq = p->draw_batch(ds, &R->rb, &X, &Y);
                 loss_grad(p, m, X, Y, nq, true, true);
-                m->balance(m->g, R->chi, R->ratio, c0, c1);
+                /* scratch for the gradient's chi and ratio: R->chi keeps chi(T) */
+                m->balance(m->g, R->tmp, R->brow, c0, c1);
                 for (long i = 0; i < nbal; i++) {
                     R->mA[i] += c0[i] / 256;
                     R->mB[i] += c1[i] / 256;
