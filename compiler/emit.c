@@ -560,8 +560,19 @@ static void mm_dims(const prog *p, const ival *v, long *m, long *k, long *n)
 typedef enum { MM_STATIC, MM_STACK_A, MM_STACK_B, MM_EACH } mm_plan;
 
 /* Multiply-adds below which plain loops beat a BLAS call (measured on the
- * attention spec: 8 x 8 x 8 blocks cost ~0.5 us each through OpenBLAS). */
-enum { MM_SMALL = 1024 };
+ * attention spec: 8 x 8 x 8 blocks cost ~0.5 us each through OpenBLAS).
+ * A stacked product (the samples' rows one tall matrix) also goes to the
+ * small kernel when op(B) is narrow, 2 to MM_NARROW columns and at most
+ * MM_SMALL entries: a row of C then stays in registers, and OpenBLAS's
+ * packing of the tall operand costs more than the product (bench/kernels.c:
+ * 128 x 16 @ 16 x 8 took 1.2 us through dgemm, 0.7 us inline). */
+enum { MM_SMALL = 1024, MM_NARROW = 16 };
+
+/* the kernel of a stacked product C (rows x n) = A op(B), op(B) k x n */
+static const char *mm_stacked_fn(long k, long n)
+{
+    return n > 1 && n <= MM_NARROW && k * n <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";   /* n = 1: gemv */
+}
 
 static mm_plan mm_plan_of(const prog *p, const ival *v, long m, long k, long n)
 {
@@ -602,7 +613,7 @@ static void emit_forward_value(const prog *p, int i)
                 ptr(p, v->a, false, "0", b1), lda, ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
             break;
         case MM_STACK_A:
-            OUT("    ibrt_mm(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", v->tb, m, nn, k,
+            OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", mm_stacked_fn(k, nn), v->tb, m, nn, k,
                 ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (sprintf(b4, "%ld", k), b4),
                 ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
             break;
@@ -742,7 +753,7 @@ static void emit_backward_value(const prog *p, int i)
                     stride(p, v->a, lds);
                 else
                     sprintf(lds, "%ld", k);
-                OUT("    ibrt_mm(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", !v->tb, m, k, nn,
+                OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", mm_stacked_fn(nn, k), !v->tb, m, k, nn,
                     ptr(p, i, true, "0", b2), nn, ptr(p, v->b, false, "0", b3), ldb, beta, ptr(p, v->a, true, "0", b4), lds);
             } else if (plan == MM_STACK_B) {
                 if (!v->ta)
@@ -1366,7 +1377,7 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
         " * runtime's experiment driver (runtime/ibrt_driver.h).\n */\n");
     OUT("#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
     OUT("#include <lapacke.h>\n\n#include \"ibrt.h\"\n#include \"ibrt_data.h\"\n#include \"ibrt_driver.h\"\n"
-        "#include \"ibrt_io.h\"\n#include \"ibrt_kernels.h\"\n#include \"ibrt_mat.h\"\n\n");
+        "#include \"ibrt_io.h\"\n#include \"ibrt_kernels.h\"\n#include \"ibrt_mat.h\"\n#include \"ibrt_rng.h\"\n\n");
 }
 
 static data_kind data_of(const ibc_spec *spec)
@@ -1491,19 +1502,24 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("    /* fresh inputs ~ ");
         emit_comment_text(inp->name);
         OUT("; labels from the teacher plus N(0, noise^2) */\n");
-        OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
-        emit_init_expr(inp, "rb");
-        OUT(";\n    te_forward(te_th, bx, BMAX, te_tp);\n");
+        if (inp->kind == AST_CALL && !strcmp(inp->name, "normal")) {
+            OUT("    ibrt_rng_normals(rb, bx, BMAX * IN, %.17g, %.17g);\n", inp->kids[0]->value, inp->kids[1]->value);
+        } else {
+            OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
+            emit_init_expr(inp, "rb");
+            OUT(";\n");
+        }
+        OUT("    te_forward(te_th, bx, BMAX, te_tp);\n");
+        OUT("    ibrt_rng_normals(rb, by, BMAX * OUT, 0, %.17g);\n", kwnum(spec->data, "noise", 0));
         OUT("    for (long s = 0; s < BMAX; s++)\n        for (long o = 0; o < OUT; o++)\n"
-            "            by[s * OUT + o] = te_tp[%ld + %so] + %.17g * ibrt_rng_normal(rb);\n",
-            teacher->v[teacher->root].off, teacher->v[teacher->root].batched ? "s * OUT + " : "",
-            kwnum(spec->data, "noise", 0));
+            "            by[s * OUT + o] += te_tp[%ld + %so];\n",
+            teacher->v[teacher->root].off, teacher->v[teacher->root].batched ? "s * OUT + " : "");
         OUT("    return BMAX;\n");
         break;
     }
     case D_TARGET:
-        OUT("    /* labels value + N(0, noise^2), no inputs */\n    for (long b = 0; b < %ld; b++)\n", bmax);
-        OUT("        by[b] = %.17g + %.17g * ibrt_rng_normal(rb);\n    return %ld;\n", kwnum(spec->data, "value", 0),
+        OUT("    /* labels value + N(0, noise^2), no inputs */\n");
+        OUT("    ibrt_rng_normals(rb, by, %ld, %.17g, %.17g);\n    return %ld;\n", bmax, kwnum(spec->data, "value", 0),
             kwnum(spec->data, "noise", 0), bmax);
         break;
     case D_LOWRANK:

@@ -26,6 +26,7 @@
 #include "ibrt_io.h"
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
+#include "ibrt_rng.h"
 
 enum { IN = 128, OUT = 64 };   /* per-sample input and output sizes */
 
@@ -41,9 +42,9 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
     /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
     /* v6 = v2 @ v5': (8 x 8) @ (8 x 8) per sample */
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(0, 1, 8, 8, 8, tp + 0 + (s) * 64, 8, tp + 1024 + (s) * 64, 8, 0.0, tp + 2048 + (s) * 64, 8);
@@ -65,7 +66,7 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
         }
     }
     /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
     /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(0, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, tp + 5120 + (s) * 64, 8, 0.0, tp + 6144 + (s) * 64, 8);
@@ -239,9 +240,9 @@ static void te_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v2 = v0 @ v1: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 0, 8, 0.0, tp + 0 + (0) * 64, 8);
     /* v5 = v3 @ v4: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 128, 8, 0.0, tp + 1024 + (0) * 64, 8);
     /* v6 = v2 @ v5': (8 x 8) @ (8 x 8) per sample */
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(0, 1, 8, 8, 8, tp + 0 + (s) * 64, 8, tp + 1024 + (s) * 64, 8, 0.0, tp + 2048 + (s) * 64, 8);
@@ -263,7 +264,7 @@ static void te_forward(const double *restrict th, const double *restrict x, long
         }
     }
     /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
-    ibrt_mm(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
+    ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
     /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(0, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, tp + 5120 + (s) * 64, 8, 0.0, tp + 6144 + (s) * 64, 8);
@@ -281,12 +282,12 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     *X = bx;
     *Y = by;
     /* fresh inputs ~ normal; labels from the teacher plus N(0, noise^2) */
-    for (long e = 0; e < BMAX * IN; e++)
-        bx[e] = (0 + 1 * ibrt_rng_normal(rb));
+    ibrt_rng_normals(rb, bx, BMAX * IN, 0, 1);
     te_forward(te_th, bx, BMAX, te_tp);
+    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.02);
     for (long s = 0; s < BMAX; s++)
         for (long o = 0; o < OUT; o++)
-            by[s * OUT + o] = te_tp[6144 + s * OUT + o] + 0.02 * ibrt_rng_normal(rb);
+            by[s * OUT + o] += te_tp[6144 + s * OUT + o];
     return BMAX;
 }
 

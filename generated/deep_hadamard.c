@@ -32,6 +32,7 @@
 #include "ibrt_io.h"
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
+#include "ibrt_rng.h"
 
 enum { IN = 32, OUT = 1 };   /* per-sample input and output sizes */
 

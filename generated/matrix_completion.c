@@ -30,6 +30,7 @@
 #include "ibrt_io.h"
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
+#include "ibrt_rng.h"
 
 enum { IN = 1, OUT = 400 };   /* per-sample input and output sizes */
 

@@ -26,6 +26,7 @@
 #include "ibrt_io.h"
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
+#include "ibrt_rng.h"
 
 enum { IN = 3, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -215,12 +216,12 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     *X = bx;
     *Y = by;
     /* fresh inputs ~ normal; labels from the teacher plus N(0, noise^2) */
-    for (long e = 0; e < BMAX * IN; e++)
-        bx[e] = (0 + 1 * ibrt_rng_normal(rb));
+    ibrt_rng_normals(rb, bx, BMAX * IN, 0, 1);
     te_forward(te_th, bx, BMAX, te_tp);
+    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.10000000000000001);
     for (long s = 0; s < BMAX; s++)
         for (long o = 0; o < OUT; o++)
-            by[s * OUT + o] = te_tp[256 + s * OUT + o] + 0.10000000000000001 * ibrt_rng_normal(rb);
+            by[s * OUT + o] += te_tp[256 + s * OUT + o];
     return BMAX;
 }
 

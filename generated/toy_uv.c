@@ -26,6 +26,7 @@
 #include "ibrt_io.h"
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
+#include "ibrt_rng.h"
 
 enum { IN = 1, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -180,8 +181,7 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
     *X = bx;
     *Y = by;
     /* labels value + N(0, noise^2), no inputs */
-    for (long b = 0; b < 4; b++)
-        by[b] = 1 + 0.5 * ibrt_rng_normal(rb);
+    ibrt_rng_normals(rb, by, 4, 1, 0.5);
     return 4;
 }
 

@@ -292,18 +292,41 @@ static double loss_grad(const ibrt_problem *p, const ibrt_model *m, const double
         m->forward(m->th, x, nb, m->tp);
         if (grad && !m->root_batched)
             memset(dy, 0, sizeof(double) * (size_t)OUT);
-        for (long s = 0; s < nb; s++)
-            for (long o = 0; o < OUT; o++) {
-                double r = m->tp[m->root + s * os + o] - y[s * OUT + o];
-                if (mask)
-                    r *= mask[o];
-                loss += r * r / norm;
-                if (grad)
-                    dy[s * os + o] = (os ? 0 : dy[o]) + 2 * r / norm;
+        /* residuals r = f - y (masked); the loss sum r^2 / norm and its
+         * adjoint 2 r / norm, divided once (a division per entry cost as
+         * much as the rest of the loop) */
+        const double *f = m->tp + m->root;
+        const double two_n = 2 / norm;
+        for (long s = 0; s < nb; s++) {
+            const double *fs = f + s * os, *ys = y + s * OUT;
+            double *ds = dy + s * os, sq = 0;
+            if (mask) {
+                for (long o = 0; o < OUT; o++) {
+                    double r = (fs[o] - ys[o]) * mask[o];
+                    sq += r * r;
+                    if (grad)
+                        ds[o] = (os ? 0 : ds[o]) + two_n * r;
+                }
+            } else if (grad && os) {
+                for (long o = 0; o < OUT; o++) {
+                    double r = fs[o] - ys[o];
+                    sq += r * r;
+                    ds[o] = two_n * r;
+                }
+            } else {
+                for (long o = 0; o < OUT; o++) {
+                    double r = fs[o] - ys[o];
+                    sq += r * r;
+                    if (grad)
+                        ds[o] = (os ? 0 : ds[o]) + two_n * r;
+                }
             }
+            loss += sq;
+        }
         if (grad)
             m->backward(m->th, x, nb, m->tp, m->ad, m->g);
     }
+    loss /= norm;
     if (grad && with_l1 && m->l1 > 0)   /* subgradient of l1 * ||w||_1 */
         for (long e = 0; e < m->l1_size; e++) {
             double w = m->th[m->l1_off + e];

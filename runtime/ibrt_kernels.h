@@ -11,7 +11,11 @@
  * call to pay (per-sample blocks of a few hundred multiply-adds, at most
  * IBRT_MM_SMALL entries of op(B) and N <= IBRT_MM_SMALL): a row of C is
  * accumulated in a local array (no aliasing with the tape, so the inner
- * loop vectorises) over a contiguous copy of op(B).
+ * loop vectorises) over a contiguous copy of op(B).  It also serves
+ * stacked products with many rows but a narrow op(B) (N <= 16, a row of C
+ * in one or two vector registers), where OpenBLAS's packing costs more
+ * than the product: bench/kernels.c measures both on the shapes of the
+ * paper's specs.
  */
 #ifndef IBRT_KERNELS_H
 #define IBRT_KERNELS_H
@@ -36,8 +40,25 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
                     (int)K, 1.0, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-static inline void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
-                                 long ldb, double beta, double *C, long ldc)
+/* The small kernel must be inlined at each call site, where the sizes are
+ * constants: a shared out-of-line copy (which GCC makes of a large static
+ * inline function called many times) runs its loops with sizes unknown and
+ * took 16% of the attention trainer's step. */
+#if defined(__GNUC__)
+#define IBRT_INLINE static inline __attribute__((always_inline))
+#else
+#define IBRT_INLINE static inline
+#endif
+
+/* a * b + c, fused where the machine has FMA (-march=native) */
+#if defined(__FMA__)
+#define IBRT_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define IBRT_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
+                               long ldb, double beta, double *C, long ldc)
 {
     double bt[IBRT_MM_SMALL], acc[IBRT_MM_SMALL];
     const double *b = B;
@@ -54,7 +75,7 @@ static inline void ibrt_mm_small(int ta, int tb, long M, long N, long K, const d
         for (long k = 0; k < K; k++) {
             double a = ta ? A[k * lda + i] : A[i * lda + k];
             for (long j = 0; j < N; j++)
-                acc[j] += a * b[k * ldb + j];
+                acc[j] = IBRT_FMA(a, b[k * ldb + j], acc[j]);
         }
         double *c = C + i * ldc;
         for (long j = 0; j < N; j++)

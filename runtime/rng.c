@@ -64,7 +64,7 @@ double ibrt_rng_uniform(ibrt_rng *r) { return (double)(ibrt_rng_next(r) >> 11) *
  * of normals cost one draw and no transcendental function. */
 enum { ZIG_C = 128 };
 static const double ZIG_R = 3.442619855899, ZIG_V = 9.91256303526217e-3;
-static double zig_x[ZIG_C + 1], zig_ratio[ZIG_C];
+static ibrt_zig zig;
 
 /* x[i]: right edge of layer i (x[0] = V / f(R) for the base layer with
  * its tail, x[1] = R, x[C] = 0); ratio[i] = x[i+1] / x[i], the part of
@@ -72,16 +72,23 @@ static double zig_x[ZIG_C + 1], zig_ratio[ZIG_C];
 static void zig_init(void)
 {
     double f = exp(-0.5 * ZIG_R * ZIG_R);
-    zig_x[0] = ZIG_V / f;
-    zig_x[1] = ZIG_R;
-    zig_x[ZIG_C] = 0;
+    zig.x[0] = ZIG_V / f;
+    zig.x[1] = ZIG_R;
+    zig.x[ZIG_C] = 0;
     for (int i = 2; i < ZIG_C; i++) {
-        zig_x[i] = sqrt(-2 * log(ZIG_V / zig_x[i - 1] + f));
-        f = exp(-0.5 * zig_x[i] * zig_x[i]);
+        zig.x[i] = sqrt(-2 * log(ZIG_V / zig.x[i - 1] + f));
+        f = exp(-0.5 * zig.x[i] * zig.x[i]);
     }
     for (int i = 0; i < ZIG_C; i++)
-        zig_ratio[i] = zig_x[i + 1] / zig_x[i];
+        zig.ratio[i] = zig.x[i + 1] / zig.x[i];
     zig_ready = true;
+}
+
+const ibrt_zig *ibrt_rng_zig(void)
+{
+    if (!zig_ready)
+        zig_init();
+    return &zig;
 }
 
 /* uniform in (0, 1]: log() of it is finite */
@@ -98,25 +105,33 @@ static double zig_tail(ibrt_rng *r, bool negative)
     return negative ? x - ZIG_R : ZIG_R - x;
 }
 
+/* The 53-bit uniform of a draw, mapped to (-1, 1), and its layer. */
+static double zig_u(uint64_t b) { return 2 * ((double)(int64_t)(b >> 11) * 0x1.0p-53) - 1; }
+
+double ibrt_rng_normal_from(ibrt_rng *r, uint64_t b)
+{
+    for (;;) {
+        double u = zig_u(b);
+        unsigned i = (unsigned)(b & (ZIG_C - 1));
+        if (fabs(u) < zig.ratio[i])   /* inside the layer's rectangle under the curve */
+            return u * zig.x[i];
+        if (i == 0)
+            return zig_tail(r, u < 0);
+        /* the wedge between the rectangle and the curve */
+        double x = u * zig.x[i];
+        double f0 = exp(-0.5 * (zig.x[i] * zig.x[i] - x * x));
+        double f1 = exp(-0.5 * (zig.x[i + 1] * zig.x[i + 1] - x * x));
+        if (f1 + ibrt_rng_uniform(r) * (f0 - f1) < 1.0)
+            return x;
+        b = ibrt_rng_next(r);   /* rejected: start again with a fresh draw */
+    }
+}
+
 double ibrt_rng_normal(ibrt_rng *r)
 {
     if (!zig_ready)
         zig_init();
-    for (;;) {
-        uint64_t b = ibrt_rng_next(r);
-        double u = 2 * ((double)(b >> 11) * 0x1.0p-53) - 1;
-        unsigned i = (unsigned)(b & (ZIG_C - 1));
-        if (fabs(u) < zig_ratio[i])   /* inside the layer's rectangle under the curve */
-            return u * zig_x[i];
-        if (i == 0)
-            return zig_tail(r, u < 0);
-        /* the wedge between the rectangle and the curve */
-        double x = u * zig_x[i];
-        double f0 = exp(-0.5 * (zig_x[i] * zig_x[i] - x * x));
-        double f1 = exp(-0.5 * (zig_x[i + 1] * zig_x[i + 1] - x * x));
-        if (f1 + ibrt_rng_uniform(r) * (f0 - f1) < 1.0)
-            return x;
-    }
+    return ibrt_rng_normal_from(r, ibrt_rng_next(r));
 }
 
 /* Lemire's nearly-divisionless method would be faster; rejection keeps it

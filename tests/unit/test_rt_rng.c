@@ -148,6 +148,97 @@ Test(rng, normal_tail_and_kurtosis)
     cr_assert_lt(fabs(m4 - 3), 5 * sqrt(96.0 / N), "fourth moment %g", m4);
 }
 
+/* ibrt_rng_normals as its header defines it, written out lane by lane:
+ * lane l is a generator seeded (as ibrt_rng_seed does) with the l-th of 8
+ * draws of r and gives x[i] for i = l mod 8; a draw outside its layer's
+ * rectangle finishes in ibrt_rng_normal_from on r, in index order.  This
+ * test binary is built with -march=native (Makefile), so on a machine with
+ * AVX-512 the vector path is the one compared; the sanitizer build
+ * compares the portable path. */
+static void ref_normals(ibrt_rng *r, double *x, long n, double mean, double sd)
+{
+    if (n < IBRT_RNG_NORMALS_MIN) {
+        for (long i = 0; i < n; i++)
+            x[i] = mean + sd * ibrt_rng_normal(r);
+        return;
+    }
+    ibrt_rng lane[8];
+    for (int l = 0; l < 8; l++)
+        ibrt_rng_seed(&lane[l], ibrt_rng_next(r));
+    const ibrt_zig *z = ibrt_rng_zig();
+    for (long i = 0; i < n; i++) {
+        uint64_t b = ibrt_rng_next(&lane[i % 8]);
+        double u = 2 * ((double)(b >> 11) * 0x1.0p-53) - 1;
+        unsigned k = (unsigned)(b & 127);
+        x[i] = mean + sd * (fabs(u) < z->ratio[k] ? u * z->x[k] : ibrt_rng_normal_from(r, b));
+    }
+}
+
+Test(rng, normals_match_their_definition)
+{
+    enum { N = 5000 };
+    static double a[N], b[N];
+    ibrt_rng r1, r2;
+    ibrt_rng_seed(&r1, 77);
+    ibrt_rng_seed(&r2, 77);
+    /* lengths below the lane threshold, at it, with a partial last block,
+     * and long enough to meet wedge and tail draws */
+    long lens[] = { 1, 24, 63, 64, 65, 100, 1023, 2048, N };
+    for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+        ibrt_rng_normals(&r1, a, lens[t], 0.5, 2.0);
+        ref_normals(&r2, b, lens[t], 0.5, 2.0);
+        for (long i = 0; i < lens[t]; i++)
+            cr_assert_eq(a[i], b[i], "length %ld, index %ld: %.17g vs %.17g", lens[t], i, a[i], b[i]);
+        cr_assert_eq(memcmp(&r1, &r2, sizeof r1), 0, "length %ld: the stream advanced differently", lens[t]);
+    }
+    /* below the threshold it is ibrt_rng_normal value by value */
+    ibrt_rng_seed(&r1, 5);
+    ibrt_rng_seed(&r2, 5);
+    ibrt_rng_normals(&r1, a, 40, 0, 1);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(a[i], ibrt_rng_normal(&r2));
+}
+
+/* The lanes' normals in bulk: 2 million draws in fills of 2048 (E2's input
+ * batch) and 1000 (a partial last block).  Bounds as in the two tests
+ * above (5 standard errors), plus the lag-1 and lag-8 autocorrelations
+ * (neighbouring lanes, and one lane's consecutive draws), whose standard
+ * error is 1/sqrt(N) = 7.1e-4. */
+Test(rng, normals_in_bulk_are_normal)
+{
+    enum { N = 2000000 };
+    static double x[N];
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 31337);
+    for (long i = 0; i < N;) {
+        long n = (i / 2048) % 2 ? 1000 : 2048;
+        n = n < N - i ? n : N - i;
+        ibrt_rng_normals(&r, x + i, n, 0, 1);
+        i += n;
+    }
+    double m = 0, v = 0, m4 = 0, tail = 0, c1 = 0, c8 = 0, expect = N * erfc(3.442619855899 / sqrt(2.0));
+    for (int i = 0; i < N; i++) {
+        m += x[i] / N;
+        v += x[i] * x[i] / N;
+        m4 += x[i] * x[i] * x[i] * x[i] / N;
+        tail += fabs(x[i]) > 3.442619855899;
+        if (i >= 1)
+            c1 += x[i] * x[i - 1] / N;
+        if (i >= 8)
+            c8 += x[i] * x[i - 8] / N;
+    }
+    cr_assert_lt(fabs(m), 5 / sqrt((double)N), "mean %g", m);
+    cr_assert_lt(fabs(v - 1), 5 * sqrt(2.0 / N), "variance %g", v);
+    cr_assert_lt(fabs(m4 - 3), 5 * sqrt(96.0 / N), "fourth moment %g", m4);
+    cr_assert_lt(fabs(tail - expect), 5 * sqrt(expect), "tail %g, expected %g", tail, expect);
+    cr_assert_lt(fabs(c1), 5 / sqrt((double)N), "lag-1 correlation %g", c1);
+    cr_assert_lt(fabs(c8), 5 / sqrt((double)N), "lag-8 correlation %g", c8);
+    double D, p;
+    ibrt_error e;
+    cr_assert_eq(ibrt_ks_test(x, 200000, phi, NULL, &D, &p, &e), IBRT_OK);
+    cr_assert_gt(p, 1e-3, "KS D %g p %g", D, p);
+}
+
 /* 7 cells, 70000 draws: chi-square with 6 degrees of freedom, 22.46 is its
  * 0.999 quantile. */
 Test(rng, below_is_uniform)
