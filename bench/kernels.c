@@ -60,7 +60,7 @@ int main(void)
     }
     printf("%-44s %10s %10s %9s\n", "product (row-major, C = op(A) op(B))", "BLAS us", "inline us", "ratio");
     PRODUCT("E2 stacked X Wq: 128x16 @ 16x8", 0, 0, 128, 8, 16, 16, 8, 1);
-    PRODUCT("E2 stacked dX-side: 128x8 @ (16x8)'", 0, 1, 128, 16, 8, 8, 8, 1);
+    PRODUCT("stacked adjoint dC B': 128x8 @ (16x8)'", 0, 1, 128, 16, 8, 8, 8, 1);
     PRODUCT("E2 gradient: (128x16)' @ 128x8", 1, 0, 16, 8, 128, 16, 8, 1);
     PRODUCT("E2 per sample Q K': 16 x (8x8 @ (8x8)')", 0, 1, 8, 8, 8, 8, 8, 16);
     PRODUCT("E2 per sample A V: 16 x (8x8 @ 8x8)", 0, 0, 8, 8, 8, 8, 8, 16);
