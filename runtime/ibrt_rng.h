@@ -82,9 +82,8 @@ static inline void ibrt_rng_splitmix8(ibrt_u64x8 *x, ibrt_u64x8 *out)
  * all instruction sets give the same bits. */
 static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, long n, double mean, double sd)
 {
-    if (n < IBRT_RNG_NORMALS_MIN) {
-        for (long i = 0; i < n; i++)
-            x[i] = mean + sd * ibrt_rng_normal(r);
+    if (n < IBRT_RNG_NORMALS_MIN) {   /* value by value */
+        ibrt_rng_fill_normal(r, x, n > 0 ? (size_t)n : 0, mean, sd);
         return;
     }
     const ibrt_zig *zg = ibrt_rng_zig();
