@@ -76,10 +76,12 @@ build/tests/%: tests/unit/%.c $(LIB_OBJ) build/libibrt.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) build/libibrt.a -lcriterion $(LIBS)
 
-# The RNG's test runs the vector path of ibrt_rng_normals where the machine
-# has one (the sanitizer build below runs the portable path); private, so
-# that the library objects it depends on are not built for this machine.
+# The RNG's and the kernels' tests run the vector paths of ibrt_rng_normals
+# and of the kernels where the machine has them (the sanitizer build below
+# runs the portable code); private, so that the library objects they depend
+# on are not built for this machine.
 build/tests/test_rt_rng: private ALL_CFLAGS += -march=native
+build/tests/test_rt_kernels: private ALL_CFLAGS += -march=native
 
 # Sanitizer build: every object rebuilt with ASan + UBSan.
 ASAN_LIB_OBJ := $(LIB_OBJ:build/%=build/asan/%)

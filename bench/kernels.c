@@ -3,8 +3,10 @@
  * measured on the shapes the paper's specs produce (built like a trainer:
  * -O2 -march=native, OpenBLAS on one thread).  For each product, the time
  * per call through OpenBLAS (ibrt_mm) and through the inline small kernel
- * (ibrt_mm_small), best of 5 runs of 20000 calls; then normals one by one
- * (ibrt_rng_normal) against the lanes (ibrt_rng_normals).  The compiler's
+ * (ibrt_mm_small), best of 5 runs of 20000 calls; then the row softmax
+ * a row at a time against eight rows at once (ibrt_softmax_rows), and
+ * normals one by one (ibrt_rng_normal) against the lanes
+ * (ibrt_rng_normals).  The compiler's
  * routing rule (compiler/emit.c, MM_SMALL and MM_NARROW) follows these.
  */
 #include <stdio.h>
@@ -67,9 +69,15 @@ int main(void)
     PRODUCT("E3 U V': 20x20 @ (20x20)'", 0, 1, 20, 20, 20, 20, 20, 1);
     PRODUCT("E5 A w (gemv): 60x200 @ 200x1", 0, 0, 60, 1, 200, 200, 1, 1);
 
+    double t1, t2;
+    BEST(t1, for (int s = 0; s < 16; s++) for (int i = 0; i < 8; i++) ibrt_softmax_row(8, a + s * 64 + i * 8,
+                                                                                      c + s * 64 + i * 8));
+    BEST(t2, for (int s = 0; s < 16; s++) ibrt_softmax_rows(8, 8, a + s * 64, c + s * 64));
+    printf("\n%-44s %10s %10s\n", "row softmax (E2: 16 x 8x8 per step)", "row by row", "8 rows");
+    printf("%-44s %10.3f %10.3f %8.2fx\n", "  us per batch", t1, t2, t1 / t2);
+
     ibrt_rng r;
     ibrt_rng_seed(&r, 1);
-    double t1, t2;
     BEST(t1, for (int i = 0; i < 2048; i++) x[i] = ibrt_rng_normal(&r));
     BEST(t2, ibrt_rng_normals(&r, x, 2048, 0, 1));
     printf("\n%-44s %10s %10s\n", "2048 normals (E2's inputs per step)", "one by one", "lanes");

@@ -54,17 +54,8 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
             tp[3072 + s * 64 + e] = tp[2048 + s * 64 + e] / 2.8284271247461903;
     }
     /* v9 = softmax of each row of v8 (max subtracted for stability) */
-    for (long s = 0; s < nb; s++) {
-        for (long r = 0; r < 8; r++) {
-            double mx = -INFINITY, sum = 0;
-            for (long c = 0; c < 8; c++)
-                mx = tp[3072 + s * 64 + r * 8 + c] > mx ? tp[3072 + s * 64 + r * 8 + c] : mx;
-            for (long c = 0; c < 8; c++)
-                sum += (tp[4096 + s * 64 + r * 8 + c] = ibrt_exp(tp[3072 + s * 64 + r * 8 + c] - mx));
-            for (long c = 0; c < 8; c++)
-                tp[4096 + s * 64 + r * 8 + c] /= sum;
-        }
-    }
+    for (long s = 0; s < nb; s++)
+        ibrt_softmax_rows(8, 8, tp + 3072 + (s) * 64, tp + 4096 + (s) * 64);
     /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
     ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
     /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */
@@ -89,17 +80,10 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(1, 0, 8, 8, 8, tp + 4096 + (s) * 64, 8, ad + 6144 + (s) * 64, 8, 0.0, ad + 5120 + (s) * 64, 8);
     /* d(v10 @ v11): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 5120 + (0) * 64, 8, 1.0, g + 256, 8);
+    ibrt_mm_small(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 5120 + (0) * 64, 8, 1.0, g + 256, 8);
     /* d softmax: da = y * (dy - sum_c dy_c y_c), row by row */
-    for (long s = 0; s < nb; s++) {
-        for (long r = 0; r < 8; r++) {
-            double sum = 0;
-            for (long c = 0; c < 8; c++)
-                sum += ad[4096 + s * 64 + r * 8 + c] * tp[4096 + s * 64 + r * 8 + c];
-            for (long c = 0; c < 8; c++)
-                ad[3072 + s * 64 + r * 8 + c] = tp[4096 + s * 64 + r * 8 + c] * (ad[4096 + s * 64 + r * 8 + c] - sum);
-        }
-    }
+    for (long s = 0; s < nb; s++)
+        ibrt_softmax_rows_adjoint(8, 8, tp + 4096 + (s) * 64, ad + 4096 + (s) * 64, ad + 3072 + (s) * 64, 0);
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 64; e++)
             ad[2048 + s * 64 + e] = ad[3072 + s * 64 + e] / 2.8284271247461903;
@@ -110,9 +94,9 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
     for (long s = 0; s < nb; s++)
         ibrt_mm_small(1, 0, 8, 8, 8, ad + 2048 + (s) * 64, 8, tp + 0 + (s) * 64, 8, 0.0, ad + 1024 + (s) * 64, 8);
     /* d(v3 @ v4): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 1024 + (0) * 64, 8, 1.0, g + 128, 8);
+    ibrt_mm_small(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 1024 + (0) * 64, 8, 1.0, g + 128, 8);
     /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 0 + (0) * 64, 8, 1.0, g + 0, 8);
+    ibrt_mm_small(1, 0, 16, 8, nb * 8, x + (0) * IN + 0, 16, ad + 0 + (0) * 64, 8, 1.0, g + 0, 8);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
@@ -252,17 +236,8 @@ static void te_forward(const double *restrict th, const double *restrict x, long
             tp[3072 + s * 64 + e] = tp[2048 + s * 64 + e] / 2.8284271247461903;
     }
     /* v9 = softmax of each row of v8 (max subtracted for stability) */
-    for (long s = 0; s < nb; s++) {
-        for (long r = 0; r < 8; r++) {
-            double mx = -INFINITY, sum = 0;
-            for (long c = 0; c < 8; c++)
-                mx = tp[3072 + s * 64 + r * 8 + c] > mx ? tp[3072 + s * 64 + r * 8 + c] : mx;
-            for (long c = 0; c < 8; c++)
-                sum += (tp[4096 + s * 64 + r * 8 + c] = ibrt_exp(tp[3072 + s * 64 + r * 8 + c] - mx));
-            for (long c = 0; c < 8; c++)
-                tp[4096 + s * 64 + r * 8 + c] /= sum;
-        }
-    }
+    for (long s = 0; s < nb; s++)
+        ibrt_softmax_rows(8, 8, tp + 3072 + (s) * 64, tp + 4096 + (s) * 64);
     /* v12 = v10 @ v11: (8 x 16) @ (16 x 8) per sample */
     ibrt_mm_small(0, 0, nb * 8, 8, 16, x + (0) * IN + 0, 16, th + 256, 8, 0.0, tp + 5120 + (0) * 64, 8);
     /* v13 = v9 @ v12: (8 x 8) @ (8 x 8) per sample */

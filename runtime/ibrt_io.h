@@ -39,7 +39,11 @@ ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, do
  * and fsyncs it and gives its length; ibrt_csv_resume reopens "PATH.part"
  * cut back to such a length (rows written after the checkpoint are
  * dropped, as the resumed run writes them again); ibrt_csv_close renames
- * it to PATH as for any trace. */
+ * it to PATH as for any trace.  When "PATH.part" is gone but PATH is
+ * there, the run was stopped after its model finished (and renamed the
+ * trace) but before the next checkpoint: ibrt_csv_resume takes PATH back
+ * as "PATH.part", and the model's remaining steps, run again, write the
+ * same rows. */
 ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
 ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err);
 ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_error *err);

@@ -1,28 +1,30 @@
 /*
- * ibrt_kernels.h: the matrix products of generated forward and reverse
- * passes (module prefix ibrt_mm).  Header-only and static inline: the
- * small kernel is meant to be specialised by the C compiler for the
- * constant sizes of each call site in a generated trainer.
+ * ibrt_kernels.h: the matrix products and the row softmax of generated
+ * forward and reverse passes (module prefixes ibrt_mm, ibrt_softmax).
+ * Header-only and static inline: the small kernels are meant to be
+ * specialised by the C compiler for the constant sizes of each call site
+ * in a generated trainer.
  *
- * Both compute C = op(A) op(B) + beta C, row-major, C M x N, op(A) M x K,
- * with leading dimensions as stored and op the transpose when ta / tb.
- * ibrt_mm goes to BLAS: gemv when one side is a single row or column,
- * gemm otherwise.  ibrt_mm_small is for products too small for a BLAS
- * call to pay (per-sample blocks of a few hundred multiply-adds, at most
- * IBRT_MM_SMALL entries of op(B) and N <= IBRT_MM_SMALL): a row of C is
- * accumulated in a local array (no aliasing with the tape, so the inner
- * loop vectorises) over a contiguous copy of op(B).  It also serves
- * stacked products with many rows but a narrow op(B) (N <= 16, a row of C
- * in one or two vector registers), where OpenBLAS's packing costs more
- * than the product: bench/kernels.c measures both on the shapes of the
- * paper's specs.
+ * Both products compute C = op(A) op(B) + beta C, row-major, C M x N,
+ * op(A) M x K, with leading dimensions as stored and op the transpose when
+ * ta / tb.  ibrt_mm goes to BLAS: gemv when one side is a single row or
+ * column, gemm otherwise.  ibrt_mm_small is for products too small for a
+ * BLAS call to pay (per-sample blocks of a few hundred multiply-adds, at
+ * most IBRT_MM_SMALL entries of op(B) when tb): rows of C are accumulated
+ * in blocks held in registers over a contiguous copy of op(B).  It also
+ * serves stacked products with many rows but a narrow op(B), and the
+ * gradients of their narrow right operands (a small C summed over many
+ * rows), where OpenBLAS's packing costs more than the product:
+ * bench/kernels.c measures both on the shapes of the paper's specs, and
+ * the compiler's routing rule (compiler/emit.c) follows it.
  */
 #ifndef IBRT_KERNELS_H
 #define IBRT_KERNELS_H
 
 #include <cblas.h>
-#include <stdint.h>
-#include <string.h>
+#include <math.h>
+
+#include "ibrt_exp.h"
 
 enum { IBRT_MM_SMALL = 1024 };
 
@@ -57,66 +59,146 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
 #define IBRT_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* GCC's -O2 does not unroll loops whose trip counts are known only after
+ * inlining; the small kernel's inner loops must be, so that its
+ * accumulators live in registers rather than on the stack. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define IBRT_UNROLL _Pragma("GCC unroll 16")
+#else
+#define IBRT_UNROLL
+#endif
+
+/* Rows of C go in blocks of R = 64 / N (for 2 <= N <= 32): the block's
+ * R x N accumulators fit in eight 8-wide vector registers, and its R rows
+ * are R independent chains of multiply-adds.  One row at a time, a row's
+ * chain of K dependent multiply-adds kept the kernel at the latency of one
+ * FMA per step (bench/kernels.c).  Rows left over, and every row when
+ * N > 32, go one at a time.  Each entry of C is the sum over k in
+ * increasing order either way, so the blocking does not change the bits. */
 IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
                                long ldb, double beta, double *C, long ldc)
 {
-    double bt[IBRT_MM_SMALL], acc[IBRT_MM_SMALL];
+    double bt[IBRT_MM_SMALL];
     const double *b = B;
     if (tb) {
+        IBRT_UNROLL
         for (long k = 0; k < K; k++)
+            IBRT_UNROLL
             for (long j = 0; j < N; j++)
                 bt[k * N + j] = B[j * ldb + k];
         b = bt;
         ldb = N;
     }
-    for (long i = 0; i < M; i++) {
-        for (long j = 0; j < N; j++)
-            acc[j] = 0;
+    const long R = N >= 2 && N <= 32 ? 64 / N : 1, full = R > 1 ? M / R * R : 0;   /* rows in whole blocks */
+    for (long i0 = 0; i0 < full; i0 += R) {
+        double acc[64];
+        for (long e = 0; e < R * N; e++)
+            acc[e] = 0;
         for (long k = 0; k < K; k++) {
-            double a = ta ? A[k * lda + i] : A[i * lda + k];
-            for (long j = 0; j < N; j++)
-                acc[j] = IBRT_FMA(a, b[k * ldb + j], acc[j]);
+            const double *bk = b + k * ldb;
+            IBRT_UNROLL
+            for (long r = 0; r < R; r++) {
+                double a = ta ? A[k * lda + i0 + r] : A[(i0 + r) * lda + k];
+                IBRT_UNROLL
+                for (long j = 0; j < N; j++)
+                    acc[r * N + j] = IBRT_FMA(a, bk[j], acc[r * N + j]);
+            }
         }
-        double *c = C + i * ldc;
-        for (long j = 0; j < N; j++)
-            c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
+        for (long r = 0; r < R; r++) {
+            double *c = C + (i0 + r) * ldc;
+            for (long j = 0; j < N; j++)
+                c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[r * N + j];
+        }
     }
+    for (long i = full; i < M; i++)   /* a row at a time, in pieces of IBRT_MM_SMALL columns */
+        for (long j0 = 0; j0 < N; j0 += IBRT_MM_SMALL) {
+            long nj = N - j0 < IBRT_MM_SMALL ? N - j0 : IBRT_MM_SMALL;
+            double acc[IBRT_MM_SMALL];
+            for (long j = 0; j < nj; j++)
+                acc[j] = 0;
+            for (long k = 0; k < K; k++) {
+                double a = ta ? A[k * lda + i] : A[i * lda + k];
+                for (long j = 0; j < nj; j++)
+                    acc[j] = IBRT_FMA(a, b[k * ldb + j0 + j], acc[j]);
+            }
+            double *c = C + i * ldc + j0;
+            for (long j = 0; j < nj; j++)
+                c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[j];
+        }
 }
 
-/* exp(x) for the row softmax, branch-free so that the row loops
- * vectorise (glibc's exp is a call per element).  x = k ln 2 + r with k =
- * round(x / ln 2) (the 1.5 * 2^52 trick), |r| <= ln 2 / 2, ln 2 split in a
- * high part exact in 20 bits and a low part (Cody & Waite); exp(r) by its
- * Taylor series to r^13 (truncation below 4e-18 relative); 2^k from the
- * exponent bits.  x is clamped to [-708, 709], where 2^k stays a normal
- * double: below, the result is exp(-708) ~ 3e-308 instead of a subnormal
- * or 0 (negligible against the row's largest term, 1).  Relative error
- * within a few ulp of exp over the whole range (tests/unit/test_rt_ops.c). */
-static inline double ibrt_exp(double x)
+/* Row softmax of an R x C block (rows contiguous, C apart):
+ * y[r, c] = exp(x[r, c] - m_r) / sum_c' exp(x[r, c'] - m_r), m_r the row's
+ * largest entry (subtracted for stability).  Rows go eight at a time
+ * through a transposed copy t[c][lane], so the max, the exps, the sum and
+ * the division run across eight rows in vector lanes; a row at a time, the
+ * max and the sum were chains of dependent scalar operations.  Each row's
+ * max and sum still run over c in increasing order, so the bits are those
+ * of the row-by-row loops, which serve the rows left over and C >
+ * IBRT_SOFTMAX_COLS. */
+enum { IBRT_SOFTMAX_COLS = 64 };
+
+IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
 {
-    const double log2e = 1.4426950408889634, ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6,
-                 shift = 6755399441055744.0;   /* 1.5 * 2^52 */
-    x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
-    double k = (x * log2e + shift) - shift;
-    double r = (x - k * ln2_hi) - k * ln2_lo;
-    double p = 1.0 / 6227020800.0;   /* 1 / 13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    double mx = -INFINITY, sum = 0;
+    for (long c = 0; c < C; c++)
+        mx = x[c] > mx ? x[c] : mx;
+    for (long c = 0; c < C; c++)
+        sum += (y[c] = ibrt_exp(x[c] - mx));
+    for (long c = 0; c < C; c++)
+        y[c] /= sum;
+}
+
+IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
+{
+    long r0 = 0;
+    if (C <= IBRT_SOFTMAX_COLS)
+        for (; r0 + 8 <= R; r0 += 8) {
+            double t[IBRT_SOFTMAX_COLS][8], mx[8], sum[8];
+            IBRT_UNROLL
+            for (long c = 0; c < C; c++)
+                IBRT_UNROLL
+                for (long l = 0; l < 8; l++)
+                    t[c][l] = x[(r0 + l) * C + c];
+            for (long l = 0; l < 8; l++) {
+                mx[l] = -INFINITY;
+                sum[l] = 0;
+            }
+            IBRT_UNROLL
+            for (long c = 0; c < C; c++)
+                for (long l = 0; l < 8; l++)
+                    mx[l] = t[c][l] > mx[l] ? t[c][l] : mx[l];
+            IBRT_UNROLL
+            for (long c = 0; c < C; c++)
+                for (long l = 0; l < 8; l++)
+                    sum[l] += (t[c][l] = ibrt_exp(t[c][l] - mx[l]));
+            IBRT_UNROLL
+            for (long c = 0; c < C; c++)
+                IBRT_UNROLL
+                for (long l = 0; l < 8; l++)
+                    y[(r0 + l) * C + c] = t[c][l] / sum[l];
+        }
+    for (long r = r0; r < R; r++)
+        ibrt_softmax_row(C, x + r * C, y + r * C);
+}
+
+/* Its reverse, da[r, c] (= or +=, as accumulate) y[r, c] (dy[r, c] -
+ * sum_c' dy[r, c'] y[r, c']), a row at a time: the products of a row are
+ * one vector operation and its rows independent chains, and eight rows
+ * through transposed copies measured slower (3.0 against 2.8 us per
+ * reverse pass of the attention spec). */
+IBRT_INLINE void ibrt_softmax_rows_adjoint(long R, long C, const double *y, const double *dy, double *da, int accumulate)
+{
+    for (long r = 0; r < R; r++) {
+        const double *yr = y + r * C, *dr = dy + r * C;
+        double *ar = da + r * C, sum = 0;
+        for (long c = 0; c < C; c++)
+            sum += dr[c] * yr[c];
+        for (long c = 0; c < C; c++) {
+            double d = yr[c] * (dr[c] - sum);
+            ar[c] = accumulate ? ar[c] + d : d;
+        }
+    }
 }
 
 #endif

@@ -24,10 +24,18 @@
 #define IBRT_RNG_H
 
 #include "ibrt.h"
+#include "ibrt_exp.h"
 
 #include <math.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#endif
+
+/* Eight-lane loops are unrolled so that GCC's -O2 vectorises them whole. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define IBRT_RNG_UNROLL _Pragma("GCC unroll 8")
+#else
+#define IBRT_RNG_UNROLL
 #endif
 
 void ibrt_rng_split(const ibrt_rng *parent, uint64_t stream, ibrt_rng *child);
@@ -41,11 +49,12 @@ void ibrt_rng_shuffle(ibrt_rng *r, size_t *idx, size_t n);
  * O(n) time and no memory beyond out[0..k).  Requires k <= n. */
 void ibrt_rng_sample(ibrt_rng *r, size_t n, size_t k, size_t *out);
 
-/* The ziggurat's 128 layers (rng.c): right edges x[0..128] and the part
- * ratio[i] = x[i+1] / x[i] of layer i wholly under the density.  Filled
- * on first use. */
+/* The ziggurat's 128 layers (rng.c): right edges x[0..128], the part
+ * ratio[i] = x[i+1] / x[i] of layer i wholly under the density, and the
+ * density's heights f[i] = exp(-x[i]^2 / 2) at the edges.  Filled on
+ * first use. */
 typedef struct {
-    double x[129], ratio[128];
+    double x[129], ratio[128], f[129];
 } ibrt_zig;
 const ibrt_zig *ibrt_rng_zig(void);
 /* N(0, 1) by the ziggurat from the draw b (already taken from some
@@ -54,6 +63,10 @@ const ibrt_zig *ibrt_rng_zig(void);
  * any fresh start draw from r.  ibrt_rng_normal(r) is
  * ibrt_rng_normal_from(r, ibrt_rng_next(r)). */
 double ibrt_rng_normal_from(ibrt_rng *r, uint64_t b);
+/* The same for a draw b known to miss its rectangle, given fx = exp(-x^2/2)
+ * (ibrt_exp) for its x = u x[layer] (unused in the base layer): so a
+ * caller can compute the exps of many misses at once. */
+double ibrt_rng_normal_miss(ibrt_rng *r, uint64_t b, double fx);
 
 /* Fills shorter than this draw value by value from r: seeding the lanes
  * (8 draws and 32 splitmix64 steps) costs more than the lanes save. */
@@ -72,9 +85,10 @@ static inline void ibrt_rng_splitmix8(ibrt_u64x8 *x, ibrt_u64x8 *out)
 
 /* x[i] = mean + sd * N(0, 1), i < n.  Lane l (of 8) is xoshiro256** seeded
  * like ibrt_rng_seed from the l-th of eight draws of r, and gives x[i] for
- * i = l mod 8; the ~1.2% of draws that miss their ziggurat rectangle
- * finish in ibrt_rng_normal_from, whose further draws come from r in index
- * order.  So the values depend only on r's state, r advances by 8 draws
+ * i = l mod 8 (which the lane-by-lane definition in test_rt_rng.c
+ * spells out); the 2.8% of draws that miss their ziggurat rectangle
+ * finish as in ibrt_rng_normal_from, whose further draws come from r in
+ * index order.  So the values depend only on r's state, r advances by 8 draws
  * plus those of the misses, and a fill is as reproducible (and
  * checkpointable, r being the only state) as value-by-value draws, though
  * its values differ from theirs.  Every lane operation is exact integer
@@ -94,45 +108,73 @@ static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, lo
     ibrt_rng_splitmix8(&w, &s1);
     ibrt_rng_splitmix8(&w, &s2);
     ibrt_rng_splitmix8(&w, &s3);
-    for (long i = 0; i < n; i += 8) {
-        /* xoshiro256**: result rotl(s1 * 5, 7) * 9, then the linear step */
-        ibrt_u64x8 m5 = s1 * 5, b = ((m5 << 7) | (m5 >> 57)) * 9, t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 45) | (s3 >> 19);
-        /* the rectangle test of ibrt_rng_normal_from on the 8 draws:
-         * u = 2 (b >> 11) 2^-53 - 1, layer k = b & 127, inside when
-         * |u| < ratio[k], then the normal is u x[k] */
-        double z[8];
-        unsigned miss = 0;
+    /* Misses are put aside (index and draw) and finished after each chunk
+     * of values, still in index order: the lanes never read r, so this
+     * gives the same values as finishing each at once, and the vector loop
+     * keeps its state in registers, with no call and no branch on a miss. */
+    enum { CHUNK = 512 };
+    long mi[CHUNK + 8];   /* + 8: each group stores eight entries */
+    uint64_t mb[CHUNK + 8];
+    for (long c0 = 0; c0 < n; c0 += CHUNK) {
+        long c1 = n - c0 < CHUNK ? n : c0 + CHUNK, nm = 0;
+        for (long i = c0; i < c1; i += 8) {
+            /* xoshiro256**: result rotl(s1 * 5, 7) * 9, then the linear step */
+            ibrt_u64x8 m5 = s1 * 5, b = ((m5 << 7) | (m5 >> 57)) * 9, t = s1 << 17;
+            s2 ^= s0;
+            s3 ^= s1;
+            s1 ^= s2;
+            s0 ^= s3;
+            s2 ^= t;
+            s3 = (s3 << 45) | (s3 >> 19);
+            /* the rectangle test of ibrt_rng_normal_from on the 8 draws:
+             * u = 2 (b >> 11) 2^-53 - 1, layer k = b & 127, inside when
+             * |u| < ratio[k], then the normal is u x[k] */
+            int m = c1 - i < 8 ? (int)(c1 - i) : 8;   /* lanes in use: all but at the end */
+            unsigned use = (1u << m) - 1;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
-        __m512i bi = (__m512i)b, k = _mm512_and_si512(bi, _mm512_set1_epi64(127));
-        __m512d u = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_srli_epi64(bi, 11)), _mm512_set1_pd(0x1.0p-53));
-        u = _mm512_sub_pd(_mm512_add_pd(u, u), _mm512_set1_pd(1.0));
-        __m512d zv = _mm512_mul_pd(u, _mm512_i64gather_pd(k, zg->x, 8));
-        miss = 0xffu & ~(unsigned)_mm512_cmp_pd_mask(_mm512_abs_pd(u), _mm512_i64gather_pd(k, zg->ratio, 8), _CMP_LT_OQ);
-        if (!miss && i + 8 <= n) {   /* the common case: eight normals at once */
-            _mm512_storeu_pd(x + i, _mm512_add_pd(_mm512_set1_pd(mean), _mm512_mul_pd(_mm512_set1_pd(sd), zv)));
-            continue;
-        }
-        _mm512_storeu_pd(z, zv);
+            __m512i bi = (__m512i)b, k = _mm512_and_si512(bi, _mm512_set1_epi64(127));
+            __m512d u = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_srli_epi64(bi, 11)), _mm512_set1_pd(0x1.0p-53));
+            u = _mm512_sub_pd(_mm512_add_pd(u, u), _mm512_set1_pd(1.0));
+            __m512d zv = _mm512_mul_pd(u, _mm512_i64gather_pd(k, zg->x, 8));
+            __mmask8 miss =
+                (__mmask8)(use & ~(unsigned)_mm512_cmp_pd_mask(_mm512_abs_pd(u), _mm512_i64gather_pd(k, zg->ratio, 8),
+                                                                _CMP_LT_OQ));
+            _mm512_mask_storeu_pd(x + i, (__mmask8)use,
+                                  _mm512_add_pd(_mm512_set1_pd(mean), _mm512_mul_pd(_mm512_set1_pd(sd), zv)));
+            __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(i), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+            /* compressed in registers, then stored whole: AMD's compress to
+             * memory is microcoded and was 12% of the fill */
+            _mm512_storeu_si512(mi + nm, _mm512_maskz_compress_epi64(miss, idx));
+            _mm512_storeu_si512(mb + nm, _mm512_maskz_compress_epi64(miss, bi));
+            nm += __builtin_popcount(miss);
 #else
-        for (int l = 0; l < 8; l++) {
-            double u = 2 * ((double)(int64_t)(b[l] >> 11) * 0x1.0p-53) - 1;
-            unsigned k = (unsigned)(b[l] & 127);
-            z[l] = u * zg->x[k];
-            miss |= (unsigned)!(fabs(u) < zg->ratio[k]) << l;
-        }
+            for (int l = 0; l < m; l++) {
+                double u = 2 * ((double)(int64_t)(b[l] >> 11) * 0x1.0p-53) - 1;
+                unsigned k = (unsigned)(b[l] & 127);
+                x[i + l] = mean + sd * (u * zg->x[k]);
+                if (!(fabs(u) < zg->ratio[k])) {
+                    mi[nm] = i + l;
+                    mb[nm++] = b[l];
+                }
+            }
+            (void)use;
 #endif
-        int m = n - i < 8 ? (int)(n - i) : 8;
-        for (int l = 0; l < m; l++)
-            if (miss >> l & 1)
-                z[l] = ibrt_rng_normal_from(r, b[l]);
-        for (int l = 0; l < m; l++)
-            x[i + l] = mean + sd * z[l];
+        }
+        /* the misses' exp(-x^2/2), eight at a time in vector lanes */
+        double fx[CHUNK];
+        for (long q = nm; q < (nm + 7) / 8 * 8; q++)
+            mb[q] = 0;
+        for (long q0 = 0; q0 < nm; q0 += 8) {
+            double xm[8];
+            IBRT_RNG_UNROLL
+            for (int l = 0; l < 8; l++)
+                xm[l] = (2 * ((double)(int64_t)(mb[q0 + l] >> 11) * 0x1.0p-53) - 1) * zg->x[mb[q0 + l] & 127];
+            IBRT_RNG_UNROLL
+            for (int l = 0; l < 8; l++)
+                fx[q0 + l] = ibrt_exp(-0.5 * xm[l] * xm[l]);
+        }
+        for (long q = 0; q < nm; q++)
+            x[mi[q]] = mean + sd * ibrt_rng_normal_miss(r, mb[q], fx[q]);
     }
 }
 

@@ -221,6 +221,11 @@ ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_err
     if (part_name(c, path, err) != IBRT_OK)
         return IBRT_EIO;
     struct stat st;
+    if (stat(c->tmp, &st) != 0 && errno == ENOENT && stat(path, &st) == 0 && st.st_size >= length &&
+        rename(path, c->tmp) != 0) {   /* finished after the checkpoint (ibrt_io.h) */
+        snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", path, strerror(errno));
+        return IBRT_EIO;
+    }
     if (stat(c->tmp, &st) != 0 || st.st_size < length) {
         snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s (the checkpoint needs %ld bytes of it)", c->tmp,
                  stat(c->tmp, &st) != 0 ? strerror(errno) : "shorter than at the checkpoint", length);

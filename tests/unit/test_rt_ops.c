@@ -1,10 +1,9 @@
 /* test_rt_ops.c: the fixed operators: cumsum and diff are inverse, each
  * transpose is the adjoint (<A x, y> = <x, A' y>), the DCT matrix is
- * orthonormal; the softmax's exp (ibrt_kernels.h) against libm. */
+ * orthonormal. */
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "ibrt_kernels.h"
 #include "ibrt_ops.h"
 #include "ibrt_rng.h"
 
@@ -86,31 +85,4 @@ Test(ops, dct_is_orthonormal)
     ibrt_op_dct_apply(N, C, 1, y, back);
     for (int i = 0; i < N; i++)
         cr_assert_lt(fabs(back[i] - x[i]), 1e-13);
-}
-
-/* ibrt_exp (ibrt_kernels.h, the softmax's exp) against libm: relative
- * error within 4 ulp (8.9e-16) on a million points over [-708, 709] and
- * at the points where the reduction changes k. */
-Test(kernels, exp_matches_libm)
-{
-    ibrt_rng r;
-    ibrt_rng_seed(&r, 5);
-    double worst = 0;
-    for (int i = 0; i < 1000000; i++) {
-        double x = -708 + 1417 * ibrt_rng_uniform(&r);
-        if (i % 4 == 0)
-            x = -40 + 40 * ibrt_rng_uniform(&r);   /* the softmax's range */
-        worst = fmax(worst, fabs(ibrt_exp(x) / exp(x) - 1));
-    }
-    for (int k = -1000; k <= 1000; k++) {
-        double x = (k + 0.5) * 0.6931471805599453;
-        for (int d = -2; d <= 2; d++) {
-            double y = nextafter(x, d < 0 ? -INFINITY : INFINITY);
-            if (y > -708 && y < 709)
-                worst = fmax(worst, fabs(ibrt_exp(y) / exp(y) - 1));
-        }
-    }
-    cr_assert_leq(worst, 4 * 2.220446049250313e-16, "worst relative error %g", worst);
-    cr_assert_eq(ibrt_exp(0), 1.0);
-    cr_assert_gt(ibrt_exp(-1000), 0.0, "clamped, not 0");
 }
