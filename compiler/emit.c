@@ -563,9 +563,9 @@ typedef enum { MM_STATIC, MM_STACK_A, MM_STACK_B, MM_EACH } mm_plan;
  * attention spec: 8 x 8 x 8 blocks cost ~0.5 us each through OpenBLAS).
  * A stacked product (the samples' rows one tall matrix) also goes to the
  * small kernel when op(B) is narrow, 2 to MM_NARROW columns and at most
- * MM_SMALL entries: a row of C then stays in registers, and OpenBLAS's
+ * MM_SMALL entries: rows of C then go in register blocks, and OpenBLAS's
  * packing of the tall operand costs more than the product (bench/kernels.c:
- * 128 x 16 @ 16 x 8 took 1.2 us through dgemm, 0.7 us inline). */
+ * 128 x 16 @ 16 x 8 took 1.36 us through dgemm, 0.53 us inline). */
 enum { MM_SMALL = 1024, MM_NARROW = 16 };
 
 /* the kernel of a stacked product C (rows x n) = A op(B), op(B) k x n */
@@ -577,8 +577,8 @@ static const char *mm_stacked_fn(long k, long n)
 /* The kernel of a parameter's gradient from a stacked product, C (m x n)
  * = A' B summed over all the samples' rows: the small kernel when C is
  * small and 2 to 32 columns wide, so that its rows go in blocks of
- * independent chains (bench/kernels.c: (128 x 16)' @ 128 x 8 took 1.0 us
- * through dgemm, 0.45 us inline); n = 1 is a gemv. */
+ * independent chains (bench/kernels.c: (128 x 16)' @ 128 x 8 took 0.99 us
+ * through dgemm, 0.46 us inline); n = 1 is a gemv. */
 static const char *mm_gradient_fn(long m, long n)
 {
     return n > 1 && n <= 2 * MM_NARROW && m * n <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";

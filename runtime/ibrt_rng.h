@@ -169,8 +169,7 @@ static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, lo
             IBRT_RNG_UNROLL
             for (int l = 0; l < 8; l++)
                 xm[l] = (2 * ((double)(int64_t)(mb[q0 + l] >> 11) * 0x1.0p-53) - 1) * zg->x[mb[q0 + l] & 127];
-            IBRT_RNG_UNROLL
-            for (int l = 0; l < 8; l++)
+            for (int l = 0; l < 8; l++)   /* not unrolled: the loop vectoriser if-converts ibrt_exp's clamp */
                 fx[q0 + l] = ibrt_exp(-0.5 * xm[l] * xm[l]);
         }
         for (long q = 0; q < nm; q++)
