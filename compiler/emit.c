@@ -545,6 +545,11 @@ static void s_open(const ival *v)
     OUT(v->batched ? "    for (long s = 0; s < nb; s++) {\n" : "    {\n");
 }
 
+/* The head of a one-statement loop over the batch's samples, or nothing:
+ * printed before a call that takes sample s ("s") or the only one ("0"). */
+static const char *s_loop(bool each) { return each ? "    for (long s = 0; s < nb; s++)\n    " : ""; }
+static const char *s_index(bool each) { return each ? "s" : "0"; }
+
 /* Element (i, k) of a matmul operand, numpy rules: a vector on the left is
  * a row, on the right a column. */
 static void mm_dims(const prog *p, const ival *v, long *m, long *k, long *n)
@@ -688,8 +693,8 @@ static void emit_forward_value(const prog *p, int i)
     }
     case V_SOFTMAX:
         OUT("    /* v%d = softmax of each row of v%d (max subtracted for stability) */\n", i, v->a);
-        OUT("%s    ibrt_softmax_rows(%ld, %ld, %s, %s);\n", v->batched ? "    for (long s = 0; s < nb; s++)\n    " : "",
-            v->rows, v->cols, ptr(p, v->a, false, v->batched ? "s" : "0", b1), ptr(p, i, false, v->batched ? "s" : "0", b2));
+        OUT("%s    ibrt_softmax_rows(%ld, %ld, %s, %s);\n", s_loop(v->batched), v->rows, v->cols,
+            ptr(p, v->a, false, s_index(v->batched), b1), ptr(p, i, false, s_index(v->batched), b2));
         return;
     case V_SUM:
         OUT("    /* v%d = sum(v%d) */\n", i, v->a);
@@ -744,8 +749,7 @@ static void emit_backward_value(const prog *p, int i)
         long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
         OUT("    /* d(v%d%s @ v%d%s): dA = dC op(B)', dB = op(A)' dC */\n", v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "");
-        const char *sv = plan == MM_EACH ? "s" : "0";
-        const char *loop = plan == MM_EACH ? "    for (long s = 0; s < nb; s++)\n    " : "";
+        const char *sv = s_index(plan == MM_EACH), *loop = s_loop(plan == MM_EACH);
         const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
         if (adj(p, v->a, "0", b1)) {
             f = adj_first(p, v->a, plan != MM_EACH || A->batched);
@@ -893,12 +897,11 @@ static void emit_backward_value(const prog *p, int i)
         return;
     case V_SOFTMAX:
         if (adj(p, v->a, "0", b1)) {
-            const char *sv = v->batched ? "s" : "0";
+            const char *sv = s_index(v->batched);
             f = adj_first(p, v->a, A->batched == v->batched);
             OUT("    /* d softmax: da = y * (dy - sum_c dy_c y_c), row by row */\n");
-            OUT("%s    ibrt_softmax_rows_adjoint(%ld, %ld, %s, %s, %s, %d);\n",
-                v->batched ? "    for (long s = 0; s < nb; s++)\n    " : "", v->rows, v->cols, ptr(p, i, false, sv, b2),
-                ptr(p, i, true, sv, b3), ptr(p, v->a, true, sv, b4), !f);
+            OUT("%s    ibrt_softmax_rows_adjoint(%ld, %ld, %s, %s, %s, %d);\n", s_loop(v->batched), v->rows, v->cols,
+                ptr(p, i, false, sv, b2), ptr(p, i, true, sv, b3), ptr(p, v->a, true, sv, b4), !f);
         }
         return;
     case V_SUM:

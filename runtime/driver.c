@@ -796,23 +796,16 @@ static void record(run_state *R, const ibrt_model *m, long step, double loss)
     ibrt_csv_row(&R->bt, R->brow, (size_t)(1 + 2 * nbal));
 }
 
-/* Model k from its initialisation (or from the checkpoint ck) to its
- * metrics.  0, or the exit status that ends the run. */
 /* The two loops of every step over all parameters, in blocks of eight
- * written out so that GCC's -O2 vectorises them (its cost model leaves
- * loops of unknown length scalar); the arithmetic per entry is the same. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL8 _Pragma("GCC unroll 8")
-#else
-#define UNROLL8
-#endif
+ * (IBRT_UNROLL) so that GCC's -O2 vectorises them; the arithmetic per
+ * entry is the same. */
 
 /* th -= lr g: plain SGD */
 static void sgd_step(double *restrict th, const double *restrict g, long n, double lr)
 {
     long e = 0;
     for (; e + 8 <= n; e += 8)
-        UNROLL8
+        IBRT_UNROLL
         for (long l = 0; l < 8; l++)
             th[e + l] -= lr * g[e + l];
     for (; e < n; e++)
@@ -826,7 +819,7 @@ static void pair_step(double *restrict contr, const double *u, const double *v, 
 {
     long i = 0;
     for (; i + 8 <= n; i += 8)
-        UNROLL8
+        IBRT_UNROLL
         for (long l = 0; l < 8; l++)
             contr[i + l] += lr * lr * (gu[i + l] * gu[i + l] + gv[i + l] * gv[i + l]) /
                             (u[i + l] * u[i + l] + v[i + l] * v[i + l]);
@@ -834,6 +827,8 @@ static void pair_step(double *restrict contr, const double *u, const double *v, 
         contr[i] += lr * lr * (gu[i] * gu[i] + gv[i] * gv[i]) / (u[i] * u[i] + v[i] * v[i]);
 }
 
+/* Model k from its initialisation (or from the checkpoint ck) to its
+ * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
 {
     const ibrt_problem *p = R->p;

@@ -24,6 +24,7 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "ibrt.h"
 #include "ibrt_exp.h"
 
 enum { IBRT_MM_SMALL = 1024 };
@@ -59,22 +60,15 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
 #define IBRT_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* GCC's -O2 does not unroll loops whose trip counts are known only after
- * inlining; the small kernel's inner loops must be, so that its
- * accumulators live in registers rather than on the stack. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define IBRT_UNROLL _Pragma("GCC unroll 16")
-#else
-#define IBRT_UNROLL
-#endif
-
 /* Rows of C go in blocks of R = 64 / N (for 2 <= N <= 32): the block's
  * R x N accumulators fit in eight 8-wide vector registers, and its R rows
  * are R independent chains of multiply-adds.  One row at a time, a row's
  * chain of K dependent multiply-adds kept the kernel at the latency of one
  * FMA per step (bench/kernels.c).  Rows left over, and every row when
  * N > 32, go one at a time.  Each entry of C is the sum over k in
- * increasing order either way, so the blocking does not change the bits. */
+ * increasing order either way, so the blocking does not change the bits.
+ * The inner loops carry IBRT_UNROLL: rolled, their accumulators stayed on
+ * the stack. */
 IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
                                long ldb, double beta, double *C, long ldc)
 {

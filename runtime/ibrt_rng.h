@@ -31,13 +31,6 @@
 #include <immintrin.h>
 #endif
 
-/* Eight-lane loops are unrolled so that GCC's -O2 vectorises them whole. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define IBRT_RNG_UNROLL _Pragma("GCC unroll 8")
-#else
-#define IBRT_RNG_UNROLL
-#endif
-
 void ibrt_rng_split(const ibrt_rng *parent, uint64_t stream, ibrt_rng *child);
 /* x[i] ~ U(lo, hi). */
 void ibrt_rng_fill_uniform(ibrt_rng *r, double *x, size_t n, double lo, double hi);
@@ -164,14 +157,12 @@ static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, lo
         double fx[CHUNK];
         for (long q = nm; q < (nm + 7) / 8 * 8; q++)
             mb[q] = 0;
-        for (long q0 = 0; q0 < nm; q0 += 8) {
-            double xm[8];
-            IBRT_RNG_UNROLL
-            for (int l = 0; l < 8; l++)
-                xm[l] = (2 * ((double)(int64_t)(mb[q0 + l] >> 11) * 0x1.0p-53) - 1) * zg->x[mb[q0 + l] & 127];
-            for (int l = 0; l < 8; l++)   /* not unrolled: the loop vectoriser if-converts ibrt_exp's clamp */
-                fx[q0 + l] = ibrt_exp(-0.5 * xm[l] * xm[l]);
-        }
+        for (long q0 = 0; q0 < nm; q0 += 8)
+            for (int l = 0; l < 8; l++) {   /* not unrolled: the loop vectoriser if-converts ibrt_exp's clamp */
+                uint64_t bq = mb[q0 + l];
+                double xq = (2 * ((double)(int64_t)(bq >> 11) * 0x1.0p-53) - 1) * zg->x[bq & 127];
+                fx[q0 + l] = ibrt_exp(-0.5 * xq * xq);
+            }
         for (long q = 0; q < nm; q++)
             x[mi[q]] = mean + sd * ibrt_rng_normal_miss(r, mb[q], fx[q]);
     }

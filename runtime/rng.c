@@ -114,36 +114,40 @@ static double zig_tail(ibrt_rng *r, bool negative)
 /* The 53-bit uniform of a draw, mapped to (-1, 1), and its layer. */
 static double zig_u(uint64_t b) { return 2 * ((double)(int64_t)(b >> 11) * 0x1.0p-53) - 1; }
 
-double ibrt_rng_normal_miss(ibrt_rng *r, uint64_t b, double fx)
+/* The wedge or tail test of a draw b that missed its layer's rectangle,
+ * given fx = exp(-x^2/2) (ibrt_exp) for its x = u x[i], unused in the base
+ * layer: true with the normal in *z, false when b is rejected. */
+static bool zig_wedge(ibrt_rng *r, uint64_t b, double fx, double *z)
 {
-    for (;;) {
-        double u = zig_u(b);
-        unsigned i = (unsigned)(b & (ZIG_C - 1));
-        if (i == 0)
-            return zig_tail(r, u < 0);
-        /* the wedge between the rectangle and the curve: accept x when a
-         * height uniform on [f(x[i]), f(x[i+1])] lies under f(x) */
-        double x = u * zig.x[i];
-        if (zig.f[i + 1] + ibrt_rng_uniform(r) * (zig.f[i] - zig.f[i + 1]) < fx)
-            return x;
-        b = ibrt_rng_next(r);   /* rejected: start again with a fresh draw */
-        u = zig_u(b);
-        i = (unsigned)(b & (ZIG_C - 1));
-        if (fabs(u) < zig.ratio[i])
-            return u * zig.x[i];
-        x = u * zig.x[i];
-        fx = ibrt_exp(-0.5 * x * x);
+    double u = zig_u(b);
+    unsigned i = (unsigned)(b & (ZIG_C - 1));
+    if (i == 0) {
+        *z = zig_tail(r, u < 0);
+        return true;
     }
+    /* the wedge between the rectangle and the curve: accept x when a
+     * height uniform on [f(x[i]), f(x[i+1])] lies under f(x) */
+    *z = u * zig.x[i];
+    return zig.f[i + 1] + ibrt_rng_uniform(r) * (zig.f[i] - zig.f[i + 1]) < fx;
 }
 
 double ibrt_rng_normal_from(ibrt_rng *r, uint64_t b)
 {
-    double u = zig_u(b);
-    unsigned i = (unsigned)(b & (ZIG_C - 1));
-    if (fabs(u) < zig.ratio[i])   /* inside the layer's rectangle under the curve */
-        return u * zig.x[i];
-    double x = u * zig.x[i];
-    return ibrt_rng_normal_miss(r, b, ibrt_exp(-0.5 * x * x));
+    for (;; b = ibrt_rng_next(r)) {   /* a rejected draw starts again with a fresh one */
+        double u = zig_u(b), z;
+        unsigned i = (unsigned)(b & (ZIG_C - 1));
+        if (fabs(u) < zig.ratio[i])   /* inside the layer's rectangle under the curve */
+            return u * zig.x[i];
+        double x = u * zig.x[i];
+        if (zig_wedge(r, b, ibrt_exp(-0.5 * x * x), &z))
+            return z;
+    }
+}
+
+double ibrt_rng_normal_miss(ibrt_rng *r, uint64_t b, double fx)
+{
+    double z;
+    return zig_wedge(r, b, fx, &z) ? z : ibrt_rng_normal_from(r, ibrt_rng_next(r));
 }
 
 double ibrt_rng_normal(ibrt_rng *r)
