@@ -188,13 +188,64 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
  * IBRT_SOFTMAX_COLS. */
 enum { IBRT_SOFTMAX_COLS = 64 };
 
+/* The softmax's exp: ibrt_exp's method (ibrt_exp.h: Cody-Waite reduction,
+ * Taylor polynomial to r^13, 2^k from the exponent bits) with its
+ * multiply-adds fused (IBRT_FMA), which halves the polynomial's
+ * instructions and rounds once per step instead of twice.
+ * ibrt_softmax_exp8 is the same sequence of operations on eight lanes,
+ * so the two give the same bits; the ziggurat keeps ibrt_exp, whose bits
+ * do not depend on the instruction set. */
+IBRT_INLINE double ibrt_softmax_exp(double x)
+{
+    const double shift = 6755399441055744.0;   /* 1.5 * 2^52 */
+    x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
+    double k = IBRT_FMA(x, 1.4426950408889634, shift) - shift;
+    double r = IBRT_FMA(-k, 1.42860682030941723212e-6, IBRT_FMA(-k, 6.93145751953125e-1, x));
+    static const double coef[] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                   1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                                   1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+                                   1.0 };
+    double p = 1.0 / 6227020800.0;   /* 1 / 13! */
+    IBRT_UNROLL
+    for (int i = 0; i < 13; i++)
+        p = IBRT_FMA(p, r, coef[i]);
+    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+#if defined(__AVX512F__) && defined(__FMA__)
+#define IBRT_SOFTMAX_EXP8 1
+IBRT_INLINE __m512d ibrt_softmax_exp8(__m512d x)
+{
+    const __m512d shift = _mm512_set1_pd(6755399441055744.0);
+    /* the clamp, with the constants first so that a NaN passes through as
+     * in the scalar form */
+    x = _mm512_min_pd(_mm512_set1_pd(709.0), _mm512_max_pd(_mm512_set1_pd(-708.0), x));
+    __m512d k = _mm512_sub_pd(_mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634), shift), shift);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93145751953125e-1), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.42860682030941723212e-6), r);
+    static const double coef[] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
+                                   1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
+                                   1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
+                                   1.0 };
+    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+    IBRT_UNROLL
+    for (int i = 0; i < 13; i++)
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef[i]));
+    __m512i bits = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtpd_epi64(k), _mm512_set1_epi64(1023)), 52);
+    return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
+}
+#endif
+
 IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
 {
     double mx = -INFINITY, sum = 0;
     for (long c = 0; c < C; c++)
         mx = x[c] > mx ? x[c] : mx;
     for (long c = 0; c < C; c++)
-        sum += (y[c] = ibrt_exp(x[c] - mx));
+        sum += (y[c] = ibrt_softmax_exp(x[c] - mx));
     for (long c = 0; c < C; c++)
         y[c] /= sum;
 }
@@ -218,10 +269,21 @@ IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
             for (long c = 0; c < C; c++)
                 for (long l = 0; l < 8; l++)
                     mx[l] = t[c][l] > mx[l] ? t[c][l] : mx[l];
+#if defined(IBRT_SOFTMAX_EXP8)
+            __m512d vmx = _mm512_loadu_pd(mx), vsum = _mm512_setzero_pd();
+            IBRT_UNROLL
+            for (long c = 0; c < C; c++) {
+                __m512d e = ibrt_softmax_exp8(_mm512_sub_pd(_mm512_loadu_pd(t[c]), vmx));
+                vsum = _mm512_add_pd(vsum, e);
+                _mm512_storeu_pd(t[c], e);
+            }
+            _mm512_storeu_pd(sum, vsum);
+#else
             IBRT_UNROLL
             for (long c = 0; c < C; c++)
                 for (long l = 0; l < 8; l++)
-                    sum[l] += (t[c][l] = ibrt_exp(t[c][l] - mx[l]));
+                    sum[l] += (t[c][l] = ibrt_softmax_exp(t[c][l] - mx[l]));
+#endif
             IBRT_UNROLL
             for (long c = 0; c < C; c++)
                 IBRT_UNROLL
