@@ -589,6 +589,26 @@ static const char *mm_gradient_fn(long m, long n)
     return n > 1 && n <= 2 * MM_NARROW && m * n <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
 }
 
+/* Products computed whole (once a step, or once per sample) that BLAS
+ * still loses on: up to MM_BLOCKED multiply-adds when C has at least 8
+ * rows and 2 to 32 columns, so its rows go in register blocks, and a
+ * transposed op(B) fits the kernel's copy (MM_SMALL entries).
+ * bench/kernels.c: E3's 20x20 @ (20x20)' took 0.58 us through dgemm,
+ * 0.25 us inline; larger products are left to BLAS, unmeasured. */
+enum { MM_BLOCKED = 8192 };
+
+/* the kernel of such a product, C (M x N) = op(A) op(B), op(B) K x N */
+static const char *mm_whole_fn(mm_plan plan, long M, long N, long K, bool tb)
+{
+    if (plan != MM_EACH && plan != MM_STATIC)
+        return "ibrt_mm";
+    if (M * N * K <= MM_SMALL)
+        return "ibrt_mm_small";
+    return M >= 8 && N >= 2 && N <= 2 * MM_NARROW && M * N * K <= MM_BLOCKED && (!tb || K * N <= MM_SMALL)
+               ? "ibrt_mm_small"
+               : "ibrt_mm";
+}
+
 static mm_plan mm_plan_of(const prog *p, const ival *v, long m, long k, long n)
 {
     const ival *a = &p->v[v->a], *b = &p->v[v->b];
@@ -621,7 +641,7 @@ static void emit_forward_value(const prog *p, int i)
         OUT("    /* v%d = v%d%s @ v%d%s: (%ld x %ld) @ (%ld x %ld)%s */\n", i, v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "",
             m, k, k, nn, v->batched ? " per sample" : "");
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
-        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
+        const char *fn = mm_whole_fn(plan, m, nn, k, v->tb);
         switch (plan) {
         case MM_STATIC:
             OUT("    %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n", fn, v->ta, v->tb, m, nn, k,
@@ -750,7 +770,6 @@ static void emit_backward_value(const prog *p, int i)
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
         OUT("    /* d(v%d%s @ v%d%s): dA = dC op(B)', dB = op(A)' dC */\n", v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "");
         const char *sv = s_index(plan == MM_EACH), *loop = s_loop(plan == MM_EACH);
-        const char *fn = (plan == MM_EACH || plan == MM_STATIC) && m * k * nn <= MM_SMALL ? "ibrt_mm_small" : "ibrt_mm";
         if (adj(p, v->a, "0", b1)) {
             f = adj_first(p, v->a, plan != MM_EACH || A->batched);
             const char *beta = f ? "0.0" : "1.0";
@@ -770,10 +789,12 @@ static void emit_backward_value(const prog *p, int i)
                     OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %s, %s, %ld, %s, %s, %ld);\n", k, m, ptr(p, v->b, false, "0", b3),
                         stride(p, v->b, b5), ptr(p, i, true, "0", b2), m, beta, ptr(p, v->a, true, "0", b4), m);
             } else if (!v->ta) {
-                OUT("%s    %s(0, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, !v->tb, m, k, nn,
+                OUT("%s    %s(0, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, mm_whole_fn(plan, m, k, nn, !v->tb),
+                    !v->tb, m, k, nn,
                     ptr(p, i, true, sv, b2), nn, ptr(p, v->b, false, sv, b3), ldb, beta, ptr(p, v->a, true, sv, b4), k);
             } else {
-                OUT("%s    %s(%d, 1, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, v->tb, k, m, nn,
+                OUT("%s    %s(%d, 1, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, mm_whole_fn(plan, k, m, nn, true),
+                    v->tb, k, m, nn,
                     ptr(p, v->b, false, sv, b3), ldb, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->a, true, sv, b4), m);
             }
         }
@@ -796,10 +817,12 @@ static void emit_backward_value(const prog *p, int i)
                 OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", v->ta, k, m, ptr(p, i, true, "0", b2), m,
                     ptr(p, v->a, false, "0", b3), lda, beta, ptr(p, v->b, true, "0", b4), stride(p, v->b, b5));
             } else if (!v->tb) {
-                OUT("%s    %s(%d, 0, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, !v->ta, k, nn, m,
+                OUT("%s    %s(%d, 0, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, mm_whole_fn(plan, k, nn, m, false),
+                    !v->ta, k, nn, m,
                     ptr(p, v->a, false, sv, b3), lda, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->b, true, sv, b4), nn);
             } else {
-                OUT("%s    %s(1, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, fn, v->ta, nn, k, m,
+                OUT("%s    %s(1, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, mm_whole_fn(plan, nn, k, m, v->ta),
+                    v->ta, nn, k, m,
                     ptr(p, i, true, sv, b2), nn, ptr(p, v->a, false, sv, b3), lda, beta, ptr(p, v->b, true, sv, b4), k);
             }
         }

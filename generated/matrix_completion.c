@@ -46,7 +46,7 @@ static void m0_forward(const double *restrict th, const double *restrict x, long
     (void)nb;
     (void)tp;
     /* v2 = v0 @ v1': (20 x 20) @ (20 x 20) */
-    ibrt_mm(0, 1, 20, 20, 20, th + 0, 20, th + 400, 20, 0.0, tp + 0, 20);
+    ibrt_mm_small(0, 1, 20, 20, 20, th + 0, 20, th + 400, 20, 0.0, tp + 0, 20);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
@@ -61,8 +61,8 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
     (void)ad;
     (void)g;
     /* d(v0 @ v1'): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(0, 0, 20, 20, 20, ad + 0, 20, th + 400, 20, 1.0, g + 0, 20);
-    ibrt_mm(1, 0, 20, 20, 20, ad + 0, 20, th + 0, 20, 1.0, g + 400, 20);
+    ibrt_mm_small(0, 0, 20, 20, 20, ad + 0, 20, th + 400, 20, 1.0, g + 0, 20);
+    ibrt_mm_small(1, 0, 20, 20, 20, ad + 0, 20, th + 0, 20, 1.0, g + 400, 20);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */

@@ -9,9 +9,10 @@
  * op(A) M x K, with leading dimensions as stored and op the transpose when
  * ta / tb.  ibrt_mm goes to BLAS: gemv when one side is a single row or
  * column, gemm otherwise.  ibrt_mm_small is for products too small for a
- * BLAS call to pay (per-sample blocks of a few hundred multiply-adds, at
- * most IBRT_MM_SMALL entries of op(B) when tb): rows of C are accumulated
- * in blocks held in registers over a contiguous copy of op(B).  It also
+ * BLAS call to pay (per-sample blocks of a few hundred multiply-adds, and
+ * products of a few thousand with C at most 32 columns wide; at most
+ * IBRT_MM_SMALL entries of op(B) when tb): rows of C are accumulated in
+ * blocks held in registers over a contiguous copy of op(B).  It also
  * serves stacked products with many rows but a narrow op(B), and the
  * gradients of their narrow right operands (a small C summed over many
  * rows), where OpenBLAS's packing costs more than the product:
@@ -65,39 +66,56 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
 #endif
 
 #if defined(__AVX512F__)
-/* One block of R rows of C = op(A) b + beta C, b K x 8 NV (op already
- * applied, rows ldb apart): the R x NV accumulators (at most 16 of the 32
- * vector registers) are independent chains of multiply-adds, each entry
- * the sum over k in increasing order as in the loops below, so the bits
- * are theirs.  A points at the block's first row of op(A), C at its first
- * row.  Written with intrinsics because GCC's vectoriser, given the
- * plain loops, kept a register per row index (then moved to and from
- * vector registers) and stored the accumulators to the stack before
- * writing C: bench/kernels.c's E2 shapes ran 20-30% faster this way. */
-IBRT_INLINE void ibrt_mm_block(int ta, long R, long NV, long K, const double *A, long lda, const double *b, long ldb,
-                               double beta, double *C, long ldc)
+/* One block of R rows of C = op(A) b + beta C, b K x N (op already
+ * applied, rows ldb apart), N <= 8 NV: each row is NV vectors, the last
+ * with the lanes of N masked (masked loads and stores never touch memory
+ * past a row).  The R x NV accumulators (at most 16 of the 32 vector
+ * registers) are independent chains of multiply-adds, each entry the sum
+ * over k in increasing order as in the loops below, so the bits are
+ * theirs.  A points at the block's first row of op(A), C at its first
+ * row.  Written with intrinsics because GCC's vectoriser, given the plain
+ * loops, kept a register per row index (then moved to and from vector
+ * registers) and stored the accumulators to the stack before writing C:
+ * bench/kernels.c's E2 shapes ran 20-30% faster this way, and E3's 20 x 20
+ * product (N not a multiple of 8, the plain loops' blocks 3 rows high)
+ * more than twice as fast. */
+IBRT_INLINE void ibrt_mm_block(int ta, long R, long N, long NV, long K, const double *A, long lda, const double *b,
+                               long ldb, double beta, double *C, long ldc)
 {
-    __m512d acc[16];
+    enum { ACC = 16 };   /* R NV <= ACC; the bounds below say so to the compiler */
+    const __mmask8 last = (__mmask8)(0xffu >> (8 * NV - N));   /* the lanes of the last vector in use */
+    __m512d acc[ACC];
     IBRT_UNROLL
-    for (long e = 0; e < R * NV; e++)
+    for (long e = 0; e < ACC; e++)
         acc[e] = _mm512_setzero_pd();
     for (long k = 0; k < K; k++) {
         const double *bk = b + k * ldb, *ak = ta ? A + k * lda : A + k;
+        __m512d bv[4];
+        IBRT_UNROLL
+        for (long v = 0; v < 4; v++)
+            bv[v] = v < NV - 1 ? _mm512_loadu_pd(bk + 8 * v)
+                    : v == NV - 1 ? _mm512_maskz_loadu_pd(last, bk + 8 * v)
+                                  : _mm512_setzero_pd();
         IBRT_UNROLL
         for (long r = 0; r < R; r++) {
             __m512d a = _mm512_set1_pd(ak[ta ? r : r * lda]);
             IBRT_UNROLL
             for (long v = 0; v < NV; v++)
-                acc[r * NV + v] = _mm512_fmadd_pd(a, _mm512_loadu_pd(bk + 8 * v), acc[r * NV + v]);
+                if (r * NV + v < ACC)
+                    acc[r * NV + v] = _mm512_fmadd_pd(a, bv[v], acc[r * NV + v]);
         }
     }
     IBRT_UNROLL
     for (long r = 0; r < R; r++)
         IBRT_UNROLL
         for (long v = 0; v < NV; v++) {
+            if (r * NV + v >= ACC)
+                break;
             double *c = C + r * ldc + 8 * v;
-            __m512d c0 = beta == 0 ? _mm512_setzero_pd() : _mm512_mul_pd(_mm512_set1_pd(beta), _mm512_loadu_pd(c));
-            _mm512_storeu_pd(c, _mm512_add_pd(c0, acc[r * NV + v]));
+            __mmask8 m = v < NV - 1 ? (__mmask8)0xff : last;
+            __m512d c0 =
+                beta == 0 ? _mm512_setzero_pd() : _mm512_mul_pd(_mm512_set1_pd(beta), _mm512_maskz_loadu_pd(m, c));
+            _mm512_mask_storeu_pd(c, m, _mm512_add_pd(c0, acc[r * NV + v]));
         }
 }
 #endif
@@ -106,10 +124,10 @@ IBRT_INLINE void ibrt_mm_block(int ta, long R, long NV, long K, const double *A,
  * R x N accumulators fit in eight 8-wide vector registers, and its R rows
  * are R independent chains of multiply-adds.  One row at a time, a row's
  * chain of K dependent multiply-adds kept the kernel at the latency of one
- * FMA per step (bench/kernels.c).  With AVX-512 and N a multiple of 8 up
- * to 32, blocks of 16 / (N / 8) rows, then of 8 / (N / 8), go through
- * ibrt_mm_block.  Rows left over, and every row when N > 32, go one at a
- * time.  Each entry of C is the sum over k in increasing order either
+ * FMA per step (bench/kernels.c).  With AVX-512 (2 <= N <= 32, NV =
+ * ceil(N / 8) vectors a row), blocks of 16 / NV rows, then of 8 / NV, go
+ * through ibrt_mm_block instead.  Rows left over, and every row when
+ * N > 32, go one at a time.  Each entry of C is the sum over k in increasing order either
  * way, so the blocking does not change the bits.  The inner loops carry
  * IBRT_UNROLL: rolled, their accumulators stayed on the stack. */
 IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
@@ -128,13 +146,14 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
     }
     long full = 0;   /* rows done in whole blocks */
 #if defined(__AVX512F__)
-    const int vec = N % 8 == 0 && N <= 32;
+    const int vec = N >= 2 && N <= 32;
     if (vec) {
-        const long NV = N / 8;
+        const long NV = (N + 7) / 8;
         for (; full + 16 / NV <= M; full += 16 / NV)
-            ibrt_mm_block(ta, 16 / NV, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
+            ibrt_mm_block(ta, 16 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc,
+                          ldc);
         for (; full + 8 / NV <= M; full += 8 / NV)
-            ibrt_mm_block(ta, 8 / NV, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
+            ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
     }
 #else
     const int vec = 0;
