@@ -22,6 +22,19 @@ void ibrt_dataset_free(ibrt_dataset *ds)
     memset(ds, 0, sizeof *ds);
 }
 
+/* n + 1 zeroed doubles (never a zero-byte block) on a 64-byte boundary:
+ * the trainers' products read these arrays with vector loads, and
+ * OpenBLAS's dgemv on E5's 60 x 200 matrix took about 20% longer when
+ * malloc placed it 16 bytes off a 32-byte boundary.  free() releases it. */
+static double *data_zeros(size_t n)
+{
+    size_t bytes = ((n + 1) * sizeof(double) + 63) / 64 * 64;
+    double *d = aligned_alloc(64, bytes);
+    if (d)
+        memset(d, 0, bytes);
+    return d;
+}
+
 static ibrt_status alloc_ds(ibrt_dataset *ds, size_t train, size_t test, size_t in, size_t out, size_t truth,
                             ibrt_error *err)
 {
@@ -39,11 +52,11 @@ static ibrt_status alloc_ds(ibrt_dataset *ds, size_t train, size_t test, size_t 
     ds->in_size = in;
     ds->out_size = out;
     ds->truth_size = truth;
-    ds->x_train = calloc(train * in + 1, sizeof(double));
-    ds->y_train = calloc(train * out + 1, sizeof(double));
-    ds->x_test = calloc(test * in + 1, sizeof(double));
-    ds->y_test = calloc(test * out + 1, sizeof(double));
-    ds->truth = calloc(truth + 1, sizeof(double));
+    ds->x_train = data_zeros(train * in);
+    ds->y_train = data_zeros(train * out);
+    ds->x_test = data_zeros(test * in);
+    ds->y_test = data_zeros(test * out);
+    ds->truth = data_zeros(truth);
     if (!ds->x_train || !ds->y_train || !ds->x_test || !ds->y_test || !ds->truth) {
         snprintf(err->msg, sizeof err->msg, "out of memory for a data set of %zu + %zu samples", train, test);
         ibrt_dataset_free(ds);
@@ -194,7 +207,7 @@ ibrt_status ibrt_gen_low_rank(ibrt_dataset *ds, ibrt_rng *r, size_t n, const dou
     ibrt_status st = alloc_ds(ds, 1, 0, 0, n * n, n * n, err);
     if (st)
         return st;
-    ds->mask = calloc(n * n, sizeof(double));
+    ds->mask = data_zeros(n * n);
     double *P = malloc(n * n * sizeof *P), *Q = malloc(n * n * sizeof *Q), *tau = malloc(n * sizeof *tau);
     if (!ds->mask || !P || !Q || !tau) {
         free(P);
