@@ -214,20 +214,23 @@ enum { IBRT_SOFTMAX_COLS = 64 };
  * ibrt_softmax_exp8 is the same sequence of operations on eight lanes,
  * so the two give the same bits; the ziggurat keeps ibrt_exp, whose bits
  * do not depend on the instruction set. */
+/* 1/12!, 1/11!, ..., 1/2, 1, 1: the polynomial's steps after 1/13! */
+static const double ibrt_softmax_exp_coef[13] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                                  1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+                                                  1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+                                                  1.0 / 6.0,         0.5,              1.0,
+                                                  1.0 };
+
 IBRT_INLINE double ibrt_softmax_exp(double x)
 {
     const double shift = 6755399441055744.0;   /* 1.5 * 2^52 */
     x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
     double k = IBRT_FMA(x, 1.4426950408889634, shift) - shift;
     double r = IBRT_FMA(-k, 1.42860682030941723212e-6, IBRT_FMA(-k, 6.93145751953125e-1, x));
-    static const double coef[] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                   1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                   1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                                   1.0 };
     double p = 1.0 / 6227020800.0;   /* 1 / 13! */
     IBRT_UNROLL
     for (int i = 0; i < 13; i++)
-        p = IBRT_FMA(p, r, coef[i]);
+        p = IBRT_FMA(p, r, ibrt_softmax_exp_coef[i]);
     uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -245,14 +248,10 @@ IBRT_INLINE __m512d ibrt_softmax_exp8(__m512d x)
     __m512d k = _mm512_sub_pd(_mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634), shift), shift);
     __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93145751953125e-1), x);
     r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.42860682030941723212e-6), r);
-    static const double coef[] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                   1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                   1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0,
-                                   1.0 };
     __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
     IBRT_UNROLL
     for (int i = 0; i < 13; i++)
-        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef[i]));
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(ibrt_softmax_exp_coef[i]));
     __m512i bits = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtpd_epi64(k), _mm512_set1_epi64(1023)), 52);
     return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
 }
