@@ -22,10 +22,12 @@ void ibrt_dataset_free(ibrt_dataset *ds)
     memset(ds, 0, sizeof *ds);
 }
 
-/* n + 1 zeroed doubles (never a zero-byte block) on a 64-byte boundary:
- * the trainers' products read these arrays with vector loads, and
- * OpenBLAS's dgemv on E5's 60 x 200 matrix took about 20% longer when
- * malloc placed it 16 bytes off a 32-byte boundary.  free() releases it. */
+/* n + 1 zeroed doubles (never a zero-byte block) on a 64-byte boundary,
+ * for the generators' data sets: the trainers' products read them with
+ * vector loads, and OpenBLAS's dgemv on E5's 60 x 200 matrix took about
+ * 20% longer when malloc placed it 16 bytes off a 32-byte boundary.
+ * (Data read from files keeps the reader's allocation.)  free() releases
+ * it. */
 static double *data_zeros(size_t n)
 {
     size_t bytes = ((n + 1) * sizeof(double) + 63) / 64 * 64;

@@ -1,9 +1,10 @@
 /*
  * ibrt_exp.h: exp(x) in plain double arithmetic (module prefix ibrt_exp),
- * header-only so that loops calling it vectorise.  The row softmax of
- * generated passes (ibrt_kernels.h) and the ziggurat's wedge test
- * (ibrt_rng.h, rng.c) use it; with no fused multiply-adds (C11 mode) every
- * instruction set, scalar or vector, gives the same bits.
+ * header-only so that loops calling it vectorise.  The ziggurat's wedge
+ * test (ibrt_rng.h, rng.c) uses it; with no fused multiply-adds (C11 mode)
+ * every instruction set, scalar or vector, gives the same bits.  The row
+ * softmax (ibrt_kernels.h) uses the same method with fused multiply-adds,
+ * ibrt_softmax_exp.
  */
 #ifndef IBRT_EXP_H
 #define IBRT_EXP_H

@@ -31,6 +31,15 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+/* The vector block of the product fuses its multiply-adds, so it is used
+ * only where IBRT_FMA (below) fuses them too, and the exp's eight lanes
+ * also convert doubles to 64-bit integers (AVX512DQ). */
+#if defined(__AVX512F__) && defined(__FMA__)
+#define IBRT_MM_BLOCK 1
+#endif
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
+#define IBRT_SOFTMAX_EXP8 1
+#endif
 
 enum { IBRT_MM_SMALL = 1024 };
 
@@ -65,7 +74,7 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
 #define IBRT_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-#if defined(__AVX512F__)
+#if defined(IBRT_MM_BLOCK)
 /* One block of R rows of C = op(A) b + beta C, b K x N (op already
  * applied, rows ldb apart), N <= 8 NV: each row is NV vectors, the last
  * with the lanes of N masked (masked loads and stores never touch memory
@@ -124,9 +133,9 @@ IBRT_INLINE void ibrt_mm_block(int ta, long R, long N, long NV, long K, const do
  * R x N accumulators fit in eight 8-wide vector registers, and its R rows
  * are R independent chains of multiply-adds.  One row at a time, a row's
  * chain of K dependent multiply-adds kept the kernel at the latency of one
- * FMA per step (bench/kernels.c).  With AVX-512 (2 <= N <= 32, NV =
- * ceil(N / 8) vectors a row), blocks of 16 / NV rows, then of 8 / NV, go
- * through ibrt_mm_block instead.  Rows left over, and every row when
+ * FMA per step (bench/kernels.c).  With AVX-512 and FMA (2 <= N <= 32,
+ * NV = ceil(N / 8) vectors a row), blocks of 16 / NV rows, then of 8 / NV,
+ * go through ibrt_mm_block instead.  Rows left over, and every row when
  * N > 32, go one at a time.  Each entry of C is the sum over k in increasing order either
  * way, so the blocking does not change the bits.  The inner loops carry
  * IBRT_UNROLL: rolled, their accumulators stayed on the stack. */
@@ -145,7 +154,7 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
         ldb = N;
     }
     long full = 0;   /* rows done in whole blocks */
-#if defined(__AVX512F__)
+#if defined(IBRT_MM_BLOCK)
     const int vec = N >= 2 && N <= 32;
     if (vec) {
         const long NV = (N + 7) / 8;
@@ -231,14 +240,15 @@ IBRT_INLINE double ibrt_softmax_exp(double x)
     IBRT_UNROLL
     for (int i = 0; i < 13; i++)
         p = IBRT_FMA(p, r, ibrt_softmax_exp_coef[i]);
-    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
+    /* a NaN x (from inf - inf in a row) gives p NaN and so a NaN result
+     * whatever the scale; k == k keeps the conversion defined */
+    uint64_t bits = (uint64_t)((int64_t)(k == k ? k : 0) + 1023) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
-#if defined(__AVX512F__) && defined(__FMA__)
-#define IBRT_SOFTMAX_EXP8 1
+#if defined(IBRT_SOFTMAX_EXP8)
 IBRT_INLINE __m512d ibrt_softmax_exp8(__m512d x)
 {
     const __m512d shift = _mm512_set1_pd(6755399441055744.0);

@@ -51,9 +51,10 @@ Test(kernels, small_product_is_its_definition)
     ibrt_rng_fill_normal(&r, B, sizeof B / sizeof *B, 0, 1);
     ibrt_rng_fill_normal(&r, C0, sizeof C0 / sizeof *C0, 0, 1);
     /* N = 1 (rows one at a time), 2..32 (blocks of 64 / N rows; with
-     * AVX-512, 8, 16, 24 and 32 in vector blocks of 16 / (N / 8) and
-     * 8 / (N / 8) rows), 33 (one at a time again); M a multiple of the block
-     * and not; K = 1 and longer */
+     * AVX-512 and FMA, vector blocks of 16 / NV and 8 / NV rows, NV =
+     * ceil(N / 8), the last vector masked unless N is 8, 16, 24 or 32), 33
+     * (one at a time again); M a multiple of the block and not; K = 1 and
+     * longer */
     const long Ms[] = { 1, 3, 8, 13, 32, 37 }, Ns[] = { 1, 2, 3, 8, 16, 20, 24, 32, 33 }, Ks[] = { 1, 5, 16 };
     const double betas[] = { 0, 1, 0.5 };
     for (int ta = 0; ta < 2; ta++)
