@@ -12,40 +12,52 @@
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x), branch-free so that loops calling it vectorise (glibc's exp
- * is a call per element).  x = k ln 2 + r with k = round(x / ln 2) (the
- * 1.5 * 2^52 trick), |r| <= ln 2 / 2, ln 2 split in a high part exact in
- * 20 bits and a low part (Cody & Waite); exp(r) by its Taylor series to
- * r^13 (truncation below 4e-18 relative); 2^k from the exponent bits.  x
- * is clamped to [-708, 709], where 2^k stays a normal double: below, the
- * result is exp(-708) ~ 3e-308 instead of a subnormal or 0 (negligible
- * against a softmax row's largest term, 1).  Relative error within a few
- * ulp of exp over the whole range (tests/unit/test_rt_ops.c). */
-static inline double ibrt_exp(double x)
+#include "ibrt.h"
+
+/* The method's constants, shared with the softmax's fused form
+ * (ibrt_softmax_exp, ibrt_kernels.h): log2(e); ln 2 split in a high part
+ * exact in 20 bits and a low part (Cody & Waite); 1.5 * 2^52, whose
+ * addition rounds to an integer; the Taylor coefficients 1/13!, 1/12!,
+ * ..., 1/2, 1, 1 in Horner order. */
+#define IBRT_EXP_LOG2E 1.4426950408889634
+#define IBRT_EXP_LN2_HI 6.93145751953125e-1
+#define IBRT_EXP_LN2_LO 1.42860682030941723212e-6
+#define IBRT_EXP_SHIFT 6755399441055744.0
+static const double ibrt_exp_taylor[14] = { 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+                                            1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
+                                            1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
+                                            1.0 / 24.0,         1.0 / 6.0,         0.5,
+                                            1.0,                1.0 };
+
+/* 2^k for an integer-valued k in [-1022, 1023], from the exponent bits; a
+ * NaN k (from a NaN x) gives 1, the conversion of a NaN being undefined,
+ * and the caller's polynomial is NaN then anyway */
+static inline double ibrt_exp_scale(double k)
 {
-    const double log2e = 1.4426950408889634, ln2_hi = 6.93145751953125e-1, ln2_lo = 1.42860682030941723212e-6,
-                 shift = 6755399441055744.0;   /* 1.5 * 2^52 */
-    x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
-    double k = (x * log2e + shift) - shift;
-    double r = (x - k * ln2_hi) - k * ln2_lo;
-    double p = 1.0 / 6227020800.0;   /* 1 / 13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
+    uint64_t bits = (uint64_t)((int64_t)(k == k ? k : 0) + 1023) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return scale;
+}
+
+/* exp(x), branch-free so that loops calling it vectorise (glibc's exp
+ * is a call per element).  x = k ln 2 + r with k = round(x / ln 2) (the
+ * 1.5 * 2^52 trick), |r| <= ln 2 / 2; exp(r) by its Taylor series to r^13
+ * (truncation below 4e-18 relative); 2^k from the exponent bits.  x is
+ * clamped to [-708, 709], where 2^k stays a normal double: below, the
+ * result is exp(-708) ~ 3e-308 instead of a subnormal or 0 (negligible
+ * against a softmax row's largest term, 1).  Relative error within a few
+ * ulp of exp over the whole range (tests/unit/test_rt_kernels.c). */
+static inline double ibrt_exp(double x)
+{
+    x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
+    double k = (x * IBRT_EXP_LOG2E + IBRT_EXP_SHIFT) - IBRT_EXP_SHIFT;
+    double r = (x - k * IBRT_EXP_LN2_HI) - k * IBRT_EXP_LN2_LO;
+    double p = ibrt_exp_taylor[0];
+    IBRT_UNROLL
+    for (int i = 1; i < 14; i++)
+        p = p * r + ibrt_exp_taylor[i];
+    return p * ibrt_exp_scale(k);
 }
 
 #endif

@@ -136,8 +136,9 @@ IBRT_INLINE void ibrt_mm_block(int ta, long R, long N, long NV, long K, const do
  * FMA per step (bench/kernels.c).  With AVX-512 and FMA (2 <= N <= 32,
  * NV = ceil(N / 8) vectors a row), blocks of 16 / NV rows, then of 8 / NV,
  * go through ibrt_mm_block instead.  Rows left over, and every row when
- * N > 32, go one at a time.  Each entry of C is the sum over k in increasing order either
- * way, so the blocking does not change the bits.  The inner loops carry
+ * N is 1 or over 32, go one at a time.  Each entry of C is the sum over k
+ * in increasing order either way, so the blocking does not change the
+ * bits.  The inner loops carry
  * IBRT_UNROLL: rolled, their accumulators stayed on the stack. */
 IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const double *A, long lda, const double *B,
                                long ldb, double beta, double *C, long ldc)
@@ -154,41 +155,40 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
         ldb = N;
     }
     long full = 0;   /* rows done in whole blocks */
+    if (N >= 2 && N <= 32) {
 #if defined(IBRT_MM_BLOCK)
-    const int vec = N >= 2 && N <= 32;
-    if (vec) {
         const long NV = (N + 7) / 8;
         for (; full + 16 / NV <= M; full += 16 / NV)
             ibrt_mm_block(ta, 16 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc,
                           ldc);
         for (; full + 8 / NV <= M; full += 8 / NV)
             ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
-    }
 #else
-    const int vec = 0;
-#endif
-    const long R = !vec && N >= 2 && N <= 32 ? 64 / N : 0, blocked = R > 0 ? M / R * R : full;
-    for (long i0 = 0; i0 < blocked && R > 0; i0 += R) {
-        double acc[64];
-        for (long e = 0; e < R * N; e++)
-            acc[e] = 0;
-        for (long k = 0; k < K; k++) {
-            const double *bk = b + k * ldb;
-            IBRT_UNROLL
-            for (long r = 0; r < R; r++) {
-                double a = ta ? A[k * lda + i0 + r] : A[(i0 + r) * lda + k];
+        const long R = 64 / N;
+        for (; full + R <= M; full += R) {
+            const long i0 = full;
+            double acc[64];
+            for (long e = 0; e < R * N; e++)
+                acc[e] = 0;
+            for (long k = 0; k < K; k++) {
+                const double *bk = b + k * ldb;
                 IBRT_UNROLL
+                for (long r = 0; r < R; r++) {
+                    double a = ta ? A[k * lda + i0 + r] : A[(i0 + r) * lda + k];
+                    IBRT_UNROLL
+                    for (long j = 0; j < N; j++)
+                        acc[r * N + j] = IBRT_FMA(a, bk[j], acc[r * N + j]);
+                }
+            }
+            for (long r = 0; r < R; r++) {
+                double *c = C + (i0 + r) * ldc;
                 for (long j = 0; j < N; j++)
-                    acc[r * N + j] = IBRT_FMA(a, bk[j], acc[r * N + j]);
+                    c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[r * N + j];
             }
         }
-        for (long r = 0; r < R; r++) {
-            double *c = C + (i0 + r) * ldc;
-            for (long j = 0; j < N; j++)
-                c[j] = (beta == 0 ? 0 : beta * c[j]) + acc[r * N + j];
-        }
+#endif
     }
-    for (long i = blocked; i < M; i++)   /* a row at a time, in pieces of IBRT_MM_SMALL columns */
+    for (long i = full; i < M; i++)   /* a row at a time, in pieces of IBRT_MM_SMALL columns */
         for (long j0 = 0; j0 < N; j0 += IBRT_MM_SMALL) {
             long nj = N - j0 < IBRT_MM_SMALL ? N - j0 : IBRT_MM_SMALL;
             double acc[IBRT_MM_SMALL];
@@ -216,52 +216,38 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
  * IBRT_SOFTMAX_COLS. */
 enum { IBRT_SOFTMAX_COLS = 64 };
 
-/* The softmax's exp: ibrt_exp's method (ibrt_exp.h: Cody-Waite reduction,
- * Taylor polynomial to r^13, 2^k from the exponent bits) with its
- * multiply-adds fused (IBRT_FMA), which halves the polynomial's
+/* The softmax's exp: ibrt_exp's method and constants (ibrt_exp.h) with
+ * its multiply-adds fused (IBRT_FMA), which halves the polynomial's
  * instructions and rounds once per step instead of twice.
  * ibrt_softmax_exp8 is the same sequence of operations on eight lanes,
  * so the two give the same bits; the ziggurat keeps ibrt_exp, whose bits
  * do not depend on the instruction set. */
-/* 1/12!, 1/11!, ..., 1/2, 1, 1: the polynomial's steps after 1/13! */
-static const double ibrt_softmax_exp_coef[13] = { 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                                  1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
-                                                  1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
-                                                  1.0 / 6.0,         0.5,              1.0,
-                                                  1.0 };
-
 IBRT_INLINE double ibrt_softmax_exp(double x)
 {
-    const double shift = 6755399441055744.0;   /* 1.5 * 2^52 */
     x = x < -708.0 ? -708.0 : x > 709.0 ? 709.0 : x;
-    double k = IBRT_FMA(x, 1.4426950408889634, shift) - shift;
-    double r = IBRT_FMA(-k, 1.42860682030941723212e-6, IBRT_FMA(-k, 6.93145751953125e-1, x));
-    double p = 1.0 / 6227020800.0;   /* 1 / 13! */
+    double k = IBRT_FMA(x, IBRT_EXP_LOG2E, IBRT_EXP_SHIFT) - IBRT_EXP_SHIFT;
+    double r = IBRT_FMA(-k, IBRT_EXP_LN2_LO, IBRT_FMA(-k, IBRT_EXP_LN2_HI, x));
+    double p = ibrt_exp_taylor[0];
     IBRT_UNROLL
-    for (int i = 0; i < 13; i++)
-        p = IBRT_FMA(p, r, ibrt_softmax_exp_coef[i]);
-    /* a NaN x (from inf - inf in a row) gives p NaN and so a NaN result
-     * whatever the scale; k == k keeps the conversion defined */
-    uint64_t bits = (uint64_t)((int64_t)(k == k ? k : 0) + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    for (int i = 1; i < 14; i++)
+        p = IBRT_FMA(p, r, ibrt_exp_taylor[i]);
+    return p * ibrt_exp_scale(k);
 }
 
 #if defined(IBRT_SOFTMAX_EXP8)
 IBRT_INLINE __m512d ibrt_softmax_exp8(__m512d x)
 {
-    const __m512d shift = _mm512_set1_pd(6755399441055744.0);
+    const __m512d shift = _mm512_set1_pd(IBRT_EXP_SHIFT);
     /* the clamp, with the constants first so that a NaN passes through as
      * in the scalar form */
     x = _mm512_min_pd(_mm512_set1_pd(709.0), _mm512_max_pd(_mm512_set1_pd(-708.0), x));
-    __m512d k = _mm512_sub_pd(_mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634), shift), shift);
-    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93145751953125e-1), x);
-    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(1.42860682030941723212e-6), r);
-    __m512d p = _mm512_set1_pd(1.0 / 6227020800.0);
+    __m512d k = _mm512_sub_pd(_mm512_fmadd_pd(x, _mm512_set1_pd(IBRT_EXP_LOG2E), shift), shift);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(IBRT_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(IBRT_EXP_LN2_LO), r);
+    __m512d p = _mm512_set1_pd(ibrt_exp_taylor[0]);
     IBRT_UNROLL
-    for (int i = 0; i < 13; i++)
-        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(ibrt_softmax_exp_coef[i]));
+    for (int i = 1; i < 14; i++)
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(ibrt_exp_taylor[i]));
     __m512i bits = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtpd_epi64(k), _mm512_set1_epi64(1023)), 52);
     return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
 }

@@ -29,6 +29,16 @@ static void ref_mm(int ta, int tb, long M, long N, long K, const double *A, long
 
 static double A[200 * 40], B[200 * 40], C0[200 * 40], C1[200 * 40], C2[200 * 40];
 
+/* A (entries of standard deviation sd_a), B and C0 (1) drawn from seed */
+static void random_operands(uint64_t seed, double sd_a)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, seed);
+    ibrt_rng_fill_normal(&r, A, sizeof A / sizeof *A, 0, sd_a);
+    ibrt_rng_fill_normal(&r, B, sizeof B / sizeof *B, 0, 1);
+    ibrt_rng_fill_normal(&r, C0, sizeof C0 / sizeof *C0, 0, 1);
+}
+
 /* one shape through the kernel and the definition; the sizes are not
  * constants here, so this exercises the loops as written, and the
  * specialised copies of constant sizes are checked below */
@@ -45,11 +55,7 @@ static void check_mm(int ta, int tb, long M, long N, long K, double beta)
 
 Test(kernels, small_product_is_its_definition)
 {
-    ibrt_rng r;
-    ibrt_rng_seed(&r, 11);
-    ibrt_rng_fill_normal(&r, A, sizeof A / sizeof *A, 0, 1);
-    ibrt_rng_fill_normal(&r, B, sizeof B / sizeof *B, 0, 1);
-    ibrt_rng_fill_normal(&r, C0, sizeof C0 / sizeof *C0, 0, 1);
+    random_operands(11, 1);
     /* N = 1 (rows one at a time), 2..32 (blocks of 64 / N rows; with
      * AVX-512 and FMA, vector blocks of 16 / NV and 8 / NV rows, NV =
      * ceil(N / 8), the last vector masked unless N is 8, 16, 24 or 32), 33
@@ -116,11 +122,7 @@ static void ref_softmax_adjoint(long R, long C, const double *y, const double *d
 
 Test(kernels, softmax_rows_are_their_definition)
 {
-    ibrt_rng r;
-    ibrt_rng_seed(&r, 13);
-    ibrt_rng_fill_normal(&r, A, sizeof A / sizeof *A, 0, 3);
-    ibrt_rng_fill_normal(&r, B, sizeof B / sizeof *B, 0, 1);
-    ibrt_rng_fill_normal(&r, C0, sizeof C0 / sizeof *C0, 0, 1);
+    random_operands(13, 3);
     A[5] = 800;   /* a row whose other entries underflow (exp clamped) */
     /* rows 8 at a time and left over; C up to IBRT_SOFTMAX_COLS and past it */
     const long Rs[] = { 1, 7, 8, 9, 16, 29 }, Cs[] = { 1, 2, 8, 13, 64, 65 };
