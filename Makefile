@@ -76,12 +76,21 @@ build/tests/%: tests/unit/%.c $(LIB_OBJ) build/libibrt.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) build/libibrt.a -lcriterion $(LIBS)
 
-# The RNG's and the kernels' tests run the vector paths of ibrt_rng_normals
-# and of the kernels where the machine has them (the sanitizer build below
-# runs the portable code); private, so that the library objects they depend
-# on are not built for this machine.
-build/tests/test_rt_rng: private ALL_CFLAGS += -march=native
-build/tests/test_rt_kernels: private ALL_CFLAGS += -march=native
+# The RNG's and the kernels' tests are header code specialised by the
+# instruction set it is compiled for: each is built once per x86-64 level
+# (x86-64: the portable loops; x86-64-v3: AVX2 and FMA; x86-64-v4: AVX-512),
+# and each build runs where the CPU has that level (otherwise it says it was
+# skipped).  The plain builds in UNIT_BIN are the portable ones.  The
+# library objects they link are built once, for no particular level.
+ISA_TESTS  := test_rt_rng test_rt_kernels
+ISA_LEVELS := x86-64-v3 x86-64-v4
+ISA_BIN    := $(foreach l,$(ISA_LEVELS),$(ISA_TESTS:%=build/tests/$(l)/%))
+build/tests/x86-64-v3/%: tests/unit/%.c $(LIB_OBJ) build/libibrt.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -march=x86-64-v3 -o $@ $< $(LIB_OBJ) build/libibrt.a -lcriterion $(LIBS)
+build/tests/x86-64-v4/%: tests/unit/%.c $(LIB_OBJ) build/libibrt.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -march=x86-64-v4 -o $@ $< $(LIB_OBJ) build/libibrt.a -lcriterion $(LIBS)
 
 # Sanitizer build: every object rebuilt with ASan + UBSan.
 ASAN_LIB_OBJ := $(LIB_OBJ:build/%=build/asan/%)
@@ -104,8 +113,12 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ) build/asan/libibrt.a $(HEADER
 build/asan/ibc: $(ASAN_LIB_OBJ) build/asan/compiler/main.o
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(ISA_BIN)
 	@set -e; for t in $(UNIT_BIN); do $$t --jobs=2 --short-filename; done
+	@set -e; for l in $(ISA_LEVELS); do \
+	  if sh scripts/cpu-level.sh $$l; then \
+	    for t in $(ISA_TESTS); do echo "$$t at $$l:"; build/tests/$$l/$$t --jobs=2 --short-filename; done; \
+	  else echo "unit: skipped $(ISA_TESTS) at $$l: this CPU lacks it (they are built, not run)"; fi; done
 
 unit-asan: $(ASAN_BIN)
 	@set -e; for t in $(ASAN_BIN); do \

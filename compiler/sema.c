@@ -590,7 +590,10 @@ static bool sema_random_scalar(sema *s, ast_node *n, bool allow_dist)
             diag_error(s->diag, n->loc, "'@' is not allowed in an initialisation");
             return false;
         }
-        return sema_random_scalar(s, n->lhs, true) & sema_random_scalar(s, n->rhs, true);
+        {   /* both sides checked, so that each reports its own errors */
+            bool l = sema_random_scalar(s, n->lhs, true), r = sema_random_scalar(s, n->rhs, true);
+            return l && r;
+        }
     case AST_NEG:
         return sema_random_scalar(s, n->lhs, true);
     default: {
@@ -606,10 +609,15 @@ static bool sema_init(sema *s, ast_node *n)
     if (n->kind == AST_CALL)
         return sema_dist_call(s, n);
     if (n->kind == AST_BINOP && n->op == '*') {
-        if (n->lhs->kind == AST_CALL && sema_find_dist(n->lhs->name) >= 0)
-            return sema_dist_call(s, n->lhs) & sema_random_scalar(s, n->rhs, true);
-        if (n->rhs->kind == AST_CALL && sema_find_dist(n->rhs->name) >= 0)
-            return sema_random_scalar(s, n->lhs, true) & sema_dist_call(s, n->rhs);
+        /* both factors checked, so that each reports its own errors */
+        if (n->lhs->kind == AST_CALL && sema_find_dist(n->lhs->name) >= 0) {
+            bool d = sema_dist_call(s, n->lhs), f = sema_random_scalar(s, n->rhs, true);
+            return d && f;
+        }
+        if (n->rhs->kind == AST_CALL && sema_find_dist(n->rhs->name) >= 0) {
+            bool f = sema_random_scalar(s, n->lhs, true), d = sema_dist_call(s, n->rhs);
+            return f && d;
+        }
     }
     diag_error(s->diag, n->loc,
                "an initialisation is a distribution, optionally scaled: normal(0, 0.1) or normal(0, 0.1) * (0.25 + abs(normal(0, 1)))");

@@ -67,7 +67,8 @@ static inline void ibrt_mm(int ta, int tb, long M, long N, long K, const double 
 #define IBRT_INLINE static inline
 #endif
 
-/* a * b + c, fused where the machine has FMA (-march=native) */
+/* a * b + c, fused where the code is built for FMA (-march=x86-64-v3 and
+ * later, or -march=native on such a machine) */
 #if defined(__FMA__)
 #define IBRT_FMA(a, b, c) __builtin_fma((a), (b), (c))
 #else
@@ -164,9 +165,12 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
         for (; full + 8 / NV <= M; full += 8 / NV)
             ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
 #else
+        /* full is computed, not counted up, so that at constant sizes the
+         * compiler sees the rows left over (and drops their loop when there
+         * are none: counted up, GCC warned of overflow in that dead loop) */
         const long R = 64 / N;
-        for (; full + R <= M; full += R) {
-            const long i0 = full;
+        full = M / R * R;
+        for (long i0 = 0; i0 < full; i0 += R) {
             double acc[64];
             for (long e = 0; e < R * N; e++)
                 acc[e] = 0;

@@ -4,8 +4,10 @@
  * sum in increasing index order), so they are compared for equality with
  * those definitions, written here, over shapes that reach every path:
  * whole blocks, rows left over, wide rows, transposes, beta and strides.
- * The plain build of this test is for the machine (-march=native, so FMA
- * and AVX-512 where present); the sanitizer build runs the portable code. */
+ * The Makefile builds this test once per x86-64 level (the portable
+ * loops; x86-64-v3, FMA; x86-64-v4, FMA and the AVX-512 blocks) and runs
+ * each build where the CPU has the level; the sanitizer build runs the
+ * portable code. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>

@@ -152,9 +152,9 @@ Test(rng, normal_tail_and_kurtosis)
  * lane l is a generator seeded (as ibrt_rng_seed does) with the l-th of 8
  * draws of r and gives x[i] for i = l mod 8; a draw outside its layer's
  * rectangle finishes in ibrt_rng_normal_from on r, in index order.  This
- * test binary is built with -march=native (Makefile), so on a machine with
- * AVX-512 the vector path is the one compared; the sanitizer build
- * compares the portable path. */
+ * test is built once per x86-64 level (Makefile), so on a machine with
+ * AVX-512 its x86-64-v4 build compares the vector path; the other builds,
+ * and the sanitizer build, compare the portable path. */
 static void ref_normals(ibrt_rng *r, double *x, long n, double mean, double sd)
 {
     if (n < IBRT_RNG_NORMALS_MIN) {
