@@ -9,7 +9,7 @@
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O2 -g -gdwarf-4
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) \
               -Icompiler -Iruntime -Ibuild -I/usr/include/x86_64-linux-gnu
 LIBS    := -lgmp -llapacke -lopenblas -lm
