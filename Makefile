@@ -30,7 +30,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean \
+.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay
 all: bin/ibc build/libibrt.a
 
@@ -156,9 +156,16 @@ generated-check: bin/ibc
 e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
 
+# The derivation against an independent one (tests/oracle/sym_oracle.py:
+# Debian's python3-sympy, exact arithmetic, formulas ibc does not use) on
+# 240 random monomial and chain specs, each also with its declarations
+# shuffled.
+sym-oracle: bin/ibc
+	@/usr/bin/python3 tests/oracle/sym_oracle.py bin/ibc 240
+
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check e2e
+	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check sym-oracle e2e
 	@bin/ibc check specs/*.ibs
 
 # The main job: the E4 design spec checked and derived (requested penalty ->

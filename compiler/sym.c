@@ -39,7 +39,29 @@ struct sym_derivation {
     size_t nfamilies;
     long nunknowns;          /* exponent unknowns of the small instance */
     long nconstraints;
+    sym_group *groups;       /* GL junctions first (in predictor order), then torus families outside them */
+    size_t ngroups;
 };
+
+size_t sym_ngroups(const sym_derivation *d) { return d->ngroups; }
+const sym_group *sym_group_at(const sym_derivation *d, size_t i) { return &d->groups[i]; }
+/* Every torus generator gives one conserved chi, except that each GL(r)
+ * junction's diagonal torus (r generators, always in the lattice and
+ * independent across junctions) is replaced by the junction's r(r+1)/2
+ * entries of C.  Counted from the lattice's size, so that it does not
+ * depend on which basis presents the torus (with a hidden width of 1 a
+ * junction's diagonal and a whole-layer rescaling are equally small
+ * generators, and either may be the one listed). */
+long sym_conservation_laws(const sym_derivation *d)
+{
+    long n = 0;
+    for (size_t f = 0; f < d->nfamilies; f++)
+        n += d->families[f].count * d->families[f].k;
+    for (size_t i = 0; i < d->ngroups; i++)
+        if (d->groups[i].kind == SYM_GROUP_GL)
+            n += d->groups[i].conserved - d->groups[i].r;
+    return n;
+}
 
 size_t sym_nfamilies(const sym_derivation *d) { return d->nfamilies; }
 const sym_family *sym_family_at(const sym_derivation *d, size_t i) { return &d->families[i]; }
@@ -66,6 +88,8 @@ typedef struct {
     long *eq;                 /* constraints, each N longs */
     size_t neq, cap_eq;
     bool failed;
+    sym_group *junctions;     /* the predictor's GL junctions (their diagonals are natural generators) */
+    size_t njunctions;
 } infer;
 
 static int small(long d) { return d >= SMALL_DIM ? SMALL_DIM : (int)d; }
@@ -737,7 +761,8 @@ static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *prim
     for (int i = 0; i < np; i++) {
         if (!mpq_sgn(pexp[i]))
             continue;
-        s = arena_printf(a, "%s%s%lu^(%s)", s, first ? "" : "*", primes[i], q_str(a, pexp[i]));
+        s = mpq_cmp_ui(pexp[i], 1, 1) == 0 ? arena_printf(a, "%s%s%lu", s, first ? "" : "*", primes[i])
+                                           : arena_printf(a, "%s%s%lu^(%s)", s, first ? "" : "*", primes[i], q_str(a, pexp[i]));
         first = false;
     }
     return arena_printf(a, "%s)", s);
@@ -1209,6 +1234,638 @@ static long slice_count(const ibc_var *p, sym_slice s)
     }
 }
 
+/* ------------------------------------------------------- GL junctions */
+
+/* Which parameter axis carries axis `axis` (0: rows, or a vector's
+ * entries; 1: columns) of the value of n, through operations that act on
+ * the other axis only (products with anything, transposes, negation,
+ * constant scalar factors); -1 when something else (an elementwise
+ * function, a sum, a Hadamard product, an input) is on the way. */
+static int leg_trace(const ast_node *n, int axis, bool *rows)
+{
+    switch (n->kind) {
+    case AST_IDENT:
+        if (n->ref_kind != IBC_REF_PARAM)
+            return -1;
+        *rows = n->shape.rank < 2 || axis == 0;
+        return n->ref;
+    case AST_NEG:
+        return leg_trace(n->lhs, axis, rows);
+    case AST_TRANSPOSE:
+        return leg_trace(n->lhs, n->lhs->shape.rank == 2 ? 1 - axis : axis, rows);
+    case AST_CALL:
+        if (!strcmp(n->name, "transpose") && n->nkids == 1)
+            return leg_trace(n->kids[0], n->kids[0]->shape.rank == 2 ? 1 - axis : axis, rows);
+        return -1;
+    case AST_BINOP:
+        if (n->op == '@') {
+            if (n->shape.rank == 2)
+                return axis == 0 ? leg_trace(n->lhs, 0, rows) : leg_trace(n->rhs, 1, rows);
+            if (n->shape.rank == 1)
+                return n->lhs->shape.rank == 2 ? leg_trace(n->lhs, 0, rows) : leg_trace(n->rhs, 1, rows);
+            return -1;
+        }
+        if (n->op == '*' && n->lhs->is_const && n->lhs->shape.rank == 0)
+            return leg_trace(n->rhs, axis, rows);
+        if ((n->op == '*' || n->op == '/') && n->rhs->is_const && n->rhs->shape.rank == 0)
+            return leg_trace(n->lhs, axis, rows);
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static void count_params(const ast_node *n, int *uses)
+{
+    if (!n)
+        return;
+    if (n->kind == AST_IDENT && n->ref_kind == IBC_REF_PARAM)
+        uses[n->ref]++;
+    count_params(n->lhs, uses);
+    count_params(n->rhs, uses);
+    for (size_t i = 0; i < n->nkids; i++)
+        count_params(n->kids[i], uses);
+}
+
+static long leg_dim(const ibc_var *p, bool rows)
+{
+    return p->shape.rank == 0 ? 1 : rows ? p->shape.rows : p->shape.cols;
+}
+
+static const char *leg_text(ibc_arena *a, const ibc_var *p, bool rows)
+{
+    if (p->shape.rank == 0)
+        return p->name;
+    if (p->shape.rank == 1)
+        return arena_printf(a, "%s[k]", p->name);
+    return rows ? arena_printf(a, "%s[k,:]", p->name) : arena_printf(a, "%s[:,k]", p->name);
+}
+
+/* Every '@' of the predictor whose two contracted axes trace to two
+ * different parameters used once each: a GL(r) junction. */
+static void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
+                           size_t *nout, size_t cap)
+{
+    if (!n)
+        return;
+    if (n->kind == AST_BINOP && n->op == '@' && n->lhs->shape.rank >= 1 && n->rhs->shape.rank >= 1 && *nout < cap) {
+        bool lrows, rrows;
+        int l = leg_trace(n->lhs, n->lhs->shape.rank == 2 ? 1 : 0, &lrows);
+        int r = leg_trace(n->rhs, 0, &rrows);
+        if (l >= 0 && r >= 0 && l != r && uses[l] == 1 && uses[r] == 1) {
+            sym_group *g = &out[(*nout)++];
+            memset(g, 0, sizeof *g);
+            g->kind = SYM_GROUP_GL;
+            g->left = (sym_leg){ l, lrows };
+            g->right = (sym_leg){ r, rrows };
+            const ibc_var *A = &sp->params[l], *B = &sp->params[r];
+            g->r = leg_dim(A, lrows);
+            g->full_rank = leg_dim(A, !lrows) >= g->r && leg_dim(B, !rrows) >= g->r;
+            if (A->shape.rank < 2)
+                g->full_rank = g->r == 1;
+            if (B->shape.rank < 2)
+                g->full_rank = g->full_rank && g->r == 1;
+            g->loc = n->loc;
+            g->generators = g->r * g->r;
+            g->conserved = g->r * (g->r + 1) / 2;
+            g->text = arena_printf(a, "GL(%ld): %s with %s", g->r, leg_text(a, A, lrows), leg_text(a, B, rrows));
+        }
+    }
+    find_junctions(a, sp, n->lhs, uses, out, nout, cap);
+    find_junctions(a, sp, n->rhs, uses, out, nout, cap);
+    for (size_t i = 0; i < n->nkids; i++)
+        find_junctions(a, sp, n->kids[i], uses, out, nout, cap);
+}
+
+/* ------------------------------------------- the lattice of symmetries */
+
+/* The torus is the set of integer exponent vectors x with E x = 0 (a
+ * lattice L), and its generators must be a basis of L: another full-rank
+ * set of integer solutions (the rational nullspace scaled to integers)
+ * spans a sublattice of index m > 1, which multiplies det G by m^2 and so
+ * shifts the bias constant by log m, differently for each order of the
+ * unknowns.  The basis is found in three exact steps (GMP integers):
+ *
+ *   1. unimodular column operations bring E to echelon form; the columns
+ *      of the accumulated unimodular matrix past the rank are a basis of
+ *      L (Cohen, A Course in Computational Algebraic Number Theory, §2.4.3);
+ *   2. that basis is put in Hermite normal form over the unknowns in
+ *      reverse canonical order, so it depends only on L: the canonical
+ *      order ranks parameters by name, not by declaration, and reversing
+ *      it makes the HNF equal the familiar nullspace basis (one generator
+ *      per free unknown, 1 there, 0 at the other free unknowns) whenever
+ *      that basis is integral;
+ *   3. where the HNF rows are not rescalings of whole slices (a deep chain:
+ *      a middle factor's rows and columns scale with two different
+ *      hidden layers), the basis is re-expressed in the coordinates of d
+ *      unknowns whose exponent forms are a unimodular basis of the dual
+ *      (those of the largest slices first): each new generator is 1 on one
+ *      of them and 0 on the others, which picks the natural generators
+ *      (one hidden unit's rescaling) when they exist.  The result is
+ *      verified (integral, unimodular, every row a slice rescaling);
+ *      otherwise the derivation stops with an error instead of using a
+ *      basis that is not one. */
+
+typedef struct {
+    int rows, cols;
+    mpz_t *a;
+} zmat;
+
+static void zmat_init(zmat *m, int rows, int cols)
+{
+    m->rows = rows;
+    m->cols = cols;
+    m->a = malloc((size_t)(rows ? rows : 1) * (size_t)(cols ? cols : 1) * sizeof(mpz_t));
+    for (int i = 0; i < rows * cols; i++)
+        mpz_init(m->a[i]);
+}
+
+static void zmat_clear(zmat *m)
+{
+    for (int i = 0; i < m->rows * m->cols; i++)
+        mpz_clear(m->a[i]);
+    free(m->a);
+}
+
+#define Z(m, i, j) ((m)->a[(size_t)(i) * (m)->cols + (j)])
+
+/* column j -= q column i, in E and U (both with N columns) */
+static void zcol_submul(zmat *E, zmat *U, int j, int i, const mpz_t q)
+{
+    for (int r = 0; r < E->rows; r++)
+        mpz_submul(Z(E, r, j), q, Z(E, r, i));
+    for (int r = 0; r < U->rows; r++)
+        mpz_submul(Z(U, r, j), q, Z(U, r, i));
+}
+
+static void zcol_swap(zmat *m, int i, int j)
+{
+    for (int r = 0; r < m->rows; r++)
+        mpz_swap(Z(m, r, i), Z(m, r, j));
+}
+
+/* row i -= q row j of m */
+static void zrow_submul(zmat *m, int i, int j, const mpz_t q)
+{
+    for (int c = 0; c < m->cols; c++)
+        mpz_submul(Z(m, i, c), q, Z(m, j, c));
+}
+
+static void zrow_swap(zmat *m, int i, int j)
+{
+    for (int c = 0; c < m->cols; c++)
+        mpz_swap(Z(m, i, c), Z(m, j, c));
+}
+
+/* Step 1: a basis of {x in Z^N : E x = 0} as the rows of K (d x N). */
+static void lattice_kernel(const long *eq, size_t neq, int N, zmat *K)
+{
+    zmat E, U;
+    zmat_init(&E, (int)neq, N);
+    zmat_init(&U, N, N);
+    for (size_t i = 0; i < neq; i++)
+        for (int j = 0; j < N; j++)
+            mpz_set_si(Z(&E, i, j), eq[i * (size_t)N + j]);
+    for (int j = 0; j < N; j++)
+        mpz_set_ui(Z(&U, j, j), 1);
+    mpz_t q;
+    mpz_init(q);
+    int piv = 0;
+    for (int r = 0; r < E.rows && piv < N; r++) {
+        for (;;) {   /* Euclid across the row: leave one non-zero entry at or past piv */
+            int best = -1;
+            for (int c = piv; c < N; c++)
+                if (mpz_sgn(Z(&E, r, c)) && (best < 0 || mpz_cmpabs(Z(&E, r, c), Z(&E, r, best)) < 0))
+                    best = c;
+            if (best < 0)
+                break;
+            bool more = false;
+            for (int c = piv; c < N; c++) {
+                if (c == best || !mpz_sgn(Z(&E, r, c)))
+                    continue;
+                mpz_fdiv_q(q, Z(&E, r, c), Z(&E, r, best));
+                zcol_submul(&E, &U, c, best, q);
+                more = more || mpz_sgn(Z(&E, r, c));
+            }
+            if (!more) {
+                zcol_swap(&E, piv, best);
+                zcol_swap(&U, piv, best);
+                piv++;
+                break;
+            }
+        }
+    }
+    zmat_init(K, N - piv, N);
+    for (int b = 0; b < N - piv; b++)
+        for (int j = 0; j < N; j++)
+            mpz_set(Z(K, b, j), Z(&U, j, piv + b));
+    mpz_clear(q);
+    zmat_clear(&E);
+    zmat_clear(&U);
+}
+
+/* Step 2: Hermite normal form of the rows of K, taking the columns in the
+ * order col[0], col[1], ...: pivots positive, entries above a pivot reduced
+ * into [0, pivot).  Unique for the lattice the rows span. */
+static void lattice_hnf(zmat *K, const int *col)
+{
+    mpz_t q;
+    mpz_init(q);
+    int row = 0;
+    for (int t = 0; t < K->cols && row < K->rows; t++) {
+        int c = col[t];
+        for (;;) {
+            int best = -1;
+            for (int i = row; i < K->rows; i++)
+                if (mpz_sgn(Z(K, i, c)) && (best < 0 || mpz_cmpabs(Z(K, i, c), Z(K, best, c)) < 0))
+                    best = i;
+            if (best < 0)
+                break;
+            bool more = false;
+            for (int i = row; i < K->rows; i++) {
+                if (i == best || !mpz_sgn(Z(K, i, c)))
+                    continue;
+                mpz_fdiv_q(q, Z(K, i, c), Z(K, best, c));
+                zrow_submul(K, i, best, q);
+                more = more || mpz_sgn(Z(K, i, c));
+            }
+            if (!more) {
+                zrow_swap(K, row, best);
+                break;
+            }
+        }
+        if (row < K->rows && mpz_sgn(Z(K, row, c))) {
+            if (mpz_sgn(Z(K, row, c)) < 0)
+                for (int j = 0; j < K->cols; j++)
+                    mpz_neg(Z(K, row, j), Z(K, row, j));
+            for (int i = 0; i < row; i++) {
+                mpz_fdiv_q(q, Z(K, i, c), Z(K, row, c));
+                zrow_submul(K, i, row, q);
+            }
+            row++;
+        }
+    }
+    mpz_clear(q);
+}
+
+static bool classify(infer *in, const long *g, gslice *out, int *nout);
+
+/* The rows of K as longs (false when an entry does not fit). */
+static bool zmat_get_long(const zmat *K, long *out)
+{
+    for (int i = 0; i < K->rows * K->cols; i++) {
+        if (!mpz_fits_slong_p(K->a[i]))
+            return false;
+        out[i] = mpz_get_si(K->a[i]);
+    }
+    return true;
+}
+
+static bool all_slices(infer *in, const long *basis, int d)
+{
+    gslice gs[SYM_MAX_BLOCKS];
+    int ng;
+    for (int g = 0; g < d; g++)
+        if (!classify(in, basis + (size_t)g * in->N, gs, &ng))
+            return false;
+    return true;
+}
+
+/* Support reduction: replace a generator by its sum with or difference
+ * from another while that touches fewer unknowns (a unimodular change, so
+ * the lattice is the same).  Natural generators (one hidden unit's
+ * rescaling) have the smallest supports; a sum of several of them (all of
+ * one layer against all of the next, which is a whole-slice rescaling
+ * too) is taken apart this way. */
+static void support_reduce(long *basis, int d, int N)
+{
+    for (bool improved = true; improved;) {
+        improved = false;
+        for (int i = 0; i < d; i++) {
+            long *bi = basis + (size_t)i * N;
+            int si = 0;
+            for (int u = 0; u < N; u++)
+                si += bi[u] != 0;
+            for (int j = 0; j < d; j++) {
+                if (j == i)
+                    continue;
+                const long *bj = basis + (size_t)j * N;
+                for (long sg = -1; sg <= 1; sg += 2) {
+                    int c = 0;
+                    for (int u = 0; u < N; u++)
+                        c += bi[u] + sg * bj[u] != 0;
+                    if (c < si) {
+                        for (int u = 0; u < N; u++)
+                            bi[u] += sg * bj[u];
+                        si = c;
+                        improved = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A circuit of L through unknown u: starting from L (the rows of K),
+ * force x_v = 0 for each v in order unless that would force x_u = 0 too;
+ * what is left is one line (a minimal support containing u), written as
+ * a primitive integer vector in out.  False when x_u is 0 on all of L. */
+static bool circuit_through(const zmat *K, int u, const int *order, long *out)
+{
+    int d = K->rows, N = K->cols, n = d;
+    qmat V;
+    qmat_init(&V, d, N);
+    for (int i = 0; i < d * N; i++)
+        mpq_set_z(V.a[i], K->a[i]);
+    mpq_t f, t;
+    mpq_inits(f, t, NULL);
+    bool any = false;
+    for (int i = 0; i < n && !any; i++)
+        any = mpq_sgn(Q(&V, i, u)) != 0;
+    for (int s = 0; any && s < N && n > 1; s++) {
+        int v = order[s];
+        if (v == u)
+            continue;
+        int p = -1;
+        for (int i = 0; i < n && p < 0; i++)
+            if (mpq_sgn(Q(&V, i, v)))
+                p = i;
+        if (p < 0)
+            continue;
+        /* would every vector with x_v = 0 have x_u = 0?  The rows other
+         * than p, made zero at v, span that space */
+        bool keeps = false;
+        for (int i = 0; i < n && !keeps; i++) {
+            if (i == p)
+                continue;
+            mpq_div(f, Q(&V, i, v), Q(&V, p, v));
+            mpq_mul(t, f, Q(&V, p, u));
+            mpq_sub(t, Q(&V, i, u), t);
+            keeps = mpq_sgn(t) != 0;
+        }
+        if (!keeps)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (i == p || !mpq_sgn(Q(&V, i, v)))
+                continue;
+            mpq_div(f, Q(&V, i, v), Q(&V, p, v));
+            for (int j = 0; j < N; j++) {
+                mpq_mul(t, f, Q(&V, p, j));
+                mpq_sub(Q(&V, i, j), Q(&V, i, j), t);
+            }
+        }
+        for (int j = 0; j < N; j++)   /* drop row p */
+            mpq_swap(Q(&V, p, j), Q(&V, n - 1, j));
+        n--;
+    }
+    /* the line: the row with x_u != 0 (the others, if any, have x_u = 0) */
+    int r = -1;
+    for (int i = 0; i < n && r < 0; i++)
+        if (mpq_sgn(Q(&V, i, u)))
+            r = i;
+    bool ok = any && r >= 0;
+    if (ok) {
+        mpz_t l, g, x;
+        mpz_inits(l, g, x, NULL);
+        mpz_set_ui(l, 1);
+        for (int j = 0; j < N; j++)
+            mpz_lcm(l, l, mpq_denref(Q(&V, r, j)));
+        for (int j = 0; j < N && ok; j++) {
+            mpz_divexact(x, l, mpq_denref(Q(&V, r, j)));
+            mpz_mul(x, x, mpq_numref(Q(&V, r, j)));
+            mpz_gcd(g, g, x);
+        }
+        for (int j = 0; j < N && ok; j++) {
+            mpz_divexact(x, l, mpq_denref(Q(&V, r, j)));
+            mpz_mul(x, x, mpq_numref(Q(&V, r, j)));
+            mpz_divexact(x, x, g);
+            ok = mpz_fits_slong_p(x);
+            out[j] = ok ? mpz_get_si(x) : 0;
+        }
+        mpz_clears(l, g, x, NULL);
+    }
+    mpq_clears(f, t, NULL);
+    qmat_clear(&V);
+    return ok;
+}
+
+/* The first d independent candidates, those that rescale slices at one
+ * index value first, then in order of how many whole parameters (of more
+ * than one entry) they rescale and then of their support, into basis (the matroid greedy choice); true when they span L
+ * itself.  Whole-parameter rescalings come last: between the first and
+ * the last layer of a chain one is as small as one hidden unit's
+ * rescaling, but it is a product of those, and a basis holding it misses
+ * a unit. */
+static bool circuit_basis(infer *in, const zmat *K, const long *cand, int ncand, long *basis)
+{
+    int d = K->rows, N = K->cols, n = 0;
+    int *idx = malloc(sizeof(int) * (size_t)(ncand + 1)), *sup = malloc(sizeof(int) * (size_t)(ncand + 1));
+    for (int c = 0; c < ncand; c++) {
+        sup[c] = 0;
+        for (int j = 0; j < N; j++)
+            sup[c] += cand[(size_t)c * N + j] != 0;
+        gslice gs[SYM_MAX_BLOCKS];
+        int ng = 0;
+        const int big = (N + 1) * (SYM_MAX_BLOCKS + 1);
+        if (!classify(in, cand + (size_t)c * N, gs, &ng))
+            sup[c] += 2 * big;   /* not a rescaling of slices: last of all */
+        int first = -1;
+        bool diagonal = false;   /* the two legs of a junction, as its diagonal torus scales them */
+        for (size_t j = 0; j < in->njunctions && ng == 2; j++) {
+            const sym_group *g = &in->junctions[j];
+            diagonal = diagonal || (gs[0].expo == -gs[1].expo &&
+                                    ((gs[0].param == g->left.param && gs[1].param == g->right.param) ||
+                                     (gs[1].param == g->left.param && gs[0].param == g->right.param)));
+        }
+        for (int b = 0; b < ng; b++) {
+            if (first < 0)
+                first = gs[b].index;
+            if (gs[b].index >= 0 && gs[b].index != first)
+                sup[c] += big;   /* slices at two index values (hidden units 0 and 1): a sum of generators */
+            if (!diagonal && gs[b].slice == SYM_SLICE_WHOLE && in->param_rows[gs[b].param] * in->param_cols[gs[b].param] > 1)
+                sup[c] += N + 1;
+        }
+        int i = c;
+        while (i > 0 && sup[idx[i - 1]] > sup[c]) {
+            idx[i] = idx[i - 1];
+            i--;
+        }
+        idx[i] = c;
+    }
+    for (int c = 0; c < ncand && n < d; c++) {
+        qmat m;
+        qmat_init(&m, n + 1, N);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < N; j++)
+                mpq_set_si(Q(&m, i, j), basis[(size_t)i * N + j], 1);
+        for (int j = 0; j < N; j++)
+            mpq_set_si(Q(&m, n, j), cand[(size_t)idx[c] * N + j], 1);
+        int *piv = malloc(sizeof(int) * (size_t)(n + 2));
+        if (qmat_rref(&m, piv) == n + 1) {
+            memcpy(basis + (size_t)n * N, cand + (size_t)idx[c] * N, (size_t)N * sizeof(long));
+            n++;
+        }
+        free(piv);
+        qmat_clear(&m);
+    }
+    free(idx);
+    free(sup);
+    if (n < d)
+        return false;
+    /* same lattice: the HNF of the chosen rows equals that of K */
+    zmat C, H;
+    zmat_init(&C, d, N);
+    zmat_init(&H, d, N);
+    int *col = malloc(sizeof(int) * (size_t)(N + 1));
+    for (int j = 0; j < N; j++)
+        col[j] = j;
+    for (int i = 0; i < d * N; i++) {
+        mpz_set_si(C.a[i], basis[i]);
+        mpz_set(H.a[i], K->a[i]);
+    }
+    lattice_hnf(&C, col);
+    lattice_hnf(&H, col);
+    bool same = true;
+    for (int i = 0; i < d * N && same; i++)
+        same = mpz_cmp(C.a[i], H.a[i]) == 0;
+    free(col);
+    zmat_clear(&C);
+    zmat_clear(&H);
+    return same;
+}
+
+/* An earlier unknown (in canonical order) whose exponent is the same
+ * linear form on L (the same column of K) has the same circuits: the
+ * unknown canon[s] need not seed its own. */
+static bool same_form_before(const zmat *K, const int *canon, int s)
+{
+    for (int t = 0; t < s; t++) {
+        bool same = true;
+        for (int i = 0; i < K->rows && same; i++)
+            same = mpz_cmp(Z(K, i, canon[s]), Z(K, i, canon[t])) == 0;
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+/* The lattice basis of the torus (steps 1-3 above) as d rows of N longs,
+ * each with its first non-zero entry (in declaration order) positive and
+ * ordered by their last non-zero unknown; -1 after a located error. */
+static int lattice_basis(infer *in, long **out)
+{
+    const ibc_spec *sp = in->spec;
+    int N = in->N;
+    int *canon = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
+    int *rev = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
+    {   /* parameters by name, their entries in order */
+        size_t P = sp->nparams, *byname = arena_alloc(in->arena, (P + 1) * sizeof(size_t));
+        for (size_t p = 0; p < P; p++) {
+            size_t i = p;
+            while (i > 0 && strcmp(sp->params[byname[i - 1]].name, sp->params[p].name) > 0) {
+                byname[i] = byname[i - 1];
+                i--;
+            }
+            byname[i] = p;
+        }
+        int t = 0;
+        for (size_t i = 0; i < P; i++) {
+            size_t p = byname[i];
+            for (int e = 0; e < in->param_rows[p] * in->param_cols[p]; e++)
+                canon[t++] = in->param_off[p] + e;
+        }
+        for (int u = 0; u < N; u++)
+            rev[u] = canon[N - 1 - u];
+    }
+    zmat K;
+    lattice_kernel(in->eq, in->neq, N, &K);
+    lattice_hnf(&K, rev);
+    int d = K.rows;
+    long *basis = arena_alloc(in->arena, (size_t)(d ? d : 1) * (size_t)N * sizeof(long));
+    bool ok = false;
+    {
+        /* step 3: circuits (minimal-support vectors of L), one through
+         * each unknown, then the smallest independent ones */
+        int *order = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
+        long *cand = arena_alloc(in->arena, (size_t)(6 * N + 1) * (size_t)N * sizeof(long));
+        int ncand = 0;
+        for (int su = 0; su < N; su++) {
+            int u = canon[su];
+            if (same_form_before(&K, canon, su))
+                continue;
+            int param = 0;
+            while (param + 1 < (int)sp->nparams && in->param_off[param + 1] <= u)
+                param++;
+            /* zeros forced, in six orders: on the other parameters first
+             * (in reverse canonical order, or in canonical order), then on u's
+             * own; or first on u's own parameter off u's row (off its
+             * column), which keeps that row (column) a slice, then on the
+             * others in either order */
+            int off = in->param_off[param], R = in->param_rows[param], C = in->param_cols[param];
+            int ui = (u - off) / C, uj = (u - off) % C;
+            for (int pass = 0; pass < 6; pass++) {
+                int t = 0, keep = pass < 2 ? 0 : pass % 2 == 0 ? 1 : 2;   /* 1: u's row, 2: u's column */
+                bool forward = pass == 1 || pass >= 4;
+                if (keep)
+                    for (int e = 0; e < R * C; e++)
+                        if (keep == 1 ? e / C != ui : e % C != uj)
+                            order[t++] = off + e;
+                for (int v = 0; v < N; v++) {
+                    int w = forward ? canon[v] : rev[v];
+                    if (w < off || w >= off + R * C)
+                        order[t++] = w;
+                }
+                for (int e = 0; e < R * C; e++)
+                    if (!keep || (keep == 1 ? e / C == ui : e % C == uj))
+                        order[t++] = off + e;
+                if (circuit_through(&K, u, order, cand + (size_t)ncand * N))
+                    ncand++;
+            }
+        }
+        ok = circuit_basis(in, &K, cand, ncand, basis) && all_slices(in, basis, d);
+    }
+    if (!ok) {   /* the HNF itself, its supports reduced */
+        ok = zmat_get_long(&K, basis);
+        if (ok)
+            support_reduce(basis, d, N);
+        ok = ok && all_slices(in, basis, d);
+    }
+    zmat_clear(&K);
+    if (!ok) {
+        diag_error(in->diag, sp->predict->loc,
+                   "the predictor's rescaling symmetries have no basis of whole-slice rescalings (each generator "
+                   "scaling whole parameters, rows, columns or entries); the derivation supports such tori only");
+        return -1;
+    }
+    /* presentation: signs and order follow the declaration */
+    for (int g = 0; g < d; g++) {
+        long *v = basis + (size_t)g * N;
+        int first = 0;
+        while (first < N && v[first] == 0)
+            first++;
+        if (first < N && v[first] < 0)
+            for (int j = 0; j < N; j++)
+                v[j] = -v[j];
+    }
+    long *tmp = arena_alloc(in->arena, (size_t)N * sizeof(long) + sizeof(long));
+    for (int g = 1; g < d; g++)
+        for (int h = g; h > 0; h--) {
+            long *a = basis + (size_t)(h - 1) * N, *b = basis + (size_t)h * N;
+            int la = N - 1, lb = N - 1;
+            while (la > 0 && !a[la])
+                la--;
+            while (lb > 0 && !b[lb])
+                lb--;
+            if (la <= lb)
+                break;
+            memcpy(tmp, a, (size_t)N * sizeof(long));
+            memcpy(a, b, (size_t)N * sizeof(long));
+            memcpy(b, tmp, (size_t)N * sizeof(long));
+        }
+    *out = basis;
+    return d;
+}
+
 static bool build_families(infer *in, sym_derivation *d, const long *basis, int dim)
 {
     gslice (*gs)[SYM_MAX_BLOCKS] = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof *gs);
@@ -1324,6 +1981,81 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
     return true;
 }
 
+/* A torus family that is the diagonal of a junction: its two blocks are
+ * the junction's legs, scaled oppositely. */
+static bool family_in_junction(const sym_family *f, const sym_group *g)
+{
+    if (f->k != 1 || f->nblocks != 2 || f->alpha[0][0] != -f->alpha[0][1] || labs(f->alpha[0][0]) != 1)
+        return false;
+    const sym_leg *legs[2] = { &g->left, &g->right };
+    for (int s = 0; s < 2; s++) {
+        bool found = false;
+        for (int p = 0; p < 2 && !found; p++) {
+            const sym_block *b = &f->blocks[p];
+            if (b->param != legs[s]->param)
+                continue;
+            found = legs[s]->rows ? b->slice != SYM_SLICE_COL : b->slice == SYM_SLICE_COL || b->slice == SYM_SLICE_ENTRY ||
+                                                                 b->slice == SYM_SLICE_WHOLE;
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static bool group_uses(const sym_derivation *d, const sym_group *g, int param)
+{
+    if (g->kind == SYM_GROUP_GL)
+        return g->left.param == param || g->right.param == param;
+    const sym_family *f = &d->families[g->family];
+    for (int p = 0; p < f->nblocks; p++)
+        if (f->blocks[p].param == param)
+            return true;
+    return false;
+}
+
+static void build_groups(ibc_arena *a, sym_derivation *d, const sym_group *junctions, size_t njunctions)
+{
+    const ibc_spec *sp = d->spec;
+    d->groups = arena_alloc(a, (njunctions + d->nfamilies + 1) * sizeof(sym_group));
+    memcpy(d->groups, junctions, njunctions * sizeof(sym_group));
+    d->ngroups = njunctions;
+    for (size_t f = 0; f < d->nfamilies; f++) {
+        bool inside = false;
+        for (size_t g = 0; g < njunctions && !inside; g++)
+            inside = family_in_junction(&d->families[f], &d->groups[g]);
+        if (inside)
+            continue;
+        sym_group *g = &d->groups[d->ngroups++];
+        memset(g, 0, sizeof *g);
+        g->kind = SYM_GROUP_TORUS;
+        g->family = (int)f;
+        g->text = d->families[f].name;
+        g->generators = d->families[f].count * d->families[f].k;
+        g->conserved = g->generators;
+    }
+    /* coupled components: groups sharing a parameter, transitively */
+    for (size_t g = 0; g < d->ngroups; g++)
+        d->groups[g].component = (int)g;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t g = 0; g < d->ngroups; g++)
+            for (size_t h = g + 1; h < d->ngroups; h++) {
+                if (d->groups[g].component == d->groups[h].component)
+                    continue;
+                bool share = false;
+                for (size_t p = 0; p < sp->nparams && !share; p++)
+                    share = group_uses(d, &d->groups[g], (int)p) && group_uses(d, &d->groups[h], (int)p);
+                if (share) {
+                    int lo = d->groups[g].component < d->groups[h].component ? d->groups[g].component
+                                                                               : d->groups[h].component;
+                    d->groups[g].component = d->groups[h].component = lo;
+                    changed = true;
+                }
+            }
+    }
+}
+
 /* Checks an explicit symmetry: its exponents must solve the system. */
 static void check_symmetry(infer *in, const ast_node *sym)
 {
@@ -1409,14 +2141,24 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
         check_symmetry(&in, spec->symmetries[s]);
     if (diag->errors > errors)
         return NULL;
+    {
+        int *uses = arena_alloc(a, (P + 1) * sizeof(int));
+        count_params(spec->predict, uses);
+        size_t cap = 2 * (P + 1);
+        in.junctions = arena_alloc(a, cap * sizeof(sym_group));
+        find_junctions(a, spec, spec->predict, uses, in.junctions, &in.njunctions, cap);
+    }
     long *basis;
-    int dim = nullspace(a, in.eq, in.neq, in.N, &basis);
+    int dim = lattice_basis(&in, &basis);
+    if (dim < 0)
+        return NULL;
     sym_derivation *d = arena_alloc(a, sizeof *d);
     d->spec = spec;
     d->nunknowns = in.N;
     d->nconstraints = (long)in.neq;
     if (!build_families(&in, d, basis, dim))
         return NULL;
+    build_groups(a, d, in.junctions, in.njunctions);
     return d;
 }
 
@@ -1499,6 +2241,129 @@ static void json_balance_bias(FILE *out, const sym_family *f, const char *ind)
     fprintf(out, ", \"terms\": %ld}", f->count);
 }
 
+/* "Wq'Wq" / "W1 W1'" / "w3 w3'": the Gram matrix of a junction's leg, r x r */
+static const char *leg_gram(ibc_arena *a, const ibc_spec *sp, const sym_leg *l)
+{
+    const ibc_var *p = &sp->params[l->param];
+    if (p->shape.rank < 2 || l->rows)
+        return arena_printf(a, "%s %s'", p->name, p->name);
+    return arena_printf(a, "%s'%s", p->name, p->name);
+}
+
+/* the junction's product in the orientation Z = A B */
+static const char *junction_product(ibc_arena *a, const ibc_spec *sp, const sym_group *g)
+{
+    const ibc_var *A = &sp->params[g->left.param], *B = &sp->params[g->right.param];
+    bool at = A->shape.rank == 2 && g->left.rows, bt = B->shape.rank == 2 && !g->right.rows;
+    return arena_printf(a, "%s%s %s%s", A->name, at ? "'" : "", B->name, bt ? "'" : "");
+}
+
+static int family_of_junction(const sym_derivation *d, const sym_group *g)
+{
+    for (size_t f = 0; f < d->nfamilies; f++)
+        if (family_in_junction(&d->families[f], g))
+            return (int)f;
+    return -1;
+}
+
+static bool group_coupled(const sym_derivation *d, size_t i)
+{
+    for (size_t h = 0; h < d->ngroups; h++)
+        if (h != i && d->groups[h].component == d->groups[i].component)
+            return true;
+    return false;
+}
+
+static void print_groups_text(FILE *out, ibc_arena *a, const sym_derivation *d, const char *h)
+{
+    const ibc_spec *sp = d->spec;
+    if (d->ngroups == 0)
+        return;
+    fprintf(out, "\n%ssymmetry groups of the whole model (theory.md §8)\n", h);
+    for (size_t i = 0; i < d->ngroups; i++) {
+        const sym_group *g = &d->groups[i];
+        if (g->kind == SYM_GROUP_TORUS) {
+            fprintf(out, "  group %zu: torus, family %d: %ld generators, %ld conserved (chi)\n", i + 1, g->family + 1,
+                    g->generators, g->conserved);
+            continue;
+        }
+        const char *P = leg_gram(a, sp, &g->left), *Qg = leg_gram(a, sp, &g->right), *Z = junction_product(a, sp, g);
+        int f = family_of_junction(d, g);
+        fprintf(out, "  group %zu: %s, the contraction of %s\n", i + 1, g->text, Z);
+        fprintf(out, "    generators:  %ld, one per elementary matrix E of gl(%ld): A -> A e^(tE), B -> e^(-tE) B in "
+                     "%s = A B%s",
+                g->generators, g->r, Z, f >= 0 ? "" : "\n");
+        if (f >= 0)
+            fprintf(out, "; its diagonal is family %d\n", f + 1);
+        fprintf(out, "    dual slice:  C = %s - %s = 0, symmetric %ld x %ld: %ld conserved functions; the %ld "
+                     "antisymmetric generators are rotations, with no dual slice\n",
+                P, Qg, g->r, g->r, g->conserved, g->generators - g->conserved);
+        fprintf(out, "    det G:       prod_{i,j=1..%ld} (p_i + q_j), p and q the eigenvalues of %s and %s\n", g->r, P, Qg);
+        if (g->full_rank) {
+            fprintf(out, "    minimum:     sum_{i,j} log(sigma_i + sigma_j) at C = 0, sigma the singular values of %s "
+                         "(when its rank is %ld); the minimiser and the dual slice agree\n", Z, g->r);
+            fprintf(out, "    bias:        full group: (1/2beta) [sum_i log(2 sigma_i) + 2 sum_{i<j} log(sigma_i + sigma_j)]\n");
+            if (f >= 0)
+                fprintf(out, "                 diagonal torus (family %d, log-spectral): (1/2beta) sum_k [log(2 sigma_k)] "
+                             "when the factors are aligned; the two are different predictions\n", f + 1);
+        } else {
+            fprintf(out, "    minimum:     not derived: %s has rank below %ld, which the formula sum_{i,j} log(sigma_i "
+                         "+ sigma_j) needs\n", Z, g->r);
+        }
+    }
+    for (size_t i = 0; i < d->ngroups; i++) {
+        if (!group_coupled(d, i) || (int)i != d->groups[i].component)
+            continue;
+        char *list = "";
+        for (size_t o = 0; o < d->ngroups; o++)
+            if (d->groups[o].component == (int)i)
+                list = arena_printf(a, "%s%s%zu", list, *list ? ", " : "", o + 1);
+        fprintf(out, "  coupled:     groups %s share parameters: one Gram matrix (block tridiagonal along a chain), "
+                     "its log det computed as a whole, not as the sum of the groups' own\n", list);
+    }
+    fprintf(out, "  conservation laws: %ld independent conserved functions\n", sym_conservation_laws(d));
+}
+
+static void print_groups_json(FILE *out, ibc_arena *a, const sym_derivation *d)
+{
+    const ibc_spec *sp = d->spec;
+    fprintf(out, ",\n  \"conservation_laws\": %ld,\n  \"groups\": [", sym_conservation_laws(d));
+    for (size_t i = 0; i < d->ngroups; i++) {
+        const sym_group *g = &d->groups[i];
+        fprintf(out, "%s\n    {\"kind\": \"%s\", \"name\": ", i ? "," : "", g->kind == SYM_GROUP_GL ? "gl" : "torus");
+        json_str(out, g->text);
+        fprintf(out, ", \"generators\": %ld, \"conserved\": %ld, \"coupled\": %s", g->generators, g->conserved,
+                group_coupled(d, i) ? "true" : "false");
+        if (g->kind == SYM_GROUP_TORUS) {
+            const sym_family *f = &d->families[g->family];
+            fprintf(out, ", \"family\": %d, \"dual_slice\": [", g->family + 1);
+            for (int k = 0; k < f->k; k++) {
+                fprintf(out, "%s", k ? ", " : "");
+                json_str(out, slice_eq(a, f, k));
+            }
+            fprintf(out, "], \"gram_det\": ");
+            json_str(out, gram_text(a, f));
+            fprintf(out, "}");
+            continue;
+        }
+        const char *P = leg_gram(a, sp, &g->left), *Qg = leg_gram(a, sp, &g->right);
+        int f = family_of_junction(d, g);
+        fprintf(out, ", \"r\": %ld, \"product\": ", g->r);
+        json_str(out, junction_product(a, sp, g));
+        fprintf(out, ", \"dual_slice\": ");
+        json_str(out, arena_printf(a, "C = %s - %s", P, Qg));
+        fprintf(out, ", \"gram_det\": ");
+        json_str(out, arena_printf(a, "prod_{i,j} (p_i + q_j), p, q eigenvalues of %s, %s", P, Qg));
+        fprintf(out, ", \"minimum\": ");
+        json_str(out, g->full_rank ? "sum_{i,j} log(sigma_i + sigma_j) at C = 0" : "not derived (rank below r)");
+        fprintf(out, ", \"agree\": %s, \"diagonal_family\": %d", g->full_rank ? "true" : "false", f + 1);
+        fprintf(out, ", \"bias\": ");
+        json_str(out, g->full_rank ? "sum_i log(2 sigma_i) + 2 sum_{i<j} log(sigma_i + sigma_j)" : "none");
+        fprintf(out, "}");
+    }
+    fprintf(out, "\n  ]");
+}
+
 static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
 {
     fprintf(out, "{\n  \"model\": ");
@@ -1538,15 +2403,24 @@ static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
         fputc('}', out);
     }
     fprintf(out, "\n  ]");
-    /* The first family's values at the top level, as the issue's schema
-     * names them (most specs have one family). */
-    if (d->nfamilies > 0) {
-        const sym_family *f = &d->families[0];
-        fprintf(out, ",\n  \"gram_det\": ");
-        json_str(out, gram_text(a, f));
-        json_balance_bias(out, f, "  ");
+    print_groups_json(out, a, d);
+    /* The whole model's bias: one term per torus family (a sum over its
+     * index), unless groups are coupled (then only the joint Gram). */
+    bool coupled = false;
+    for (size_t i = 0; i < d->ngroups; i++)
+        coupled = coupled || group_coupled(d, i);
+    fprintf(out, ",\n  \"bias\": {\"coupled\": %s, \"per_family\": [", coupled ? "true" : "false");
+    for (size_t i = 0; i < d->nfamilies; i++) {
+        const sym_family *f = &d->families[i];
+        fprintf(out, "%s{\"family\": %zu, \"coefficient\": ", i ? ", " : "", i + 1);
+        json_str(out, f->coefficient);
+        fprintf(out, ", \"invariant\": ");
+        json_str(out, f->invariant);
+        fprintf(out, ", \"constant\": ");
+        json_str(out, f->constant);
+        fprintf(out, ", \"terms\": %ld}", f->count);
     }
-    fprintf(out, "\n}\n");
+    fprintf(out, "]}\n}\n");
 }
 
 static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md)
@@ -1595,6 +2469,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
                          "(theory.md §5)\n",
                     f->invariant, f->index);
     }
+    print_groups_text(out, a, d, h);
 }
 
 static void print_tex(FILE *out, ibc_arena *a, const sym_derivation *d)
@@ -1609,7 +2484,15 @@ static void print_tex(FILE *out, ibc_arena *a, const sym_derivation *d)
         else
             fprintf(out, "\\min_{\\text{orbit}} \\log\\det G_{%zu} &: \\text{%s} \\\\\n", i + 1, f->log_det_minimizer);
     }
-    fprintf(out, "\\end{align*}\n");
+    for (size_t i = 0; i < d->ngroups; i++) {
+        const sym_group *g = &d->groups[i];
+        if (g->kind != SYM_GROUP_GL)
+            continue;
+        fprintf(out, "\\det G_{\\mathrm{GL}(%ld)} &= \\prod_{i,j=1}^{%ld} (p_i + q_j), \\quad C = \\texttt{%s} - \\texttt{%s} "
+                     "\\quad (%ld \\text{ conserved})\\\\\n",
+                g->r, g->r, leg_gram(a, d->spec, &g->left), leg_gram(a, d->spec, &g->right), g->conserved);
+    }
+    fprintf(out, "\\end{align*}\n%% conservation laws: %ld\n", sym_conservation_laws(d));
 }
 
 void sym_print(FILE *out, const sym_derivation *d, sym_format fmt)

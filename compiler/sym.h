@@ -55,7 +55,43 @@ typedef struct {
     const char *constant;    /* "log(3)" */
 } sym_family;
 
+/* The symmetry groups of the whole model (theory.md §8).  A GL(r)
+ * junction is a contraction over an index of size r between two
+ * parameters that reach it through nothing but products with other
+ * values, transposes and constant factors, each used once in the
+ * predictor: Z = A B with A -> A g, B -> g^-1 B for every invertible g.
+ * Its r^2 generators hold the diagonal torus of that index (then not
+ * counted again); only the r(r+1)/2 symmetric ones have a dual slice,
+ * C = A'A - B B' (the antisymmetric ones are rotations).  Every torus
+ * family not inside a junction is a group of its own.  Groups that share
+ * a parameter are coupled: their Gram matrix is one, not a block
+ * diagonal, and their log det G is not the sum of the groups' own. */
+typedef enum { SYM_GROUP_TORUS, SYM_GROUP_GL } sym_group_kind;
+
+typedef struct {
+    int param;               /* index into spec->params */
+    bool rows;               /* the contracted index runs over its rows (else its columns; a vector: its entries) */
+} sym_leg;
+
+typedef struct {
+    sym_group_kind kind;
+    int family;              /* TORUS: index into the families */
+    sym_leg left, right;     /* GL: Z = A B, A's column index = left, B's row index = right */
+    long r;                  /* GL: the contracted dimension */
+    bool full_rank;          /* GL: A and B can have rank r (the orbit minimum's formula needs it) */
+    ibc_loc loc;             /* GL: the contraction in the predictor */
+    const char *text;        /* "GL(8): Wq[:,k] with Wk[:,k]" */
+    long generators;         /* dimension of its Lie algebra */
+    long conserved;          /* independent conserved functions (dual slices) it gives */
+    int component;           /* groups with the same component share parameters (coupled) */
+} sym_group;
+
 typedef struct sym_derivation sym_derivation;   /* arena-allocated */
+
+size_t sym_ngroups(const sym_derivation *d);
+const sym_group *sym_group_at(const sym_derivation *d, size_t i);
+/* The number of independent conserved functions derived: sum over groups. */
+long sym_conservation_laws(const sym_derivation *d);
 
 typedef enum { SYM_FMT_TEXT, SYM_FMT_MD, SYM_FMT_TEX, SYM_FMT_JSON } sym_format;
 

@@ -421,3 +421,111 @@ Test(sym, property_existence_against_newton)
     cr_assert_gt(unbounded, 20, "only %d unbounded cases", unbounded);
     arena_free(a);
 }
+
+/* ------------------------------------------------ conservation laws */
+
+/* Offsets of the parameters in one flat vector theta. */
+static long param_offsets(const ibc_spec *sp, long *off)
+{
+    long n = 0;
+    for (size_t p = 0; p < sp->nparams; p++) {
+        off[p] = n;
+        n += sp->params[p].shape.rows * (sp->params[p].shape.rank == 2 ? sp->params[p].shape.cols : 1);
+    }
+    return n;
+}
+
+/* Does entry (i, j) of parameter p (R x C) belong to block b at index k? */
+static bool in_block(const sym_block *b, long R, long C, long i, long j, long k)
+{
+    (void)R;
+    switch (b->slice) {
+    case SYM_SLICE_ROW: return i == k;
+    case SYM_SLICE_COL: return j == k;
+    case SYM_SLICE_ENTRY: return C == 1 ? i == k : i * C + j == k;
+    default: return true;
+    }
+}
+
+/* The gradients of every conserved function the derivation names, at a
+ * random point, as rows of J (nlaws x D): a torus family's chi_a at each
+ * index (grad = xi_a), and the upper triangle of each junction's
+ * C = Gram(A leg) - Gram(B leg).  Their rank must equal their number. */
+static void conservation_rank(const char *path, long want)
+{
+    loaded l;
+    load(&l, path);
+    sym_derivation *d = sym_derive(l.arena, l.spec, &l.diag);
+    cr_assert_not_null(d, "%s does not derive", path);
+    const ibc_spec *sp = l.spec;
+    long off[16], D = param_offsets(sp, off);
+    long laws = sym_conservation_laws(d);
+    cr_assert_eq(laws, want, "%s: %ld conservation laws, want %ld", path, laws, want);
+    double *th = malloc(sizeof(double) * (size_t)D), *J = calloc((size_t)(laws * D), sizeof(double));
+    srand(7);
+    for (long e = 0; e < D; e++)
+        th[e] = (double)rand() / RAND_MAX - 0.5;
+    long row = 0;
+    for (size_t gi = 0; gi < sym_ngroups(d); gi++) {
+        const sym_group *g = sym_group_at(d, gi);
+        if (g->kind == SYM_GROUP_TORUS) {
+            const sym_family *f = sym_family_at(d, (size_t)g->family);
+            for (long k = 0; k < f->count; k++)
+                for (int a = 0; a < f->k; a++, row++)
+                    for (int b = 0; b < f->nblocks; b++) {
+                        const ibc_var *pv = &sp->params[f->blocks[b].param];
+                        long R = pv->shape.rank == 0 ? 1 : pv->shape.rows, C = pv->shape.rank == 2 ? pv->shape.cols : 1;
+                        for (long i = 0; i < R; i++)
+                            for (long j = 0; j < C; j++)
+                                if (in_block(&f->blocks[b], R, C, i, j, k)) {
+                                    long e = off[f->blocks[b].param] + i * C + j;
+                                    J[row * D + e] += (double)f->alpha[a][b] * th[e];
+                                }
+                    }
+            continue;
+        }
+        /* C_ij = sum_m X[m,i] X[m,j] over the leg's other axis, A minus B */
+        const sym_leg *legs[2] = { &g->left, &g->right };
+        for (long i = 0; i < g->r; i++)
+            for (long j = i; j < g->r; j++, row++)
+                for (int s = 0; s < 2; s++) {
+                    const ibc_var *pv = &sp->params[legs[s]->param];
+                    long R = pv->shape.rank == 0 ? 1 : pv->shape.rows, C = pv->shape.rank == 2 ? pv->shape.cols : 1;
+                    bool rows = legs[s]->rows || pv->shape.rank < 2;
+                    long other = rows ? C : R;
+                    double sign = s == 0 ? 1 : -1;
+                    for (long m = 0; m < other; m++) {
+                        /* entry at leg index x, other index m */
+                        long ei = off[legs[s]->param] + (rows ? i * C + m : m * C + i);
+                        long ej = off[legs[s]->param] + (rows ? j * C + m : m * C + j);
+                        J[row * D + ei] += sign * th[ej];
+                        J[row * D + ej] += sign * th[ei];
+                    }
+                }
+    }
+    cr_assert_eq(row, laws, "%s: %ld functions built, %ld counted", path, row, laws);
+    long ns = laws < D ? laws : D;
+    double *sv = malloc(sizeof(double) * (size_t)(ns + 1)), *sup = malloc(sizeof(double) * (size_t)(ns + 1));
+    cr_assert_eq(LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', (int)laws, (int)D, J, (int)D, sv, NULL, 1, NULL, 1, sup), 0);
+    long rank = 0;
+    for (long i = 0; i < ns; i++)
+        rank += sv[i] > 1e-10 * sv[0];
+    cr_assert_eq(rank, laws, "%s: the %ld conserved functions have Jacobian rank %ld", path, laws, rank);
+    free(sv);
+    free(sup);
+    free(J);
+    free(th);
+    unload(&l);
+}
+
+/* theory.md §10's reference counts: 2-layer linear r(r+1)/2 (attention's
+ * Wq Wk', the designed U V' of matrix_completion), ReLU one per hidden
+ * neuron, deep linear sum_l n_l(n_l+1)/2, a ReLU chain one per neuron */
+Test(sym, conservation_laws_counted_and_independent)
+{
+    conservation_rank("specs/shallow_relu.ibs", 16);
+    conservation_rank("specs/attention.ibs", 36);
+    conservation_rank("specs/toy_uv.ibs", 1);
+    conservation_rank("tests/sym/deep_linear.ibs", 3 * 4 / 2 + 3 * 4 / 2);
+    conservation_rank("tests/sym/relu2.ibs", 3 + 3);
+}
