@@ -1659,7 +1659,9 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 dl[b] = strtod(f0->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
             }
             /* n_q ~ c_S(-q) / delta_S(-q): S(-0) = {1}, S(-1) = {0} */
-            double rl = f0->min_kind == SYM_MIN_ATTAINED ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
+            double rl = f0->min_kind == SYM_MIN_ATTAINED && f0->nblocks == 2 && f0->nterms == 2
+                            ? sqrt((c[1] / dl[1]) / (c[0] / dl[0]))
+                            : NAN;
             double rd = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
             size_t nfam = 0, nf = sym_nfamilies(m->deriv);
             for (size_t f = 0; f < nf; f++)

@@ -937,6 +937,228 @@ static sym_min_kind orbit_existence(const sym_family *f)
     return c == T ? SYM_MIN_ATTAINED : c == 0 ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
 }
 
+/* ------------------------------------------ is the slice the minimiser? */
+
+/* A polynomial in at most SYM_MAX_BLOCKS variables with rational
+ * coefficients, as a list of (exponent vector, coefficient). */
+typedef struct {
+    int nvar, n, cap;
+    unsigned char (*e)[SYM_MAX_BLOCKS];
+    mpq_t *c;
+} qpoly;
+
+static void qpoly_init(qpoly *q, int nvar)
+{
+    memset(q, 0, sizeof *q);
+    q->nvar = nvar;
+}
+
+static void qpoly_clear(qpoly *q)
+{
+    for (int i = 0; i < q->n; i++)
+        mpq_clear(q->c[i]);
+    free(q->e);
+    free(q->c);
+}
+
+/* q += c * x^e */
+static void qpoly_add(qpoly *q, const unsigned char *e, const mpq_t c)
+{
+    for (int i = 0; i < q->n; i++)
+        if (!memcmp(q->e[i], e, SYM_MAX_BLOCKS)) {
+            mpq_add(q->c[i], q->c[i], c);
+            return;
+        }
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 16;
+        q->e = realloc(q->e, (size_t)q->cap * sizeof *q->e);
+        q->c = realloc(q->c, (size_t)q->cap * sizeof *q->c);
+        if (!q->e || !q->c) {
+            fprintf(stderr, "ibc: out of memory\n");
+            exit(70);
+        }
+    }
+    memcpy(q->e[q->n], e, SYM_MAX_BLOCKS);
+    mpq_init(q->c[q->n]);
+    mpq_set(q->c[q->n], c);
+    q->n++;
+}
+
+/* q *= sum_j l[j] x_j (a linear form) */
+static void qpoly_mul_linear(qpoly *q, const long *l)
+{
+    qpoly r;
+    qpoly_init(&r, q->nvar);
+    mpq_t t, lj;
+    mpq_inits(t, lj, NULL);
+    for (int i = 0; i < q->n; i++)
+        for (int j = 0; j < q->nvar; j++) {
+            if (!l[j])
+                continue;
+            unsigned char e[SYM_MAX_BLOCKS];
+            memcpy(e, q->e[i], SYM_MAX_BLOCKS);
+            e[j]++;
+            mpq_set_si(lj, l[j], 1);
+            mpq_mul(t, q->c[i], lj);
+            qpoly_add(&r, e, t);
+        }
+    mpq_clears(t, lj, NULL);
+    qpoly_clear(q);
+    *q = r;
+}
+
+static bool qpoly_zero(const qpoly *q)
+{
+    for (int i = 0; i < q->n; i++)
+        if (mpq_sgn(q->c[i]))
+            return false;
+    return true;
+}
+
+/* Exactly: is every point of the dual slice chi = 0 a stationary point of
+ * log det G along its orbit?  The gradient of log det G(t) at t = 0 is
+ * sum_S c_S n_S e_S / det G; on the slice n = N y (N a basis of the
+ * nullspace of alpha, nd columns) its numerator is a polynomial in y of
+ * degree k for each of the k components, expanded here and compared with
+ * 0 coefficient by coefficient.  (The slice's positive part is open in
+ * that subspace when it has a point with every block non-zero, so an
+ * identity there is an identity everywhere.)  This decides agreement
+ * for every family, closed form or not: u v + v w (minimum 2 |v|
+ * sqrt(u^2 + w^2), on chi = 0) agrees, u^2 v does not. */
+static bool slice_is_minimiser(const sym_family *f, const long *ns, int nd)
+{
+    int k = f->k, P = f->nblocks;
+    bool zero = true;
+    for (int a = 0; a < k && zero; a++) {
+        qpoly F;
+        qpoly_init(&F, nd);
+        for (int s = 0; s < f->nterms; s++) {
+            long w = 0;   /* (e_S)_a / 2 = sum_{p in S} alpha_ap */
+            for (int p = 0; p < P; p++)
+                if (f->term_set[s] & (1u << p))
+                    w += f->alpha[a][p];
+            if (!w)
+                continue;
+            qpoly t;
+            qpoly_init(&t, nd);
+            unsigned char e0[SYM_MAX_BLOCKS] = { 0 };
+            mpq_t c;
+            mpq_init(c);
+            mpq_set_si(c, f->term_coef[s] * w, 1);
+            qpoly_add(&t, e0, c);
+            for (int p = 0; p < P; p++)
+                if (f->term_set[s] & (1u << p)) {
+                    long l[SYM_MAX_BLOCKS] = { 0 };
+                    for (int j = 0; j < nd; j++)
+                        l[j] = ns[(size_t)j * P + p];
+                    qpoly_mul_linear(&t, l);
+                }
+            for (int i = 0; i < t.n; i++)
+                qpoly_add(&F, t.e[i], t.c[i]);
+            mpq_clear(c);
+            qpoly_clear(&t);
+        }
+        zero = qpoly_zero(&F);
+        qpoly_clear(&F);
+    }
+    return zero;
+}
+
+/* Terms whose exponents e_S are equal move together along the orbit, so
+ * they are one term of the geometric programme, with a posynomial
+ * coefficient C_g = sum_{S in g} c_S n_S (u v + v w: u^2 and w^2 both grow
+ * as e^(2t)).  When the merged programme has degree of difficulty 0 and
+ * one dual solution, the minimum is closed-form:
+ * min log det G = sum_g delta_g log(C_g / delta_g).  Fills the family's
+ * texts and returns true; false when it does not apply. */
+static bool minimise_merged(ibc_arena *a, sym_family *f)
+{
+    int k = f->k, T = f->nterms;
+    int grp[64], ng = 0;
+    long ge[64][SYM_MAX_GEN];
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        grp[s] = -1;
+        for (int g = 0; g < ng && grp[s] < 0; g++)
+            if (!memcmp(ge[g], e, sizeof(long) * (size_t)k))
+                grp[s] = g;
+        if (grp[s] < 0) {
+            memcpy(ge[ng], e, sizeof(long) * (size_t)k);
+            grp[s] = ng++;
+        }
+    }
+    if (ng == T || ng != k + 1)
+        return false;
+    qmat m;
+    qmat_init(&m, k + 1, ng + 1);
+    for (int g = 0; g < ng; g++) {
+        for (int r = 0; r < k; r++)
+            mpq_set_si(Q(&m, r, g), ge[g][r], 1);
+        mpq_set_ui(Q(&m, k, g), 1, 1);
+    }
+    mpq_set_ui(Q(&m, k, ng), 1, 1);
+    int piv[SYM_MAX_GEN + 2];
+    bool ok = qmat_rref(&m, piv) == ng;
+    for (int g = 0; g < ng && ok; g++)
+        ok = piv[g] == g && mpq_sgn(Q(&m, g, ng)) > 0;
+    if (!ok) {
+        qmat_clear(&m);
+        return false;
+    }
+    /* constant: sum_g delta_g log(1 / delta_g), plus delta_g log c_S for a
+     * group of one term (a coefficient inside a sum stays there) */
+    static const unsigned long primes[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
+    const int np = (int)(sizeof primes / sizeof primes[0]);
+    mpq_t pexp[15], r;
+    mpq_init(r);
+    for (int i = 0; i < np; i++)
+        mpq_init(pexp[i]);
+    char *inv = "";
+    for (int g = 0; g < ng; g++) {
+        const mpq_t *dg = &Q(&m, g, ng);
+        int nin = 0, last = -1;
+        for (int s = 0; s < T; s++)
+            if (grp[s] == g) {
+                nin++;
+                last = s;
+            }
+        mpq_set_ui(r, 1, 1);
+        if (nin == 1)
+            mpq_set_si(r, f->term_coef[last], 1);
+        mpq_div(r, r, *dg);
+        add_log(pexp, primes, np, *dg, r);
+        char *poly = "";
+        for (int s = 0; s < T; s++) {
+            if (grp[s] != g)
+                continue;
+            char *mono = nin > 1 && f->term_coef[s] != 1 ? arena_printf(a, "%ld", f->term_coef[s]) : "";
+            for (int p = 0; p < f->nblocks; p++)
+                if (f->term_set[s] & (1u << p))
+                    mono = arena_printf(a, "%s%s%s", mono, *mono ? " " : "", block_norm2(a, f, p));
+            poly = arena_printf(a, "%s%s%s", poly, *poly ? " + " : "", mono);
+        }
+        inv = arena_printf(a, "%s%s(%s)^(%s)", inv, *inv ? " " : "", poly, q_str(a, *dg));
+        snprintf(f->delta[g], sizeof f->delta[g], "%s", q_str(a, *dg));
+    }
+    for (int g = ng; g < T; g++)
+        f->delta[g][0] = 0;
+    f->constant = log_text(a, pexp, primes, np, "");
+    f->coefficient = "1";
+    f->invariant = inv;
+    f->degree = 0;
+    f->min_kind = SYM_MIN_ATTAINED;
+    const char *cst = f->constant + 4;   /* inside "log(...)", or "0" */
+    f->min_text = f->constant[0] == 'l' ? arena_printf(a, "%.*s %s", (int)strlen(cst) - 1, cst, inv) : inv;
+    f->log_det_minimizer = arena_printf(a, "the terms of det G with equal orbit exponents merged (%d groups): each "
+                                           "group's share of det G equals its dual weight", ng);
+    for (int i = 0; i < np; i++)
+        mpq_clear(pexp[i]);
+    mpq_clear(r);
+    qmat_clear(&m);
+    return true;
+}
+
 void sym_minimise(ibc_arena *a, sym_family *f)
 {
     int k = f->k, T = f->nterms, P = f->nblocks;
@@ -972,6 +1194,11 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     }
 
     f->existence = orbit_existence(f);
+    {
+        bool supp[SYM_MAX_BLOCKS];
+        f->agree = f->existence == SYM_MIN_ATTAINED && nd > 0 && cone_support(k, P, eqs, supp) == P &&
+                   slice_is_minimiser(f, ns, nd);
+    }
     /* Closed form only when the dual system has exactly one solution. */
     bool unique = false;
     if (f->degree == 0) {
@@ -987,6 +1214,11 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         int piv0[SYM_MAX_GEN + 2];
         unique = qmat_rref(&m0, piv0) == T;
         qmat_clear(&m0);
+    }
+    if (f->existence == SYM_MIN_ATTAINED && !unique && minimise_merged(a, f)) {
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
     }
     if (f->existence == SYM_MIN_ATTAINED && !unique) {
         f->min_kind = SYM_MIN_NUMERIC;
@@ -1130,7 +1362,6 @@ void sym_minimise(ibc_arena *a, sym_family *f)
                 }
         }
         f->log_det_minimizer = ratio_text(a, f, rr);
-        f->agree = slice_ok && !strcmp(f->log_det_minimizer, f->dual_slice);
         for (int p = 0; p < P; p++)
             mpq_clear(rr[p]);
     } else {
@@ -2448,7 +2679,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         fprintf(out, "  minimum:      %s\n", f->min_text);
         if (f->min_kind == SYM_MIN_ATTAINED || f->min_kind == SYM_MIN_UNBOUNDED || f->min_kind == SYM_MIN_NOT_ATTAINED) {
             fprintf(out, "  dual weights: ");
-            for (int t = 0; t < f->nterms; t++)
+            for (int t = 0; t < f->nterms && f->delta[t][0]; t++)   /* merged terms: one weight a group */
                 fprintf(out, "%s%s", t ? ", " : "", f->delta[t]);
             fprintf(out, "\n");
         }

@@ -21,6 +21,15 @@ Monomials z = prod_p theta_p^m_p (scalars, m_p in 1..4, 2 to 4 factors).
   digits.  The dual slice is n_p proportional to m_p and the minimiser
   n_q proportional to c_q / delta_q: they agree iff all m_p are equal.
 
+Sums of two monomials sharing a factor (u v + v w, u^2 v + v w^3, with
+  3 scalars): one generator alpha, the primitive integer kernel of the two
+  exponent rows (sympy).  det G = sum_p alpha_p^2 n_p; along the orbit
+  log det G(t) = log sum_p alpha_p^2 n_p e^(2 alpha_p t), minimised here
+  by mpmath's root finder to 40 digits at random norms and compared with
+  ibc's closed-form minimum evaluated there (when it gives one); a
+  minimum exists iff alpha has both signs; the dual slice sum alpha_p n_p
+  = 0 is the minimiser set iff every |alpha_p| is the same.
+
 Chains w_L @ (W_(L-1) @ ... (W_1 @ x)) with random widths, linear or
   with relu between the layers.  Linear: one GL(n_l) per hidden width,
   sum_l n_l (n_l + 1) / 2 conserved functions (Marcotte, Gribonval and
@@ -152,6 +161,70 @@ def check_monomial(m, order):
     passed += 1
 
 
+def sum_spec(m1, m2):
+    lines = ["model sums"] + ["param %s : scalar ~ normal(0, 1)" % NAMES[p] for p in range(3)]
+    lines.append("data noisy_target(value = 1, noise = 0.1)")
+    mono = lambda m: " * ".join(NAMES[p] for p in range(3) for _ in range(m[p]))
+    lines.append("predict %s + %s" % (mono(m1), mono(m2)))
+    lines += ["loss mse", "train { lr = 0.01; steps = 10; batch = 1 }"]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(text, norms):
+    """ibc's minimum text ('2 (u^2 + w^2)^(1/2) (v^2)^(1/2)', '2 |u| |v|') at squared norms"""
+    e = text.replace("^", "**").replace("|", "")
+    for n, v in norms.items():
+        e = e.replace(n, "(%s)" % sympy.sqrt(v))
+    # juxtaposition is a product; sums are written " + "
+    out = e.replace(" + ", "+").replace(" - ", "-").replace(" ", "*")
+    return sympy.sympify(out)
+
+
+def check_sum(m1, m2):
+    global passed
+    M = sympy.Matrix([m1, m2])
+    ker = M.nullspace()
+    if len(ker) != 1:
+        return
+    v = ker[0] * sympy.ilcm(*[x.q for x in ker[0]])
+    g = sympy.igcd(*[int(x) for x in v])
+    alpha = [int(x) // g for x in v]
+    d, err = derive(sum_spec(m1, m2))
+    tag = "sum %s + %s" % (m1, m2)
+    if d is None:
+        fail("%s: ibc derive failed: %s" % (tag, err.strip()))
+        return
+    support = [p for p in range(3) if alpha[p]]
+    if len(d["families"]) != 1:
+        fail("%s: %d families, want 1 (alpha %s)" % (tag, len(d["families"]), alpha))
+        return
+    f = d["families"][0]
+    names = [NAMES[p] for p in range(3)]
+    ref_det = sympy.expand(sum(alpha[p] ** 2 * sympy.Symbol("n_" + NAMES[p]) for p in support))
+    if sympy.expand(poly(f["gram_det"], names) - ref_det) != 0:
+        fail("%s: det G %s, want %s" % (tag, f["gram_det"], ref_det))
+    exists = any(a > 0 for a in alpha) and any(a < 0 for a in alpha)
+    if (f["balance"]["exists"] is True) != exists:
+        fail("%s: exists %s, want %s (alpha %s)" % (tag, f["balance"]["exists"], exists, alpha))
+    agree = exists and len(set(abs(alpha[p]) for p in support)) == 1
+    if f["balance"]["agree"] != agree:
+        fail("%s: agree %s, want %s (alpha %s)" % (tag, f["balance"]["agree"], agree, alpha))
+    if exists and not f["minimum"].startswith("no closed form"):
+        import mpmath
+        mpmath.mp.dps = 50
+        norms = {NAMES[p]: sympy.Rational(rng.randint(1, 40), rng.randint(1, 40)) for p in range(3)}
+        fn = lambda t: sum(alpha[p] ** 2 * mpmath.mpf(norms[NAMES[p]].p) / norms[NAMES[p]].q * mpmath.e ** (2 * alpha[p] * t)
+                           for p in support)
+        dfn = lambda t: sum(2 * alpha[p] ** 3 * mpmath.mpf(norms[NAMES[p]].p) / norms[NAMES[p]].q *
+                            mpmath.e ** (2 * alpha[p] * t) for p in support)
+        t0 = mpmath.findroot(dfn, 0)
+        ref = mpmath.log(fn(t0))
+        got = sympy.N(sympy.log(evaluate(f["minimum"], norms)), 45)
+        if abs(got - sympy.Float(str(ref), 45)) > sympy.Float("1e-35"):
+            fail("%s: minimum %s = %s at norms %s, want %s" % (tag, f["minimum"], got, norms, mpmath.nstr(ref, 40)))
+    passed += 1
+
+
 def chain_spec(widths, relu, order):
     """widths n_0 (inputs), n_1 .. n_(L-1) hidden; a vector output layer."""
     L = len(widths)
@@ -218,7 +291,15 @@ def check_chain(widths, relu):
 
 cases = 0
 while cases < COUNT:
-    if cases % 4 == 3:
+    if cases % 8 == 5:
+        while True:
+            m1 = [rng.randint(0, 3) for _ in range(3)]
+            m2 = [rng.randint(0, 3) for _ in range(3)]
+            shared = any(a and b for a, b in zip(m1, m2))
+            if shared and m1 != m2 and all(a or b for a, b in zip(m1, m2)):
+                break
+        check_sum(m1, m2)
+    elif cases % 4 == 3:
         L = rng.randint(2, 4)
         check_chain([rng.randint(1, 5) for _ in range(L)], rng.random() < 0.5)
     else:

@@ -183,19 +183,36 @@ Test(sym, property_cauchy_binet_and_gp)
         if (f.min_kind == SYM_MIN_ATTAINED) {
             double num;
             cr_assert(sym_logdet_min_numeric(&f, n, &num));
-            /* closed form: sum_S delta log(c/delta) + sum_S delta log n_S */
-            double closed = 0;
+            /* closed form: sum_g delta_g log(C_g / delta_g), the terms with
+             * equal orbit exponents merged into groups g (in order of first
+             * appearance), C_g = sum_{S in g} c_S n_S */
+            double closed = 0, C[64] = { 0 };
+            long ge[64][SYM_MAX_GEN];
+            int ng = 0;
             for (int s = 0; s < f.nterms; s++) {
-                mpq_t q;
-                mpq_init(q);
-                mpq_set_str(q, f.delta[s], 10);
-                double dl = mpq_get_d(q);
-                mpq_clear(q);
-                double ln = log((double)f.term_coef[s]) - log(dl);
+                long e[SYM_MAX_GEN] = { 0 };
+                for (int a2 = 0; a2 < f.k; a2++)
+                    for (int p = 0; p < f.nblocks; p++)
+                        if (f.term_set[s] & (1u << p))
+                            e[a2] += 2 * f.alpha[a2][p];
+                int g = 0;
+                while (g < ng && memcmp(ge[g], e, sizeof(long) * (size_t)f.k))
+                    g++;
+                if (g == ng)
+                    memcpy(ge[ng++], e, sizeof(long) * (size_t)f.k);
+                double v = (double)f.term_coef[s];
                 for (int p = 0; p < f.nblocks; p++)
                     if (f.term_set[s] & (1u << p))
-                        ln += log(n[p]);
-                closed += dl * ln;
+                        v *= n[p];
+                C[g] += v;
+            }
+            for (int g = 0; g < ng; g++) {
+                mpq_t q;
+                mpq_init(q);
+                mpq_set_str(q, f.delta[g], 10);
+                double dl = mpq_get_d(q);
+                mpq_clear(q);
+                closed += dl * (log(C[g]) - log(dl));
             }
             cr_assert(fabs(closed - num) <= 1e-8 * fmax(1, fabs(closed)), "closed %.17g newton %.17g", closed, num);
             gp_tested++;
@@ -366,6 +383,8 @@ Test(sym, degenerate_exponents_unbounded)
 Test(sym, degree_one_is_numeric_with_exact_existence)
 {
     loaded l;
+    /* u v + v w^2: alpha = (2, -2, 1), three distinct orbit exponents
+     * (4, -4, 2) for one generator */
     const sym_family *f = derive1(&l, "tests/sym/degree1.ibs");
     cr_assert_eq(f->degree, 1);
     cr_assert_eq(f->min_kind, SYM_MIN_NUMERIC);
@@ -528,4 +547,30 @@ Test(sym, conservation_laws_counted_and_independent)
     conservation_rank("specs/toy_uv.ibs", 1);
     conservation_rank("tests/sym/deep_linear.ibs", 3 * 4 / 2 + 3 * 4 / 2);
     conservation_rank("tests/sym/relu2.ibs", 3 + 3);
+}
+
+/* Shared blocks with equal orbit exponents merge into one term of the
+ * geometric programme: u v + v w has the closed-form minimum
+ * 2 |v| sqrt(u^2 + w^2), attained exactly on chi = 0, so the minimiser
+ * and the dual slice agree (they used to be reported as differing, the
+ * minimum as numeric); likewise a ReLU unit with a bias. */
+Test(sym, merged_terms_closed_form_and_agreement)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/sym/uv_vw.ibs");
+    cr_assert_eq(f->min_kind, SYM_MIN_ATTAINED);
+    cr_assert_str_eq(f->min_text, "2 (u^2 + w^2)^(1/2) (v^2)^(1/2)");
+    cr_assert(f->agree);
+    unload(&l);
+    f = derive1(&l, "tests/sym/relu_bias.ibs");
+    cr_assert_eq(f->count, 4);
+    cr_assert_str_eq(f->min_text, "2 (||W[j,:]||^2 + b[j]^2)^(1/2) (v[j]^2)^(1/2)");
+    cr_assert(f->agree);
+    unload(&l);
+    /* u^2 v^3 w^3: a lattice basis whatever the order (the constant was
+     * log(2^(9/2)*3) when the generators spanned a sublattice of index 2) */
+    f = derive1(&l, "tests/sym/u2v3w3.ibs");
+    cr_assert_str_eq(f->constant, "log(2^(5/2)*3)");
+    cr_assert_not(f->agree);
+    unload(&l);
 }
