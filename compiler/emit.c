@@ -1189,6 +1189,130 @@ static long balance_count(const model *m)
     return n;
 }
 
+/* The conserved quadratic functions of every symmetry group, in one
+ * vector q (theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
+ * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
+ * the upper triangle of C = Gram(A's leg) - Gram(B's leg), row by row.
+ * Each is 1/2 theta' K theta with K theta orthogonal to every gradient
+ * of the loss, so one SGD step theta - lr g changes it by exactly
+ * lr^2 q(g): the driver adds that up over the steps and compares it with
+ * the measured change (the finite-step identity).  qa (when not NULL)
+ * gets the same sums of absolute terms, the scale of q's round-off. */
+static long quad_count(const model *m)
+{
+    long n = 0;
+    size_t ng = m->deriv ? sym_ngroups(m->deriv) : 0;
+    for (size_t g = 0; g < ng; g++) {
+        const sym_group *gr = sym_group_at(m->deriv, g);
+        if (gr->kind == SYM_GROUP_GL)
+            n += gr->r * (gr->r + 1) / 2;
+        else
+            n += sym_family_at(m->deriv, (size_t)gr->family)->count * sym_family_at(m->deriv, (size_t)gr->family)->k;
+    }
+    return n;
+}
+
+/* the entry of parameter b's leg at index (ix), other index o, as an
+ * offset expression: a column leg runs down column ix, a row leg along
+ * row ix, a vector's leg is its entries */
+static void emit_leg_entry(const model *m, const sym_leg *l, const char *ix, char *buf, size_t n)
+{
+    const ibc_var *v = &m->spec->params[l->param];
+    long off = m->p.param_off[l->param], C = v->shape.rank == 2 ? v->shape.cols : 1;
+    if (v->shape.rank < 2)
+        snprintf(buf, n, "%ld + %s", off, ix);
+    else if (l->rows)
+        snprintf(buf, n, "%ld + %s * %ld + o", off, ix, C);
+    else
+        snprintf(buf, n, "%ld + o * %ld + %s", off, C, ix);
+}
+
+static void emit_quad_function(const model *m, const char *pre)
+{
+    size_t ng = m->deriv ? sym_ngroups(m->deriv) : 0;
+    if (!quad_count(m))
+        return;
+    OUT("/* %s: the conserved quadratic functions of its symmetry groups, q, and\n"
+        " * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */\n", pre);
+    OUT("static void %s_quad(const double *th, double *q, double *qa)\n{\n", pre);
+    /* IBC_FAULT=quad (a test hook, tests/e2e.sh): the first torus
+     * function's last non-zero exponent negated, a quadratic that is not
+     * conserved,
+     * which the finite-step identity must catch */
+    const char *fault = getenv("IBC_FAULT");
+    bool fault_quad = fault && !strcmp(fault, "quad");
+    long base = 0;
+    for (size_t g = 0; g < ng; g++) {
+        const sym_group *gr = sym_group_at(m->deriv, g);
+        if (gr->kind == SYM_GROUP_TORUS) {
+            const sym_family *fam = sym_family_at(m->deriv, (size_t)gr->family);
+            OUT("    /* group %zu, family %d: chi_a = 1/2 sum_p alpha_ap n_p at each index */\n", g + 1,
+                gr->family + 1);
+            OUT("    for (long i = 0; i < %ld; i++) {\n        double n[%d] = { 0 };\n        {\n", fam->count,
+                fam->nblocks);
+            for (int b = 0; b < fam->nblocks; b++) {
+                char body[64];
+                snprintf(body, sizeof body, "n[%d] += th[e] * th[e];", b);
+                emit_slice_loop(m, &fam->blocks[b], "i", body);
+            }
+            OUT("        }\n");
+            for (int a = 0; a < fam->k; a++) {
+                OUT("        q[%ld + i * %d + %d] = 0.5 * (", base, fam->k, a);
+                int lastnz = fam->nblocks - 1;
+                while (lastnz > 0 && !fam->alpha[a][lastnz])
+                    lastnz--;
+                for (int b = 0; b < fam->nblocks; b++) {
+                    bool flip = fault_quad && base == 0 && a == 0 && b == lastnz;
+                    OUT("%s%ld.0 * n[%d]", b ? " + " : "", flip ? -fam->alpha[a][b] : fam->alpha[a][b], b);
+                }
+                OUT(");\n        if (qa)\n            qa[%ld + i * %d + %d] = 0.5 * (", base, fam->k, a);
+                for (int b = 0; b < fam->nblocks; b++)
+                    OUT("%s%ld.0 * n[%d]", b ? " + " : "", labs(fam->alpha[a][b]), b);
+                OUT(");\n");
+            }
+            OUT("    }\n");
+            base += fam->count * fam->k;
+            continue;
+        }
+        const ibc_var *A = &m->spec->params[gr->left.param], *B = &m->spec->params[gr->right.param];
+        long oa = A->shape.rank < 2 ? 1 : gr->left.rows ? A->shape.cols : A->shape.rows;
+        long ob = B->shape.rank < 2 ? 1 : gr->right.rows ? B->shape.cols : B->shape.rows;
+        char ai[96], aj[96], bi[96], bj[96];
+        emit_leg_entry(m, &gr->left, "i", ai, sizeof ai);
+        emit_leg_entry(m, &gr->left, "j", aj, sizeof aj);
+        emit_leg_entry(m, &gr->right, "i", bi, sizeof bi);
+        emit_leg_entry(m, &gr->right, "j", bj, sizeof bj);
+        OUT("    /* group %zu, %s: C = Gram(", g + 1, gr->text);
+        emit_comment_text(A->name);
+        OUT(") - Gram(");
+        emit_comment_text(B->name);
+        OUT("), r = %ld, upper triangle */\n", gr->r);
+        /* the two Gram matrices through the product kernels (the step
+         * calls this on every gradient; entry by entry, as dot products,
+         * it cost E3's trainer half its time), then the upper
+         * triangle of their difference; the absolute terms (for the end of
+         * a run only) entry by entry */
+        long offa = m->p.param_off[gr->left.param], offb = m->p.param_off[gr->right.param];
+        long lda = A->shape.rank == 2 ? A->shape.cols : 1, ldb = B->shape.rank == 2 ? B->shape.cols : 1;
+        bool ta = !(A->shape.rank < 2 || gr->left.rows), tb = !(B->shape.rank < 2 || gr->right.rows);
+        OUT("    {\n        static double P[%ld * %ld], Q[%ld * %ld];\n", gr->r, gr->r, gr->r, gr->r);
+        /* Gram of a column leg: X'X (op(A) = X', op(B) = X); of a row leg or a vector: X X' */
+        OUT("        %s(%d, %d, %ld, %ld, %ld, th + %ld, %ld, th + %ld, %ld, 0.0, P, %ld);\n",
+            mm_whole_fn(MM_STATIC, gr->r, gr->r, oa, !ta), ta, !ta, gr->r, gr->r, oa, offa, lda, offa, lda, gr->r);
+        OUT("        %s(%d, %d, %ld, %ld, %ld, th + %ld, %ld, th + %ld, %ld, 0.0, Q, %ld);\n",
+            mm_whole_fn(MM_STATIC, gr->r, gr->r, ob, !tb), tb, !tb, gr->r, gr->r, ob, offb, ldb, offb, ldb, gr->r);
+        OUT("        for (long i = 0, t = %ld; i < %ld; i++)\n            for (long j = i; j < %ld; j++, t++)\n"
+            "                q[t] = P[i * %ld + j] - Q[i * %ld + j];\n    }\n", base, gr->r, gr->r, gr->r, gr->r);
+        OUT("    if (qa)\n        for (long i = 0, t = %ld; i < %ld; i++)\n            for (long j = i; j < %ld; j++, t++) {\n"
+            "                double sa = 0;\n", base, gr->r, gr->r);
+        OUT("                for (long o = 0; o < %ld; o++)\n                    sa += fabs(th[%s] * th[%s]);\n", oa, ai, aj);
+        OUT("                for (long o = 0; o < %ld; o++)\n                    sa += fabs(th[%s] * th[%s]);\n", ob, bi, bj);
+        OUT("                qa[t] = sa;\n            }\n");
+        base += gr->r * (gr->r + 1) / 2;
+    }
+    OUT("}\n\n");
+}
+
 /* Structural checks of the derivation on the numbers (issue: verification
  * 1): for every family and index, (a) the predictor is unchanged by
  * exp(t xi) for random t, (b) the gradient of chi_a is xi_a (central
@@ -1621,6 +1745,21 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 pv->shape.rank == 2 ? pv->shape.cols : 1L, pv->shape.rank == 2 ? 2 : 1);
         }
         OUT("};\n");
+        if (quad_count(m)) {
+            OUT("static const ibrt_qgroup m%d_qgroups[] = {\n", k);
+            long end = 0;
+            for (size_t g = 0; g < sym_ngroups(m->deriv); g++) {
+                const sym_group *gr = sym_group_at(m->deriv, g);
+                end += gr->kind == SYM_GROUP_GL ? gr->r * (gr->r + 1) / 2
+                                                : sym_family_at(m->deriv, (size_t)gr->family)->count *
+                                                      sym_family_at(m->deriv, (size_t)gr->family)->k;
+                OUT("    { ");
+                emit_c_string(E->out, gr->kind == SYM_GROUP_GL ? gr->text
+                                                               : sym_family_at(m->deriv, (size_t)gr->family)->name);
+                OUT(", %ld },\n", end);
+            }
+            OUT("};\n");
+        }
         if (balance_count(m)) {
             OUT("static const ibrt_family m%d_families[] = {", k);
             size_t nf = sym_nfamilies(m->deriv);
@@ -1645,6 +1784,9 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             m->l1_off, m->l1_size);
         OUT("        .init = m%d_init,\n        .forward = m%d_forward,\n        .backward = m%d_backward,\n"
             "        .structure = m%d_structure,\n        .balance = m%d_balance,\n", k, k, k, k, k);
+        if (quad_count(m))
+            OUT("        .nquad = %ld,\n        .nqgroups = %zu,\n        .qgroups = m%d_qgroups,\n        .quad = m%d_quad,\n",
+                quad_count(m), sym_ngroups(m->deriv), k, k);
         if (nbal) {
             /* the three predictions of theory.md §4 for the norm ratio of the
              * first family: the log det G minimiser and the dual slice
@@ -1900,6 +2042,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             m->p.tape + 1, pre, m->p.tape + 1);
         emit_prog_functions(&m->p, pre, true);
         emit_balance_function(m, pre);
+        emit_quad_function(m, pre);
         emit_structure_function(m, pre, &spec->verify);
         if (m->replacement && spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
             char rpre[20];

@@ -123,6 +123,31 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
     }
 }
 
+/* m0: the conserved quadratic functions of its symmetry groups, q, and
+ * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */
+static void m0_quad(const double *th, double *q, double *qa)
+{
+    /* group 1, GL(8): Wq[:,k] with Wk[:,k]: C = Gram(Wq) - Gram(Wk), r = 8, upper triangle */
+    {
+        static double P[8 * 8], Q[8 * 8];
+        ibrt_mm_small(1, 0, 8, 8, 16, th + 0, 8, th + 0, 8, 0.0, P, 8);
+        ibrt_mm_small(1, 0, 8, 8, 16, th + 128, 8, th + 128, 8, 0.0, Q, 8);
+        for (long i = 0, t = 0; i < 8; i++)
+            for (long j = i; j < 8; j++, t++)
+                q[t] = P[i * 8 + j] - Q[i * 8 + j];
+    }
+    if (qa)
+        for (long i = 0, t = 0; i < 8; i++)
+            for (long j = i; j < 8; j++, t++) {
+                double sa = 0;
+                for (long o = 0; o < 16; o++)
+                    sa += fabs(th[0 + o * 8 + i] * th[0 + o * 8 + j]);
+                for (long o = 0; o < 16; o++)
+                    sa += fabs(th[128 + o * 8 + i] * th[128 + o * 8 + j]);
+                qa[t] = sa;
+            }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -311,6 +336,9 @@ static const ibrt_param m0_params[] = {
     { "Wk", 128, 16, 8, 2 },
     { "Wv", 256, 16, 8, 2 },
 };
+static const ibrt_qgroup m0_qgroups[] = {
+    { "GL(8): Wq[:,k] with Wk[:,k]", 36 },
+};
 static const ibrt_family m0_families[] = { { 1, 8 }, };
 
 static ibrt_model models[] = {
@@ -334,6 +362,10 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .nquad = 36,
+        .nqgroups = 1,
+        .qgroups = m0_qgroups,
+        .quad = m0_quad,
         .nbal = 8,
         .nfam = 1,
         .fams = m0_families,

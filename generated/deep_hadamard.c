@@ -102,6 +102,27 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
     (void)n1o;
 }
 
+/* m0: the conserved quadratic functions of its symmetry groups, q, and
+ * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */
+static void m0_quad(const double *th, double *q, double *qa)
+{
+    /* group 1, family 1: chi_a = 1/2 sum_p alpha_ap n_p at each index */
+    for (long i = 0; i < 32; i++) {
+        double n[3] = { 0 };
+        {
+            { long e = 0 + (i); n[0] += th[e] * th[e]; }
+            { long e = 32 + (i); n[1] += th[e] * th[e]; }
+            { long e = 64 + (i); n[2] += th[e] * th[e]; }
+        }
+        q[0 + i * 2 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1] + 0.0 * n[2]);
+        if (qa)
+            qa[0 + i * 2 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1] + 0.0 * n[2]);
+        q[0 + i * 2 + 1] = 0.5 * (1.0 * n[0] + 0.0 * n[1] + -1.0 * n[2]);
+        if (qa)
+            qa[0 + i * 2 + 1] = 0.5 * (1.0 * n[0] + 0.0 * n[1] + 1.0 * n[2]);
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -436,6 +457,9 @@ static const ibrt_param m0_params[] = {
     { "a2", 32, 32, 1, 1 },
     { "a3", 64, 32, 1, 1 },
 };
+static const ibrt_qgroup m0_qgroups[] = {
+    { "rescaling of (a1[i], a2[i], a3[i]), one per i", 64 },
+};
 static const ibrt_param m1_params[] = {
     { "w", 0, 32, 1, 1 },
 };
@@ -464,6 +488,10 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .nquad = 64,
+        .nqgroups = 1,
+        .qgroups = m0_qgroups,
+        .quad = m0_quad,
         .nparams = 3,
         .params = m0_params,
         .w_size = 32,

@@ -89,6 +89,31 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
     }
 }
 
+/* m0: the conserved quadratic functions of its symmetry groups, q, and
+ * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */
+static void m0_quad(const double *th, double *q, double *qa)
+{
+    /* group 1, GL(20): U[:,k] with V[:,k]: C = Gram(U) - Gram(V), r = 20, upper triangle */
+    {
+        static double P[20 * 20], Q[20 * 20];
+        ibrt_mm_small(1, 0, 20, 20, 20, th + 0, 20, th + 0, 20, 0.0, P, 20);
+        ibrt_mm_small(1, 0, 20, 20, 20, th + 400, 20, th + 400, 20, 0.0, Q, 20);
+        for (long i = 0, t = 0; i < 20; i++)
+            for (long j = i; j < 20; j++, t++)
+                q[t] = P[i * 20 + j] - Q[i * 20 + j];
+    }
+    if (qa)
+        for (long i = 0, t = 0; i < 20; i++)
+            for (long j = i; j < 20; j++, t++) {
+                double sa = 0;
+                for (long o = 0; o < 20; o++)
+                    sa += fabs(th[0 + o * 20 + i] * th[0 + o * 20 + j]);
+                for (long o = 0; o < 20; o++)
+                    sa += fabs(th[400 + o * 20 + i] * th[400 + o * 20 + j]);
+                qa[t] = sa;
+            }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -208,6 +233,9 @@ static const ibrt_param m0_params[] = {
     { "U", 0, 20, 20, 2 },
     { "V", 400, 20, 20, 2 },
 };
+static const ibrt_qgroup m0_qgroups[] = {
+    { "GL(20): U[:,k] with V[:,k]", 210 },
+};
 static const ibrt_family m0_families[] = { { 1, 20 }, };
 
 static ibrt_model models[] = {
@@ -231,6 +259,10 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .nquad = 210,
+        .nqgroups = 1,
+        .qgroups = m0_qgroups,
+        .quad = m0_quad,
         .nbal = 20,
         .nfam = 1,
         .fams = m0_families,

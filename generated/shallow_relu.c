@@ -99,6 +99,23 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
     }
 }
 
+/* m0: the conserved quadratic functions of its symmetry groups, q, and
+ * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */
+static void m0_quad(const double *th, double *q, double *qa)
+{
+    /* group 1, family 1: chi_a = 1/2 sum_p alpha_ap n_p at each index */
+    for (long i = 0; i < 16; i++) {
+        double n[2] = { 0 };
+        {
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[0] += th[e] * th[e]; }
+            { long e = 48 + (i); n[1] += th[e] * th[e]; }
+        }
+        q[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
+        if (qa)
+            qa[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1]);
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -263,6 +280,9 @@ static const ibrt_param m0_params[] = {
     { "W", 0, 16, 3, 2 },
     { "v", 48, 16, 1, 1 },
 };
+static const ibrt_qgroup m0_qgroups[] = {
+    { "rescaling of (W[j,:], v[j]), one per j", 16 },
+};
 static const ibrt_family m0_families[] = { { 1, 16 }, };
 
 static ibrt_model models[] = {
@@ -286,6 +306,10 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .nquad = 16,
+        .nqgroups = 1,
+        .qgroups = m0_qgroups,
+        .quad = m0_quad,
         .nbal = 16,
         .nfam = 1,
         .fams = m0_families,

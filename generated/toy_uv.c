@@ -93,6 +93,23 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
     }
 }
 
+/* m0: the conserved quadratic functions of its symmetry groups, q, and
+ * their sums of absolute terms, qa (when not NULL); see ibrt_model.quad */
+static void m0_quad(const double *th, double *q, double *qa)
+{
+    /* group 1, family 1: chi_a = 1/2 sum_p alpha_ap n_p at each index */
+    for (long i = 0; i < 1; i++) {
+        double n[2] = { 0 };
+        {
+            for (long e = 0; e < 1; e++) { n[0] += th[e] * th[e]; }
+            for (long e = 1; e < 2; e++) { n[1] += th[e] * th[e]; }
+        }
+        q[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
+        if (qa)
+            qa[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1]);
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -208,6 +225,9 @@ static const ibrt_param m0_params[] = {
     { "u", 0, 1, 1, 1 },
     { "v", 1, 1, 1, 1 },
 };
+static const ibrt_qgroup m0_qgroups[] = {
+    { "rescaling of (u, v)", 1 },
+};
 static const ibrt_family m0_families[] = { { 1, 1 }, };
 
 static ibrt_model models[] = {
@@ -231,6 +251,10 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .nquad = 1,
+        .nqgroups = 1,
+        .qgroups = m0_qgroups,
+        .quad = m0_quad,
         .nbal = 1,
         .nfam = 1,
         .fams = m0_families,

@@ -39,7 +39,8 @@ static void on_signal(int sig) { stop_signal = sig; }
 /* The fixed part of DIR/checkpoint.bin; then the checks and metrics
  * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
  * chi0, n0 and n1 at initialisation and the pair contraction sum (nbal
- * each), the JSON text, and an
+ * each), the conserved quadratics at initialisation and the finite-step
+ * identity's two sums (nquad each), the JSON text, and an
  * FNV-1a hash of everything before it.  Native byte order and layout: a
  * checkpoint is resumed by the trainer that wrote it (layout says so). */
 typedef struct {
@@ -77,7 +78,7 @@ static uint64_t ckpt_layout(const ibrt_problem *p)
     h = fnv(h, dims, sizeof dims);
     for (size_t k = 0; k < p->nmodels; k++) {
         const ibrt_model *m = &p->models[k];
-        long md[4] = { m->nth, m->tape, m->root, m->nbal };
+        long md[5] = { m->nth, m->tape, m->root, m->nbal, m->nquad };
         double hp[2] = { m->lr, m->l1 };
         h = fnv(h, md, sizeof md);
         h = fnv(h, hp, sizeof hp);
@@ -108,6 +109,10 @@ typedef struct {
     /* per-index balance buffers, sized for the largest model */
     double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
     double *contr;        /* Hadamard-type pairs: sum over steps of eta^2 r_i^2 */
+    /* the finite-step identity (ibrt_model.quad), nquad each: q at the
+     * start, at the end, of this step's gradient, the sum over steps of
+     * lr^2 q(g) and of its absolute values, the end's absolute terms */
+    double *q0, *qT, *qg, *qacc, *qaccabs, *qa;
     char path[1200];
     /* the model in training, for checkpoints and partial results */
     long k, step;
@@ -183,6 +188,9 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
               write_all(a.f, R->nA0, sizeof(double) * (size_t)m->nbal, &hash) &&
               write_all(a.f, R->nB0, sizeof(double) * (size_t)m->nbal, &hash) &&
               write_all(a.f, R->contr, sizeof(double) * (size_t)m->nbal, &hash) &&
+              write_all(a.f, R->q0, sizeof(double) * (size_t)m->nquad, &hash) &&
+              write_all(a.f, R->qacc, sizeof(double) * (size_t)m->nquad, &hash) &&
+              write_all(a.f, R->qaccabs, sizeof(double) * (size_t)m->nquad, &hash) &&
               write_all(a.f, ibrt_json_text(R->j), (size_t)h.json_len, &hash);
     uint64_t sum = hash;
     ok = ok && fwrite(&sum, sizeof sum, 1, a.f) == 1;
@@ -249,7 +257,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
         else {
             const ibrt_model *m = ckpt_model(p, h.model);
             size_t want = sizeof h + sizeof(ibrt_checks) + sizeof(ibrt_metrics) +
-                          sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 4 * m->nbal) +
+                          sizeof(double) * (size_t)(m->nth + p->bmax * p->in + (p->bmask ? p->out : 0) + 4 * m->nbal + 3 * m->nquad) +
                           (size_t)h.json_len + sizeof sum;
             if (h.json_len > n || want != n)
                 why = "truncated or corrupt (its size does not match its contents)";
@@ -827,6 +835,53 @@ static void pair_step(double *restrict contr, const double *u, const double *v, 
         contr[i] += lr * lr * (gu[i] * gu[i] + gv[i] * gv[i]) / (u[i] * u[i] + v[i] * v[i]);
 }
 
+/* acc_i += lr^2 q_i(g), accabs_i += lr^2 |q_i(g)| */
+static void quad_step(run_state *R, const ibrt_model *m)
+{
+    double l2 = m->lr * m->lr;
+    m->quad(m->g, R->qg, NULL);
+    for (long i = 0; i < m->nquad; i++) {
+        R->qacc[i] += l2 * R->qg[i];
+        R->qaccabs[i] += l2 * fabs(R->qg[i]);
+    }
+}
+
+/* theory.md §9: for every group, max over its functions of
+ * |q_i(th_T) - q_i(th_0) - sum_t lr^2 q_i(g_t)| / D_i, D_i the larger of
+ * sum_t lr^2 |q_i(g_t)| (the path of the predicted change) and qa_i, the
+ * size of q_i's terms at the end: q_i is a difference of such terms, and
+ * every update and gradient rounds at that scale (an index whose
+ * residual has converged to 1e-6 drifts by less than the rounding of its
+ * own u^2 - v^2).  The identity is exact, so the tolerance is 1e-9: a
+ * wrong generator or gradient breaks invariance, K th . g != 0, and
+ * every step then adds lr K th . g to the error. */
+static void finite_step_identity(run_state *R, const ibrt_model *m)
+{
+    m->quad(m->th, R->qT, R->qa);
+    long begin = 0;
+    double all = 0;
+    for (size_t g = 0; g < m->nqgroups; g++) {
+        double worst = 0, drift = 0;
+        for (long i = begin; i < m->qgroups[g].end; i++) {
+            double d = fmax(R->qaccabs[i], R->qa[i]);
+            double e = fabs(R->qT[i] - R->q0[i] - R->qacc[i]);
+            worst = fmax(worst, d > 0 ? e / d : e);
+            drift = fmax(drift, fabs(R->qT[i] - R->q0[i]));
+        }
+        begin = m->qgroups[g].end;
+        all = fmax(all, worst);
+        char name[160];
+        snprintf(name, sizeof name, "finite-step identity, group %zu (%s)", g + 1, m->name);
+        ibrt_checks_add(&R->checks, name, worst, 0, 1e-9, worst <= 1e-9,
+                        "max |q(T) - q(0) - sum lr^2 q(g)| / max(sum lr^2 |q(g)|, |terms of q|) over the group's "
+                        "conserved functions (theory.md 9)");
+        char key_[48];
+        snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
+        put(R, key_, m->suffix, drift);
+    }
+    put(R, "finite_step_identity_max", m->suffix, all);
+}
+
 /* Model k from its initialisation (or from the checkpoint ck) to its
  * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
@@ -871,6 +926,11 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);
             memset(R->contr, 0, sizeof(double) * (size_t)m->nbal);
         }
+        if (m->nquad) {
+            m->quad(m->th, R->q0, NULL);
+            memset(R->qacc, 0, sizeof(double) * (size_t)m->nquad);
+            memset(R->qaccabs, 0, sizeof(double) * (size_t)m->nquad);
+        }
     } else {
         /* the payload after the head, checks and metrics (ckpt_write's order) */
         const unsigned char *q = ckdata + sizeof *ck + sizeof(ibrt_checks) + sizeof(ibrt_metrics);
@@ -887,6 +947,11 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         memcpy(R->nA0, q + sizeof(double) * nbal, sizeof(double) * nbal);
         memcpy(R->nB0, q + 2 * sizeof(double) * nbal, sizeof(double) * nbal);
         memcpy(R->contr, q + 3 * sizeof(double) * nbal, sizeof(double) * nbal);
+        q += 4 * sizeof(double) * nbal;
+        size_t nq = (size_t)m->nquad;
+        memcpy(R->q0, q, sizeof(double) * nq);
+        memcpy(R->qacc, q + sizeof(double) * nq, sizeof(double) * nq);
+        memcpy(R->qaccabs, q + 2 * sizeof(double) * nq, sizeof(double) * nq);
         R->rb = ck->rb;
         R->rs = ck->rs;
         R->loss = ck->loss;
@@ -937,6 +1002,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
             pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0, m->g + m->pair_off1,
                       m->nbal, m->lr);
+        if (m->nquad)   /* lr^2 q(g): this step's change of every conserved quadratic */
+            quad_step(R, m);
         sgd_step(m->th, m->g, m->nth, m->lr);
         if (step % every == 0 || step == steps - 1) {
             R->X = X;
@@ -962,6 +1029,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     R->X = X;
     snprintf(when, sizeof when, "%s, end", m->name);
     m->structure(X, &R->rs, &R->checks, when);
+    if (m->nquad)
+        finite_step_identity(R, m);
     ibrt_progress_end(&pg);
     double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);
     close_traces(R);
@@ -975,7 +1044,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
 static void free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
-                       R->brow, R->c0, R->c1, R->ga, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work };
+                       R->brow, R->c0, R->c1, R->ga, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work,
+                       R->q0, R->qT, R->qg, R->qacc, R->qaccabs, R->qa };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ibrt_json_free(R->j);
@@ -1039,8 +1109,9 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         return 1;
     }
     /* buffers for the largest model, allocated before any step */
-    long nbal = 1, nth = 1, wmax = 1;
+    long nbal = 1, nth = 1, wmax = 1, nquad = 1;
     for (size_t k = 0; k < p->nmodels; k++) {
+        nquad = p->models[k].nquad + 1 > nquad ? p->models[k].nquad + 1 : nquad;
         nbal = p->models[k].nbal + 1 > nbal ? p->models[k].nbal + 1 : nbal;
         nth = p->models[k].nth > nth ? p->models[k].nth : nth;
         wmax = p->models[k].w_size > wmax ? p->models[k].w_size : wmax;
@@ -1051,6 +1122,9 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     bool oom = false;
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
+    double **qbufs[] = { &R.q0, &R.qT, &R.qg, &R.qacc, &R.qaccabs, &R.qa };
+    for (size_t i = 0; i < sizeof qbufs / sizeof *qbufs; i++)
+        oom |= !(*qbufs[i] = calloc((size_t)nquad, sizeof(double)));
     oom |= !(R.tmp = calloc((size_t)ntmp, sizeof(double)));
     oom |= !(R.brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
     oom |= !(R.ga = calloc((size_t)nth, sizeof(double)));

@@ -57,6 +57,12 @@ typedef struct {
     long count;
 } ibrt_family;
 
+/* A symmetry group's conserved quadratic functions: q[prev end .. end). */
+typedef struct {
+    const char *name;   /* the derivation's name for the group */
+    long end;
+} ibrt_qgroup;
+
 typedef struct {
     const char *name;     /* "designed", "vanilla", "l1" or "model" */
     const char *suffix;   /* appended to metric names ("" for a lone model) */
@@ -80,6 +86,18 @@ typedef struct {
     const ibrt_family *fams;
     void (*balance)(const double *th, double *chi, double *ratio, double *n0, double *n1);
     double pred_logdet, pred_dual;   /* predicted ratio (NAN: none) */
+
+    /* The finite-step identity (theory.md §9): quad(th, q, qa) gives the
+     * nquad conserved quadratic functions of every symmetry group (a
+     * torus's chi, a GL junction's C = A'A - B B'), q_i = 1/2 th' K_i th
+     * with K_i th orthogonal to every gradient; qa (when not NULL) the
+     * sums of their absolute terms.  One step th - lr g changes q_i by
+     * exactly lr^2 q_i(g); the driver adds that up over every step and
+     * checks it against q(th_T) - q(th_0), group by group. */
+    long nquad;
+    size_t nqgroups;
+    const ibrt_qgroup *qgroups;
+    void (*quad)(const double *th, double *q, double *qa);
     double alpha0, alpha1;           /* exponents of the first family */
     const char *ratio_definition;
 

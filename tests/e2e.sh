@@ -66,8 +66,9 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
 done
 # A deliberately wrong derivation must make the trainer's checks fail
 # (exit status 4): IBC_FAULT=alpha flips a generator exponent,
-# IBC_FAULT=coef changes a Cauchy-Binet coefficient.
-for fault in alpha coef; do
+# IBC_FAULT=coef changes a Cauchy-Binet coefficient, IBC_FAULT=quad makes
+# a conserved quadratic of the finite-step identity a wrong one.
+for fault in alpha coef quad; do
     if ! IBC_FAULT=$fault bin/ibc build specs/deep_hadamard.ibs -o "$dir/fault_$fault" >/dev/null 2>&1; then
         echo "FAIL fault $fault: does not build"; fail=$((fail + 1)); continue
     fi
