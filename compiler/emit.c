@@ -1756,7 +1756,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 OUT("    { ");
                 emit_c_string(E->out, gr->kind == SYM_GROUP_GL ? gr->text
                                                                : sym_family_at(m->deriv, (size_t)gr->family)->name);
-                OUT(", %ld },\n", end);
+                OUT(", %ld, %ld },\n", end, gr->kind == SYM_GROUP_GL ? gr->r : 0L);
             }
             OUT("};\n");
         }

@@ -337,7 +337,7 @@ static const ibrt_param m0_params[] = {
     { "Wv", 256, 16, 8, 2 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "GL(8): Wq[:,k] with Wk[:,k]", 36 },
+    { "GL(8): Wq[:,k] with Wk[:,k]", 36, 8 },
 };
 static const ibrt_family m0_families[] = { { 1, 8 }, };
 

@@ -458,7 +458,7 @@ static const ibrt_param m0_params[] = {
     { "a3", 64, 32, 1, 1 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (a1[i], a2[i], a3[i]), one per i", 64 },
+    { "rescaling of (a1[i], a2[i], a3[i]), one per i", 64, 0 },
 };
 static const ibrt_param m1_params[] = {
     { "w", 0, 32, 1, 1 },

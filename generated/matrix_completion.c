@@ -234,7 +234,7 @@ static const ibrt_param m0_params[] = {
     { "V", 400, 20, 20, 2 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "GL(20): U[:,k] with V[:,k]", 210 },
+    { "GL(20): U[:,k] with V[:,k]", 210, 20 },
 };
 static const ibrt_family m0_families[] = { { 1, 20 }, };
 

@@ -380,7 +380,7 @@ static const ibrt_param m0_params[] = {
     { "v", 200, 200, 1, 1 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (u[i], v[i]), one per i", 200 },
+    { "rescaling of (u[i], v[i]), one per i", 200, 0 },
 };
 static const ibrt_family m0_families[] = { { 1, 200 }, };
 static const ibrt_param m1_params[] = {

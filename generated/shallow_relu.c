@@ -281,7 +281,7 @@ static const ibrt_param m0_params[] = {
     { "v", 48, 16, 1, 1 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (W[j,:], v[j]), one per j", 16 },
+    { "rescaling of (W[j,:], v[j]), one per j", 16, 0 },
 };
 static const ibrt_family m0_families[] = { { 1, 16 }, };
 

@@ -428,7 +428,7 @@ static const ibrt_param m0_params[] = {
     { "v", 64, 64, 1, 1 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (u[i], v[i]), one per i", 64 },
+    { "rescaling of (u[i], v[i]), one per i", 64, 0 },
 };
 static const ibrt_family m0_families[] = { { 1, 64 }, };
 static const ibrt_param m1_params[] = {

@@ -226,7 +226,7 @@ static const ibrt_param m0_params[] = {
     { "v", 1, 1, 1, 1 },
 };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (u, v)", 1 },
+    { "rescaling of (u, v)", 1, 0 },
 };
 static const ibrt_family m0_families[] = { { 1, 1 }, };
 

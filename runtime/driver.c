@@ -878,6 +878,29 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
         char key_[48];
         snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
         put(R, key_, m->suffix, drift);
+        /* the size of the dual slice at both ends: ||C||_F of a junction
+         * (off-diagonal entries twice), max |chi| of a torus */
+        long first = g ? m->qgroups[g - 1].end : 0, r = m->qgroups[g].r;
+        double s0 = 0, sT = 0;
+        if (r) {
+            for (long i = 0, t = first; i < r; i++)
+                for (long j = i; j < r; j++, t++) {
+                    double w = i == j ? 1 : 2;
+                    s0 += w * R->q0[t] * R->q0[t];
+                    sT += w * R->qT[t] * R->qT[t];
+                }
+            s0 = sqrt(s0);
+            sT = sqrt(sT);
+        } else {
+            for (long t = first; t < m->qgroups[g].end; t++) {
+                s0 = fmax(s0, fabs(R->q0[t]));
+                sT = fmax(sT, fabs(R->qT[t]));
+            }
+        }
+        snprintf(key_, sizeof key_, r ? "C_fro_start_group%zu" : "chi_abs_max_start_group%zu", g + 1);
+        put(R, key_, m->suffix, s0);
+        snprintf(key_, sizeof key_, r ? "C_fro_end_group%zu" : "chi_abs_max_end_group%zu", g + 1);
+        put(R, key_, m->suffix, sT);
     }
     put(R, "finite_step_identity_max", m->suffix, all);
 }

@@ -61,6 +61,7 @@ typedef struct {
 typedef struct {
     const char *name;   /* the derivation's name for the group */
     long end;
+    long r;             /* a GL(r) junction: its functions are C's upper triangle, row by row; 0: a torus's chi */
 } ibrt_qgroup;
 
 typedef struct {
