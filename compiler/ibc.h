@@ -157,6 +157,7 @@ struct ast_node {
     bool is_const;        /* expression is a compile-time constant */
     int ref;              /* AST_IDENT: index into spec params/inputs/dims */
     int ref_kind;         /* AST_IDENT: one of IBC_REF_* */
+    const double *opdata; /* AST_CALL matrix("file"): its entries, row-major, shape.rows x shape.cols */
 };
 
 enum { IBC_REF_NONE, IBC_REF_DIM, IBC_REF_PARAM, IBC_REF_INPUT, IBC_REF_DATA };

@@ -10,6 +10,7 @@
  * is the symbolic phase's business, from node->text.
  */
 #include "ibc.h"
+#include "ibrt_io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -283,7 +284,22 @@ static bool sema_operator(sema *s, ast_node *n)
         }
         if (!sema_file_exists(s, n->kids[0]))
             return false;
-        n->shape = shape_make(2, -1, -1);   /* read by the design phase */
+        /* read here, with the trainers' reader, for its shape: a product
+         * with a wrongly sized operator is then an error at its '@' */
+        const char *path = n->kids[0]->text;
+        const char *full = path[0] == '/' ? path : arena_printf(s->arena, "%s/%s", s->spec_dir, path);
+        size_t r, c;
+        double *data;
+        ibrt_error err;
+        if (ibrt_io_read_matrix(full, &r, &c, &data, &err) != IBRT_OK) {
+            diag_error(s->diag, n->kids[0]->loc, "%s", err.msg);
+            return false;
+        }
+        double *kept = arena_alloc(s->arena, r * c * sizeof(double) + sizeof(double));
+        memcpy(kept, data, r * c * sizeof(double));
+        free(data);
+        n->opdata = kept;   /* its zeros are structure the derivation uses */
+        n->shape = shape_make(2, (long)r, (long)c);
         return true;
     }
     if (!sema_dim_arg(s, n, 1, &size))

@@ -27,11 +27,13 @@
 #include "sym.h"
 
 #include <gmp.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SMALL_DIM 3
+#define SYM_MAX_FULL 4000   /* unknowns of a full-size instance */
 
 struct sym_derivation {
     const ibc_spec *spec;
@@ -88,11 +90,13 @@ typedef struct {
     long *eq;                 /* constraints, each N longs */
     size_t neq, cap_eq;
     bool failed;
+    int cap;                  /* dimensions above it shrink to it: SMALL_DIM, or INT_MAX (the full instance) */
+    int bad_param;            /* the parameter classify last found not rescaled as a slice, or -1 */
     sym_group *junctions;     /* the predictor's GL junctions (their diagonals are natural generators) */
     size_t njunctions;
 } infer;
 
-static int small(long d) { return d >= SMALL_DIM ? SMALL_DIM : (int)d; }
+static int small(const infer *in, long d) { return d >= in->cap ? in->cap : (int)d; }
 
 static xval xv_new(infer *in, int rows, int cols, bool dense)
 {
@@ -163,8 +167,12 @@ static xval infer_expr(infer *in, const ast_node *n);
 
 static xval infer_operator(infer *in, const ast_node *n, bool inverse, bool transpose)
 {
-    int r = small(n->shape.rows < 0 ? SMALL_DIM : n->shape.rows);
-    int c = small(n->shape.cols < 0 ? SMALL_DIM : n->shape.cols);
+    int r = small(in, n->shape.rows < 0 ? SMALL_DIM : n->shape.rows);
+    int c = small(in, n->shape.cols < 0 ? SMALL_DIM : n->shape.cols), c0 = c;
+    /* a matrix read from a file: its zeros, on the full instance (its
+     * inverse is taken as dense: a zero assumed away only costs a
+     * symmetry, never invents one) */
+    bool data = n->opdata && !inverse && in->cap != SMALL_DIM;
     if (transpose) {
         int t = r;
         r = c;
@@ -173,15 +181,37 @@ static xval infer_operator(infer *in, const ast_node *n, bool inverse, bool tran
     xval v = xv_new(in, r, c, false);
     for (int i = 0; i < r; i++)
         for (int j = 0; j < c; j++)
-            v.nz[i * c + j] = transpose ? op_nonzero(n->name, inverse, j, i) : op_nonzero(n->name, inverse, i, j);
+            v.nz[i * c + j] = data ? n->opdata[transpose ? (size_t)j * c0 + i : (size_t)i * c0 + j] != 0
+                              : transpose ? op_nonzero(n->name, inverse, j, i) : op_nonzero(n->name, inverse, i, j);
     return v;
 }
 
 /* Shapes as matrices: a vector is n x 1, a scalar 1 x 1. */
-static void shape_small(const ibc_shape *s, int *r, int *c)
+static void shape_small(const infer *in, const ibc_shape *s, int *r, int *c)
 {
-    *r = s->rank == 0 ? 1 : small(s->rows < 0 ? SMALL_DIM : s->rows);
-    *c = s->rank == 2 ? small(s->cols < 0 ? SMALL_DIM : s->cols) : 1;
+    *r = s->rank == 0 ? 1 : small(in, s->rows < 0 ? SMALL_DIM : s->rows);
+    *c = s->rank == 2 ? small(in, s->cols < 0 ? SMALL_DIM : s->cols) : 1;
+}
+
+/* A matrix operator from a file with a zero entry, used forward: its
+ * zeros decide which entries meet in a contraction, and no small instance
+ * keeps an arbitrary pattern, so the derivation then runs at full size. */
+static bool has_sparse_file_operator(const ast_node *n)
+{
+    if (!n)
+        return false;
+    if (n->kind == AST_CALL && n->opdata && !strcmp(n->name, "matrix"))
+        for (long e = 0; e < n->shape.rows * n->shape.cols; e++)
+            if (n->opdata[e] == 0)
+                return true;
+    if (n->kind == AST_CALL && !strcmp(n->name, "solve"))
+        return n->nkids > 1 && has_sparse_file_operator(n->kids[1]);
+    if (has_sparse_file_operator(n->lhs) || has_sparse_file_operator(n->rhs))
+        return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (has_sparse_file_operator(n->kids[i]))
+            return true;
+    return false;
 }
 
 static xval infer_matmul(infer *in, xval a, xval b, const ast_node *n)
@@ -322,7 +352,7 @@ static xval infer_call(infer *in, const ast_node *n)
 static xval infer_expr(infer *in, const ast_node *n)
 {
     int r, c;
-    shape_small(&n->shape, &r, &c);
+    shape_small(in, &n->shape, &r, &c);
     if (n->is_const)
         return xv_new(in, r, c, true);
     switch (n->kind) {
@@ -1420,8 +1450,10 @@ static bool classify(infer *in, const long *g, gslice *out, int *nout)
             }
         if (!count)
             continue;
-        if (!uniform || *nout >= SYM_MAX_BLOCKS)
+        if (!uniform || *nout >= SYM_MAX_BLOCKS) {
+            in->bad_param = (int)p;
             return false;
+        }
         gslice s = { (int)p, SYM_SLICE_WHOLE, -1, val };
         if (R * C == 1 || count == R * C) {
             s.slice = SYM_SLICE_WHOLE;
@@ -1438,6 +1470,7 @@ static bool classify(infer *in, const long *g, gslice *out, int *nout)
             s.slice = SYM_SLICE_ENTRY;
             s.index = nzr * C + nzc;
         } else {
+            in->bad_param = (int)p;
             return false;
         }
         out[(*nout)++] = s;
@@ -2063,9 +2096,18 @@ static int lattice_basis(infer *in, long **out)
     }
     zmat_clear(&K);
     if (!ok) {
-        diag_error(in->diag, sp->predict->loc,
-                   "the predictor's rescaling symmetries have no basis of whole-slice rescalings (each generator "
-                   "scaling whole parameters, rows, columns or entries); the derivation supports such tori only");
+        in->bad_param = -1;
+        all_slices(in, basis, d);
+        if (in->bad_param >= 0)
+            diag_error(in->diag, sp->predict->loc,
+                       "the predictor's rescaling symmetries have no basis of whole-slice rescalings that ibc can find: its "
+                       "generators rescale a set of entries of '%s' that is not the whole parameter, a row, a column or one "
+                       "entry (as an operator's zero pattern does when it groups entries); the derivation supports "
+                       "tori of such slices only", sp->params[in->bad_param].name);
+        else
+            diag_error(in->diag, sp->predict->loc,
+                       "the predictor's rescaling symmetries have no basis of whole-slice rescalings (each generator "
+                       "scaling whole parameters, rows, columns or entries); the derivation supports such tori only");
         return -1;
     }
     /* presentation: signs and order follow the declaration */
@@ -2334,13 +2376,21 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     in.diag = diag;
     in.spec = spec;
     size_t P = spec->nparams;
+    in.cap = has_sparse_file_operator(spec->predict) ? INT_MAX : SMALL_DIM;
     in.param_off = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_rows = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_cols = arena_alloc(a, (P + 1) * sizeof(int));
     for (size_t p = 0; p < P; p++) {
-        shape_small(&spec->params[p].shape, &in.param_rows[p], &in.param_cols[p]);
+        shape_small(&in, &spec->params[p].shape, &in.param_rows[p], &in.param_cols[p]);
         in.param_off[p] = in.N;
         in.N += in.param_rows[p] * in.param_cols[p];
+    }
+    if (in.cap != SMALL_DIM && in.N > SYM_MAX_FULL) {
+        diag_error(diag, spec->predict->loc,
+                   "an operator read from a file has zeros, so the derivation runs on the full instance, but it has "
+                   "%d unknowns (at most %d): use fewer or smaller parameters, or a structured operator",
+                   in.N, SYM_MAX_FULL);
+        return NULL;
     }
     int errors = diag->errors;
     xval out = infer_expr(&in, spec->predict);

@@ -217,12 +217,22 @@ Test(design, singular_composition_names_kernel)
     done(&l);
 }
 
+/* A dense operator's file is read by sema, so a wrong size is a located
+ * error of `ibc check` (it used to surface only in the design phase, and
+ * in a predictor only when the trainer ran) */
 Test(design, operator_must_fit_the_parameter)
 {
     run l;
-    design_run(&l, "tests/design/dense_misfit.ibs");
-    cr_assert_null(l.r);
-    cr_assert(strstr(l.msgs, "is 50 x 50, but w has 40 entries") != NULL, "%s", l.msgs);
+    memset(&l, 0, sizeof l);
+    const char *err;
+    cr_assert(source_read(&l.src, "tests/design/dense_misfit.ibs", &err));
+    l.arena = arena_new();
+    l.out = open_memstream(&l.msgs, &l.msglen);
+    diag_init(&l.diag, &l.src, l.out);
+    cr_assert_null(sema_check(l.arena, parse_spec(l.arena, &l.src, &l.diag), &l.diag));
+    fflush(l.out);
+    cr_assert(strstr(l.msgs, "dense_misfit.ibs:9:21: error: operator does not fit its argument: matrix[50, 50] @ "
+                             "vector[40] (50 columns, 40 rows)") != NULL, "%s", l.msgs);
     done(&l);
 }
 
