@@ -1322,81 +1322,51 @@ static void emit_quad_function(const model *m, const char *pre)
  * tests/e2e.sh) emits a deliberately wrong derivation so that the checks
  * are seen to fail: "alpha" flips an exponent, "coef" changes a
  * Cauchy-Binet coefficient. */
-/* The checks of a GL(r) junction Z = A B (theory.md §8): (a) invariance
- * of the predictor under A -> A g, B -> g^-1 B for a random g = I + M,
- * M with entries U(-0.15, 0.15) (any invertible g near I is exp of some M
- * in gl(r)); (b) log det of its r^2 x r^2 Gram matrix, assembled entry by
- * entry, G[(i,j),(k,l)] = <xi_Eij, xi_Ekl> = d_jl P_ik + d_ik Q_jl (P, Q
- * the Gram matrices of the two legs), by Cholesky, against the derived
- * sum_{i,j} log(p_i + q_j) over the eigenvalues of P and Q (LAPACKE
- * dsyev): the Kronecker-sum determinant.  (b) is skipped above r = 24,
- * where the dense Gram would cost more than the run. */
+/* A factor's contracted axis as the runtime's ibrt_gl_leg initialiser:
+ * entry (l, o) at off + l ls + o os */
+static void emit_gl_leg(const model *m, const sym_leg *l)
+{
+    const ibc_var *v = &m->spec->params[l->param];
+    long off = m->p.param_off[l->param], C = v->shape.rank == 2 ? v->shape.cols : 1;
+    if (v->shape.rank < 2)
+        OUT("{ %ld, 1, 0, 1 }", off);
+    else if (l->rows)
+        OUT("{ %ld, %ld, 1, %ld }", off, C, C);
+    else
+        OUT("{ %ld, 1, %ld, %ld }", off, C, v->shape.rows);
+}
+
+/* The checks of a GL(r) junction Z = A B (theory.md §8, runtime
+ * ibrt_verify.h): (a) the predictor at (A g, g^-1 B) against the predictor
+ * at (A, B), g = I + M random (ibrt_gl_transform); (b) log det of its
+ * r^2 x r^2 Gram matrix by Cholesky against the derived sum
+ * log(p_i + q_j) (ibrt_gl_logdet_error), skipped above r = 24, where the
+ * dense Gram would cost more than the run. */
 static void emit_gl_checks(const model *m, const char *pre, const ibc_verify *ver, size_t gi, const sym_group *gr)
 {
-    const ibc_var *A = &m->spec->params[gr->left.param], *B = &m->spec->params[gr->right.param];
-    long r = gr->r, offa = m->p.param_off[gr->left.param], offb = m->p.param_off[gr->right.param];
-    long ca = A->shape.rank == 2 ? A->shape.cols : 1, cb = B->shape.rank == 2 ? B->shape.cols : 1;
-    long oa = A->shape.rank < 2 ? 1 : gr->left.rows ? A->shape.cols : A->shape.rows;
-    long ob = B->shape.rank < 2 ? 1 : gr->right.rows ? B->shape.cols : B->shape.rows;
-    /* entry (leg index, other index) of each factor */
-    bool arows = A->shape.rank < 2 || gr->left.rows, brows = B->shape.rank < 2 || gr->right.rows;
-    char ae[64], be[64];
-    snprintf(ae, sizeof ae, arows ? "%ld + (L) * %ld + (O)" : "%ld + (O) * %ld + (L)", offa, ca);
-    snprintf(be, sizeof be, brows ? "%ld + (L) * %ld + (O)" : "%ld + (O) * %ld + (L)", offb, cb);
-    OUT("    /* group %zu, %s: A -> A g, B -> g^-1 B */\n    {\n", gi + 1, gr->text);
-    OUT("#define AE(L, O) (%s)\n#define BE(L, O) (%s)\n", ae, be);
-    OUT("        static double g[%ld], gi[%ld];\n        lapack_int piv[%ld];\n", r * r, r * r, r);
-    OUT("        for (long i = 0; i < %ld; i++)\n            for (long j = 0; j < %ld; j++)\n"
-        "                g[i * %ld + j] = gi[i * %ld + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);\n",
-        r, r, r, r);
-    OUT("        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, %ld, %ld, gi, %ld, piv) == 0 &&\n"
-        "                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, %ld, gi, %ld, piv) == 0;\n", r, r, r, r, r);
-    OUT("        memcpy(th2, %s_th, sizeof(double) * %ld);\n", pre, m->p.nth);
-    /* A's leg index l: new A(l, o) = sum_i A(i, o) g[i][l]; B's: new B(l, o) = sum_j gi[l][j] B(j, o) */
-    OUT("        for (long o = 0; o < %ld; o++)\n            for (long l = 0; l < %ld; l++) {\n"
-        "                double v = 0;\n                for (long i = 0; i < %ld; i++)\n"
-        "                    v += %s_th[AE(i, o)] * g[i * %ld + l];\n                th2[AE(l, o)] = v;\n            }\n",
-        oa, r, r, pre, r);
-    OUT("        for (long o = 0; o < %ld; o++)\n            for (long l = 0; l < %ld; l++) {\n"
-        "                double v = 0;\n                for (long j = 0; j < %ld; j++)\n"
-        "                    v += gi[l * %ld + j] * %s_th[BE(j, o)];\n                th2[BE(l, o)] = v;\n            }\n",
-        ob, r, r, r, pre);
+    OUT("    /* group %zu, ", gi + 1);
+    emit_comment_text(gr->text);
+    OUT(": A -> A g, B -> g^-1 B */\n    {\n        static const ibrt_gl_leg a = ");
+    emit_gl_leg(m, &gr->left);
+    OUT(", b = ");
+    emit_gl_leg(m, &gr->right);
+    OUT(";\n        bool ok = ibrt_gl_transform(%s_th, th2, %ld, &a, &b, %ld, r);\n", pre, m->p.nth, gr->r);
     OUT("        %s_forward(%s_th, x, 1, %s_tp);\n        memcpy(y0, %s_tp + %ld, sizeof y0);\n"
         "        %s_forward(th2, x, 1, %s_tp);\n", pre, pre, pre, pre, m->p.v[m->p.root].off, pre, pre);
     OUT("        double dy = 0, ys = 0;\n        for (long o = 0; o < OUT; o++) {\n"
         "            dy = fmax(dy, fabs(%s_tp[%ld + o] - y0[o]));\n            ys = fmax(ys, fabs(y0[o]));\n        }\n",
         pre, m->p.v[m->p.root].off);
-    OUT("        snprintf(name, sizeof name, \"invariance, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, r);
+    OUT("        snprintf(name, sizeof name, \"invariance, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, gr->r);
     OUT("        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, %.3g, ok && dy <= %.3g * fmax(ys, "
         "1e-300), \"max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)\");\n",
         ver->invariance_tol, ver->invariance_tol);
-    if (r <= 24) {
-        OUT("        static double P[%ld], Q[%ld], G[%ld], ev[%ld];\n", r * r, r * r, r * r * r * r, 2 * r);
-        OUT("        for (long i = 0; i < %ld; i++)\n            for (long k = 0; k < %ld; k++) {\n"
-            "                double p = 0, q = 0;\n"
-            "                for (long o = 0; o < %ld; o++)\n                    p += %s_th[AE(i, o)] * %s_th[AE(k, o)];\n"
-            "                for (long o = 0; o < %ld; o++)\n                    q += %s_th[BE(i, o)] * %s_th[BE(k, o)];\n"
-            "                P[i * %ld + k] = p;\n                Q[i * %ld + k] = q;\n            }\n",
-            r, r, oa, pre, pre, ob, pre, pre, r, r);
-        OUT("        for (long i = 0; i < %ld; i++)\n            for (long j = 0; j < %ld; j++)\n"
-            "                for (long k = 0; k < %ld; k++)\n                    for (long l = 0; l < %ld; l++)\n"
-            "                        G[(i * %ld + j) * %ld + k * %ld + l] = (j == l) * P[i * %ld + k] + (i == k) * Q[j * %ld + l];\n",
-            r, r, r, r, r, r * r, r, r, r);
-        OUT("        double ld = NAN, lf = 0;\n        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', %ld, G, %ld) == 0) {\n"
-            "            ld = 0;\n            for (long a = 0; a < %ld; a++)\n                ld += 2 * log(G[a * %ld + a]);\n        }\n",
-            r * r, r * r, r * r, r * r);
-        OUT("        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */\n"
-            "        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', %ld, P, %ld, ev) != 0 ||\n"
-            "            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', %ld, Q, %ld, ev + %ld) != 0)\n            lf = NAN;\n",
-            r, r, r, r, r);
-        OUT("        for (long i = 0; i < %ld; i++)\n            for (long j = 0; j < %ld; j++)\n"
-            "                lf += log(ev[i] + ev[%ld + j]);\n", r, r, r);
-        OUT("        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));\n");
-        OUT("        snprintf(name, sizeof name, \"log det G, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, r);
+    if (gr->r <= 24) {
+        OUT("        double lerr = ibrt_gl_logdet_error(%s_th, &a, &b, %ld);\n", pre, gr->r);
+        OUT("        snprintf(name, sizeof name, \"log det G, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, gr->r);
         OUT("        ibrt_checks_add(c, name, lerr, 0, %.3g, lerr <= %.3g, \"Cholesky of the r^2 x r^2 Gram vs "
             "sum log(p_i + q_j), relative in log space\");\n", ver->logdet_tol, ver->logdet_tol);
     }
-    OUT("#undef AE\n#undef BE\n    }\n");
+    OUT("    }\n");
 }
 
 static void emit_structure_function(const model *m, const char *pre, const ibc_verify *ver)
@@ -1608,7 +1578,8 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
         " * runtime's experiment driver (runtime/ibrt_driver.h).\n */\n");
     OUT("#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n\n");
     OUT("#include <lapacke.h>\n\n#include \"ibrt.h\"\n#include \"ibrt_data.h\"\n#include \"ibrt_driver.h\"\n"
-        "#include \"ibrt_io.h\"\n#include \"ibrt_kernels.h\"\n#include \"ibrt_mat.h\"\n#include \"ibrt_rng.h\"\n\n");
+        "#include \"ibrt_io.h\"\n#include \"ibrt_kernels.h\"\n#include \"ibrt_mat.h\"\n#include \"ibrt_rng.h\"\n"
+        "#include \"ibrt_verify.h\"\n\n");
 }
 
 static data_kind data_of(const ibc_spec *spec)

@@ -27,6 +27,7 @@
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 #include "ibrt_rng.h"
+#include "ibrt_verify.h"
 
 enum { IN = 128, OUT = 64 };   /* per-sample input and output sizes */
 
@@ -206,30 +207,8 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
     /* group 1, GL(8): Wq[:,k] with Wk[:,k]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (0 + (O) * 8 + (L))
-#define BE(L, O) (128 + (O) * 8 + (L))
-        static double g[64], gi[64];
-        lapack_int piv[8];
-        for (long i = 0; i < 8; i++)
-            for (long j = 0; j < 8; j++)
-                g[i * 8 + j] = gi[i * 8 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 8, 8, gi, 8, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 8, gi, 8, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 384);
-        for (long o = 0; o < 16; o++)
-            for (long l = 0; l < 8; l++) {
-                double v = 0;
-                for (long i = 0; i < 8; i++)
-                    v += m0_th[AE(i, o)] * g[i * 8 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 16; o++)
-            for (long l = 0; l < 8; l++) {
-                double v = 0;
-                for (long j = 0; j < 8; j++)
-                    v += gi[l * 8 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 0, 1, 8, 16 }, b = { 128, 1, 8, 16 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 384, &a, &b, 8, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 6144, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -240,40 +219,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(8) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[64], Q[64], G[4096], ev[16];
-        for (long i = 0; i < 8; i++)
-            for (long k = 0; k < 8; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 16; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 16; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 8 + k] = p;
-                Q[i * 8 + k] = q;
-            }
-        for (long i = 0; i < 8; i++)
-            for (long j = 0; j < 8; j++)
-                for (long k = 0; k < 8; k++)
-                    for (long l = 0; l < 8; l++)
-                        G[(i * 8 + j) * 64 + k * 8 + l] = (j == l) * P[i * 8 + k] + (i == k) * Q[j * 8 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 64, G, 64) == 0) {
-            ld = 0;
-            for (long a = 0; a < 64; a++)
-                ld += 2 * log(G[a * 64 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 8, P, 8, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 8, Q, 8, ev + 8) != 0)
-            lf = NAN;
-        for (long i = 0; i < 8; i++)
-            for (long j = 0; j < 8; j++)
-                lf += log(ev[i] + ev[8 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 8);
         snprintf(name, sizeof name, "log det G, group 1, GL(8) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
 }
 

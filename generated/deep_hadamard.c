@@ -33,6 +33,7 @@
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 #include "ibrt_rng.h"
+#include "ibrt_verify.h"
 
 enum { IN = 32, OUT = 1 };   /* per-sample input and output sizes */
 

@@ -30,6 +30,7 @@
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 #include "ibrt_rng.h"
+#include "ibrt_verify.h"
 
 enum { IN = 5, OUT = 1 };   /* per-sample input and output sizes */
 
@@ -257,30 +258,8 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
     /* group 1, GL(4): w3[k] with W2[k,:]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (36 + (L) * 1 + (O))
-#define BE(L, O) (20 + (L) * 4 + (O))
-        static double g[16], gi[16];
-        lapack_int piv[4];
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                g[i * 4 + j] = gi[i * 4 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 4, 4, gi, 4, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 4, gi, 4, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 40);
-        for (long o = 0; o < 1; o++)
-            for (long l = 0; l < 4; l++) {
-                double v = 0;
-                for (long i = 0; i < 4; i++)
-                    v += m0_th[AE(i, o)] * g[i * 4 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 4; o++)
-            for (long l = 0; l < 4; l++) {
-                double v = 0;
-                for (long j = 0; j < 4; j++)
-                    v += gi[l * 4 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 36, 1, 0, 1 }, b = { 20, 4, 1, 4 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -291,67 +270,14 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(4) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[16], Q[16], G[256], ev[8];
-        for (long i = 0; i < 4; i++)
-            for (long k = 0; k < 4; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 1; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 4; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 4 + k] = p;
-                Q[i * 4 + k] = q;
-            }
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                for (long k = 0; k < 4; k++)
-                    for (long l = 0; l < 4; l++)
-                        G[(i * 4 + j) * 16 + k * 4 + l] = (j == l) * P[i * 4 + k] + (i == k) * Q[j * 4 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 16, G, 16) == 0) {
-            ld = 0;
-            for (long a = 0; a < 16; a++)
-                ld += 2 * log(G[a * 16 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 4, P, 4, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 4, Q, 4, ev + 4) != 0)
-            lf = NAN;
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                lf += log(ev[i] + ev[4 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 4);
         snprintf(name, sizeof name, "log det G, group 1, GL(4) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
     /* group 2, GL(4): W2[:,k] with W1[k,:]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (20 + (O) * 4 + (L))
-#define BE(L, O) (0 + (L) * 5 + (O))
-        static double g[16], gi[16];
-        lapack_int piv[4];
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                g[i * 4 + j] = gi[i * 4 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 4, 4, gi, 4, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 4, gi, 4, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 40);
-        for (long o = 0; o < 4; o++)
-            for (long l = 0; l < 4; l++) {
-                double v = 0;
-                for (long i = 0; i < 4; i++)
-                    v += m0_th[AE(i, o)] * g[i * 4 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 5; o++)
-            for (long l = 0; l < 4; l++) {
-                double v = 0;
-                for (long j = 0; j < 4; j++)
-                    v += gi[l * 4 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 20, 1, 4, 4 }, b = { 0, 5, 1, 5 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -362,40 +288,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 2, GL(4) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[16], Q[16], G[256], ev[8];
-        for (long i = 0; i < 4; i++)
-            for (long k = 0; k < 4; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 4; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 5; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 4 + k] = p;
-                Q[i * 4 + k] = q;
-            }
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                for (long k = 0; k < 4; k++)
-                    for (long l = 0; l < 4; l++)
-                        G[(i * 4 + j) * 16 + k * 4 + l] = (j == l) * P[i * 4 + k] + (i == k) * Q[j * 4 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 16, G, 16) == 0) {
-            ld = 0;
-            for (long a = 0; a < 16; a++)
-                ld += 2 * log(G[a * 16 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 4, P, 4, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 4, Q, 4, ev + 4) != 0)
-            lf = NAN;
-        for (long i = 0; i < 4; i++)
-            for (long j = 0; j < 4; j++)
-                lf += log(ev[i] + ev[4 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 4);
         snprintf(name, sizeof name, "log det G, group 2, GL(4) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
 }
 

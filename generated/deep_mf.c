@@ -30,6 +30,7 @@
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 #include "ibrt_rng.h"
+#include "ibrt_verify.h"
 
 enum { IN = 1, OUT = 100 };   /* per-sample input and output sizes */
 
@@ -253,30 +254,8 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
     /* group 1, GL(10): W2[:,k] with W1[k,:]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (100 + (O) * 10 + (L))
-#define BE(L, O) (0 + (L) * 10 + (O))
-        static double g[100], gi[100];
-        lapack_int piv[10];
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                g[i * 10 + j] = gi[i * 10 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 10, 10, gi, 10, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 10, gi, 10, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 300);
-        for (long o = 0; o < 10; o++)
-            for (long l = 0; l < 10; l++) {
-                double v = 0;
-                for (long i = 0; i < 10; i++)
-                    v += m0_th[AE(i, o)] * g[i * 10 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 10; o++)
-            for (long l = 0; l < 10; l++) {
-                double v = 0;
-                for (long j = 0; j < 10; j++)
-                    v += gi[l * 10 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 100, 1, 10, 10 }, b = { 0, 10, 1, 10 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -287,67 +266,14 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(10) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[100], Q[100], G[10000], ev[20];
-        for (long i = 0; i < 10; i++)
-            for (long k = 0; k < 10; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 10; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 10; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 10 + k] = p;
-                Q[i * 10 + k] = q;
-            }
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                for (long k = 0; k < 10; k++)
-                    for (long l = 0; l < 10; l++)
-                        G[(i * 10 + j) * 100 + k * 10 + l] = (j == l) * P[i * 10 + k] + (i == k) * Q[j * 10 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 100, G, 100) == 0) {
-            ld = 0;
-            for (long a = 0; a < 100; a++)
-                ld += 2 * log(G[a * 100 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 10, P, 10, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 10, Q, 10, ev + 10) != 0)
-            lf = NAN;
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                lf += log(ev[i] + ev[10 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 10);
         snprintf(name, sizeof name, "log det G, group 1, GL(10) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
     /* group 2, GL(10): W3[:,k] with W2[k,:]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (200 + (O) * 10 + (L))
-#define BE(L, O) (100 + (L) * 10 + (O))
-        static double g[100], gi[100];
-        lapack_int piv[10];
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                g[i * 10 + j] = gi[i * 10 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 10, 10, gi, 10, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 10, gi, 10, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 300);
-        for (long o = 0; o < 10; o++)
-            for (long l = 0; l < 10; l++) {
-                double v = 0;
-                for (long i = 0; i < 10; i++)
-                    v += m0_th[AE(i, o)] * g[i * 10 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 10; o++)
-            for (long l = 0; l < 10; l++) {
-                double v = 0;
-                for (long j = 0; j < 10; j++)
-                    v += gi[l * 10 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 200, 1, 10, 10 }, b = { 100, 10, 1, 10 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -358,40 +284,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 2, GL(10) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[100], Q[100], G[10000], ev[20];
-        for (long i = 0; i < 10; i++)
-            for (long k = 0; k < 10; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 10; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 10; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 10 + k] = p;
-                Q[i * 10 + k] = q;
-            }
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                for (long k = 0; k < 10; k++)
-                    for (long l = 0; l < 10; l++)
-                        G[(i * 10 + j) * 100 + k * 10 + l] = (j == l) * P[i * 10 + k] + (i == k) * Q[j * 10 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 100, G, 100) == 0) {
-            ld = 0;
-            for (long a = 0; a < 100; a++)
-                ld += 2 * log(G[a * 100 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 10, P, 10, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 10, Q, 10, ev + 10) != 0)
-            lf = NAN;
-        for (long i = 0; i < 10; i++)
-            for (long j = 0; j < 10; j++)
-                lf += log(ev[i] + ev[10 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 10);
         snprintf(name, sizeof name, "log det G, group 2, GL(10) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
 }
 

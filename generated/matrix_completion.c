@@ -31,6 +31,7 @@
 #include "ibrt_kernels.h"
 #include "ibrt_mat.h"
 #include "ibrt_rng.h"
+#include "ibrt_verify.h"
 
 enum { IN = 1, OUT = 400 };   /* per-sample input and output sizes */
 
@@ -172,30 +173,8 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
     }
     /* group 1, GL(20): U[:,k] with V[:,k]: A -> A g, B -> g^-1 B */
     {
-#define AE(L, O) (0 + (O) * 20 + (L))
-#define BE(L, O) (400 + (O) * 20 + (L))
-        static double g[400], gi[400];
-        lapack_int piv[20];
-        for (long i = 0; i < 20; i++)
-            for (long j = 0; j < 20; j++)
-                g[i * 20 + j] = gi[i * 20 + j] = (i == j) + 0.3 * (ibrt_rng_uniform(r) - 0.5);
-        bool ok = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, 20, 20, gi, 20, piv) == 0 &&
-                  LAPACKE_dgetri(LAPACK_ROW_MAJOR, 20, gi, 20, piv) == 0;
-        memcpy(th2, m0_th, sizeof(double) * 800);
-        for (long o = 0; o < 20; o++)
-            for (long l = 0; l < 20; l++) {
-                double v = 0;
-                for (long i = 0; i < 20; i++)
-                    v += m0_th[AE(i, o)] * g[i * 20 + l];
-                th2[AE(l, o)] = v;
-            }
-        for (long o = 0; o < 20; o++)
-            for (long l = 0; l < 20; l++) {
-                double v = 0;
-                for (long j = 0; j < 20; j++)
-                    v += gi[l * 20 + j] * m0_th[BE(j, o)];
-                th2[BE(l, o)] = v;
-            }
+        static const ibrt_gl_leg a = { 0, 1, 20, 20 }, b = { 400, 1, 20, 20 };
+        bool ok = ibrt_gl_transform(m0_th, th2, 800, &a, &b, 20, r);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 0, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -206,40 +185,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(20) (%s)", when);
         ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
-        static double P[400], Q[400], G[160000], ev[40];
-        for (long i = 0; i < 20; i++)
-            for (long k = 0; k < 20; k++) {
-                double p = 0, q = 0;
-                for (long o = 0; o < 20; o++)
-                    p += m0_th[AE(i, o)] * m0_th[AE(k, o)];
-                for (long o = 0; o < 20; o++)
-                    q += m0_th[BE(i, o)] * m0_th[BE(k, o)];
-                P[i * 20 + k] = p;
-                Q[i * 20 + k] = q;
-            }
-        for (long i = 0; i < 20; i++)
-            for (long j = 0; j < 20; j++)
-                for (long k = 0; k < 20; k++)
-                    for (long l = 0; l < 20; l++)
-                        G[(i * 20 + j) * 400 + k * 20 + l] = (j == l) * P[i * 20 + k] + (i == k) * Q[j * 20 + l];
-        double ld = NAN, lf = 0;
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', 400, G, 400) == 0) {
-            ld = 0;
-            for (long a = 0; a < 400; a++)
-                ld += 2 * log(G[a * 400 + a]);
-        }
-        /* the derived determinant: prod (p_i + q_j) over the eigenvalues */
-        if (LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 20, P, 20, ev) != 0 ||
-            LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', 20, Q, 20, ev + 20) != 0)
-            lf = NAN;
-        for (long i = 0; i < 20; i++)
-            for (long j = 0; j < 20; j++)
-                lf += log(ev[i] + ev[20 + j]);
-        double lerr = isnan(ld) || isnan(lf) ? INFINITY : fabs(ld - lf) / fmax(1, fabs(lf));
+        double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 20);
         snprintf(name, sizeof name, "log det G, group 1, GL(20) (%s)", when);
         ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
-#undef AE
-#undef BE
     }
 }
 

@@ -58,4 +58,27 @@ ibrt_status ibrt_grid_cdf_build(ibrt_grid_cdf *g, double (*density)(double x, vo
 double ibrt_grid_cdf_eval(double x, void *grid);   /* an ibrt_cdf_fn with ctx = the ibrt_grid_cdf */
 void ibrt_grid_cdf_free(ibrt_grid_cdf *g);
 
+/* A GL(r) junction Z = A B (theory.md §8) as trainers check it: each
+ * factor's entry with contracted index l and other index o is
+ * th[off + l * ls + o * os], o < other (a column index of a row-major
+ * A, ls 1 and os its column count; a row index, ls the column count and
+ * os 1; a vector, ls 1, os 0, other 1). */
+typedef struct {
+    long off, ls, os, other;
+} ibrt_gl_leg;
+
+/* th2 = th (nth entries) with A -> A g and B -> g^-1 B, for g = I + M,
+ * M_ij ~ U(-0.15, 0.15) from rng (near I, so exp of some M in gl(r)), the
+ * inverse by LU; false when g is singular (then th2 is th). */
+bool ibrt_gl_transform(const double *th, double *th2, long nth, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r,
+                       ibrt_rng *rng);
+
+/* |log det G - sum_{i,j} log(p_i + q_j)| / max(1, |sum ...|): G the
+ * r^2 x r^2 Gram matrix of the gl(r) generators, assembled entry by entry
+ * as G[(i,j),(k,l)] = d_jl P_ik + d_ik Q_jl (P, Q the Gram matrices of
+ * the legs, P_ik = sum_o A(i, o) A(k, o)), its log det by Cholesky; p, q
+ * the eigenvalues of P and Q (LAPACKE dsyev): the Kronecker-sum
+ * determinant of theory.md §8.  INFINITY when a factorisation fails. */
+double ibrt_gl_logdet_error(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include "ibrt_verify.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,4 +237,86 @@ ibrt_status ibrt_stationary_uv(const ibrt_stationary_cfg *cfg, ibrt_stationary_r
     free(xs);
     free(F);
     return IBRT_OK;
+}
+
+/* ------------------------------------------------------ GL junctions */
+
+static double leg_at(const double *th, const ibrt_gl_leg *x, long l, long o)
+{
+    return th[x->off + l * x->ls + o * x->os];
+}
+
+bool ibrt_gl_transform(const double *th, double *th2, long nth, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r,
+                       ibrt_rng *rng)
+{
+    memcpy(th2, th, sizeof(double) * (size_t)nth);
+    double *g = malloc(sizeof(double) * (size_t)(r * r)), *gi = malloc(sizeof(double) * (size_t)(r * r));
+    lapack_int *piv = malloc(sizeof(lapack_int) * (size_t)r);
+    bool ok = g && gi && piv;
+    for (long i = 0; ok && i < r; i++)
+        for (long j = 0; j < r; j++)
+            g[i * r + j] = gi[i * r + j] = (i == j) + 0.3 * (ibrt_rng_uniform(rng) - 0.5);
+    ok = ok && LAPACKE_dgetrf(LAPACK_ROW_MAJOR, (lapack_int)r, (lapack_int)r, gi, (lapack_int)r, piv) == 0 &&
+         LAPACKE_dgetri(LAPACK_ROW_MAJOR, (lapack_int)r, gi, (lapack_int)r, piv) == 0;
+    /* A(l, o) <- sum_i A(i, o) g[i][l];  B(l, o) <- sum_j gi[l][j] B(j, o) */
+    for (long o = 0; ok && o < a->other; o++)
+        for (long l = 0; l < r; l++) {
+            double v = 0;
+            for (long i = 0; i < r; i++)
+                v += leg_at(th, a, i, o) * g[i * r + l];
+            th2[a->off + l * a->ls + o * a->os] = v;
+        }
+    for (long o = 0; ok && o < b->other; o++)
+        for (long l = 0; l < r; l++) {
+            double v = 0;
+            for (long j = 0; j < r; j++)
+                v += gi[l * r + j] * leg_at(th, b, j, o);
+            th2[b->off + l * b->ls + o * b->os] = v;
+        }
+    free(g);
+    free(gi);
+    free(piv);
+    return ok;
+}
+
+double ibrt_gl_logdet_error(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r)
+{
+    long n = r * r;
+    double *P = malloc(sizeof(double) * (size_t)n), *Q = malloc(sizeof(double) * (size_t)n);
+    double *G = malloc(sizeof(double) * (size_t)(n * n)), *ev = malloc(sizeof(double) * (size_t)(2 * r));
+    double err = INFINITY;
+    if (!P || !Q || !G || !ev)
+        goto out;
+    for (long i = 0; i < r; i++)
+        for (long k = 0; k < r; k++) {
+            double p = 0, q = 0;
+            for (long o = 0; o < a->other; o++)
+                p += leg_at(th, a, i, o) * leg_at(th, a, k, o);
+            for (long o = 0; o < b->other; o++)
+                q += leg_at(th, b, i, o) * leg_at(th, b, k, o);
+            P[i * r + k] = p;
+            Q[i * r + k] = q;
+        }
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < r; j++)
+            for (long k = 0; k < r; k++)
+                for (long l = 0; l < r; l++)
+                    G[(i * r + j) * n + k * r + l] = (j == l) * P[i * r + k] + (i == k) * Q[j * r + l];
+    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, G, (lapack_int)n) != 0 ||
+        LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)r, P, (lapack_int)r, ev) != 0 ||
+        LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)r, Q, (lapack_int)r, ev + r) != 0)
+        goto out;
+    double ld = 0, lf = 0;
+    for (long e = 0; e < n; e++)
+        ld += 2 * log(G[e * n + e]);
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < r; j++)
+            lf += log(ev[i] + ev[r + j]);
+    err = fabs(ld - lf) / fmax(1, fabs(lf));
+out:
+    free(P);
+    free(Q);
+    free(G);
+    free(ev);
+    return err;
 }
