@@ -1189,6 +1189,40 @@ static long balance_count(const model *m)
     return n;
 }
 
+/* The torus generator vectors, as rows of xi (ibrt_model.gens). */
+static long gen_count(const model *m)
+{
+    long n = 0;
+    for (size_t f = 0; m->deriv && f < sym_nfamilies(m->deriv); f++)
+        n += sym_family_at(m->deriv, f)->count * sym_family_at(m->deriv, f)->k;
+    return n;
+}
+
+static void emit_gens_function(const model *m, const char *pre)
+{
+    if (!gen_count(m))
+        return;
+    OUT("/* %s: the torus generators xi_a = alpha_ap theta_p, one row of xi each */\n", pre);
+    OUT("static void %s_gens(const double *th, double *xi)\n{\n", pre);
+    long base = 0;
+    for (size_t f = 0; f < sym_nfamilies(m->deriv); f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        OUT("    /* family %zu */\n    for (long i = 0; i < %ld; i++) {\n", f + 1, fam->count);
+        for (int a = 0; a < fam->k; a++)
+            for (int b = 0; b < fam->nblocks; b++) {
+                if (!fam->alpha[a][b])
+                    continue;
+                char body[160];
+                snprintf(body, sizeof body, "xi[(%ld + i * %d + %d) * %ld + e] = %ld.0 * th[e];", base, fam->k, a,
+                         m->p.nth, fam->alpha[a][b]);
+                emit_slice_loop(m, &fam->blocks[b], "i", body);
+            }
+        OUT("    }\n");
+        base += fam->count * fam->k;
+    }
+    OUT("}\n\n");
+}
+
 /* The conserved quadratic functions of every symmetry group, in one
  * vector q (theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
  * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
@@ -1797,6 +1831,12 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 pv->shape.rank == 2 ? pv->shape.cols : 1L, pv->shape.rank == 2 ? 2 : 1);
         }
         OUT("};\n");
+        if (gen_count(m)) {
+            OUT("static const ibrt_genfam m%d_genfam[] = {", k);
+            for (size_t f = 0; f < sym_nfamilies(m->deriv); f++)
+                OUT(" { %ld, %d },", sym_family_at(m->deriv, f)->count, sym_family_at(m->deriv, f)->k);
+            OUT(" };\n");
+        }
         if (quad_count(m)) {
             OUT("static const ibrt_qgroup m%d_qgroups[] = {\n", k);
             long end = 0;
@@ -1836,6 +1876,21 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             m->l1_off, m->l1_size);
         OUT("        .init = m%d_init,\n        .forward = m%d_forward,\n        .backward = m%d_backward,\n"
             "        .structure = m%d_structure,\n        .balance = m%d_balance,\n", k, k, k, k, k);
+        if (gen_count(m)) {
+            bool coupled = false;
+            for (size_t g = 0; g < sym_ngroups(m->deriv); g++)
+                for (size_t h = 0; h < sym_ngroups(m->deriv); h++)
+                    coupled = coupled || (g != h && sym_group_at(m->deriv, g)->component == sym_group_at(m->deriv, h)->component);
+            /* families inside a junction share its parameters with nothing else unless the junction is coupled */
+            for (size_t f = 0; f < sym_nfamilies(m->deriv); f++)
+                for (size_t h = f + 1; h < sym_nfamilies(m->deriv); h++)
+                    for (int b = 0; b < sym_family_at(m->deriv, f)->nblocks; b++)
+                        for (int c2 = 0; c2 < sym_family_at(m->deriv, h)->nblocks; c2++)
+                            coupled = coupled || sym_family_at(m->deriv, f)->blocks[b].param ==
+                                                     sym_family_at(m->deriv, h)->blocks[c2].param;
+            OUT("        .ngen = %ld,\n        .ngenfam = %zu,\n        .genfam = m%d_genfam,\n        .gen_coupled = %s,\n"
+                "        .gens = m%d_gens,\n", gen_count(m), sym_nfamilies(m->deriv), k, coupled ? "true" : "false", k);
+        }
         if (quad_count(m))
             OUT("        .nquad = %ld,\n        .nqgroups = %zu,\n        .qgroups = m%d_qgroups,\n        .quad = m%d_quad,\n",
                 quad_count(m), sym_ngroups(m->deriv), k, k);
@@ -2095,6 +2150,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         emit_prog_functions(&m->p, pre, true);
         emit_balance_function(m, pre);
         emit_quad_function(m, pre);
+        emit_gens_function(m, pre);
         emit_structure_function(m, pre, &spec->verify);
         if (m->replacement && spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
             char rpre[20];

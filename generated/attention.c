@@ -149,6 +149,16 @@ static void m0_quad(const double *th, double *q, double *qa)
             }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 8; i++) {
+            for (long r = 0; r < 16; r++) { long e = 0 + r * 8 + (i); xi[(0 + i * 1 + 0) * 384 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 16; r++) { long e = 128 + r * 8 + (i); xi[(0 + i * 1 + 0) * 384 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -355,6 +365,7 @@ static const ibrt_param m0_params[] = {
     { "Wk", 128, 16, 8, 2 },
     { "Wv", 256, 16, 8, 2 },
 };
+static const ibrt_genfam m0_genfam[] = { { 8, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(8): Wq[:,k] with Wk[:,k]", 36, 8 },
 };
@@ -381,6 +392,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 8,
+        .ngenfam = 1,
+        .genfam = m0_genfam,
+        .gen_coupled = false,
+        .gens = m0_gens,
         .nquad = 36,
         .nqgroups = 1,
         .qgroups = m0_qgroups,

@@ -124,6 +124,18 @@ static void m0_quad(const double *th, double *q, double *qa)
     }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 32; i++) {
+            { long e = 0 + (i); xi[(0 + i * 2 + 0) * 96 + e] = 1.0 * th[e]; }
+            { long e = 32 + (i); xi[(0 + i * 2 + 0) * 96 + e] = -1.0 * th[e]; }
+            { long e = 0 + (i); xi[(0 + i * 2 + 1) * 96 + e] = 1.0 * th[e]; }
+            { long e = 64 + (i); xi[(0 + i * 2 + 1) * 96 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -458,6 +470,7 @@ static const ibrt_param m0_params[] = {
     { "a2", 32, 32, 1, 1 },
     { "a3", 64, 32, 1, 1 },
 };
+static const ibrt_genfam m0_genfam[] = { { 32, 2 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (a1[i], a2[i], a3[i]), one per i", 64, 0 },
 };
@@ -489,6 +502,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 64,
+        .ngenfam = 1,
+        .genfam = m0_genfam,
+        .gen_coupled = false,
+        .gens = m0_gens,
         .nquad = 64,
         .nqgroups = 1,
         .qgroups = m0_qgroups,

@@ -156,6 +156,21 @@ static void m0_quad(const double *th, double *q, double *qa)
             }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 4; i++) {
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; xi[(0 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); xi[(0 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
+    }
+    /* family 2 */
+    for (long i = 0; i < 4; i++) {
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; xi[(4 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
+            { long e = 36 + (i); xi[(4 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -402,6 +417,7 @@ static const ibrt_param m0_params[] = {
     { "W2", 20, 4, 4, 2 },
     { "w3", 36, 4, 1, 1 },
 };
+static const ibrt_genfam m0_genfam[] = { { 4, 1 }, { 4, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(4): w3[k] with W2[k,:]", 10, 4 },
     { "GL(4): W2[:,k] with W1[k,:]", 20, 4 },
@@ -429,6 +445,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 8,
+        .ngenfam = 2,
+        .genfam = m0_genfam,
+        .gen_coupled = true,
+        .gens = m0_gens,
         .nquad = 20,
         .nqgroups = 2,
         .qgroups = m0_qgroups,

@@ -152,6 +152,21 @@ static void m0_quad(const double *th, double *q, double *qa)
             }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 10; i++) {
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; xi[(0 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); xi[(0 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
+    }
+    /* family 2 */
+    for (long i = 0; i < 10; i++) {
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; xi[(10 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); xi[(10 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -358,6 +373,7 @@ static const ibrt_param m0_params[] = {
     { "W2", 100, 10, 10, 2 },
     { "W3", 200, 10, 10, 2 },
 };
+static const ibrt_genfam m0_genfam[] = { { 10, 1 }, { 10, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(10): W2[:,k] with W1[k,:]", 55, 10 },
     { "GL(10): W3[:,k] with W2[k,:]", 110, 10 },
@@ -385,6 +401,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 20,
+        .ngenfam = 2,
+        .genfam = m0_genfam,
+        .gen_coupled = true,
+        .gens = m0_gens,
         .nquad = 110,
         .nqgroups = 2,
         .qgroups = m0_qgroups,

@@ -115,6 +115,16 @@ static void m0_quad(const double *th, double *q, double *qa)
             }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 20; i++) {
+            for (long r = 0; r < 20; r++) { long e = 0 + r * 20 + (i); xi[(0 + i * 1 + 0) * 800 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 20; r++) { long e = 400 + r * 20 + (i); xi[(0 + i * 1 + 0) * 800 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -252,6 +262,7 @@ static const ibrt_param m0_params[] = {
     { "U", 0, 20, 20, 2 },
     { "V", 400, 20, 20, 2 },
 };
+static const ibrt_genfam m0_genfam[] = { { 20, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(20): U[:,k] with V[:,k]", 210, 20 },
 };
@@ -278,6 +289,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 20,
+        .ngenfam = 1,
+        .genfam = m0_genfam,
+        .gen_coupled = false,
+        .gens = m0_gens,
         .nquad = 210,
         .nqgroups = 1,
         .qgroups = m0_qgroups,

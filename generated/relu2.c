@@ -160,6 +160,21 @@ static void m0_quad(const double *th, double *q, double *qa)
     }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 16; i++) {
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(0 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); xi[(0 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
+    }
+    /* family 2 */
+    for (long i = 0; i < 8; i++) {
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; xi[(16 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
+            { long e = 176 + (i); xi[(16 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -380,6 +395,7 @@ static const ibrt_param m0_params[] = {
     { "W2", 48, 8, 16, 2 },
     { "v", 176, 8, 1, 1 },
 };
+static const ibrt_genfam m0_genfam[] = { { 16, 1 }, { 8, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (W1[k,:], W2[:,k]), one per k", 16, 0 },
     { "rescaling of (W2[j,:], v[j]), one per j", 24, 0 },
@@ -407,6 +423,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 24,
+        .ngenfam = 2,
+        .genfam = m0_genfam,
+        .gen_coupled = true,
+        .gens = m0_gens,
         .nquad = 24,
         .nqgroups = 2,
         .qgroups = m0_qgroups,

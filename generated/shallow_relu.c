@@ -117,6 +117,16 @@ static void m0_quad(const double *th, double *q, double *qa)
     }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 16; i++) {
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(0 + i * 1 + 0) * 64 + e] = 1.0 * th[e]; }
+            { long e = 48 + (i); xi[(0 + i * 1 + 0) * 64 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -281,6 +291,7 @@ static const ibrt_param m0_params[] = {
     { "W", 0, 16, 3, 2 },
     { "v", 48, 16, 1, 1 },
 };
+static const ibrt_genfam m0_genfam[] = { { 16, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (W[j,:], v[j]), one per j", 16, 0 },
 };
@@ -307,6 +318,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 16,
+        .ngenfam = 1,
+        .genfam = m0_genfam,
+        .gen_coupled = false,
+        .gens = m0_gens,
         .nquad = 16,
         .nqgroups = 1,
         .qgroups = m0_qgroups,

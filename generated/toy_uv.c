@@ -111,6 +111,16 @@ static void m0_quad(const double *th, double *q, double *qa)
     }
 }
 
+/* m0: the torus generators xi_a = alpha_ap theta_p, one row of xi each */
+static void m0_gens(const double *th, double *xi)
+{
+    /* family 1 */
+    for (long i = 0; i < 1; i++) {
+            for (long e = 0; e < 1; e++) { xi[(0 + i * 1 + 0) * 2 + e] = 1.0 * th[e]; }
+            for (long e = 1; e < 2; e++) { xi[(0 + i * 1 + 0) * 2 + e] = -1.0 * th[e]; }
+    }
+}
+
 /* m0: structural checks of the derivation at the current parameters */
 static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
 {
@@ -226,6 +236,7 @@ static const ibrt_param m0_params[] = {
     { "u", 0, 1, 1, 1 },
     { "v", 1, 1, 1, 1 },
 };
+static const ibrt_genfam m0_genfam[] = { { 1, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (u, v)", 1, 0 },
 };
@@ -252,6 +263,11 @@ static ibrt_model models[] = {
         .backward = m0_backward,
         .structure = m0_structure,
         .balance = m0_balance,
+        .ngen = 1,
+        .ngenfam = 1,
+        .genfam = m0_genfam,
+        .gen_coupled = false,
+        .gens = m0_gens,
         .nquad = 1,
         .nqgroups = 1,
         .qgroups = m0_qgroups,

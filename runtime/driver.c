@@ -19,6 +19,7 @@
 #include "ibrt_io.h"
 #include "ibrt_json.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <lapacke.h>
 #include <math.h>
@@ -905,6 +906,54 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
     put(R, "finite_step_identity_max", m->suffix, all);
 }
 
+/* log det of the Gram matrix of the model's torus generators, jointly
+ * and as the sum of its per-index blocks (ibrt_model.gens).  At the end
+ * of a run, so the buffers are allocated here; a model whose generator
+ * matrix would exceed 64 MiB is left out (metrics NaN). */
+static void joint_logdet(run_state *R, const ibrt_model *m)
+{
+    long n = m->ngen, D = m->nth;
+    double joint = NAN, blocks = NAN;
+    double *xi = n * D <= (8L << 20) ? calloc((size_t)(n * D), sizeof(double)) : NULL;
+    double *G = xi ? calloc((size_t)(n * n), sizeof(double)) : NULL;
+    if (G) {
+        m->gens(m->th, xi);
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)D, 1.0, xi, (int)D, 0.0, G, (int)n);
+        blocks = 0;
+        long row = 0;
+        for (size_t f = 0; f < m->ngenfam && !isnan(blocks); f++)
+            for (long i = 0; i < m->genfam[f].count; i++, row += m->genfam[f].k) {
+                int k = m->genfam[f].k;
+                double B[36];
+                for (int a = 0; a < k; a++)
+                    for (int b = 0; b < k; b++)
+                        B[a * k + b] = G[(row + (a > b ? a : b)) * n + row + (a > b ? b : a)];
+                if (k > 6 || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, B, k) != 0) {
+                    blocks = NAN;
+                    break;
+                }
+                for (int a = 0; a < k; a++)
+                    blocks += 2 * log(B[a * k + a]);
+            }
+        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, G, (lapack_int)n) == 0) {
+            joint = 0;
+            for (long a = 0; a < n; a++)
+                joint += 2 * log(G[a * n + a]);
+        }
+    }
+    free(xi);
+    free(G);
+    put(R, "logdet_G_joint_end", m->suffix, joint);
+    put(R, "logdet_G_blocks_end", m->suffix, blocks);
+    if (!m->gen_coupled && !isnan(joint)) {
+        double e = fabs(joint - blocks) / fmax(1, fabs(joint));
+        char name[96];
+        snprintf(name, sizeof name, "joint log det G = sum over families (%s)", m->name);
+        ibrt_checks_add(&R->checks, name, e, 0, 1e-9, e <= 1e-9,
+                        "no family shares a parameter: the joint Gram is block diagonal (theory.md 2)");
+    }
+}
+
 /* Model k from its initialisation (or from the checkpoint ck) to its
  * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
@@ -1054,6 +1103,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     m->structure(X, &R->rs, &R->checks, when);
     if (m->nquad)
         finite_step_identity(R, m);
+    if (m->ngen)
+        joint_logdet(R, m);
     ibrt_progress_end(&pg);
     double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);
     close_traces(R);

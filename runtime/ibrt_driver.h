@@ -64,6 +64,12 @@ typedef struct {
     long r;             /* a GL(r) junction: its functions are C's upper triangle, row by row; 0: a torus's chi */
 } ibrt_qgroup;
 
+/* A torus family's generators: count indices of k generators each. */
+typedef struct {
+    long count;
+    int k;
+} ibrt_genfam;
+
 typedef struct {
     const char *name;     /* "designed", "vanilla", "l1" or "model" */
     const char *suffix;   /* appended to metric names ("" for a lone model) */
@@ -95,6 +101,20 @@ typedef struct {
      * sums of their absolute terms.  One step th - lr g changes q_i by
      * exactly lr^2 q_i(g); the driver adds that up over every step and
      * checks it against q(th_T) - q(th_0), group by group. */
+    /* The torus generators (theory.md §2, §8): gens(th, xi) writes the
+     * ngen generator vectors xi_a (alpha_ap theta_p in each block p) as
+     * the rows of xi (ngen x nth, zeroed by the caller), family by family
+     * (genfam), index by index.  At the end of a run the driver reports
+     * log det of their joint Gram and the sum of the log dets of its
+     * per-index blocks: equal when no two families share a parameter
+     * (checked), different when they are coupled (gen_coupled), where the
+     * joint one is the model's. */
+    long ngen;
+    size_t ngenfam;
+    const ibrt_genfam *genfam;
+    bool gen_coupled;
+    void (*gens)(const double *th, double *xi);
+
     long nquad;
     size_t nqgroups;
     const ibrt_qgroup *qgroups;
