@@ -1232,17 +1232,20 @@ static void emit_gens_function(const model *m, const char *pre)
  * lr^2 q(g): the driver adds that up over the steps and compares it with
  * the measured change (the finite-step identity).  qa (when not NULL)
  * gets the same sums of absolute terms, the scale of q's round-off. */
+/* how many conserved quadratics group gr has: C's upper triangle, or a
+ * chi per index and generator */
+static long group_quad_size(const model *m, const sym_group *gr)
+{
+    const sym_family *f = gr->kind == SYM_GROUP_TORUS ? sym_family_at(m->deriv, (size_t)gr->family) : NULL;
+    return f ? f->count * f->k : gr->r * (gr->r + 1) / 2;
+}
+
 static long quad_count(const model *m)
 {
     long n = 0;
     size_t ng = m->deriv ? sym_ngroups(m->deriv) : 0;
-    for (size_t g = 0; g < ng; g++) {
-        const sym_group *gr = sym_group_at(m->deriv, g);
-        if (gr->kind == SYM_GROUP_GL)
-            n += gr->r * (gr->r + 1) / 2;
-        else
-            n += sym_family_at(m->deriv, (size_t)gr->family)->count * sym_family_at(m->deriv, (size_t)gr->family)->k;
-    }
+    for (size_t g = 0; g < ng; g++)
+        n += group_quad_size(m, sym_group_at(m->deriv, g));
     return n;
 }
 
@@ -1305,7 +1308,7 @@ static void emit_quad_function(const model *m, const char *pre)
                 OUT(");\n");
             }
             OUT("    }\n");
-            base += fam->count * fam->k;
+            base += group_quad_size(m, gr);
             continue;
         }
         const ibc_var *A = &m->spec->params[gr->left.param], *B = &m->spec->params[gr->right.param];
@@ -1342,7 +1345,7 @@ static void emit_quad_function(const model *m, const char *pre)
         OUT("                for (long o = 0; o < %ld; o++)\n                    sa += fabs(th[%s] * th[%s]);\n", oa, ai, aj);
         OUT("                for (long o = 0; o < %ld; o++)\n                    sa += fabs(th[%s] * th[%s]);\n", ob, bi, bj);
         OUT("                qa[t] = sa;\n            }\n");
-        base += gr->r * (gr->r + 1) / 2;
+        base += group_quad_size(m, gr);
     }
     OUT("}\n\n");
 }
@@ -1842,9 +1845,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             long end = 0;
             for (size_t g = 0; g < sym_ngroups(m->deriv); g++) {
                 const sym_group *gr = sym_group_at(m->deriv, g);
-                end += gr->kind == SYM_GROUP_GL ? gr->r * (gr->r + 1) / 2
-                                                : sym_family_at(m->deriv, (size_t)gr->family)->count *
-                                                      sym_family_at(m->deriv, (size_t)gr->family)->k;
+                end += group_quad_size(m, gr);
                 OUT("    { ");
                 emit_c_string(E->out, gr->kind == SYM_GROUP_GL ? gr->text
                                                                : sym_family_at(m->deriv, (size_t)gr->family)->name);
@@ -1877,17 +1878,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("        .init = m%d_init,\n        .forward = m%d_forward,\n        .backward = m%d_backward,\n"
             "        .structure = m%d_structure,\n        .balance = m%d_balance,\n", k, k, k, k, k);
         if (gen_count(m)) {
-            bool coupled = false;
-            for (size_t g = 0; g < sym_ngroups(m->deriv); g++)
-                for (size_t h = 0; h < sym_ngroups(m->deriv); h++)
-                    coupled = coupled || (g != h && sym_group_at(m->deriv, g)->component == sym_group_at(m->deriv, h)->component);
-            /* families inside a junction share its parameters with nothing else unless the junction is coupled */
-            for (size_t f = 0; f < sym_nfamilies(m->deriv); f++)
-                for (size_t h = f + 1; h < sym_nfamilies(m->deriv); h++)
-                    for (int b = 0; b < sym_family_at(m->deriv, f)->nblocks; b++)
-                        for (int c2 = 0; c2 < sym_family_at(m->deriv, h)->nblocks; c2++)
-                            coupled = coupled || sym_family_at(m->deriv, f)->blocks[b].param ==
-                                                     sym_family_at(m->deriv, h)->blocks[c2].param;
+            bool coupled = sym_families_coupled(m->deriv);
             OUT("        .ngen = %ld,\n        .ngenfam = %zu,\n        .genfam = m%d_genfam,\n        .gen_coupled = %s,\n"
                 "        .gens = m%d_gens,\n", gen_count(m), sym_nfamilies(m->deriv), k, coupled ? "true" : "false", k);
         }

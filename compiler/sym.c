@@ -46,6 +46,17 @@ struct sym_derivation {
 };
 
 size_t sym_ngroups(const sym_derivation *d) { return d->ngroups; }
+
+bool sym_families_coupled(const sym_derivation *d)
+{
+    for (size_t f = 0; f < d->nfamilies; f++)
+        for (size_t h = f + 1; h < d->nfamilies; h++)
+            for (int b = 0; b < d->families[f].nblocks; b++)
+                for (int c = 0; c < d->families[h].nblocks; c++)
+                    if (d->families[f].blocks[b].param == d->families[h].blocks[c].param)
+                        return true;
+    return false;
+}
 const sym_group *sym_group_at(const sym_derivation *d, size_t i) { return &d->groups[i]; }
 /* Every torus generator gives one conserved chi, except that each GL(r)
  * junction's diagonal torus (r generators, always in the lattice and

@@ -92,6 +92,9 @@ size_t sym_ngroups(const sym_derivation *d);
 const sym_group *sym_group_at(const sym_derivation *d, size_t i);
 /* The number of independent conserved functions derived: sum over groups. */
 long sym_conservation_laws(const sym_derivation *d);
+/* Whether two torus families rescale the same parameter (then their
+ * joint Gram is not block diagonal). */
+bool sym_families_coupled(const sym_derivation *d);
 
 typedef enum { SYM_FMT_TEXT, SYM_FMT_MD, SYM_FMT_TEX, SYM_FMT_JSON } sym_format;
 
