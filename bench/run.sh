@@ -1,6 +1,8 @@
 #!/bin/sh
 # bench/run.sh: per-step cost of each paper experiment's trainer against
-# the PyTorch reference of ../shared/paper-experiments.md (one thread).
+# a PyTorch re-run of the paper's published training loops at its settings
+# (one thread, measured once on a 2-core machine of this kind: the us/step
+# constants below, quoted, not measured here).
 # Each trainer runs STEPS and then 2 x STEPS steps (default 100000) of every
 # model it trains; us/step is the difference of the two wall times over
 # (STEPS x models), which leaves out the fixed costs of a run (data, the

@@ -1,6 +1,6 @@
 /*
- * data.c: the synthetic data sets of the paper's experiments
- * (paper-experiments.md).  Every generator draws from the rng it is given,
+ * data.c: the synthetic data sets of the paper's experiments (their
+ * settings are in the specs and docs/results.md).  Every generator draws from the rng it is given,
  * so the data set is a function of the seed.
  */
 #include "ibrt_data.h"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# paper.sh: `make paper`.  Runs the paper's five experiments (E1-E5,
-# ../shared/paper-experiments.md) at the paper's settings and step counts,
+# paper.sh: `make paper`.  Runs the paper's five experiments (E1-E5, as
+# docs/results.md describes them) at the paper's settings and step counts,
 # over several seeds, plus the labelled variants in specs/paper/, and writes
 # docs/results.md and docs/figures/*.png (gnuplot).  Every number in
 # docs/results.md comes from the results.json files this script produces;
@@ -156,8 +156,9 @@ trainer also ran its checks (gradient, parameterisation, invariance under
 the symmetry, grad chi = xi, log det G against the exact Cauchy-Binet
 polynomial); a failing check would be reported by \`make paper\`.
 
-The paper's numbers are those of ../shared/paper-experiments.md (its PyTorch
-re-implementation at the same settings).
+The "paper's claim" columns quote, and do not reproduce, the numbers of a
+PyTorch re-run of the paper's published code at the paper's settings on a
+CPU (one thread); the paper itself reports figures.
 
 ## E1 — shallow ReLU network, neuron balance
 

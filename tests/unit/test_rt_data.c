@@ -1,5 +1,5 @@
 /* test_rt_data.c: the synthetic generators produce what
- * paper-experiments.md describes (checked on the numbers), reproducibly,
+ * the paper's experiments describe (checked on the numbers), reproducibly,
  * and data files are checked against the expected shapes. */
 #include <criterion/criterion.h>
 #include <math.h>
