@@ -1177,6 +1177,25 @@ static void emit_balance_function(const model *m, const char *pre)
     OUT("}\n\n");
 }
 
+/* The two exact predictions of theory.md §4 for a one-generator,
+ * two-block family's norm ratio ||block 0|| / ||block 1||: at the log det
+ * G minimiser (a two-term geometric programme, n_q ~ c_S(-q) / delta_S(-q)
+ * with S(-0) = {1}, S(-1) = {0}; NAN when its minimum is not attained in
+ * that closed form) and on the dual slice chi = 0 (alpha0 n0 + alpha1 n1 =
+ * 0; NAN when the exponents have one sign). */
+static void family_predictions(const sym_family *f, double *logdet_min, double *dual)
+{
+    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
+    for (int t = 0; t < f->nterms; t++) {
+        int b = f->term_set[t] == 1u ? 0 : 1;
+        c[b] = (double)f->term_coef[t];
+        char *slash = strchr(f->delta[t], '/');
+        dl[b] = strtod(f->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
+    }
+    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
+    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
+}
+
 static long balance_count(const model *m)
 {
     long n = 0;
@@ -1854,21 +1873,55 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             OUT("};\n");
         }
         if (balance_count(m)) {
-            OUT("static const ibrt_family m%d_families[] = {", k);
+            /* per family: id, count, exponents, the ratio's two exact
+             * predictions (theory.md §4) and its definition */
+            OUT("static const ibrt_family m%d_families[] = {\n", k);
             size_t nf = sym_nfamilies(m->deriv);
             for (size_t f = 0; f < nf; f++) {
                 const sym_family *fam = sym_family_at(m->deriv, f);
-                if (fam->nblocks == 2 && fam->k == 1)
-                    OUT(" { %zu, %ld },", f + 1, fam->count);
+                if (fam->nblocks != 2 || fam->k != 1)
+                    continue;
+                double rl, rd;
+                char l1[40], l2[40];
+                family_predictions(fam, &rl, &rd);
+                OUT("    { .id = %zu, .count = %ld, .alpha0 = %ld, .alpha1 = %ld, .pred_logdet = %s, .pred_dual = %s,\n"
+                    "      .ratio_definition = ", f + 1, fam->count, fam->alpha[0][0], fam->alpha[0][1],
+                    c_double(rl, l1), c_double(rd, l2));
+                char *buf = NULL;
+                size_t len = 0;
+                FILE *mem = open_memstream(&buf, &len);
+                fprintf(mem, "||%s|| / ||%s||", fam->blocks[0].text, fam->blocks[1].text);
+                fclose(mem);
+                emit_c_string(E->out, buf);
+                free(buf);
+                OUT(" },\n");
             }
-            OUT(" };\n");
+            OUT("};\n");
+        }
+        if (m->deriv && sym_ngroups(m->deriv)) {
+            /* every symmetry group, for the joint Gram of the whole model */
+            OUT("static const ibrt_symgroup m%d_symgroups[] = {\n", k);
+            for (size_t g = 0; g < sym_ngroups(m->deriv); g++) {
+                const sym_group *gr = sym_group_at(m->deriv, g);
+                OUT("    /* group %zu: ", g + 1);
+                emit_comment_text(gr->kind == SYM_GROUP_GL ? gr->text : sym_family_at(m->deriv, (size_t)gr->family)->name);
+                OUT(" */\n");
+                if (gr->kind == SYM_GROUP_GL) {
+                    OUT("    { .family = -1, .a = ");
+                    emit_gl_leg(m, &gr->left);
+                    OUT(", .b = ");
+                    emit_gl_leg(m, &gr->right);
+                    OUT(", .r = %ld, .component = %d },\n", gr->r, gr->component);
+                } else
+                    OUT("    { .family = %d, .component = %d },\n", gr->family, gr->component);
+            }
+            OUT("};\n");
         }
     }
     OUT("\nstatic ibrt_model models[] = {\n");
     for (int k = 0; k < nm; k++) {
         const model *m = &models[k];
         long nbal = balance_count(m);
-        char lit[40];
         OUT("    {\n        .name = \"%s\",\n        .suffix = \"%s\",\n", m->name, strcmp(m->name, "model") ? m->name : "");
         OUT("        .nth = %ld,\n        .tape = %ld,\n        .root = %ld,\n        .root_batched = %s,\n", m->p.nth,
             m->p.tape + 1, m->p.v[m->p.root].off, m->p.v[m->p.root].batched ? "true" : "false");
@@ -1886,39 +1939,13 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             OUT("        .nquad = %ld,\n        .nqgroups = %zu,\n        .qgroups = m%d_qgroups,\n        .quad = m%d_quad,\n",
                 quad_count(m), sym_ngroups(m->deriv), k, k);
         if (nbal) {
-            /* the three predictions of theory.md §4 for the norm ratio of the
-             * first family: the log det G minimiser and the dual slice
-             * (exact, from the derivation); the noise equilibrium is
-             * measured by the driver from alpha0, alpha1 */
-            const sym_family *f0 = sym_family_at(m->deriv, 0);
-            double a0 = (double)f0->alpha[0][0], a1 = (double)f0->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-            for (int t = 0; t < f0->nterms; t++) {
-                int b = f0->term_set[t] == 1u ? 0 : 1;
-                c[b] = (double)f0->term_coef[t];
-                char *slash = strchr(f0->delta[t], '/');
-                dl[b] = strtod(f0->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-            }
-            /* n_q ~ c_S(-q) / delta_S(-q): S(-0) = {1}, S(-1) = {0} */
-            double rl = f0->min_kind == SYM_MIN_ATTAINED && f0->nblocks == 2 && f0->nterms == 2
-                            ? sqrt((c[1] / dl[1]) / (c[0] / dl[0]))
-                            : NAN;
-            double rd = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
             size_t nfam = 0, nf = sym_nfamilies(m->deriv);
             for (size_t f = 0; f < nf; f++)
                 nfam += sym_family_at(m->deriv, f)->nblocks == 2 && sym_family_at(m->deriv, f)->k == 1;
             OUT("        .nbal = %ld,\n        .nfam = %zu,\n        .fams = m%d_families,\n", nbal, nfam, k);
-            OUT("        .pred_logdet = %s,\n", c_double(rl, lit));
-            OUT("        .pred_dual = %s,\n", c_double(rd, lit));
-            OUT("        .alpha0 = %.17g,\n        .alpha1 = %.17g,\n        .ratio_definition = ", a0, a1);
-            char *buf = NULL;
-            size_t len = 0;
-            FILE *mem = open_memstream(&buf, &len);
-            fprintf(mem, "||%s|| / ||%s||", f0->blocks[0].text, f0->blocks[1].text);
-            fclose(mem);
-            emit_c_string(E->out, buf);
-            free(buf);
-            OUT(",\n");
         }
+        if (m->deriv && sym_ngroups(m->deriv))
+            OUT("        .nsymgroups = %zu,\n        .symgroups = m%d_symgroups,\n", sym_ngroups(m->deriv), k);
         if (nbal) {
             /* a Hadamard-type pair: the contraction of chi is measured */
             const sym_family *f0 = sym_family_at(m->deriv, 0);

@@ -369,7 +369,14 @@ static const ibrt_genfam m0_genfam[] = { { 8, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(8): Wq[:,k] with Wk[:,k]", 36, 8 },
 };
-static const ibrt_family m0_families[] = { { 1, 8 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 8, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||Wq[:,k]|| / ||Wk[:,k]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: GL(8): Wq[:,k] with Wk[:,k] */
+    { .family = -1, .a = { 0, 1, 8, 16 }, .b = { 128, 1, 8, 16 }, .r = 8, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -404,11 +411,8 @@ static ibrt_model models[] = {
         .nbal = 8,
         .nfam = 1,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||Wq[:,k]|| / ||Wk[:,k]||",
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .nparams = 3,
         .params = m0_params,
     },

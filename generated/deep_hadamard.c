@@ -474,6 +474,10 @@ static const ibrt_genfam m0_genfam[] = { { 32, 2 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (a1[i], a2[i], a3[i]), one per i", 64, 0 },
 };
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: rescaling of (a1[i], a2[i], a3[i]), one per i */
+    { .family = 0, .component = 0 },
+};
 static const ibrt_param m1_params[] = {
     { "w", 0, 32, 1, 1 },
 };
@@ -511,6 +515,8 @@ static ibrt_model models[] = {
         .nqgroups = 1,
         .qgroups = m0_qgroups,
         .quad = m0_quad,
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .nparams = 3,
         .params = m0_params,
         .w_size = 32,

@@ -422,7 +422,18 @@ static const ibrt_qgroup m0_qgroups[] = {
     { "GL(4): w3[k] with W2[k,:]", 10, 4 },
     { "GL(4): W2[:,k] with W1[k,:]", 20, 4 },
 };
-static const ibrt_family m0_families[] = { { 1, 4 }, { 2, 4 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 4, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
+    { .id = 2, .count = 4, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W2[j,:]|| / ||w3[j]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: GL(4): w3[k] with W2[k,:] */
+    { .family = -1, .a = { 36, 1, 0, 1 }, .b = { 20, 4, 1, 4 }, .r = 4, .component = 0 },
+    /* group 2: GL(4): W2[:,k] with W1[k,:] */
+    { .family = -1, .a = { 20, 1, 4, 4 }, .b = { 0, 5, 1, 5 }, .r = 4, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -457,11 +468,8 @@ static ibrt_model models[] = {
         .nbal = 8,
         .nfam = 2,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||",
+        .nsymgroups = 2,
+        .symgroups = m0_symgroups,
         .nparams = 3,
         .params = m0_params,
     },

@@ -378,7 +378,18 @@ static const ibrt_qgroup m0_qgroups[] = {
     { "GL(10): W2[:,k] with W1[k,:]", 55, 10 },
     { "GL(10): W3[:,k] with W2[k,:]", 110, 10 },
 };
-static const ibrt_family m0_families[] = { { 1, 10 }, { 2, 10 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 10, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
+    { .id = 2, .count = 10, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W2[k,:]|| / ||W3[:,k]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: GL(10): W2[:,k] with W1[k,:] */
+    { .family = -1, .a = { 100, 1, 10, 10 }, .b = { 0, 10, 1, 10 }, .r = 10, .component = 0 },
+    /* group 2: GL(10): W3[:,k] with W2[k,:] */
+    { .family = -1, .a = { 200, 1, 10, 10 }, .b = { 100, 10, 1, 10 }, .r = 10, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -413,11 +424,8 @@ static ibrt_model models[] = {
         .nbal = 20,
         .nfam = 2,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||",
+        .nsymgroups = 2,
+        .symgroups = m0_symgroups,
         .nparams = 3,
         .params = m0_params,
     },

@@ -266,7 +266,14 @@ static const ibrt_genfam m0_genfam[] = { { 20, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "GL(20): U[:,k] with V[:,k]", 210, 20 },
 };
-static const ibrt_family m0_families[] = { { 1, 20 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 20, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||U[:,k]|| / ||V[:,k]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: GL(20): U[:,k] with V[:,k] */
+    { .family = -1, .a = { 0, 1, 20, 20 }, .b = { 400, 1, 20, 20 }, .r = 20, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -301,11 +308,8 @@ static ibrt_model models[] = {
         .nbal = 20,
         .nfam = 1,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||U[:,k]|| / ||V[:,k]||",
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .nparams = 2,
         .params = m0_params,
     },

@@ -400,7 +400,18 @@ static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (W1[k,:], W2[:,k]), one per k", 16, 0 },
     { "rescaling of (W2[j,:], v[j]), one per j", 24, 0 },
 };
-static const ibrt_family m0_families[] = { { 1, 16 }, { 2, 8 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 16, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
+    { .id = 2, .count = 8, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W2[j,:]|| / ||v[j]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: rescaling of (W1[k,:], W2[:,k]), one per k */
+    { .family = 0, .component = 0 },
+    /* group 2: rescaling of (W2[j,:], v[j]), one per j */
+    { .family = 1, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -435,11 +446,8 @@ static ibrt_model models[] = {
         .nbal = 24,
         .nfam = 2,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||",
+        .nsymgroups = 2,
+        .symgroups = m0_symgroups,
         .nparams = 3,
         .params = m0_params,
     },

@@ -295,7 +295,14 @@ static const ibrt_genfam m0_genfam[] = { { 16, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (W[j,:], v[j]), one per j", 16, 0 },
 };
-static const ibrt_family m0_families[] = { { 1, 16 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 16, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W[j,:]|| / ||v[j]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: rescaling of (W[j,:], v[j]), one per j */
+    { .family = 0, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -330,11 +337,8 @@ static ibrt_model models[] = {
         .nbal = 16,
         .nfam = 1,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||W[j,:]|| / ||v[j]||",
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .nparams = 2,
         .params = m0_params,
     },

@@ -442,7 +442,14 @@ static const ibrt_genfam m0_genfam[] = { { 64, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (u[i], v[i]), one per i", 64, 0 },
 };
-static const ibrt_family m0_families[] = { { 1, 64 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 64, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||u[i]|| / ||v[i]||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: rescaling of (u[i], v[i]), one per i */
+    { .family = 0, .component = 0 },
+};
 static const ibrt_param m1_params[] = {
     { "w", 0, 64, 1, 1 },
 };
@@ -483,11 +490,8 @@ static ibrt_model models[] = {
         .nbal = 64,
         .nfam = 1,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||u[i]|| / ||v[i]||",
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .pair = true,
         .pair_off0 = 0,
         .pair_off1 = 64,

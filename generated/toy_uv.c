@@ -240,7 +240,14 @@ static const ibrt_genfam m0_genfam[] = { { 1, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
     { "rescaling of (u, v)", 1, 0 },
 };
-static const ibrt_family m0_families[] = { { 1, 1 }, };
+static const ibrt_family m0_families[] = {
+    { .id = 1, .count = 1, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||u|| / ||v||" },
+};
+static const ibrt_symgroup m0_symgroups[] = {
+    /* group 1: rescaling of (u, v) */
+    { .family = 0, .component = 0 },
+};
 
 static ibrt_model models[] = {
     {
@@ -275,11 +282,8 @@ static ibrt_model models[] = {
         .nbal = 1,
         .nfam = 1,
         .fams = m0_families,
-        .pred_logdet = 1,
-        .pred_dual = 1,
-        .alpha0 = 1,
-        .alpha1 = -1,
-        .ratio_definition = "||u|| / ||v||",
+        .nsymgroups = 1,
+        .symgroups = m0_symgroups,
         .pair = true,
         .pair_off0 = 0,
         .pair_off1 = 1,

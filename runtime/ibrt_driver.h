@@ -40,6 +40,7 @@
 #define IBRT_DRIVER_H
 
 #include "ibrt.h"
+#include "ibrt_verify.h"   /* ibrt_gl_leg */
 
 /* A learned parameter: where it lives in th[] and its shape. */
 typedef struct {
@@ -51,11 +52,29 @@ typedef struct {
 
 /* A family of one-generator, two-block symmetries (balance quantities
  * chi = 1/2 (alpha0 n0 + alpha1 n1) and ratio = ||block0|| / ||block1||
- * per index): its number in the derivation and its count of indices. */
+ * per index): its number in the derivation, its count of indices (its
+ * entries of balance()'s chi and ratio follow the previous family's),
+ * its exponents, and the two exact predictions of theory.md §4 for the
+ * ratio: the log det G minimiser and the dual slice (NAN: none). */
 typedef struct {
     int id;
     long count;
+    double alpha0, alpha1;
+    double pred_logdet, pred_dual;
+    const char *ratio_definition;   /* "||U[:,k]|| / ||V[:,k]||" */
 } ibrt_family;
+
+/* A symmetry group of the whole model (theory.md §8) as the driver
+ * assembles the joint Gram matrix of every generator: a torus group is
+ * family `family` of gens() (an index into genfam); a GL(r) junction
+ * (family -1) has the r^2 generators (A E_ij, -E_ij B) of its legs a, b.
+ * Groups with the same component share a parameter (coupled). */
+typedef struct {
+    int family;
+    ibrt_gl_leg a, b;
+    long r;
+    int component;
+} ibrt_symgroup;
 
 /* A symmetry group's conserved quadratic functions: q[prev end .. end). */
 typedef struct {
@@ -87,12 +106,13 @@ typedef struct {
     void (*structure)(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when);
 
     /* balance: nbal = sum of the families' counts; balance() fills
-     * chi[i], ratio[i] and (when n0 is not NULL) the squared block norms */
+     * chi[i], ratio[i] and (when n0 is not NULL) the squared block norms,
+     * family after family.  Metrics without a family tag are the first
+     * family's; with more than one family, the others' carry "_fam<id>". */
     long nbal;
     size_t nfam;
     const ibrt_family *fams;
     void (*balance)(const double *th, double *chi, double *ratio, double *n0, double *n1);
-    double pred_logdet, pred_dual;   /* predicted ratio (NAN: none) */
 
     /* The finite-step identity (theory.md §9): quad(th, q, qa) gives the
      * nquad conserved quadratic functions of every symmetry group (a
@@ -119,8 +139,15 @@ typedef struct {
     size_t nqgroups;
     const ibrt_qgroup *qgroups;
     void (*quad)(const double *th, double *q, double *qa);
-    double alpha0, alpha1;           /* exponents of the first family */
-    const char *ratio_definition;
+
+    /* Every symmetry group of the model (torus families outside a
+     * junction, GL junctions): at the end of a run the driver reports log
+     * det of the Gram matrix of all their generators at once, and the sum
+     * of each group's own; equal (checked) when no two groups share a
+     * parameter, different when they are coupled (a chain), where the
+     * joint one is the model's (theory.md §8). */
+    size_t nsymgroups;
+    const ibrt_symgroup *symgroups;
 
     /* A Hadamard-type pair (one family of scalar blocks u_i, v_i with
      * exponents +1, -1, z_i = u_i v_i): u_i at th[pair_off0 + i], v_i at

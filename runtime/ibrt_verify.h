@@ -73,6 +73,13 @@ typedef struct {
 bool ibrt_gl_transform(const double *th, double *th2, long nth, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r,
                        ibrt_rng *rng);
 
+/* The r^2 generator vectors of the junction's gl(r) at th, as rows of
+ * xi (r^2 rows of nth entries, row i r + j for the elementary matrix
+ * E_ij; the caller zeroes xi): xi_E = (A E, -E B), so row (i, j) holds
+ * A's index-i leg at index j and minus B's index-j leg at index i.  Their
+ * Gram matrix is G[(i,j),(k,l)] = d_jl P_ik + d_ik Q_jl (below). */
+void ibrt_gl_gens(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r, long nth, double *xi);
+
 /* |log det G - sum_{i,j} log(p_i + q_j)| / max(1, |sum ...|): G the
  * r^2 x r^2 Gram matrix of the gl(r) generators, assembled entry by entry
  * as G[(i,j),(k,l)] = d_jl P_ik + d_ik Q_jl (P, Q the Gram matrices of

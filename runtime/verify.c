@@ -279,6 +279,20 @@ bool ibrt_gl_transform(const double *th, double *th2, long nth, const ibrt_gl_le
     return ok;
 }
 
+void ibrt_gl_gens(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r, long nth, double *xi)
+{
+    for (long i = 0; i < r; i++)
+        for (long j = 0; j < r; j++) {
+            double *row = xi + (i * r + j) * nth;
+            /* (A E_ij)(o, l) = A(o, i) d_jl */
+            for (long o = 0; o < a->other; o++)
+                row[a->off + j * a->ls + o * a->os] += leg_at(th, a, i, o);
+            /* -(E_ij B)(l, o) = -d_il B(j, o) */
+            for (long o = 0; o < b->other; o++)
+                row[b->off + i * b->ls + o * b->os] -= leg_at(th, b, j, o);
+        }
+}
+
 double ibrt_gl_logdet_error(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r)
 {
     long n = r * r;

@@ -64,6 +64,19 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
     fi
     pass=$((pass + 1))
 done
+# The whole model's symmetry group: two networks that share no parameter
+# (tests/emit/two_nets.ibs) get the check that the Gram matrix of all
+# their generators is block diagonal; a chain (deep_linear, coupled
+# through W2) reports the joint log det without it, and it differs from
+# the sum of the groups' own.
+if ! /usr/bin/python3 -c 'import json,sys; c=[c for c in json.load(open(sys.argv[1]))["checks"] if c["name"].startswith("whole-group log det G = sum over groups")]; sys.exit(not (len(c) == 1 and c[0]["pass"] and c[0]["tolerance"] == 1e-9))' "$dir/two_nets.a/results.json"; then
+    echo "FAIL two_nets: no passing whole-group log det check"; fail=$((fail + 1))
+elif grep -q 'whole-group log det G' "$dir/deep_linear.a/results.json" ||
+     ! /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; j=m["logdet_G_group_end"]; s=m["logdet_G_group_sum_end"]; sys.exit(not abs(j - s) > 1e-6 * max(1, abs(j)))' "$dir/deep_linear.a/results.json"; then
+    echo "FAIL deep_linear: a coupled chain must report a joint log det G different from the sum over its groups, unchecked"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 # A deliberately wrong derivation must make the trainer's checks fail
 # (exit status 4): IBC_FAULT=alpha flips a generator exponent,
 # IBC_FAULT=coef changes a Cauchy-Binet coefficient, IBC_FAULT=quad makes

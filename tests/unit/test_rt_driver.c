@@ -77,13 +77,12 @@ static long draw(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const do
 }
 
 static const ibrt_param params[] = { { "u", 0, 1, 1, 1 }, { "v", 1, 1, 1, 1 } };
-static const ibrt_family fams[] = { { 1, 1 } };
+static const ibrt_family fams[] = { { 1, 1, 1, -1, 1, 1, "|u| / |v|" } };
 static ibrt_model model = {
     .name = "model", .suffix = "", .nth = 2, .tape = 2, .root = 0, .root_batched = false,
     .th = th, .g = g, .tp = tp, .ad = ad, .lr = 0.05,
     .init = init, .forward = forward, .backward = backward, .structure = structure,
-    .nbal = 1, .nfam = 1, .fams = fams, .balance = balance, .pred_logdet = 1, .pred_dual = 1,
-    .alpha0 = 1, .alpha1 = -1, .ratio_definition = "|u| / |v|", .pair = true, .pair_off0 = 0, .pair_off1 = 1,
+    .nbal = 1, .nfam = 1, .fams = fams, .balance = balance, .pair = true, .pair_off0 = 0, .pair_off1 = 1,
     .nparams = 2, .params = params,
 };
 static ibrt_problem problem = {

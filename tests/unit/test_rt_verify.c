@@ -167,6 +167,14 @@ Test(verify, gl_junction_transform_and_logdet)
             for (int o = 0; o < N; o++)
                 xi[i * R + j][M * R + i * N + o] = -th[M * R + j * N + o];
         }
+    /* the runtime's generator rows (the driver's whole-group Gram) are
+     * these, entry for entry */
+    static double xg[R * R][NTH];
+    memset(xg, 0, sizeof xg);
+    ibrt_gl_gens(th, &a, &b, R, NTH, &xg[0][0]);
+    for (int p = 0; p < R * R; p++)
+        for (int e = 0; e < NTH; e++)
+            cr_assert_eq(xg[p][e], xi[p][e], "generator %d, entry %d: %g, explicit %g", p, e, xg[p][e], xi[p][e]);
     for (int p = 0; p < R * R; p++)
         for (int q = 0; q < R * R; q++) {
             double s = 0;
