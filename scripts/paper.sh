@@ -265,7 +265,9 @@ U V' grows to singular values 15 and 5, so it ends where the whole
 group's log det G is at its orbit minimum, not only the torus's: the
 balance it reaches is the full group's, set by the initialisation (a
 conserved quantity, docs/theory.md §4), not selected by the noise. The
-paper's setting starts off both slices and stays off them. Both
+paper's setting keeps the C its initialisation gave (the same norm at
+both ends); it ends closer to both slices in relative terms only because
+the factors grew around that fixed C. Both
 penalties favour low rank and the p = 0.5 completion is exact (third
 singular value about 0.02), so the recovered matrix itself does not tell
 the two penalties apart; telling them apart needs an experiment where
