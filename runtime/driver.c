@@ -349,55 +349,147 @@ double ibrt_driver_loss(const ibrt_problem *p, const ibrt_model *m, const double
     return loss_grad(p, m, X, Y, n, grad, true);
 }
 
-/* Largest difference between the analytic gradient and central
- * differences, relative to the largest gradient entry.  Central
- * differences are taken at seven steps h = 1e-1 ... 1e-7 (times max(1,
- * |theta_e|)): truncation grows as h^2 and round-off as eps L / h, and
- * which h balances them depends on the scale of the loss and of the
- * gradient (a small initialisation gives gradients many orders below the
- * loss).  Each pair of neighbouring steps is scored by its disagreement
- * plus the round-off bound 4 eps |L| / h of its smaller step (at tiny h the
- * loss differences are quantised, and two steps can agree by rounding to
- * the same value), and the best pair is used.  If even that pair
- * disagrees by more than the tolerance, the loss has a kink within +-h of
- * theta_e (a relu switching): the derivative is not defined there, and the
- * entry is skipped and counted.  A wrong gradient still fails: the
- * differences agree with each other and not with it. */
+/* A cost paid once per run (set-up, checks, references), printed with
+ * its time so that a user sees where a short run's time goes (stderr;
+ * nothing under --quiet). */
+static void fixed_cost(const run_state *R, const char *what, const char *model, double seconds)
+{
+    if (!R->o.quiet)
+        fprintf(stderr, "fixed cost: %s%s%s%s: %.3g s\n", what, model ? " (" : "", model ? model : "", model ? ")" : "",
+                seconds);
+}
+
+/* Central differences of the loss along one entry e of theta (d NULL)
+ * or along the unit direction d (e < 0), taken at seven steps h = 1e-1
+ * ... 1e-7 (times max(1, |theta_e|) for an entry): truncation grows as
+ * h^2 and round-off as eps L / h, and which h balances them depends on the
+ * scale of the loss and of the gradient (a small initialisation gives
+ * gradients many orders below the loss).  Each pair of neighbouring steps
+ * is scored by its disagreement plus the round-off bound 4 eps |L| / h of
+ * its smaller step (at tiny h the loss differences are quantised, and two
+ * steps can agree by rounding to the same value), and the best pair is
+ * used: its smaller step's estimate is returned, their disagreement in
+ * *spread.  theta is restored exactly (th0: its copy, for a direction). */
+static double central_difference(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb,
+                                 long e, const double *d, const double *th0, double l0, double *spread)
+{
+    enum { NH = 7 };
+    const ibrt_problem *p = R->p;
+    double t = e >= 0 ? m->th[e] : 0, fd[NH], score[NH], h = 1e-1;
+    for (int q = 0; q < NH; q++, h /= 10) {
+        double he = e >= 0 ? h * fmax(1, fabs(t)) : h, l[2];
+        score[q] = 4 * 2.220446049250313e-16 * l0 / he;   /* the round-off bound at this step */
+        for (int side = 0; side < 2; side++) {
+            double step = side ? -he : he;
+            if (e >= 0)
+                m->th[e] = t + step;
+            else
+                for (long i = 0; i < m->nth; i++)
+                    m->th[i] = th0[i] + step * d[i];
+            l[side] = loss_grad(p, m, X, Y, nb, false, false);
+        }
+        if (e >= 0)
+            m->th[e] = t;
+        else
+            memcpy(m->th, th0, sizeof(double) * (size_t)m->nth);
+        fd[q] = (l[0] - l[1]) / (2 * he);
+    }
+    int best = 0;
+    for (int q = 0; q + 1 < NH; q++) {
+        score[q] = fabs(fd[q] - fd[q + 1]) + score[q + 1];
+        if (score[q] < score[best])
+            best = q;
+    }
+    *spread = fabs(fd[best] - fd[best + 1]);
+    return fd[best + 1];
+}
+
+/* The gradient check: the analytic gradient against central
+ * differences, relative to the largest gradient entry.  Every entry when
+ * theta has at most GC_ALL of them; otherwise GC_ENTRIES entries drawn at
+ * random (without repetition) plus GC_DIRS random unit directions v, where
+ * the directional derivative g . v is compared relative to ||g||_2, so
+ * that the cost (14 loss evaluations each) does not grow with the model
+ * (rng stream 2000 + k: the run's other streams are untouched).  When even
+ * the best pair of steps disagrees by more than the tolerance the loss has
+ * a kink within +-h (a relu switching): the derivative is not defined
+ * there, and the entry or direction is skipped and counted.  A wrong
+ * gradient still fails: the differences agree with each other and not
+ * with it.  *checked: entries and directions compared, skipped included. */
+enum { GC_ALL = 1024, GC_ENTRIES = 256, GC_DIRS = 8 };
+
 static double gradient_check(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb,
-                             long *skipped)
+                             long *skipped, long *checked, bool *sampled)
 {
     const ibrt_problem *p = R->p;
-    enum { NH = 7 };
-    double tol = p->gradient_tol, worst = 0, scale = 0, *ga = R->ga;
+    double tol = p->gradient_tol, worst = 0, scale = 0, norm = 0, *ga = R->ga;
     double l0 = fabs(loss_grad(p, m, X, Y, nb, true, false));
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
-    for (long e = 0; e < m->nth; e++)
-        scale = fmax(scale, fabs(ga[e]));
-    *skipped = 0;
     for (long e = 0; e < m->nth; e++) {
-        double t = m->th[e], fd[NH], score[NH], h = 1e-1;
-        for (int q = 0; q < NH; q++, h /= 10) {
-            double he = h * fmax(1, fabs(t));
-            score[q] = 4 * 2.220446049250313e-16 * l0 / he;   /* the round-off bound at this step */
-            m->th[e] = t + he;
-            double lp = loss_grad(p, m, X, Y, nb, false, false);
-            m->th[e] = t - he;
-            double lm = loss_grad(p, m, X, Y, nb, false, false);
-            m->th[e] = t;
-            fd[q] = (lp - lm) / (2 * he);
+        scale = fmax(scale, fabs(ga[e]));
+        norm += ga[e] * ga[e];
+    }
+    norm = sqrt(norm);
+    *skipped = 0;
+    *sampled = m->nth > GC_ALL;
+    long n = *sampled ? GC_ENTRIES : m->nth;
+    long *pick = *sampled ? malloc(sizeof(long) * (size_t)m->nth) : NULL;
+    double *th0 = *sampled ? malloc(sizeof(double) * (size_t)m->nth) : NULL;
+    double *v = *sampled ? malloc(sizeof(double) * (size_t)m->nth) : NULL;
+    if (*sampled && (!pick || !th0 || !v)) {
+        free(pick);
+        free(th0);
+        free(v);
+        *checked = 0;
+        return INFINITY;   /* out of memory: the check fails rather than pass unchecked */
+    }
+    ibrt_rng rg;
+    ibrt_rng_fork(&rg, R->o.seed, 2000 + (uint64_t)R->k);
+    if (*sampled) {   /* a partial Fisher-Yates shuffle: n distinct entries */
+        for (long i = 0; i < m->nth; i++)
+            pick[i] = i;
+        for (long i = 0; i < n; i++) {
+            long j = i + (long)ibrt_rng_below(&rg, (uint64_t)(m->nth - i));
+            long tmp = pick[i];
+            pick[i] = pick[j];
+            pick[j] = tmp;
         }
-        int best = 0;
-        for (int q = 0; q + 1 < NH; q++) {
-            score[q] = fabs(fd[q] - fd[q + 1]) + score[q + 1];
-            if (score[q] < score[best])
-                best = q;
-        }
-        if (fabs(fd[best] - fd[best + 1]) > tol * fmax(scale, 1e-300)) {
+    }
+    for (long c = 0; c < n; c++) {
+        long e = pick ? pick[c] : c;
+        double spread, fd = central_difference(R, m, X, Y, nb, e, NULL, NULL, l0, &spread);
+        if (spread > tol * fmax(scale, 1e-300)) {
             (*skipped)++;
             continue;
         }
-        worst = fmax(worst, fabs(fd[best + 1] - ga[e]) / fmax(scale, 1e-300));
+        worst = fmax(worst, fabs(fd - ga[e]) / fmax(scale, 1e-300));
     }
+    *checked = n;
+    if (*sampled) {
+        memcpy(th0, m->th, sizeof(double) * (size_t)m->nth);
+        for (int q = 0; q < GC_DIRS; q++) {
+            double vn = 0, gv = 0, spread;
+            for (long i = 0; i < m->nth; i++) {
+                v[i] = ibrt_rng_normal(&rg);
+                vn += v[i] * v[i];
+            }
+            vn = sqrt(vn);
+            for (long i = 0; i < m->nth; i++) {
+                v[i] /= vn;
+                gv += ga[i] * v[i];
+            }
+            double fd = central_difference(R, m, X, Y, nb, -1, v, th0, l0, &spread);
+            (*checked)++;
+            if (spread > tol * fmax(norm, 1e-300)) {
+                (*skipped)++;
+                continue;
+            }
+            worst = fmax(worst, fabs(fd - gv) / fmax(norm, 1e-300));
+        }
+    }
+    free(pick);
+    free(th0);
+    free(v);
     return worst;
 }
 
@@ -1116,18 +1208,28 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     if (!resumed) {
         nb = p->draw_batch(ds, &R->rb, &X, &Y);
         snprintf(when, sizeof when, "%s, init", m->name);
+        double ts0 = ibrt_time_now();
         m->structure(X, &R->rs, &R->checks, when);
-        long skipped;
-        double gerr = gradient_check(R, m, X, Y, nb, &skipped);
-        bool gok = gerr <= p->gradient_tol && skipped * 10 < m->nth;
-        char name[96], detail[128];
+        fixed_cost(R, "structure checks at init", m->name, ibrt_time_now() - ts0);
+        long skipped, checked;
+        bool sampled;
+        double t0 = ibrt_time_now();
+        double gerr = gradient_check(R, m, X, Y, nb, &skipped, &checked, &sampled);
+        bool gok = gerr <= p->gradient_tol && checked > 0 && skipped * 10 < checked;
+        char name[96], detail[200], what[96];
+        if (sampled)
+            snprintf(what, sizeof what, "%d random entries of %ld and %d random directions", GC_ENTRIES, m->nth,
+                     GC_DIRS);
+        else
+            snprintf(what, sizeof what, "all %ld entries", m->nth);
         snprintf(name, sizeof name, "gradient vs central differences (%s)", m->name);
-        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic|; %ld of %ld entries at a kink, skipped",
-                 skipped, m->nth);
+        snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic| over %s; %ld at a kink, skipped", what,
+                 skipped);
         ibrt_checks_add(&R->checks, name, gerr, 0, p->gradient_tol, gok, detail);
+        fixed_cost(R, "gradient check", m->name, ibrt_time_now() - t0);
         if (R->o.gradcheck) {   /* the initial point only, no training */
-            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance %.3g) over %ld "
-                   "entries, %ld at a kink skipped: %s\n", m->name, gerr, p->gradient_tol, m->nth, skipped,
+            printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance %.3g) over %s, "
+                   "%ld at a kink skipped: %s\n", m->name, gerr, p->gradient_tol, what, skipped,
                    gok ? "PASS" : "FAIL");
             R->gc_failed = R->gc_failed || !gok;
             return 0;
@@ -1239,6 +1341,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     }
     R->X = X;
     snprintf(when, sizeof when, "%s, end", m->name);
+    double te0 = ibrt_time_now();
     m->structure(X, &R->rs, &R->checks, when);
     if (m->nquad)
         finite_step_identity(R, m);
@@ -1253,6 +1356,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     if (!R->o.quiet)
         printf("%-10s %14.6g %14.0f\n", m->name, loss, rate);
     model_metrics(R, k, loss);
+    fixed_cost(R, "end-of-run checks and metrics", m->name, ibrt_time_now() - te0);
     return 0;
 }
 
@@ -1317,12 +1421,14 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         free(ckdata);
         return 1;
     }
+    double tsetup = ibrt_time_now();
     if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
         errmsg(&err);
         free(ckdata);
         ibrt_dataset_free(&R.ds);
         return 1;
     }
+    fixed_cost(&R, "data and operator set-up", NULL, ibrt_time_now() - tsetup);
     /* buffers for the largest model, allocated before any step */
     long nbal = 1, nth = 1, wmax = 1, nquad = 1;
     for (size_t k = 0; k < p->nmodels; k++) {
@@ -1431,11 +1537,19 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         /* E3's reference: nuclear-norm completion with an oracle lambda, and
          * whether the observed entries determine the truth at all */
         ibrt_completion_report cr;
-        if (ibrt_baseline_completion((size_t)p->zrows, (size_t)p->zcols, R.ds.truth, R.ds.mask, &cr, &err) != IBRT_OK) {
+        bool sweep = R.o.reference || p->zrows * p->zcols <= 64 * 64;
+        double t0 = ibrt_time_now();
+        if (ibrt_baseline_completion((size_t)p->zrows, (size_t)p->zcols, R.ds.truth, R.ds.mask, sweep, &cr, &err) !=
+            IBRT_OK) {
             errmsg(&err);
             free_run(&R);
             return 1;
         }
+        fixed_cost(&R, sweep ? "soft-impute reference (30 lambdas x 300 SVDs)" : "completion counts (2 SVDs)", NULL,
+                   ibrt_time_now() - t0);
+        if (!sweep && !R.o.quiet)
+            fprintf(stderr, "note: the soft-impute reference is skipped above 64 x 64 entries (%ld x %ld: 9000 SVDs "
+                            "of that size); --reference runs it\n", p->zrows, p->zcols);
         put(&R, "observed_entries", "", (double)cr.observed);
         put(&R, "truth_rank", "", (double)cr.rank);
         put(&R, "rows_underdetermined", "", (double)cr.rows_under);

@@ -41,6 +41,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->seeds = 1;
     o->quiet = 0;
     o->gradcheck = false;
+    o->reference = false;
     o->checkpoint_every = 0;
     o->resume = NULL;
     o->stop_after = 0;
@@ -54,7 +55,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
-                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F]\n\n%s\n\n"
+                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n\n%s\n\n"
                    "  --steps N     training steps per model (default %ld)\n"
                    "  --seed S      seed of data, initialisation and batches (default %llu)\n"
                    "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
@@ -66,7 +67,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
                    "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
                    "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
-                   "                        (default 1e6)\n\n"
+                   "                        (default 1e6)\n"
+                   "  --reference           run reference methods at any size (matrix completion's\n"
+                   "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
                    "5 gradient check failed, 75 stopped (--stop-after), 128+N stopped by signal N\n",
                    prog, description, default_steps, (unsigned long long)default_seed, prog);
@@ -86,6 +89,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             i++;
         } else if (!strcmp(a, "--gradcheck")) {
             o->gradcheck = true;
+        } else if (!strcmp(a, "--reference")) {
+            o->reference = true;
         } else if (!strcmp(a, "--checkpoint-every") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->checkpoint_every = x;
             i++;

@@ -5,6 +5,7 @@
  * output for the same input, and a located error instead of a crash for
  * what code generation does not support.  tests/e2e.sh runs the trainers
  * (gradient checks of every operation, determinism, every spec). */
+#include "ibc_flags.h"   /* build/: the trainer flags of the Makefile */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,9 +173,9 @@ Test(emit, hostile_description_stays_inside_strings_and_comments)
     cr_assert(f);
     fputs(c, f);
     fclose(f);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -D_POSIX_C_SOURCE=200809L -fsyntax-only -Wall -Wextra -Werror -Iruntime "
-             "-I/usr/include/x86_64-linux-gnu %s", path);
+    char cmd[1024];
+    /* the flags `ibc build` compiles trainers with */
+    snprintf(cmd, sizeof cmd, "cc %s -fsyntax-only -Werror -Iruntime %s", IBC_TRAINER_CFLAGS, path);
     int st = system(cmd);
     unlink(path);
     cr_assert_eq(st, 0, "the emitted program does not compile cleanly");
