@@ -1224,7 +1224,7 @@ static void emit_gens_function(const model *m, const char *pre)
 }
 
 /* The conserved quadratic functions of every symmetry group, in one
- * vector q (theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
+ * vector q (docs/theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
  * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
  * the upper triangle of C = Gram(A's leg) - Gram(B's leg), row by row.
  * Each is 1/2 theta' K theta with K theta orthogonal to every gradient
@@ -1373,7 +1373,7 @@ static void emit_gl_leg(const model *m, const sym_leg *l)
         OUT("{ %ld, 1, %ld, %ld }", off, C, v->shape.rows);
 }
 
-/* The checks of a GL(r) junction Z = A B (theory.md §8, runtime
+/* The checks of a GL(r) junction Z = A B (docs/theory.md §8, runtime
  * ibrt_verify.h): (a) the predictor at (A g, g^-1 B) against the predictor
  * at (A, B), g = I + M random (ibrt_gl_transform); (b) log det of its
  * r^2 x r^2 Gram matrix by Cholesky against the derived sum
@@ -1886,7 +1886,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             OUT("        .nquad = %ld,\n        .nqgroups = %zu,\n        .qgroups = m%d_qgroups,\n        .quad = m%d_quad,\n",
                 quad_count(m), sym_ngroups(m->deriv), k, k);
         if (nbal) {
-            /* the three predictions of theory.md §4 for the norm ratio of the
+            /* the three predictions of docs/theory.md §4 for the norm ratio of the
              * first family: the log det G minimiser and the dual slice
              * (exact, from the derivation); the noise equilibrium is
              * measured by the driver from alpha0, alpha1 */
@@ -1966,7 +1966,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT("    .gradient_tol = %.17g,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", spec->verify.gradient_tol);
     OUT("    .nmodels = %d,\n    .models = models,\n", nm);
     if (spec->verify.stationary_beta > 0) {
-        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
+        /* docs/theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
          * i.e. beta_d = 2 and theta* = the data's value */
         OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
             "                        .chains = 40000, .steps = 4000, .step = 0.02 },\n",
