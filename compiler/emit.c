@@ -1215,7 +1215,7 @@ static void emit_balance_function(const model *m, const char *pre)
     OUT("}\n\n");
 }
 
-/* The two exact predictions of theory.md §4 for a one-generator,
+/* The two exact predictions of docs/theory.md §4 for a one-generator,
  * two-block family's norm ratio ||block 0|| / ||block 1||: at the log det
  * G minimiser (a two-term geometric programme, n_q ~ c_S(-q) / delta_S(-q)
  * with S(-0) = {1}, S(-1) = {0}; NAN when its minimum is not attained in
@@ -1281,7 +1281,7 @@ static void emit_gens_function(const model *m, const char *pre)
 }
 
 /* The conserved quadratic functions of every symmetry group, in one
- * vector q (theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
+ * vector q (docs/theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
  * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
  * the upper triangle of C = Gram(A's leg) - Gram(B's leg), row by row.
  * Each is 1/2 theta' K theta with K theta orthogonal to every gradient
@@ -1430,7 +1430,7 @@ static void emit_gl_leg(const model *m, const sym_leg *l)
         OUT("{ %ld, 1, %ld, %ld }", off, C, v->shape.rows);
 }
 
-/* The checks of a GL(r) junction Z = A B (theory.md §8, runtime
+/* The checks of a GL(r) junction Z = A B (docs/theory.md §8, runtime
  * ibrt_verify.h): (a) the predictor at (A g, g^-1 B) against the predictor
  * at (A, B), g = I + M random (ibrt_gl_transform); (b) log det of its
  * r^2 x r^2 Gram matrix by Cholesky against the derived sum
@@ -1912,7 +1912,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         }
         if (balance_count(m)) {
             /* per family: id, count, exponents, the ratio's two exact
-             * predictions (theory.md §4) and its definition */
+             * predictions (docs/theory.md §4) and its definition */
             OUT("static const ibrt_family m%d_families[] = {\n", k);
             size_t nf = sym_nfamilies(m->deriv);
             for (size_t f = 0; f < nf; f++) {
@@ -2031,7 +2031,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT("    .gradient_tol = %.17g,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", spec->verify.gradient_tol);
     OUT("    .nmodels = %d,\n    .models = models,\n", nm);
     if (spec->verify.stationary_beta > 0) {
-        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
+        /* docs/theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
          * i.e. beta_d = 2 and theta* = the data's value */
         OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
             "                        .chains = 40000, .steps = 4000, .step = 0.02 },\n",

@@ -45,7 +45,7 @@ static const ibc_command commands[] = {
     { "derive", "ibc derive SPEC [--format text|md|tex|json]",
       "Derive, exactly, the rescaling symmetries of the spec's predictor, the\n"
       "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
-      "balance conditions and the induced bias (theory.md sections 2-4).",
+      "balance conditions and the induced bias (docs/theory.md §§2-4).",
       cmd_derive },
     { "emit", "ibc emit SPEC [-o FILE.c]",
       "Write the C training program of the spec (stdout without -o).", cmd_emit },

@@ -913,7 +913,7 @@ static void sema_loss(sema *s, ast_node *n)
 }
 
 /* The depth a log-sparsity strength c asks for: L = 2 / (2 - c)
- * (theory.md: the depth-L Hadamard product has bias of strength
+ * (docs/theory.md §5: the depth-L Hadamard product has bias of strength
  * 2 - 2/L), when that is an integer >= 2; otherwise 2 (design.c then
  * reports the strength, listing the ones that are possible). */
 static long sema_strength_depth(const char *strength)

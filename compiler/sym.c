@@ -1,5 +1,5 @@
 /*
- * sym.c: the symbolic derivation (theory.md §§2-4).
+ * sym.c: the symbolic derivation (docs/theory.md §§2-4).
  *
  * Approach.  Scaling-exponent inference (§3) gives every scalar entry of
  * every parameter an unknown exponent and turns each operation of the
@@ -358,7 +358,7 @@ static xval infer_call(infer *in, const ast_node *n)
     if (scales)
         diag_note(in->diag, n->loc,
                   "'%s' is not homogeneous: its argument must keep its scale (exponent 0), so parameters inside it "
-                  "rescale only in combinations that cancel there (theory.md §3)", f);
+                  "rescale only in combinations that cancel there (docs/theory.md §3)", f);
     return xv_new(in, a.rows, a.cols, true);
 }
 
@@ -958,7 +958,7 @@ static int cone_support(int rows, int n, const long *M, bool *supp)
 }
 
 /* Existence of the orbit minimum of log det G = log sum_S c_S n_S
- * exp(e_S . t) (theory.md §4), exactly, by the theorems of the
+ * exp(e_S . t) (docs/theory.md §4), exactly, by the theorems of the
  * alternative on the dual cone D = {delta >= 0 : sum_S delta_S e_S = 0}:
  * Gordan, D = {0} iff some direction makes every term decay (unbounded
  * below); Stiemke, D holds a point with every delta_S > 0 iff no direction
@@ -2226,7 +2226,7 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
         if (!classify(in, basis + (size_t)g * in->N, gs[g], &ng[g])) {
             diag_error(in->diag, in->spec->predict->loc,
                        "the predictor has a scaling symmetry that is not a rescaling of whole rows, columns or "
-                       "entries; the derivation supports rescaling tori only (theory.md §3)");
+                       "entries; the derivation supports rescaling tori only (docs/theory.md §3)");
             return false;
         }
         gidx[g] = -1;
@@ -2667,7 +2667,7 @@ static void print_groups_text(FILE *out, ibc_arena *a, const sym_derivation *d, 
     const ibc_spec *sp = d->spec;
     if (d->ngroups == 0)
         return;
-    fprintf(out, "\n%ssymmetry groups of the whole model (theory.md §8)\n", h);
+    fprintf(out, "\n%ssymmetry groups of the whole model (docs/theory.md §8)\n", h);
     for (size_t i = 0; i < d->ngroups; i++) {
         const sym_group *g = &d->groups[i];
         if (g->kind == SYM_GROUP_TORUS) {
@@ -2876,7 +2876,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         fprintf(out, "  balance:      log det G minimiser %s\n", f->log_det_minimizer);
         fprintf(out, "                dual slice chi = 0  %s\n", f->dual_slice);
         fprintf(out, "                %s\n", f->agree ? "the two agree"
-                                                      : "the two differ (theory.md §4: SGD's noise equilibrium is "
+                                                      : "the two differ (docs/theory.md §4: SGD's noise equilibrium is "
                                                         "the dual slice for isotropic per-block noise)");
         if (f->min_kind == SYM_MIN_ATTAINED)
             fprintf(out, "  bias:         (1/2beta) * sum over %s of [%s log(%s) + %s]\n", f->index ? f->index : "the block",
@@ -2887,7 +2887,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         if (spectral && f->nblocks == 2 && f->min_kind == SYM_MIN_ATTAINED)
             fprintf(out, "  alignment:    %s equals sigma_%s of the product only when the factors are aligned with "
                          "its SVD (columns along the singular vectors); otherwise it is not a function of the product "
-                         "(theory.md §5)\n",
+                         "(docs/theory.md §5)\n",
                     f->invariant, f->index);
     }
     print_groups_text(out, a, d, h);

@@ -1,5 +1,5 @@
 /*
- * sym.h: the symbolic derivation (theory.md §§2-4), exact with GMP.
+ * sym.h: the symbolic derivation (docs/theory.md §§2-4), exact with GMP.
  *
  * From a checked spec's predictor: the rescaling torus (scaling-exponent
  * inference), its generator families, the dual slice, det G by
@@ -63,7 +63,7 @@ typedef struct {
     const char *constant;    /* "log(3)" */
 } sym_family;
 
-/* The symmetry groups of the whole model (theory.md §8).  A GL(r)
+/* The symmetry groups of the whole model (docs/theory.md §8).  A GL(r)
  * junction is a contraction over an index of size r between two
  * parameters that reach it through nothing but products with other
  * values, transposes and constant factors, each used once in the

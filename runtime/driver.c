@@ -648,7 +648,7 @@ static ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_hea
     return st;
 }
 
-/* theory.md §6 on a Hadamard-type pair: one step maps chi_i to chi_i (1 -
+/* docs/theory.md §6 on a Hadamard-type pair: one step maps chi_i to chi_i (1 -
  * eta^2 r_i^2), so log |chi_i(0) / chi_i(T)| = -sum_t log(1 - eta^2 r_t^2),
  * which is sum_t eta^2 r_t^2 to leading order.  Compared over the indices
  * where the predicted contraction exceeds 0.01 (below that, rounding of
@@ -677,7 +677,7 @@ static void pair_contraction(run_state *R, const ibrt_model *m)
     char name[96];
     snprintf(name, sizeof name, "chi contraction = sum eta^2 r^2 (%s)", m->name);
     ibrt_checks_add(&R->checks, name, med, 1, 0.05, fabs(med - 1) <= 0.05,
-                    "median over indices of log|chi(0)/chi(T)| / sum_t eta^2 r_t^2 (theory.md 6)");
+                    "median over indices of log|chi(0)/chi(T)| / sum_t eta^2 r_t^2 (docs/theory.md §6)");
 }
 
 /* The balance quantities at the end of a run, family by family (metrics
@@ -730,7 +730,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
         PUT("chi_abs_median_start", med);
         ibrt_stats_median_min_max(c1, (size_t)n, &med, &mn, &mx);
         PUT("chi_abs_median_end", med);
-        /* Which mechanism (theory.md §6): chi conserved while the norms
+        /* Which mechanism (docs/theory.md §6): chi conserved while the norms
          * grow, or chi driven.  The threshold is fixed, not tuned: a
          * median relative change of chi below 5% is "conserved". */
         for (long i = 0; i < n; i++) {
@@ -750,7 +750,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
                                                          "(a gradient-flow invariant, not the noise correction)"
                                                        : "conserved: chi kept its initial value")
                                        : "driven: chi moved (SGD noise at finite step size)");
-        /* The three predictions of theory.md §4 for the norm ratio: the log
+        /* The three predictions of docs/theory.md §4 for the norm ratio: the log
          * det G minimiser and the dual slice (exact, from the derivation),
          * and the noise equilibrium from the measured per-block gradient
          * second moments m_p: along the orbit m_p scales as e^(-2 alpha_p
@@ -995,7 +995,7 @@ static void junction_balance(run_state *R, const ibrt_model *m, size_t g, long f
     put(R, key_, m->suffix, hi);
 }
 
-/* theory.md §9: for every group, max over its functions of
+/* docs/theory.md §9: for every group, max over its functions of
  * |q_i(th_T) - q_i(th_0) - sum_t lr^2 q_i(g_t)| / D_i, D_i the larger of
  * sum_t lr^2 |q_i(g_t)| (the path of the predicted change) and qa_i, the
  * size of q_i's terms at the end: q_i is a difference of such terms, and
@@ -1023,7 +1023,7 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
         snprintf(name, sizeof name, "finite-step identity, group %zu (%s)", g + 1, m->name);
         ibrt_checks_add(&R->checks, name, worst, 0, 1e-9, worst <= 1e-9,
                         "max |q(T) - q(0) - sum lr^2 q(g)| / max(sum lr^2 |q(g)|, |terms of q|) over the group's "
-                        "conserved functions (theory.md 9)");
+                        "conserved functions (docs/theory.md §9)");
         char key_[48];
         snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
         put(R, key_, m->suffix, drift);
@@ -1100,7 +1100,7 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
         char name[96];
         snprintf(name, sizeof name, "joint log det G = sum over families (%s)", m->name);
         ibrt_checks_add(&R->checks, name, e, 0, 1e-9, e <= 1e-9,
-                        "no family shares a parameter: the joint Gram is block diagonal (theory.md 2)");
+                        "no family shares a parameter: the joint Gram is block diagonal (docs/theory.md §2)");
     }
 }
 
@@ -1111,7 +1111,7 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
  * a generator matrix over 64 MiB is left out, metrics NaN).  Without
  * coupling the Gram matrix is block diagonal and the two agree (checked);
  * along a chain the blocks of adjacent junctions overlap and only the
- * joint one is the model's (theory.md §8).  One group alone has nothing
+ * joint one is the model's (docs/theory.md §8).  One group alone has nothing
  * to check. */
 static void group_logdet(run_state *R, const ibrt_model *m)
 {
@@ -1181,7 +1181,7 @@ static void group_logdet(run_state *R, const ibrt_model *m)
         snprintf(name, sizeof name, "whole-group log det G = sum over groups (%s)", m->name);
         ibrt_checks_add(&R->checks, name, e, 0, 1e-9, e <= 1e-9,
                         "no two symmetry groups share a parameter: the Gram matrix of all their generators is block "
-                        "diagonal (theory.md §8)");
+                        "diagonal (docs/theory.md §8)");
     }
 }
 
@@ -1557,7 +1557,7 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         put(&R, "relative_error_softimpute_oracle", "", cr.best_error);
         put(&R, "softimpute_oracle_lambda", "", cr.best_lambda);
     }
-    if (p->stationary) {   /* the stationary law, thin-shell Metropolis test (theory.md §7) */
+    if (p->stationary) {   /* the stationary law, thin-shell Metropolis test (docs/theory.md §7) */
         ibrt_stationary_cfg sc = p->stationary_cfg;
         sc.seed = R.o.seed + 77;
         if (R.o.steps < p->default_steps)   /* shortened runs (tests) use fewer chains */
@@ -1699,7 +1699,7 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
     ibrt_json_int(j, (long)o.seed);
     ibrt_json_key(j, "metrics");
     ibrt_metrics_summarise(all, nall, j, o.quiet ? NULL : stdout);
-    /* which mechanism produced each seed's balance (theory.md §6): the
+    /* which mechanism produced each seed's balance (docs/theory.md §6): the
      * median over seeds of chi's change can hide a split */
     ibrt_json_key(j, "mechanism_per_seed");
     ibrt_json_obj_begin(j);

@@ -1,5 +1,5 @@
 /* test_sym.c: the symbolic derivation and the inverse design, against the
- * exact values of theory.md, plus a property test of Cauchy-Binet and of
+ * exact values of docs/theory.md, plus a property test of Cauchy-Binet and of
  * the geometric-programme minimum against LAPACKE and Newton. */
 #include <criterion/criterion.h>
 #include <gmp.h>
@@ -219,7 +219,7 @@ Test(sym, property_cauchy_binet_and_gp)
         }
     }
     /* Monomial tori z = prod theta_p^m_p (P = k + 1, degree of difficulty
-     * 0): closed form vs Newton where a minimiser exists (theory.md §4:
+     * 0): closed form vs Newton where a minimiser exists (docs/theory.md §4:
      * iff (P-1) max m < sum m), Newton running off where it does not. */
     int unbounded = 0;
     for (int iter = 0; iter < 200; iter++) {
@@ -537,7 +537,7 @@ static void conservation_rank(const char *path, long want)
     unload(&l);
 }
 
-/* theory.md §10's reference counts: 2-layer linear r(r+1)/2 (attention's
+/* docs/theory.md §10's reference counts: 2-layer linear r(r+1)/2 (attention's
  * Wq Wk', the designed U V' of matrix_completion), ReLU one per hidden
  * neuron, deep linear sum_l n_l(n_l+1)/2, a ReLU chain one per neuron */
 Test(sym, conservation_laws_counted_and_independent)
