@@ -174,9 +174,11 @@ generated-check: bin/ibc
 	@echo "generated: every trainer in generated/ matches its spec"
 
 # Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
-# shortened run; the trainer's checks must pass.
+# shortened run; the trainer's checks must pass.  Then the data-file faults
+# of a trainer at run time (tests/faults/data-files.sh).
 e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
+	@sh tests/faults/data-files.sh
 
 # The derivation against an independent one (tests/oracle/sym_oracle.py:
 # Debian's python3-sympy, exact arithmetic, formulas ibc does not use) on

@@ -77,11 +77,10 @@ typedef struct {
 
 typedef struct {
     FILE *out;
-    ast_node *diags[32];  /* diag([...]) operators met, emitted as arrays */
-    int ndiags;
-    bool need_dct[4096];
-    long dct_sizes[16];
-    int ndct;
+    const ast_node **diags;  /* diag([...]) operators met, emitted as arrays */
+    int ndiags, cap_diags;
+    long *dct_sizes;      /* sizes of the dct(n) operators met, each once */
+    int ndct, cap_dct;
     /* matrix("file") operators: path as written, resolved path, size, and
      * whether the inverse is needed (formed once in set-up) */
     const ast_node *dense[16];
@@ -140,15 +139,39 @@ static bool is_operator_call(const ast_node *n)
     return false;
 }
 
+/* Room for one more entry in an emitter table (any number of operators:
+ * a fixed table once sent operators past its end to entry 0). */
+static void *grow_table(void *table, int n, int *cap, size_t elem)
+{
+    if (n < *cap)
+        return table;
+    int nc = *cap ? 2 * *cap : 16;
+    void *nt = realloc(table, (size_t)nc * elem);
+    if (!nt) {
+        fputs("ibc: fatal: out of memory\n", stderr);
+        exit(70);
+    }
+    *cap = nc;
+    return nt;
+}
+
 static int diag_index(const ast_node *call)
 {
     for (int i = 0; i < E->ndiags; i++)
         if (E->diags[i] == call)
             return i;
-    if (E->ndiags == 32)
-        return 0;
-    E->diags[E->ndiags] = (ast_node *)call;
+    E->diags = grow_table(E->diags, E->ndiags, &E->cap_diags, sizeof *E->diags);
+    E->diags[E->ndiags] = call;
     return E->ndiags++;
+}
+
+static void dct_needed(long n)
+{
+    for (int i = 0; i < E->ndct; i++)
+        if (E->dct_sizes[i] == n)
+            return;
+    E->dct_sizes = grow_table(E->dct_sizes, E->ndct, &E->cap_dct, sizeof *E->dct_sizes);
+    E->dct_sizes[E->ndct++] = n;
 }
 
 /* A file named in the spec (a matrix("file") operator, data files), found
@@ -207,8 +230,7 @@ static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, co
         v.op = inverse ? (tr ? OP_CUMSUM_T : OP_CUMSUM) : (tr ? OP_DIFF_T : OP_DIFF);
     else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
         v.op = (inverse != tr) ? OP_DCT_T : OP_DCT;
-        if (E->ndct < 16)
-            E->dct_sizes[E->ndct++] = n->shape.rows;
+        dct_needed(n->shape.rows);
     } else if (!strcmp(name, "diag")) {
         v.op = inverse ? OP_DIAG_INV : OP_DIAG;
         v.diag_id = diag_index(n);
@@ -1724,6 +1746,8 @@ static void emit_data_setup(const ibc_spec *spec)
             OUT(";\n");
         }
         OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
+        if (spec->train.batch > 0)
+            OUT("    if (st == IBRT_OK)\n        st = ibrt_data_fits_batch(ds, file_x, %ld, err);\n", spec->train.batch);
     } else {
         OUT("    st = IBRT_OK;\n");
     }
@@ -2041,6 +2065,14 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT("};\n\nint main(int argc, char **argv)\n{\n    return ibrt_main(argc, argv, &problem);\n}\n");
 }
 
+static void emitter_free(emitter *em)
+{
+    for (int i = 0; i < em->ndense; i++)
+        free(em->dense_path[i]);
+    free(em->diags);
+    free(em->dct_sizes);
+}
+
 bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
                   ibc_diag *diag)
 {
@@ -2118,8 +2150,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         for (int k = 0; k < nm; k++) {
             prog_free(&models[k].p);
             prog_free(&models[k].rp);
+            prog_free(&models[k].ap);
         }
         prog_free(&teacher);
+        emitter_free(&em);
         return false;
     }
 
@@ -2162,6 +2196,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
                 prog_free(&models[k].ap);
             }
             prog_free(&teacher);
+            emitter_free(&em);
             return false;
         }
     }
@@ -2179,14 +2214,9 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("%s%.17g", j ? ", " : " ", l->kids[j]->value);
         OUT(" };\n");
     }
-    for (int i = 0; i < em.ndct; i++) {
-        bool seen = false;
-        for (int j = 0; j < i; j++)
-            seen = seen || em.dct_sizes[j] == em.dct_sizes[i];
-        if (!seen)
-            OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em.dct_sizes[i],
-                em.dct_sizes[i], em.dct_sizes[i]);
-    }
+    for (int i = 0; i < em.ndct; i++)
+        OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em.dct_sizes[i],
+            em.dct_sizes[i], em.dct_sizes[i]);
     for (int i = 0; i < em.ndense; i++) {
         OUT("static double dense_%d[%ld * %ld];   /* matrix(", i, em.dense_r[i], em.dense_c[i]);
         emit_comment_text(em.dense[i]->kids[0]->text);
@@ -2236,7 +2266,6 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         prog_free(&models[k].ap);
     }
     prog_free(&teacher);
-    for (int i = 0; i < em.ndense; i++)
-        free(em.dense_path[i]);
+    emitter_free(&em);
     return true;
 }

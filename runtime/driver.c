@@ -1290,7 +1290,11 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             R->loss0 = loss;
         if (!isfinite(loss) || (R->loss0 > 0 && loss > R->o.max_growth * R->loss0)) {
             ibrt_progress_end(&pg);
-            if (isfinite(loss))
+            if (step == 0)   /* no step taken yet: the learning rate played no part */
+                fprintf(stderr, "error: model '%s': the loss at the initial parameters is %g, before any step: not "
+                        "the learning rate; look for values too large in the data or the initialisation\n",
+                        m->name, loss);
+            else if (isfinite(loss))
                 fprintf(stderr, "error: model '%s' diverged at step %ld: loss %g, more than %g times its first value "
                         "%g; the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
                         R->o.max_growth, R->loss0, m->lr);

@@ -108,8 +108,27 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             o->out_given = true;
             i++;
         } else {
-            fprintf(stderr, "%s: error: bad argument '%s'%s\nrun '%s --help' for the options\n", prog, a,
-                    v && a[0] == '-' && a[1] == '-' ? " (or its value)" : "", prog);
+            /* a known option with a missing or bad value says what it takes */
+            static const char *const takes[][2] = {
+                { "--steps", "a whole number from 1 to 1000000000" },
+                { "--seed", "a whole number from 0 to 2147483647" },
+                { "--seeds", "a whole number from 1 to 1000" },
+                { "--checkpoint-every", "a whole number from 1 to 1000000000" },
+                { "--stop-after", "a whole number from 1 to 1000000000" },
+                { "--resume", "the directory of a checkpointed run" },
+                { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
+                { "--out", "a directory" },
+            };
+            size_t k = 0;
+            while (k < sizeof takes / sizeof takes[0] && strcmp(a, takes[k][0]))
+                k++;
+            if (k == sizeof takes / sizeof takes[0])
+                fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
+            else if (!v)
+                fprintf(stderr, "%s: error: %s needs a value: %s\n", prog, a, takes[k][1]);
+            else
+                fprintf(stderr, "%s: error: %s '%s': expected %s\n", prog, a, v, takes[k][1]);
+            fprintf(stderr, "run '%s --help' for the options\n", prog);
             return -1;
         }
     }
