@@ -28,17 +28,23 @@
 #include "ibrt.h"
 #include "ibrt_exp.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 /* The vector block of the product fuses its multiply-adds, so it is used
- * only where IBRT_FMA (below) fuses them too, and the exp's eight lanes
- * also convert doubles to 64-bit integers (AVX512DQ). */
+ * only where IBRT_FMA (below) fuses them too: eight lanes with AVX-512
+ * (IBRT_MM_BLOCK), four with AVX2 (IBRT_MM_BLOCK4).  The exp's eight
+ * lanes also convert doubles to 64-bit integers (AVX512DQ); its four AVX2
+ * lanes build 2^k from the bits of k + 1.5 2^52 instead, the same value. */
 #if defined(__AVX512F__) && defined(__FMA__)
 #define IBRT_MM_BLOCK 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#define IBRT_MM_BLOCK4 1
 #endif
 #if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__FMA__)
 #define IBRT_SOFTMAX_EXP8 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#define IBRT_SOFTMAX_EXP4 1
 #endif
 
 enum { IBRT_MM_SMALL = 1024 };
@@ -130,6 +136,54 @@ IBRT_INLINE void ibrt_mm_block(int ta, long R, long N, long NV, long K, const do
 }
 #endif
 
+#if defined(IBRT_MM_BLOCK4)
+/* ibrt_mm_block on four lanes (AVX2): N <= 4 NV, NV <= 8; the R x NV
+ * accumulators (at most 12 of the 16 vector registers) are the same
+ * chains of multiply-adds, each entry summed over k in increasing order,
+ * so the bits are those of the other paths. */
+IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const double *A, long lda, const double *b,
+                                long ldb, double beta, double *C, long ldc)
+{
+    enum { ACC = 12 };
+    /* lane l of the last vector is in use when 4 (NV - 1) + l < N */
+    const __m256i last = _mm256_cmpgt_epi64(_mm256_set1_epi64x(N - 4 * (NV - 1)), _mm256_set_epi64x(3, 2, 1, 0));
+    const __m256i all = _mm256_set1_epi64x(-1);
+    __m256d acc[ACC];
+    IBRT_UNROLL
+    for (long e = 0; e < ACC; e++)
+        acc[e] = _mm256_setzero_pd();
+    for (long k = 0; k < K; k++) {
+        const double *bk = b + k * ldb, *ak = ta ? A + k * lda : A + k;
+        __m256d bv[8];
+        IBRT_UNROLL
+        for (long v = 0; v < 8; v++)
+            bv[v] = v < NV - 1 ? _mm256_loadu_pd(bk + 4 * v)
+                    : v == NV - 1 ? _mm256_maskload_pd(bk + 4 * v, last)
+                                  : _mm256_setzero_pd();
+        IBRT_UNROLL
+        for (long r = 0; r < R; r++) {
+            __m256d a = _mm256_set1_pd(ak[ta ? r : r * lda]);
+            IBRT_UNROLL
+            for (long v = 0; v < NV; v++)
+                if (r * NV + v < ACC)
+                    acc[r * NV + v] = _mm256_fmadd_pd(a, bv[v], acc[r * NV + v]);
+        }
+    }
+    IBRT_UNROLL
+    for (long r = 0; r < R; r++)
+        IBRT_UNROLL
+        for (long v = 0; v < NV; v++) {
+            if (r * NV + v >= ACC)
+                break;
+            double *c = C + r * ldc + 4 * v;
+            __m256i m = v < NV - 1 ? all : last;
+            __m256d c0 =
+                beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m));
+            _mm256_maskstore_pd(c, m, _mm256_add_pd(c0, acc[r * NV + v]));
+        }
+}
+#endif
+
 /* Rows of C go in blocks of R = 64 / N (for 2 <= N <= 32): the block's
  * R x N accumulators fit in eight 8-wide vector registers, and its R rows
  * are R independent chains of multiply-adds.  One row at a time, a row's
@@ -164,6 +218,15 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
                           ldc);
         for (; full + 8 / NV <= M; full += 8 / NV)
             ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
+#elif defined(IBRT_MM_BLOCK4)
+        const long NV = (N + 3) / 4;   /* 1 .. 8 */
+        for (; full + 12 / NV <= M; full += 12 / NV)
+            ibrt_mm_block4(ta, 12 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc,
+                           ldc);
+        if (NV <= 4)
+            for (; full + 4 / NV <= M; full += 4 / NV)
+                ibrt_mm_block4(ta, 4 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta,
+                               C + full * ldc, ldc);
 #else
         /* full is computed, not counted up, so that at constant sizes the
          * compiler sees the rows left over (and drops their loop when there
@@ -257,6 +320,27 @@ IBRT_INLINE __m512d ibrt_softmax_exp8(__m512d x)
 }
 #endif
 
+#if defined(IBRT_SOFTMAX_EXP4)
+IBRT_INLINE __m256d ibrt_softmax_exp4(__m256d x)
+{
+    const __m256d shift = _mm256_set1_pd(IBRT_EXP_SHIFT), magic = _mm256_set1_pd(0x1.8p52);
+    x = _mm256_min_pd(_mm256_set1_pd(709.0), _mm256_max_pd(_mm256_set1_pd(-708.0), x));
+    __m256d k = _mm256_sub_pd(_mm256_fmadd_pd(x, _mm256_set1_pd(IBRT_EXP_LOG2E), shift), shift);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(IBRT_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(IBRT_EXP_LN2_LO), r);
+    __m256d p = _mm256_set1_pd(ibrt_exp_taylor[0]);
+    IBRT_UNROLL
+    for (int i = 1; i < 14; i++)
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(ibrt_exp_taylor[i]));
+    /* k is an integer in [-1022, 1023]: the bits of k + 1.5 2^52 are those
+     * of 1.5 2^52 plus k, so subtracting them and adding 1023 gives the
+     * biased exponent of 2^k exactly (ibrt_exp_scale's value) */
+    __m256i e = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(k, magic)), _mm256_castpd_si256(magic));
+    __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(bits));
+}
+#endif
+
 IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
 {
     double mx = -INFINITY, sum = 0;
@@ -296,6 +380,18 @@ IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
                 _mm512_storeu_pd(t[c], e);
             }
             _mm512_storeu_pd(sum, vsum);
+#elif defined(IBRT_SOFTMAX_EXP4)
+            IBRT_UNROLL
+            for (long h = 0; h < 8; h += 4) {
+                __m256d vmx = _mm256_loadu_pd(mx + h), vsum = _mm256_setzero_pd();
+                IBRT_UNROLL
+                for (long c = 0; c < C; c++) {
+                    __m256d e = ibrt_softmax_exp4(_mm256_sub_pd(_mm256_loadu_pd(t[c] + h), vmx));
+                    vsum = _mm256_add_pd(vsum, e);
+                    _mm256_storeu_pd(t[c] + h, e);
+                }
+                _mm256_storeu_pd(sum + h, vsum);
+            }
 #else
             IBRT_UNROLL
             for (long c = 0; c < C; c++)

@@ -13,8 +13,9 @@
  * ibrt_rng_normal value by value: eight xoshiro256** lanes, seeded for the
  * call from eight draws of the stream, advance together in vector
  * registers.  It is static inline so that each trainer compiles it for
- * its own instruction set (AVX-512 lanes where the machine has them); the
- * values are the same on every instruction set.
+ * its own instruction set (AVX-512 lanes where the machine has them, two
+ * halves of four AVX2 lanes where it has those); the values are the same
+ * on every instruction set (test_rt_rng, built once per x86-64 level).
  *
  * None of these allocate; all are deterministic on every platform (only
  * integer arithmetic and IEEE double operations with a fixed evaluation
@@ -27,7 +28,7 @@
 #include "ibrt_exp.h"
 
 #include <math.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -140,6 +141,37 @@ static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, lo
             _mm512_storeu_si512(mi + nm, _mm512_maskz_compress_epi64(miss, idx));
             _mm512_storeu_si512(mb + nm, _mm512_maskz_compress_epi64(miss, bi));
             nm += __builtin_popcount(miss);
+#elif defined(__AVX2__)
+            /* two halves of four lanes; (double) of the 53-bit b >> 11 from
+             * its two 32-bit halves through the exponent-bias trick (each
+             * exact, and so is their sum), the value the scalar cast gives */
+            uint64_t bb[8];
+            __builtin_memcpy(bb, &b, sizeof bb);
+            for (int h = 0; h < 8; h += 4) {
+                __m256i bi = _mm256_loadu_si256((const __m256i *)(bb + h)), v = _mm256_srli_epi64(bi, 11);
+                __m256d lo = _mm256_sub_pd(
+                    _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xffffffff)),
+                                                        _mm256_set1_epi64x(0x4330000000000000))),
+                    _mm256_set1_pd(0x1.0p52));
+                __m256d hi = _mm256_sub_pd(
+                    _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 32), _mm256_set1_epi64x(0x4530000000000000))),
+                    _mm256_set1_pd(0x1.0p84));
+                __m256d u = _mm256_mul_pd(_mm256_add_pd(hi, lo), _mm256_set1_pd(0x1.0p-53));
+                u = _mm256_sub_pd(_mm256_add_pd(u, u), _mm256_set1_pd(1.0));
+                __m256i k = _mm256_and_si256(bi, _mm256_set1_epi64x(127));
+                __m256d zv = _mm256_mul_pd(u, _mm256_i64gather_pd(zg->x, k, 8));
+                __m256d au = _mm256_andnot_pd(_mm256_set1_pd(-0.0), u);
+                unsigned in = (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(au, _mm256_i64gather_pd(zg->ratio, k, 8), _CMP_LT_OQ));
+                unsigned hu = (use >> h) & 15u;
+                __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m - h), _mm256_set_epi64x(3, 2, 1, 0));
+                _mm256_maskstore_pd(x + i + h, lanes,
+                                    _mm256_add_pd(_mm256_set1_pd(mean), _mm256_mul_pd(_mm256_set1_pd(sd), zv)));
+                for (unsigned miss = hu & ~in; miss; miss &= miss - 1) {
+                    int l = __builtin_ctz(miss);
+                    mi[nm] = i + h + l;
+                    mb[nm++] = bb[h + l];
+                }
+            }
 #else
             for (int l = 0; l < m; l++) {
                 double u = 2 * ((double)(int64_t)(b[l] >> 11) * 0x1.0p-53) - 1;

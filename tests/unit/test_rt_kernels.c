@@ -60,10 +60,12 @@ Test(kernels, small_product_is_its_definition)
     random_operands(11, 1);
     /* N = 1 (rows one at a time), 2..32 (blocks of 64 / N rows; with
      * AVX-512 and FMA, vector blocks of 16 / NV and 8 / NV rows, NV =
-     * ceil(N / 8), the last vector masked unless N is 8, 16, 24 or 32), 33
-     * (one at a time again); M a multiple of the block and not; K = 1 and
-     * longer */
-    const long Ms[] = { 1, 3, 8, 13, 32, 37 }, Ns[] = { 1, 2, 3, 8, 16, 20, 24, 32, 33 }, Ks[] = { 1, 5, 16 };
+     * ceil(N / 8), the last vector masked unless N is 8, 16, 24 or 32; with
+     * AVX2 and FMA, blocks of 12 / NV and 4 / NV rows, NV = ceil(N / 4), every
+     * lane count of the last vector), 33 (one at a time again); M a multiple
+     * of the block and not; K = 1 and longer */
+    const long Ms[] = { 1, 3, 8, 12, 13, 25, 32, 37 }, Ns[] = { 1, 2, 3, 5, 6, 7, 8, 12, 16, 20, 24, 28, 31, 32, 33 },
+               Ks[] = { 1, 5, 16 };
     const double betas[] = { 0, 1, 0.5 };
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
@@ -218,6 +220,37 @@ Test(kernels, softmax_exp8_is_the_scalar_exp)
         }
         _mm512_storeu_pd(y, ibrt_softmax_exp8(_mm512_loadu_pd(x)));
         for (int l = 0; l < 8; l++) {
+            double e = ibrt_softmax_exp(x[l]);
+            cr_assert(memcmp(&e, &y[l], sizeof e) == 0, "x = %a: %a, lanes %a", x[l], e, y[l]);
+        }
+    }
+}
+#endif
+
+#if defined(IBRT_SOFTMAX_EXP4)
+/* the four-lane (AVX2) exp gives the scalar one's bits, the clamps, -0
+ * and the extreme exponents included */
+Test(kernels, softmax_exp4_is_the_scalar_exp)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 7);
+    double x[4], y[4];
+    for (int i = 0; i < 200000; i++) {
+        for (int l = 0; l < 4; l++)
+            x[l] = -800 + 1600 * ibrt_rng_uniform(&r);
+        if (i == 0) {
+            x[0] = -INFINITY;
+            x[1] = INFINITY;
+            x[2] = -0.0;
+            x[3] = 709.5;
+        } else if (i == 1) {
+            x[0] = -708.0;
+            x[1] = 709.0;
+            x[2] = -707.9;
+            x[3] = 708.9;
+        }
+        _mm256_storeu_pd(y, ibrt_softmax_exp4(_mm256_loadu_pd(x)));
+        for (int l = 0; l < 4; l++) {
             double e = ibrt_softmax_exp(x[l]);
             cr_assert(memcmp(&e, &y[l], sizeof e) == 0, "x = %a: %a, lanes %a", x[l], e, y[l]);
         }
