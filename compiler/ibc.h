@@ -3,12 +3,18 @@
  *
  * ibc compiles a .ibs spec in phases, one file each, run in order by main.c:
  *
- *   lex.c / grammar/ibs.l   bytes        -> tokens           (lex_)
+ *   grammar/ibs.l (flex)    bytes        -> tokens
  *   parse.c / grammar/ibs.y tokens       -> AST              (parse_)
  *   sema.c                  AST          -> ibc_spec         (sema_)
  *   sym.c                   ibc_spec     -> derivation       (sym_)
  *   design.c                design target-> parameterisation (design_)
  *   emit.c                  spec + deriv -> C trainer        (emit_)
+ *
+ * The derivation is four files behind sym.h (sym_impl.h says which does
+ * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
+ * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
+ * minimum, balance, bias) and sym_print.c (its outputs), on exact.c's
+ * GMP linear algebra.
  *
  * This header has the pieces every phase needs: source files and locations,
  * diagnostics, the arena, the AST, and the checked spec (ibc_spec) that the

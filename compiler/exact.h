@@ -1,0 +1,55 @@
+/*
+ * exact.h: the exact linear algebra of the derivation (GMP rationals and
+ * integers), apart from what it is used for.
+ *
+ * qmat: a dense rational matrix, reduced row echelon form in place;
+ * nullspace: a basis of the rational nullspace of an integer system,
+ * each vector scaled to primitive integers.  zmat: a dense integer matrix;
+ * lattice_kernel: a basis of the integer lattice {x : E x = 0} by
+ * unimodular column operations; lattice_hnf: its Hermite normal form over
+ * a given order of the unknowns, so that it depends only on the lattice.
+ * Nothing here allocates outside the matrices it is given (or the arena,
+ * for nullspace's output); every result is exact.
+ */
+#ifndef IBC_EXACT_H
+#define IBC_EXACT_H
+
+#include "ibc.h"
+
+#include <gmp.h>
+
+typedef struct {
+    int rows, cols;
+    mpq_t *a;   /* row-major, rows * cols */
+} qmat;
+
+#define Q(m, i, j) ((m)->a[(size_t)(i) * (m)->cols + (j)])
+
+void qmat_init(qmat *m, int rows, int cols);   /* every entry 0 */
+void qmat_clear(qmat *m);
+/* Reduced row echelon form in place; piv[r] the pivot column of row r.
+ * Returns the rank. */
+int qmat_rref(qmat *m, int *piv);
+/* A basis of {x in Q^N : eq x = 0} (neq rows of N longs), each vector
+ * scaled to coprime integers, as *out (arena-allocated, dim * N longs).
+ * Returns the dimension. */
+int nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out);
+
+typedef struct {
+    int rows, cols;
+    mpz_t *a;   /* row-major, rows * cols */
+} zmat;
+
+#define Z(m, i, j) ((m)->a[(size_t)(i) * (m)->cols + (j)])
+
+void zmat_init(zmat *m, int rows, int cols);   /* every entry 0 */
+void zmat_clear(zmat *m);
+/* K: the rows are a basis of the lattice {x in Z^N : eq x = 0}. */
+void lattice_kernel(const long *eq, size_t neq, int N, zmat *K);
+/* K's rows in Hermite normal form with the columns taken in the order
+ * col[0], col[1], ... (the same lattice). */
+void lattice_hnf(zmat *K, const int *col);
+/* The entries of K as longs; false when one does not fit. */
+bool zmat_get_long(const zmat *K, long *out);
+
+#endif

@@ -1,0 +1,915 @@
+/*
+ * sym_gp.c: for each family of the torus (sym_impl.h), det G by
+ * Cauchy-Binet with exact integer coefficients (docs/theory.md §2), the
+ * orbit minimum of log det G as a geometric programme (§4): closed form at
+ * degree of difficulty 0 or when terms share their orbit exponents,
+ * existence decided exactly (a linear programme over the rationals),
+ * numeric Newton otherwise, labelled so; the dual-slice balance, whether
+ * the slice is the minimiser (decided exactly), and the bias.
+ */
+#include "sym.h"
+#include "exact.h"
+#include "sym_impl.h"
+
+#include <gmp.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------ Cauchy-Binet */
+
+static long det_small(long m[SYM_MAX_GEN][SYM_MAX_GEN], int k)
+{
+    /* Bareiss fraction-free elimination: exact on integers. */
+    long a[SYM_MAX_GEN][SYM_MAX_GEN];
+    memcpy(a, m, sizeof a);
+    long prev = 1, sign = 1;
+    for (int c = 0; c < k; c++) {
+        int p = c;
+        while (p < k && a[p][c] == 0)
+            p++;
+        if (p == k)
+            return 0;
+        if (p != c) {
+            for (int j = 0; j < k; j++) {
+                long t = a[p][j];
+                a[p][j] = a[c][j];
+                a[c][j] = t;
+            }
+            sign = -sign;
+        }
+        for (int r = c + 1; r < k; r++)
+            for (int j = c + 1; j < k; j++)
+                a[r][j] = (a[r][j] * a[c][c] - a[r][c] * a[c][j]) / prev;
+        prev = a[c][c];
+    }
+    return sign * a[k - 1][k - 1];
+}
+
+bool sym_gram_terms(sym_family *f)
+{
+    f->nterms = 0;
+    int P = f->nblocks, k = f->k;
+    for (unsigned set = 0; set < (1u << P); set++) {
+        if (__builtin_popcount(set) != k)
+            continue;
+        long m[SYM_MAX_GEN][SYM_MAX_GEN] = { { 0 } };
+        int col = 0;
+        for (int p = 0; p < P; p++)
+            if (set & (1u << p)) {
+                for (int a = 0; a < k; a++)
+                    m[a][col] = f->alpha[a][p];
+                col++;
+            }
+        long d = det_small(m, k);
+        if (d != 0 && f->nterms < 64) {
+            f->term_set[f->nterms] = set;
+            f->term_coef[f->nterms] = d * d;
+            f->nterms++;
+        }
+    }
+    return f->nterms > 0;
+}
+
+double sym_logdet_eval(const sym_family *f, const double *n)
+{
+    double s = 0;
+    for (int t = 0; t < f->nterms; t++) {
+        double v = (double)f->term_coef[t];
+        for (int p = 0; p < f->nblocks; p++)
+            if (f->term_set[t] & (1u << p))
+                v *= n[p];
+        s += v;
+    }
+    return log(s);
+}
+
+/* e_S = 2 sum_{p in S} alpha_p: how term S grows along the orbit. */
+static void term_exponent(const sym_family *f, int t, long *e)
+{
+    for (int a = 0; a < f->k; a++) {
+        e[a] = 0;
+        for (int p = 0; p < f->nblocks; p++)
+            if (f->term_set[t] & (1u << p))
+                e[a] += 2 * f->alpha[a][p];
+    }
+}
+
+/* log sum_s exp(logc_s + e_s . t), stably. */
+static double lse_eval(int T, int k, const double *logc, double e[][SYM_MAX_GEN], const double *t, double *w)
+{
+    double z[64], mx = -INFINITY, sum = 0;
+    for (int s = 0; s < T; s++) {
+        z[s] = logc[s];
+        for (int a = 0; a < k; a++)
+            z[s] += e[s][a] * t[a];
+        if (z[s] > mx)
+            mx = z[s];
+    }
+    for (int s = 0; s < T; s++)
+        sum += exp(z[s] - mx);
+    if (w)
+        for (int s = 0; s < T; s++)
+            w[s] = exp(z[s] - mx) / sum;
+    return mx + log(sum);
+}
+
+/* Damped Newton's method on the convex f(t) = log sum_S c_S n_S
+ * exp(e_S . t) (backtracking line search: Boyd & Vandenberghe §9.5). */
+bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out)
+{
+    int k = f->k, T = f->nterms;
+    double t[SYM_MAX_GEN] = { 0 }, logc[64], e[64][SYM_MAX_GEN], w[64];
+    for (int s = 0; s < T; s++) {
+        long ei[SYM_MAX_GEN];
+        term_exponent(f, s, ei);
+        logc[s] = log((double)f->term_coef[s]);
+        for (int p = 0; p < f->nblocks; p++)
+            if (f->term_set[s] & (1u << p))
+                logc[s] += log(n[p]);
+        for (int a = 0; a < k; a++)
+            e[s][a] = (double)ei[a];
+    }
+    double val = lse_eval(T, k, logc, e, t, w);
+    for (int it = 0; it < 500; it++) {
+        double g[SYM_MAX_GEN] = { 0 }, A[SYM_MAX_GEN][SYM_MAX_GEN + 1];
+        for (int s = 0; s < T; s++)
+            for (int a = 0; a < k; a++)
+                g[a] += w[s] * e[s][a];
+        for (int a = 0; a < k; a++) {
+            for (int b = 0; b < k; b++) {
+                double h = 0;
+                for (int s = 0; s < T; s++)
+                    h += w[s] * e[s][a] * e[s][b];
+                A[a][b] = h - g[a] * g[b] + (a == b ? 1e-14 : 0);
+            }
+            A[a][k] = -g[a];
+        }
+        /* Gauss-Jordan with partial pivoting: A becomes diagonal. */
+        for (int c = 0; c < k; c++) {
+            int p = c;
+            for (int r = c + 1; r < k; r++)
+                if (fabs(A[r][c]) > fabs(A[p][c]))
+                    p = r;
+            for (int j = 0; j <= k; j++) {
+                double tmp = A[c][j];
+                A[c][j] = A[p][j];
+                A[p][j] = tmp;
+            }
+            if (A[c][c] == 0)
+                continue;
+            for (int r = 0; r < k; r++)
+                if (r != c) {
+                    double m = A[r][c] / A[c][c];
+                    for (int j = c; j <= k; j++)
+                        A[r][j] -= m * A[c][j];
+                }
+        }
+        double d[SYM_MAX_GEN], dec = 0;
+        for (int a = 0; a < k; a++) {
+            d[a] = A[a][a] != 0 ? A[a][k] / A[a][a] : 0;
+            dec -= g[a] * d[a];   /* Newton decrement squared */
+        }
+        if (dec < 1e-20)
+            break;
+        double step = 1, tn[SYM_MAX_GEN], nv = val;
+        for (int ls = 0; ls < 60; ls++, step *= 0.5) {
+            for (int a = 0; a < k; a++)
+                tn[a] = t[a] + step * d[a];
+            nv = lse_eval(T, k, logc, e, tn, NULL);
+            if (nv <= val - 0.25 * step * dec)
+                break;
+        }
+        memcpy(t, tn, sizeof(double) * (size_t)k);
+        val = lse_eval(T, k, logc, e, t, w);
+        double norm = 0;
+        for (int a = 0; a < k; a++)
+            norm += t[a] * t[a];
+        if (norm > 1e8)
+            return false;   /* running off along the orbit: no minimiser */
+    }
+    /* A minimiser is a stationary point; otherwise f decreases forever. */
+    double gn = 0;
+    for (int a = 0; a < k; a++) {
+        double g = 0;
+        for (int s = 0; s < T; s++)
+            g += w[s] * e[s][a];
+        gn += g * g;
+    }
+    if (gn > 1e-12)
+        return false;
+    *out = val;
+    return true;
+}
+
+/* ----------------------------------------------- geometric programme */
+
+const char *sym_block_norm2(ibc_arena *a, const sym_family *f, int p)
+{
+    const sym_block *b = &f->blocks[p];
+    if ((b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY) && !b->set_name)
+        return arena_printf(a, "%s^2", b->text);
+    return arena_printf(a, "||%s||^2", b->text);
+}
+
+const char *sym_block_abs(ibc_arena *a, const sym_family *f, int p)
+{
+    const sym_block *b = &f->blocks[p];
+    if ((b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY) && !b->set_name)
+        return arena_printf(a, "|%s|", b->text);
+    return arena_printf(a, "||%s||", b->text);
+}
+
+static const char *q_str(ibc_arena *a, const mpq_t q)
+{
+    char *s = mpq_get_str(NULL, 10, q);
+    const char *r = arena_strndup(a, s, strlen(s));
+    void (*freefn)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefn);
+    freefn(s, strlen(s) + 1);
+    return r;
+}
+
+/* Adds q * log(r) to the prime exponents (r a positive rational). */
+static void add_log(mpq_t *pexp, const unsigned long *primes, int np, const mpq_t q, const mpq_t r)
+{
+    mpz_t num, den;
+    mpz_inits(num, den, NULL);
+    mpz_set(num, mpq_numref(r));
+    mpz_set(den, mpq_denref(r));
+    mpq_t t;
+    mpq_init(t);
+    for (int i = 0; i < np; i++) {
+        long c = 0;
+        while (mpz_divisible_ui_p(num, primes[i])) {
+            mpz_divexact_ui(num, num, primes[i]);
+            c++;
+        }
+        while (mpz_divisible_ui_p(den, primes[i])) {
+            mpz_divexact_ui(den, den, primes[i]);
+            c--;
+        }
+        mpq_set_si(t, c, 1);
+        mpq_mul(t, t, q);
+        mpq_add(pexp[i], pexp[i], t);
+    }
+    mpq_clear(t);
+    mpz_clears(num, den, NULL);
+}
+
+/* "log(3)", "log(3/2)" or "log(2^(1/2)*3)" from prime exponents. */
+static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *primes, int np, const char *prefix)
+{
+    bool integral = true, any = false;
+    for (int i = 0; i < np; i++) {
+        if (mpq_sgn(pexp[i]))
+            any = true;
+        if (mpz_cmp_ui(mpq_denref(pexp[i]), 1) != 0)
+            integral = false;
+    }
+    if (!any)
+        return arena_printf(a, "%s0", prefix);
+    if (integral) {
+        mpq_t v;
+        mpq_init(v);
+        mpq_set_ui(v, 1, 1);
+        for (int i = 0; i < np; i++) {
+            long e = mpz_get_si(mpq_numref(pexp[i]));
+            mpz_t pw;
+            mpz_init(pw);
+            mpz_ui_pow_ui(pw, primes[i], (unsigned long)labs(e));
+            if (e > 0)
+                mpz_mul(mpq_numref(v), mpq_numref(v), pw);
+            else if (e < 0)
+                mpz_mul(mpq_denref(v), mpq_denref(v), pw);
+            mpz_clear(pw);
+        }
+        mpq_canonicalize(v);
+        const char *s = arena_printf(a, "%slog(%s)", prefix, q_str(a, v));
+        mpq_clear(v);
+        return s;
+    }
+    char *s = arena_printf(a, "%slog(", prefix);
+    bool first = true;
+    for (int i = 0; i < np; i++) {
+        if (!mpq_sgn(pexp[i]))
+            continue;
+        s = mpq_cmp_ui(pexp[i], 1, 1) == 0 ? arena_printf(a, "%s%s%lu", s, first ? "" : "*", primes[i])
+                                           : arena_printf(a, "%s%s%lu^(%s)", s, first ? "" : "*", primes[i], q_str(a, pexp[i]));
+        first = false;
+    }
+    return arena_printf(a, "%s)", s);
+}
+
+/* Ratio text of positive rationals r over blocks: "u^2/v^2 = 8" or
+ * "u^2 : v^2 : w^2 = 1 : 1 : 1". */
+static const char *ratio_text(ibc_arena *a, const sym_family *f, mpq_t *r)
+{
+    if (f->nblocks == 2) {
+        mpq_t q;
+        mpq_init(q);
+        mpq_div(q, r[0], r[1]);
+        const char *s = arena_printf(a, "%s/%s = %s", sym_block_norm2(a, f, 0), sym_block_norm2(a, f, 1), q_str(a, q));
+        mpq_clear(q);
+        return s;
+    }
+    /* scale to coprime integers */
+    mpz_t l, g;
+    mpz_inits(l, g, NULL);
+    mpz_set_ui(l, 1);
+    for (int p = 0; p < f->nblocks; p++)
+        mpz_lcm(l, l, mpq_denref(r[p]));
+    mpz_t *v = malloc(sizeof(mpz_t) * (size_t)f->nblocks);
+    mpz_set_ui(g, 0);
+    for (int p = 0; p < f->nblocks; p++) {
+        mpz_init(v[p]);
+        mpz_divexact(v[p], l, mpq_denref(r[p]));
+        mpz_mul(v[p], v[p], mpq_numref(r[p]));
+        mpz_gcd(g, g, v[p]);
+    }
+    char *lhs = "", *rhs = "";
+    for (int p = 0; p < f->nblocks; p++) {
+        mpz_divexact(v[p], v[p], g);
+        lhs = arena_printf(a, "%s%s%s", lhs, p ? " : " : "", sym_block_norm2(a, f, p));
+        rhs = arena_printf(a, "%s%s%ld", rhs, p ? " : " : "", mpz_get_si(v[p]));
+        mpz_clear(v[p]);
+    }
+    free(v);
+    mpz_clears(l, g, NULL);
+    return arena_printf(a, "%s = %s", lhs, rhs);
+}
+
+/* Phase 1 of the simplex method in exact rationals: finds x >= 0 with
+ * A x = b (A m x n, row-major longs) or reports that none exists.  Bland's
+ * rule (smallest index enters and leaves) rules out cycling, so it ends.
+ * On success x (n entries, initialised by the caller) holds a basic
+ * feasible point. */
+static bool lp_feasible(int m, int n, const long *A, const long *b, mpq_t *x)
+{
+    int W = n + m + 1;   /* columns: x, artificials, right-hand side */
+    qmat t;
+    qmat_init(&t, m + 1, W);   /* row m: reduced costs of sum(artificials) */
+    int *basis = malloc(sizeof(int) * (size_t)(m ? m : 1));
+    mpq_t f, q, best;
+    mpq_inits(f, q, best, NULL);
+    for (int i = 0; i < m; i++) {
+        long sg = b[i] < 0 ? -1 : 1;
+        for (int j = 0; j < n; j++)
+            mpq_set_si(Q(&t, i, j), sg * A[(size_t)i * n + j], 1);
+        mpq_set_ui(Q(&t, i, n + i), 1, 1);
+        mpq_set_si(Q(&t, i, W - 1), sg * b[i], 1);
+        basis[i] = n + i;
+        for (int j = 0; j < n; j++)
+            mpq_sub(Q(&t, m, j), Q(&t, m, j), Q(&t, i, j));
+        mpq_sub(Q(&t, m, W - 1), Q(&t, m, W - 1), Q(&t, i, W - 1));
+    }
+    for (;;) {
+        int e = -1;
+        for (int j = 0; j < n + m && e < 0; j++)
+            if (mpq_sgn(Q(&t, m, j)) < 0)
+                e = j;
+        if (e < 0)
+            break;
+        int r = -1;
+        for (int i = 0; i < m; i++) {
+            if (mpq_sgn(Q(&t, i, e)) <= 0)
+                continue;
+            mpq_div(q, Q(&t, i, W - 1), Q(&t, i, e));
+            int c = r < 0 ? -1 : mpq_cmp(q, best);
+            if (r < 0 || c < 0 || (c == 0 && basis[i] < basis[r])) {
+                r = i;
+                mpq_set(best, q);
+            }
+        }
+        if (r < 0)
+            break;   /* cannot happen: the phase-1 objective is bounded below by 0 */
+        mpq_inv(f, Q(&t, r, e));
+        for (int j = 0; j < W; j++)
+            mpq_mul(Q(&t, r, j), Q(&t, r, j), f);
+        for (int i = 0; i <= m; i++) {
+            if (i == r || !mpq_sgn(Q(&t, i, e)))
+                continue;
+            mpq_set(f, Q(&t, i, e));
+            for (int j = 0; j < W; j++) {
+                mpq_mul(q, f, Q(&t, r, j));
+                mpq_sub(Q(&t, i, j), Q(&t, i, j), q);
+            }
+        }
+        basis[r] = e;
+    }
+    bool ok = mpq_sgn(Q(&t, m, W - 1)) == 0;
+    if (ok) {
+        for (int j = 0; j < n; j++)
+            mpq_set_ui(x[j], 0, 1);
+        for (int i = 0; i < m; i++)
+            if (basis[i] < n)
+                mpq_set(x[basis[i]], Q(&t, i, W - 1));
+    }
+    mpq_clears(f, q, best, NULL);
+    free(basis);
+    qmat_clear(&t);
+    return ok;
+}
+
+/* Support of the cone {x >= 0 : M x = 0} (M rows x n): supp[j] is true
+ * when some point of the cone has x_j > 0.  One feasibility problem per
+ * index not yet covered, with the extra row x_j = 1.  Returns how many. */
+static int cone_support(int rows, int n, const long *M, bool *supp)
+{
+    long *A = calloc((size_t)(rows + 1) * (size_t)n, sizeof(long));
+    long *b = calloc((size_t)rows + 1, sizeof(long));
+    mpq_t *x = malloc(sizeof(mpq_t) * (size_t)n);
+    for (int j = 0; j < n; j++) {
+        mpq_init(x[j]);
+        supp[j] = false;
+    }
+    memcpy(A, M, sizeof(long) * (size_t)rows * (size_t)n);
+    b[rows] = 1;
+    int count = 0;
+    for (int s = 0; s < n; s++) {
+        if (supp[s])
+            continue;
+        for (int j = 0; j < n; j++)
+            A[(size_t)rows * n + j] = j == s;
+        if (!lp_feasible(rows + 1, n, A, b, x))
+            continue;
+        for (int j = 0; j < n; j++)
+            if (mpq_sgn(x[j]) > 0 && !supp[j]) {
+                supp[j] = true;
+                count++;
+            }
+    }
+    for (int j = 0; j < n; j++)
+        mpq_clear(x[j]);
+    free(x);
+    free(b);
+    free(A);
+    return count;
+}
+
+/* Existence of the orbit minimum of log det G = log sum_S c_S n_S
+ * exp(e_S . t) (docs/theory.md §4), exactly, by the theorems of the
+ * alternative on the dual cone D = {delta >= 0 : sum_S delta_S e_S = 0}:
+ * Gordan, D = {0} iff some direction makes every term decay (unbounded
+ * below); Stiemke, D holds a point with every delta_S > 0 iff no direction
+ * decreases some term without increasing another (attained).  Between the
+ * two, the infimum is finite but approached only at infinity. */
+static sym_min_kind orbit_existence(const sym_family *f)
+{
+    int k = f->k, T = f->nterms;
+    long *M = calloc((size_t)k * (size_t)(T ? T : 1), sizeof(long));
+    bool supp[64];
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        for (int a = 0; a < k; a++)
+            M[(size_t)a * T + s] = e[a];
+    }
+    int c = cone_support(k, T, M, supp);
+    free(M);
+    return c == T ? SYM_MIN_ATTAINED : c == 0 ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
+}
+
+/* ------------------------------------------ is the slice the minimiser? */
+
+/* A polynomial in at most SYM_MAX_BLOCKS variables with rational
+ * coefficients, as a list of (exponent vector, coefficient). */
+typedef struct {
+    int nvar, n, cap;
+    unsigned char (*e)[SYM_MAX_BLOCKS];
+    mpq_t *c;
+} qpoly;
+
+static void qpoly_init(qpoly *q, int nvar)
+{
+    memset(q, 0, sizeof *q);
+    q->nvar = nvar;
+}
+
+static void qpoly_clear(qpoly *q)
+{
+    for (int i = 0; i < q->n; i++)
+        mpq_clear(q->c[i]);
+    free(q->e);
+    free(q->c);
+}
+
+/* q += c * x^e */
+static void qpoly_add(qpoly *q, const unsigned char *e, const mpq_t c)
+{
+    for (int i = 0; i < q->n; i++)
+        if (!memcmp(q->e[i], e, SYM_MAX_BLOCKS)) {
+            mpq_add(q->c[i], q->c[i], c);
+            return;
+        }
+    if (q->n == q->cap) {
+        q->cap = q->cap ? 2 * q->cap : 16;
+        q->e = realloc(q->e, (size_t)q->cap * sizeof *q->e);
+        q->c = realloc(q->c, (size_t)q->cap * sizeof *q->c);
+        if (!q->e || !q->c) {
+            fprintf(stderr, "ibc: out of memory\n");
+            exit(70);
+        }
+    }
+    memcpy(q->e[q->n], e, SYM_MAX_BLOCKS);
+    mpq_init(q->c[q->n]);
+    mpq_set(q->c[q->n], c);
+    q->n++;
+}
+
+/* q *= sum_j l[j] x_j (a linear form) */
+static void qpoly_mul_linear(qpoly *q, const long *l)
+{
+    qpoly r;
+    qpoly_init(&r, q->nvar);
+    mpq_t t, lj;
+    mpq_inits(t, lj, NULL);
+    for (int i = 0; i < q->n; i++)
+        for (int j = 0; j < q->nvar; j++) {
+            if (!l[j])
+                continue;
+            unsigned char e[SYM_MAX_BLOCKS];
+            memcpy(e, q->e[i], SYM_MAX_BLOCKS);
+            e[j]++;
+            mpq_set_si(lj, l[j], 1);
+            mpq_mul(t, q->c[i], lj);
+            qpoly_add(&r, e, t);
+        }
+    mpq_clears(t, lj, NULL);
+    qpoly_clear(q);
+    *q = r;
+}
+
+static bool qpoly_zero(const qpoly *q)
+{
+    for (int i = 0; i < q->n; i++)
+        if (mpq_sgn(q->c[i]))
+            return false;
+    return true;
+}
+
+/* Exactly: is every point of the dual slice chi = 0 a stationary point of
+ * log det G along its orbit?  The gradient of log det G(t) at t = 0 is
+ * sum_S c_S n_S e_S / det G; on the slice n = N y (N a basis of the
+ * nullspace of alpha, nd columns) its numerator is a polynomial in y of
+ * degree k for each of the k components, expanded here and compared with
+ * 0 coefficient by coefficient.  (The slice's positive part is open in
+ * that subspace when it has a point with every block non-zero, so an
+ * identity there is an identity everywhere.)  This decides agreement
+ * for every family, closed form or not: u v + v w (minimum 2 |v|
+ * sqrt(u^2 + w^2), on chi = 0) agrees, u^2 v does not. */
+static bool slice_is_minimiser(const sym_family *f, const long *ns, int nd)
+{
+    int k = f->k, P = f->nblocks;
+    bool zero = true;
+    for (int a = 0; a < k && zero; a++) {
+        qpoly F;
+        qpoly_init(&F, nd);
+        for (int s = 0; s < f->nterms; s++) {
+            long w = 0;   /* (e_S)_a / 2 = sum_{p in S} alpha_ap */
+            for (int p = 0; p < P; p++)
+                if (f->term_set[s] & (1u << p))
+                    w += f->alpha[a][p];
+            if (!w)
+                continue;
+            qpoly t;
+            qpoly_init(&t, nd);
+            unsigned char e0[SYM_MAX_BLOCKS] = { 0 };
+            mpq_t c;
+            mpq_init(c);
+            mpq_set_si(c, f->term_coef[s] * w, 1);
+            qpoly_add(&t, e0, c);
+            for (int p = 0; p < P; p++)
+                if (f->term_set[s] & (1u << p)) {
+                    long l[SYM_MAX_BLOCKS] = { 0 };
+                    for (int j = 0; j < nd; j++)
+                        l[j] = ns[(size_t)j * P + p];
+                    qpoly_mul_linear(&t, l);
+                }
+            for (int i = 0; i < t.n; i++)
+                qpoly_add(&F, t.e[i], t.c[i]);
+            mpq_clear(c);
+            qpoly_clear(&t);
+        }
+        zero = qpoly_zero(&F);
+        qpoly_clear(&F);
+    }
+    return zero;
+}
+
+/* Terms whose exponents e_S are equal move together along the orbit, so
+ * they are one term of the geometric programme, with a posynomial
+ * coefficient C_g = sum_{S in g} c_S n_S (u v + v w: u^2 and w^2 both grow
+ * as e^(2t)).  When the merged programme has degree of difficulty 0 and
+ * one dual solution, the minimum is closed-form:
+ * min log det G = sum_g delta_g log(C_g / delta_g).  Fills the family's
+ * texts and returns true; false when it does not apply. */
+static bool minimise_merged(ibc_arena *a, sym_family *f)
+{
+    int k = f->k, T = f->nterms;
+    int grp[64], ng = 0;
+    long ge[64][SYM_MAX_GEN];
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        grp[s] = -1;
+        for (int g = 0; g < ng && grp[s] < 0; g++)
+            if (!memcmp(ge[g], e, sizeof(long) * (size_t)k))
+                grp[s] = g;
+        if (grp[s] < 0) {
+            memcpy(ge[ng], e, sizeof(long) * (size_t)k);
+            grp[s] = ng++;
+        }
+    }
+    if (ng == T || ng != k + 1)
+        return false;
+    qmat m;
+    qmat_init(&m, k + 1, ng + 1);
+    for (int g = 0; g < ng; g++) {
+        for (int r = 0; r < k; r++)
+            mpq_set_si(Q(&m, r, g), ge[g][r], 1);
+        mpq_set_ui(Q(&m, k, g), 1, 1);
+    }
+    mpq_set_ui(Q(&m, k, ng), 1, 1);
+    int piv[SYM_MAX_GEN + 2];
+    bool ok = qmat_rref(&m, piv) == ng;
+    for (int g = 0; g < ng && ok; g++)
+        ok = piv[g] == g && mpq_sgn(Q(&m, g, ng)) > 0;
+    if (!ok) {
+        qmat_clear(&m);
+        return false;
+    }
+    /* constant: sum_g delta_g log(1 / delta_g), plus delta_g log c_S for a
+     * group of one term (a coefficient inside a sum stays there) */
+    static const unsigned long primes[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
+    const int np = (int)(sizeof primes / sizeof primes[0]);
+    mpq_t pexp[15], r;
+    mpq_init(r);
+    for (int i = 0; i < np; i++)
+        mpq_init(pexp[i]);
+    char *inv = "";
+    for (int g = 0; g < ng; g++) {
+        const mpq_t *dg = &Q(&m, g, ng);
+        int nin = 0, last = -1;
+        for (int s = 0; s < T; s++)
+            if (grp[s] == g) {
+                nin++;
+                last = s;
+            }
+        mpq_set_ui(r, 1, 1);
+        if (nin == 1)
+            mpq_set_si(r, f->term_coef[last], 1);
+        mpq_div(r, r, *dg);
+        add_log(pexp, primes, np, *dg, r);
+        char *poly = "";
+        for (int s = 0; s < T; s++) {
+            if (grp[s] != g)
+                continue;
+            char *mono = nin > 1 && f->term_coef[s] != 1 ? arena_printf(a, "%ld", f->term_coef[s]) : "";
+            for (int p = 0; p < f->nblocks; p++)
+                if (f->term_set[s] & (1u << p))
+                    mono = arena_printf(a, "%s%s%s", mono, *mono ? " " : "", sym_block_norm2(a, f, p));
+            poly = arena_printf(a, "%s%s%s", poly, *poly ? " + " : "", mono);
+        }
+        inv = arena_printf(a, "%s%s(%s)^(%s)", inv, *inv ? " " : "", poly, q_str(a, *dg));
+        snprintf(f->delta[g], sizeof f->delta[g], "%s", q_str(a, *dg));
+    }
+    for (int g = ng; g < T; g++)
+        f->delta[g][0] = 0;
+    f->constant = log_text(a, pexp, primes, np, "");
+    f->coefficient = "1";
+    f->invariant = inv;
+    f->degree = 0;
+    f->min_kind = SYM_MIN_ATTAINED;
+    const char *cst = f->constant + 4;   /* inside "log(...)", or "0" */
+    f->min_text = f->constant[0] == 'l' ? arena_printf(a, "%.*s %s", (int)strlen(cst) - 1, cst, inv) : inv;
+    f->log_det_minimizer = arena_printf(a, "the terms of det G with equal orbit exponents merged (%d groups): each "
+                                           "group's share of det G equals its dual weight", ng);
+    for (int i = 0; i < np; i++)
+        mpq_clear(pexp[i]);
+    mpq_clear(r);
+    qmat_clear(&m);
+    return true;
+}
+
+void sym_minimise(ibc_arena *a, sym_family *f)
+{
+    int k = f->k, T = f->nterms, P = f->nblocks;
+    f->degree = T - k - 1;
+    f->agree = false;
+    /* The dual slice: chi_a = 1/2 sum_p alpha_ap n_p = 0, i.e. n in the
+     * nullspace of alpha; with P = k + 1 blocks it is one ray. */
+    long *ns = NULL;
+    long eqs[SYM_MAX_GEN * SYM_MAX_BLOCKS];
+    for (int r = 0; r < k; r++)
+        for (int p = 0; p < P; p++)
+            eqs[r * P + p] = f->alpha[r][p];
+    int nd = nullspace(a, eqs, (size_t)k, P, &ns);
+    mpq_t slice_r[SYM_MAX_BLOCKS];
+    bool slice_ok = nd == 1;
+    for (int p = 0; p < P; p++) {
+        mpq_init(slice_r[p]);
+        if (slice_ok) {
+            mpq_set_si(slice_r[p], ns[p], 1);
+            if (ns[p] <= 0)
+                slice_ok = false;
+        }
+    }
+    if (slice_ok) {
+        f->dual_slice = ratio_text(a, f, slice_r);
+    } else {
+        /* chi = 0 with n >= 0 is a cone; it is a balance only if some of
+         * its points have every block non-zero. */
+        bool supp[SYM_MAX_BLOCKS];
+        bool positive = cone_support(k, P, eqs, supp) == P;
+        f->dual_slice = !positive ? "chi = 0 has no point with every block non-zero"
+                                  : arena_printf(a, "chi = 0 (a cone of dimension %d in the squared block norms)", nd);
+    }
+
+    f->existence = orbit_existence(f);
+    {
+        bool supp[SYM_MAX_BLOCKS];
+        f->agree = f->existence == SYM_MIN_ATTAINED && nd > 0 && cone_support(k, P, eqs, supp) == P &&
+                   slice_is_minimiser(f, ns, nd);
+    }
+    /* Closed form only when the dual system has exactly one solution. */
+    bool unique = false;
+    if (f->degree == 0) {
+        qmat m0;
+        qmat_init(&m0, k + 1, T);
+        for (int s = 0; s < T; s++) {
+            long e[SYM_MAX_GEN];
+            term_exponent(f, s, e);
+            for (int r = 0; r < k; r++)
+                mpq_set_si(Q(&m0, r, s), e[r], 1);
+            mpq_set_ui(Q(&m0, k, s), 1, 1);
+        }
+        int piv0[SYM_MAX_GEN + 2];
+        unique = qmat_rref(&m0, piv0) == T;
+        qmat_clear(&m0);
+    }
+    if (f->existence == SYM_MIN_ATTAINED && !unique && minimise_merged(a, f)) {
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
+    }
+    if (f->existence == SYM_MIN_ATTAINED && !unique) {
+        f->min_kind = SYM_MIN_NUMERIC;
+        double unit[SYM_MAX_BLOCKS], v;
+        for (int p = 0; p < P; p++)
+            unit[p] = 1;
+        if (sym_logdet_min_numeric(f, unit, &v))
+            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): min log det G "
+                                          "= %.12g at unit block norms", f->degree, v);
+        else
+            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): no minimiser "
+                                          "found (log det G decreases without bound along the orbit)", f->degree);
+        f->log_det_minimizer = "numeric";
+        f->coefficient = "numeric";
+        f->invariant = "numeric";
+        f->constant = "numeric";
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
+    }
+    if (f->existence != SYM_MIN_ATTAINED && !unique) {
+        bool unb = f->existence == SYM_MIN_UNBOUNDED;
+        f->min_kind = f->existence;
+        f->min_text = unb ? "no minimiser: log det G is unbounded below along the orbit (no non-negative dual weights)"
+                          : "infimum not attained (every feasible dual weight vector has a zero): the orbit minimum is "
+                            "approached only at infinity";
+        f->log_det_minimizer = unb ? "none (unbounded below)" : "none (infimum not attained)";
+        f->coefficient = f->invariant = f->constant = "none";
+        for (int s = 0; s < T; s++)
+            snprintf(f->delta[s], sizeof f->delta[s], "-");
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
+    }
+    /* Dual weights: sum_S delta_S e_S = 0, sum_S delta_S = 1. */
+    qmat m;
+    qmat_init(&m, k + 1, T + 1);
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        for (int r = 0; r < k; r++)
+            mpq_set_si(Q(&m, r, s), e[r], 1);
+        mpq_set_ui(Q(&m, k, s), 1, 1);
+    }
+    mpq_set_ui(Q(&m, k, T), 1, 1);
+    int piv[SYM_MAX_GEN + 2];
+    int rank = qmat_rref(&m, piv);
+    mpq_t delta[64];
+    bool unbounded = false, zero = false;
+    for (int s = 0; s < T; s++) {
+        mpq_init(delta[s]);
+        for (int r = 0; r < rank; r++)
+            if (piv[r] == s)
+                mpq_set(delta[s], Q(&m, r, T));
+        if (mpq_sgn(delta[s]) < 0)
+            unbounded = true;
+        if (mpq_sgn(delta[s]) == 0)
+            zero = true;
+        snprintf(f->delta[s], sizeof f->delta[s], "%s", q_str(a, delta[s]));
+    }
+    qmat_clear(&m);
+    if (unbounded || zero) {
+        f->min_kind = unbounded ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
+        f->min_text = unbounded ? "no minimiser: log det G is unbounded below along the orbit (a dual weight is negative)"
+                                : "infimum not attained (a dual weight is zero): the orbit minimum is approached only at infinity";
+        f->log_det_minimizer = unbounded ? "none (unbounded below)" : "none (infimum not attained)";
+        f->coefficient = f->invariant = f->constant = "none";
+        for (int s = 0; s < T; s++)
+            mpq_clear(delta[s]);
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        return;
+    }
+    f->min_kind = SYM_MIN_ATTAINED;
+    /* Constant: sum_S delta_S log(c_S / delta_S), as prime exponents. */
+    static const unsigned long primes[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
+    const int np = (int)(sizeof primes / sizeof primes[0]);
+    mpq_t pexp[15], r;
+    mpq_init(r);
+    for (int i = 0; i < np; i++)
+        mpq_init(pexp[i]);
+    for (int s = 0; s < T; s++) {
+        mpq_set_si(r, f->term_coef[s], 1);
+        mpq_div(r, r, delta[s]);
+        add_log(pexp, primes, np, delta[s], r);
+    }
+    f->constant = log_text(a, pexp, primes, np, "");
+    /* exp(constant), for the minimum's text */
+    const char *cst = f->constant + 4;   /* inside "log(...)" */
+    char *factor = arena_strndup(a, cst, strlen(cst) - 1);
+
+    /* Invariant: w_p = sum_{S contains p} delta_S; log det G_min =
+     * const + sum_p w_p log n_p = const + sum_p 2 w_p log|theta_p|.
+     * Write 2w = c * m with m a primitive positive integer vector. */
+    mpq_t w[SYM_MAX_BLOCKS], c;
+    mpq_init(c);
+    mpz_t gnum, lden;
+    mpz_inits(gnum, lden, NULL);
+    mpz_set_ui(gnum, 0);
+    mpz_set_ui(lden, 1);
+    for (int p = 0; p < P; p++) {
+        mpq_init(w[p]);
+        for (int s = 0; s < T; s++)
+            if (f->term_set[s] & (1u << p))
+                mpq_add(w[p], w[p], delta[s]);
+        mpq_set_ui(r, 2, 1);
+        mpq_mul(w[p], w[p], r);
+        mpz_gcd(gnum, gnum, mpq_numref(w[p]));
+        mpz_lcm(lden, lden, mpq_denref(w[p]));
+    }
+    mpq_set_num(c, gnum);
+    mpq_set_den(c, lden);
+    mpq_canonicalize(c);
+    f->coefficient = q_str(a, c);
+    char *inv = "";
+    for (int p = 0; p < P; p++) {
+        mpq_div(r, w[p], c);
+        long mp = mpz_get_si(mpq_numref(r));
+        if (mp == 0)
+            continue;
+        inv = mp == 1 ? arena_printf(a, "%s%s%s", inv, *inv ? " " : "", sym_block_abs(a, f, p))
+                      : arena_printf(a, "%s%s%s^%ld", inv, *inv ? " " : "", sym_block_abs(a, f, p), mp);
+    }
+    f->invariant = inv;
+    bool one = !strcmp(f->coefficient, "1");
+    f->min_text = one ? arena_printf(a, "%s %s", factor, inv)
+                      : arena_printf(a, "%s (%s)^(%s)", factor, inv, f->coefficient);
+
+    /* The minimiser: at the optimum each term's share is delta_S.  With
+     * P = k + 1 blocks each term omits one block q, so n_q is
+     * proportional to c_S(-q) / delta_S(-q). */
+    if (P == k + 1 && T == P) {
+        mpq_t rr[SYM_MAX_BLOCKS];
+        for (int p = 0; p < P; p++) {
+            mpq_init(rr[p]);
+            unsigned want = ((1u << P) - 1) & ~(1u << p);
+            for (int s = 0; s < T; s++)
+                if (f->term_set[s] == want) {
+                    mpq_set_si(rr[p], f->term_coef[s], 1);
+                    mpq_div(rr[p], rr[p], delta[s]);
+                }
+        }
+        f->log_det_minimizer = ratio_text(a, f, rr);
+        for (int p = 0; p < P; p++)
+            mpq_clear(rr[p]);
+    } else {
+        f->log_det_minimizer = "every term's share of det G equals its dual weight";
+    }
+    for (int p = 0; p < P; p++) {
+        mpq_clear(w[p]);
+        mpq_clear(slice_r[p]);
+    }
+    mpz_clears(gnum, lden, NULL);
+    mpq_clear(c);
+    mpq_clear(r);
+    for (int i = 0; i < np; i++)
+        mpq_clear(pexp[i]);
+    for (int s = 0; s < T; s++)
+        mpq_clear(delta[s]);
+}
+

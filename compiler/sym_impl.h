@@ -1,0 +1,86 @@
+/*
+ * sym_impl.h: what the files of the derivation share and nothing else
+ * sees (sym.h is the contract): the derivation's record, and the helpers
+ * of the geometric programme that the printers also use.
+ *
+ *   sym.c        exponent inference, the lattice of symmetries, families,
+ *                GL junctions and groups (sym_derive)
+ *   sym_gp.c     det G by Cauchy-Binet, the orbit minimum of log det G as
+ *                a geometric programme, balance and bias (sym_minimise)
+ *   sym_print.c  the text, markdown, TeX and JSON outputs (sym_print)
+ *   exact.c      the exact linear algebra they use (exact.h)
+ */
+#ifndef IBC_SYM_IMPL_H
+#define IBC_SYM_IMPL_H
+
+#include "sym.h"
+
+struct sym_derivation {
+    const ibc_spec *spec;
+    sym_family *families;
+    size_t nfamilies;
+    long nunknowns;          /* exponent unknowns of the small instance */
+    long nconstraints;
+    sym_group *groups;       /* GL junctions first (in predictor order), then torus families outside them */
+    size_t ngroups;
+    int nsets;               /* SYM_SLICE_SET blocks named so far (S1, S2, ...) */
+    bool full;               /* inferred on the full instance (an operator file's zeros), not a small one */
+};
+
+#define SMALL_DIM 3         /* the small instance's largest dimension */
+#define SYM_MAX_FULL 4000   /* unknowns of a full-size instance */
+
+/* A value of the small instance: per entry, its exponent as an integer
+ * linear form over the N unknowns, and whether the entry is structurally
+ * non-zero (an operator's zeros take no part in a contraction). */
+typedef struct {
+    int rows, cols;
+    long *form;     /* rows * cols * N */
+    bool *nz;       /* rows * cols */
+} xval;
+
+typedef struct {
+    ibc_arena *arena;
+    ibc_diag *diag;
+    const ibc_spec *spec;
+    int N;                    /* unknowns */
+    int *param_off;           /* first unknown of each parameter */
+    int *param_rows, *param_cols;
+    long *eq;                 /* constraints, each N longs */
+    size_t neq, cap_eq;
+    bool failed;
+    int cap;                  /* dimensions above it shrink to it: SMALL_DIM, or INT_MAX (the full instance) */
+    int bad_param;            /* the parameter classify last found not rescaled as a slice, or -1 */
+    sym_group *junctions;     /* the predictor's GL junctions (their diagonals are natural generators) */
+    size_t njunctions;
+} infer;
+
+/* The exponent forms of the value of n (its equations added to in->eq). */
+xval infer_expr(infer *in, const ast_node *n);
+/* Adds the equation a - b = 0 (b NULL: a = 0) over the N unknowns. */
+void eq_add(infer *in, const long *a, const long *b);
+/* A shape's rows and columns on the instance (dimensions capped). */
+void shape_small(const infer *in, const ibc_shape *s, int *r, int *c);
+/* Whether the predictor applies an operator read from a file that has
+ * zeros (then the inference runs on the full instance). */
+bool has_sparse_file_operator(const ast_node *n);
+
+/* uses[p] += the times parameter p appears in n. */
+void count_params(const ast_node *n, int *uses);
+/* The GL(r) junctions of the predictor n (docs/theory.md §8): contractions
+ * over an index between two parameters used once each (uses) and reaching
+ * it through products, transposes and constant factors only; at most cap
+ * into out. */
+void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
+                    size_t *nout, size_t cap);
+
+/* "||W[j,:]||^2" or "u^2" (a scalar block), and "||W[j,:]||" or "|u|" */
+const char *sym_block_norm2(ibc_arena *a, const sym_family *f, int p);
+const char *sym_block_abs(ibc_arena *a, const sym_family *f, int p);
+
+/* Whether torus family f is the diagonal of GL junction g (its two
+ * blocks are the junction's legs, scaled oppositely): then it is not a
+ * group of its own. */
+bool sym_family_in_junction(const sym_family *f, const sym_group *g);
+
+#endif
