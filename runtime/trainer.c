@@ -68,7 +68,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
                    "                        (default 1e6)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
-                   "5 gradient check failed, 75 stopped (--stop-after), 128+N stopped by signal N\n",
+                   "5 gradient check failed, 6 the output directory is in use by another run,\n"
+                   "75 stopped (--stop-after), 128+N stopped by signal N\n"
+                   "environment: OPENBLAS_NUM_THREADS (default 1; --resume needs the run's)\n",
                    prog, description, default_steps, (unsigned long long)default_seed, prog);
             return 1;
         } else if (!strcmp(a, "--quiet")) {
