@@ -9,10 +9,23 @@
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
+
+# LAPACKE and OpenBLAS, from pkg-config (Debian's multiarch paths when it
+# is missing).  The one place these flags are written: the project's own
+# objects, and every trainer `ibc build` compiles, use them
+# (build/ibc_flags.h; `ibc build --print-cflags` / `--print-libs`).
+BLAS_CFLAGS := $(shell pkg-config --cflags lapacke openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu)
+BLAS_LIBS   := $(shell pkg-config --libs lapacke openblas 2>/dev/null || echo -llapacke -lopenblas)
+# A trainer: optimised for the machine it is built on (IBC_CFLAGS in the
+# environment of `ibc build` adds flags after these, e.g. -march=x86-64-v3).
+TRAINER_CFLAGS := -std=c11 -O2 -march=native -Wall -Wextra -D_POSIX_C_SOURCE=200809L $(BLAS_CFLAGS)
+TRAINER_LIBS   := $(BLAS_LIBS) -lm
+export BLAS_CFLAGS BLAS_LIBS   # for scripts/fuzz*.sh, which build the compiler's sources their own way
+
 CFLAGS  ?= -O2 -g -gdwarf-4
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) \
-              -Icompiler -Iruntime -Ibuild -I/usr/include/x86_64-linux-gnu
-LIBS    := -lgmp -llapacke -lopenblas -lm
+              -Icompiler -Iruntime -Ibuild $(BLAS_CFLAGS)
+LIBS    := -lgmp $(BLAS_LIBS) -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 COMPILER_SRC := $(sort $(wildcard compiler/*.c))
@@ -30,7 +43,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
+.PHONY: FORCE paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay faults
 all: bin/ibc build/libibrt.a
 
@@ -55,6 +68,15 @@ build/lex.yy.o: build/lex.yy.c $(HEADERS)
 	$(CC) $(GEN_CFLAGS) -c $< -o $@
 
 # ---------------------------------------------------------------- compiler
+# The trainer build flags, for compiler/main.c; rewritten only when they
+# change, so that a change rebuilds ibc.
+build/ibc_flags.h: FORCE
+	@mkdir -p build
+	@printf '#define IBC_TRAINER_CFLAGS "%s"\n#define IBC_TRAINER_LIBS "%s"\n' '$(TRAINER_CFLAGS)' '$(TRAINER_LIBS)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+build/compiler/main.o build/asan/compiler/main.o build/tests/test_emit build/asan/tests/test_emit: build/ibc_flags.h
+
 build/compiler/%.o: compiler/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -152,9 +174,11 @@ generated-check: bin/ibc
 	@echo "generated: every trainer in generated/ matches its spec"
 
 # Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
-# shortened run; the trainer's checks must pass.
+# shortened run; the trainer's checks must pass.  Then the data-file faults
+# of a trainer at run time (tests/faults/data-files.sh).
 e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
+	@sh tests/faults/data-files.sh
 
 # Faults seen only in whole processes (tests/faults/run.sh): the `ibc run`
 # cache and its spec input, two trainers on one output directory,

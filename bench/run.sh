@@ -16,8 +16,8 @@ steps=${STEPS:-100000}
 reps=${REPS:-3}
 dir=build/bench
 mkdir -p "$dir"
-cc -std=c11 -O2 -march=native -Wall -Wextra -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu \
-    bench/kernels.c build/libibrt.a -lopenblas -lm -o "$dir/kernels"
+# built as `ibc build` builds a trainer (the Makefile's flags)
+cc $(bin/ibc build --print-cflags) bench/kernels.c $(bin/ibc build --print-libs) -o "$dir/kernels"
 OPENBLAS_NUM_THREADS=1 "$dir/kernels"
 echo
 printf '%-18s %8s %12s %12s %10s %10s %9s\n' spec models "us/step" "ref us/step" speedup "FLOP/step" "GFLOP/s"

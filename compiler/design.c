@@ -1,5 +1,5 @@
 /*
- * design.c: inverse design (theory.md §5) and its closed loop.
+ * design.c: inverse design (docs/theory.md §5) and its closed loop.
  *
  * log_sparsity(A @ w), depth L (or strength c = 2(L-1)/L):
  *     z = a1 * ... * aL,  w = A^-1 z
@@ -599,7 +599,7 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     const ibc_spec *check = ds;
     if (chain) {
         /* Under alignment each mode of the chain is the scalar chain
-         * s_L ... s_1 (theory.md §5); derive that restriction. */
+         * s_L ... s_1 (docs/theory.md §5); derive that restriction. */
         ibc_spec *m = arena_alloc(a, sizeof *m);
         *m = *ds;
         m->nparams = (size_t)L;

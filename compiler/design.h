@@ -1,5 +1,5 @@
 /*
- * design.h: inverse design (theory.md §5).
+ * design.h: inverse design (docs/theory.md §5).
  *
  * From a design target in a checked spec, log_sparsity(A @ w) or
  * log_spectral(A @ W), synthesise the redundant parameterisation (a depth-L

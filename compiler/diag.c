@@ -31,12 +31,19 @@ void diag_init(ibc_diag *d, const ibc_source *src, FILE *out)
     d->max_errors = 100;
 }
 
+size_t source_bom(const ibc_source *src)
+{
+    return src->text && src->len >= 3 && !memcmp(src->text, "\xef\xbb\xbf", 3) ? 3 : 0;
+}
+
 void diag_line_col(const ibc_source *src, uint32_t off, int *line, int *col)
 {
+    size_t start = source_bom(src);   /* columns of line 1 count after a byte-order mark */
     if (off > src->len)
         off = (uint32_t)src->len;
+    if (off < start)
+        off = (uint32_t)start;
     int ln = 1;
-    size_t start = 0;
     for (size_t i = 0; i < off; i++)
         if (src->text[i] == '\n') {
             ln++;
@@ -57,9 +64,12 @@ static void diag_show(ibc_diag *d, ibc_loc loc)
     const ibc_source *src = d->src;
     if (!src || !src->text)
         return;
+    size_t bom = source_bom(src);   /* never shown */
     size_t off = loc.begin > src->len ? src->len : loc.begin;
+    if (off < bom)
+        off = bom;
     size_t ls = off, le = off;
-    while (ls > 0 && src->text[ls - 1] != '\n')
+    while (ls > bom && src->text[ls - 1] != '\n')
         ls--;
     while (le < src->len && src->text[le] != '\n')
         le++;

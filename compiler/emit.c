@@ -77,16 +77,15 @@ typedef struct {
 
 typedef struct {
     FILE *out;
-    ast_node *diags[32];  /* diag([...]) operators met, emitted as arrays */
-    int ndiags;
-    bool need_dct[4096];
-    long dct_sizes[16];
-    int ndct;
+    const ast_node **diags;  /* diag([...]) operators met, emitted as arrays */
+    int ndiags, cap_diags;
+    long *dct_sizes;      /* sizes of the dct(n) operators met, each once */
+    int ndct, cap_dct;
     /* matrix("file") operators: path as written, resolved path, size, and
      * whether the inverse is needed (formed once in set-up) */
     const ast_node *dense[16];
     char *dense_path[16];
-    long dense_n[16];
+    long dense_r[16], dense_c[16];   /* the file's shape (square when inverted) */
     bool dense_inv[16];
     int ndense;
 } emitter;
@@ -140,15 +139,39 @@ static bool is_operator_call(const ast_node *n)
     return false;
 }
 
+/* Room for one more entry in an emitter table (any number of operators:
+ * a fixed table once sent operators past its end to entry 0). */
+static void *grow_table(void *table, int n, int *cap, size_t elem)
+{
+    if (n < *cap)
+        return table;
+    int nc = *cap ? 2 * *cap : 16;
+    void *nt = realloc(table, (size_t)nc * elem);
+    if (!nt) {
+        fputs("ibc: fatal: out of memory\n", stderr);
+        exit(70);
+    }
+    *cap = nc;
+    return nt;
+}
+
 static int diag_index(const ast_node *call)
 {
     for (int i = 0; i < E->ndiags; i++)
         if (E->diags[i] == call)
             return i;
-    if (E->ndiags == 32)
-        return 0;
-    E->diags[E->ndiags] = (ast_node *)call;
+    E->diags = grow_table(E->diags, E->ndiags, &E->cap_diags, sizeof *E->diags);
+    E->diags[E->ndiags] = call;
     return E->ndiags++;
+}
+
+static void dct_needed(long n)
+{
+    for (int i = 0; i < E->ndct; i++)
+        if (E->dct_sizes[i] == n)
+            return;
+    E->dct_sizes = grow_table(E->dct_sizes, E->ndct, &E->cap_dct, sizeof *E->dct_sizes);
+    E->dct_sizes[E->ndct++] = n;
 }
 
 /* A file named in the spec (a matrix("file") operator, data files), found
@@ -170,12 +193,12 @@ static const char *spec_file_path(const ibc_spec *spec, const char *file, char *
     return full;
 }
 
-static int dense_index(prog *p, const ast_node *call, long n, bool inverse)
+static int dense_index(prog *p, const ast_node *call, long r, long c, bool inverse)
 {
     char full[8192];
     const char *path = spec_file_path(p->spec, call->kids[0]->text, full, sizeof full);
     for (int i = 0; i < E->ndense; i++)
-        if (!strcmp(E->dense_path[i], path) && E->dense_n[i] == n) {
+        if (!strcmp(E->dense_path[i], path) && E->dense_r[i] == r && E->dense_c[i] == c) {
             E->dense_inv[i] = E->dense_inv[i] || inverse;
             return i;
         }
@@ -185,7 +208,8 @@ static int dense_index(prog *p, const ast_node *call, long n, bool inverse)
     }
     E->dense[E->ndense] = call;
     E->dense_path[E->ndense] = strdup(path);
-    E->dense_n[E->ndense] = n;
+    E->dense_r[E->ndense] = r;
+    E->dense_c[E->ndense] = c;
     E->dense_inv[E->ndense] = inverse;
     return E->ndense++;
 }
@@ -206,21 +230,24 @@ static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, co
         v.op = inverse ? (tr ? OP_CUMSUM_T : OP_CUMSUM) : (tr ? OP_DIFF_T : OP_DIFF);
     else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
         v.op = (inverse != tr) ? OP_DCT_T : OP_DCT;
-        if (E->ndct < 16)
-            E->dct_sizes[E->ndct++] = n->shape.rows;
+        dct_needed(n->shape.rows);
     } else if (!strcmp(name, "diag")) {
         v.op = inverse ? OP_DIAG_INV : OP_DIAG;
         v.diag_id = diag_index(n);
     } else if (!strcmp(name, "matrix") && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
-               (n->shape.rows < 0 || (n->shape.rows == v.rows && n->shape.cols == v.rows))) {
-        /* a square operator of the operand's size; the trainer checks the
-         * file's shape when it loads it */
+               (n->shape.rows < 0 || (n->shape.rows == v.rows && n->shape.cols == v.rows) ||
+                (!inverse && (tr ? n->shape.rows : n->shape.cols) == v.rows))) {
+        /* the file's operator (R x C, square when unknown until the
+         * trainer loads it, which checks the shape): applied, C entries in
+         * and R out; transposed, R in and C out; inverted, square */
+        long R = n->shape.rows < 0 ? v.rows : n->shape.rows, C = n->shape.rows < 0 ? v.rows : n->shape.cols;
         v.op = inverse ? (tr ? OP_DENSE_INV_T : OP_DENSE_INV) : (tr ? OP_DENSE_T : OP_DENSE);
-        v.diag_id = dense_index(p, n, v.rows, inverse);
+        v.rows = tr ? C : R;
+        v.diag_id = dense_index(p, n, R, C, inverse);
     } else {
         if (!strcmp(name, "matrix"))
-            diag_error(p->diag, site->loc, "code generation supports 'matrix' only as a square operator of the size "
-                                           "of the vector it applies to");
+            diag_error(p->diag, site->loc, "code generation supports 'matrix' as an operator whose columns match "
+                                           "the rows of what it applies to (square when inverted)");
         else
             diag_error(p->diag, site->loc, "code generation does not support the operator '%s' here (it is not "
                                            "square)", name);
@@ -427,9 +454,10 @@ static void prog_free(prog *p)
 
 #define OUT(...) fprintf(E->out, __VA_ARGS__)
 
-/* out = A in for one column of n entries (a fixed operator, O(n) where
- * its structure allows). */
-static void emit_op_apply(opkind op, long n, int diag_id, const char *in, const char *out)
+/* out = A in for one column: n entries out, nin in (equal except for a
+ * rectangular matrix file); a fixed operator, O(n) where its structure
+ * allows. */
+static void emit_op_apply(opkind op, long n, long nin, int diag_id, const char *in, const char *out)
 {
     switch (op) {
     case OP_ID: OUT("            memcpy(%s, %s, sizeof(double) * %ld);\n", out, in, n); break;
@@ -451,9 +479,12 @@ static void emit_op_apply(opkind op, long n, int diag_id, const char *in, const 
     case OP_DENSE_T:
     case OP_DENSE_INV:
     case OP_DENSE_INV_T:
+    {   /* the stored matrix is n x nin, or nin x n when transposed */
+        bool t = op == OP_DENSE_T || op == OP_DENSE_INV_T;
         OUT("            cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, %s_%d, %ld, %s, 1, 0.0, %s, 1);\n",
-            op == OP_DENSE || op == OP_DENSE_INV ? "CblasNoTrans" : "CblasTrans", n, n,
-            op == OP_DENSE || op == OP_DENSE_T ? "dense" : "dense_inv", diag_id, n, in, out);
+            t ? "CblasTrans" : "CblasNoTrans", t ? nin : n, t ? n : nin,
+            op == OP_DENSE || op == OP_DENSE_T ? "dense" : "dense_inv", diag_id, t ? n : nin, in, out);
+    }
         break;
     }
 }
@@ -733,15 +764,15 @@ static void emit_forward_value(const prog *p, int i)
             char pin[160], pout[160];
             snprintf(pin, sizeof pin, "(%s)", ptr(p, v->a, false, "s", b2));
             snprintf(pout, sizeof pout, "(%s)", ptr(p, i, false, "s", b1));
-            emit_op_apply(v->op, v->rows, v->diag_id, pin, pout);
+            emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, pin, pout);
             OUT("    }\n");
             return;
         }
         OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
-        OUT("            double cin[%ld], cout[%ld];\n", v->rows, v->rows);
-        OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", v->rows,
+        OUT("            double cin[%ld], cout[%ld];\n", p->v[v->a].rows, v->rows);
+        OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", p->v[v->a].rows,
             ref(p, v->a, (sprintf(b3, "r * %ld + j", v->cols), b3), b2));
-        emit_op_apply(v->op, v->rows, v->diag_id, "cin", "cout");
+        emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, "cin", "cout");
         OUT("            for (long r = 0; r < %ld; r++)\n                %s = cout[r];\n        }\n    }\n", v->rows,
             ref(p, i, b3, b1));
         return;
@@ -950,15 +981,15 @@ static void emit_backward_value(const prog *p, int i)
             char pin[160], pout[160];
             snprintf(pin, sizeof pin, "(%s)", ptr(p, i, true, "s", b2));
             snprintf(pout, sizeof pout, "(%s)", ptr(p, v->a, true, "s", b3));
-            emit_op_apply(transpose_of[v->op], v->rows, v->diag_id, pin, pout);
+            emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, pin, pout);
             OUT("    }\n");
             return;
         }
         OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
-        OUT("            double cin[%ld], cout[%ld];\n", v->rows, v->rows);
+        OUT("            double cin[%ld], cout[%ld];\n", v->rows, A->rows);
         OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", v->rows, adj(p, i, b5, b2));
-        emit_op_apply(transpose_of[v->op], v->rows, v->diag_id, "cin", "cout");
-        OUT("            for (long r = 0; r < %ld; r++)\n                %s %s cout[r];\n        }\n    }\n", v->rows, aa,
+        emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, "cin", "cout");
+        OUT("            for (long r = 0; r < %ld; r++)\n                %s %s cout[r];\n        }\n    }\n", A->rows, aa,
             f ? "=" : "+=");
         return;
     }
@@ -1124,6 +1155,7 @@ typedef struct {
     prog rp;                 /* its program */
     prog ap;                 /* A applied to it: must give the factors' product */
     bool unbalance;
+    char pre[16];            /* its prefix in the generated code: "m0", "m1", ... */
 } model;
 
 /* The slice of block b at index idx as loops: emits `for` header(s) that
@@ -1142,9 +1174,37 @@ static void emit_slice_loop(const model *m, const sym_block *b, const char *idx,
     case SYM_SLICE_ENTRY:
         OUT("            { long e = %ld + (%s); %s }\n", off, idx, body);
         break;
+    case SYM_SLICE_SET:   /* the tables of emit_set_tables */
+        OUT("            for (long se = %s_%s_start[%s]; se < %s_%s_start[(%s) + 1]; se++) { long e = %ld + %s_%s_entries[se]; %s }\n",
+            m->pre, b->set_name, idx, m->pre, b->set_name, idx, off, m->pre, b->set_name, body);
+        break;
     default:
         OUT("            for (long e = %ld; e < %ld; e++) { %s }\n", off, off + R * C, body);
         break;
+    }
+}
+
+/* The sets of entries that a family's set blocks rescale (SYM_SLICE_SET,
+ * from an operator's zero pattern): index value i owns
+ * entries[start[i] .. start[i + 1]) of the parameter (row-major). */
+static void emit_set_tables(const model *m)
+{
+    for (size_t f = 0; m->deriv && f < sym_nfamilies(m->deriv); f++) {
+        const sym_family *fam = sym_family_at(m->deriv, f);
+        for (int p = 0; p < fam->nblocks; p++) {
+            const sym_block *b = &fam->blocks[p];
+            if (b->slice != SYM_SLICE_SET)
+                continue;
+            OUT("/* family %zu: the entries of %s in each set %s (row-major) */\n", f + 1,
+                m->spec->params[b->param].name, b->set_name);
+            OUT("static const long %s_%s_start[%ld] = {", m->pre, b->set_name, fam->count + 1);
+            for (long i = 0; i <= fam->count; i++)
+                OUT("%s%s%ld", i ? "," : "", i % 16 ? " " : "\n    ", b->set_start[i]);
+            OUT("\n};\nstatic const long %s_%s_entries[%ld] = {", m->pre, b->set_name, b->set_start[fam->count]);
+            for (long t = 0; t < b->set_start[fam->count]; t++)
+                OUT("%s%s%ld", t ? "," : "", t % 16 ? " " : "\n    ", b->set_entries[t]);
+            OUT("\n};\n");
+        }
     }
 }
 
@@ -1177,7 +1237,7 @@ static void emit_balance_function(const model *m, const char *pre)
     OUT("}\n\n");
 }
 
-/* The two exact predictions of theory.md §4 for a one-generator,
+/* The two exact predictions of docs/theory.md §4 for a one-generator,
  * two-block family's norm ratio ||block 0|| / ||block 1||: at the log det
  * G minimiser (a two-term geometric programme, n_q ~ c_S(-q) / delta_S(-q)
  * with S(-0) = {1}, S(-1) = {0}; NAN when its minimum is not attained in
@@ -1243,7 +1303,7 @@ static void emit_gens_function(const model *m, const char *pre)
 }
 
 /* The conserved quadratic functions of every symmetry group, in one
- * vector q (theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
+ * vector q (docs/theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
  * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
  * the upper triangle of C = Gram(A's leg) - Gram(B's leg), row by row.
  * Each is 1/2 theta' K theta with K theta orthogonal to every gradient
@@ -1392,7 +1452,7 @@ static void emit_gl_leg(const model *m, const sym_leg *l)
         OUT("{ %ld, 1, %ld, %ld }", off, C, v->shape.rows);
 }
 
-/* The checks of a GL(r) junction Z = A B (theory.md §8, runtime
+/* The checks of a GL(r) junction Z = A B (docs/theory.md §8, runtime
  * ibrt_verify.h): (a) the predictor at (A g, g^-1 B) against the predictor
  * at (A, B), g = I + M random (ibrt_gl_transform); (b) log det of its
  * r^2 x r^2 Gram matrix by Cholesky against the derived sum
@@ -1686,6 +1746,8 @@ static void emit_data_setup(const ibc_spec *spec)
             OUT(";\n");
         }
         OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
+        if (spec->train.batch > 0)
+            OUT("    if (st == IBRT_OK)\n        st = ibrt_data_fits_batch(ds, file_x, %ld, err);\n", spec->train.batch);
     } else {
         OUT("    st = IBRT_OK;\n");
     }
@@ -1798,7 +1860,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     for (int i = 0; i < E->ndct; i++)
         OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", E->dct_sizes[i], E->dct_sizes[i]);
     for (int i = 0; i < E->ndense; i++) {
-        long n = E->dense_n[i];
+        long n = E->dense_r[i], nc = E->dense_c[i];
         OUT("    {   /* matrix(...) operator %d: read, shape checked", i);
         if (E->dense_inv[i])
             OUT(", inverse formed once from its LU\n         * factors (LAPACKE dgetrf/dgetrs) so that each step is one gemv,\n"
@@ -1810,7 +1872,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("        if (r != %ld || c != %ld) {\n"
             "            snprintf(err->msg, sizeof err->msg, \"%%.400s: the operator must be %ld x %ld, the file holds %%zu x %%zu\", path, r, c);\n"
             "            free(a);\n            return IBRT_ESHAPE;\n        }\n        memcpy(dense_%d, a, sizeof dense_%d);\n",
-            n, n, n, n, i, i);
+            n, nc, n, nc, i, i);
         if (E->dense_inv[i]) {
             OUT("        ibrt_lu lu;\n        if ((st = ibrt_lu_factor(&lu, %ld, a, err)) == IBRT_OK) {\n", n);
             OUT("            if (lu.rcond < 1e-12 && !quiet)\n"
@@ -1874,7 +1936,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         }
         if (balance_count(m)) {
             /* per family: id, count, exponents, the ratio's two exact
-             * predictions (theory.md §4) and its definition */
+             * predictions (docs/theory.md §4) and its definition */
             OUT("static const ibrt_family m%d_families[] = {\n", k);
             size_t nf = sym_nfamilies(m->deriv);
             for (size_t f = 0; f < nf; f++) {
@@ -1993,7 +2055,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT("    .gradient_tol = %.17g,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", spec->verify.gradient_tol);
     OUT("    .nmodels = %d,\n    .models = models,\n", nm);
     if (spec->verify.stationary_beta > 0) {
-        /* theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
+        /* docs/theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
          * i.e. beta_d = 2 and theta* = the data's value */
         OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
             "                        .chains = 40000, .steps = 4000, .step = 0.02 },\n",
@@ -2001,6 +2063,14 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02);
     }
     OUT("};\n\nint main(int argc, char **argv)\n{\n    return ibrt_main(argc, argv, &problem);\n}\n");
+}
+
+static void emitter_free(emitter *em)
+{
+    for (int i = 0; i < em->ndense; i++)
+        free(em->dense_path[i]);
+    free(em->diags);
+    free(em->dct_sizes);
 }
 
 bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
@@ -2080,8 +2150,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         for (int k = 0; k < nm; k++) {
             prog_free(&models[k].p);
             prog_free(&models[k].rp);
+            prog_free(&models[k].ap);
         }
         prog_free(&teacher);
+        emitter_free(&em);
         return false;
     }
 
@@ -2124,6 +2196,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
                 prog_free(&models[k].ap);
             }
             prog_free(&teacher);
+            emitter_free(&em);
             return false;
         }
     }
@@ -2141,30 +2214,26 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
             OUT("%s%.17g", j ? ", " : " ", l->kids[j]->value);
         OUT(" };\n");
     }
-    for (int i = 0; i < em.ndct; i++) {
-        bool seen = false;
-        for (int j = 0; j < i; j++)
-            seen = seen || em.dct_sizes[j] == em.dct_sizes[i];
-        if (!seen)
-            OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em.dct_sizes[i],
-                em.dct_sizes[i], em.dct_sizes[i]);
-    }
+    for (int i = 0; i < em.ndct; i++)
+        OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em.dct_sizes[i],
+            em.dct_sizes[i], em.dct_sizes[i]);
     for (int i = 0; i < em.ndense; i++) {
-        OUT("static double dense_%d[%ld * %ld];   /* matrix(", i, em.dense_n[i], em.dense_n[i]);
+        OUT("static double dense_%d[%ld * %ld];   /* matrix(", i, em.dense_r[i], em.dense_c[i]);
         emit_comment_text(em.dense[i]->kids[0]->text);
         OUT("), read in main */\n");
         if (em.dense_inv[i])
-            OUT("static double dense_inv_%d[%ld * %ld];   /* its inverse, from its LU factors */\n", i, em.dense_n[i],
-                em.dense_n[i]);
+            OUT("static double dense_inv_%d[%ld * %ld];   /* its inverse, from its LU factors */\n", i, em.dense_r[i],
+                em.dense_r[i]);
     }
     OUT("\n");
     for (int k = 0; k < nm; k++) {
         model *m = &models[k];
-        char pre[16];
-        snprintf(pre, sizeof pre, "m%d", k);
+        char *pre = m->pre;
+        snprintf(pre, sizeof m->pre, "m%d", k);
         OUT("/* ---- model '%s': %ld parameters, tape of %ld values ---- */\n", m->name, m->p.nth, m->p.tape);
         OUT("static double %s_th[%ld], %s_g[%ld], %s_tp[%ld], %s_ad[%ld];\n", pre, m->p.nth, pre, m->p.nth, pre,
             m->p.tape + 1, pre, m->p.tape + 1);
+        emit_set_tables(m);
         emit_prog_functions(&m->p, pre, true);
         emit_balance_function(m, pre);
         emit_quad_function(m, pre);
@@ -2197,7 +2266,6 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         prog_free(&models[k].ap);
     }
     prog_free(&teacher);
-    for (int i = 0; i < em.ndense; i++)
-        free(em.dense_path[i]);
+    emitter_free(&em);
     return true;
 }

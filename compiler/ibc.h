@@ -74,7 +74,8 @@ void diag_note(ibc_diag *d, ibc_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "N errors generated." (and warnings) when any; returns d->errors. */
 int diag_summary(ibc_diag *d);
-/* Line and column (both 1-based, column in bytes, tabs counted as 1). */
+/* Line and column (both 1-based, column in bytes, tabs counted as 1; on
+ * line 1, counted after a UTF-8 byte-order mark). */
 void diag_line_col(const ibc_source *src, uint32_t off, int *line, int *col);
 /* The closest of candidates[0..n) to word by edit distance, or NULL when
  * nothing is close enough to suggest ("did you mean ...?"). */
@@ -83,6 +84,9 @@ const char *diag_suggest(const char *word, const char *const *candidates, size_t
 /* Reads a whole file; returns false and fills err (static text) on failure. */
 bool source_read(ibc_source *src, const char *path, const char **err);
 void source_free(ibc_source *src);
+/* 3 when the text starts with a UTF-8 byte-order mark (EF BB BF), which
+ * the lexer skips and diagnostics never show; else 0. */
+size_t source_bom(const ibc_source *src);
 
 /* ------------------------------------------------------------------ AST */
 

@@ -11,6 +11,7 @@
 #include "design.h"
 #include "emit.h"
 #include "sym.h"
+#include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
 
 #include <dirent.h>
 #include <errno.h>
@@ -45,18 +46,24 @@ static const ibc_command commands[] = {
     { "derive", "ibc derive SPEC [--format text|md|tex|json]",
       "Derive, exactly, the rescaling symmetries of the spec's predictor, the\n"
       "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
-      "balance conditions and the induced bias (theory.md sections 2-4).",
+      "balance conditions and the induced bias (docs/theory.md §§2-4).",
       cmd_derive },
     { "emit", "ibc emit SPEC [-o FILE.c]",
       "Write the C training program of the spec (stdout without -o).", cmd_emit },
-    { "build", "ibc build SPEC -o EXE",
-      "Emit the trainer and compile it with the system cc against build/libibrt.a,\n"
-      "OpenBLAS and LAPACKE (no shell is involved: cc runs from an argument vector).", cmd_build },
+    { "build", "ibc build SPEC -o EXE | --print-cflags | --print-libs",
+      "Emit the trainer and compile it with the system cc ($CC) against\n"
+      "build/libibrt.a, OpenBLAS and LAPACKE (no shell is involved: cc runs from\n"
+      "an argument vector).  The flags are the Makefile's (-O2 -march=native and\n"
+      "pkg-config's for LAPACKE and OpenBLAS), then those of $IBC_CFLAGS (e.g.\n"
+      "IBC_CFLAGS=-march=x86-64-v3 for the AVX2 path anywhere).  --print-cflags\n"
+      "and --print-libs print them, to build a trainer by hand exactly as ibc does:\n"
+      "  cc $(ibc build --print-cflags) T.c $(ibc build --print-libs) -o T", cmd_build },
     { "run", "ibc run SPEC [TRAINER FLAGS]",
       "Build the trainer into build/cache/HASH unless it is there, then run it with\n"
       "the given flags (--steps N, --seed S, --out DIR, --quiet; see the trainer's\n"
       "--help).  HASH covers the emitted C (with the spec's data paths, resolved),\n"
-      "the bytes of every file the spec reads, the ibc build and the runtime.", cmd_run },
+      "the bytes of every file the spec reads, the ibc build, the C compiler and its\n"
+      "flags ($CC, $IBC_CFLAGS) and the runtime.", cmd_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -304,21 +311,68 @@ static const char *ibc_root(void)
     return root;
 }
 
+/* The trainer's compile and link flags (the Makefile's TRAINER_CFLAGS
+ * and TRAINER_LIBS, build/ibc_flags.h), with the runtime's include
+ * directory and library under this ibc's repository root; $IBC_CFLAGS
+ * after the compile flags.  Words separated by blanks (no quoting: none
+ * of these contains one). */
+enum { MAX_FLAGS = 64 };
+
+static int split_words(const char *s, char *buf, size_t cap, char **out, int n)
+{
+    snprintf(buf, cap, "%s", s ? s : "");
+    for (char *w = strtok(buf, " \t\n"); w && n < MAX_FLAGS; w = strtok(NULL, " \t\n"))
+        out[n++] = w;
+    return n;
+}
+
+typedef struct {
+    char inc[PATH_MAX + 16], lib[PATH_MAX + 32];
+    char cbuf[sizeof IBC_TRAINER_CFLAGS], ebuf[4096], lbuf[sizeof IBC_TRAINER_LIBS];
+    char *cflags[MAX_FLAGS], *libs[MAX_FLAGS];
+    int ncflags, nlibs;
+} trainer_flags;
+
+static void trainer_flags_get(trainer_flags *t)
+{
+    const char *root = ibc_root();
+    snprintf(t->inc, sizeof t->inc, "-I%s/runtime", root);
+    snprintf(t->lib, sizeof t->lib, "%s/build/libibrt.a", root);
+    t->ncflags = split_words(IBC_TRAINER_CFLAGS, t->cbuf, sizeof t->cbuf, t->cflags, 0);
+    t->cflags[t->ncflags++] = t->inc;
+    t->ncflags = split_words(getenv("IBC_CFLAGS"), t->ebuf, sizeof t->ebuf, t->cflags, t->ncflags);
+    t->libs[0] = t->lib;
+    t->nlibs = split_words(IBC_TRAINER_LIBS, t->lbuf, sizeof t->lbuf, t->libs, 1);
+}
+
+static void print_words(char **w, int n)
+{
+    for (int i = 0; i < n; i++)
+        printf("%s%s", i ? " " : "", w[i]);
+    printf("\n");
+}
+
 /* cc from an argument vector (fork + execvp): no shell sees spec text. */
 static int compile_c(const char *src, const char *exe)
 {
-    const char *root = ibc_root();
-    char inc[PATH_MAX + 16], lib[PATH_MAX + 32];
-    snprintf(inc, sizeof inc, "-I%s/runtime", root);
-    snprintf(lib, sizeof lib, "%s/build/libibrt.a", root);
-    if (access(lib, R_OK) != 0) {
-        fprintf(stderr, "ibc build: error: the runtime library %s is missing: run 'make' first\n", lib);
+    static trainer_flags t;
+    trainer_flags_get(&t);
+    if (access(t.lib, R_OK) != 0) {
+        fprintf(stderr, "ibc build: error: the runtime library %s is missing: run 'make' first\n", t.lib);
         return 1;
     }
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char *args[] = { (char *)cc, "-std=c11", "-O2", "-march=native", "-Wall", "-Wextra", "-D_POSIX_C_SOURCE=200809L",
-                     inc, "-I/usr/include/x86_64-linux-gnu", (char *)src, lib, "-llapacke", "-lopenblas", "-lm", "-o",
-                     (char *)exe, NULL };
+    char *args[2 * MAX_FLAGS + 8];
+    int n = 0;
+    args[n++] = (char *)cc;
+    for (int i = 0; i < t.ncflags; i++)
+        args[n++] = t.cflags[i];
+    args[n++] = (char *)src;
+    for (int i = 0; i < t.nlibs; i++)
+        args[n++] = t.libs[i];
+    args[n++] = "-o";
+    args[n++] = (char *)exe;
+    args[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) {
         perror("ibc build: fork");
@@ -355,8 +409,17 @@ static int build_spec(const char *spec, const char *exe)
 
 static int cmd_build(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "--print-cflags") || !strcmp(argv[1], "--print-libs"))) {
+        static trainer_flags t;
+        trainer_flags_get(&t);
+        if (!strcmp(argv[1], "--print-cflags"))
+            print_words(t.cflags, t.ncflags);
+        else
+            print_words(t.libs, t.nlibs);
+        return 0;
+    }
     if (argc != 4 || strcmp(argv[2], "-o")) {
-        fprintf(stderr, "ibc build: error: expected SPEC -o EXE\nusage: ibc build SPEC -o EXE\n");
+        fprintf(stderr, "ibc build: error: expected SPEC -o EXE\nusage: %s\n", commands[3].usage);
         return 2;
     }
     return build_spec(argv[1], argv[3]);
@@ -392,8 +455,9 @@ static bool fnv_file(unsigned long long *h, const char *path)
  * paths, resolved and absolute, and the spec's fingerprint), the path and
  * the bytes of every file the spec reads (the same spec text in another
  * directory, or next to other data, is another trainer), the compiler
- * build, the C compiler asked for, the runtime library and every runtime
- * header (a rebuilt runtime must not run a stale cached trainer).  0 with
+ * build, the C compiler and its flags (with $IBC_CFLAGS), the runtime
+ * library and every runtime header (a rebuilt runtime must not run a
+ * stale cached trainer).  0 with
  * *why set when a file the spec reads cannot be read. */
 static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_t clen, const char **why,
                                       const char **which)
@@ -412,6 +476,12 @@ static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_
     h = fnv_bytes(h, build, sizeof build);
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
     h = fnv_bytes(h, cc, strlen(cc) + 1);
+    static trainer_flags t;   /* the flags compile_c would give it ($IBC_CFLAGS included) */
+    trainer_flags_get(&t);
+    for (int i = 0; i < t.ncflags; i++)
+        h = fnv_bytes(h, t.cflags[i], strlen(t.cflags[i]) + 1);
+    for (int i = 0; i < t.nlibs; i++)
+        h = fnv_bytes(h, t.libs[i], strlen(t.libs[i]) + 1);
     char path[PATH_MAX + 512];
     snprintf(path, sizeof path, "%s/build/libibrt.a", ibc_root());
     fnv_file(&h, path);   /* missing: compile_c says so */

@@ -241,7 +241,11 @@ ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag)
         diag_error(diag, (ibc_loc){ 0, 0 }, "cannot initialise the scanner");
         return NULL;
     }
-    YY_BUFFER_STATE buf = ibs__scan_bytes(src->text, (int)src->len, scanner);
+    /* A UTF-8 byte-order mark (as some editors save) is not part of the
+     * spec: skipped, with locations still counted from the file's start. */
+    size_t bom = source_bom(src);
+    ctx.offset = bom;
+    YY_BUFFER_STATE buf = ibs__scan_bytes(src->text + bom, (int)(src->len - bom), scanner);
     ibs_parse(scanner, &ctx);
     ibs__delete_buffer(buf, scanner);
     ibs_lex_destroy(scanner);

@@ -25,6 +25,7 @@ typedef struct {
     size_t cap_dims, cap_params, cap_inputs, cap_base, cap_sym, cap_files;
     const char *spec_dir;        /* files are found relative to the spec */
     bool has_mask;               /* the data defines the mask "observed" */
+    bool data_bad;               /* the data statement had an error */
     ast_node *first[AST_SPEC];   /* first statement of each kind, for duplicates */
     const char **poisoned;       /* names whose declaration had an error: */
     size_t npoisoned, cap_poisoned; /* their uses are not reported again */
@@ -259,14 +260,16 @@ static bool sema_dim_arg(sema *s, ast_node *call, size_t nargs, long *n)
     return sema_const_int(s, call->kids[0], 1, IBC_MAX_DIM, "operator size", n);
 }
 
+/* A file named in the spec, found relative to the spec: it must be one the
+ * runtime's readers accept (a regular file within their size cap), so that
+ * what passes the check is what the trainer can read. */
 static bool sema_file_exists(sema *s, ast_node *str)
 {
     const char *path = str->text;
     const char *full = path[0] == '/' ? path : arena_printf(s->arena, "%s/%s", s->spec_dir, path);
-    struct stat st;
-    if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
-        diag_error(s->diag, str->loc, "cannot open '%s': %s", full,
-                   stat(full, &st) != 0 ? strerror(errno) : "not a regular file");
+    char why[400];
+    if (!ibrt_io_file_usable(full, why, sizeof why)) {
+        diag_error(s->diag, str->loc, "cannot open '%s': %s", full, why);
         return false;
     }
     ibc_spec *sp = s->spec;
@@ -856,6 +859,150 @@ static void sema_kwargs(sema *s, ast_node *call, const char *spec_keys)
             diag_error(s->diag, call->loc, "'%s' needs the argument '%s'", call->name, names[j]);
 }
 
+/* The arguments of the data generators, by name (a name means the same in
+ * every generator that takes it): 'i' an integer in [lo, hi], 'r' a number
+ * in [lo, hi], 'l' a list of numbers, 'f' a file, 'd' a distribution.
+ * Values the data are made of stay within the magnitude the file readers
+ * accept (IBRT_IO_MAX_ABS: a square stays finite). */
+#define SEMA_MAX_SAMPLES 10000000L   /* training or test samples of a generator */
+static const struct {
+    const char *key;
+    char type;
+    double lo, hi;
+    const char *what;
+} gen_args[] = {
+    { "features", 'i', 1, IBC_MAX_DIM, "the number of features" },
+    { "modes", 'i', 1, IBC_MAX_DIM, "the number of modes" },
+    { "length", 'i', 1, IBC_MAX_DIM, "the signal length" },
+    { "size", 'i', 1, 46340, "the matrix size" },
+    { "train", 'i', 1, SEMA_MAX_SAMPLES, "the number of training samples" },
+    { "measurements", 'i', 1, SEMA_MAX_SAMPLES, "the number of measurements" },
+    { "test", 'i', 0, SEMA_MAX_SAMPLES, "the number of test samples" },
+    { "nonzeros", 'i', 0, IBC_MAX_DIM, "the number of non-zeros" },
+    { "noise", 'r', 0, IBRT_IO_MAX_ABS, "the noise, a standard deviation" },
+    { "value", 'r', -IBRT_IO_MAX_ABS, IBRT_IO_MAX_ABS, "the target value" },
+    { "observed", 'r', 0, 1, "the probability of observing an entry" },
+    { "batch_fraction", 'r', 0, 1, "the fraction of observed entries in a minibatch" },
+    { "levels", 'l', 0, 0, "levels" },
+    { "lengths", 'l', 0, 0, "lengths" },
+    { "singular_values", 'l', 0, 0, "singular_values" },
+    { "x", 'f', 0, 0, "x" }, { "y", 'f', 0, 0, "y" }, { "test_x", 'f', 0, 0, "test_x" }, { "test_y", 'f', 0, 0, "test_y" },
+    { "inputs", 'd', 0, 0, "inputs" },
+};
+
+/* The kwarg node NAME of a call, or NULL. */
+static ast_node *sema_kwarg(const ast_node *call, const char *name)
+{
+    for (size_t i = 0; i < call->nkids; i++)
+        if (call->kids[i]->kind == AST_KWARG && !strcmp(call->kids[i]->name, name))
+            return call->kids[i];
+    return NULL;
+}
+
+static bool sema_gen_arg(sema *s, ast_node *a)
+{
+    ast_node *v = a->lhs;
+    size_t k = 0;
+    while (k < COUNT(gen_args) && strcmp(gen_args[k].key, a->name))
+        k++;
+    if (k == COUNT(gen_args))
+        return false;   /* reported by sema_kwargs */
+    char type = gen_args[k].type;
+    static const char *const kinds[] = { ['i'] = "a whole number", ['r'] = "a number", ['l'] = "a list of numbers",
+                                         ['f'] = "a file name in quotes", ['d'] = "a distribution, e.g. normal(0, 1)" };
+    bool got_str = v->kind == AST_STR, got_list = v->kind == AST_LIST;
+    if ((type == 'f') != got_str || (type == 'l') != got_list || (type == 'd' && v->kind != AST_CALL)) {
+        diag_error(s->diag, v->loc, "'%s' must be %s, got %s", a->name, kinds[(int)type],
+                   got_str ? "a string" : got_list ? "a list" : "a number");
+        return false;
+    }
+    switch (type) {
+    case 'f':
+        return sema_file_exists(s, v);
+    case 'd':
+        return sema_dist_call(s, v);
+    case 'l': {
+        bool ok = true;
+        for (size_t j = 0; j < v->nkids; j++) {
+            double x;
+            if (!sema_const(s, v->kids[j], &x)) {
+                ok = false;
+            } else if (fabs(x) > IBRT_IO_MAX_ABS) {
+                diag_error(s->diag, v->kids[j]->loc, "an entry of '%s' must be of magnitude at most %g, got %g",
+                           a->name, IBRT_IO_MAX_ABS, x);
+                ok = false;
+            }
+        }
+        if (ok && v->nkids == 0) {
+            diag_error(s->diag, v->loc, "'%s' is an empty list", a->name);
+            return false;
+        }
+        return ok;
+    }
+    case 'i': {
+        long x;
+        return sema_const_int(s, v, (long)gen_args[k].lo, (long)gen_args[k].hi,
+                              arena_printf(s->arena, "'%s' (%s)", a->name, gen_args[k].what), &x);
+    }
+    default: {
+        double x;
+        if (!sema_const(s, v, &x))
+            return false;
+        if (x < gen_args[k].lo || x > gen_args[k].hi || (!strcmp(a->name, "batch_fraction") && x == 0)) {
+            double lo = gen_args[k].lo, hi = gen_args[k].hi;
+            const char *range = hi == 1    ? (!strcmp(a->name, "batch_fraction") ? "in (0, 1]" : "in [0, 1]")
+                                : lo == -hi ? arena_printf(s->arena, "of magnitude at most %g", hi)
+                                : x < lo    ? arena_printf(s->arena, "at least %g", lo)
+                                            : arena_printf(s->arena, "at most %g", hi);
+            diag_error(s->diag, v->loc, "'%s' (%s) must be %s, got %g", a->name, gen_args[k].what, range, x);
+            return false;
+        }
+        return true;
+    }
+    }
+}
+
+/* Checks of one generator's arguments against each other (all present and
+ * valid): non-zeros that fit, piecewise lengths that add up. */
+static void sema_gen_consistent(sema *s, ast_node *call)
+{
+    const char *g = call->name;
+    if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
+        bool cos = !strcmp(g, "cosine_spikes");
+        ast_node *n = sema_kwarg(call, cos ? "modes" : "features"), *nz = sema_kwarg(call, "nonzeros");
+        long room = (long)n->lhs->value - (cos ? 1 : 0);   /* cosine_spikes never puts one on mode 0 */
+        if (nz->lhs->value > (double)room)
+            diag_error(s->diag, nz->lhs->loc, "%s cannot place %.0f non-zeros among %ld %s: at most %ld", g,
+                       nz->lhs->value, room, cos ? "modes (mode 0, the constant, is never one)" : "features", room);
+    } else if (!strcmp(g, "piecewise_signal")) {
+        ast_node *lv = sema_kwarg(call, "levels")->lhs, *ln = sema_kwarg(call, "lengths")->lhs;
+        ast_node *length = sema_kwarg(call, "length");
+        if (lv->nkids != ln->nkids) {
+            diag_error(s->diag, ln->loc, "'lengths' has %zu entr%s but 'levels' has %zu: one length per level",
+                       ln->nkids, ln->nkids == 1 ? "y" : "ies", lv->nkids);
+            return;
+        }
+        double total = 0;
+        for (size_t j = 0; j < ln->nkids; j++) {
+            double x = ln->kids[j]->value;
+            if (x < 0 || x != floor(x) || x > IBC_MAX_DIM) {
+                diag_error(s->diag, ln->kids[j]->loc, "a length is a whole number of samples from 0 to %ld, got %g",
+                           IBC_MAX_DIM, x);
+                return;
+            }
+            total += x;
+        }
+        if (total != length->lhs->value)
+            diag_error(s->diag, ln->loc, "the lengths add up to %.0f, but length = %.0f: they must be equal", total,
+                       length->lhs->value);
+    } else if (!strcmp(g, "low_rank")) {
+        ast_node *sv = sema_kwarg(call, "singular_values")->lhs, *size = sema_kwarg(call, "size");
+        if ((double)sv->nkids > size->lhs->value)
+            diag_error(s->diag, sv->loc, "%zu singular values for a %.0f x %.0f matrix: at most %.0f", sv->nkids,
+                       size->lhs->value, size->lhs->value, size->lhs->value);
+    }
+}
+
 static void sema_data(sema *s, ast_node *n)
 {
     ast_node *call = n->lhs;
@@ -870,33 +1017,86 @@ static void sema_data(sema *s, ast_node *n)
                    sema_hint(s, call->name, c, COUNT(sema_generators)));
         return;
     }
+    int before = s->diag->errors;
     sema_kwargs(s, call, sema_generators[g].keys);
     s->spec->data = call;
-    for (size_t i = 0; i < call->nkids; i++) {
-        ast_node *a = call->kids[i];
-        if (a->kind != AST_KWARG)
-            continue;
-        ast_node *v = a->lhs;
-        if (v->kind == AST_STR) {
-            sema_file_exists(s, v);
-        } else if (v->kind == AST_LIST) {
-            for (size_t j = 0; j < v->nkids; j++) {
-                double x;
-                sema_const(s, v->kids[j], &x);
-            }
-        } else if (!strcmp(a->name, "inputs")) {
-            if (v->kind != AST_CALL)
-                diag_error(s->diag, v->loc, "'inputs' is a distribution, e.g. normal(0, 1)");
-            else
-                sema_dist_call(s, v);
-        } else {
-            double x;
-            if (sema_const(s, v, &x) && x < 0)
-                diag_error(s->diag, v->loc, "'%s' must not be negative, got %g", a->name, x);
-        }
-    }
+    bool ok = s->diag->errors == before;
+    for (size_t i = 0; i < call->nkids; i++)
+        if (call->kids[i]->kind == AST_KWARG)
+            ok = sema_gen_arg(s, call->kids[i]) && ok;
+    if (ok)
+        sema_gen_consistent(s, call);
+    else
+        s->data_bad = true;   /* no whole-spec checks of the data either */
     if (!strcmp(call->name, "low_rank"))
         s->has_mask = true;
+}
+
+/* Whole-spec checks of the data against the model (issue 17): a
+ * generator's samples must have as many numbers as the inputs take and
+ * labels of the predictor's shape, or the trainer would read past its data;
+ * a minibatch must not be larger than the training set. */
+static void sema_data_fits(sema *s)
+{
+    ibc_spec *sp = s->spec;
+    ast_node *call = sp->data;
+    const char *g = call->name;
+    long in = 0;
+    for (size_t i = 0; i < sp->ninputs; i++)
+        in += sp->inputs[i].shape.rows * sp->inputs[i].shape.cols;
+    const char *size_key = !strcmp(g, "cosine_spikes")       ? "modes"
+                           : !strcmp(g, "sparse_regression") ? "features"
+                           : !strcmp(g, "piecewise_signal")  ? "length"
+                                                             : NULL;
+    bool no_inputs = !strcmp(g, "low_rank") || !strcmp(g, "noisy_target");
+    if (size_key) {
+        ast_node *a = sema_kwarg(call, size_key);
+        long want = (long)a->lhs->value;
+        if (sp->ninputs == 0) {
+            diag_error(s->diag, a->loc, "%s gives samples of %s = %ld numbers, but the model has no input: declare "
+                       "one, e.g. input x : vector[%ld]", g, size_key, want, want);
+        } else if (in != want) {
+            diag_error(s->diag, a->loc, "%s gives samples of %s = %ld numbers, but the model's inputs take %ld per "
+                       "sample: make them agree (%s = %ld, or inputs of %ld numbers in all)", g, size_key, want, in,
+                       size_key, in, want);
+            for (size_t i = 0; i < sp->ninputs; i++)
+                diag_note(s->diag, sp->inputs[i].decl->loc, "input '%s' is %s (%ld number%s)", sp->inputs[i].name,
+                          shape_str(s, sp->inputs[i].shape), sp->inputs[i].shape.rows * sp->inputs[i].shape.cols,
+                          sp->inputs[i].shape.rows * sp->inputs[i].shape.cols == 1 ? "" : "s");
+        }
+    } else if (no_inputs) {
+        for (size_t i = 0; i < sp->ninputs; i++)
+            diag_error(s->diag, sp->inputs[i].decl->loc, "%s gives no inputs, only labels: input '%s' would always "
+                       "be zero; remove it", g, sp->inputs[i].name);
+    }
+    /* labels: one number per sample, or low_rank's size x size matrix */
+    ibc_shape out = sp->out_shape;
+    if (size_key || !strcmp(g, "noisy_target")) {
+        if (out.rank != 0)
+            diag_error(s->diag, sp->predict->loc, "%s gives one number per sample as its label, but the predictor "
+                       "gives %s: the predictor must be a scalar", g, shape_str(s, out));
+    } else if (!strcmp(g, "low_rank")) {
+        ast_node *a = sema_kwarg(call, "size");
+        long n = (long)a->lhs->value;
+        if (out.rank != 2 || out.rows != n || out.cols != n) {
+            diag_error(s->diag, sp->predict->loc, "low_rank gives a %ld x %ld matrix of labels, but the predictor "
+                       "gives %s: the predictor must be a matrix[%ld, %ld]", n, n, shape_str(s, out), n, n);
+            diag_note(s->diag, a->loc, "the matrix size is set here");
+        }
+    }
+    /* a minibatch drawn from a fixed training set fits in it */
+    const char *train_key = !strcmp(g, "piecewise_signal") ? "measurements" : size_key ? "train" : NULL;
+    ibc_train *t = &sp->train;
+    if (train_key && t->batch > 0) {
+        ast_node *a = sema_kwarg(call, train_key);
+        long n = (long)a->lhs->value;
+        if (t->batch > n) {
+            diag_error(s->diag, t->batch_node->loc, "batch = %ld draws more samples per step than the %ld training "
+                       "sample%s: lower the batch to at most %ld, or use batch = full", t->batch, n,
+                       n == 1 ? "" : "s", n);
+            diag_note(s->diag, a->loc, "the training set's size is set here");
+        }
+    }
 }
 
 static void sema_loss(sema *s, ast_node *n)
@@ -929,7 +1129,7 @@ static void sema_loss(sema *s, ast_node *n)
 }
 
 /* The depth a log-sparsity strength c asks for: L = 2 / (2 - c)
- * (theory.md: the depth-L Hadamard product has bias of strength
+ * (docs/theory.md §5: the depth-L Hadamard product has bias of strength
  * 2 - 2/L), when that is an integer >= 2; otherwise 2 (design.c then
  * reports the strength, listing the ones that are possible). */
 static long sema_strength_depth(const char *strength)
@@ -1283,6 +1483,8 @@ ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag)
         diag_error(diag, sp->data->loc, "data teacher(...) needs a 'teacher' block giving the teacher's weights");
     if (sp->teacher && (!sp->data || strcmp(sp->data->name, "teacher")))
         diag_error(diag, sp->teacher->loc, "a 'teacher' block needs data teacher(...)");
+    if (diag->errors == 0 && !s.data_bad && sp->data && sp->predict)
+        sema_data_fits(&s);
     if (diag->errors == 0) {
         /* After an error (a misspelt mask, say) warnings would only repeat it. */
         if (sp->loss_mask == NULL && s.has_mask && s.first[AST_LOSS])

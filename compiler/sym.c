@@ -1,5 +1,5 @@
 /*
- * sym.c: the symbolic derivation (theory.md §§2-4).
+ * sym.c: the symbolic derivation (docs/theory.md §§2-4).
  *
  * Approach.  Scaling-exponent inference (§3) gives every scalar entry of
  * every parameter an unknown exponent and turns each operation of the
@@ -43,6 +43,8 @@ struct sym_derivation {
     long nconstraints;
     sym_group *groups;       /* GL junctions first (in predictor order), then torus families outside them */
     size_t ngroups;
+    int nsets;               /* SYM_SLICE_SET blocks named so far (S1, S2, ...) */
+    bool full;               /* inferred on the full instance (an operator file's zeros), not a small one */
 };
 
 size_t sym_ngroups(const sym_derivation *d) { return d->ngroups; }
@@ -356,7 +358,7 @@ static xval infer_call(infer *in, const ast_node *n)
     if (scales)
         diag_note(in->diag, n->loc,
                   "'%s' is not homogeneous: its argument must keep its scale (exponent 0), so parameters inside it "
-                  "rescale only in combinations that cancel there (theory.md §3)", f);
+                  "rescale only in combinations that cancel there (docs/theory.md §3)", f);
     return xv_new(in, a.rows, a.cols, true);
 }
 
@@ -715,7 +717,7 @@ bool sym_logdet_min_numeric(const sym_family *f, const double *n, double *out)
 static const char *block_norm2(ibc_arena *a, const sym_family *f, int p)
 {
     const sym_block *b = &f->blocks[p];
-    if (b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY)
+    if ((b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY) && !b->set_name)
         return arena_printf(a, "%s^2", b->text);
     return arena_printf(a, "||%s||^2", b->text);
 }
@@ -723,7 +725,7 @@ static const char *block_norm2(ibc_arena *a, const sym_family *f, int p)
 static const char *block_abs(ibc_arena *a, const sym_family *f, int p)
 {
     const sym_block *b = &f->blocks[p];
-    if (b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY)
+    if ((b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY) && !b->set_name)
         return arena_printf(a, "|%s|", b->text);
     return arena_printf(a, "||%s||", b->text);
 }
@@ -956,7 +958,7 @@ static int cone_support(int rows, int n, const long *M, bool *supp)
 }
 
 /* Existence of the orbit minimum of log det G = log sum_S c_S n_S
- * exp(e_S . t) (theory.md §4), exactly, by the theorems of the
+ * exp(e_S . t) (docs/theory.md §4), exactly, by the theorems of the
  * alternative on the dual cone D = {delta >= 0 : sum_S delta_S e_S = 0}:
  * Gordan, D = {0} iff some direction makes every term decay (unbounded
  * below); Stiemke, D holds a point with every delta_S > 0 iff no direction
@@ -1480,6 +1482,12 @@ static bool classify(infer *in, const long *g, gslice *out, int *nout)
         } else if (count == 1) {
             s.slice = SYM_SLICE_ENTRY;
             s.index = nzr * C + nzc;
+        } else if (in->cap != SMALL_DIM) {
+            /* a set of entries: only on the full instance, where the
+             * entries are the spec's own (a small instance's would not
+             * lift) */
+            s.slice = SYM_SLICE_SET;
+            s.index = -1;
         } else {
             in->bad_param = (int)p;
             return false;
@@ -1495,6 +1503,7 @@ static const char *slice_text(ibc_arena *a, const ibc_var *p, sym_slice s, const
     case SYM_SLICE_ROW: return arena_printf(a, "%s[%s,:]", p->name, idx);
     case SYM_SLICE_COL: return arena_printf(a, "%s[:,%s]", p->name, idx);
     case SYM_SLICE_ENTRY: return arena_printf(a, "%s[%s]", p->name, idx);
+    case SYM_SLICE_SET: return NULL;   /* named with its sets, by build_families */
     default: return p->name;
     }
 }
@@ -1505,7 +1514,7 @@ static long slice_count(const ibc_var *p, sym_slice s)
     case SYM_SLICE_ROW: return p->shape.rows;
     case SYM_SLICE_COL: return p->shape.cols;
     case SYM_SLICE_ENTRY: return p->shape.rows * p->shape.cols;
-    default: return 1;
+    default: return 1;   /* the whole parameter; a set's index comes from the other blocks */
     }
 }
 
@@ -1957,6 +1966,8 @@ static bool circuit_basis(infer *in, const zmat *K, const long *cand, int ncand,
                 first = gs[b].index;
             if (gs[b].index >= 0 && gs[b].index != first)
                 sup[c] += big;   /* slices at two index values (hidden units 0 and 1): a sum of generators */
+            if (gs[b].slice == SYM_SLICE_SET)
+                sup[c] += big;   /* a set of entries: after every slice, fewest sets first */
             if (!diagonal && gs[b].slice == SYM_SLICE_WHOLE && in->param_rows[gs[b].param] * in->param_cols[gs[b].param] > 1)
                 sup[c] += N + 1;
         }
@@ -2022,6 +2033,61 @@ static bool same_form_before(const zmat *K, const int *canon, int s)
             return true;
     }
     return false;
+}
+
+/* Whether generators g and h both rescale an entry of parameter p. */
+static bool sets_meet(const infer *in, const long *g, const long *h, int p)
+{
+    int off = in->param_off[p], n = in->param_rows[p] * in->param_cols[p];
+    for (int e = 0; e < n; e++)
+        if (g[off + e] && h[off + e])
+            return true;
+    return false;
+}
+
+/* The sets of a family's SYM_SLICE_SET block p: index value i takes the
+ * entries that the family's generator at i (rep[i]) rescales.  False
+ * (with a located error) when an index value has no generator or two
+ * sets share an entry. */
+static bool family_sets(infer *in, sym_family *f, int p, const long *basis, const int *rep, int nset)
+{
+    const ibc_spec *sp = in->spec;
+    sym_block *b = &f->blocks[p];
+    int par = b->param, off = in->param_off[par], n = in->param_rows[par] * in->param_cols[par];
+    long *start = arena_alloc(in->arena, (size_t)(f->count + 1) * sizeof(long));
+    long *entries = arena_alloc(in->arena, (size_t)n * sizeof(long) + sizeof(long));
+    bool *seen = arena_alloc(in->arena, (size_t)n + 1);
+    long t = 0;
+    for (long i = 0; i < f->count; i++) {
+        start[i] = t;
+        if (rep[i] < 0) {
+            diag_error(in->diag, sp->predict->loc,
+                       "the symmetries rescale sets of entries of '%s' that are not one set per index value of their "
+                       "family (as when an operator puts an entry in two groups, whose factors must then scale "
+                       "together); the derivation supports one disjoint set per index value only",
+                       sp->params[par].name);
+            return false;
+        }
+        const long *g = basis + (size_t)rep[i] * in->N;
+        for (int e = 0; e < n; e++)
+            if (g[off + e]) {
+                if (seen[e]) {
+                    diag_error(in->diag, sp->predict->loc,
+                               "the sets of entries of '%s' that the symmetries rescale overlap (entry %d is in two); "
+                               "the derivation supports disjoint sets only", sp->params[par].name, e);
+                    return false;
+                }
+                seen[e] = true;
+                entries[t++] = e;
+            }
+    }
+    start[f->count] = t;
+    b->set_start = start;
+    b->set_entries = entries;
+    b->set_name = arena_printf(in->arena, "S%d", nset);
+    b->text = f->index ? arena_printf(in->arena, "%s[%s_%s]", sp->params[par].name, b->set_name, f->index)
+                       : arena_printf(in->arena, "%s[%s]", sp->params[par].name, b->set_name);
+    return true;
 }
 
 /* The lattice basis of the torus (steps 1-3 above) as d rows of N longs,
@@ -2160,7 +2226,7 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
         if (!classify(in, basis + (size_t)g * in->N, gs[g], &ng[g])) {
             diag_error(in->diag, in->spec->predict->loc,
                        "the predictor has a scaling symmetry that is not a rescaling of whole rows, columns or "
-                       "entries; the derivation supports rescaling tori only (theory.md §3)");
+                       "entries; the derivation supports rescaling tori only (docs/theory.md §3)");
             return false;
         }
         gidx[g] = -1;
@@ -2190,7 +2256,10 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
                     for (int s = 0; s < ng[g]; s++)
                         for (int t = 0; t < ng[members[m]]; t++)
                             if (gs[g][s].param == gs[members[m]][t].param &&
-                                gs[g][s].slice == gs[members[m]][t].slice)
+                                gs[g][s].slice == gs[members[m]][t].slice &&
+                                (gs[g][s].slice != SYM_SLICE_SET ||
+                                 sets_meet(in, basis + (size_t)g * in->N, basis + (size_t)members[m] * in->N,
+                                           gs[g][s].param)))
                                 shares = true;
                 if (shares && nm < SYM_MAX_GEN) {
                     members[nm++] = g;
@@ -2217,8 +2286,13 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
             }
         f->k = nm;
         /* The same pattern at other index values belongs to this family:
-         * mark them used (they repeat it). */
+         * mark them used (they repeat it).  rep[i]: the generator at index
+         * value i (for the sets of SYM_SLICE_SET blocks). */
         long reps = 1;
+        int *rep = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int)), nrep = 0;
+        int *repidx = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int));
+        rep[nrep] = g0;
+        repidx[nrep++] = gidx[g0];
         for (int g = 0; g < dim; g++) {
             if (used[g] || gidx[g] == gidx[g0] || gidx[g0] < 0)
                 continue;
@@ -2228,6 +2302,8 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
                        gs[g][s].expo == gs[g0][s].expo;
             if (same) {
                 used[g] = true;
+                rep[nrep] = g;
+                repidx[nrep++] = gidx[g];
                 /* and its partners at that index */
                 for (int h = 0; h < dim; h++)
                     if (!used[h] && gidx[h] == gidx[g])
@@ -2251,6 +2327,25 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
             long c = slice_count(pv, f->blocks[p].slice);
             if (c > f->count)
                 f->count = c;
+        }
+        for (int p = 0; p < f->nblocks; p++) {
+            if (f->blocks[p].slice != SYM_SLICE_SET)
+                continue;
+            if (f->k > 1) {
+                diag_error(in->diag, sp->predict->loc,
+                           "a family of %d generators per index rescales a set of entries of '%s'; the derivation "
+                           "supports sets of entries in one-generator families only", f->k,
+                           sp->params[f->blocks[p].param].name);
+                return false;
+            }
+            int *at = arena_alloc(in->arena, (size_t)f->count * sizeof(int));
+            for (long i = 0; i < f->count; i++)
+                at[i] = -1;
+            for (int r = 0; r < nrep; r++)
+                if (f->count == 1 || (repidx[r] >= 0 && repidx[r] < f->count))
+                    at[f->count == 1 ? 0 : repidx[r]] = rep[r];
+            if (!family_sets(in, f, p, basis, at, ++d->nsets))
+                return false;
         }
         char *names = "";
         for (int p = 0; p < f->nblocks; p++)
@@ -2276,7 +2371,7 @@ static bool family_in_junction(const sym_family *f, const sym_group *g)
         bool found = false;
         for (int p = 0; p < 2 && !found; p++) {
             const sym_block *b = &f->blocks[p];
-            if (b->param != legs[s]->param)
+            if (b->param != legs[s]->param || b->slice == SYM_SLICE_SET)
                 continue;
             found = legs[s]->rows ? b->slice != SYM_SLICE_COL : b->slice == SYM_SLICE_COL || b->slice == SYM_SLICE_ENTRY ||
                                                                  b->slice == SYM_SLICE_WHOLE;
@@ -2448,6 +2543,7 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     d->spec = spec;
     d->nunknowns = in.N;
     d->nconstraints = (long)in.neq;
+    d->full = in.cap != SMALL_DIM;
     if (!build_families(&in, d, basis, dim))
         return NULL;
     build_groups(a, d, in.junctions, in.njunctions);
@@ -2571,7 +2667,7 @@ static void print_groups_text(FILE *out, ibc_arena *a, const sym_derivation *d, 
     const ibc_spec *sp = d->spec;
     if (d->ngroups == 0)
         return;
-    fprintf(out, "\n%ssymmetry groups of the whole model (theory.md §8)\n", h);
+    fprintf(out, "\n%ssymmetry groups of the whole model (docs/theory.md §8)\n", h);
     for (size_t i = 0; i < d->ngroups; i++) {
         const sym_group *g = &d->groups[i];
         if (g->kind == SYM_GROUP_TORUS) {
@@ -2672,7 +2768,19 @@ static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
             fprintf(out, ", \"exponents\": [");
             for (int g = 0; g < f->k; g++)
                 fprintf(out, "%s%ld", g ? ", " : "", f->alpha[g][p]);
-            fprintf(out, "]}");
+            fprintf(out, "]");
+            if (f->blocks[p].set_name) {   /* the entries (row-major offsets) of each index value's set */
+                const sym_block *b = &f->blocks[p];
+                fprintf(out, ", \"sets\": [");
+                for (long q = 0; q < f->count; q++) {
+                    fprintf(out, "%s[", q ? ", " : "");
+                    for (long t = b->set_start[q]; t < b->set_start[q + 1]; t++)
+                        fprintf(out, "%s%ld", t > b->set_start[q] ? ", " : "", b->set_entries[t]);
+                    fprintf(out, "]");
+                }
+                fprintf(out, "]");
+            }
+            fprintf(out, "}");
         }
         fprintf(out, "]}");
     }
@@ -2715,20 +2823,41 @@ static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
     fprintf(out, "]}\n}\n");
 }
 
+/* A set block's sets (row-major entry offsets), the first few of each. */
+static void print_sets(FILE *out, const ibc_spec *sp, const sym_family *f, const sym_block *b)
+{
+    fprintf(out, "  sets:         %s%s%s: the entries of %s (row-major offsets) that %s rescales:", b->set_name,
+            f->index ? "_" : "", f->index ? f->index : "", sp->params[b->param].name,
+            f->index ? "the generator at index value i" : "the generator");
+    for (long i = 0; i < f->count && i < 6; i++) {
+        fprintf(out, "%s %s", i ? ";" : "", b->set_name);
+        if (f->index)
+            fprintf(out, "_%ld", i);
+        fprintf(out, " = {");
+        for (long t = b->set_start[i]; t < b->set_start[i + 1] && t < b->set_start[i] + 12; t++)
+            fprintf(out, "%s%ld", t > b->set_start[i] ? ", " : "", b->set_entries[t]);
+        fprintf(out, "%s}", b->set_start[i + 1] - b->set_start[i] > 12 ? ", ..." : "");
+    }
+    fprintf(out, "%s\n", f->count > 6 ? "; ..." : "");
+}
+
 static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md)
 {
     const char *h = md ? "### " : "";
     const char *code = md ? "`" : "";
     fprintf(out, "%sderivation of %s%s%s\n\n", md ? "## " : "", code, d->spec->model, code);
-    fprintf(out, "scaling-exponent inference: %ld unknowns, %ld equations on the small instance;\n"
+    fprintf(out, "scaling-exponent inference: %ld unknowns, %ld equations on the %s instance;\n"
                  "%zu generator famil%s\n",
-            d->nunknowns, d->nconstraints, d->nfamilies, d->nfamilies == 1 ? "y" : "ies");
+            d->nunknowns, d->nconstraints, d->full ? "full" : "small", d->nfamilies, d->nfamilies == 1 ? "y" : "ies");
     if (d->nfamilies == 0)
         fprintf(out, "\nno rescaling symmetry: no implicit bias from this mechanism\n");
     for (size_t i = 0; i < d->nfamilies; i++) {
         const sym_family *f = &d->families[i];
         fprintf(out, "\n%sfamily %zu: %s\n", h, i + 1, f->name);
         fprintf(out, "  count:        %ld (one block of %d generator%s each)\n", f->count, f->k, f->k == 1 ? "" : "s");
+        for (int p = 0; p < f->nblocks; p++)
+            if (f->blocks[p].set_name)
+                print_sets(out, d->spec, f, &f->blocks[p]);
         for (int g = 0; g < f->k; g++) {
             fprintf(out, "  generator %d:  ", g + 1);
             for (int p = 0; p < f->nblocks; p++)
@@ -2747,7 +2876,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         fprintf(out, "  balance:      log det G minimiser %s\n", f->log_det_minimizer);
         fprintf(out, "                dual slice chi = 0  %s\n", f->dual_slice);
         fprintf(out, "                %s\n", f->agree ? "the two agree"
-                                                      : "the two differ (theory.md §4: SGD's noise equilibrium is "
+                                                      : "the two differ (docs/theory.md §4: SGD's noise equilibrium is "
                                                         "the dual slice for isotropic per-block noise)");
         if (f->min_kind == SYM_MIN_ATTAINED)
             fprintf(out, "  bias:         (1/2beta) * sum over %s of [%s log(%s) + %s]\n", f->index ? f->index : "the block",
@@ -2758,7 +2887,7 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         if (spectral && f->nblocks == 2 && f->min_kind == SYM_MIN_ATTAINED)
             fprintf(out, "  alignment:    %s equals sigma_%s of the product only when the factors are aligned with "
                          "its SVD (columns along the singular vectors); otherwise it is not a function of the product "
-                         "(theory.md §5)\n",
+                         "(docs/theory.md §5)\n",
                     f->invariant, f->index);
     }
     print_groups_text(out, a, d, h);

@@ -1,5 +1,5 @@
 /*
- * sym.h: the symbolic derivation (theory.md §§2-4), exact with GMP.
+ * sym.h: the symbolic derivation (docs/theory.md §§2-4), exact with GMP.
  *
  * From a checked spec's predictor: the rescaling torus (scaling-exponent
  * inference), its generator families, the dual slice, det G by
@@ -16,14 +16,22 @@
 #define SYM_MAX_GEN 6      /* generators per index of one family */
 #define SYM_MAX_BLOCKS 8   /* blocks (parameter slices) per family */
 
-typedef enum { SYM_SLICE_WHOLE, SYM_SLICE_ROW, SYM_SLICE_COL, SYM_SLICE_ENTRY } sym_slice;
+/* SYM_SLICE_SET: a set of entries of the parameter (row-major offsets),
+ * one set per index value, as an operator's zero pattern makes them
+ * (a group-membership matrix rescales the entries of each group). */
+typedef enum { SYM_SLICE_WHOLE, SYM_SLICE_ROW, SYM_SLICE_COL, SYM_SLICE_ENTRY, SYM_SLICE_SET } sym_slice;
 
 typedef enum { SYM_MIN_ATTAINED, SYM_MIN_UNBOUNDED, SYM_MIN_NOT_ATTAINED, SYM_MIN_NUMERIC } sym_min_kind;
 
 typedef struct {
     int param;           /* index into spec->params */
     sym_slice slice;     /* which slice of the parameter, tied to the family index */
-    const char *text;    /* e.g. "W[j,:]", "v[j]", "Wq[:,k]", "u" */
+    const char *text;    /* e.g. "W[j,:]", "v[j]", "Wq[:,k]", "u", "w[S1_i]" */
+    /* SYM_SLICE_SET: index value i rescales the entries
+     * set_entries[set_start[i] .. set_start[i + 1]) (sorted, disjoint
+     * across i); set_name names the sets ("S1", defined in the output) */
+    const long *set_start, *set_entries;
+    const char *set_name;
 } sym_block;
 
 typedef struct {
@@ -55,7 +63,7 @@ typedef struct {
     const char *constant;    /* "log(3)" */
 } sym_family;
 
-/* The symmetry groups of the whole model (theory.md §8).  A GL(r)
+/* The symmetry groups of the whole model (docs/theory.md §8).  A GL(r)
  * junction is a contraction over an index of size r between two
  * parameters that reach it through nothing but products with other
  * values, transposes and constant factors, each used once in the

@@ -295,7 +295,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "toy_uv",
     .description = "scalar Hadamard pair z = u v",
-    .fingerprint = 0x74b4cdb797eeeb03ULL,
+    .fingerprint = 0x7958946f8f19ecefULL,
     .default_steps = 20000L,
     .default_seed = 1ULL,
     .record_every = 100,

@@ -31,7 +31,7 @@ static int svt(size_t n1, size_t n2, double *A, double lambda, double *s, double
     return 0;
 }
 
-ibrt_status ibrt_baseline_completion(size_t n1, size_t n2, const double *M, const double *mask,
+ibrt_status ibrt_baseline_completion(size_t n1, size_t n2, const double *M, const double *mask, bool sweep,
                                      ibrt_completion_report *rep, ibrt_error *err)
 {
     size_t N = n1 * n2, k = n1 < n2 ? n1 : n2;
@@ -68,6 +68,10 @@ ibrt_status ibrt_baseline_completion(size_t n1, size_t n2, const double *M, cons
         for (size_t i = 0; i < n1; i++)
             c += mask[i * n2 + j] != 0;
         rep->cols_under += c < rep->rank;
+    }
+    if (!sweep) {
+        rep->best_error = rep->best_lambda = NAN;
+        goto done;
     }
     /* the lambda grid starts where soft-impute returns 0 */
     for (size_t e = 0; e < N; e++)

@@ -325,3 +325,13 @@ ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char
         ibrt_dataset_free(ds);
     return st;
 }
+
+ibrt_status ibrt_data_fits_batch(const ibrt_dataset *ds, const char *x_path, size_t batch, ibrt_error *err)
+{
+    if (ds->n_train >= batch)
+        return IBRT_OK;
+    snprintf(err->msg, sizeof err->msg, "%.300s has %zu sample%s, fewer than the batch of %zu drawn each step: set "
+             "the spec's batch to at most %zu, or batch = full", x_path, ds->n_train, ds->n_train == 1 ? "" : "s",
+             batch, ds->n_train);
+    return IBRT_ESHAPE;
+}

@@ -129,6 +129,7 @@ typedef struct {
     const char *out_dir;
     int quiet;
     bool gradcheck;          /* --gradcheck: compare gradients at the start, train nothing */
+    bool reference;          /* --reference: run reference methods above their size limit */
     long checkpoint_every;   /* --checkpoint-every N (0: only on a signal) */
     const char *resume;      /* --resume DIR: continue the run checkpointed there */
     long stop_after;         /* --stop-after N: checkpoint and stop after N steps (0: never) */
@@ -199,7 +200,7 @@ void ibrt_stats_median_min_max(double *x, size_t n, double *med, double *min, do
 ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *s, ibrt_error *err);
 
 /* ------------------------------------------------------ stationary law
- * theory.md §7: the Gibbs law exp(-beta L) of z = u v, L = (beta_d/2)
+ * docs/theory.md §7: the Gibbs law exp(-beta L) of z = u v, L = (beta_d/2)
  * (u v - theta*)^2, conditioned on the thin shell |chi| < eps, chi =
  * (u^2 - v^2)/2, u, v > 0.  In (theta, chi) = (u v, chi) coordinates
  * du dv = dtheta dchi / (2 sqrt(theta^2 + chi^2)), so the law of theta is

@@ -31,8 +31,11 @@ typedef struct {
  * sigma_1(P_obs M) down to 1e-4 of it, warm-started, 300 iterations each
  * (LAPACKE dgesvd).  lambda is chosen by the truth (an oracle): the best
  * error is a lower bound for nuclear-norm completion with lambda tuned on
- * the data.  M and mask are n1 x n2 row-major (mask 1: observed). */
-ibrt_status ibrt_baseline_completion(size_t n1, size_t n2, const double *M, const double *mask,
+ * the data.  M and mask are n1 x n2 row-major (mask 1: observed).  The
+ * sweep costs 9000 SVDs of n1 x n2; with sweep false only the report's
+ * counts (rank, observed, underdetermined rows and columns: two SVDs) are
+ * computed, and best_error, best_lambda are NAN, lambdas 0. */
+ibrt_status ibrt_baseline_completion(size_t n1, size_t n2, const double *M, const double *mask, bool sweep,
                                      ibrt_completion_report *rep, ibrt_error *err);
 
 #endif

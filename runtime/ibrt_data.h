@@ -18,6 +18,11 @@
 
 ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char *y_path, const char *test_x_path,
                                 const char *test_y_path, size_t in_size, size_t out_size, ibrt_error *err);
+/* A minibatch of BATCH samples drawn each step from a training set read
+ * from files must fit in it (as the compiler checks for the generators'
+ * training sets): IBRT_ESHAPE naming X_PATH and its number of samples
+ * otherwise. */
+ibrt_status ibrt_data_fits_batch(const ibrt_dataset *ds, const char *x_path, size_t batch, ibrt_error *err);
 /* x[i] ~ N(mean, std^2); no allocation (called per batch). */
 void ibrt_sample_normal_inputs(ibrt_rng *r, double *x, size_t n, double mean, double std);
 

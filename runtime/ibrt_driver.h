@@ -70,7 +70,7 @@ typedef struct {
  * chi = 1/2 (alpha0 n0 + alpha1 n1) and ratio = ||block0|| / ||block1||
  * per index): its number in the derivation, its count of indices (its
  * entries of balance()'s chi and ratio follow the previous family's),
- * its exponents, and the two exact predictions of theory.md §4 for the
+ * its exponents, and the two exact predictions of docs/theory.md §4 for the
  * ratio: the log det G minimiser and the dual slice (NAN: none). */
 typedef struct {
     int id;
@@ -80,7 +80,7 @@ typedef struct {
     const char *ratio_definition;   /* "||U[:,k]|| / ||V[:,k]||" */
 } ibrt_family;
 
-/* A symmetry group of the whole model (theory.md §8) as the driver
+/* A symmetry group of the whole model (docs/theory.md §8) as the driver
  * assembles the joint Gram matrix of every generator: a torus group is
  * family `family` of gens() (an index into genfam); a GL(r) junction
  * (family -1) has the r^2 generators (A E_ij, -E_ij B) of its legs a, b.
@@ -130,14 +130,14 @@ typedef struct {
     const ibrt_family *fams;
     void (*balance)(const double *th, double *chi, double *ratio, double *n0, double *n1);
 
-    /* The finite-step identity (theory.md §9): quad(th, q, qa) gives the
+    /* The finite-step identity (docs/theory.md §9): quad(th, q, qa) gives the
      * nquad conserved quadratic functions of every symmetry group (a
      * torus's chi, a GL junction's C = A'A - B B'), q_i = 1/2 th' K_i th
      * with K_i th orthogonal to every gradient; qa (when not NULL) the
      * sums of their absolute terms.  One step th - lr g changes q_i by
      * exactly lr^2 q_i(g); the driver adds that up over every step and
      * checks it against q(th_T) - q(th_0), group by group. */
-    /* The torus generators (theory.md §2, §8): gens(th, xi) writes the
+    /* The torus generators (docs/theory.md §2, §8): gens(th, xi) writes the
      * ngen generator vectors xi_a (alpha_ap theta_p in each block p) as
      * the rows of xi (ngen x nth, zeroed by the caller), family by family
      * (genfam), index by index.  At the end of a run the driver reports
@@ -161,14 +161,14 @@ typedef struct {
      * det of the Gram matrix of all their generators at once, and the sum
      * of each group's own; equal (checked) when no two groups share a
      * parameter, different when they are coupled (a chain), where the
-     * joint one is the model's (theory.md §8). */
+     * joint one is the model's (docs/theory.md §8). */
     size_t nsymgroups;
     const ibrt_symgroup *symgroups;
 
     /* A Hadamard-type pair (one family of scalar blocks u_i, v_i with
      * exponents +1, -1, z_i = u_i v_i): u_i at th[pair_off0 + i], v_i at
      * th[pair_off1 + i], i < nbal.  One SGD step maps chi_i to chi_i (1 -
-     * eta^2 r_i^2), r_i = dL/dz_i (theory.md §6), so the driver adds up
+     * eta^2 r_i^2), r_i = dL/dz_i (docs/theory.md §6), so the driver adds up
      * eta^2 r_i^2 = eta^2 (g_u^2 + g_v^2) / (u^2 + v^2) over the steps and
      * compares it with the measured log |chi_i(0) / chi_i(T)|. */
     bool pair;
@@ -209,7 +209,7 @@ typedef struct {
     size_t nmodels;
     ibrt_model *models;
 
-    bool stationary;          /* run the thin-shell test of theory.md §7 */
+    bool stationary;          /* run the thin-shell test of docs/theory.md §7 */
     ibrt_stationary_cfg stationary_cfg;
 } ibrt_problem;
 

@@ -3,16 +3,29 @@
  * prefixes ibrt_csv_, ibrt_npy_, ibrt_atomic_, ibrt_io_, ibrt_outdir_).
  *
  * Readers are strict, because a silently misread data file is worse than
- * a refusal.  ibrt_csv_read accepts numbers only: an optional first line
- * of column names (recognised because its first cell is not a number),
- * then rows that all have the same number of cells; empty cells,
- * non-numeric text, NaN and Inf are rejected with "FILE:LINE:COLUMN:" and
- * what was expected.  ibrt_npy_read accepts format versions 1.0, 2.0 and
- * 3.0, dtypes '<f8', '<f4' and '<i8' (converted to double; an '<i8' value
- * beyond 2^53 is refused because double would round it), C order only, 1
- * or 2 dimensions, and requires the file size to match the header's
- * shape exactly; every fault names the header field or byte count.
- * Both return a malloc'ed row-major array (free it with free()).
+ * a refusal.  Both read only regular files (a FIFO, a device such as
+ * /dev/zero or a symbolic link to one is refused before a byte is read,
+ * so nothing blocks or fills memory) of at most IBRT_IO_MAX_FILE bytes,
+ * and only values of magnitude up to IBRT_IO_MAX_ABS (so that a square,
+ * as in the loss, stays finite).
+ *
+ * ibrt_csv_read accepts numbers only, in ASCII or UTF-8 text (a UTF-8
+ * byte-order mark at the start is skipped; UTF-16 and NUL bytes are
+ * refused): lines whose first non-blank character is '#' are comments
+ * (numpy.savetxt writes its header so) and are skipped; the first other
+ * line is a header of column names when its first cell is a name (it
+ * starts with a letter or '_', optionally inside double quotes, and is not
+ * nan, inf or infinity), and then every cell of it must be a name;
+ * otherwise it is the first row.  Rows all have the same number of cells,
+ * each a decimal number of any length; empty cells, non-numeric text, NaN
+ * and Inf are rejected with "FILE:LINE:COLUMN:" and what was expected.
+ * Blank lines may only end the file.  ibrt_npy_read accepts format
+ * versions 1.0, 2.0 and 3.0, dtypes '<f8', '<f4' and '<i8' (converted to
+ * double; an '<i8' value beyond 2^53 is refused because double would round
+ * it), C order only, 1 or 2 dimensions, each header field once, and
+ * requires the file size to match the header's shape exactly; every fault
+ * names the header field or byte count.  Both return a malloc'ed row-major
+ * array (free it with free()).
  *
  * Writers (ibrt_npy_write, ibrt_csv_open/row/close and
  * ibrt_json_write_file, declared in ibrt.h) go through ibrt_atomic: the
@@ -24,6 +37,16 @@
 #define IBRT_IO_H
 
 #include "ibrt.h"
+
+#define IBRT_IO_MAX_FILE ((size_t)1 << 30)   /* bytes of one data or operator file (1 GiB) */
+#define IBRT_IO_MAX_ABS 1e154                /* largest magnitude of a value read (sqrt(DBL_MAX) = 1.34e154) */
+
+/* Whether PATH (symbolic links followed) is a file the readers accept: a
+ * regular file of at most IBRT_IO_MAX_FILE bytes.  If not, WHY (CAP bytes)
+ * says why: the system's reason, the kind of file, or its size.  The
+ * compiler checks data files with it; the readers check the file they
+ * opened the same way. */
+bool ibrt_io_file_usable(const char *path, char *why, size_t cap);
 
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
 /* shape[1] is set to 1 when ndim == 1. */

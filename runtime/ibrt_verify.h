@@ -1,5 +1,5 @@
 /*
- * ibrt_verify.h: goodness of fit for the stationary-law test (theory.md
+ * ibrt_verify.h: goodness of fit for the stationary-law test (docs/theory.md
  * §7), complementing ibrt_stationary_uv, ibrt_ks_distance and
  * ibrt_ks_pvalue of ibrt.h.
  *
@@ -58,7 +58,7 @@ ibrt_status ibrt_grid_cdf_build(ibrt_grid_cdf *g, double (*density)(double x, vo
 double ibrt_grid_cdf_eval(double x, void *grid);   /* an ibrt_cdf_fn with ctx = the ibrt_grid_cdf */
 void ibrt_grid_cdf_free(ibrt_grid_cdf *g);
 
-/* A GL(r) junction Z = A B (theory.md §8) as trainers check it: each
+/* A GL(r) junction Z = A B (docs/theory.md §8) as trainers check it: each
  * factor's entry with contracted index l and other index o is
  * th[off + l * ls + o * os], o < other (a column index of a row-major
  * A, ls 1 and os its column count; a row index, ls the column count and
@@ -85,7 +85,7 @@ void ibrt_gl_gens(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, 
  * as G[(i,j),(k,l)] = d_jl P_ik + d_ik Q_jl (P, Q the Gram matrices of
  * the legs, P_ik = sum_o A(i, o) A(k, o)), its log det by Cholesky; p, q
  * the eigenvalues of P and Q (LAPACKE dsyev): the Kronecker-sum
- * determinant of theory.md §8.  INFINITY when a factorisation fails. */
+ * determinant of docs/theory.md §8.  INFINITY when a factorisation fails. */
 double ibrt_gl_logdet_error(const double *th, const ibrt_gl_leg *a, const ibrt_gl_leg *b, long r);
 
 #endif

@@ -1,45 +1,116 @@
 /*
  * read.c: the strict CSV and .npy readers of ibrt_io.h.  Both read the
- * whole file into memory first (data files are small next to the trainer's
- * budget) and then parse it, so every error can name the line and column,
- * or the header field and byte counts, and what was expected.
+ * whole file into memory first (at most IBRT_IO_MAX_FILE bytes, regular
+ * files only) and then parse it, so every error can name the line and
+ * column, or the header field and byte counts, and what was expected.
  */
 #include "ibrt_io.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+/* Why a file of this type and size cannot be a data file, or NULL. */
+static const char *file_problem(const struct stat *st, char *why, size_t cap)
+{
+    const char *kind = S_ISDIR(st->st_mode)    ? "a directory"
+                       : S_ISFIFO(st->st_mode) ? "a FIFO (named pipe)"
+                       : S_ISCHR(st->st_mode)  ? "a character device"
+                       : S_ISBLK(st->st_mode)  ? "a block device"
+                       : S_ISSOCK(st->st_mode) ? "a socket"
+                                               : "not a regular file";
+    if (!S_ISREG(st->st_mode)) {
+        snprintf(why, cap, "%s%s; data and operator files must be regular files (a pipe or a device could "
+                 "block or never end): copy the data into a file", kind,
+                 !strcmp(kind, "not a regular file") ? "" : ", not a regular file");
+        return why;
+    }
+    if ((unsigned long long)st->st_size > IBRT_IO_MAX_FILE) {
+        snprintf(why, cap, "%lld bytes, more than the %llu bytes (%llu MiB) a data or operator file may have",
+                 (long long)st->st_size, (unsigned long long)IBRT_IO_MAX_FILE,
+                 (unsigned long long)IBRT_IO_MAX_FILE >> 20);
+        return why;
+    }
+    return NULL;
+}
+
+bool ibrt_io_file_usable(const char *path, char *why, size_t cap)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return false;
+    }
+    return file_problem(&st, why, cap) == NULL;
+}
+
+/* The file's bytes, NUL-terminated.  The file is opened without blocking
+ * (a FIFO would otherwise wait for a writer), its type and size checked on
+ * the descriptor (a symbolic link to /dev/zero is a character device), and
+ * no more than IBRT_IO_MAX_FILE bytes are read even if it grows. */
 static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(err->msg, sizeof err->msg, "%.400s: cannot open: %s", path, strerror(errno));
         return IBRT_EIO;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = cap > ((size_t)1 << 40) ? NULL : realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
+    struct stat st;
+    char why[300];
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        snprintf(err->msg, sizeof err->msg, "%.400s: cannot read: %s", path, strerror(e));
+        return IBRT_EIO;
     }
-    int bad = !buf ? ENOMEM : ferror(f) ? EIO : 0;
-    fclose(f);
+    if (file_problem(&st, why, sizeof why)) {
+        close(fd);
+        snprintf(err->msg, sizeof err->msg, "%.200s: cannot read: %.290s", path, why);
+        return IBRT_EIO;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;   /* one byte more than announced: growth is seen */
+    char *buf = malloc(cap + 1);
+    int bad = buf ? 0 : ENOMEM;
+    while (!bad) {
+        if (n == cap) {   /* the file grew since fstat: read on, up to the cap */
+            if (cap > IBRT_IO_MAX_FILE) {
+                bad = EFBIG;
+                break;
+            }
+            size_t nc = 2 * cap > IBRT_IO_MAX_FILE + 1 ? IBRT_IO_MAX_FILE + 1 : 2 * cap;
+            char *nb = realloc(buf, nc + 1);
+            if (!nb) {
+                bad = ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            bad = errno;
+        else if (got == 0)
+            break;
+        else
+            n += (size_t)got;
+    }
+    close(fd);
     if (bad) {
         free(buf);
-        snprintf(err->msg, sizeof err->msg, "%.400s: cannot read: %s", path, strerror(bad));
+        if (bad == EFBIG)
+            snprintf(err->msg, sizeof err->msg, "%.400s: cannot read: it grew past the %llu MiB a data or operator "
+                     "file may have while being read", path, (unsigned long long)IBRT_IO_MAX_FILE >> 20);
+        else
+            snprintf(err->msg, sizeof err->msg, "%.400s: cannot read: %s", path, strerror(bad));
         return bad == ENOMEM ? IBRT_ENOMEM : IBRT_EIO;
     }
     buf[n] = '\0';
@@ -50,37 +121,56 @@ static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_erro
 
 /* ------------------------------------------------------------------ CSV */
 
-/* A cell [s, e) trimmed of blanks; true when it is a whole finite number. */
-static bool parse_cell(const char *s, const char *e, double *v)
+static void trim(char **s, char **e)
 {
-    while (s < e && (*s == ' ' || *s == '\t'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
-    if (s == e || (size_t)(e - s) > 400)
+    while (*s < *e && (**s == ' ' || **s == '\t'))
+        (*s)++;
+    while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+        (*e)--;
+}
+
+/* A cell [s, e) trimmed of blanks; true when it is a whole decimal number
+ * (of any length: strtod rounds it) that is finite.  The cell is parsed
+ * in place, its end briefly NUL-terminated. */
+static bool parse_cell(char *s, char *e, double *v)
+{
+    trim(&s, &e);
+    if (s == e)
         return false;
-    char tmp[401];
-    memcpy(tmp, s, (size_t)(e - s));
-    tmp[e - s] = '\0';
     /* strtod also takes hex floats, "nan" and "inf": only decimal numbers here */
-    for (const char *p = tmp; *p; p++)
+    for (const char *p = s; p < e; p++)
         if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p))
             return false;
-    char *end;
-    errno = 0;
-    *v = strtod(tmp, &end);
-    return *end == '\0' && end != tmp && isfinite(*v);
+    char save = *e, *end;
+    *e = '\0';
+    *v = strtod(s, &end);
+    *e = save;
+    return end == e && isfinite(*v);
+}
+
+/* A column name of a header line: it starts with a letter or '_'
+ * (optionally inside double quotes) and is not nan, inf or infinity in
+ * any case, which are numbers, not names. */
+static bool is_name(char *s, char *e)
+{
+    trim(&s, &e);
+    if (e - s >= 2 && *s == '"' && e[-1] == '"')
+        s++, e--;
+    if (s == e || !(isalpha((unsigned char)*s) || *s == '_'))
+        return false;
+    static const char *const numbers[] = { "nan", "inf", "infinity" };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+        if ((size_t)(e - s) == strlen(numbers[i]) && !strncasecmp(s, numbers[i], (size_t)(e - s)))
+            return false;
+    return true;
 }
 
 /* What a bad cell holds, for the message: at most 40 bytes, non-printing
  * bytes shown as '?'. */
-static void show_cell(const char *s, const char *e, char *out, size_t cap)
+static void show_cell(char *s, char *e, char *out, size_t cap)
 {
     size_t k = 0;
-    while (s < e && (*s == ' ' || *s == '\t'))
-        s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
+    trim(&s, &e);
     for (; s < e && k + 4 < cap && k < 40; s++)
         out[k++] = isprint((unsigned char)*s) ? *s : '?';
     if (s < e)
@@ -96,11 +186,20 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
     if (st)
         return st;
     size_t cap = 0, n = 0, ncols = 0, nrows = 0, first_data_line = 0;
-    size_t header_cells = 0;
+    size_t header_cells = 0, comments = 0;
+    bool first = true;   /* the next line with cells is the file's first */
     double *vals = NULL;
     char *p = text, *end = text + len;
     size_t line = 0;
     st = IBRT_OK;
+    if (len >= 2 && ((unsigned char)text[0] == 0xff || (unsigned char)text[0] == 0xfe) &&
+        (unsigned char)text[1] == ((unsigned char)text[0] ^ 1)) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: UTF-16 text (byte-order mark 0x%02x 0x%02x), expected ASCII or "
+                 "UTF-8: save the file as UTF-8", path, (unsigned char)text[0], (unsigned char)text[1]);
+        st = IBRT_EFORMAT;
+    }
+    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
+        p += 3;   /* a UTF-8 byte-order mark: not data; columns count after it */
     while (p < end && !st) {
         line++;
         char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -108,13 +207,19 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
         char *next = eol ? eol + 1 : end;
         if (le > p && le[-1] == '\r')
             le--;
-        bool blank = true;
-        for (char *q = p; q < le; q++)
-            if (*q != ' ' && *q != '\t')
-                blank = false;
-        if (blank) {
+        char *nul = memchr(p, '\0', (size_t)((eol ? eol : end) - p));
+        if (nul) {
+            snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: a NUL byte, expected text (a binary or UTF-16 file?)",
+                     path, line, (size_t)(nul - p) + 1);
+            st = IBRT_EFORMAT;
+            break;
+        }
+        char *q = p;
+        while (q < le && (*q == ' ' || *q == '\t'))
+            q++;
+        if (q == le) {
             /* blank lines are allowed only at the end of the file */
-            for (char *q = next; q < end; q++)
+            for (q = next; q < end; q++)
                 if (!isspace((unsigned char)*q)) {
                     snprintf(err->msg, sizeof err->msg, "%.400s:%zu: empty line between rows, expected %s", path,
                              line, ncols ? "a row of numbers" : "a header or a row of numbers");
@@ -123,27 +228,46 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
                 }
             break;
         }
-        /* count this line's cells and parse them */
+        if (*q == '#') {   /* a comment line (as numpy.savetxt writes its header) */
+            comments++;
+            p = next;
+            continue;
+        }
+        /* The first line is a header when its first cell is a name; then
+         * every cell must be one.  Otherwise it is a row of numbers. */
+        char *ce0 = memchr(p, ',', (size_t)(le - p));
+        bool header = first && is_name(p, ce0 ? ce0 : le);
         size_t k = 0;
-        bool header = false;
         for (char *c = p;; k++) {
             char *ce = memchr(c, ',', (size_t)(le - c));
             if (!ce)
                 ce = le;
-            double v;
-            if (!parse_cell(c, ce, &v)) {
-                if (nrows == 0 && header_cells == 0 && (k == 0 || header)) {
-                    header = true;   /* first line with a non-number first cell: column names */
-                } else {
-                    char shown[48];
-                    show_cell(c, ce, shown, sizeof shown);
-                    snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected a finite number",
-                             path, line, (size_t)(c - p) + 1, k + 1, shown[0] ? "'" : "empty",
-                             shown, shown[0] ? "'" : "");
-                    st = IBRT_EFORMAT;
-                    break;
-                }
-            } else if (!header) {
+            double v = 0;
+            if (header ? !is_name(c, ce) : !parse_cell(c, ce, &v)) {
+                char shown[48];
+                show_cell(c, ce, shown, sizeof shown);
+                int w = snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected ", path, line,
+                                 (size_t)(c - p) + 1, k + 1, shown[0] ? "'" : "", shown[0] ? shown : "empty",
+                                 shown[0] ? "'" : "");
+                snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s",
+                         header ? "a column name: the first line is a header (its first cell is a name), and a "
+                                  "header names every column with a name that starts with a letter or '_'"
+                         : first && k == 0 ? "a finite number (or, on a header line, a column name starting with a letter "
+                                   "or '_')"
+                                 : "a finite number");
+                st = IBRT_EFORMAT;
+                break;
+            }
+            if (!header && fabs(v) > IBRT_IO_MAX_ABS) {
+                char shown[48];
+                show_cell(c, ce, shown, sizeof shown);
+                snprintf(err->msg, sizeof err->msg, "%.200s:%zu:%zu: cell %zu is '%s', beyond the largest magnitude "
+                         "%g that data may have (its square would overflow a double): rescale the data", path, line,
+                         (size_t)(c - p) + 1, k + 1, shown, IBRT_IO_MAX_ABS);
+                st = IBRT_EFORMAT;
+                break;
+            }
+            if (!header) {
                 if (n == cap) {
                     size_t nc = cap ? 2 * cap : 256;
                     double *nv = realloc(vals, nc * sizeof *nv);
@@ -164,6 +288,7 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
         if (st)
             break;
         k++;
+        first = false;
         if (header) {
             header_cells = k;
         } else if (nrows == 0) {
@@ -187,7 +312,7 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
     free(text);
     if (!st && nrows == 0) {
         snprintf(err->msg, sizeof err->msg, "%.400s: %s, expected rows of numbers", path,
-                 header_cells ? "only a header line" : "empty file");
+                 header_cells ? "only a header line" : comments ? "only comment lines" : "empty file");
         st = IBRT_EFORMAT;
     }
     if (st) {
@@ -330,7 +455,7 @@ ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2
     char descr[32] = "", key[32], why[160];
     int fortran = -1;
     size_t ndim = 0, shape[2] = { 0, 0 };
-    bool have_shape = false;
+    bool have_shape = false, have_descr = false;
     if (!eat(&c, '{'))
         FAIL(IBRT_EFORMAT, "header is not a dictionary (expected '{')");
     for (;;) {
@@ -339,10 +464,14 @@ ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2
         if (!parse_str(&c, key, sizeof key) || !eat(&c, ':'))
             FAIL(IBRT_EFORMAT, "malformed header dictionary at byte %zu of the header",
                  (size_t)(c.p - (buf + hstart)));
+        if ((!strcmp(key, "descr") && have_descr) || (!strcmp(key, "fortran_order") && fortran >= 0) ||
+            (!strcmp(key, "shape") && have_shape))
+            FAIL(IBRT_EFORMAT, "header field '%s' appears twice; a .npy header has each field once", key);
         if (!strcmp(key, "descr")) {
             if (!parse_str(&c, descr, sizeof descr))
                 FAIL(IBRT_EFORMAT, "header field 'descr' is not a simple dtype string (structured dtypes are not "
                                    "supported; expected '<f8', '<f4' or '<i8')");
+            have_descr = true;
         } else if (!strcmp(key, "fortran_order")) {
             if (parse_word(&c, "True"))
                 fortran = 1;
@@ -425,6 +554,12 @@ ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2
             free(out);
             FAIL(IBRT_EVALUE, "element (row %zu, column %zu) is %s, expected a finite number", i / shape[1],
                  i % shape[1], isnan(v) ? "NaN" : "infinite");
+        }
+        if (fabs(v) > IBRT_IO_MAX_ABS) {
+            free(out);
+            FAIL(IBRT_EVALUE, "element (row %zu, column %zu) is %g, beyond the largest magnitude %g that data may "
+                              "have (its square would overflow a double): rescale the data", i / shape[1],
+                 i % shape[1], v, IBRT_IO_MAX_ABS);
         }
         out[i] = v;
     }

@@ -41,6 +41,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->seeds = 1;
     o->quiet = 0;
     o->gradcheck = false;
+    o->reference = false;
     o->checkpoint_every = 0;
     o->resume = NULL;
     o->stop_after = 0;
@@ -54,7 +55,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
-                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F]\n\n%s\n\n"
+                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n\n%s\n\n"
                    "  --steps N     training steps per model (default %ld)\n"
                    "  --seed S      seed of data, initialisation and batches (default %llu)\n"
                    "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
@@ -66,7 +67,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
                    "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
                    "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
-                   "                        (default 1e6)\n\n"
+                   "                        (default 1e6)\n"
+                   "  --reference           run reference methods at any size (matrix completion's\n"
+                   "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
                    "5 gradient check failed, 6 the output directory is in use by another run,\n"
                    "75 stopped (--stop-after), 128+N stopped by signal N\n"
@@ -88,6 +91,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             i++;
         } else if (!strcmp(a, "--gradcheck")) {
             o->gradcheck = true;
+        } else if (!strcmp(a, "--reference")) {
+            o->reference = true;
         } else if (!strcmp(a, "--checkpoint-every") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->checkpoint_every = x;
             i++;
@@ -105,8 +110,27 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             o->out_given = true;
             i++;
         } else {
-            fprintf(stderr, "%s: error: bad argument '%s'%s\nrun '%s --help' for the options\n", prog, a,
-                    v && a[0] == '-' && a[1] == '-' ? " (or its value)" : "", prog);
+            /* a known option with a missing or bad value says what it takes */
+            static const char *const takes[][2] = {
+                { "--steps", "a whole number from 1 to 1000000000" },
+                { "--seed", "a whole number from 0 to 2147483647" },
+                { "--seeds", "a whole number from 1 to 1000" },
+                { "--checkpoint-every", "a whole number from 1 to 1000000000" },
+                { "--stop-after", "a whole number from 1 to 1000000000" },
+                { "--resume", "the directory of a checkpointed run" },
+                { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
+                { "--out", "a directory" },
+            };
+            size_t k = 0;
+            while (k < sizeof takes / sizeof takes[0] && strcmp(a, takes[k][0]))
+                k++;
+            if (k == sizeof takes / sizeof takes[0])
+                fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
+            else if (!v)
+                fprintf(stderr, "%s: error: %s needs a value: %s\n", prog, a, takes[k][1]);
+            else
+                fprintf(stderr, "%s: error: %s '%s': expected %s\n", prog, a, v, takes[k][1]);
+            fprintf(stderr, "run '%s --help' for the options\n", prog);
             return -1;
         }
     }

@@ -1,5 +1,5 @@
 /*
- * verify.c: the thin-shell test of the stationary law (theory.md §7; the
+ * verify.c: the thin-shell test of the stationary law (docs/theory.md §7; the
  * derivation of the predicted density is in ibrt_verify.h) and the
  * Kolmogorov-Smirnov machinery it needs.
  */

@@ -10,11 +10,12 @@ set -eu
 cd "$(dirname "$0")/.."
 
 CC=${CC:-cc}
+: "${BLAS_CFLAGS?run through make fuzz-replay, which sets the BLAS flags}" "${BLAS_LIBS?}"
 B=build/fuzz-replay
 mkdir -p $B/gen
 FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
  -fsanitize=address,undefined -fno-sanitize-recover=all \
- -Icompiler -Iruntime -I$B/gen -I/usr/include/x86_64-linux-gnu"
+ -Icompiler -Iruntime -I$B/gen $BLAS_CFLAGS"
 
 if [ ! -f $B/gen/lex.yy.c ] || [ -n "$(find grammar/ibs.y grammar/ibs.l -newer $B/gen/lex.yy.c)" ]; then
     bison -Wall --defines=$B/gen/ibs.tab.h -o $B/gen/ibs.tab.c grammar/ibs.y
@@ -41,7 +42,7 @@ for s in compiler/arena.c compiler/diag.c compiler/parse.c compiler/sema.c compi
 done
 REPLAY=$(obj tests/fuzz/replay.c)
 READ=$(obj runtime/read.c)
-$CC $FLAGS -o $B/replay_front $FRONT $REPLAY -lgmp -llapacke -lopenblas -lm
+$CC $FLAGS -o $B/replay_front $FRONT $REPLAY -lgmp $BLAS_LIBS -lm
 $CC $FLAGS -o $B/replay_csv $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_CSV) $REPLAY -lm
 $CC $FLAGS -o $B/replay_npy $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_NPY) $REPLAY -lm
 

@@ -30,11 +30,12 @@ if ! command -v "$CLANG" >/dev/null 2>&1; then
     exit 2
 fi
 
+: "${BLAS_CFLAGS?run through make fuzz, which sets the BLAS flags}" "${BLAS_LIBS?}"
 B=build/fuzz
 mkdir -p $B/obj $B/gen $B/artifacts $B/corpus $B/logs
 FLAGS="-std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fno-omit-frame-pointer \
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
- -Icompiler -Iruntime -I$B/gen -I/usr/include/x86_64-linux-gnu"
+ -Icompiler -Iruntime -I$B/gen $BLAS_CFLAGS"
 
 # The grammar is generated here (not in build/), so a concurrent `make`
 # never sees a half-written file.
@@ -55,7 +56,7 @@ build() {   # name, extra flags, sources..., then libs via LIBS
 
 for t in $TARGETS; do
     case $t in
-    front) LIBS="-lgmp -llapacke -lopenblas -lm"; build front "" $FRONT_SRC ;;
+    front) LIBS="-lgmp $BLAS_LIBS -lm"; build front "" $FRONT_SRC ;;
     csv)   LIBS="-lm"; build csv -DFUZZ_CSV runtime/read.c tests/fuzz/fuzz_readers.c ;;
     npy)   LIBS="-lm"; build npy -DFUZZ_NPY runtime/read.c tests/fuzz/fuzz_readers.c ;;
     *) echo "fuzz: error: unknown target '$t' (front, csv, npy)" >&2; exit 2 ;;

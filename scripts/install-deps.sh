@@ -6,7 +6,7 @@
 set -eu
 
 # python3-sympy: the independent oracle of the derivation (make sym-oracle)
-PKGS="make gcc flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind python3 python3-sympy"
+PKGS="make gcc pkg-config flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind python3 python3-sympy"
 # `install-deps.sh fuzz` (make fuzz): clang's libFuzzer as well
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 

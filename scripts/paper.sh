@@ -156,9 +156,12 @@ trainer also ran its checks (gradient, parameterisation, invariance under
 the symmetry, grad chi = xi, log det G against the exact Cauchy-Binet
 polynomial); a failing check would be reported by \`make paper\`.
 
-The "paper's claim" columns quote, and do not reproduce, the numbers of a
-PyTorch re-run of the paper's published code at the paper's settings on a
-CPU (one thread); the paper itself reports figures.
+The last column of the E1, E2, E4 and E5 tables, "paper: prediction /
+its code re-run", gives the value the paper's theory predicts
+("prediction") and numbers from a re-run of the paper's published PyTorch
+code at the paper's settings on a CPU, one thread ("re-run"). Those
+numbers are quoted, not reproduced here: the re-run is not part of this
+repository, and the paper itself reports figures, not these numbers.
 
 ## E1 — shallow ReLU network, neuron balance
 
@@ -168,16 +171,16 @@ Command: \`bin/ibc build specs/shallow_relu.ibs -o T && T --seed S\` (lr 5e-5,
 The ratio is $(str shallow_relu ratio_definition) (the inverse of the paper's
 |v_j| / ||W[j,:]||; balance is 1 either way).
 
-| quantity | paper setting | lr 1e-2 variant | paper's claim |
+| quantity | paper setting | lr 1e-2 variant | paper: prediction / its code re-run |
 |---|---|---|---|
-| ratio, median over neurons | $(stat shallow_relu ratio_median) | $(stat shallow_relu_lr1e2 ratio_median) | 1 (measured 0.915–1.004 at 500k) |
+| ratio, median over neurons | $(stat shallow_relu ratio_median) | $(stat shallow_relu_lr1e2 ratio_median) | prediction 1; re-run 0.915–1.004 at 500k steps |
 | ratio, min | $(stat shallow_relu ratio_min) | $(stat shallow_relu_lr1e2 ratio_min) | |
 | ratio, max | $(stat shallow_relu ratio_max) | $(stat shallow_relu_lr1e2 ratio_max) | |
 | median abs(chi) at start | $(stat shallow_relu chi_abs_median_start) | $(stat shallow_relu_lr1e2 chi_abs_median_start) | |
 | median abs(chi) at end | $(stat shallow_relu chi_abs_median_end) | $(stat shallow_relu_lr1e2 chi_abs_median_end) | |
 | median relative change of chi | $(stat shallow_relu chi_rel_change_median) | $(stat shallow_relu_lr1e2 chi_rel_change_median) | |
 | median growth of block norms | $(stat shallow_relu norm_growth_median) | $(stat shallow_relu_lr1e2 norm_growth_median) | |
-| predicted ratio: log det G minimiser | $(stat shallow_relu ratio_pred_logdet_min) | $(stat shallow_relu_lr1e2 ratio_pred_logdet_min) | 1 |
+| predicted ratio: log det G minimiser | $(stat shallow_relu ratio_pred_logdet_min) | $(stat shallow_relu_lr1e2 ratio_pred_logdet_min) | prediction 1 |
 | predicted ratio: dual slice chi = 0 | $(stat shallow_relu ratio_pred_dual_slice) | $(stat shallow_relu_lr1e2 ratio_pred_dual_slice) | |
 | predicted ratio: noise equilibrium (measured gradient moments) | $(stat shallow_relu ratio_pred_noise_equilibrium) | $(stat shallow_relu_lr1e2 ratio_pred_noise_equilibrium) | |
 
@@ -193,13 +196,13 @@ lr 1e-2 — $(mechs shallow_relu_lr1e2 mechanism).
 Command: \`bin/ibc build specs/attention.ibs -o T && T --seed S\` (lr 1e-3,
 50 000 + 250 000 steps). Ratio: $(str attention ratio_definition).
 
-| quantity | measured | paper's claim |
+| quantity | measured | paper: prediction / its code re-run |
 |---|---|---|
-| ratio, median over columns | $(stat attention ratio_median) | 1 (measured 0.980–1.009 at 300k) |
+| ratio, median over columns | $(stat attention ratio_median) | prediction 1; re-run 0.980–1.009 at 300k steps |
 | ratio, min / max | $(stat attention ratio_min) / $(stat attention ratio_max) | |
 | median abs(chi) start → end | $(stat attention chi_abs_median_start) → $(stat attention chi_abs_median_end) | |
 | median relative change of chi | $(stat attention chi_rel_change_median) | |
-| predicted ratio: log det G minimiser / dual slice | $(stat attention ratio_pred_logdet_min) / $(stat attention ratio_pred_dual_slice) | 1 |
+| predicted ratio: log det G minimiser / dual slice | $(stat attention ratio_pred_logdet_min) / $(stat attention ratio_pred_dual_slice) | prediction 1 |
 | predicted ratio: noise equilibrium | $(stat attention ratio_pred_noise_equilibrium) | |
 
 Mechanism per seed: $(mechs attention mechanism).
@@ -239,7 +242,8 @@ entries are observed, and even the oracle-tuned nuclear-norm completion
 stays far from the truth: the paper's setting is data-limited, so its
 acceptance figure (relative error ≤ 0.05) is out of reach there for the
 nuclear-norm reference as well. The p = 0.5 variant is where the bias is
-measured at convergence. The paper's PyTorch run at its own setting gives
+measured at convergence. A re-run of the paper's published PyTorch code
+at its own setting (on a CPU; quoted, not reproduced here) gives
 sigma = 7.8, 2.5, 2.1, 1.1 and relative error 0.77.
 
 Which bias does SGD follow here, the whole group's or the column
@@ -265,7 +269,9 @@ U V' grows to singular values 15 and 5, so it ends where the whole
 group's log det G is at its orbit minimum, not only the torus's: the
 balance it reaches is the full group's, set by the initialisation (a
 conserved quantity, docs/theory.md §4), not selected by the noise. The
-paper's setting starts off both slices and stays off them. Both
+paper's setting keeps the C its initialisation gave (the same norm at
+both ends); it ends closer to both slices in relative terms only because
+the factors grew around that fixed C. Both
 penalties favour low rank and the p = 0.5 completion is exact (third
 singular value about 0.02), so the recovered matrix itself does not tell
 the two penalties apart; telling them apart needs an experiment where
@@ -281,13 +287,13 @@ similar size, where the cross terms log(sigma_i + sigma_j) pull harder).
 Command: \`bin/ibc run specs/spectral_sparse.ibs --seed S\` (full batch,
 lr 1e-3, 50 000 steps).
 
-| quantity | designed w = u * v | vanilla | L1 (0.1) | paper's claim |
+| quantity | designed w = u * v | vanilla | L1 (0.1) | paper: prediction / its code re-run |
 |---|---|---|---|---|
-| test MSE | $(stat spectral_sparse test_mse_designed) | $(stat spectral_sparse test_mse_vanilla) | $(stat spectral_sparse test_mse_l1) | Hadamard 0.0055, vanilla 2.03, L1 0.021 |
+| test MSE | $(stat spectral_sparse test_mse_designed) | $(stat spectral_sparse test_mse_vanilla) | $(stat spectral_sparse test_mse_l1) | re-run: Hadamard 0.0055, vanilla 2.03, L1 0.021 |
 | reconstruction MSE of w | $(stat spectral_sparse recon_mse_designed) | $(stat spectral_sparse recon_mse_vanilla) | $(stat spectral_sparse recon_mse_l1) | |
 
 The designed pairs (u_i, v_i) contract chi_i = (u_i^2 - v_i^2)/2 by a
-factor 1 - eta^2 r_i^2 per step (theory.md §6, r_i = dL/dz_i). Over the
+factor 1 - eta^2 r_i^2 per step (docs/theory.md §6, r_i = dL/dz_i). Over the
 indices where the predicted total contraction sum_t eta^2 r_t^2 exceeds
 0.01 ($(stat spectral_sparse chi_contraction_indices_designed) of 64), the measured log |chi(0) / chi(T)| is
 $(stat spectral_sparse chi_contraction_measured_median_designed) against $(stat spectral_sparse chi_contraction_predicted_median_designed) predicted
@@ -304,10 +310,10 @@ recovered exactly in every seed — $e4_support.
 Command: \`bin/ibc run specs/piecewise_tv.ibs --seed S\` (full batch, 500 000
 steps; designed lr 1e-3, vanilla lr 1e-2).
 
-| quantity | designed w = cumsum(u * v) | vanilla | paper's claim |
+| quantity | designed w = cumsum(u * v) | vanilla | paper: prediction / its code re-run |
 |---|---|---|---|
-| reconstruction MSE | $(stat piecewise_tv recon_mse_designed) | $(stat piecewise_tv recon_mse_vanilla) | 0.032 vs 1.25 |
-| total variation (truth 6) | $(stat piecewise_tv tv_designed) | $(stat piecewise_tv tv_vanilla) | 19.5 vs 152 |
+| reconstruction MSE | $(stat piecewise_tv recon_mse_designed) | $(stat piecewise_tv recon_mse_vanilla) | re-run: 0.032 vs 1.25 |
+| total variation (truth 6) | $(stat piecewise_tv tv_designed) | $(stat piecewise_tv tv_vanilla) | re-run: 19.5 vs 152 |
 | measurement fit MSE | $(stat piecewise_tv fit_mse_designed) | $(stat piecewise_tv fit_mse_vanilla) | |
 
 Verdicts: designed reconstruction MSE ≤ vanilla / 5 — $e5_rec; designed TV ≤
@@ -342,7 +348,7 @@ C2 = w3 w3' - W2 W2'), relu2 $(bin/ibc derive --format json specs/relu2.ibs | gr
 | final training loss | $(stat deep_linear final_loss) | $(stat relu2 final_loss) | $(stat deep_mf final_loss) |
 
 The change of every conserved function over the run equals the sum over
-the steps of lr^2 q(g) (the finite-step identity, theory.md §9) to the
+the steps of lr^2 q(g) (the finite-step identity, docs/theory.md §9) to the
 relative error shown: SGD moves the dual slices only through that
 second-order term. Does it drive C toward 0? In deep_linear (fresh
 minibatches) the median \|\|C\|\|_F of both junctions is lower at the end

@@ -24,13 +24,17 @@ same_outputs() {
 }
 dir=build/e2e
 mkdir -p "$dir"
+# Trainers are compiled exactly as `ibc build` compiles them (its flags,
+# -march=native included), with warnings as errors; the sanitizer build
+# adds its flags after them and links the sanitizer runtime library.
+tcflags=$(bin/ibc build --print-cflags) && tlibs=$(bin/ibc build --print-libs) || exit 1
+alibs=$(echo "$tlibs" | sed 's|/build/libibrt\.a|/build/asan/libibrt.a|')
 for spec in specs/*.ibs tests/emit/*.ibs; do
     n=$(basename "$spec" .ibs)
     # emitted by the sanitizer build of the compiler: the code generator
     # itself runs under ASan + UBSan on every spec
     if ! build/asan/ibc emit "$spec" -o "$dir/$n.c" 2>"$dir/$n.emit.err" ||
-       ! cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu \
-            "$dir/$n.c" build/libibrt.a -llapacke -lopenblas -lm -o "$dir/$n"; then
+       ! cc $tcflags -Werror "$dir/$n.c" $tlibs -o "$dir/$n"; then
         echo "FAIL $n: does not build:"; cat "$dir/$n.emit.err"; fail=$((fail + 1)); continue
     fi
     if ! "$dir/$n" --gradcheck --out "$dir/$n.gc" >"$dir/$n.gc.out" 2>&1 ||
@@ -50,9 +54,8 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
     fi
     # the same trainer under ASan + UBSan (runtime built with them too):
     # a short run, plus a stop at a checkpoint and its resumption
-    if ! cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
-            -D_POSIX_C_SOURCE=200809L -Iruntime -I/usr/include/x86_64-linux-gnu "$dir/$n.c" build/asan/libibrt.a \
-            -llapacke -lopenblas -lm -o "$dir/$n.asan" ||
+    if ! cc $tcflags -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+            "$dir/$n.c" $alibs -o "$dir/$n.asan" ||
        ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
         echo "FAIL $n: under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue
     fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes the .npy fixtures of tests/unit/test_rt_io.c (no numpy needed:
 the format is a magic string, a version, a header length and a Python
-dict literal padded so the data starts at a multiple of 64 bytes)."""
+dict literal padded so the data starts at a multiple of 64 bytes), and
+its CSV fixtures that hold bytes an editor would not keep (a NUL, byte-order
+marks) or are too long to read (a 453-digit number)."""
 import struct
 
 def npy(name, header, payload, version=(1, 0), pad=True):
@@ -31,9 +33,22 @@ npy('huge_shape.npy', "{'descr': '<f8', 'fortran_order': False, 'shape': (100000
 npy('nan.npy', "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", f8[:32] + struct.pack('<d', float('nan')) + f8[40:])
 npy('big_i8.npy', "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", struct.pack('<q', 2**53 + 1))
 npy('no_shape.npy', "{'descr': '<f8', 'fortran_order': False, }", f8)
+npy('dup_descr.npy', "{'descr': '<f8', 'fortran_order': False, 'descr': '<f4', 'shape': (2, 3), }", f8)
+npy('huge_value.npy', "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", struct.pack('<2d', 1.0, 1e308))
 npy('version9.npy', "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", f8, version=(9, 0))
 with open('truncated_header.npy', 'wb') as f:
     f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', 118) + b"{'descr': '<f8', 'fortr")
 with open('bad_magic.npy', 'wb') as f:
     f.write(b'PK\x03\x04 this is a zip file, not an array\n')
 open('empty.npy', 'wb').close()
+
+def raw(name, data):
+    with open(name, 'wb') as f:
+        f.write(data)
+
+raw('nul_cell.csv', b'x,y\n1,2\x00 9999\n3,4\n')
+raw('bom.csv', b'\xef\xbb\xbf1,2,3\n4,5,6\n')
+raw('bom_header.csv', b'\xef\xbb\xbfx1,x2\n1,2\n')
+raw('utf16.csv', '1,2\n3,4\n'.encode('utf-16'))
+digits = '1.' + ''.join(str(i % 10) for i in range(451))
+raw('long_number.csv', ('%s,2\n' % digits).encode())

@@ -1,4 +1,4 @@
-/* test_design.c: the inverse design (theory.md §5) against the exact values
+/* test_design.c: the inverse design (docs/theory.md §5) against the exact values
  * of the issue: synthesised factorisations, closed-loop coefficients and
  * constants, located errors for unachievable strengths and singular or
  * non-square operators, and the dense operator's inverse and condition

@@ -5,6 +5,7 @@
  * output for the same input, and a located error instead of a crash for
  * what code generation does not support.  tests/e2e.sh runs the trainers
  * (gradient checks of every operation, determinism, every spec). */
+#include "ibc_flags.h"   /* build/: the trainer flags of the Makefile */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,9 +173,9 @@ Test(emit, hostile_description_stays_inside_strings_and_comments)
     cr_assert(f);
     fputs(c, f);
     fclose(f);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -D_POSIX_C_SOURCE=200809L -fsyntax-only -Wall -Wextra -Werror -Iruntime "
-             "-I/usr/include/x86_64-linux-gnu %s", path);
+    char cmd[1024];
+    /* the flags `ibc build` compiles trainers with */
+    snprintf(cmd, sizeof cmd, "cc %s -fsyntax-only -Werror -Iruntime %s", IBC_TRAINER_CFLAGS, path);
     int st = system(cmd);
     unlink(path);
     cr_assert_eq(st, 0, "the emitted program does not compile cleanly");
@@ -226,6 +227,44 @@ Test(emit, unsupported_operator_is_a_located_error)
     cr_assert(strstr(diags, "t.ibs:6:13: error: code generation does not support the operator 'diff_open'"), "%s",
               diags);
     free(diags);
+}
+
+/* Issue 17, item 8: past 32 diag([...]) operators, operator 33 and on were
+ * compiled with the first one's values (a fixed table, and index 0 when it
+ * was full); past 16 dct(n) operators the 17th size had no matrix.  Every
+ * operator now gets its own entry. */
+Test(emit, any_number_of_diag_and_dct_operators)
+{
+    char spec[16384], *p = spec, *end = spec + sizeof spec;
+    p += snprintf(p, (size_t)(end - p), "model m \"x\"\ndim n = 4\ninput x : vector[n]\n"
+                  "param w : vector[n] ~ normal(0, 0.1)\n");
+    for (int k = 1; k <= 18; k++)
+        p += snprintf(p, (size_t)(end - p), "param q%d : vector[%d] ~ normal(0, 0.1)\n", k, k);
+    p += snprintf(p, (size_t)(end - p), "data sparse_regression(features = n, train = 8, test = 8, nonzeros = 2, "
+                  "noise = 0.1)\npredict x @ (diag([1, 1, 1, 1]) @ w)");
+    for (int k = 2; k <= 40; k++)
+        p += snprintf(p, (size_t)(end - p), " + x @ (diag([%d, 1, 1, %d]) @ w)", k, k);
+    for (int k = 1; k <= 18; k++)
+        p += snprintf(p, (size_t)(end - p), " + sum(dct(%d) @ q%d)", k, k);
+    snprintf(p, (size_t)(end - p), "\nloss mse\ntrain { lr = 0.01; steps = 10; batch = 4 }\n");
+    char *diags = NULL;
+    char *c = emit_text(spec, &diags);
+    cr_assert_not_null(c, "%s", diags);
+    free(diags);
+    char want[128];
+    for (int k = 0; k < 40; k++) {
+        snprintf(want, sizeof want, "static const double diag_%d[4] = { %d, 1, 1, %d };", k, k + 1, k + 1);
+        cr_assert(strstr(c, want), "missing: %s", want);
+        snprintf(want, sizeof want, "* diag_%d[r];", k);
+        cr_assert_eq(count(c, want), 2, "diag_%d: %zu uses, want 2 (forward and reverse)", k, count(c, want));
+    }
+    for (int k = 1; k <= 18; k++) {
+        snprintf(want, sizeof want, "static double dct_%d[%d * %d];", k, k, k);
+        cr_assert_eq(count(c, want), 1, "%s", want);
+        snprintf(want, sizeof want, "ibrt_op_dct_matrix(%d, dct_%d);", k, k);
+        cr_assert_eq(count(c, want), 1, "%s", want);
+    }
+    free(c);
 }
 
 /* Resource caps (issue: reliability): a trainer whose buffers or traces

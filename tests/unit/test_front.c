@@ -70,6 +70,20 @@ Test(front, nul_bytes_and_invalid_utf8)
     free(out);
 }
 
+/* Issue 17, item 10: a UTF-8 byte-order mark at the top of a spec (as
+ * some editors save one) is skipped, not "non-ASCII byte 0xef". */
+Test(front, byte_order_mark_is_skipped)
+{
+    size_t n = strlen(good);
+    char *t = malloc(n + 4);
+    memcpy(t, "\xef\xbb\xbf", 3);
+    memcpy(t + 3, good, n + 1);
+    char *out;
+    cr_assert_eq(front_run(t, n + 3, &out), 0, "got: %s", out);
+    free(out);
+    free(t);
+}
+
 Test(front, random_garbage_never_crashes)
 {
     unsigned long long s = 0x9e3779b97f4a7c15ull;

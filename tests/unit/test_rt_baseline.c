@@ -22,7 +22,7 @@ Test(completion, fully_observed_is_recovered)
         mask[e] = 1;
     ibrt_completion_report r;
     ibrt_error err;
-    cr_assert_eq(ibrt_baseline_completion(8, 6, M, mask, &r, &err), IBRT_OK);
+    cr_assert_eq(ibrt_baseline_completion(8, 6, M, mask, true, &r, &err), IBRT_OK);
     cr_assert_eq(r.rank, 2);
     cr_assert_eq(r.observed, 48);
     cr_assert_eq(r.rows_under + r.cols_under, 0);
@@ -41,7 +41,7 @@ Test(completion, an_unobserved_row_is_underdetermined)
         mask[3 * 6 + j] = j == 0;     /* row 3: one entry, rank 2 needs two */
     ibrt_completion_report r;
     ibrt_error err;
-    cr_assert_eq(ibrt_baseline_completion(8, 6, M, mask, &r, &err), IBRT_OK);
+    cr_assert_eq(ibrt_baseline_completion(8, 6, M, mask, true, &r, &err), IBRT_OK);
     cr_assert_eq(r.rows_under, 1);
     cr_assert_eq(r.cols_under, 0);
     /* row 3 cannot be recovered: the error is bounded away from zero */

@@ -150,6 +150,21 @@ Test(data, from_files)
                                      1, &e), IBRT_EVALUE);
 }
 
+/* Issue 17, item 7: a minibatch drawn from a training set read from files
+ * fits in it, as the compiler checks for the generators. */
+Test(data, file_training_set_fits_the_batch)
+{
+    ibrt_dataset ds;
+    ibrt_error e;
+    cr_assert_eq(ibrt_gen_from_files(&ds, "tests/data/x4x2.csv", "tests/data/y4.csv", NULL, NULL, 2, 1, &e), IBRT_OK,
+                 "%s", e.msg);
+    cr_assert_eq(ibrt_data_fits_batch(&ds, "tests/data/x4x2.csv", 4, &e), IBRT_OK);
+    cr_assert_eq(ibrt_data_fits_batch(&ds, "tests/data/x4x2.csv", 5, &e), IBRT_ESHAPE);
+    cr_assert_str_eq(e.msg, "tests/data/x4x2.csv has 4 samples, fewer than the batch of 5 drawn each step: set the "
+                            "spec's batch to at most 4, or batch = full");
+    ibrt_dataset_free(&ds);
+}
+
 Test(data, normal_inputs)
 {
     ibrt_rng a, b;

@@ -198,7 +198,7 @@ Test(driver, complete_run_writes_results, .init = cr_redirect_stdout)
     char *r = results(out);
     cr_assert(strstr(r, "\"status\": \"complete\""), "%s", r);
     cr_assert(strstr(r, "\"ratio_pred_noise_equilibrium\""));
-    /* theory.md §6: chi contracts by exp(-sum eta^2 r^2); lr 0.05, 200
+    /* docs/theory.md §6: chi contracts by exp(-sum eta^2 r^2); lr 0.05, 200
      * steps, noise 0.5 over batches of 4 give a contraction near 0.1 */
     cr_assert(strstr(r, "{\"name\": \"chi contraction = sum eta^2 r^2 (model)\""), "%s", r);
     char path[128];

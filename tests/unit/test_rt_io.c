@@ -94,6 +94,122 @@ Test(csv, malformed_files_are_located)
     CSV_ERR("missing.csv", IBRT_EIO, "tests/data/missing.csv: cannot open: No such file or directory");
 }
 
+/* The reader never changes data silently (issue 17, item 3): a NUL byte
+ * is an error at its column, not the end of the cell; a first row that is
+ * data with a bad first cell is an error, not a header dropped without a
+ * word; a UTF-8 byte-order mark is skipped and '#' lines are comments. */
+static double *csv_ok(const char *file, size_t rows, size_t cols)
+{
+    size_t r, c;
+    double *d = NULL;
+    ibrt_error e = { "" };
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/%s", file);
+    cr_assert_eq(ibrt_csv_read(path, &r, &c, &d, &e), IBRT_OK, "%s: %s", file, e.msg);
+    cr_assert_eq(r, rows, "%s: %zu rows", file, r);
+    cr_assert_eq(c, cols, "%s: %zu columns", file, c);
+    return d;
+}
+
+Test(csv, nothing_is_changed_or_dropped_silently)
+{
+    CSV_ERR("nul_cell.csv", IBRT_EFORMAT,
+            "tests/data/nul_cell.csv:2:4: a NUL byte, expected text (a binary or UTF-16 file?)");
+    CSV_ERR("first_nan.csv", IBRT_EFORMAT,
+            "tests/data/first_nan.csv:1:1: cell 1 is 'nan', expected a finite number (or, on a header line, a "
+            "column name starting with a letter or '_')");
+    CSV_ERR("first_bad_number.csv", IBRT_EFORMAT,
+            "tests/data/first_bad_number.csv:1:1: cell 1 is '1.2.3', expected a finite number (or, on a header "
+            "line, a column name starting with a letter or '_')");
+    CSV_ERR("index_column.csv", IBRT_EFORMAT,
+            "tests/data/index_column.csv:1:1: cell 1 is empty, expected a finite number (or, on a header line, a "
+            "column name starting with a letter or '_')");
+    CSV_ERR("header_bad_name.csv", IBRT_EFORMAT,
+            "tests/data/header_bad_name.csv:1:3: cell 2 is '1', expected a column name: the first line is a header "
+            "(its first cell is a name), and a header names every column with a name that starts with a letter "
+            "or '_'");
+    CSV_ERR("utf16.csv", IBRT_EFORMAT,
+            "tests/data/utf16.csv: UTF-16 text (byte-order mark 0xff 0xfe), expected ASCII or UTF-8: save the file "
+            "as UTF-8");
+    CSV_ERR("only_comments.csv", IBRT_EFORMAT, "tests/data/only_comments.csv: only comment lines, expected rows of numbers");
+    /* a value whose square overflows would make the loss infinite and
+     * the divergence message blame the learning rate (item 10) */
+    CSV_ERR("huge_value.csv", IBRT_EFORMAT,
+            "tests/data/huge_value.csv:1:3: cell 2 is '1e308', beyond the largest magnitude 1e+154 that data may "
+            "have (its square would overflow a double): rescale the data");
+
+    double *d = csv_ok("bom.csv", 2, 3);   /* the mark is skipped, the first row kept */
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(d[i], i + 1, "bom.csv entry %d: %g", i, d[i]);
+    free(d);
+    d = csv_ok("bom_header.csv", 1, 2);
+    cr_assert(d[0] == 1 && d[1] == 2);
+    free(d);
+    d = csv_ok("comments.csv", 2, 2);
+    cr_assert(d[0] == 1 && d[1] == 2 && d[2] == 3 && d[3] == 4);
+    free(d);
+    d = csv_ok("quoted_header.csv", 1, 2);
+    cr_assert(d[0] == 1 && d[1] == 2);
+    free(d);
+}
+
+/* A valid number of any length is read as strtod rounds it (item 10: a
+ * 453-digit number was "not a finite number"). */
+Test(csv, long_numbers_are_read)
+{
+    FILE *f = fopen("tests/data/long_number.csv", "rb");
+    cr_assert_not_null(f);
+    char text[1024];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    *strchr(text, ',') = '\0';
+    cr_assert_eq(strlen(text), 453);
+    double *d = csv_ok("long_number.csv", 1, 2);
+    cr_assert_eq(d[0], strtod(text, NULL));
+    cr_assert_eq(d[1], 2);
+    free(d);
+}
+
+/* Item 7: a data file replaced by a FIFO, or by a symbolic link to
+ * /dev/zero, is refused at once (it would block for a writer, or be read
+ * until memory runs out); a file over IBRT_IO_MAX_FILE bytes is refused
+ * by its size, before it is read. */
+Test(csv, fifos_devices_and_oversized_files_are_refused, .timeout = 10)
+{
+    mk_tmpdir();
+    char fifo[300], zero[300], big[300], why[400];
+    size_t r, c;
+    double *d = NULL;
+    ibrt_error e;
+    snprintf(fifo, sizeof fifo, "%s/X.csv", tmpdir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(ibrt_csv_read(fifo, &r, &c, &d, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "/X.csv: cannot read: a FIFO (named pipe), not a regular file; data and operator files "
+                            "must be regular files"), "%s", e.msg);
+    cr_assert_not(ibrt_io_file_usable(fifo, why, sizeof why));
+    cr_assert(strstr(why, "a FIFO (named pipe), not a regular file"), "%s", why);
+
+    snprintf(zero, sizeof zero, "%s/Y.npy", tmpdir);
+    cr_assert_eq(symlink("/dev/zero", zero), 0);
+    cr_assert_eq(ibrt_io_read_matrix(zero, &r, &c, &d, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "/Y.npy: cannot read: a character device, not a regular file"), "%s", e.msg);
+    cr_assert_not(ibrt_io_file_usable(zero, why, sizeof why));
+
+    snprintf(big, sizeof big, "%s/big.csv", tmpdir);
+    FILE *f = fopen(big, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), (off_t)IBRT_IO_MAX_FILE + 1), 0);   /* sparse: no disk used */
+    fclose(f);
+    cr_assert_eq(ibrt_csv_read(big, &r, &c, &d, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "/big.csv: cannot read: 1073741825 bytes, more than the 1073741824 bytes (1024 MiB) a "
+                            "data or operator file may have"), "%s", e.msg);
+    cr_assert_not(ibrt_io_file_usable(big, why, sizeof why));
+    cr_assert_null(d);
+    cr_assert(ibrt_io_file_usable("tests/data/good.csv", why, sizeof why));
+    rm_tree(tmpdir);
+}
+
 #define NPY_ERR(file, code, text)                                                                            \
     do {                                                                                                     \
         size_t nd_, sh_[2];                                                                                  \
@@ -158,6 +274,12 @@ Test(npy, malformed_files_name_the_field)
             "tests/data/big_i8.npy: element (0, 0) = 9007199254740993 is beyond 2^53 and would be rounded as a "
             "double");
     NPY_ERR("no_shape.npy", IBRT_EFORMAT, "tests/data/no_shape.npy: header lacks the field 'shape'");
+    /* item 10: reported as a repeated field, not as trailing bytes */
+    NPY_ERR("dup_descr.npy", IBRT_EFORMAT,
+            "tests/data/dup_descr.npy: header field 'descr' appears twice; a .npy header has each field once");
+    NPY_ERR("huge_value.npy", IBRT_EVALUE,
+            "tests/data/huge_value.npy: element (row 1, column 0) is 1e+308, beyond the largest magnitude 1e+154 "
+            "that data may have (its square would overflow a double): rescale the data");
     NPY_ERR("version9.npy", IBRT_EFORMAT,
             "tests/data/version9.npy: unsupported .npy format version 9.0 (expected 1.0, 2.0 or 3.0)");
     NPY_ERR("truncated_header.npy", IBRT_EFORMAT,

@@ -40,6 +40,27 @@ Test(opts, usage_errors, .init = cr_redirect_stderr)
     cr_assert_stderr_neq_str("");
 }
 
+/* Issue 17, item 10: a bad value names the option and the values it
+ * takes ("--max-growth 0" was "bad argument '--max-growth' (or its
+ * value)"). */
+Test(opts, bad_values_say_what_the_option_takes, .init = cr_redirect_stderr)
+{
+    ibrt_opts o;
+    char *a[] = { "toy", "--max-growth", "0", NULL };
+    cr_assert_eq(parse(3, a, &o), -1);
+    char *b[] = { "toy", "--seeds", NULL };
+    cr_assert_eq(parse(2, b, &o), -1);
+    char *c[] = { "toy", "--frobnicate", NULL };
+    cr_assert_eq(parse(2, c, &o), -1);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("toy: error: --max-growth '0': expected a finite number greater than 1 (the default is 1e6)\n"
+                            "run 'toy --help' for the options\n"
+                            "toy: error: --seeds needs a value: a whole number from 1 to 1000\n"
+                            "run 'toy --help' for the options\n"
+                            "toy: error: unknown option '--frobnicate'\n"
+                            "run 'toy --help' for the options\n");
+}
+
 Test(opts, help, .init = cr_redirect_stdout)
 {
     ibrt_opts o;

@@ -18,7 +18,7 @@ Test(verify, ks_pvalue_known_values)
 
 Test(verify, stationary_law_thin_shell, .timeout = 60)
 {
-    /* theory.md §7 at beta = 20, eps = 0.02, with fewer chains than a
+    /* docs/theory.md §7 at beta = 20, eps = 0.02, with fewer chains than a
      * trainer uses (10000 x 2000 steps, about 1 s) */
     ibrt_stationary_cfg c = { .beta = 20, .beta_d = 2, .theta_star = 1, .eps = 0.02, .chains = 10000, .steps = 2000,
                               .step = 0.02, .seed = 3 };
@@ -99,7 +99,7 @@ Test(verify, grid_cdf_matches_closed_forms)
 
 Test(verify, stationary_law_theta_reaching_zero, .timeout = 60)
 {
-    /* theory.md §7's second regime, beta = 5, eps = 0.1: theta reaches 0 and
+    /* docs/theory.md §7's second regime, beta = 5, eps = 0.1: theta reaches 0 and
      * only the asinh form holds.  10000 chains x 2000 steps (about 1 s):
      * measured D 0.0057 (p 0.90) for the prediction, 0.16 and 0.28
      * (p < 1e-200) for the wrong ones. */

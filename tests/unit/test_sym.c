@@ -1,5 +1,5 @@
 /* test_sym.c: the symbolic derivation and the inverse design, against the
- * exact values of theory.md, plus a property test of Cauchy-Binet and of
+ * exact values of docs/theory.md, plus a property test of Cauchy-Binet and of
  * the geometric-programme minimum against LAPACKE and Newton. */
 #include <criterion/criterion.h>
 #include <gmp.h>
@@ -219,7 +219,7 @@ Test(sym, property_cauchy_binet_and_gp)
         }
     }
     /* Monomial tori z = prod theta_p^m_p (P = k + 1, degree of difficulty
-     * 0): closed form vs Newton where a minimiser exists (theory.md §4:
+     * 0): closed form vs Newton where a minimiser exists (docs/theory.md §4:
      * iff (P-1) max m < sum m), Newton running off where it does not. */
     int unbounded = 0;
     for (int iter = 0; iter < 200; iter++) {
@@ -537,7 +537,7 @@ static void conservation_rank(const char *path, long want)
     unload(&l);
 }
 
-/* theory.md §10's reference counts: 2-layer linear r(r+1)/2 (attention's
+/* docs/theory.md §10's reference counts: 2-layer linear r(r+1)/2 (attention's
  * Wq Wk', the designed U V' of matrix_completion), ReLU one per hidden
  * neuron, deep linear sum_l n_l(n_l+1)/2, a ReLU chain one per neuron */
 Test(sym, conservation_laws_counted_and_independent)
@@ -572,5 +572,42 @@ Test(sym, merged_terms_closed_form_and_agreement)
     f = derive1(&l, "tests/sym/u2v3w3.ibs");
     cr_assert_str_eq(f->constant, "log(2^(5/2)*3)");
     cr_assert_not(f->agree);
+    unload(&l);
+}
+
+/* A membership operator from a file (tests/emit/groups.ibs, entry i of w
+ * in group i mod 3): one generator per group, rescaling exactly that
+ * group's entries of w against s[g].  The sets are checked against the
+ * file, read here independently of the compiler. */
+Test(sym, membership_operator_sets)
+{
+    loaded l;
+    const sym_family *f = derive1(&l, "tests/emit/groups.ibs");
+    cr_assert_eq(f->k, 1);
+    cr_assert_eq(f->count, 3);
+    cr_assert_eq(f->nblocks, 2);
+    const sym_block *set = &f->blocks[0], *s = &f->blocks[1];
+    cr_assert_eq(set->slice, SYM_SLICE_SET, "block 0 is %s", set->text);
+    cr_assert_eq(s->slice, SYM_SLICE_ENTRY);
+    cr_assert_eq(f->alpha[0][0], -f->alpha[0][1]);
+    FILE *csv = fopen("tests/emit/groups12x3.csv", "r");
+    cr_assert_not_null(csv);
+    int member[12][3], rows = 0;
+    while (rows < 12 && fscanf(csv, "%d,%d,%d", &member[rows][0], &member[rows][1], &member[rows][2]) == 3)
+        rows++;
+    fclose(csv);
+    cr_assert_eq(rows, 12);
+    for (int g = 0; g < 3; g++) {
+        long t = set->set_start[g];
+        for (int i = 0; i < 12; i++)
+            if (member[i][g]) {
+                cr_assert_lt(t, set->set_start[g + 1], "group %d has fewer entries than the file says", g);
+                cr_assert_eq(set->set_entries[t], i, "group %d: entry %ld, the file says %d", g, set->set_entries[t], i);
+                t++;
+            }
+        cr_assert_eq(t, set->set_start[g + 1], "group %d has more entries than the file says", g);
+    }
+    cr_assert_str_eq(f->min_text, "2 ||w[S1_i]|| |s[i]|");
+    cr_assert(f->agree);
     unload(&l);
 }
