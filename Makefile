@@ -44,7 +44,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 .PHONY: FORCE paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
-        fuzz fuzz-replay
+        fuzz fuzz-replay faults
 all: bin/ibc build/libibrt.a
 
 deps:
@@ -180,6 +180,12 @@ e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
 	@sh tests/faults/data-files.sh
 
+# Faults seen only in whole processes (tests/faults/run.sh): the `ibc run`
+# cache and its spec input, two trainers on one output directory,
+# repeated and process-group signals, the file size limit, a full disk.
+faults: all
+	@sh tests/faults/run.sh
+
 # The derivation against an independent one (tests/oracle/sym_oracle.py:
 # Debian's python3-sympy, exact arithmetic, formulas ibc does not use) on
 # 240 random monomial and chain specs, each also with its declarations
@@ -189,7 +195,7 @@ sym-oracle: bin/ibc
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check sym-oracle e2e
+	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check sym-oracle e2e faults
 	@bin/ibc check specs/*.ibs
 
 # The main job: the E4 design spec checked and derived (requested penalty ->

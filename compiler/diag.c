@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #define DIAG_WINDOW 120   /* columns of a long line shown around the error */
@@ -242,6 +243,19 @@ bool source_read(ibc_source *src, const char *path, const char **err)
     FILE *f = fopen(path, "rb");
     if (!f) {
         *err = strerror(errno);
+        return false;
+    }
+    /* a file or a pipe (<(cat spec), /dev/stdin): a device such as
+     * /dev/zero never ends, and a directory has no text */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+        *err = S_ISDIR(st.st_mode) ? "it is a directory" : "not a regular file or a pipe (a device?)";
+        fclose(f);
+        return false;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > SOURCE_MAX) {
+        *err = "file larger than 64 MiB";
+        fclose(f);
         return false;
     }
     size_t cap = 4096, len = 0;

@@ -186,6 +186,7 @@ void ast_dump(FILE *out, const ast_node *n);
 #define IBC_MAX_DIM 100000L            /* any single dimension */
 #define IBC_MAX_ELEMS 50000000L        /* elements in one parameter/input */
 #define IBC_MAX_STEPS 1000000000L
+#define IBC_MAX_NAME 128               /* a declared name or the model's: they become file names */
 
 typedef struct {
     const char *name;
@@ -269,6 +270,8 @@ typedef struct {
     ibc_train train;
     ibc_verify verify;
     const ibc_source *src;
+    const char **files;      /* the files the spec reads (data, operators), */
+    size_t nfiles;           /* as found relative to it (`ibc run` hashes them) */
 } ibc_spec;
 
 /* sema.c: check the AST and build the spec.  Returns NULL when errors were

@@ -13,6 +13,7 @@
 #include "sym.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -58,9 +59,11 @@ static const ibc_command commands[] = {
       "and --print-libs print them, to build a trainer by hand exactly as ibc does:\n"
       "  cc $(ibc build --print-cflags) T.c $(ibc build --print-libs) -o T", cmd_build },
     { "run", "ibc run SPEC [TRAINER FLAGS]",
-      "Build the trainer into build/cache/HASH (HASH of the spec's bytes and the\n"
-      "ibc version) unless it is there, then run it with the given flags\n"
-      "(--steps N, --seed S, --out DIR, --quiet; see the trainer's --help).", cmd_run },
+      "Build the trainer into build/cache/HASH unless it is there, then run it with\n"
+      "the given flags (--steps N, --seed S, --out DIR, --quiet; see the trainer's\n"
+      "--help).  HASH covers the emitted C (with the spec's data paths, resolved),\n"
+      "the bytes of every file the spec reads, the ibc build, the C compiler and its\n"
+      "flags ($CC, $IBC_CFLAGS) and the runtime.", cmd_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -422,57 +425,127 @@ static int cmd_build(int argc, char **argv)
     return build_spec(argv[1], argv[3]);
 }
 
-static unsigned long long fnv_file(unsigned long long h, const char *path, bool *ok)
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
+static unsigned long long fnv_bytes(unsigned long long h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* FNV-1a of a file's bytes after h; false when it cannot be read. */
+static bool fnv_file(unsigned long long *h, const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        *ok = false;
-        return h;
-    }
-    int c;
-    while ((c = fgetc(f)) != EOF)
-        h = (h ^ (unsigned char)c) * 1099511628211ull;
+    if (!f)
+        return false;
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        *h = fnv_bytes(*h, buf, n);
+    bool ok = !ferror(f);
     fclose(f);
-    return h;
+    return ok;
 }
 
-/* FNV-1a of what a trainer is made of: the spec's bytes, the compiler
- * build, the runtime library and its headers (a rebuilt runtime must not
- * run a stale cached trainer). */
-static unsigned long long spec_hash(const char *path, bool *ok)
+/* The cache key of `ibc run`: FNV-1a of what the trainer is made of and
+ * what it reads.  The emitted C (which holds the spec's data and operator
+ * paths, resolved and absolute, and the spec's fingerprint), the path and
+ * the bytes of every file the spec reads (the same spec text in another
+ * directory, or next to other data, is another trainer), the compiler
+ * build, the C compiler and its flags (with $IBC_CFLAGS), the runtime
+ * library and every runtime header (a rebuilt runtime must not run a
+ * stale cached trainer).  0 with
+ * *why set when a file the spec reads cannot be read. */
+static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_t clen, const char **why,
+                                      const char **which)
 {
     unsigned long long h = 1469598103934665603ull;
-    *ok = true;
-    h = fnv_file(h, path, ok);
-    if (!*ok)
-        return 0;
-    for (const char *v = IBC_VERSION " " __DATE__ " " __TIME__; *v; v++)
-        h = (h ^ (unsigned char)*v) * 1099511628211ull;
-    char lib[PATH_MAX + 64];
-    bool have = true;
-    snprintf(lib, sizeof lib, "%s/build/libibrt.a", ibc_root());
-    h = fnv_file(h, lib, &have);
-    static const char *const headers[] = { "ibrt.h", "ibrt_data.h", "ibrt_driver.h", "ibrt_io.h", "ibrt_kernels.h",
-                                           "ibrt_mat.h" };
-    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
-        snprintf(lib, sizeof lib, "%s/runtime/%s", ibc_root(), headers[i]);
-        h = fnv_file(h, lib, &have);
+    h = fnv_bytes(h, c, clen);
+    for (size_t i = 0; i < spec->nfiles; i++) {
+        h = fnv_bytes(h, spec->files[i], strlen(spec->files[i]) + 1);
+        if (!fnv_file(&h, spec->files[i])) {
+            *why = strerror(errno);
+            *which = spec->files[i];
+            return 0;
+        }
     }
-    return h;
+    static const char build[] = IBC_VERSION " " __DATE__ " " __TIME__;
+    h = fnv_bytes(h, build, sizeof build);
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    h = fnv_bytes(h, cc, strlen(cc) + 1);
+    static trainer_flags t;   /* the flags compile_c would give it ($IBC_CFLAGS included) */
+    trainer_flags_get(&t);
+    for (int i = 0; i < t.ncflags; i++)
+        h = fnv_bytes(h, t.cflags[i], strlen(t.cflags[i]) + 1);
+    for (int i = 0; i < t.nlibs; i++)
+        h = fnv_bytes(h, t.libs[i], strlen(t.libs[i]) + 1);
+    char path[PATH_MAX + 512];
+    snprintf(path, sizeof path, "%s/build/libibrt.a", ibc_root());
+    fnv_file(&h, path);   /* missing: compile_c says so */
+    snprintf(path, sizeof path, "%s/runtime", ibc_root());
+    DIR *d = opendir(path);
+    if (d) {   /* every header, in name order (readdir's is arbitrary) */
+        char names[64][256];
+        size_t n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL && n < 64) {
+            size_t len = strlen(e->d_name);
+            if (len > 2 && len < sizeof names[0] && (!strcmp(e->d_name + len - 2, ".h") ||
+                                                     (len > 4 && !strcmp(e->d_name + len - 4, ".def"))))
+                memcpy(names[n++], e->d_name, len + 1);
+        }
+        closedir(d);
+        qsort(names, n, sizeof names[0], cmp_name);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/runtime/%.255s", ibc_root(), names[i]);
+            h = fnv_bytes(h, names[i], strlen(names[i]) + 1);
+            fnv_file(&h, path);
+        }
+    }
+    return h ? h : 1;
 }
 
+/* `ibc run SPEC`: the spec is read once, into memory (a pipe such as
+ * <(cat spec) can be read only once; a device is refused by source_read),
+ * checked and emitted; the trainer is compiled into build/cache/KEY
+ * unless it is there already, then run. */
 static int cmd_run(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "ibc run: error: no spec given\nusage: ibc run SPEC [TRAINER FLAGS]\n");
         return 2;
     }
-    bool ok;
-    unsigned long long h = spec_hash(argv[1], &ok);
-    if (!ok) {
-        fprintf(stderr, "ibc run: error: cannot read '%s': %s\n", argv[1], strerror(errno));
+    unit u;
+    char *c = NULL;
+    size_t clen = 0;
+    if (!unit_load(&u, argv[1])) {
+        unit_free(&u);
         return 1;
     }
+    FILE *m = open_memstream(&c, &clen);
+    bool emitted = m && lower(&u, m);
+    if (m)
+        fclose(m);
+    if (!emitted) {
+        if (!m)
+            fprintf(stderr, "ibc run: error: out of memory\n");
+        diag_summary(&u.diag);
+        unit_free(&u);
+        free(c);
+        return 1;
+    }
+    const char *why = NULL, *which = NULL;
+    unsigned long long h = trainer_key(u.spec, c, clen, &why, &which);
+    if (!h) {
+        fprintf(stderr, "ibc run: error: cannot read '%s': %s\n", which, why);
+        unit_free(&u);
+        free(c);
+        return 1;
+    }
+    unit_free(&u);
     char dir[PATH_MAX], exe[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/build/cache/%016llx", ibc_root(), h);
     snprintf(exe, sizeof exe, "%s/trainer", dir);
@@ -482,6 +555,7 @@ static int cmd_run(int argc, char **argv)
         mkdir(parent, 0777);
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
             fprintf(stderr, "ibc run: error: cannot create '%s': %s\n", dir, strerror(errno));
+            free(c);
             return 1;
         }
         /* build under a private name, then rename: a concurrent run of the
@@ -490,18 +564,31 @@ static int cmd_run(int argc, char **argv)
         snprintf(tmp, sizeof tmp, "%s/trainer.tmp.%ld", dir, (long)getpid());
         snprintf(tmpc, sizeof tmpc, "%s.c", tmp);
         snprintf(exec_c, sizeof exec_c, "%s.c", exe);
-        int st = build_spec(argv[1], tmp);
+        FILE *f = fopen(tmpc, "w");
+        bool written = f && fwrite(c, 1, clen, f) == clen;
+        if (f && fclose(f) != 0)
+            written = false;
+        if (!written) {
+            fprintf(stderr, "ibc run: error: cannot write '%s': %s\n", tmpc, strerror(errno));
+            unlink(tmpc);
+            free(c);
+            return 1;
+        }
+        int st = compile_c(tmpc, tmp);
         if (st) {
             unlink(tmp);
             unlink(tmpc);
+            free(c);
             return st;
         }
         if (rename(tmpc, exec_c) != 0 || rename(tmp, exe) != 0) {
             fprintf(stderr, "ibc run: error: cannot install '%s': %s\n", exe, strerror(errno));
             unlink(tmp);
+            free(c);
             return 1;
         }
     }
+    free(c);
     argv[1] = exe;
     execv(exe, argv + 1);
     fprintf(stderr, "ibc run: error: cannot run '%s': %s\n", exe, strerror(errno));

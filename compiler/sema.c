@@ -22,7 +22,7 @@ typedef struct {
     ibc_arena *arena;
     ibc_diag *diag;
     ibc_spec *spec;
-    size_t cap_dims, cap_params, cap_inputs, cap_base, cap_sym;
+    size_t cap_dims, cap_params, cap_inputs, cap_base, cap_sym, cap_files;
     const char *spec_dir;        /* files are found relative to the spec */
     bool has_mask;               /* the data defines the mask "observed" */
     bool data_bad;               /* the data statement had an error */
@@ -183,9 +183,22 @@ static bool sema_is_poisoned(sema *s, const char *name)
     return false;
 }
 
+/* Names become file names (a parameter's MODEL_NAME.npy, the trainer's
+ * default results/NAME), whose parts are at most 255 bytes: a longer name
+ * is an error here rather than outputs that cannot be written.  Reported
+ * only: the name is still declared (its uses are not errors too). */
+static void sema_name_length(sema *s, const char *name, ibc_loc loc)
+{
+    size_t n = strlen(name);
+    if (n > IBC_MAX_NAME)
+        diag_error(s->diag, loc, "a name of %zu characters: at most %d (names become file names, e.g. "
+                   "MODEL_NAME.npy for a parameter)", n, IBC_MAX_NAME);
+}
+
 /* Declares a new name; reports a duplicate with a note at the first one. */
 static bool sema_declare(sema *s, ast_node *decl)
 {
+    sema_name_length(s, decl->name, decl->name_loc);
     int idx;
     int kind = sema_lookup(s, decl->name, &idx);
     if (kind == IBC_REF_NONE)
@@ -259,6 +272,9 @@ static bool sema_file_exists(sema *s, ast_node *str)
         diag_error(s->diag, str->loc, "cannot open '%s': %s", full, why);
         return false;
     }
+    ibc_spec *sp = s->spec;
+    sp->files = sema_grow(s, sp->files, sp->nfiles, &s->cap_files, sizeof *sp->files);
+    sp->files[sp->nfiles++] = full;
     return true;
 }
 
@@ -1350,6 +1366,7 @@ static void sema_stmt(sema *s, ast_node *n, size_t pos)
     case AST_MODEL:
         if (pos != 0 && !repeated)   /* a second model line has its error already */
             diag_error(s->diag, n->loc, "'model' must be the first statement");
+        sema_name_length(s, n->name, n->name_loc);
         sp->model = n->name;
         sp->description = n->lhs ? n->lhs->text : "";
         break;

@@ -20,22 +20,80 @@
 #include "ibrt_json.h"
 
 #include <cblas.h>
+#include <ctype.h>
 #include <errno.h>
 #include <lapacke.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-/* Set by SIGINT/SIGTERM; the step loop looks at it once per step. */
-static volatile sig_atomic_t stop_signal;
+/* Set by the first SIGINT/SIGTERM; the step loop looks at it once per
+ * step.  Later ones are only noted until the process ends: `timeout`
+ * signals the trainer and then its whole process group, and a second
+ * signal must not kill it before its checkpoint is written (SIGKILL, or
+ * SIGQUIT from Ctrl-\, still ends it at once). */
+static volatile sig_atomic_t stop_signal, signal_noted;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig)
+{
+    if (!stop_signal) {
+        stop_signal = sig;
+        return;
+    }
+    if (!signal_noted) {
+        static const char note[] = "\nsignal received again: still writing the checkpoint (SIGKILL ends the "
+                                   "process at once, losing it)\n";
+        signal_noted = 1;
+        ssize_t w = write(STDERR_FILENO, note, sizeof note - 1);
+        (void)w;
+    }
+}
+
+/* SIGINT and SIGTERM stop the run at the next step with a checkpoint
+ * (not with --gradcheck, which has nothing to keep: they end it at once);
+ * SIGXFSZ is ignored, so that a write past the file size limit (ulimit
+ * -f) fails with EFBIG and is reported instead of killing the trainer. */
+static void install_signals(bool gradcheck)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    if (gradcheck)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* BLAS threads: one unless OPENBLAS_NUM_THREADS says otherwise (a
+ * trainer's products are far too small to gain from threads: threads
+ * fighting over two cores made E5 3 times slower on an idle machine and
+ * up to 200 times on a loaded one, docs/reliability.md).  The
+ * count is recorded in results.json and in checkpoints: a resumed run
+ * must use the same, as the sums inside a product may depend on it. */
+static int blas_threads;   /* of this process, set by ibrt_main */
+
+static int blas_threads_setup(void)
+{
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (!env || !*env)
+        openblas_set_num_threads(1);
+    return openblas_get_num_threads();
+}
 
 /* ------------------------------------------------------------ checkpoint */
 
-#define CKPT_MAGIC "IBRTCKP1"
+/* "IBRTCKP" and the format's version: 2 added blas_threads.  A
+ * checkpoint of another version is refused by name (ckpt_read). */
+#define CKPT_MAGIC "IBRTCKP"
+#define CKPT_VERSION '2'
 
 /* The fixed part of DIR/checkpoint.bin; then the checks and metrics
  * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
@@ -58,6 +116,7 @@ typedef struct {
     long trace_len, balance_len, sv_len;
     int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
     int json_comma;
+    int blas_threads;     /* OpenBLAS threads of the run (resumed only with the same) */
     uint64_t json_len;
 } ckpt_head;
 
@@ -107,6 +166,11 @@ typedef struct {
     long steps_run;       /* training steps taken by this process */
     bool gc_failed;
     bool io_failed;       /* an output could not be written: exit 1 at the end */
+    int blas_threads;     /* OpenBLAS threads of this process (blas_threads_setup) */
+    /* the messages of the first outputs that could not be written, for
+     * results.json ("output_errors"), and how many there were */
+    char out_err[4][512];
+    int nout_err;
     /* per-index balance buffers, sized for the largest model */
     double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
     double *contr;        /* Hadamard-type pairs: sum over steps of eta^2 r_i^2 */
@@ -139,6 +203,32 @@ static void output_failed(run_state *R, const ibrt_error *err)
 {
     errmsg(err);
     R->io_failed = true;
+    if (R->nout_err < 4)
+        snprintf(R->out_err[R->nout_err], sizeof R->out_err[0], "%s", err->msg);
+    R->nout_err++;
+}
+
+/* Before results.json is written after a failed output: the disk may be
+ * full, and the space held back since the start (run_one) goes to it. */
+static void release_reserve(const run_state *R)
+{
+    if (R->io_failed)
+        ibrt_outdir_release(R->o.out_dir);
+}
+
+/* "output_errors": the outputs that could not be written (results.json) */
+static void output_errors_json(const run_state *R, ibrt_json *j)
+{
+    ibrt_json_key(j, "output_errors");
+    ibrt_json_arr_begin(j);
+    for (int i = 0; i < R->nout_err && i < 4; i++)
+        ibrt_json_str(j, R->out_err[i]);
+    if (R->nout_err > 4) {
+        char more[64];
+        snprintf(more, sizeof more, "and %d more (on stderr)", R->nout_err - 4);
+        ibrt_json_str(j, more);
+    }
+    ibrt_json_arr_end(j);
 }
 
 static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
@@ -154,7 +244,9 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     const ibrt_model *m = ckpt_model(p, R->k);
     ckpt_head h;
     memset(&h, 0, sizeof h);
-    memcpy(h.magic, CKPT_MAGIC, 8);
+    memcpy(h.magic, CKPT_MAGIC, 7);
+    h.magic[7] = CKPT_VERSION;
+    h.blas_threads = R->blas_threads;
     h.layout = ckpt_layout(p);
     h.seed = R->o.seed;
     h.steps = R->o.steps;
@@ -180,6 +272,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     if (ibrt_atomic_open(&a, R->path, err) != IBRT_OK)
         return IBRT_EIO;
     uint64_t hash = 14695981039346656037ULL;
+    errno = 0;
     bool ok = write_all(a.f, &h, sizeof h, &hash) && write_all(a.f, &R->checks, sizeof R->checks, &hash) &&
               write_all(a.f, &mt, sizeof mt, &hash) &&
               write_all(a.f, m->th, sizeof(double) * (size_t)m->nth, &hash) &&
@@ -196,7 +289,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     uint64_t sum = hash;
     ok = ok && fwrite(&sum, sizeof sum, 1, a.f) == 1;
     if (!ok) {
-        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", R->path, strerror(errno ? errno : EIO));
+        ibrt_io_write_error(err->msg, sizeof err->msg, R->path, errno, a.f);
         ibrt_atomic_abort(&a);
         return IBRT_EIO;
     }
@@ -240,12 +333,20 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
     ckpt_head h;
     uint64_t sum;
     const char *why = NULL;
+    if (n >= 8 && !memcmp(b, CKPT_MAGIC, 7) && b[7] != CKPT_VERSION) {
+        /* another format: its layout is not this one, so nothing else is read */
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.250s': checkpoint format %c, this trainer reads "
+                 "format %c (written by another version of ibc): finish that run with the trainer that wrote it, or "
+                 "run again without --resume", path, isprint(b[7]) ? b[7] : '?', CKPT_VERSION);
+        free(b);
+        return IBRT_EFORMAT;
+    }
     if (n < sizeof h + sizeof sum)
         why = "too short to be a checkpoint";
     else {
         memcpy(&h, b, sizeof h);
         memcpy(&sum, b + n - sizeof sum, sizeof sum);
-        if (memcmp(h.magic, CKPT_MAGIC, 8))
+        if (memcmp(h.magic, CKPT_MAGIC, 7))
             why = "not an ibc checkpoint";
         else if (fnv(14695981039346656037ULL, b, n - sizeof sum) != sum)
             why = "corrupt (its checksum does not match)";
@@ -541,9 +642,12 @@ static void write_partial(run_state *R, const char *status, const char *extra_ke
         ibrt_json_str(j, "every model trained; final checks not yet run");
     }
     ibrt_json_obj_end(j);
+    if (R->nout_err)
+        output_errors_json(R, j);
     ibrt_json_obj_end(j);
     ibrt_error err;
     snprintf(R->path, sizeof R->path, "%s/results.json", R->o.out_dir);
+    release_reserve(R);
     if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
         errmsg(&err);
     ibrt_json_free(j);
@@ -573,15 +677,45 @@ static void close_traces(run_state *R)
     R->tr_open = R->bt_open = R->sv_open = false;
 }
 
+/* Closes the traces in training without renaming them: they stay as
+ * TRACE.part, which a checkpoint refers to. */
+static void leave_traces(run_state *R)
+{
+    if (R->tr_open)
+        fclose(R->tr.f);
+    if (R->bt_open)
+        fclose(R->bt.f);
+    if (R->sv_open)
+        fclose(R->sv.f);
+    R->tr_open = R->bt_open = R->sv_open = false;
+}
+
+/* A checkpoint could not be written (a full disk, the file size limit):
+ * the run stops here rather than go on with no way to resume, keeping
+ * the last checkpoint written (if any) and the traces it refers to;
+ * results.json says where and why (status "output_error").  Exit 1. */
+static int stop_output_error(run_state *R, const ibrt_error *err)
+{
+    output_failed(R, err);
+    write_partial(R, "output_error", "stopped_at", (double)R->step, R->loss);
+    leave_traces(R);
+    snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
+    if (access(R->path, F_OK) == 0)
+        fprintf(stderr, "%s: stopped: the checkpoint could not be written; the last one written, in %s, is kept: "
+                "once there is room, continue with: --resume %s\n", R->p->name, R->path, R->o.out_dir);
+    else
+        fprintf(stderr, "%s: stopped: no checkpoint could be written; results so far in %s/results.json\n",
+                R->p->name, R->o.out_dir);
+    return 1;
+}
+
 /* Stops a run for a checkpoint: writes it and the partial results; the
  * traces stay as TRACE.part, which the checkpoint refers to. */
 static int stop_run(run_state *R, int status)
 {
     ibrt_error err;
-    if (ckpt_write(R, &err) != IBRT_OK) {
-        errmsg(&err);
-        return 1;
-    }
+    if (ckpt_write(R, &err) != IBRT_OK)
+        return stop_output_error(R, &err);
     write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
     if (R->step >= 0)
         fprintf(stderr, "%s: stopped at step %ld of model '%s'", R->p->name, R->step, R->p->models[R->k].name);
@@ -590,13 +724,7 @@ static int stop_run(run_state *R, int status)
     else
         fprintf(stderr, "%s: stopped after training every model", R->p->name);
     fprintf(stderr, "; checkpoint in %s/checkpoint.bin\ncontinue with: --resume %s\n", R->o.out_dir, R->o.out_dir);
-    if (R->tr_open)
-        fclose(R->tr.f);
-    if (R->bt_open)
-        fclose(R->bt.f);
-    if (R->sv_open)
-        fclose(R->sv.f);
-    R->tr_open = R->bt_open = R->sv_open = false;
+    leave_traces(R);
     return status;
 }
 
@@ -1198,6 +1326,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     const double *X = NULL, *Y;
     long nb, start = 0;
     bool resumed = ck && ck->model == (long)k && ck->step >= 0;
+    size_t nchecks = R->checks.n;
     R->k = (long)k;
     R->loss = 0;
     R->loss0 = NAN;
@@ -1233,6 +1362,15 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
                    gok ? "PASS" : "FAIL");
             R->gc_failed = R->gc_failed || !gok;
             return 0;
+        }
+        if (stop_signal) {
+            /* a signal during the checks at initialisation (long for a
+             * large model): the run stops before this model, without
+             * them; a resume starts the model over */
+            R->checks.n = nchecks;
+            R->step = -1;
+            R->X = p->bx;
+            return stop_run(R, 128 + stop_signal);
         }
         if (m->nbal) {
             m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
@@ -1337,10 +1475,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
                 ibrt_progress_end(&pg);
                 return stop_run(R, stop_signal ? 128 + stop_signal : 75);
             }
-            if (ckpt_write(R, &err) != IBRT_OK) {
-                errmsg(&err);
-                return 1;
-            }
+            if (ckpt_write(R, &err) != IBRT_OK)
+                return stop_output_error(R, &err);
         }
     }
     R->X = X;
@@ -1375,14 +1511,15 @@ static void free_run(run_state *R)
     ibrt_dataset_free(&R->ds);
 }
 
-/* One whole experiment at seed o.seed; the exit status. */
-static int run_one(const ibrt_problem *p, ibrt_opts o)
+/* One whole experiment at seed o.seed in R.o.out_dir; the exit status. */
+static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
 {
     run_state R;
     memset(&R, 0, sizeof R);
     R.p = p;
     R.o = o;
     R.t0 = ibrt_time_now();
+    R.blas_threads = blas_threads;
     mt.n = 0;
     memset(mechanism, 0, sizeof mechanism);
     ibrt_error err;
@@ -1404,6 +1541,14 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         if (o.max_growth_given && o.max_growth != ck.max_growth) {
             fprintf(stderr, "error: %s/checkpoint.bin is a run with --max-growth %g; drop --max-growth to resume it\n",
                     o.resume, ck.max_growth);
+            free(ckdata);
+            return 2;
+        }
+        if (ck.blas_threads != blas_threads) {
+            fprintf(stderr, "error: %s/checkpoint.bin is a run with %d BLAS thread%s and this process has %d: the "
+                    "sums inside a product may depend on it, and the resumed run would match neither; resume with "
+                    "OPENBLAS_NUM_THREADS=%d\n", o.resume, ck.blas_threads, ck.blas_threads == 1 ? "" : "s",
+                    blas_threads, ck.blas_threads);
             free(ckdata);
             return 2;
         }
@@ -1495,6 +1640,8 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
         ibrt_json_int(R.j, R.o.steps);
         ibrt_json_key(R.j, "seed");
         ibrt_json_int(R.j, (long)R.o.seed);
+        ibrt_json_key(R.j, "blas_threads");
+        ibrt_json_int(R.j, R.blas_threads);
         ibrt_json_key(R.j, "metrics");
         ibrt_json_obj_begin(R.j);
     }
@@ -1516,10 +1663,10 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
                 return rc;
             }
             if (ckpt_write(&R, &err) != IBRT_OK) {
-                errmsg(&err);
+                int rc = stop_output_error(&R, &err);
                 free(ckdata);
                 free_run(&R);
-                return 1;
+                return rc;
             }
         }
         if (k == p->nmodels)
@@ -1590,10 +1737,15 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     ibrt_json_num(R.j, R.elapsed + ibrt_time_now() - R.t0);
     ibrt_json_key(R.j, "checks");
     ibrt_checks_to_json(&R.checks, R.j);
+    /* every model trained: "complete", or "output_error" when an output
+     * (a trace, parameters) could not be written, listing them */
     ibrt_json_key(R.j, "status");
-    ibrt_json_str(R.j, "complete");
+    ibrt_json_str(R.j, R.io_failed ? "output_error" : "complete");
+    if (R.io_failed)
+        output_errors_json(&R, R.j);
     ibrt_json_obj_end(R.j);
     snprintf(R.path, sizeof R.path, "%s/results.json", R.o.out_dir);
+    release_reserve(&R);
     if (ibrt_json_write_file(R.j, R.path, &err) != IBRT_OK) {
         errmsg(&err);
         free_run(&R);
@@ -1619,6 +1771,42 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     return pass ? 0 : 4;
 }
 
+/* Space held back in every output directory for results.json, given
+ * back when an output fails (a full disk): results.json then still says
+ * what happened.  A results.json is tens of kilobytes. */
+#define RESERVE_BYTES (256 * 1024)
+
+static int run_seeds(const ibrt_problem *p, ibrt_opts o);
+
+/* One run in its output directory (--out, or --resume's DIR), which it
+ * holds locked while it runs (another run there is refused, status
+ * IBRT_EXIT_IN_USE), cleaned first of what a killed run left. */
+static int run_one(const ibrt_problem *p, ibrt_opts o)
+{
+    const char *dir = o.resume ? o.resume : o.out_dir;
+    ibrt_error err;
+    struct stat st;
+    if (!o.resume && ibrt_mkdir_p(dir, &err) != IBRT_OK) {
+        errmsg(&err);
+        return 1;
+    }
+    if (o.resume && stat(dir, &st) != 0)
+        return run_in_dir(p, o);   /* which says that there is no checkpoint to resume */
+    int fd;
+    bool in_use;
+    if (ibrt_outdir_lock(dir, &fd, &in_use, &err) != IBRT_OK) {
+        fprintf(stderr, "%s: error: %s\n", p->name, err.msg);
+        return in_use ? IBRT_EXIT_IN_USE : 1;
+    }
+    ibrt_outdir_clean(dir, !o.resume && !o.gradcheck);
+    if (!o.gradcheck)
+        ibrt_outdir_reserve(dir, RESERVE_BYTES);
+    int rc = run_in_dir(p, o);
+    ibrt_outdir_release(dir);
+    ibrt_outdir_unlock(fd);
+    return rc;
+}
+
 int ibrt_main(int argc, char **argv, const ibrt_problem *p)
 {
     ibrt_opts o;
@@ -1635,22 +1823,34 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
                 "own, without --seeds or --gradcheck\n", p->name);
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C ends the process at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    install_signals(o.gradcheck);
+    blas_threads = blas_threads_setup();
     if (o.seeds == 1 || o.gradcheck)
         return run_one(p, o);
-    /* K independent seeds S..S+K-1, each in OUT/seed_N; summary.json has
-     * median, min and max of every scalar metric */
+    /* K independent seeds S..S+K-1, each in OUT/seed_N (locked in turn);
+     * summary.json has median, min and max of every scalar metric */
     ibrt_error err;
     if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
         errmsg(&err);
         return 1;
     }
+    int lock_fd;
+    bool in_use;
+    if (ibrt_outdir_lock(o.out_dir, &lock_fd, &in_use, &err) != IBRT_OK) {
+        fprintf(stderr, "%s: error: %s\n", p->name, err.msg);
+        return in_use ? IBRT_EXIT_IN_USE : 1;
+    }
+    ibrt_outdir_clean(o.out_dir, false);
+    rc = run_seeds(p, o);
+    ibrt_outdir_unlock(lock_fd);
+    return rc;
+}
+
+/* --seeds K: each seed's run, then summary.json */
+static int run_seeds(const ibrt_problem *p, ibrt_opts o)
+{
+    ibrt_error err;
+    int rc;
     ibrt_metric *all = malloc(sizeof *all * IBRT_MAX_METRICS * (size_t)o.seeds);
     char(*mech)[16][12] = calloc((size_t)o.seeds, sizeof *mech);   /* per seed, per model */
     size_t nall = 0;

@@ -28,10 +28,24 @@
  *                  results (status "interrupted"); --resume DIR continues
  *                  from the checkpoint bit for bit as if never stopped.
  *
+ *   output dir     held locked by the run (DIR/.lock, ibrt_outdir_lock):
+ *                  a second run with the same directory is refused
+ *                  (status 6); temporaries of a killed run are removed
+ *                  at the next start; 256 KiB are held back (DIR/.reserve)
+ *                  for results.json, which on a failed output (a full
+ *                  disk, the file size limit) has status "output_error"
+ *                  and the messages in "output_errors";
+ *   BLAS           one OpenBLAS thread unless OPENBLAS_NUM_THREADS is set;
+ *                  the count is in results.json and in checkpoints, and
+ *                  --resume with another count is refused (status 2).
+ *
  * Exit status: 0 all checks pass, 1 an error (I/O, data, an output that
  * could not be written), 2 usage, 3 a model diverged (with --seeds K: in
- * some seed; the others still run), 4 a check failed, 5 --gradcheck failed, 75 stopped by
- * --stop-after (resumable), 128+N stopped by signal N (resumable).
+ * some seed; the others still run), 4 a check failed, 5 --gradcheck failed,
+ * 6 the output directory is in use by another run (IBRT_EXIT_IN_USE), 75
+ * stopped by --stop-after (resumable), 128+N stopped by signal N
+ * (resumable; repeated SIGINT/SIGTERM are ignored until the checkpoint is
+ * written).
  *
  * Nothing is allocated inside a training step: buffers are allocated
  * when a run starts and the step loop only calls the model's passes.
@@ -40,6 +54,8 @@
 #define IBRT_DRIVER_H
 
 #include "ibrt.h"
+
+#define IBRT_EXIT_IN_USE 6   /* another live run holds the output directory */
 #include "ibrt_verify.h"   /* ibrt_gl_leg */
 
 /* A learned parameter: where it lives in th[] and its shape. */

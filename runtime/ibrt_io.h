@@ -1,6 +1,6 @@
 /*
  * ibrt_io.h: reading data files and writing results atomically (module
- * prefixes ibrt_csv_, ibrt_npy_, ibrt_atomic_, ibrt_io_).
+ * prefixes ibrt_csv_, ibrt_npy_, ibrt_atomic_, ibrt_io_, ibrt_outdir_).
  *
  * Readers are strict, because a silently misread data file is worse than
  * a refusal.  Both read only regular files (a FIFO, a device such as
@@ -83,5 +83,37 @@ ibrt_status ibrt_atomic_open(ibrt_atomic *a, const char *path, ibrt_error *err);
  * is removed and the message names PATH and the reason. */
 ibrt_status ibrt_atomic_commit(ibrt_atomic *a, ibrt_error *err);
 void ibrt_atomic_abort(ibrt_atomic *a);   /* close and remove the temporary */
+
+/* "cannot write 'PATH': REASON" into msg for a write that failed with
+ * errno e (0: unknown, e.g. a stream error found later), naming the limit
+ * it ran into: the file size limit (ulimit -f, with its value), a full
+ * file system, a quota.  f (may be NULL) is the stream still open on the
+ * file, looked at for its size and its file system. */
+void ibrt_io_write_error(char *msg, size_t size, const char *path, int e, FILE *f);
+
+/* A run's hold on its output directory DIR (outdir.c).
+ *
+ * ibrt_outdir_lock takes DIR/.lock (created if needed, holding the PID of
+ * the run) with a POSIX record lock, released when the descriptor is
+ * closed or the process ends, even by SIGKILL: a stale lock never
+ * survives its run.  When another live run holds it, *in_use is set and
+ * the message names that run's PID.  The file stays (removing it would
+ * let a third run lock a new file while the second holds the old one).
+ *
+ * ibrt_outdir_clean removes what a killed run left in DIR (to be called
+ * with the lock held, when no live run writes there): temporaries
+ * "NAME.tmp.PID" of the atomic writers; with fresh (a run that starts
+ * over, not --resume) also the resumable traces "*.csv.part" and an
+ * earlier run's checkpoint.bin, which would not match them (a note on
+ * stderr says so).  Returns the number of files removed.
+ *
+ * ibrt_outdir_reserve allocates DIR/.reserve of the given size (nothing
+ * when there is no room); ibrt_outdir_release removes it, giving the
+ * space back for results.json after a write failed on a full disk. */
+ibrt_status ibrt_outdir_lock(const char *dir, int *fd, bool *in_use, ibrt_error *err);
+void ibrt_outdir_unlock(int fd);
+int ibrt_outdir_clean(const char *dir, bool fresh);
+void ibrt_outdir_reserve(const char *dir, size_t bytes);
+void ibrt_outdir_release(const char *dir);
 
 #endif

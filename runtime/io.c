@@ -65,7 +65,7 @@ ibrt_status ibrt_atomic_open(ibrt_atomic *a, const char *path, ibrt_error *err)
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
-        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", a->tmp, strerror(errno));
+        ibrt_io_write_error(err->msg, sizeof err->msg, a->tmp, errno, NULL);
         return IBRT_EIO;
     }
     return IBRT_OK;
@@ -79,18 +79,32 @@ ibrt_status ibrt_atomic_commit(ibrt_atomic *a, ibrt_error *err)
     }
     /* ferror catches a failed fprintf/fwrite earlier on (disk full), which
      * a later successful fflush would not report */
+    /* the message is made while the file is open: it looks at its size
+     * and its file system to name the limit it ran into */
+    bool failed = false;
     int e = 0;
-    if (fflush(a->f) != 0 || ferror(a->f))
-        e = errno ? errno : EIO;
-    else if (fsync(fileno(a->f)) != 0)
+    errno = 0;
+    if (fflush(a->f) != 0) {
+        failed = true;
         e = errno;
-    if (fclose(a->f) != 0 && !e)
+    } else if (ferror(a->f))
+        failed = true;   /* an earlier write failed; its errno is gone */
+    else if (fsync(fileno(a->f)) != 0) {
+        failed = true;
         e = errno;
+    }
+    if (failed)
+        ibrt_io_write_error(err->msg, sizeof err->msg, a->path, e, a->f);
+    if (fclose(a->f) != 0 && !failed) {
+        failed = true;
+        ibrt_io_write_error(err->msg, sizeof err->msg, a->path, errno, NULL);
+    }
     a->f = NULL;
-    if (!e && rename(a->tmp, a->path) != 0)
-        e = errno;
-    if (e) {
-        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", a->path, strerror(e));
+    if (!failed && rename(a->tmp, a->path) != 0) {
+        failed = true;
+        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", a->path, strerror(errno));
+    }
+    if (failed) {
         unlink(a->tmp);
         return IBRT_EIO;
     }
@@ -207,8 +221,9 @@ ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *h
 
 ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err)
 {
+    errno = 0;
     if (fflush(c->f) != 0 || ferror(c->f) || fsync(fileno(c->f)) != 0) {
-        snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", c->tmp, strerror(errno ? errno : EIO));
+        ibrt_io_write_error(err->msg, sizeof err->msg, c->tmp, errno, c->f);
         return IBRT_EIO;
     }
     *length = ftell(c->f);

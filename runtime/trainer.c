@@ -71,7 +71,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --reference           run reference methods at any size (matrix completion's\n"
                    "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
-                   "5 gradient check failed, 75 stopped (--stop-after), 128+N stopped by signal N\n",
+                   "5 gradient check failed, 6 the output directory is in use by another run,\n"
+                   "75 stopped (--stop-after), 128+N stopped by signal N\n"
+                   "environment: OPENBLAS_NUM_THREADS (default 1; --resume needs the run's)\n",
                    prog, description, default_steps, (unsigned long long)default_seed, prog);
             return 1;
         } else if (!strcmp(a, "--quiet")) {

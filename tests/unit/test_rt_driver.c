@@ -1,13 +1,20 @@
 /* test_rt_driver.c: the experiment driver (ibrt_main) on a hand-written
  * problem, the scalar pair z = u v fitted to noisy labels: the loss in
  * chunks, results and exit status, checkpoint/stop/resume bit for bit, a
- * corrupt or foreign checkpoint, divergence with partial results. */
+ * corrupt or foreign checkpoint, divergence with partial results; the
+ * output directory's lock, a repeated signal, what a killed run left, the
+ * file size limit, the BLAS thread count (issue 17). */
+#include <cblas.h>
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ibrt_driver.h"
@@ -66,9 +73,17 @@ static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error
     return IBRT_OK;
 }
 
+/* signal_at > 0: the signal_at-th batch drawn sends this process two
+ * SIGTERMs, as `timeout` does (the trainer, then its process group) */
+static int signal_at, batches_drawn;
+
 static long draw(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const double **Y)
 {
     (void)ds;
+    if (signal_at && ++batches_drawn == signal_at) {
+        kill(getpid(), SIGTERM);
+        kill(getpid(), SIGTERM);
+    }
     for (int b = 0; b < BMAX; b++)
         by[b] = 1 + 0.5 * ibrt_rng_normal(r);
     *X = bx;
@@ -304,4 +319,224 @@ Test(driver, resume_keeps_the_divergence_threshold, .init = cr_redirect_stderr)
     cr_assert_eq(ibrt_main(10, argv, &problem), 75);
     cr_assert_eq(run("--resume", b, "--quiet", "--max-growth", "60", NULL), 2, "another threshold is refused");
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+}
+
+/* The text the trainer wrote on the redirected stderr so far. */
+static char *stderr_text(void)
+{
+    static char buf[8192];
+    fflush(stderr);
+    FILE *e = cr_get_redirected_stderr();
+    size_t n = fread(buf, 1, sizeof buf - 1, e);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Issue 17, item 4: a second run with the same --out while one holds it
+ * (here a child process holding DIR/.lock as a run does) is refused with
+ * status 6, naming the holder; the directory is free again once it ends. */
+Test(driver, output_directory_in_use_is_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], lock[128];
+    snprintf(b, sizeof b, "%s/locked", dir);
+    mkdir(b, 0777);
+    snprintf(lock, sizeof lock, "%s/.lock", b);
+    int ready[2], done[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(done), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        close(done[1]);   /* so that read() ends if the test ends early */
+        int fd = open(lock, O_RDWR | O_CREAT, 0666);
+        struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        char c = fd >= 0 && fcntl(fd, F_SETLK, &l) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(done[0]);
+    char c = 0;
+    cr_assert_eq(read(ready[0], &c, 1), 1);
+    cr_assert_eq(c, 'y');
+    cr_assert_eq(run("--steps", "50", "--out", b, "--quiet", NULL), 6);
+    char want[160];
+    snprintf(want, sizeof want, "is in use by another run (process %ld)", (long)child);
+    char *e = stderr_text();
+    cr_assert(strstr(e, want), "%s", e);
+    snprintf(want, sizeof want, "%s/results.json", b);
+    cr_assert_neq(access(want, F_OK), 0, "the refused run wrote nothing");
+    cr_assert_eq(write(done[1], "x", 1), 1);
+    int st;
+    waitpid(child, &st, 0);
+    cr_assert_eq(run("--steps", "50", "--out", b, "--quiet", NULL), 0);
+}
+
+/* Issue 17, item 5: two SIGTERMs in a row (`timeout` signals the trainer
+ * and then its process group) still end in a checkpoint and exit 143,
+ * and the run resumes to the straight run's outputs. */
+Test(driver, repeated_signal_still_writes_the_checkpoint, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char a[96], b[96], path[160];
+    snprintf(a, sizeof a, "%s/straight3", dir);
+    snprintf(b, sizeof b, "%s/signalled", dir);
+    cr_assert_eq(run("--steps", "300", "--out", a, "--quiet", NULL), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        signal_at = 120;
+        _exit(run("--steps", "300", "--out", b, "--quiet", NULL));
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st), "the trainer was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert_eq(WEXITSTATUS(st), 128 + SIGTERM);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    cr_assert_eq(access(path, F_OK), 0, "no checkpoint");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    same_outputs(a, b);
+}
+
+/* The same signals before the first step (during the structural and
+ * gradient checks at initialisation, long for a large model): the run
+ * stops before the model without waiting for the checks, and a resume
+ * starts the model over, ending like a straight run. */
+Test(driver, signal_during_the_initial_checks_stops_before_the_model, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char a[96], b[96];
+    snprintf(a, sizeof a, "%s/straight4", dir);
+    snprintf(b, sizeof b, "%s/early", dir);
+    cr_assert_eq(run("--steps", "300", "--out", a, "--quiet", NULL), 0);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        signal_at = 1;
+        _exit(run("--steps", "300", "--out", b, "--quiet", NULL));
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM, "status %d", st);
+    char *r = results(b);
+    cr_assert(strstr(r, "\"step\": \"before its first step\""), "%s", r);
+    cr_assert(!strstr(r, "gradient vs central differences"), "%s", r);
+    free(r);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    same_outputs(a, b);
+}
+
+/* Issue 17, item 5: what a SIGKILL'ed run leaves (temporaries of the
+ * atomic writers, resumable traces, its checkpoint) is removed when a run
+ * starts afresh there; --resume removes only the temporaries.  Other
+ * files are left alone. */
+Test(driver, leftovers_of_a_killed_run_are_removed_at_start, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[160];
+    snprintf(b, sizeof b, "%s/leftovers", dir);
+    mkdir(b, 0777);
+    const char *stale[] = { "checkpoint.bin.tmp.4242", "results.json.tmp.17", "model_u.npy.tmp.99", "trace_model.csv.part",
+                            "checkpoint.bin" };
+    const char *kept[] = { "notes.txt", "mine.tmp.1", "data.tmp.x" };
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", b, stale[i]);
+        fclose(fopen(path, "w"));
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", b, kept[i]);
+        fclose(fopen(path, "w"));
+    }
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 75);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", b, stale[i]);
+        cr_assert_neq(access(path, F_OK), 0, "%s was left", stale[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", b, kept[i]);
+        cr_assert_eq(access(path, F_OK), 0, "%s was removed", kept[i]);
+    }
+    cr_assert(strstr(stderr_text(), "removed the checkpoint of an earlier run"));
+    snprintf(path, sizeof path, "%s/checkpoint.bin.tmp.4243", b);
+    fclose(fopen(path, "w"));
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    cr_assert_neq(access(path, F_OK), 0, "the temporary was left on --resume");
+}
+
+/* Issue 17, item 6: past the file size limit (ulimit -f) the trainer is
+ * not killed by SIGXFSZ: the writes fail, results.json says so naming the
+ * limit (status "output_error"), exit 1. */
+Test(driver, file_size_limit_is_reported_in_results, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96];
+    snprintf(b, sizeof b, "%s/fsize", dir);
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        struct rlimit rl = { 6000, 6000 };   /* results.json fits, the traces do not */
+        setrlimit(RLIMIT_FSIZE, &rl);
+        _exit(run("--steps", "2000", "--out", b, "--quiet", NULL));
+    }
+    int st;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFEXITED(st), "the trainer was killed by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    cr_assert_eq(WEXITSTATUS(st), 1);
+    char *r = results(b);
+    cr_assert(strstr(r, "\"status\": \"output_error\""), "%s", r);
+    cr_assert(strstr(r, "\"output_errors\": [\"cannot write"), "%s", r);
+    cr_assert(strstr(r, "(the file size limit, ulimit -f, is 6000 bytes)"), "%s", r);
+    free(r);
+}
+
+/* Issue 17, item 9: one BLAS thread by default, recorded in results.json
+ * and in the checkpoint; --resume with another count is refused. */
+Test(driver, blas_threads_are_recorded_and_kept_on_resume, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96];
+    snprintf(b, sizeof b, "%s/threads", dir);
+    unsetenv("OPENBLAS_NUM_THREADS");
+    openblas_set_num_threads(2);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 75);
+    cr_assert_eq(openblas_get_num_threads(), 1, "the default is one thread");
+    char *r = results(b);
+    cr_assert(strstr(r, "\"blas_threads\": 1,"), "%s", r);
+    free(r);
+    setenv("OPENBLAS_NUM_THREADS", "2", 1);
+    openblas_set_num_threads(2);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 2);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "is a run with 1 BLAS thread and this process has 2"), "%s", e);
+    cr_assert(strstr(e, "resume with OPENBLAS_NUM_THREADS=1"), "%s", e);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    openblas_set_num_threads(1);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    unsetenv("OPENBLAS_NUM_THREADS");
+}
+
+/* Issue 17, item 9: the checkpoint format is versioned; one of another
+ * version (here the format before blas_threads, 1) is refused by name. */
+Test(driver, checkpoint_of_another_format_is_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[128];
+    snprintf(b, sizeof b, "%s/format", dir);
+    char *argv[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--stop-after", "100", NULL };
+    cr_assert_eq(ibrt_main(8, argv, &problem), 75);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f);
+    char magic[8];
+    cr_assert_eq(fread(magic, 1, 8, f), 8);
+    cr_assert(!memcmp(magic, "IBRTCKP2", 8), "format 2 is written");
+    fseek(f, 7, SEEK_SET);
+    fputc('1', f);
+    fclose(f);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "checkpoint format 1, this trainer reads format 2"), "%s", e);
 }
