@@ -43,7 +43,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: FORCE paper bench all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
+.PHONY: FORCE paper bench bench-sizes all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay faults
 all: bin/ibc build/libibrt.a
 
@@ -226,6 +226,11 @@ fuzz-replay:
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all
 	@sh bench/run.sh
+
+# How the trainers scale with the problem size, against this machine's
+# one-thread BLAS rate (several minutes; SIZES_MAX=200 for a short run).
+bench-sizes: all
+	@sh bench/sizes.sh
 
 clean:
 	rm -rf build bin

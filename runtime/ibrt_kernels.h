@@ -341,13 +341,27 @@ IBRT_INLINE __m256d ibrt_softmax_exp4(__m256d x)
 }
 #endif
 
+/* One row: the exps in vector lanes along the row where the machine has
+ * them (the lanes give the scalar exp's bits), then the sum in increasing
+ * c as in the definition, so a wide row (C > IBRT_SOFTMAX_COLS, attention
+ * over long sequences) gets the vector exp too without changing a bit. */
 IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
 {
     double mx = -INFINITY, sum = 0;
     for (long c = 0; c < C; c++)
         mx = x[c] > mx ? x[c] : mx;
+    long c0 = 0;
+#if defined(IBRT_SOFTMAX_EXP8)
+    for (; c0 + 8 <= C; c0 += 8)
+        _mm512_storeu_pd(y + c0, ibrt_softmax_exp8(_mm512_sub_pd(_mm512_loadu_pd(x + c0), _mm512_set1_pd(mx))));
+#elif defined(IBRT_SOFTMAX_EXP4)
+    for (; c0 + 4 <= C; c0 += 4)
+        _mm256_storeu_pd(y + c0, ibrt_softmax_exp4(_mm256_sub_pd(_mm256_loadu_pd(x + c0), _mm256_set1_pd(mx))));
+#endif
+    for (long c = c0; c < C; c++)
+        y[c] = ibrt_softmax_exp(x[c] - mx);
     for (long c = 0; c < C; c++)
-        sum += (y[c] = ibrt_softmax_exp(x[c] - mx));
+        sum += y[c];
     for (long c = 0; c < C; c++)
         y[c] /= sum;
 }

@@ -129,7 +129,7 @@ Test(kernels, softmax_rows_are_their_definition)
     random_operands(13, 3);
     A[5] = 800;   /* a row whose other entries underflow (exp clamped) */
     /* rows 8 at a time and left over; C up to IBRT_SOFTMAX_COLS and past it */
-    const long Rs[] = { 1, 7, 8, 9, 16, 29 }, Cs[] = { 1, 2, 8, 13, 64, 65 };
+    const long Rs[] = { 1, 7, 8, 9, 16, 29 }, Cs[] = { 1, 2, 3, 5, 8, 13, 64, 65, 128, 131 };
     for (size_t a = 0; a < sizeof Rs / sizeof *Rs; a++)
         for (size_t b = 0; b < sizeof Cs / sizeof *Cs; b++) {
             long R = Rs[a], C = Cs[b];
