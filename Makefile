@@ -225,6 +225,7 @@ fuzz-replay:
 
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all
+	@sh scripts/install-deps.sh bench
 	@sh bench/run.sh
 
 # How the trainers scale with the problem size, against this machine's

@@ -9,6 +9,8 @@ set -eu
 PKGS="make gcc pkg-config flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind python3 python3-sympy"
 # `install-deps.sh fuzz` (make fuzz): clang's libFuzzer as well
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
+# `install-deps.sh bench` (make bench): PyTorch, for bench/torch_reference.py
+[ "${1:-}" = bench ] && PKGS="$PKGS python3-torch"
 
 missing=""
 for p in $PKGS; do
