@@ -178,6 +178,8 @@ typedef struct {
      * start, at the end, of this step's gradient, the sum over steps of
      * lr^2 q(g) and of its absolute values, the end's absolute terms */
     double *q0, *qT, *qg, *qacc, *qaccabs, *qa;
+    double *qrec;         /* q at a recorded step (nquad), for the loss trace's dual-slice columns */
+    double *trow;         /* a row of the loss trace: 6 columns and one per symmetry group */
     char path[1200];
     /* the model in training, for checkpoints and partial results */
     long k, step;
@@ -732,12 +734,23 @@ static int stop_run(run_state *R, int status)
  * steps, and chi and the ratio of every index. */
 static ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_head *resume, ibrt_error *err)
 {
+    /* the loss trace: step, loss, the first family's balance summaries,
+     * then the size of each symmetry group's dual slice (||C||_F of a GL
+     * junction, max |chi| of a torus) */
+    size_t hcap = 96 + 32 * m->nqgroups, hlen;
+    char *hdr = malloc(hcap);
+    if (!hdr) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return IBRT_ENOMEM;
+    }
+    hlen = (size_t)snprintf(hdr, hcap, "%s", m->nbal ? "step,loss,chi_abs_median,ratio_median,ratio_min,ratio_max" : "step,loss");
+    for (size_t g = 0; g < m->nqgroups; g++)
+        hlen += (size_t)snprintf(hdr + hlen, hcap - hlen, m->qgroups[g].r ? ",C_fro_group%zu" : ",chi_abs_max_group%zu",
+                                 g + 1);
     snprintf(R->path, sizeof R->path, "%s/trace_%s.csv", R->o.out_dir, m->name);
     ibrt_status st = resume ? ibrt_csv_resume(&R->tr, R->path, resume->trace_len, err)
-                            : ibrt_csv_open_resumable(&R->tr, R->path,
-                                                      m->nbal ? "step,loss,chi_abs_median,ratio_median,ratio_min,ratio_max"
-                                                              : "step,loss",
-                                                      err);
+                            : ibrt_csv_open_resumable(&R->tr, R->path, hdr, err);
+    free(hdr);
     if (st != IBRT_OK)
         return st;
     R->tr_open = true;
@@ -1013,12 +1026,39 @@ static void model_metrics(run_state *R, size_t k, double loss)
         balance_metrics(R, m, k);
 }
 
+/* The size of symmetry group g's dual slice from its conserved
+ * functions q: ||C||_F of a GL junction (q its upper triangle, the
+ * off-diagonal entries counted twice), max |chi| of a torus. */
+static double dual_slice_size(const ibrt_model *m, size_t g, const double *q)
+{
+    long first = g ? m->qgroups[g - 1].end : 0, r = m->qgroups[g].r;
+    double s = 0;
+    if (r) {
+        for (long i = 0, t = first; i < r; i++)
+            for (long j = i; j < r; j++, t++)
+                s += (i == j ? 1 : 2) * q[t] * q[t];
+        return sqrt(s);
+    }
+    for (long t = first; t < m->qgroups[g].end; t++)
+        s = fmax(s, fabs(q[t]));
+    return s;
+}
+
 /* One row of the traces: the loss, and chi and the ratio of every index
  * (the first family's median |chi| and median, min and max ratio in the
  * loss trace; every family's in the balance trace). */
 static void record(run_state *R, const ibrt_model *m, long step, double loss)
 {
-    double row[6] = { (double)step, loss, 0, 0, 0, 0 };
+    double *row = R->trow;
+    row[0] = (double)step;
+    row[1] = loss;
+    size_t nrow = m->nbal ? 6 : 2;
+    if (m->nquad) {   /* the dual slices' sizes after the balance columns */
+        m->quad(m->th, R->qrec, NULL);
+        for (size_t g = 0; g < m->nqgroups; g++)
+            row[nrow + g] = dual_slice_size(m, g, R->qrec);
+    }
+    nrow += m->nquad ? m->nqgroups : 0;
     if (R->sv_open) {   /* the output matrix's singular values (its tape is scratch) */
         const ibrt_problem *p = R->p;
         long r = p->zrows, c = p->zcols, ns = r < c ? r : c;
@@ -1035,7 +1075,7 @@ static void record(run_state *R, const ibrt_model *m, long step, double loss)
         ibrt_csv_row(&R->sv, R->svd_s, (size_t)(ns + 1));
     }
     if (!m->nbal) {
-        ibrt_csv_row(&R->tr, row, 2);
+        ibrt_csv_row(&R->tr, row, nrow);
         return;
     }
     long nbal = m->nbal, n0 = m->fams[0].count;   /* the loss trace summarises the first family */
@@ -1046,7 +1086,7 @@ static void record(run_state *R, const ibrt_model *m, long step, double loss)
     ibrt_stats_median_min_max(R->tmp, (size_t)n0, &row[2], &mn, &mx);
     memcpy(R->tmp, R->ratio, sizeof(double) * (size_t)n0);
     ibrt_stats_median_min_max(R->tmp, (size_t)n0, &row[3], &row[4], &row[5]);
-    ibrt_csv_row(&R->tr, row, 6);
+    ibrt_csv_row(&R->tr, row, nrow);
     R->brow[0] = (double)step;
     memcpy(R->brow + 1, R->chi, sizeof(double) * (size_t)nbal);
     memcpy(R->brow + 1 + nbal, R->ratio, sizeof(double) * (size_t)nbal);
@@ -1155,25 +1195,9 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
         char key_[48];
         snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
         put(R, key_, m->suffix, drift);
-        /* the size of the dual slice at both ends: ||C||_F of a junction
-         * (off-diagonal entries twice), max |chi| of a torus */
+        /* the size of the dual slice at both ends */
         long first = g ? m->qgroups[g - 1].end : 0, r = m->qgroups[g].r;
-        double s0 = 0, sT = 0;
-        if (r) {
-            for (long i = 0, t = first; i < r; i++)
-                for (long j = i; j < r; j++, t++) {
-                    double w = i == j ? 1 : 2;
-                    s0 += w * R->q0[t] * R->q0[t];
-                    sT += w * R->qT[t] * R->qT[t];
-                }
-            s0 = sqrt(s0);
-            sT = sqrt(sT);
-        } else {
-            for (long t = first; t < m->qgroups[g].end; t++) {
-                s0 = fmax(s0, fabs(R->q0[t]));
-                sT = fmax(sT, fabs(R->qT[t]));
-            }
-        }
+        double s0 = dual_slice_size(m, g, R->q0), sT = dual_slice_size(m, g, R->qT);
         snprintf(key_, sizeof key_, r ? "C_fro_start_group%zu" : "chi_abs_max_start_group%zu", g + 1);
         put(R, key_, m->suffix, s0);
         snprintf(key_, sizeof key_, r ? "C_fro_end_group%zu" : "chi_abs_max_end_group%zu", g + 1);
@@ -1504,7 +1528,7 @@ static void free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
                        R->brow, R->c0, R->c1, R->ga, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work,
-                       R->q0, R->qT, R->qg, R->qacc, R->qaccabs, R->qa };
+                       R->q0, R->qT, R->qg, R->qacc, R->qaccabs, R->qa, R->qrec, R->trow };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ibrt_json_free(R->j);
@@ -1579,8 +1603,9 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
     }
     fixed_cost(&R, "data and operator set-up", NULL, ibrt_time_now() - tsetup);
     /* buffers for the largest model, allocated before any step */
-    long nbal = 1, nth = 1, wmax = 1, nquad = 1;
+    long nbal = 1, nth = 1, wmax = 1, nquad = 1, ngroups = 0;
     for (size_t k = 0; k < p->nmodels; k++) {
+        ngroups = (long)p->models[k].nqgroups > ngroups ? (long)p->models[k].nqgroups : ngroups;
         nquad = p->models[k].nquad + 1 > nquad ? p->models[k].nquad + 1 : nquad;
         nbal = p->models[k].nbal + 1 > nbal ? p->models[k].nbal + 1 : nbal;
         nth = p->models[k].nth > nth ? p->models[k].nth : nth;
@@ -1592,11 +1617,12 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
     bool oom = false;
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
-    double **qbufs[] = { &R.q0, &R.qT, &R.qg, &R.qacc, &R.qaccabs, &R.qa };
+    double **qbufs[] = { &R.q0, &R.qT, &R.qg, &R.qacc, &R.qaccabs, &R.qa, &R.qrec };
     for (size_t i = 0; i < sizeof qbufs / sizeof *qbufs; i++)
         oom |= !(*qbufs[i] = calloc((size_t)nquad, sizeof(double)));
     oom |= !(R.tmp = calloc((size_t)ntmp, sizeof(double)));
     oom |= !(R.brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
+    oom |= !(R.trow = calloc((size_t)(6 + ngroups), sizeof(double)));
     oom |= !(R.ga = calloc((size_t)nth, sizeof(double)));
     oom |= !(R.w = calloc((size_t)wmax, sizeof(double)));
     if (p->zrows > 0) {   /* dgesvd's workspace, queried once */

@@ -15,6 +15,13 @@
  *                  initialisation (stream 1000+k), gradient check, SGD
  *                  with fresh batches (stream 3+2k), traces, structural
  *                  checks at the end, parameters as .npy, metrics;
+ *   traces         trace_MODEL.csv every record interval: step, loss, the
+ *                  first family's median |chi| and ratio summaries, then
+ *                  per symmetry group ||C||_F (a GL junction) or max |chi|
+ *                  (a torus), each row at the parameters after that step's
+ *                  update; balance_MODEL.csv: chi and the ratio of every
+ *                  index of every two-block family; sv_MODEL.csv: the
+ *                  singular values of a matrix output;
  *   results        results.json (metrics, checks, status), the table of
  *                  metrics, the table of checks; with --seeds K,
  *                  summary.json of median/min/max;

@@ -71,12 +71,22 @@ done
 # (tests/emit/two_nets.ibs) get the check that the Gram matrix of all
 # their generators is block diagonal; a chain (deep_linear, coupled
 # through W2) reports the joint log det without it, and it differs from
-# the sum of the groups' own.
+# the sum of the groups' own; its loss trace follows ||C||_F of both
+# junctions (each row after that step's update) to the C_fro_end metrics.
 if ! /usr/bin/python3 -c 'import json,sys; c=[c for c in json.load(open(sys.argv[1]))["checks"] if c["name"].startswith("whole-group log det G = sum over groups")]; sys.exit(not (len(c) == 1 and c[0]["pass"] and c[0]["tolerance"] == 1e-9))' "$dir/two_nets.a/results.json"; then
     echo "FAIL two_nets: no passing whole-group log det check"; fail=$((fail + 1))
 elif grep -q 'whole-group log det G' "$dir/deep_linear.a/results.json" ||
      ! /usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["metrics"]; j=m["logdet_G_group_end"]; s=m["logdet_G_group_sum_end"]; sys.exit(not abs(j - s) > 1e-6 * max(1, abs(j)))' "$dir/deep_linear.a/results.json"; then
     echo "FAIL deep_linear: a coupled chain must report a joint log det G different from the sum over its groups, unchecked"; fail=$((fail + 1))
+elif ! /usr/bin/python3 -c '
+import csv, json, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/trace_model.csv")))
+m = json.load(open(d + "/results.json"))["metrics"]
+bad = [g for g in (1, 2) if abs(float(rows[-1]["C_fro_group%d" % g]) - m["C_fro_end_group%d" % g]) > 1e-8 * m["C_fro_end_group%d" % g]]
+sys.exit(1 if bad else 0)
+' "$dir/deep_linear.a"; then
+    echo "FAIL deep_linear: the loss trace's ||C||_F columns do not end at the C_fro_end metrics"; fail=$((fail + 1))
 else
     pass=$((pass + 1))
 fi
