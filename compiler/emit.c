@@ -21,14 +21,22 @@
  * allocates nothing.  The trainer checks itself: --gradcheck compares the
  * analytic gradient of every model with central differences.
  *
- * Every name and string from the spec reaches the C file only as an
- * escaped string literal or inside a comment scrubbed of comment
- * delimiters and trigraphs; C identifiers are generated (m0_th, v12),
- * never taken from the spec.
+ * The passes read in the spec's words: parameters, inputs and values of
+ * the tape are named after the spec (p_Wq, in_X, t_XWq; see "names"),
+ * each statement sits under the spec expression it computes and its line,
+ * each initialisation under the parameter and its distribution, and
+ * constants print shortest-exact (num).  Every name and string from the
+ * spec reaches the C file only as an escaped string literal, inside a
+ * comment scrubbed of comment delimiters and trigraphs, or as part of an
+ * identifier made of its [A-Za-z0-9_] bytes behind a prefix of ours,
+ * unique in its function; no spec text becomes code otherwise.
  */
 #include "emit.h"
 
+#include "cwrite.h"
+
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,12 +64,23 @@ typedef struct {
     const char *fn;      /* V_MAP: relu, tanh, sigmoid, exp */
     opkind op;
     int diag_id;         /* OP_DIAG*: which static diagonal; OP_DENSE*: which matrix */
-    const char *what;    /* source text of the node, for comments */
+    int var;             /* V_PARAM, V_INPUT: which of the spec's parameters or inputs */
+    /* What the value is in the spec's words, for names and comments: the
+     * expression it computes (node), or for one step of an operator
+     * expression applied to a value (A @ (B @ z) lowers to two) the
+     * operator call applied (opcall, transposed or inverted); site: where
+     * in the spec, for the line number. */
+    const ast_node *node;
+    const ast_node *opcall;
+    bool op_tr, op_inv;
+    const ast_node *site;
 } ival;
 
 typedef struct {
     ival *v;
     int n, cap;
+    char **name;         /* per value: its C name's stem (t_<stem>, d_<stem>), NULL for leaves */
+    char **pname, **iname;   /* per parameter and input: p_<name> and in_<name> stems */
     long tape;           /* size of tp[] and ad[] */
     long bmax;           /* samples per batch: batched values have bmax copies */
     int root;
@@ -218,7 +237,8 @@ static int dense_index(prog *p, const ast_node *call, long r, long c, bool inver
  * to z. */
 static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, const ast_node *site)
 {
-    ival v = { .kind = V_OP, .rows = p->v[z].rows, .cols = p->v[z].cols, .a = z, .b = -1, .what = "operator" };
+    ival v = { .kind = V_OP, .rows = p->v[z].rows, .cols = p->v[z].cols, .a = z, .b = -1, .opcall = n, .op_tr = tr,
+               .op_inv = inverse, .site = site };
     if (p->v[z].kind == V_CONST) {
         diag_error(p->diag, site->loc, "code generation does not support an operator applied to a constant");
         p->failed = true;
@@ -301,7 +321,22 @@ static bool is_transpose(const ast_node *n)
     return in && in->shape.rank == 2 && !in->is_const && !n->is_const;
 }
 
+static int lower_node(prog *p, const ast_node *n);
+
+/* The value of expression n, named after it. */
 static int lower(prog *p, const ast_node *n)
+{
+    int i = lower_node(p, n);
+    if (!p->v[i].node && !p->v[i].site) {
+        p->v[i].node = n;
+        p->v[i].site = n;
+    } else if (p->v[i].opcall && p->v[i].site == n) {
+        p->v[i].node = n;   /* the whole of A @ z or solve(A, z): its own text */
+    }
+    return i;
+}
+
+static int lower_node(prog *p, const ast_node *n)
 {
     long r, c;
     dims_of(&n->shape, &r, &c);
@@ -313,6 +348,7 @@ static int lower(prog *p, const ast_node *n)
     }
     switch (n->kind) {
     case AST_IDENT:
+        v.var = n->ref;
         if (n->ref_kind == IBC_REF_PARAM) {
             v.kind = V_PARAM;
             v.off = p->param_off[n->ref];
@@ -379,7 +415,7 @@ static int lower(prog *p, const ast_node *n)
         if (!strcmp(f, "solve"))
             return lower_opexpr(p, n->kids[0], false, true, lower(p, n->kids[1]), n);
         if (!strcmp(f, "cumsum")) {
-            ival o = { .kind = V_OP, .rows = r, .cols = c, .op = OP_CUMSUM, .b = -1 };
+            ival o = { .kind = V_OP, .rows = r, .cols = c, .op = OP_CUMSUM, .b = -1, .node = n, .site = n };
             o.a = lower(p, n->kids[0]);
             if (p->v[o.a].kind == V_CONST) {
                 diag_error(p->diag, n->loc, "code generation does not support cumsum of a constant");
@@ -414,7 +450,124 @@ static int lower(prog *p, const ast_node *n)
     }
 }
 
-static bool prog_build(prog *p, const ibc_spec *spec, const ast_node *expr, long bmax, ibc_diag *diag)
+/* ---------------------------------------------------------------- names */
+
+/* The passes name what they touch after the spec: p_<name> a parameter's
+ * entries (g_<name> its gradient), in_<name> an input's (per sample, IN
+ * apart), t_<stem> a value of the tape and d_<stem> its adjoint.  A stem is
+ * spelt from a small expression (X @ Wq: XWq; relu(W @ x): relu_Wx;
+ * softmax of a larger one: softmax), or is the value's number (v6) when
+ * there is nothing short to say; the output of a larger expression is
+ * predict (or, for the designed parameter's programs, w and A_w).  Stems
+ * hold only [A-Za-z0-9_], at most STEM_MAX bytes of the
+ * spec's names, whatever the spec's bytes, and are unique within their kind
+ * (a second X @ Wq is XWq_2); the prefixes keep the kinds apart and away
+ * from every other identifier of a trainer (its locals s, e, r, c, j, cin,
+ * cout, sum; th, x, tp, ad, g; m0_th; ibrt_...; C keywords), none of which
+ * has the form p_, g_, in_, t_ or d_ followed by anything. */
+enum { STEM_MAX = 32 };
+
+static const char *const op_stems[] = { "identity", "diff", "diffT", "cumsum", "cumsumT", "dct", "dctT", "diag",
+                                        "diag_inv", "matrix", "matrixT", "matrix_inv", "matrix_invT" };
+
+/* The stem of value i spelt from its operands' (spelt[], NULL where a
+ * constant or an expression too large to spell is involved), with the
+ * number of parameters and inputs it combines in leaves[i]; NULL when it
+ * cannot be spelt. */
+static char *value_stem(const prog *p, int i, char *const *spelt, int *leaves)
+{
+    const ival *v = &p->v[i];
+    leaves[i] = (v->kind == V_PARAM || v->kind == V_INPUT) + (v->a >= 0 ? leaves[v->a] : 0) +
+                (v->b >= 0 ? leaves[v->b] : 0);
+    switch (v->kind) {
+    case V_PARAM: return cw_strdup(p->pname[v->var]);
+    case V_INPUT: return cw_strdup(p->iname[v->var]);
+    case V_CONST: return NULL;
+    default: break;
+    }
+    const char *a = v->a >= 0 ? spelt[v->a] : "", *b = v->b >= 0 ? spelt[v->b] : "";
+    if (!a || !b)
+        return NULL;
+    switch (v->kind) {
+    case V_MATMUL: return cw_printf("%s%s%s%s", a, v->ta ? "T" : "", b, v->tb ? "T" : "");
+    case V_HAD: return cw_printf("%s%s", a, b);
+    case V_SCALE: return cw_printf("%s%s", a, b);
+    case V_ADD: return cw_printf("%s_plus_%s", a, b);
+    case V_SUB: return cw_printf("%s_minus_%s", a, b);
+    case V_DIV: return cw_printf("%s_over_%s", a, b);
+    case V_NEG: return cw_printf("neg_%s", a);
+    case V_TRANS: return cw_printf("%sT", a);
+    case V_MAP: return cw_printf("%s_%s", v->fn, a);
+    case V_SOFTMAX: return cw_printf("softmax_%s", a);
+    case V_SUM: return cw_printf("sum_%s", a);
+    case V_OP: return cw_printf("%s_%s", op_stems[v->op], a);
+    default: return NULL;
+    }
+}
+
+/* A product or Hadamard product of parameters and inputs alone (W3 @ W2 @
+ * W1, a1 * a2 * a3): its stem reads well with three names. */
+static bool plain_chain(const prog *p, int i, vkind kind)
+{
+    const ival *v = &p->v[i];
+    if (v->kind == V_PARAM || v->kind == V_INPUT)
+        return true;
+    return v->kind == kind && plain_chain(p, v->a, kind) && plain_chain(p, v->b, kind);
+}
+
+/* Names every parameter, input and value of the tape (see above). */
+static void prog_name(prog *p, const char *root_stem)
+{
+    size_t np = p->spec->nparams, ni = p->spec->ninputs;
+    p->pname = cw_calloc(np + 1, sizeof *p->pname);
+    p->iname = cw_calloc(ni + 1, sizeof *p->iname);
+    p->name = cw_calloc((size_t)p->n + 1, sizeof *p->name);
+    for (size_t i = 0; i < np; i++)
+        p->pname[i] = cw_unique(p->pname, (int)i, cw_ident(p->spec->params[i].name, STEM_MAX));
+    for (size_t i = 0; i < ni; i++)
+        p->iname[i] = cw_unique(p->iname, (int)i, cw_ident(p->spec->inputs[i].name, STEM_MAX));
+    /* operands come before the values that use them: one pass spells
+     * every small expression from its operands' stems */
+    char **spelt = cw_calloc((size_t)p->n + 1, sizeof *spelt);
+    int *leaves = cw_calloc((size_t)p->n + 1, sizeof *leaves);
+    for (int i = 0; i < p->n; i++) {
+        const ival *v = &p->v[i];
+        char *stem = value_stem(p, i, spelt, leaves);
+        if (v->kind == V_PARAM || v->kind == V_INPUT || v->kind == V_CONST) {
+            spelt[i] = stem;
+            continue;
+        }
+        bool small = stem && strlen(stem) <= 16 &&
+                     (leaves[i] <= 2 ||
+                      (leaves[i] == 3 && (plain_chain(p, i, V_MATMUL) || plain_chain(p, i, V_HAD))));
+        if (!small) {
+            free(stem);
+            stem = NULL;
+        }
+        spelt[i] = stem ? cw_strdup(stem) : NULL;
+        if (i == p->root && (!small || (v->kind == V_OP && v->op == OP_ID && !v->opcall))) {
+            free(stem);
+            stem = cw_ident(root_stem, STEM_MAX);   /* the output of a larger expression, or the copy of a leaf */
+        } else if (!small) {
+            if (v->kind == V_MAP || v->kind == V_SOFTMAX || v->kind == V_SUM || v->kind == V_OP)
+                stem = cw_strdup(v->kind == V_MAP ? v->fn : v->kind == V_SOFTMAX ? "softmax"
+                                                        : v->kind == V_SUM       ? "sum"
+                                                                                 : op_stems[v->op]);
+            else
+                stem = cw_printf("v%d", i);
+        }
+        p->name[i] = cw_unique(p->name, i, stem);
+    }
+    for (int i = 0; i < p->n; i++)
+        free(spelt[i]);
+    free(spelt);
+    free(leaves);
+}
+
+/* Lowers expr, the program's output (named root_stem when it is not
+ * small: "predict"). */
+static bool prog_build(prog *p, const ibc_spec *spec, const ast_node *expr, long bmax, const char *root_stem,
+                       ibc_diag *diag)
 {
     memset(p, 0, sizeof *p);
     p->spec = spec;
@@ -435,15 +588,26 @@ static bool prog_build(prog *p, const ibc_spec *spec, const ast_node *expr, long
         /* the output gets a tape slot of its own, so that the loss can
          * seed its adjoint there (predict Z for a parameter Z) */
         ival id = { .kind = V_OP, .op = OP_ID, .rows = p->v[p->root].rows, .cols = p->v[p->root].cols, .a = p->root,
-                    .b = -1, .what = "output" };
+                    .b = -1, .node = expr, .site = expr };
         p->root = iv_add(p, id);
     }
     p->started = calloc((size_t)p->n + 1, sizeof(bool));
+    if (!p->failed)
+        prog_name(p, root_stem);
     return !p->failed;
 }
 
 static void prog_free(prog *p)
 {
+    for (int i = 0; p->name && i < p->n; i++)
+        free(p->name[i]);
+    for (size_t i = 0; p->pname && i < p->spec->nparams; i++)
+        free(p->pname[i]);
+    for (size_t i = 0; p->iname && i < p->spec->ninputs; i++)
+        free(p->iname[i]);
+    free(p->name);
+    free(p->pname);
+    free(p->iname);
     free(p->v);
     free(p->started);
     free(p->param_off);
@@ -454,25 +618,34 @@ static void prog_free(prog *p)
 
 #define OUT(...) fprintf(E->out, __VA_ARGS__)
 
+/* Text from the spec inside a C comment, scrubbed. */
+static void emit_comment_text(const char *s)
+{
+    char *t = cw_scrub(s);
+    fputs(t, E->out);
+    free(t);
+}
+
 /* out = A in for one column: n entries out, nin in (equal except for a
  * rectangular matrix file); a fixed operator, O(n) where its structure
- * allows. */
-static void emit_op_apply(opkind op, long n, long nin, int diag_id, const char *in, const char *out)
+ * allows; statements indented by ind. */
+static void emit_op_apply(opkind op, long n, long nin, int diag_id, const char *in, const char *out, int ind)
 {
+    OUT("%*s", ind, "");
     switch (op) {
-    case OP_ID: OUT("            memcpy(%s, %s, sizeof(double) * %ld);\n", out, in, n); break;
-    case OP_DIFF: OUT("            ibrt_op_diff(%ld, %s, %s);\n", n, in, out); break;
-    case OP_DIFF_T: OUT("            ibrt_op_diff_T(%ld, %s, %s);\n", n, in, out); break;
-    case OP_CUMSUM: OUT("            ibrt_op_cumsum(%ld, %s, %s);\n", n, in, out); break;
-    case OP_CUMSUM_T: OUT("            ibrt_op_cumsum_T(%ld, %s, %s);\n", n, in, out); break;
+    case OP_ID: OUT("memcpy(%s, %s, sizeof(double) * %ld);\n", out, in, n); break;
+    case OP_DIFF: OUT("ibrt_op_diff(%ld, %s, %s);\n", n, in, out); break;
+    case OP_DIFF_T: OUT("ibrt_op_diff_T(%ld, %s, %s);\n", n, in, out); break;
+    case OP_CUMSUM: OUT("ibrt_op_cumsum(%ld, %s, %s);\n", n, in, out); break;
+    case OP_CUMSUM_T: OUT("ibrt_op_cumsum_T(%ld, %s, %s);\n", n, in, out); break;
     case OP_DCT:
     case OP_DCT_T:
-        OUT("            cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, dct_%ld, %ld, %s, 1, 0.0, %s, 1);\n",
+        OUT("cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, dct_%ld, %ld, %s, 1, 0.0, %s, 1);\n",
             op == OP_DCT ? "CblasNoTrans" : "CblasTrans", n, n, n, n, in, out);
         break;
     case OP_DIAG:
     case OP_DIAG_INV:
-        OUT("            for (long r = 0; r < %ld; r++)\n                %s[r] = %s[r] %c diag_%d[r];\n", n, out, in,
+        OUT("for (long r = 0; r < %ld; r++)\n%*s    %s[r] = %s[r] %c diag_%d[r];\n", n, ind, "", out, in,
             op == OP_DIAG ? '*' : '/', diag_id);
         break;
     case OP_DENSE:
@@ -481,7 +654,7 @@ static void emit_op_apply(opkind op, long n, long nin, int diag_id, const char *
     case OP_DENSE_INV_T:
     {   /* the stored matrix is n x nin, or nin x n when transposed */
         bool t = op == OP_DENSE_T || op == OP_DENSE_INV_T;
-        OUT("            cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, %s_%d, %ld, %s, 1, 0.0, %s, 1);\n",
+        OUT("cblas_dgemv(CblasRowMajor, %s, %ld, %ld, 1.0, %s_%d, %ld, %s, 1, 0.0, %s, 1);\n",
             t ? "CblasTrans" : "CblasNoTrans", t ? nin : n, t ? n : nin,
             op == OP_DENSE || op == OP_DENSE_T ? "dense" : "dense_inv", diag_id, t ? n : nin, in, out);
     }
@@ -489,21 +662,25 @@ static void emit_op_apply(opkind op, long n, long nin, int diag_id, const char *
     }
 }
 
-/* Element idx of value i in sample s (forward), or of its adjoint.  Inputs
- * are x[s * IN + ...]; a batched tape value has one block per sample, a
- * value of the parameters alone is computed once per batch (hoisted). */
+/* Element idx of value i in sample s (forward), or of its adjoint, by
+ * the names of the passes: p_W[idx], in_X[s * IN + idx] (inputs are IN
+ * apart), t_XW[s * 64 + idx] (a batched value of the tape has one block
+ * per sample), t_uv[idx] (a value of the parameters alone is computed once
+ * per batch, hoisted), a constant's literal. */
+enum { REF_MAX = 256 };
+
 static const char *ref(const prog *p, int i, const char *idx, char *buf)
 {
     const ival *v = &p->v[i];
     switch (v->kind) {
-    case V_PARAM: sprintf(buf, "th[%ld + %s]", v->off, idx); break;
-    case V_INPUT: sprintf(buf, "x[s * IN + %ld + %s]", v->off, idx); break;
-    case V_CONST: sprintf(buf, "%.17g", v->c); break;
+    case V_PARAM: snprintf(buf, REF_MAX, "p_%s[%s]", p->pname[v->var], idx); break;
+    case V_INPUT: snprintf(buf, REF_MAX, "in_%s[s * IN + %s]", p->iname[v->var], idx); break;
+    case V_CONST: snprintf(buf, REF_MAX, "%s", cw_num(v->c)); break;
     default:
         if (v->batched)
-            sprintf(buf, "tp[%ld + s * %ld + %s]", v->off, v->rows * v->cols, idx);
+            snprintf(buf, REF_MAX, "t_%s[s * %ld + %s]", p->name[i], v->rows * v->cols, idx);
         else
-            sprintf(buf, "tp[%ld + %s]", v->off, idx);
+            snprintf(buf, REF_MAX, "t_%s[%s]", p->name[i], idx);
         break;
     }
     return buf;
@@ -513,30 +690,32 @@ static const char *adj(const prog *p, int i, const char *idx, char *buf)
 {
     const ival *v = &p->v[i];
     switch (v->kind) {
-    case V_PARAM: sprintf(buf, "g[%ld + %s]", v->off, idx); return buf;
+    case V_PARAM: snprintf(buf, REF_MAX, "g_%s[%s]", p->pname[v->var], idx); return buf;
     case V_INPUT:
     case V_CONST: return NULL;
     default:
         if (v->batched)
-            sprintf(buf, "ad[%ld + s * %ld + %s]", v->off, v->rows * v->cols, idx);
+            snprintf(buf, REF_MAX, "d_%s[s * %ld + %s]", p->name[i], v->rows * v->cols, idx);
         else
-            sprintf(buf, "ad[%ld + %s]", v->off, idx);
+            snprintf(buf, REF_MAX, "d_%s[%s]", p->name[i], idx);
         return buf;
     }
 }
 
-/* The block of value i (or of its adjoint) for sample expression s. */
+/* The block of value i (or of its adjoint) for sample expression s ("0":
+ * the first, where a whole batch starts). */
 static const char *ptr(const prog *p, int i, bool adjoint, const char *s, char *buf)
 {
     const ival *v = &p->v[i];
+    bool first = !strcmp(s, "0");
     if (v->kind == V_PARAM)
-        sprintf(buf, "%s + %ld", adjoint ? "g" : "th", v->off);
+        snprintf(buf, REF_MAX, "%s_%s", adjoint ? "g" : "p", p->pname[v->var]);
     else if (v->kind == V_INPUT)
-        sprintf(buf, "x + (%s) * IN + %ld", s, v->off);
-    else if (v->batched)
-        sprintf(buf, "%s + %ld + (%s) * %ld", adjoint ? "ad" : "tp", v->off, s, v->rows * v->cols);
+        snprintf(buf, REF_MAX, first ? "in_%s" : "in_%s + (%s) * IN", p->iname[v->var], s);
+    else if (v->batched && !first)
+        snprintf(buf, REF_MAX, "%s_%s + (%s) * %ld", adjoint ? "d" : "t", p->name[i], s, v->rows * v->cols);
     else
-        sprintf(buf, "%s + %ld", adjoint ? "ad" : "tp", v->off);
+        snprintf(buf, REF_MAX, "%s_%s", adjoint ? "d" : "t", p->name[i]);
     return buf;
 }
 
@@ -547,8 +726,67 @@ static const char *stride(const prog *p, int i, char *buf)
     if (v->kind == V_INPUT)
         strcpy(buf, "IN");
     else
-        sprintf(buf, "%ld", v->rows * v->cols);
+        snprintf(buf, REF_MAX, "%ld", v->rows * v->cols);
     return buf;
+}
+
+/* Value i in the spec's words, about max bytes at most (malloc'd). */
+static char *value_text(const prog *p, int i, size_t max)
+{
+    const ival *v = &p->v[i];
+    const ibc_source *src = p->spec->src;
+    if (v->node || !v->opcall)
+        return v->node ? ast_text(v->node, src, max) : cw_printf("v%d", i);
+    /* one step of an operator expression: A @ z, A' @ z or solve(A, z) */
+    char *op = ast_text(v->opcall, src, max / 2 + 1), *z = value_text(p, v->a, max / 2 + 1);
+    const ival *a = &p->v[v->a];
+    bool paren = !v->op_inv && ((a->node && (a->node->kind == AST_BINOP || a->node->kind == AST_NEG)) ||
+                                (!a->node && a->opcall && !a->op_inv));
+    char *t = v->op_inv ? cw_printf("solve(%s%s, %s)", op, v->op_tr ? "'" : "", z)
+                        : cw_printf("%s%s @ %s%s%s", op, v->op_tr ? "'" : "", paren ? "(" : "", z, paren ? ")" : "");
+    free(op);
+    free(z);
+    return t;
+}
+
+/* " (attention.ibs:15)": where in the spec n is */
+static void emit_where(const ibc_source *src, const ast_node *n)
+{
+    if (!n || !src || !src->path || n->loc.begin > src->len)
+        return;
+    int line, col;
+    diag_line_col(src, n->loc.begin, &line, &col);
+    const char *slash = strrchr(src->path, '/');
+    OUT(" (");
+    emit_comment_text(slash ? slash + 1 : src->path);
+    OUT(":%d)", line);
+}
+
+/* The comment above the statements of value i: the spec's expression, its
+ * line, and what the statements do ("(8 x 16) @ (16 x 8) per sample"), on
+ * a second line when one would be long. */
+static void emit_value_comment(const prog *p, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void emit_value_comment(const prog *p, int i, const char *fmt, ...)
+{
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
+    char *text = value_text(p, i, 72);
+    emit_comment_text(text);
+    free(text);
+    emit_where(p->spec->src, p->v[i].site);
+    char *what = cw_end(&cb, &E->out);
+    va_list ap;
+    va_start(ap, fmt);
+    char detail[256];
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (!*detail)
+        OUT("    /* %s */\n", what);
+    else if (strlen(what) + strlen(detail) > 100)
+        OUT("    /* %s:\n     * %s */\n", what, detail);
+    else
+        OUT("    /* %s: %s */\n", what, detail);
+    free(what);
 }
 
 /* The reverse pass writes an adjoint with '=' at its first contribution
@@ -565,9 +803,9 @@ static bool adj_first(const prog *p, int a, bool covers)
     if (covers)
         return true;
     if (v->batched)
-        OUT("    memset(ad + %ld, 0, sizeof(double) * %ld * (size_t)nb);\n", v->off, v->rows * v->cols);
+        OUT("    memset(d_%s, 0, sizeof(double) * %ld * (size_t)nb);\n", p->name[a], v->rows * v->cols);
     else
-        OUT("    memset(ad + %ld, 0, sizeof(double) * %ld);\n", v->off, v->rows * v->cols);
+        OUT("    memset(d_%s, 0, sizeof(double) * %ld);\n", p->name[a], v->rows * v->cols);
     return false;
 }
 
@@ -655,10 +893,17 @@ static mm_plan mm_plan_of(const prog *p, const ival *v, long m, long k, long n)
     return MM_EACH;
 }
 
+/* An operand of a call, parenthesised when it is a sum (t_x + (s) * 8). */
+static const char *operand(const char *s, char *buf)
+{
+    snprintf(buf, REF_MAX + 2, strchr(s, ' ') ? "(%s)" : "%s", s);
+    return buf;
+}
+
 static void emit_forward_value(const prog *p, int i)
 {
     const ival *v = &p->v[i];
-    char b1[128], b2[128], b3[128], b4[128];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
     long n = v->rows * v->cols;
     switch (v->kind) {
     case V_PARAM:
@@ -669,8 +914,7 @@ static void emit_forward_value(const prog *p, int i)
         long m, k, nn;
         mm_dims(p, v, &m, &k, &nn);
         long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
-        OUT("    /* v%d = v%d%s @ v%d%s: (%ld x %ld) @ (%ld x %ld)%s */\n", i, v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "",
-            m, k, k, nn, v->batched ? " per sample" : "");
+        emit_value_comment(p, i, "(%ld x %ld) @ (%ld x %ld)%s", m, k, k, nn, v->batched ? " per sample" : "");
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
         const char *fn = mm_whole_fn(plan, m, nn, k, v->tb);
         switch (plan) {
@@ -680,7 +924,7 @@ static void emit_forward_value(const prog *p, int i)
             break;
         case MM_STACK_A:
             OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", mm_stacked_fn(k, nn), v->tb, m, nn, k,
-                ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (sprintf(b4, "%ld", k), b4),
+                ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (snprintf(b4, REF_MAX, "%ld", k), b4),
                 ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
             break;
         case MM_STACK_B:
@@ -700,7 +944,7 @@ static void emit_forward_value(const prog *p, int i)
     case V_ADD:
     case V_SUB: {
         char op = v->kind == V_HAD ? '*' : v->kind == V_ADD ? '+' : '-';
-        OUT("    /* v%d = v%d %c v%d (elementwise) */\n", i, v->a, op, v->b);
+        emit_value_comment(p, i, "elementwise");
         s_open(v);
         OUT("        for (long e = 0; e < %ld; e++)\n            %s = %s %c %s;\n    }\n", n, ref(p, i, "e", b1),
             ref(p, v->a, "e", b2), op, ref(p, v->b, "e", b3));
@@ -708,8 +952,7 @@ static void emit_forward_value(const prog *p, int i)
     }
     case V_SCALE:
     case V_DIV:
-        OUT("    /* v%d = v%d %s v%d (scalar) */\n", i, v->kind == V_SCALE ? v->b : v->a, v->kind == V_SCALE ? "*" : "/",
-            v->kind == V_SCALE ? v->a : v->b);
+        emit_value_comment(p, i, "by a scalar");
         s_open(v);
         if (v->kind == V_SCALE)
             OUT("        for (long e = 0; e < %ld; e++)\n            %s = %s * %s;\n    }\n", n, ref(p, i, "e", b1),
@@ -719,23 +962,24 @@ static void emit_forward_value(const prog *p, int i)
                 ref(p, v->a, "e", b2), ref(p, v->b, "0", b3));
         return;
     case V_NEG:
+        emit_value_comment(p, i, "elementwise");
         s_open(v);
         OUT("        for (long e = 0; e < %ld; e++)\n            %s = -%s;\n    }\n", n, ref(p, i, "e", b1),
             ref(p, v->a, "e", b2));
         return;
     case V_TRANS:
-        OUT("    /* v%d = v%d' */\n", i, v->a);
+        emit_value_comment(p, i, "transposed");
         s_open(v);
         OUT("        for (long r = 0; r < %ld; r++)\n            for (long c = 0; c < %ld; c++)\n", v->rows, v->cols);
-        OUT("                %s = %s;\n    }\n", ref(p, i, (sprintf(b3, "r * %ld + c", v->cols), b3), b1),
-            ref(p, v->a, (sprintf(b4, "c * %ld + r", v->rows), b4), b2));
+        OUT("                %s = %s;\n    }\n", ref(p, i, (snprintf(b3, REF_MAX, "r * %ld + c", v->cols), b3), b1),
+            ref(p, v->a, (snprintf(b4, REF_MAX, "c * %ld + r", v->rows), b4), b2));
         return;
     case V_MAP: {
         const char *f = !strcmp(v->fn, "relu") ? "(%s > 0 ? %s : 0)"
                         : !strcmp(v->fn, "tanh") ? "tanh(%s)%.0s"
                         : !strcmp(v->fn, "sigmoid") ? "1 / (1 + exp(-%s))%.0s"
                                                     : "exp(%s)%.0s";
-        OUT("    /* v%d = %s(v%d) */\n", i, v->fn, v->a);
+        emit_value_comment(p, i, "elementwise");
         s_open(v);
         OUT("        for (long e = 0; e < %ld; e++)\n            %s = ", n, ref(p, i, "e", b1));
         OUT(f, ref(p, v->a, "e", b2), b2);
@@ -743,12 +987,12 @@ static void emit_forward_value(const prog *p, int i)
         return;
     }
     case V_SOFTMAX:
-        OUT("    /* v%d = softmax of each row of v%d (max subtracted for stability) */\n", i, v->a);
+        emit_value_comment(p, i, "each row, its maximum subtracted for stability");
         OUT("%s    ibrt_softmax_rows(%ld, %ld, %s, %s);\n", s_loop(v->batched), v->rows, v->cols,
             ptr(p, v->a, false, s_index(v->batched), b1), ptr(p, i, false, s_index(v->batched), b2));
         return;
     case V_SUM:
-        OUT("    /* v%d = sum(v%d) */\n", i, v->a);
+        emit_value_comment(p, i, "the sum of the entries");
         s_open(v);
         OUT("        double sum = 0;\n        for (long e = 0; e < %ld; e++)\n            sum += %s;\n",
             p->v[v->a].rows * p->v[v->a].cols, ref(p, v->a, "e", b2));
@@ -758,21 +1002,24 @@ static void emit_forward_value(const prog *p, int i)
         static const char *const names[] = { "identity", "diff", "diff'", "cumsum (diff^-1)", "reverse cumsum",
                                              "DCT", "DCT'", "diag", "diag^-1", "matrix", "matrix'", "matrix^-1",
                                              "matrix^-T" };
-        OUT("    /* v%d = %s applied to each column of v%d */\n", i, names[v->op], v->a);
+        if (v->opcall || v->op != OP_ID || i != p->root)
+            emit_value_comment(p, i, "%s applied to each column", names[v->op]);
+        else
+            emit_value_comment(p, i, "a copy, the output's own slot of the tape");
         s_open(v);
         if (v->cols == 1) {   /* a vector: in place of the tape, no copies */
-            char pin[160], pout[160];
-            snprintf(pin, sizeof pin, "(%s)", ptr(p, v->a, false, "s", b2));
-            snprintf(pout, sizeof pout, "(%s)", ptr(p, i, false, "s", b1));
-            emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, pin, pout);
+            char pin[REF_MAX + 2], pout[REF_MAX + 2];
+            operand(ptr(p, v->a, false, "s", b2), pin);
+            operand(ptr(p, i, false, "s", b1), pout);
+            emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, pin, pout, 8);
             OUT("    }\n");
             return;
         }
         OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
         OUT("            double cin[%ld], cout[%ld];\n", p->v[v->a].rows, v->rows);
         OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", p->v[v->a].rows,
-            ref(p, v->a, (sprintf(b3, "r * %ld + j", v->cols), b3), b2));
-        emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, "cin", "cout");
+            ref(p, v->a, (snprintf(b3, REF_MAX, "r * %ld + j", v->cols), b3), b2));
+        emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, "cin", "cout", 12);
         OUT("            for (long r = 0; r < %ld; r++)\n                %s = cout[r];\n        }\n    }\n", v->rows,
             ref(p, i, b3, b1));
         return;
@@ -780,15 +1027,66 @@ static void emit_forward_value(const prog *p, int i)
     }
 }
 
+/* The adjoint rule of value v, C = f(A, B): dA (when da) and dB (when
+ * db) from dC (and C), in the letters of its form ("C = A B': dA = dC B"). */
+static char *adjoint_rule(const ival *v, bool da, bool db)
+{
+    const char *form = "", *ra = "", *rb = "";
+    switch (v->kind) {
+    case V_MATMUL: {
+        static const char *const forms[] = { "C = A B", "C = A B'", "C = A' B", "C = A' B'" };
+        static const char *const ras[] = { "dA = dC B'", "dA = dC B", "dA = B dC'", "dA = B' dC'" };
+        static const char *const rbs[] = { "dB = A' dC", "dB = dC' A", "dB = A dC", "dB = dC' A'" };
+        int t = 2 * v->ta + v->tb;
+        form = forms[t];
+        ra = ras[t];
+        rb = rbs[t];
+        break;
+    }
+    case V_HAD: form = "C = A * B"; ra = "dA = dC * B"; rb = "dB = dC * A"; break;
+    case V_ADD: form = "C = A + B"; ra = "dA = dC"; rb = "dB = dC"; break;
+    case V_SUB: form = "C = A - B"; ra = "dA = dC"; rb = "dB = -dC"; break;
+    case V_SCALE: form = "C = a B, a a scalar"; ra = "da = sum(B * dC)"; rb = "dB = a dC"; break;
+    case V_DIV: form = "C = A / b, b a scalar"; ra = "dA = dC / b"; rb = "db = -sum(dC * C) / b"; break;
+    case V_NEG: form = "C = -A"; ra = "dA = -dC"; break;
+    case V_TRANS: form = "C = A'"; ra = "dA = dC'"; break;
+    case V_MAP:
+        form = !strcmp(v->fn, "relu") ? "C = relu(A)" : !strcmp(v->fn, "tanh") ? "C = tanh(A)"
+               : !strcmp(v->fn, "sigmoid") ? "C = sigmoid(A)" : "C = exp(A)";
+        ra = !strcmp(v->fn, "relu") ? "dA = dC * (A > 0)" : !strcmp(v->fn, "tanh") ? "dA = dC * (1 - C * C)"
+             : !strcmp(v->fn, "sigmoid") ? "dA = dC * C * (1 - C)" : "dA = dC * C";
+        break;
+    case V_SOFTMAX: form = "C = softmax(A), row by row"; ra = "dA = C * (dC - sum_j dC_j C_j)"; break;
+    case V_SUM: form = "c = sum(A)"; ra = "dA = dc in every entry"; break;
+    case V_OP: form = "C = op A, op the operator"; ra = "dA = op' dC"; break;
+    default: break;
+    }
+    return cw_printf("%s: %s%s%s", form, da ? ra : "", da && db ? ", " : "", db ? rb : "");
+}
+
 /* Reverse mode: adjoint of each operation, in reverse tape order. */
 static void emit_backward_value(const prog *p, int i)
 {
     const ival *v = &p->v[i];
     const ival *A = v->a >= 0 ? &p->v[v->a] : NULL, *B = v->b >= 0 ? &p->v[v->b] : NULL;
-    char b1[128], b2[128], b3[128], b4[128], b5[64];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX], b5[REF_MAX];
     long n = v->rows * v->cols;
     const char *aa, *ab;
     bool f;
+    switch (v->kind) {
+    case V_PARAM:
+    case V_INPUT:
+    case V_CONST:
+        return;
+    default:
+        break;
+    }
+    bool da = A && A->kind != V_INPUT && A->kind != V_CONST, db = B && B->kind != V_INPUT && B->kind != V_CONST;
+    if (da || db) {
+        char *rule = adjoint_rule(v, da, db);
+        emit_value_comment(p, i, "%s", rule);
+        free(rule);
+    }
     switch (v->kind) {
     case V_PARAM:
     case V_INPUT:
@@ -799,17 +1097,16 @@ static void emit_backward_value(const prog *p, int i)
         mm_dims(p, v, &m, &k, &nn);
         long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
         mm_plan plan = mm_plan_of(p, v, m, k, nn);
-        OUT("    /* d(v%d%s @ v%d%s): dA = dC op(B)', dB = op(A)' dC */\n", v->a, v->ta ? "'" : "", v->b, v->tb ? "'" : "");
         const char *sv = s_index(plan == MM_EACH), *loop = s_loop(plan == MM_EACH);
         if (adj(p, v->a, "0", b1)) {
             f = adj_first(p, v->a, plan != MM_EACH || A->batched);
             const char *beta = f ? "0.0" : "1.0";
             if (plan == MM_STACK_A) {
-                char lds[32];
+                char lds[REF_MAX];
                 if (m == 1)
                     stride(p, v->a, lds);
                 else
-                    sprintf(lds, "%ld", k);
+                    snprintf(lds, sizeof lds, "%ld", k);
                 OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", mm_stacked_fn(nn, k), !v->tb, m, k, nn,
                     ptr(p, i, true, "0", b2), nn, ptr(p, v->b, false, "0", b3), ldb, beta, ptr(p, v->a, true, "0", b4), lds);
             } else if (plan == MM_STACK_B) {
@@ -833,11 +1130,11 @@ static void emit_backward_value(const prog *p, int i)
             f = adj_first(p, v->b, plan != MM_EACH || B->batched);
             const char *beta = f ? "0.0" : "1.0";
             if (plan == MM_STACK_A) {
-                char lds[32];
+                char lds[REF_MAX];
                 if (m == 1)
                     stride(p, v->a, lds);
                 else
-                    sprintf(lds, "%ld", k);
+                    snprintf(lds, sizeof lds, "%ld", k);
                 if (!v->tb)
                     OUT("    %s(1, 0, %ld, %ld, nb * %ld, %s, %s, %s, %ld, %s, %s, %ld);\n", mm_gradient_fn(k, nn), k, nn, m,
                         ptr(p, v->a, false, "0", b3), lds, ptr(p, i, true, "0", b2), nn, beta, ptr(p, v->b, true, "0", b4), nn);
@@ -925,11 +1222,12 @@ static void emit_backward_value(const prog *p, int i)
         }
         return;
     case V_TRANS:
-        if ((aa = adj(p, v->a, (sprintf(b3, "c * %ld + r", v->rows), b3), b1))) {
+        if ((aa = adj(p, v->a, (snprintf(b3, REF_MAX, "c * %ld + r", v->rows), b3), b1))) {
             f = adj_first(p, v->a, A->batched == v->batched);
             s_open(v);
             OUT("        for (long r = 0; r < %ld; r++)\n            for (long c = 0; c < %ld; c++)\n", v->rows, v->cols);
-            OUT("                %s %s %s;\n    }\n", aa, f ? "=" : "+=", adj(p, i, (sprintf(b4, "r * %ld + c", v->cols), b4), b2));
+            OUT("                %s %s %s;\n    }\n", aa, f ? "=" : "+=",
+                adj(p, i, (snprintf(b4, REF_MAX, "r * %ld + c", v->cols), b4), b2));
         }
         return;
     case V_MAP:
@@ -939,7 +1237,6 @@ static void emit_backward_value(const prog *p, int i)
                             : !strcmp(v->fn, "sigmoid") ? "%s * (1 - %s)"
                                                         : "%s%.0s";
             f = adj_first(p, v->a, A->batched == v->batched);
-            OUT("    /* d %s */\n", v->fn);
             s_open(v);
             OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s * ", n, aa, f ? "=" : "+=", adj(p, i, "e", b2));
             if (!strcmp(v->fn, "relu"))
@@ -953,7 +1250,6 @@ static void emit_backward_value(const prog *p, int i)
         if (adj(p, v->a, "0", b1)) {
             const char *sv = s_index(v->batched);
             f = adj_first(p, v->a, A->batched == v->batched);
-            OUT("    /* d softmax: da = y * (dy - sum_c dy_c y_c), row by row */\n");
             OUT("%s    ibrt_softmax_rows_adjoint(%ld, %ld, %s, %s, %s, %d);\n", s_loop(v->batched), v->rows, v->cols,
                 ptr(p, i, false, sv, b2), ptr(p, i, true, sv, b3), ptr(p, v->a, true, sv, b4), !f);
         }
@@ -967,7 +1263,7 @@ static void emit_backward_value(const prog *p, int i)
         }
         return;
     case V_OP: {
-        sprintf(b5, "r * %ld + j", v->cols);
+        snprintf(b5, REF_MAX, "r * %ld + j", v->cols);
         if (!(aa = adj(p, v->a, b5, b1)))
             return;
         /* the adjoint of y = A x is dx += A' dy */
@@ -975,20 +1271,19 @@ static void emit_backward_value(const prog *p, int i)
                                                OP_DIAG, OP_DIAG_INV, OP_DENSE_T, OP_DENSE, OP_DENSE_INV_T,
                                                OP_DENSE_INV };
         f = adj_first(p, v->a, A->batched == v->batched);
-        OUT("    /* d operator: dx += A' dy */\n");
         s_open(v);
         if (v->cols == 1 && f) {   /* first contribution to a vector: straight into its adjoint */
-            char pin[160], pout[160];
-            snprintf(pin, sizeof pin, "(%s)", ptr(p, i, true, "s", b2));
-            snprintf(pout, sizeof pout, "(%s)", ptr(p, v->a, true, "s", b3));
-            emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, pin, pout);
+            char pin[REF_MAX + 2], pout[REF_MAX + 2];
+            operand(ptr(p, i, true, "s", b2), pin);
+            operand(ptr(p, v->a, true, "s", b3), pout);
+            emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, pin, pout, 8);
             OUT("    }\n");
             return;
         }
         OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
         OUT("            double cin[%ld], cout[%ld];\n", v->rows, A->rows);
         OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", v->rows, adj(p, i, b5, b2));
-        emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, "cin", "cout");
+        emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, "cin", "cout", 12);
         OUT("            for (long r = 0; r < %ld; r++)\n                %s %s cout[r];\n        }\n    }\n", A->rows, aa,
             f ? "=" : "+=");
         return;
@@ -996,35 +1291,119 @@ static void emit_backward_value(const prog *p, int i)
     }
 }
 
+/* Rows x columns ("8 x 16"), or the length of a vector ("200"). */
+static char *dims_text(long rows, long cols)
+{
+    return cols == 1 ? cw_printf("%ld", rows) : cw_printf("%ld x %ld", rows, cols);
+}
+
+/* The named pointers of a pass (see "names"), each declared when the pass
+ * uses it: every parameter (and in the reverse pass its gradient), input,
+ * and value of the tape (and in the reverse pass its adjoint).  Returns
+ * how many of d's entries it filled. */
+static size_t pass_decls(const prog *p, bool backward, cw_decl *d)
+{
+    size_t nd = 0;
+    for (size_t k = 0; k < p->spec->nparams; k++) {
+        const ibc_var *pv = &p->spec->params[k];
+        long cols = pv->shape.rank == 2 ? pv->shape.cols : 1, rows = pv->shape.rank == 0 ? 1 : pv->shape.rows;
+        char *name = cw_scrub(pv->name), *shape = dims_text(rows, cols);
+        d[nd].name = cw_printf("p_%s", p->pname[k]);
+        d[nd].text = cw_printf("const double *%s = th + %ld;", d[nd].name, p->param_off[k]);
+        d[nd].comment = cw_printf("%s: %s", name, shape);
+        nd++;
+        if (backward) {
+            d[nd].name = cw_printf("g_%s", p->pname[k]);
+            d[nd].text = cw_printf("double *%s = g + %ld;", d[nd].name, p->param_off[k]);
+            d[nd].comment = cw_printf("the gradient of %s, added to", name);
+            nd++;
+        }
+        free(name);
+        free(shape);
+    }
+    for (size_t k = 0; k < p->spec->ninputs; k++) {
+        const ibc_var *iv = &p->spec->inputs[k];
+        long cols = iv->shape.rank == 2 ? iv->shape.cols : 1, rows = iv->shape.rank == 0 ? 1 : iv->shape.rows;
+        char *name = cw_scrub(iv->name), *shape = dims_text(rows, cols);
+        d[nd].name = cw_printf("in_%s", p->iname[k]);
+        d[nd].text = cw_printf("const double *%s = x + %ld;", d[nd].name, p->input_off[k]);
+        d[nd].comment = cw_printf("%s: %s per sample, IN apart", name, shape);
+        nd++;
+        free(name);
+        free(shape);
+    }
+    for (int i = 0; i < p->n; i++) {
+        const ival *v = &p->v[i];
+        if (v->kind == V_PARAM || v->kind == V_INPUT || v->kind == V_CONST)
+            continue;
+        char *raw = value_text(p, i, 48), *text = cw_scrub(raw), *shape = dims_text(v->rows, v->cols);
+        d[nd].name = cw_printf("t_%s", p->name[i]);
+        d[nd].text = cw_printf("%sdouble *%s = tp + %ld;", backward ? "const " : "", d[nd].name, v->off);
+        d[nd].comment = cw_printf("%s: %s%s", text, shape, v->batched ? " per sample" : "");
+        nd++;
+        if (backward) {
+            d[nd].name = cw_printf("d_%s", p->name[i]);
+            d[nd].text = cw_printf("double *%s = ad + %ld;", d[nd].name, v->off);
+            d[nd].comment = cw_printf("the adjoint of %s", text);
+            nd++;
+        }
+        free(raw);
+        free(text);
+        free(shape);
+    }
+    return nd;
+}
+
+/* A pass's body (code written since b was begun) after the pass's named
+ * pointers. */
+static void emit_pass_body(const prog *p, bool backward, cw_buf *b, const char *const *params, size_t np)
+{
+    char *body = cw_end(b, &E->out);
+    cw_decl *d = cw_calloc(2 * (p->spec->nparams + p->spec->ninputs + (size_t)p->n) + 1, sizeof *d);
+    size_t nd = pass_decls(p, backward, d);
+    cw_fn_body(E->out, params, np, d, nd, body);
+    free(d);
+    free(body);
+}
+
 static void emit_prog_functions(const prog *p, const char *pre, bool backward)
 {
+    static const char *const fw_params[] = { "th", "x", "nb", "tp" };
+    static const char *const bw_params[] = { "th", "x", "nb", "tp", "ad", "g" };
+    cw_buf b;
     OUT("/* %s: forward pass over a batch of nb samples (th: parameters, x: the\n"
-        " * samples' inputs, IN per sample, tp: tape) */\n", pre);
+        " * samples' inputs, IN per sample, tp: tape), the spec's expression and\n"
+        " * its line above each statement */\n", pre);
     OUT("static void %s_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)\n{\n",
         pre);
-    OUT("    (void)th;\n    (void)x;\n    (void)nb;\n    (void)tp;\n");
+    cw_begin(&b, &E->out);
     for (int i = 0; i < p->n; i++)
         emit_forward_value(p, i);
+    emit_pass_body(p, false, &b, fw_params, 4);
     OUT("}\n\n");
     if (!backward)
         return;
     OUT("/* %s: reverse pass; ad[] holds the adjoint of the output at its tape\n"
-        " * slot on entry; parameter gradients are added to g. */\n", pre);
+        " * slot on entry; parameter gradients are added to g.  Each value C =\n"
+        " * f(A, B) of the forward pass, last first, passes its adjoint dC on to\n"
+        " * its operands' dA and dB (the first contribution to an adjoint sets\n"
+        " * it, later ones add to it). */\n", pre);
     OUT("static void %s_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,\n"
         "                        double *restrict ad, double *restrict g)\n{\n", pre);
-    OUT("    (void)th;\n    (void)x;\n    (void)nb;\n    (void)tp;\n    (void)ad;\n    (void)g;\n");
+    cw_begin(&b, &E->out);
     const char *fault = getenv("IBC_FAULT");
     if (fault && !strcmp(fault, "grad")) {
         /* IBC_FAULT=grad (a test hook, tests/e2e.sh): the output's adjoint
          * scaled by 1.01, a wrong gradient that --gradcheck must catch */
         const ival *r = &p->v[p->root];
         OUT("    for (long e = 0; e < %s%ld; e++)   /* IBC_FAULT=grad: a deliberately wrong gradient */\n"
-            "        ad[%ld + e] *= 1.01;\n", r->batched ? "nb * " : "", r->rows * r->cols, r->off);
+            "        d_%s[e] *= 1.01;\n", r->batched ? "nb * " : "", r->rows * r->cols, p->name[p->root]);
     }
     memset(p->started, 0, (size_t)p->n * sizeof(bool));
     p->started[p->root] = true;
     for (int i = p->n - 1; i >= 0; i--)
         emit_backward_value(p, i);
+    emit_pass_body(p, true, &b, bw_params, 6);
     OUT("}\n\n");
 }
 
@@ -1032,8 +1411,8 @@ static void emit_prog_functions(const prog *p, const char *pre, bool backward)
 static void emit_init_expr(const ast_node *n, const char *rng)
 {
     switch (n->kind) {
-    case AST_NUM: OUT("%.17g", n->value); return;
-    case AST_IDENT: OUT("%.17g", n->value); return;
+    case AST_NUM: OUT("%s", cw_num(n->value)); return;
+    case AST_IDENT: OUT("%s", cw_num(n->value)); return;
     case AST_NEG: OUT("(-"); emit_init_expr(n->lhs, rng); OUT(")"); return;
     case AST_BINOP:
         OUT("(");
@@ -1044,11 +1423,12 @@ static void emit_init_expr(const ast_node *n, const char *rng)
         return;
     case AST_CALL:
         if (!strcmp(n->name, "normal")) {
-            OUT("(%.17g + %.17g * ibrt_rng_normal(%s))", n->kids[0]->value, n->kids[1]->value, rng);
+            OUT("(%s + %s * ibrt_rng_normal(%s))", cw_num(n->kids[0]->value), cw_num(n->kids[1]->value), rng);
         } else if (!strcmp(n->name, "uniform")) {
-            OUT("(%.17g + %.17g * ibrt_rng_uniform(%s))", n->kids[0]->value, n->kids[1]->value - n->kids[0]->value, rng);
+            OUT("(%s + %s * ibrt_rng_uniform(%s))", cw_num(n->kids[0]->value), cw_num(n->kids[1]->value - n->kids[0]->value),
+                rng);
         } else if (!strcmp(n->name, "constant")) {
-            OUT("%.17g", n->kids[0]->value);
+            OUT("%s", cw_num(n->kids[0]->value));
         } else if (!strcmp(n->name, "zeros")) {
             OUT("0.0");
         } else if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
@@ -1060,7 +1440,7 @@ static void emit_init_expr(const ast_node *n, const char *rng)
         }
         return;
     default:
-        OUT("%.17g", n->value);
+        OUT("%s", cw_num(n->value));
     }
 }
 
@@ -1079,11 +1459,25 @@ static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
     return n->rhs;
 }
 
-static void emit_init_param(const ibc_var *v, const ast_node *init, long off, const char *th, const char *rng)
+/* Parameter v's initialisation init (NULL: the default), drawn from rng
+ * into th[off...]; the comment names the parameter and its distribution,
+ * as the spec writes them. */
+static void emit_init_param(const ibc_var *v, const ast_node *init, long off, const char *th, const char *rng,
+                            const ibc_source *src)
 {
     long size = v->shape.rows * v->shape.cols;
-    OUT("    /* %s ~ ", v->decl ? "parameter" : "parameter");
-    OUT("*/\n    {\n        double f = ");
+    OUT("    /* ");
+    emit_comment_text(v->name);
+    if (init) {
+        char *t = ast_text(init, src, 120);
+        OUT(" ~ ");
+        emit_comment_text(t);
+        free(t);
+        emit_where(src, init);
+    } else {
+        OUT(" ~ normal(0, 0.1), the default");
+    }
+    OUT(" */\n    {\n        double f = ");
     const ast_node *factor = NULL, *dist = init ? init_dist(init, &factor) : NULL;
     if (factor)
         emit_init_expr(factor, rng);
@@ -1093,21 +1487,8 @@ static void emit_init_param(const ibc_var *v, const ast_node *init, long off, co
     if (dist)
         emit_init_expr(dist, rng);
     else
-        OUT("(0.1 * ibrt_rng_normal(%s)) /* default: normal(0, 0.1) */", rng);
+        OUT("(0.1 * ibrt_rng_normal(%s))", rng);
     OUT(";\n    }\n");
-}
-
-/* A C literal for any double: NAN and INFINITY (math.h) where %.17g
- * would print "nan" or "inf", which are not C. */
-static const char *c_double(double v, char buf[40])
-{
-    if (isnan(v))
-        strcpy(buf, "NAN");
-    else if (isinf(v))
-        strcpy(buf, v > 0 ? "INFINITY" : "-INFINITY");
-    else
-        snprintf(buf, 40, "%.17g", v);
-    return buf;
 }
 
 void emit_c_string(FILE *out, const char *s)
@@ -1125,21 +1506,6 @@ void emit_c_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-/* Text from the spec inside a C comment: no comment delimiters, no
- * trigraphs (-std=c11 enables them), no control characters. */
-static void emit_comment_text(const char *s)
-{
-    char prev = 0;
-    for (; *s; s++) {
-        char c = *s;
-        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-            c = ' ';
-        if ((prev == '*' && c == '/') || (prev == '/' && c == '*') || (prev == '?' && c == '?'))
-            c = ' ';   /* no comment delimiters, no trigraphs */
-        fputc(c, E->out);
-        prev = c;
-    }
-}
 
 /* ------------------------------------------------------------ the model */
 
@@ -1208,15 +1574,21 @@ static void emit_set_tables(const model *m)
     }
 }
 
+static long balance_count(const model *m);
+
 /* Balance quantities of every 2-block family at the current parameters:
  * chi = 1/2 (alpha_0 n_0 + alpha_1 n_1) and ratio = ||block 0|| / ||block 1||
- * per index, summarised as median |chi| and median/min/max ratio. */
+ * per index, summarised as median |chi| and median/min/max ratio (models
+ * without such a family share no_balance). */
 static void emit_balance_function(const model *m, const char *pre)
 {
+    if (!balance_count(m))
+        return;   /* the model's table points at no_balance */
     size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
     OUT("/* %s: per family f and index i, chi[f][i] and ratio[f][i] */\n", pre);
-    OUT("static void %s_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n"
-        "    (void)th;\n    (void)chi;\n    (void)ratio;\n    (void)n0o;\n    (void)n1o;\n", pre);
+    OUT("static void %s_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n", pre);
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
     long base = 0;
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(m->deriv, f);
@@ -1234,6 +1606,10 @@ static void emit_balance_function(const model *m, const char *pre)
             base, base, base);
         base += fam->count;
     }
+    char *code = cw_end(&cb, &E->out);
+    static const char *const params[] = { "th", "chi", "ratio", "n0o", "n1o" };
+    cw_fn_body(E->out, params, 5, NULL, 0, code);
+    free(code);
     OUT("}\n\n");
 }
 
@@ -1466,34 +1842,45 @@ static void emit_gl_checks(const model *m, const char *pre, const ibc_verify *ve
     emit_gl_leg(m, &gr->left);
     OUT(", b = ");
     emit_gl_leg(m, &gr->right);
-    OUT(";\n        bool ok = ibrt_gl_transform(%s_th, th2, %ld, &a, &b, %ld, r);\n", pre, m->p.nth, gr->r);
+    OUT(";\n        bool ok = ibrt_gl_transform(%s_th, th2, %ld, &a, &b, %ld, rng);\n", pre, m->p.nth, gr->r);
     OUT("        %s_forward(%s_th, x, 1, %s_tp);\n        memcpy(y0, %s_tp + %ld, sizeof y0);\n"
         "        %s_forward(th2, x, 1, %s_tp);\n", pre, pre, pre, pre, m->p.v[m->p.root].off, pre, pre);
     OUT("        double dy = 0, ys = 0;\n        for (long o = 0; o < OUT; o++) {\n"
         "            dy = fmax(dy, fabs(%s_tp[%ld + o] - y0[o]));\n            ys = fmax(ys, fabs(y0[o]));\n        }\n",
         pre, m->p.v[m->p.root].off);
     OUT("        snprintf(name, sizeof name, \"invariance, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, gr->r);
-    OUT("        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, %.3g, ok && dy <= %.3g * fmax(ys, "
+    OUT("        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, %s, ok && dy <= %s * fmax(ys, "
         "1e-300), \"max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)\");\n",
-        ver->invariance_tol, ver->invariance_tol);
+        cw_num(ver->invariance_tol), cw_num(ver->invariance_tol));
     if (gr->r <= 24) {
         OUT("        double lerr = ibrt_gl_logdet_error(%s_th, &a, &b, %ld);\n", pre, gr->r);
         OUT("        snprintf(name, sizeof name, \"log det G, group %zu, GL(%ld) (%%s)\", when);\n", gi + 1, gr->r);
-        OUT("        ibrt_checks_add(c, name, lerr, 0, %.3g, lerr <= %.3g, \"Cholesky of the r^2 x r^2 Gram vs "
-            "sum log(p_i + q_j), relative in log space\");\n", ver->logdet_tol, ver->logdet_tol);
+        OUT("        ibrt_checks_add(checks, name, lerr, 0, %s, lerr <= %s, \"Cholesky of the r^2 x r^2 Gram vs "
+            "sum log(p_i + q_j), relative in log space\");\n", cw_num(ver->logdet_tol), cw_num(ver->logdet_tol));
     }
     OUT("    }\n");
 }
 
+/* Whether the model has structural checks: a torus family or a GL junction. */
+static bool has_structure(const model *m)
+{
+    for (size_t g = 0; m->deriv && g < sym_ngroups(m->deriv); g++)
+        if (sym_group_at(m->deriv, g)->kind == SYM_GROUP_GL)
+            return true;
+    return m->deriv && sym_nfamilies(m->deriv) > 0;
+}
+
 static void emit_structure_function(const model *m, const char *pre, const ibc_verify *ver)
 {
+    if (!has_structure(m))
+        return;   /* the model's table points at no_structure */
     size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
     const char *fault = getenv("IBC_FAULT");
     bool fault_alpha = fault && !strcmp(fault, "alpha"), fault_coef = fault && !strcmp(fault, "coef");
     OUT("/* %s: structural checks of the derivation at the current parameters */\n", pre);
-    OUT("static void %s_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)\n{\n", pre);
-    OUT("    static double th2[%ld], y0[OUT];\n    char name[96];\n    (void)name;\n    (void)x;\n    (void)r;\n    (void)c;\n    (void)when;\n    (void)th2;\n    (void)y0;\n",
-        m->p.nth + 1);
+    OUT("static void %s_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)\n{\n", pre);
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(m->deriv, f);
         long alpha[SYM_MAX_GEN][SYM_MAX_BLOCKS];
@@ -1505,7 +1892,7 @@ static void emit_structure_function(const model *m, const char *pre, const ibc_v
         /* (a) invariance */
         OUT("        memcpy(th2, %s_th, sizeof(double) * %ld);\n", pre, m->p.nth);
         OUT("        for (long i = 0; i < %ld; i++) {\n            double t[%d];\n", fam->count, fam->k);
-        OUT("            for (int a = 0; a < %d; a++)\n                t[a] = ibrt_rng_uniform(r) - 0.5;\n", fam->k);
+        OUT("            for (int a = 0; a < %d; a++)\n                t[a] = ibrt_rng_uniform(rng) - 0.5;\n", fam->k);
         for (int b = 0; b < fam->nblocks; b++) {
             char body[256];
             int len = snprintf(body, sizeof body, "th2[e] *= exp(0");
@@ -1521,9 +1908,9 @@ static void emit_structure_function(const model *m, const char *pre, const ibc_v
         OUT("            dy = fmax(dy, fabs(%s_tp[%ld + o] - y0[o]));\n            ys = fmax(ys, fabs(y0[o]));\n        }\n",
             pre, m->p.v[m->p.root].off);
         OUT("        snprintf(name, sizeof name, \"invariance, family %zu (%%s)\", when);\n", f + 1);
-        OUT("        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, %.3g, dy <= %.3g * fmax(ys, 1e-300), "
+        OUT("        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, %s, dy <= %s * fmax(ys, 1e-300), "
             "\"max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)\");\n",
-            ver->invariance_tol, ver->invariance_tol);
+            cw_num(ver->invariance_tol), cw_num(ver->invariance_tol));
         /* (b) grad chi = xi and (c) log det, per index */
         OUT("        double gworst = 0, lworst = 0;\n        for (long i = 0; i < %ld; i++) {\n", fam->count);
         OUT("            double n[%d] = { 0 };\n", fam->nblocks);
@@ -1568,17 +1955,26 @@ static void emit_structure_function(const model *m, const char *pre, const ibc_v
         }
         OUT(";\n            lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));\n        }\n");
         OUT("        snprintf(name, sizeof name, \"grad chi = xi, family %zu (%%s)\", when);\n", f + 1);
-        OUT("        ibrt_checks_add(c, name, gworst, 0, %.3g, gworst <= %.3g, \"central differences of chi_a vs alpha_p theta_p\");\n",
-            ver->gradient_tol, ver->gradient_tol);
+        OUT("        ibrt_checks_add(checks, name, gworst, 0, %s, gworst <= %s, \"central differences of chi_a vs alpha_p theta_p\");\n",
+            cw_num(ver->gradient_tol), cw_num(ver->gradient_tol));
         OUT("        snprintf(name, sizeof name, \"log det G, family %zu (%%s)\", when);\n", f + 1);
-        OUT("        ibrt_checks_add(c, name, lworst, 0, %.3g, lworst <= %.3g, \"Cholesky of <xi_a, xi_b> vs exact "
+        OUT("        ibrt_checks_add(checks, name, lworst, 0, %s, lworst <= %s, \"Cholesky of <xi_a, xi_b> vs exact "
             "Cauchy-Binet, relative in log space\");\n    }\n",
-            ver->logdet_tol, ver->logdet_tol);
+            cw_num(ver->logdet_tol), cw_num(ver->logdet_tol));
     }
     size_t ng = m->deriv ? sym_ngroups(m->deriv) : 0;
     for (size_t g = 0; g < ng; g++)
         if (sym_group_at(m->deriv, g)->kind == SYM_GROUP_GL)
             emit_gl_checks(m, pre, ver, g, sym_group_at(m->deriv, g));
+    char *code = cw_end(&cb, &E->out);
+    static const char *const params[] = { "x", "rng", "checks", "when" };
+    cw_decl decls[] = {
+        { cw_strdup("th2"), cw_printf("static double th2[%ld];", m->p.nth + 1), cw_strdup("the parameters transformed") },
+        { cw_strdup("y0"), cw_strdup("static double y0[OUT];"), cw_strdup("the predictor before") },
+        { cw_strdup("name"), cw_strdup("char name[96];"), cw_strdup("a check's name") },
+    };
+    cw_fn_body(E->out, params, 4, decls, 3, code);
+    free(code);
     OUT("}\n\n");
 }
 
@@ -1590,9 +1986,9 @@ static void emit_unbalance(const model *m, double from, double to)
         const sym_family *fam = sym_family_at(m->deriv, f);
         if (fam->k != 1)
             continue;
-        OUT("    /* unbalance along family %zu: t_i = linspace(%g, %g, %ld) */\n", f + 1, from, to, fam->count);
+        OUT("    /* unbalance along family %zu: t_i = linspace(%s, %s, %ld) */\n", f + 1, cw_num(from), cw_num(to), fam->count);
         OUT("    for (long i = 0; i < %ld; i++) {\n", fam->count);
-        OUT("        double t = %.17g + (%.17g) * (double)i / %ld.0;\n        {\n", from, to - from,
+        OUT("        double t = %s + (%s) * (double)i / %ld.0;\n        {\n", cw_num(from), cw_num(to - from),
             fam->count > 1 ? fam->count - 1 : 1);
         for (int b = 0; b < fam->nblocks; b++) {
             char body[96];
@@ -1625,7 +2021,7 @@ static void emit_list_array(const char *cname, const ast_node *list)
 {
     OUT("    static const double %s[%zu] = {", cname, list->nkids);
     for (size_t i = 0; i < list->nkids; i++)
-        OUT("%s%.17g", i ? ", " : " ", list->kids[i]->value);
+        OUT("%s%s", i ? ", " : " ", cw_num(list->kids[i]->value));
     OUT(" };\n");
 }
 
@@ -1710,27 +2106,39 @@ static data_kind data_of(const ibc_spec *spec)
     return D_FIXED;
 }
 
+/* The data's part of setup(): a generator drawing the data set from
+ * stream 0, files read at run time, or nothing (a teacher or a noisy
+ * target draws every batch afresh). */
 static void emit_data_setup(const ibc_spec *spec)
 {
     const ast_node *d = spec->data;
     const char *g = d->name;
+    bool files = !strcmp(g, "csv") || !strcmp(g, "npy");
+    bool gen = !strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression") || !strcmp(g, "piecewise_signal") ||
+               !strcmp(g, "low_rank");
     OUT("    /* data: ");
     emit_comment_text(g);
+    if (!gen && !files) {
+        OUT(": nothing to set up, every step draws its batch */\n");
+        return;
+    }
     OUT(" */\n");
+    if (gen)
+        OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */\n");
     if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
-        OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %.17g, err);\n", g,
+        OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %s, err);\n", g,
             (long)kwnum(d, !strcmp(g, "cosine_spikes") ? "modes" : "features", 0), (long)kwnum(d, "train", 0),
-            (long)kwnum(d, "test", 0), (long)kwnum(d, "nonzeros", 0), kwnum(d, "noise", 0));
+            (long)kwnum(d, "test", 0), (long)kwnum(d, "nonzeros", 0), cw_num(kwnum(d, "noise", 0)));
     } else if (!strcmp(g, "piecewise_signal")) {
         emit_list_array("levels", kwarg(d, "levels"));
         emit_list_array("lengths", kwarg(d, "lengths"));
-        OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %.17g, err);\n",
+        OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %s, err);\n",
             (long)kwnum(d, "length", 0), (long)kwnum(d, "measurements", 0), kwarg(d, "levels")->nkids,
-            kwnum(d, "noise", 0));
+            cw_num(kwnum(d, "noise", 0)));
     } else if (!strcmp(g, "low_rank")) {
         emit_list_array("sv", kwarg(d, "singular_values"));
-        OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %.17g, err);\n", (long)kwnum(d, "size", 0),
-            kwarg(d, "singular_values")->nkids, kwnum(d, "observed", 0));
+        OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %s, err);\n", (long)kwnum(d, "size", 0),
+            kwarg(d, "singular_values")->nkids, cw_num(kwnum(d, "observed", 0)));
     } else if (!strcmp(g, "csv") || !strcmp(g, "npy")) {
         /* read at run time (CSV or .npy by extension), shapes checked
          * against the spec's input and output sizes */
@@ -1748,21 +2156,27 @@ static void emit_data_setup(const ibc_spec *spec)
         OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
         if (spec->train.batch > 0)
             OUT("    if (st == IBRT_OK)\n        st = ibrt_data_fits_batch(ds, file_x, %ld, err);\n", spec->train.batch);
-    } else {
-        OUT("    st = IBRT_OK;\n");
     }
+    OUT("    if (st != IBRT_OK) {\n        ibrt_error e = *err;\n"
+        "        snprintf(err->msg, sizeof err->msg, \"data: %%.500s\", e.msg);\n        return st;\n    }\n");
 }
 
 /* m<k>_init: draws the model's parameters from their initialisations (in
  * the spec's order), then unbalances along the families if asked. */
 static void emit_init_function(const model *m, const char *pre, const ibc_spec *spec)
 {
-    OUT("/* %s: initial parameters from the stream r */\n", pre);
-    OUT("static void %s_init(double *th, ibrt_rng *r)\n{\n    (void)r;\n", pre);
+    OUT("/* %s: initial parameters from the stream rng */\n", pre);
+    OUT("static void %s_init(double *th, ibrt_rng *rng)\n{\n", pre);
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
     for (size_t i = 0; i < m->spec->nparams; i++)
-        emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "r");
+        emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "rng", m->spec->src);
     if (m->unbalance)
         emit_unbalance(m, kwnum(spec->init, "from", 0), kwnum(spec->init, "to", 0));
+    char *code = cw_end(&cb, &E->out);
+    static const char *const params[] = { "th", "rng" };
+    cw_fn_body(E->out, params, 2, NULL, 0, code);
+    free(code);
     OUT("}\n\n");
 }
 
@@ -1790,27 +2204,22 @@ static void emit_design_w_functions(const model *m, int k, const ibc_spec *spec)
 /* The part of the trainer the driver calls back: batch buffers, the
  * sampler, the set-up, and the tables describing the models and the
  * problem; then main. */
-static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, const prog *teacher, data_kind dk,
+static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, const prog *teacher,
+                             const char *teacher_fw, data_kind dk,
                              long bmax, long steps)
 {
     long batch = spec->train.batch;
     bool masked = dk == D_LOWRANK && spec->loss_mask;
-    OUT("enum { BMAX = %ld };   /* samples per step */\n", bmax);
-    OUT("static double bx[BMAX * IN], by[BMAX * OUT];\n");
-    if (dk == D_LOWRANK)
-        OUT("static double bmask[OUT];   /* this step's observed entries */\n");
-    OUT("\n");
-
-    OUT("/* One minibatch: *X its inputs, *Y its labels%s; returns its number\n"
-        " * of samples.  Nothing is allocated. */\n", dk == D_LOWRANK ? " (and bmask the mask)" : "");
-    OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)\n{\n"
-        "    (void)ds;\n    (void)rb;\n    *X = bx;\n    *Y = by;\n");
+    /* the sampler's body first: it says whether the labels' buffer is used */
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
     switch (dk) {
     case D_FIXED:
         if (batch == 0) {
             OUT("    /* full batch: the training set itself, no copy */\n    *X = ds->x_train;\n    *Y = ds->y_train;\n");
             OUT("    return (long)ds->n_train;\n");
         } else {
+            OUT("    *X = bx;\n    *Y = by;\n");
             OUT("    /* %ld samples drawn uniformly (with replacement) from the training set */\n", batch);
             OUT("    for (long b = 0; b < %ld; b++) {\n        size_t s = ibrt_rng_below(rb, ds->n_train);\n", batch);
             OUT("        memcpy(bx + b * IN, ds->x_train + s * IN, sizeof(double) * IN);\n");
@@ -1819,18 +2228,19 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         break;
     case D_TEACHER: {
         const ast_node *inp = kwarg(spec->data, "inputs");
+        OUT("    *X = bx;\n    *Y = by;\n");
         OUT("    /* fresh inputs ~ ");
         emit_comment_text(inp->name);
         OUT("; labels from the teacher plus N(0, noise^2) */\n");
         if (inp->kind == AST_CALL && !strcmp(inp->name, "normal")) {
-            OUT("    ibrt_rng_normals(rb, bx, BMAX * IN, %.17g, %.17g);\n", inp->kids[0]->value, inp->kids[1]->value);
+            OUT("    ibrt_rng_normals(rb, bx, BMAX * IN, %s, %s);\n", cw_num(inp->kids[0]->value), cw_num(inp->kids[1]->value));
         } else {
             OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
             emit_init_expr(inp, "rb");
             OUT(";\n");
         }
-        OUT("    te_forward(te_th, bx, BMAX, te_tp);\n");
-        OUT("    ibrt_rng_normals(rb, by, BMAX * OUT, 0, %.17g);\n", kwnum(spec->data, "noise", 0));
+        OUT("    %s(te_th, bx, BMAX, te_tp);\n", teacher_fw);
+        OUT("    ibrt_rng_normals(rb, by, BMAX * OUT, 0, %s);\n", cw_num(kwnum(spec->data, "noise", 0)));
         OUT("    for (long s = 0; s < BMAX; s++)\n        for (long o = 0; o < OUT; o++)\n"
             "            by[s * OUT + o] += te_tp[%ld + %so];\n",
             teacher->v[teacher->root].off, teacher->v[teacher->root].batched ? "s * OUT + " : "");
@@ -1838,25 +2248,39 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         break;
     }
     case D_TARGET:
+        OUT("    *X = bx;\n    *Y = by;\n");
         OUT("    /* labels value + N(0, noise^2), no inputs */\n");
-        OUT("    ibrt_rng_normals(rb, by, %ld, %.17g, %.17g);\n    return %ld;\n", bmax, kwnum(spec->data, "value", 0),
-            kwnum(spec->data, "noise", 0), bmax);
+        OUT("    ibrt_rng_normals(rb, by, %ld, %s, %s);\n    return %ld;\n", bmax, cw_num(kwnum(spec->data, "value", 0)),
+            cw_num(kwnum(spec->data, "noise", 0)), bmax);
         break;
     case D_LOWRANK:
-        OUT("    /* each observed entry joins the minibatch with probability %g */\n",
-            kwnum(spec->data, "batch_fraction", 1));
-        OUT("    *Y = ds->y_train;\n    for (long e = 0; e < OUT; e++)\n");
-        OUT("        bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < %.17g ? 1.0 : 0.0;\n    return 1;\n",
-            kwnum(spec->data, "batch_fraction", 1));
+        OUT("    /* each observed entry joins the minibatch with probability %s */\n",
+            cw_num(kwnum(spec->data, "batch_fraction", 1)));
+        OUT("    *X = bx;\n    *Y = ds->y_train;\n    for (long e = 0; e < OUT; e++)\n");
+        OUT("        bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < %s ? 1.0 : 0.0;\n    return 1;\n",
+            cw_num(kwnum(spec->data, "batch_fraction", 1)));
         break;
     }
+    char *code = cw_end(&cb, &E->out);
+    OUT("enum { BMAX = %ld };   /* samples per step */\n", bmax);
+    OUT(cw_uses(code, "by") ? "static double bx[BMAX * IN], by[BMAX * OUT];\n" : "static double bx[BMAX * IN];\n");
+    if (dk == D_LOWRANK)
+        OUT("static double bmask[OUT];   /* this step's observed entries */\n");
+    OUT("\n");
+    OUT("/* One minibatch: *X its inputs, *Y its labels%s; returns its number\n"
+        " * of samples.  Nothing is allocated. */\n", dk == D_LOWRANK ? " (and bmask the mask)" : "");
+    OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)\n{\n");
+    static const char *const batch_params[] = { "ds", "rb", "X", "Y" };
+    cw_fn_body(E->out, batch_params, 4, NULL, 0, code);
+    free(code);
     OUT("}\n\n");
 
     /* set-up: operators, data (stream 0), teacher (stream 1) */
     OUT("/* Fixed operators, the data (stream 0) and the teacher (stream 1) for\n"
         " * one seed; an error names the file or generator at fault. */\n");
     OUT("static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)\n{\n");
-    OUT("    (void)ds;\n    (void)quiet;\n    ibrt_status st;\n");
+    cw_buf setup_cb;
+    cw_begin(&setup_cb, &E->out);
     for (int i = 0; i < E->ndct; i++)
         OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", E->dct_sizes[i], E->dct_sizes[i]);
     for (int i = 0; i < E->ndense; i++) {
@@ -1887,10 +2311,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         }
         OUT("        free(a);\n    }\n");
     }
-    OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */\n");
     emit_data_setup(spec);
-    OUT("    if (st != IBRT_OK) {\n        ibrt_error e = *err;\n"
-        "        snprintf(err->msg, sizeof err->msg, \"data: %%.500s\", e.msg);\n        return st;\n    }\n");
     if (dk == D_TEACHER) {
         OUT("    /* teacher weights (stream 1) */\n    ibrt_rng rt;\n    ibrt_rng_fork(&rt, seed, 1);\n");
         for (size_t i = 0; i < spec->nparams; i++) {
@@ -1898,10 +2319,17 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             for (size_t j = 0; j < spec->teacher->nkids; j++)
                 if (!strcmp(spec->teacher->kids[j]->name, spec->params[i].name))
                     ti = spec->teacher->kids[j]->lhs;
-            emit_init_param(&spec->params[i], ti ? ti : spec->params[i].init, teacher->param_off[i], "te_th", "&rt");
+            emit_init_param(&spec->params[i], ti ? ti : spec->params[i].init, teacher->param_off[i], "te_th", "&rt",
+                            spec->src);
         }
     }
-    OUT("    return IBRT_OK;\n}\n\n");
+    OUT("    return IBRT_OK;\n");
+    char *setup_code = cw_end(&setup_cb, &E->out);
+    static const char *const setup_params[] = { "ds", "seed", "quiet", "err" };
+    cw_decl st = { cw_strdup("st"), cw_strdup("ibrt_status st;"), NULL };
+    cw_fn_body(E->out, setup_params, 4, &st, 1, setup_code);
+    free(setup_code);
+    OUT("}\n\n");
 
     /* the models' tables */
     for (int k = 0; k < nm; k++) {
@@ -1944,11 +2372,10 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 if (fam->nblocks != 2 || fam->k != 1)
                     continue;
                 double rl, rd;
-                char l1[40], l2[40];
                 family_predictions(fam, &rl, &rd);
                 OUT("    { .id = %zu, .count = %ld, .alpha0 = %ld, .alpha1 = %ld, .pred_logdet = %s, .pred_dual = %s,\n"
                     "      .ratio_definition = ", f + 1, fam->count, fam->alpha[0][0], fam->alpha[0][1],
-                    c_double(rl, l1), c_double(rd, l2));
+                    cw_num(rl), cw_num(rd));
                 char *buf = NULL;
                 size_t len = 0;
                 FILE *mem = open_memstream(&buf, &len);
@@ -1980,6 +2407,20 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             OUT("};\n");
         }
     }
+    bool no_structure = false, no_balance = false;
+    for (int k = 0; k < nm; k++) {
+        no_structure = no_structure || !has_structure(&models[k]);
+        no_balance = no_balance || !balance_count(&models[k]);
+    }
+    if (no_structure)
+        OUT("\n/* the models without a symmetry: no structural check */\n"
+            "static void no_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)\n{\n"
+            "    (void)x;\n    (void)rng;\n    (void)checks;\n    (void)when;\n}\n");
+    if (no_balance)
+        OUT("\n/* the models without a family of two blocks and one generator: no\n"
+            " * balance to measure (nbal = 0) */\n"
+            "static void no_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n"
+            "    (void)th;\n    (void)chi;\n    (void)ratio;\n    (void)n0o;\n    (void)n1o;\n}\n");
     OUT("\nstatic ibrt_model models[] = {\n");
     for (int k = 0; k < nm; k++) {
         const model *m = &models[k];
@@ -1988,10 +2429,15 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("        .nth = %ld,\n        .tape = %ld,\n        .root = %ld,\n        .root_batched = %s,\n", m->p.nth,
             m->p.tape + 1, m->p.v[m->p.root].off, m->p.v[m->p.root].batched ? "true" : "false");
         OUT("        .th = m%d_th,\n        .g = m%d_g,\n        .tp = m%d_tp,\n        .ad = m%d_ad,\n", k, k, k, k);
-        OUT("        .lr = %.17g,\n        .l1 = %.17g,\n        .l1_off = %ld,\n        .l1_size = %ld,\n", m->lr, m->l1,
+        OUT("        .lr = %s,\n        .l1 = %s,\n        .l1_off = %ld,\n        .l1_size = %ld,\n", cw_num(m->lr), cw_num(m->l1),
             m->l1_off, m->l1_size);
+        char structure[32] = "no_structure", balance[32] = "no_balance";
+        if (has_structure(m))
+            snprintf(structure, sizeof structure, "m%d_structure", k);
+        if (nbal)
+            snprintf(balance, sizeof balance, "m%d_balance", k);
         OUT("        .init = m%d_init,\n        .forward = m%d_forward,\n        .backward = m%d_backward,\n"
-            "        .structure = m%d_structure,\n        .balance = m%d_balance,\n", k, k, k, k, k);
+            "        .structure = %s,\n        .balance = %s,\n", k, k, k, structure, balance);
         if (gen_count(m)) {
             bool coupled = sym_families_coupled(m->deriv);
             OUT("        .ngen = %ld,\n        .ngenfam = %zu,\n        .genfam = m%d_genfam,\n        .gen_coupled = %s,\n"
@@ -2052,15 +2498,15 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
     OUT("    .minibatch = %s,\n", dk == D_FIXED && batch == 0 ? "false" : "true");
     if (spec->out_shape.rank == 2 && dk == D_LOWRANK)
         OUT("    .zrows = %ld,\n    .zcols = %ld,\n", spec->out_shape.rows, spec->out_shape.cols);
-    OUT("    .gradient_tol = %.17g,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", spec->verify.gradient_tol);
+    OUT("    .gradient_tol = %s,\n    .setup = setup,\n    .draw_batch = draw_batch,\n", cw_num(spec->verify.gradient_tol));
     OUT("    .nmodels = %d,\n    .models = models,\n", nm);
     if (spec->verify.stationary_beta > 0) {
         /* docs/theory.md §7 on the scalar pair z = u v with L = (theta - value)^2,
          * i.e. beta_d = 2 and theta* = the data's value */
-        OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %.17g, .beta_d = 2, .theta_star = %.17g, .eps = %.17g,\n"
+        OUT("    .stationary = true,\n    .stationary_cfg = { .beta = %s, .beta_d = 2, .theta_star = %s, .eps = %s,\n"
             "                        .chains = 40000, .steps = 4000, .step = 0.02 },\n",
-            spec->verify.stationary_beta, kwnum(spec->data, "value", 1),
-            spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02);
+            cw_num(spec->verify.stationary_beta), cw_num(kwnum(spec->data, "value", 1)),
+            cw_num(spec->verify.stationary_eps > 0 ? spec->verify.stationary_eps : 0.02));
     }
     OUT("};\n\nint main(int argc, char **argv)\n{\n    return ibrt_main(argc, argv, &problem);\n}\n");
 }
@@ -2071,6 +2517,26 @@ static void emitter_free(emitter *em)
         free(em->dense_path[i]);
     free(em->diags);
     free(em->dct_sizes);
+}
+
+/* Whether two lowered programs are the same code: the teacher's and a
+ * model's, when the model is the spec's own predictor at the same batch
+ * size (then the teacher calls that model's forward pass). */
+static bool same_program(const prog *a, const prog *b)
+{
+    if (a->n != b->n || a->tape != b->tape || a->bmax != b->bmax || a->root != b->root || a->nth != b->nth ||
+        a->nx != b->nx)
+        return false;
+    for (int i = 0; i < a->n; i++) {
+        const ival *u = &a->v[i], *w = &b->v[i];
+        if (u->kind != w->kind || u->rows != w->rows || u->cols != w->cols || u->a != w->a || u->b != w->b ||
+            u->avec != w->avec || u->bvec != w->bvec || u->ta != w->ta || u->tb != w->tb ||
+            u->batched != w->batched || u->off != w->off || memcmp(&u->c, &w->c, sizeof u->c) ||
+            (u->fn || w->fn ? !u->fn || !w->fn || strcmp(u->fn, w->fn) : false) || u->op != w->op ||
+            u->diag_id != w->diag_id)
+            return false;
+    }
+    return true;
 }
 
 bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
@@ -2118,9 +2584,10 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         bmax = 1;
     bool ok = true;
     for (int k = 0; k < nm; k++) {
-        ok = prog_build(&models[k].p, models[k].spec, models[k].spec->predict, bmax, diag) && ok;
+        ok = prog_build(&models[k].p, models[k].spec, models[k].spec->predict, bmax, "predict", diag) && ok;
         if (models[k].replacement) {
-            ok = prog_build(&models[k].rp, models[k].spec, models[k].replacement, 1, diag) && ok;
+            const char *wname = spec->params[spec->design.param].name;
+            ok = prog_build(&models[k].rp, models[k].spec, models[k].replacement, 1, wname, diag) && ok;
             if (spec->design.kind == DESIGN_LOG_SPARSITY) {
                 static ast_node aw;   /* A @ w(factors), for the parameterisation check */
                 memset(&aw, 0, sizeof aw);
@@ -2130,7 +2597,9 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
                 aw.rhs = (ast_node *)models[k].replacement;
                 aw.shape = models[k].replacement->shape;
                 aw.loc = spec->design.decl->loc;
-                ok = prog_build(&models[k].ap, models[k].spec, &aw, 1, diag) && ok;
+                char aname[64];
+                snprintf(aname, sizeof aname, "A_%s", wname);
+                ok = prog_build(&models[k].ap, models[k].spec, &aw, 1, aname, diag) && ok;
             }
         }
         if (models[k].l1 > 0 && spec->design.kind != DESIGN_NONE) {
@@ -2145,7 +2614,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     prog teacher;
     memset(&teacher, 0, sizeof teacher);
     if (dk == D_TEACHER)
-        ok = prog_build(&teacher, spec, spec->predict, bmax, diag) && ok;
+        ok = prog_build(&teacher, spec, spec->predict, bmax, "predict", diag) && ok;
     if (!ok) {
         for (int k = 0; k < nm; k++) {
             prog_free(&models[k].p);
@@ -2211,7 +2680,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         const ast_node *l = em.diags[i]->kids[0];
         OUT("static const double diag_%d[%zu] = {", i, l->nkids);
         for (size_t j = 0; j < l->nkids; j++)
-            OUT("%s%.17g", j ? ", " : " ", l->kids[j]->value);
+            OUT("%s%s", j ? ", " : " ", cw_num(l->kids[j]->value));
         OUT(" };\n");
     }
     for (int i = 0; i < em.ndct; i++)
@@ -2253,13 +2722,24 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         }
         emit_init_function(m, pre, spec);
     }
+    char teacher_fw[32] = "te_forward";
     if (dk == D_TEACHER) {
-        OUT("/* ---- the teacher: the same predictor with fixed weights ---- */\n");
+        int same = -1;
+        for (int k = 0; k < nm && same < 0; k++)
+            if (same_program(&models[k].p, &teacher))
+                same = k;
+        OUT("/* ---- the teacher: the spec's predictor with weights of its own ---- */\n");
         OUT("static double te_th[%ld], te_tp[%ld];\n", teacher.nth, teacher.tape + 1);
-        emit_prog_functions(&teacher, "te", false);
+        if (same >= 0) {
+            snprintf(teacher_fw, sizeof teacher_fw, "m%d_forward", same);
+            OUT("/* its forward pass is m%d_forward, the same program as model '%s',\n"
+                " * called with te_th and te_tp */\n\n", same, models[same].name);
+        } else {
+            emit_prog_functions(&teacher, "te", false);
+        }
     }
 
-    emit_driver_part(spec, models, nm, &teacher, dk, bmax, steps);
+    emit_driver_part(spec, models, nm, &teacher, teacher_fw, dk, bmax, steps);
     for (int k = 0; k < nm; k++) {
         prog_free(&models[k].p);
         prog_free(&models[k].rp);

@@ -14,7 +14,9 @@
  * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
  * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
  * minimum, balance, bias) and sym_print.c (its outputs), on exact.c's
- * GMP linear algebra.
+ * GMP linear algebra.  ast_text.c prints an expression of the AST back as
+ * spec text, and cwrite.c (cwrite.h) writes C text: both for emit.c, whose
+ * trainers speak the spec's words.
  *
  * This header has the pieces every phase needs: source files and locations,
  * diagnostics, the arena, the AST, and the checked spec (ibc_spec) that the
@@ -179,6 +181,12 @@ ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag);
 
 /* Debug: print the AST as an S-expression. */
 void ast_dump(FILE *out, const ast_node *n);
+
+/* ast_text.c: expression n as spec text ("(X @ Wq) @ (X @ Wk)'"), with
+ * the parentheses the grammar needs and those the spec has (src: the
+ * source of n's locations, or NULL).  max > 0 bounds the length: children
+ * that do not fit print as "..." or "f(...)".  Malloc'd. */
+char *ast_text(const ast_node *n, const ibc_source *src, size_t max);
 
 /* --------------------------------------------------------- checked spec */
 

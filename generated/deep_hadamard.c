@@ -41,66 +41,70 @@ enum { IN = 32, OUT = 1 };   /* per-sample input and output sizes */
 /* ---- model 'designed': 96 parameters, tape of 88 values ---- */
 static double m0_th[96], m0_g[96], m0_tp[89], m0_ad[89];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v3 = v1 * v2 (elementwise) */
+    const double *p_a1 = th + 0;    /* a1: 32 */
+    const double *p_a2 = th + 32;   /* a2: 32 */
+    const double *p_a3 = th + 64;   /* a3: 32 */
+    const double *in_x = x + 0;     /* x: 32 per sample, IN apart */
+    double *t_a1a2 = tp + 0;        /* a1 * a2: 32 */
+    double *t_a1a2a3 = tp + 32;     /* a1 * a2 * a3: 32 */
+    double *t_predict = tp + 64;    /* x @ (a1 * a2 * a3): 1 per sample */
+    /* a1 * a2 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[0 + e] = th[0 + e] * th[32 + e];
+            t_a1a2[e] = p_a1[e] * p_a2[e];
     }
-    /* v5 = v3 * v4 (elementwise) */
+    /* a1 * a2 * a3 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[32 + e] = tp[0 + e] * th[64 + e];
+            t_a1a2a3[e] = t_a1a2[e] * p_a3[e];
     }
-    /* v6 = v0 @ v5: (1 x 32) @ (32 x 1) per sample */
-    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, tp + 32, 1, 0.0, tp + 64 + (0) * 1, 1);
+    /* x @ (a1 * a2 * a3) (deep_hadamard.ibs:13): (1 x 32) @ (32 x 1) per sample */
+    ibrt_mm(0, 0, nb * 1, 1, 32, in_x, IN, t_a1a2a3, 1, 0.0, t_predict, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v5): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 64 + (0) * 1, 1, 0.0, ad + 32, 1);
+    const double *p_a1 = th + 0;     /* a1: 32 */
+    double *g_a1 = g + 0;            /* the gradient of a1, added to */
+    const double *p_a2 = th + 32;    /* a2: 32 */
+    double *g_a2 = g + 32;           /* the gradient of a2, added to */
+    const double *p_a3 = th + 64;    /* a3: 32 */
+    double *g_a3 = g + 64;           /* the gradient of a3, added to */
+    const double *in_x = x + 0;      /* x: 32 per sample, IN apart */
+    const double *t_a1a2 = tp + 0;   /* a1 * a2: 32 */
+    double *d_a1a2 = ad + 0;         /* the adjoint of a1 * a2 */
+    double *d_a1a2a3 = ad + 32;      /* the adjoint of a1 * a2 * a3 */
+    double *d_predict = ad + 64;     /* the adjoint of x @ (a1 * a2 * a3) */
+    /* x @ (a1 * a2 * a3) (deep_hadamard.ibs:13): C = A B: dB = A' dC */
+    ibrt_mm(1, 0, 32, 1, nb * 1, in_x, IN, d_predict, 1, 0.0, d_a1a2a3, 1);
+    /* a1 * a2 * a3 (deep_hadamard.ibs:16): C = A * B: dA = dC * B, dB = dC * A */
     {
         for (long e = 0; e < 32; e++)
-            ad[0 + e] = ad[32 + e] * th[64 + e];
+            d_a1a2[e] = d_a1a2a3[e] * p_a3[e];
     }
     {
         for (long e = 0; e < 32; e++)
-            g[64 + e] += ad[32 + e] * tp[0 + e];
+            g_a3[e] += d_a1a2a3[e] * t_a1a2[e];
+    }
+    /* a1 * a2 (deep_hadamard.ibs:16): C = A * B: dA = dC * B, dB = dC * A */
+    {
+        for (long e = 0; e < 32; e++)
+            g_a1[e] += d_a1a2[e] * p_a2[e];
     }
     {
         for (long e = 0; e < 32; e++)
-            g[0 + e] += ad[0 + e] * th[32 + e];
+            g_a2[e] += d_a1a2[e] * p_a1[e];
     }
-    {
-        for (long e = 0; e < 32; e++)
-            g[32 + e] += ad[0 + e] * th[0 + e];
-    }
-}
-
-/* m0: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
-{
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
 }
 
 /* m0: the conserved quadratic functions of its symmetry groups, q, and
@@ -137,24 +141,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[97], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[97];   /* the parameters transformed */
+    static double y0[OUT];   /* the predictor before */
+    char name[96];           /* a check's name */
     /* family 1: 2 generator(s) per index, 3 blocks, 32 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 96);
         for (long i = 0; i < 32; i++) {
             double t[2];
             for (int a = 0; a < 2; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             { long e = 0 + (i); th2[e] *= exp(0 + 1 * t[0] + 1 * t[1]); }
             { long e = 32 + (i); th2[e] *= exp(0 + -1 * t[0] + 0 * t[1]); }
             { long e = 64 + (i); th2[e] *= exp(0 + 0 * t[0] + -1 * t[1]); }
@@ -168,7 +166,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 32; i++) {
             double n[3] = { 0 };
@@ -197,57 +195,66 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
 }
 
 /* the designed parameter as a function of the factors */
 static double m0_w_tp[65];
 /* m0_w: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_w_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    /* v2 = v0 * v1 (elementwise) */
+    const double *p_a1 = th + 0;    /* a1: 32 */
+    const double *p_a2 = th + 32;   /* a2: 32 */
+    const double *p_a3 = th + 64;   /* a3: 32 */
+    double *t_a1a2 = tp + 0;        /* a1 * a2: 32 */
+    double *t_a1a2a3 = tp + 32;     /* a1 * a2 * a3: 32 */
+    /* a1 * a2 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[0 + e] = th[0 + e] * th[32 + e];
+            t_a1a2[e] = p_a1[e] * p_a2[e];
     }
-    /* v4 = v2 * v3 (elementwise) */
+    /* a1 * a2 * a3 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[32 + e] = tp[0 + e] * th[64 + e];
+            t_a1a2a3[e] = t_a1a2[e] * p_a3[e];
     }
 }
 
 /* A applied to the designed parameter: equals the product of the factors */
 static double m0_aw_tp[97];
 /* m0_aw: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_aw_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    /* v2 = v0 * v1 (elementwise) */
+    const double *p_a1 = th + 0;    /* a1: 32 */
+    const double *p_a2 = th + 32;   /* a2: 32 */
+    const double *p_a3 = th + 64;   /* a3: 32 */
+    double *t_a1a2 = tp + 0;        /* a1 * a2: 32 */
+    double *t_a1a2a3 = tp + 32;     /* a1 * a2 * a3: 32 */
+    double *t_A_w = tp + 64;        /* identity(n) @ (a1 * a2 * a3): 32 */
+    /* a1 * a2 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[0 + e] = th[0 + e] * th[32 + e];
+            t_a1a2[e] = p_a1[e] * p_a2[e];
     }
-    /* v4 = v2 * v3 (elementwise) */
+    /* a1 * a2 * a3 (deep_hadamard.ibs:16): elementwise */
     {
         for (long e = 0; e < 32; e++)
-            tp[32 + e] = tp[0 + e] * th[64 + e];
+            t_a1a2a3[e] = t_a1a2[e] * p_a3[e];
     }
-    /* v5 = identity applied to each column of v4 */
+    /* identity(n) @ (a1 * a2 * a3) (deep_hadamard.ibs:16): identity applied to each column */
     {
-            memcpy((tp + 64), (tp + 32), sizeof(double) * 32);
+        memcpy(t_A_w, t_a1a2a3, sizeof(double) * 32);
     }
 }
 
@@ -275,171 +282,121 @@ static double m0_w_check(const double *th)
     return worst / fmax(scale, 1e-300);
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    /* a1 ~ normal(0, 0.2) (deep_hadamard.ibs:18) */
     {
         double f = 1.0;
         for (int e = 0; e < 32; e++)
-            th[0 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.2 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* a2 ~ normal(0, 0.2) (deep_hadamard.ibs:18) */
     {
         double f = 1.0;
         for (int e = 0; e < 32; e++)
-            th[32 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+            th[32 + e] = f * (0 + 0.2 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* a3 ~ normal(0, 0.2) (deep_hadamard.ibs:18) */
     {
         double f = 1.0;
         for (int e = 0; e < 32; e++)
-            th[64 + e] = f * (0 + 0.20000000000000001 * ibrt_rng_normal(r));
+            th[64 + e] = f * (0 + 0.2 * ibrt_rng_normal(rng));
     }
 }
 
 /* ---- model 'vanilla': 32 parameters, tape of 24 values ---- */
 static double m1_th[32], m1_g[32], m1_tp[25], m1_ad[25];
 /* m1: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m1_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v2 = v0 @ v1: (1 x 32) @ (32 x 1) per sample */
-    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
+    const double *p_w = th + 0;   /* w: 32 */
+    const double *in_x = x + 0;   /* x: 32 per sample, IN apart */
+    double *t_xw = tp + 0;        /* x @ w: 1 per sample */
+    /* x @ w (deep_hadamard.ibs:13): (1 x 32) @ (32 x 1) per sample */
+    ibrt_mm(0, 0, nb * 1, 1, 32, in_x, IN, p_w, 1, 0.0, t_xw, 1);
 }
 
 /* m1: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m1_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
-    (void)x;
-    (void)nb;
     (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
+    double *g_w = g + 0;          /* the gradient of w, added to */
+    const double *in_x = x + 0;   /* x: 32 per sample, IN apart */
+    double *d_xw = ad + 0;        /* the adjoint of x @ w */
+    /* x @ w (deep_hadamard.ibs:13): C = A B: dB = A' dC */
+    ibrt_mm(1, 0, 32, 1, nb * 1, in_x, IN, d_xw, 1, 1.0, g_w, 1);
 }
 
-/* m1: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m1_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
+/* m1: initial parameters from the stream rng */
+static void m1_init(double *th, ibrt_rng *rng)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
-}
-
-/* m1: structural checks of the derivation at the current parameters */
-static void m1_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
-{
-    static double th2[33], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
-}
-
-/* m1: initial parameters from the stream r */
-static void m1_init(double *th, ibrt_rng *r)
-{
-    (void)r;
-    /* parameter ~ */
+    /* w ~ normal(0, 1e-4) (deep_hadamard.ibs:9) */
     {
         double f = 1.0;
         for (int e = 0; e < 32; e++)
-            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(rng));
     }
 }
 
 /* ---- model 'l1': 32 parameters, tape of 24 values ---- */
 static double m2_th[32], m2_g[32], m2_tp[25], m2_ad[25];
 /* m2: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m2_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v2 = v0 @ v1: (1 x 32) @ (32 x 1) per sample */
-    ibrt_mm(0, 0, nb * 1, 1, 32, x + (0) * IN + 0, IN, th + 0, 1, 0.0, tp + 0 + (0) * 1, 1);
+    const double *p_w = th + 0;   /* w: 32 */
+    const double *in_x = x + 0;   /* x: 32 per sample, IN apart */
+    double *t_xw = tp + 0;        /* x @ w: 1 per sample */
+    /* x @ w (deep_hadamard.ibs:13): (1 x 32) @ (32 x 1) per sample */
+    ibrt_mm(0, 0, nb * 1, 1, 32, in_x, IN, p_w, 1, 0.0, t_xw, 1);
 }
 
 /* m2: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m2_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
     (void)th;
-    (void)x;
-    (void)nb;
     (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 32, 1, nb * 1, x + (0) * IN + 0, IN, ad + 0 + (0) * 1, 1, 1.0, g + 0, 1);
+    double *g_w = g + 0;          /* the gradient of w, added to */
+    const double *in_x = x + 0;   /* x: 32 per sample, IN apart */
+    double *d_xw = ad + 0;        /* the adjoint of x @ w */
+    /* x @ w (deep_hadamard.ibs:13): C = A B: dB = A' dC */
+    ibrt_mm(1, 0, 32, 1, nb * 1, in_x, IN, d_xw, 1, 1.0, g_w, 1);
 }
 
-/* m2: per family f and index i, chi[f][i] and ratio[f][i] */
-static void m2_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
+/* m2: initial parameters from the stream rng */
+static void m2_init(double *th, ibrt_rng *rng)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
-}
-
-/* m2: structural checks of the derivation at the current parameters */
-static void m2_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
-{
-    static double th2[33], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
-}
-
-/* m2: initial parameters from the stream r */
-static void m2_init(double *th, ibrt_rng *r)
-{
-    (void)r;
-    /* parameter ~ */
+    /* w ~ normal(0, 1e-4) (deep_hadamard.ibs:9) */
     {
         double f = 1.0;
         for (int e = 0; e < 32; e++)
-            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.0001 * ibrt_rng_normal(rng));
     }
 }
 
 enum { BMAX = 24 };   /* samples per step */
-static double bx[BMAX * IN], by[BMAX * OUT];
+static double bx[BMAX * IN];
 
 /* One minibatch: *X its inputs, *Y its labels; returns its number
  * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
-    (void)ds;
     (void)rb;
-    *X = bx;
-    *Y = by;
     /* full batch: the training set itself, no copy */
     *X = ds->x_train;
     *Y = ds->y_train;
@@ -450,13 +407,12 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
  * one seed; an error names the file or generator at fault. */
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    (void)ds;
     (void)quiet;
     ibrt_status st;
+    /* data: sparse_regression */
     ibrt_rng rd;
     ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: sparse_regression */
-    st = ibrt_gen_sparse_regression(ds, &rd, 32, 24, 2000, 3, 0.050000000000000003, err);
+    st = ibrt_gen_sparse_regression(ds, &rd, 32, 24, 2000, 3, 0.05, err);
     if (st != IBRT_OK) {
         ibrt_error e = *err;
         snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
@@ -485,6 +441,26 @@ static const ibrt_param m2_params[] = {
     { "w", 0, 32, 1, 1 },
 };
 
+/* the models without a symmetry: no structural check */
+static void no_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
+{
+    (void)x;
+    (void)rng;
+    (void)checks;
+    (void)when;
+}
+
+/* the models without a family of two blocks and one generator: no
+ * balance to measure (nbal = 0) */
+static void no_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
+{
+    (void)th;
+    (void)chi;
+    (void)ratio;
+    (void)n0o;
+    (void)n1o;
+}
+
 static ibrt_model models[] = {
     {
         .name = "designed",
@@ -505,7 +481,7 @@ static ibrt_model models[] = {
         .forward = m0_forward,
         .backward = m0_backward,
         .structure = m0_structure,
-        .balance = m0_balance,
+        .balance = no_balance,
         .ngen = 64,
         .ngenfam = 1,
         .genfam = m0_genfam,
@@ -541,8 +517,8 @@ static ibrt_model models[] = {
         .init = m1_init,
         .forward = m1_forward,
         .backward = m1_backward,
-        .structure = m1_structure,
-        .balance = m1_balance,
+        .structure = no_structure,
+        .balance = no_balance,
         .nparams = 1,
         .params = m1_params,
         .w_size = 32,
@@ -560,14 +536,14 @@ static ibrt_model models[] = {
         .tp = m2_tp,
         .ad = m2_ad,
         .lr = 0.01,
-        .l1 = 0.050000000000000003,
+        .l1 = 0.05,
         .l1_off = 0,
         .l1_size = 32,
         .init = m2_init,
         .forward = m2_forward,
         .backward = m2_backward,
-        .structure = m2_structure,
-        .balance = m2_balance,
+        .structure = no_structure,
+        .balance = no_balance,
         .nparams = 1,
         .params = m2_params,
         .w_size = 32,
@@ -587,7 +563,7 @@ static const ibrt_problem problem = {
     .bmax = BMAX,
     .bx = bx,
     .minibatch = false,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 3,

@@ -38,50 +38,57 @@ enum { IN = 5, OUT = 1 };   /* per-sample input and output sizes */
 /* ---- model 'model': 40 parameters, tape of 72 values ---- */
 static double m0_th[40], m0_g[40], m0_tp[73], m0_ad[73];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v4 = v2 @ v3: (4 x 5) @ (5 x 1) per sample */
-    ibrt_mm(0, 1, nb, 4, 5, x + (0) * IN + 0, IN, th + 0, 5, 0.0, tp + 0 + (0) * 4, 4);
-    /* v5 = v1 @ v4: (4 x 4) @ (4 x 1) per sample */
-    ibrt_mm(0, 1, nb, 4, 4, tp + 0 + (0) * 4, 4, th + 20, 4, 0.0, tp + 32 + (0) * 4, 4);
-    /* v6 = v0 @ v5: (1 x 4) @ (4 x 1) per sample */
-    ibrt_mm(0, 1, nb, 1, 4, tp + 32 + (0) * 4, 4, th + 36, 4, 0.0, tp + 64 + (0) * 1, 1);
+    const double *p_W1 = th + 0;    /* W1: 4 x 5 */
+    const double *p_W2 = th + 20;   /* W2: 4 x 4 */
+    const double *p_w3 = th + 36;   /* w3: 4 */
+    const double *in_x = x + 0;     /* x: 5 per sample, IN apart */
+    double *t_W1x = tp + 0;         /* W1 @ x: 4 per sample */
+    double *t_W2W1x = tp + 32;      /* W2 @ (W1 @ x): 4 per sample */
+    double *t_predict = tp + 64;    /* w3 @ (W2 @ (W1 @ x)): 1 per sample */
+    /* W1 @ x (deep_linear.ibs:18): (4 x 5) @ (5 x 1) per sample */
+    ibrt_mm(0, 1, nb, 4, 5, in_x, IN, p_W1, 5, 0.0, t_W1x, 4);
+    /* W2 @ (W1 @ x) (deep_linear.ibs:18): (4 x 4) @ (4 x 1) per sample */
+    ibrt_mm(0, 1, nb, 4, 4, t_W1x, 4, p_W2, 4, 0.0, t_W2W1x, 4);
+    /* w3 @ (W2 @ (W1 @ x)) (deep_linear.ibs:18): (1 x 4) @ (4 x 1) per sample */
+    ibrt_mm(0, 1, nb, 1, 4, t_W2W1x, 4, p_w3, 4, 0.0, t_predict, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v5): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 1, 4, nb, ad + 64 + (0) * 1, 1, tp + 32 + (0) * 4, 4, 1.0, g + 36, 4);
-    ibrt_mm(0, 0, nb, 4, 1, ad + 64 + (0) * 1, 1, th + 36, 4, 0.0, ad + 32 + (0) * 4, 4);
-    /* d(v1 @ v4): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 4, 4, nb, ad + 32 + (0) * 4, 4, tp + 0 + (0) * 4, 4, 1.0, g + 20, 4);
-    ibrt_mm(0, 0, nb, 4, 4, ad + 32 + (0) * 4, 4, th + 20, 4, 0.0, ad + 0 + (0) * 4, 4);
-    /* d(v2 @ v3): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 4, 5, nb, ad + 0 + (0) * 4, 4, x + (0) * IN + 0, IN, 1.0, g + 0, 5);
+    double *g_W1 = g + 0;              /* the gradient of W1, added to */
+    const double *p_W2 = th + 20;      /* W2: 4 x 4 */
+    double *g_W2 = g + 20;             /* the gradient of W2, added to */
+    const double *p_w3 = th + 36;      /* w3: 4 */
+    double *g_w3 = g + 36;             /* the gradient of w3, added to */
+    const double *in_x = x + 0;        /* x: 5 per sample, IN apart */
+    const double *t_W1x = tp + 0;      /* W1 @ x: 4 per sample */
+    double *d_W1x = ad + 0;            /* the adjoint of W1 @ x */
+    const double *t_W2W1x = tp + 32;   /* W2 @ (W1 @ x): 4 per sample */
+    double *d_W2W1x = ad + 32;         /* the adjoint of W2 @ (W1 @ x) */
+    double *d_predict = ad + 64;       /* the adjoint of w3 @ (W2 @ (W1 @ x)) */
+    /* w3 @ (W2 @ (W1 @ x)) (deep_linear.ibs:18): C = A B: dA = dC B', dB = A' dC */
+    ibrt_mm(1, 0, 1, 4, nb, d_predict, 1, t_W2W1x, 4, 1.0, g_w3, 4);
+    ibrt_mm(0, 0, nb, 4, 1, d_predict, 1, p_w3, 4, 0.0, d_W2W1x, 4);
+    /* W2 @ (W1 @ x) (deep_linear.ibs:18): C = A B: dA = dC B', dB = A' dC */
+    ibrt_mm(1, 0, 4, 4, nb, d_W2W1x, 4, t_W1x, 4, 1.0, g_W2, 4);
+    ibrt_mm(0, 0, nb, 4, 4, d_W2W1x, 4, p_W2, 4, 0.0, d_W1x, 4);
+    /* W1 @ x (deep_linear.ibs:18): C = A B: dA = dC B' */
+    ibrt_mm(1, 0, 4, 5, nb, d_W1x, 4, in_x, IN, 1.0, g_W1, 5);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W1[k,:], W2[:,k] */
     for (long i = 0; i < 4; i++) {
         double n0 = 0, n1 = 0;
@@ -172,24 +179,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[41], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[41];   /* the parameters transformed */
+    static double y0[OUT];   /* the predictor before */
+    char name[96];           /* a check's name */
     /* family 1: 1 generator(s) per index, 2 blocks, 4 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 40);
         for (long i = 0; i < 4; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -202,7 +203,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 4; i++) {
             double n[2] = { 0 };
@@ -223,9 +224,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
     /* family 2: 1 generator(s) per index, 2 blocks, 4 indices */
     {
@@ -233,7 +234,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         for (long i = 0; i < 4; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; th2[e] *= exp(0 + 1 * t[0]); }
             { long e = 36 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -246,7 +247,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 2 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 4; i++) {
             double n[2] = { 0 };
@@ -267,14 +268,14 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 2 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 2 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
     /* group 1, GL(4): w3[k] with W2[k,:]: A -> A g, B -> g^-1 B */
     {
         static const ibrt_gl_leg a = { 36, 1, 0, 1 }, b = { 20, 4, 1, 4 };
-        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, r);
+        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, rng);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -284,15 +285,15 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(4) (%s)", when);
-        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
+        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
         double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 4);
         snprintf(name, sizeof name, "log det G, group 1, GL(4) (%s)", when);
-        ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
+        ibrt_checks_add(checks, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
     }
     /* group 2, GL(4): W2[:,k] with W1[k,:]: A -> A g, B -> g^-1 B */
     {
         static const ibrt_gl_leg a = { 20, 1, 4, 4 }, b = { 0, 5, 1, 5 };
-        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, r);
+        bool ok = ibrt_gl_transform(m0_th, th2, 40, &a, &b, 4, rng);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -302,54 +303,40 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, group 2, GL(4) (%s)", when);
-        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
+        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
         double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 4);
         snprintf(name, sizeof name, "log det G, group 2, GL(4) (%s)", when);
-        ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
+        ibrt_checks_add(checks, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
     }
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    /* W1 ~ normal(0, 0.5) (deep_linear.ibs:14) */
     {
         double f = 1.0;
         for (int e = 0; e < 20; e++)
-            th[0 + e] = f * (0 + 0.5 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.5 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* W2 ~ normal(0, 0.5) (deep_linear.ibs:15) */
     {
         double f = 1.0;
         for (int e = 0; e < 16; e++)
-            th[20 + e] = f * (0 + 0.5 * ibrt_rng_normal(r));
+            th[20 + e] = f * (0 + 0.5 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* w3 ~ normal(0, 0.5) (deep_linear.ibs:16) */
     {
         double f = 1.0;
         for (int e = 0; e < 4; e++)
-            th[36 + e] = f * (0 + 0.5 * ibrt_rng_normal(r));
+            th[36 + e] = f * (0 + 0.5 * ibrt_rng_normal(rng));
     }
 }
 
-/* ---- the teacher: the same predictor with fixed weights ---- */
+/* ---- the teacher: the spec's predictor with weights of its own ---- */
 static double te_th[40], te_tp[73];
-/* te: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
-static void te_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
-{
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v4 = v2 @ v3: (4 x 5) @ (5 x 1) per sample */
-    ibrt_mm(0, 1, nb, 4, 5, x + (0) * IN + 0, IN, th + 0, 5, 0.0, tp + 0 + (0) * 4, 4);
-    /* v5 = v1 @ v4: (4 x 4) @ (4 x 1) per sample */
-    ibrt_mm(0, 1, nb, 4, 4, tp + 0 + (0) * 4, 4, th + 20, 4, 0.0, tp + 32 + (0) * 4, 4);
-    /* v6 = v0 @ v5: (1 x 4) @ (4 x 1) per sample */
-    ibrt_mm(0, 1, nb, 1, 4, tp + 32 + (0) * 4, 4, th + 36, 4, 0.0, tp + 64 + (0) * 1, 1);
-}
+/* its forward pass is m0_forward, the same program as model 'model',
+ * called with te_th and te_tp */
 
 enum { BMAX = 8 };   /* samples per step */
 static double bx[BMAX * IN], by[BMAX * OUT];
@@ -359,13 +346,12 @@ static double bx[BMAX * IN], by[BMAX * OUT];
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
-    (void)rb;
     *X = bx;
     *Y = by;
     /* fresh inputs ~ normal; labels from the teacher plus N(0, noise^2) */
     ibrt_rng_normals(rb, bx, BMAX * IN, 0, 1);
-    te_forward(te_th, bx, BMAX, te_tp);
-    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.10000000000000001);
+    m0_forward(te_th, bx, BMAX, te_tp);
+    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.1);
     for (long s = 0; s < BMAX; s++)
         for (long o = 0; o < OUT; o++)
             by[s * OUT + o] += te_tp[64 + s * OUT + o];
@@ -378,32 +364,24 @@ static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error
 {
     (void)ds;
     (void)quiet;
-    ibrt_status st;
-    ibrt_rng rd;
-    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: teacher */
-    st = IBRT_OK;
-    if (st != IBRT_OK) {
-        ibrt_error e = *err;
-        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
-        return st;
-    }
+    (void)err;
+    /* data: teacher: nothing to set up, every step draws its batch */
     /* teacher weights (stream 1) */
     ibrt_rng rt;
     ibrt_rng_fork(&rt, seed, 1);
-    /* parameter ~ */
+    /* W1 ~ normal(0, 1) (deep_linear.ibs:23) */
     {
         double f = 1.0;
         for (int e = 0; e < 20; e++)
             te_th[0 + e] = f * (0 + 1 * ibrt_rng_normal(&rt));
     }
-    /* parameter ~ */
+    /* W2 ~ normal(0, 1) (deep_linear.ibs:24) */
     {
         double f = 1.0;
         for (int e = 0; e < 16; e++)
             te_th[20 + e] = f * (0 + 1 * ibrt_rng_normal(&rt));
     }
-    /* parameter ~ */
+    /* w3 ~ normal(0, 1) (deep_linear.ibs:25) */
     {
         double f = 1.0;
         for (int e = 0; e < 4; e++)
@@ -447,7 +425,7 @@ static ibrt_model models[] = {
         .g = m0_g,
         .tp = m0_tp,
         .ad = m0_ad,
-        .lr = 0.0050000000000000001,
+        .lr = 0.005,
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
@@ -487,7 +465,7 @@ static const ibrt_problem problem = {
     .bmax = BMAX,
     .bx = bx,
     .minibatch = true,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 1,

@@ -38,46 +38,53 @@ enum { IN = 1, OUT = 100 };   /* per-sample input and output sizes */
 /* ---- model 'model': 300 parameters, tape of 200 values ---- */
 static double m0_th[300], m0_g[300], m0_tp[201], m0_ad[201];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    /* v2 = v0 @ v1: (10 x 10) @ (10 x 10) */
-    ibrt_mm_small(0, 0, 10, 10, 10, th + 200, 10, th + 100, 10, 0.0, tp + 0, 10);
-    /* v4 = v2 @ v3: (10 x 10) @ (10 x 10) */
-    ibrt_mm_small(0, 0, 10, 10, 10, tp + 0, 10, th + 0, 10, 0.0, tp + 100, 10);
+    const double *p_W1 = th + 0;     /* W1: 10 x 10 */
+    const double *p_W2 = th + 100;   /* W2: 10 x 10 */
+    const double *p_W3 = th + 200;   /* W3: 10 x 10 */
+    double *t_W3W2 = tp + 0;         /* W3 @ W2: 10 x 10 */
+    double *t_W3W2W1 = tp + 100;     /* W3 @ W2 @ W1: 10 x 10 */
+    /* W3 @ W2 (deep_mf.ibs:15): (10 x 10) @ (10 x 10) */
+    ibrt_mm_small(0, 0, 10, 10, 10, p_W3, 10, p_W2, 10, 0.0, t_W3W2, 10);
+    /* W3 @ W2 @ W1 (deep_mf.ibs:15): (10 x 10) @ (10 x 10) */
+    ibrt_mm_small(0, 0, 10, 10, 10, t_W3W2, 10, p_W1, 10, 0.0, t_W3W2W1, 10);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v2 @ v3): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm_small(0, 1, 10, 10, 10, ad + 100, 10, th + 0, 10, 0.0, ad + 0, 10);
-    ibrt_mm_small(1, 0, 10, 10, 10, tp + 0, 10, ad + 100, 10, 1.0, g + 0, 10);
-    /* d(v0 @ v1): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm_small(0, 1, 10, 10, 10, ad + 0, 10, th + 100, 10, 1.0, g + 200, 10);
-    ibrt_mm_small(1, 0, 10, 10, 10, th + 200, 10, ad + 0, 10, 1.0, g + 100, 10);
+    const double *p_W1 = th + 0;     /* W1: 10 x 10 */
+    double *g_W1 = g + 0;            /* the gradient of W1, added to */
+    const double *p_W2 = th + 100;   /* W2: 10 x 10 */
+    double *g_W2 = g + 100;          /* the gradient of W2, added to */
+    const double *p_W3 = th + 200;   /* W3: 10 x 10 */
+    double *g_W3 = g + 200;          /* the gradient of W3, added to */
+    const double *t_W3W2 = tp + 0;   /* W3 @ W2: 10 x 10 */
+    double *d_W3W2 = ad + 0;         /* the adjoint of W3 @ W2 */
+    double *d_W3W2W1 = ad + 100;     /* the adjoint of W3 @ W2 @ W1 */
+    /* W3 @ W2 @ W1 (deep_mf.ibs:15): C = A B: dA = dC B', dB = A' dC */
+    ibrt_mm_small(0, 1, 10, 10, 10, d_W3W2W1, 10, p_W1, 10, 0.0, d_W3W2, 10);
+    ibrt_mm_small(1, 0, 10, 10, 10, t_W3W2, 10, d_W3W2W1, 10, 1.0, g_W1, 10);
+    /* W3 @ W2 (deep_mf.ibs:15): C = A B: dA = dC B', dB = A' dC */
+    ibrt_mm_small(0, 1, 10, 10, 10, d_W3W2, 10, p_W2, 10, 1.0, g_W3, 10);
+    ibrt_mm_small(1, 0, 10, 10, 10, p_W3, 10, d_W3W2, 10, 1.0, g_W2, 10);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W1[k,:], W2[:,k] */
     for (long i = 0; i < 10; i++) {
         double n0 = 0, n1 = 0;
@@ -168,24 +175,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[301], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[301];   /* the parameters transformed */
+    static double y0[OUT];    /* the predictor before */
+    char name[96];            /* a check's name */
     /* family 1: 1 generator(s) per index, 2 blocks, 10 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 300);
         for (long i = 0; i < 10; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -198,7 +199,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 10; i++) {
             double n[2] = { 0 };
@@ -219,9 +220,9 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
     /* family 2: 1 generator(s) per index, 2 blocks, 10 indices */
     {
@@ -229,7 +230,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
         for (long i = 0; i < 10; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -242,7 +243,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 2 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 10; i++) {
             double n[2] = { 0 };
@@ -263,14 +264,14 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 2 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 2 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
     /* group 1, GL(10): W2[:,k] with W1[k,:]: A -> A g, B -> g^-1 B */
     {
         static const ibrt_gl_leg a = { 100, 1, 10, 10 }, b = { 0, 10, 1, 10 };
-        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, r);
+        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, rng);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -280,15 +281,15 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(10) (%s)", when);
-        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
+        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
         double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 10);
         snprintf(name, sizeof name, "log det G, group 1, GL(10) (%s)", when);
-        ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
+        ibrt_checks_add(checks, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
     }
     /* group 2, GL(10): W3[:,k] with W2[k,:]: A -> A g, B -> g^-1 B */
     {
         static const ibrt_gl_leg a = { 200, 1, 10, 10 }, b = { 100, 10, 1, 10 };
-        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, r);
+        bool ok = ibrt_gl_transform(m0_th, th2, 300, &a, &b, 10, rng);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -298,50 +299,46 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, group 2, GL(10) (%s)", when);
-        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
+        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
         double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 10);
         snprintf(name, sizeof name, "log det G, group 2, GL(10) (%s)", when);
-        ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
+        ibrt_checks_add(checks, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
     }
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    /* W1 ~ normal(0, 0.3) (deep_mf.ibs:9) */
     {
         double f = 1.0;
         for (int e = 0; e < 100; e++)
-            th[0 + e] = f * (0 + 0.29999999999999999 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.3 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* W2 ~ normal(0, 0.3) (deep_mf.ibs:10) */
     {
         double f = 1.0;
         for (int e = 0; e < 100; e++)
-            th[100 + e] = f * (0 + 0.29999999999999999 * ibrt_rng_normal(r));
+            th[100 + e] = f * (0 + 0.3 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* W3 ~ normal(0, 0.3) (deep_mf.ibs:11) */
     {
         double f = 1.0;
         for (int e = 0; e < 100; e++)
-            th[200 + e] = f * (0 + 0.29999999999999999 * ibrt_rng_normal(r));
+            th[200 + e] = f * (0 + 0.3 * ibrt_rng_normal(rng));
     }
 }
 
 enum { BMAX = 1 };   /* samples per step */
-static double bx[BMAX * IN], by[BMAX * OUT];
+static double bx[BMAX * IN];
 static double bmask[OUT];   /* this step's observed entries */
 
 /* One minibatch: *X its inputs, *Y its labels (and bmask the mask); returns its number
  * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
-    (void)ds;
-    (void)rb;
-    *X = bx;
-    *Y = by;
     /* each observed entry joins the minibatch with probability 0.5 */
+    *X = bx;
     *Y = ds->y_train;
     for (long e = 0; e < OUT; e++)
         bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < 0.5 ? 1.0 : 0.0;
@@ -352,12 +349,11 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
  * one seed; an error names the file or generator at fault. */
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    (void)ds;
     (void)quiet;
     ibrt_status st;
+    /* data: low_rank */
     ibrt_rng rd;
     ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: low_rank */
     static const double sv[2] = { 6, 2 };
     st = ibrt_gen_low_rank(ds, &rd, 10, sv, 2, 0.5, err);
     if (st != IBRT_OK) {
@@ -403,7 +399,7 @@ static ibrt_model models[] = {
         .g = m0_g,
         .tp = m0_tp,
         .ad = m0_ad,
-        .lr = 0.050000000000000003,
+        .lr = 0.05,
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
@@ -447,7 +443,7 @@ static const ibrt_problem problem = {
     .minibatch = true,
     .zrows = 10,
     .zcols = 10,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 1,

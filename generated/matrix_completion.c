@@ -39,41 +39,43 @@ enum { IN = 1, OUT = 400 };   /* per-sample input and output sizes */
 /* ---- model 'designed': 800 parameters, tape of 400 values ---- */
 static double m0_th[800], m0_g[800], m0_tp[401], m0_ad[401];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    /* v2 = v0 @ v1': (20 x 20) @ (20 x 20) */
-    ibrt_mm_small(0, 1, 20, 20, 20, th + 0, 20, th + 400, 20, 0.0, tp + 0, 20);
+    const double *p_U = th + 0;     /* U: 20 x 20 */
+    const double *p_V = th + 400;   /* V: 20 x 20 */
+    double *t_UVT = tp + 0;         /* U @ V': 20 x 20 */
+    /* U @ V' (matrix_completion.ibs:17): (20 x 20) @ (20 x 20) */
+    ibrt_mm_small(0, 1, 20, 20, 20, p_U, 20, p_V, 20, 0.0, t_UVT, 20);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
     (void)x;
     (void)nb;
     (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v1'): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm_small(0, 0, 20, 20, 20, ad + 0, 20, th + 400, 20, 1.0, g + 0, 20);
-    ibrt_mm_small(1, 0, 20, 20, 20, ad + 0, 20, th + 0, 20, 1.0, g + 400, 20);
+    const double *p_U = th + 0;     /* U: 20 x 20 */
+    double *g_U = g + 0;            /* the gradient of U, added to */
+    const double *p_V = th + 400;   /* V: 20 x 20 */
+    double *g_V = g + 400;          /* the gradient of V, added to */
+    double *d_UVT = ad + 0;         /* the adjoint of U @ V' */
+    /* U @ V' (matrix_completion.ibs:17): C = A B': dA = dC B, dB = dC' A */
+    ibrt_mm_small(0, 0, 20, 20, 20, d_UVT, 20, p_V, 20, 1.0, g_U, 20);
+    ibrt_mm_small(1, 0, 20, 20, 20, d_UVT, 20, p_U, 20, 1.0, g_V, 20);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of U[:,k], V[:,k] */
     for (long i = 0; i < 20; i++) {
         double n0 = 0, n1 = 0;
@@ -126,24 +128,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[801], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[801];   /* the parameters transformed */
+    static double y0[OUT];    /* the predictor before */
+    char name[96];            /* a check's name */
     /* family 1: 1 generator(s) per index, 2 blocks, 20 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 800);
         for (long i = 0; i < 20; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long r = 0; r < 20; r++) { long e = 0 + r * 20 + (i); th2[e] *= exp(0 + 1 * t[0]); }
             for (long r = 0; r < 20; r++) { long e = 400 + r * 20 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -156,7 +152,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 20; i++) {
             double n[2] = { 0 };
@@ -177,14 +173,14 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
     /* group 1, GL(20): U[:,k] with V[:,k]: A -> A g, B -> g^-1 B */
     {
         static const ibrt_gl_leg a = { 0, 1, 20, 20 }, b = { 400, 1, 20, 20 };
-        bool ok = ibrt_gl_transform(m0_th, th2, 800, &a, &b, 20, r);
+        bool ok = ibrt_gl_transform(m0_th, th2, 800, &a, &b, 20, rng);
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 0, sizeof y0);
         m0_forward(th2, x, 1, m0_tp);
@@ -194,44 +190,40 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, group 1, GL(20) (%s)", when);
-        ibrt_checks_add(c, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
+        ibrt_checks_add(checks, name, ok ? dy / fmax(ys, 1e-300) : INFINITY, 0, 1e-10, ok && dy <= 1e-10 * fmax(ys, 1e-300), "max |f(A g, g^-1 B) - f(A, B)| / max |f|, g = I + M, M_ij ~ U(-0.15, 0.15)");
         double lerr = ibrt_gl_logdet_error(m0_th, &a, &b, 20);
         snprintf(name, sizeof name, "log det G, group 1, GL(20) (%s)", when);
-        ibrt_checks_add(c, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
+        ibrt_checks_add(checks, name, lerr, 0, 1e-09, lerr <= 1e-09, "Cholesky of the r^2 x r^2 Gram vs sum log(p_i + q_j), relative in log space");
     }
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    /* U ~ normal(0, 0.11) (matrix_completion.ibs:19) */
     {
         double f = 1.0;
         for (int e = 0; e < 400; e++)
-            th[0 + e] = f * (0 + 0.11 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.11 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* V ~ normal(0, 0.1) (matrix_completion.ibs:20) */
     {
         double f = 1.0;
         for (int e = 0; e < 400; e++)
-            th[400 + e] = f * (0 + 0.10000000000000001 * ibrt_rng_normal(r));
+            th[400 + e] = f * (0 + 0.1 * ibrt_rng_normal(rng));
     }
 }
 
 enum { BMAX = 1 };   /* samples per step */
-static double bx[BMAX * IN], by[BMAX * OUT];
+static double bx[BMAX * IN];
 static double bmask[OUT];   /* this step's observed entries */
 
 /* One minibatch: *X its inputs, *Y its labels (and bmask the mask); returns its number
  * of samples.  Nothing is allocated. */
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
-    (void)ds;
-    (void)rb;
-    *X = bx;
-    *Y = by;
     /* each observed entry joins the minibatch with probability 0.5 */
+    *X = bx;
     *Y = ds->y_train;
     for (long e = 0; e < OUT; e++)
         bmask[e] = ds->mask[e] != 0 && ibrt_rng_uniform(rb) < 0.5 ? 1.0 : 0.0;
@@ -242,14 +234,13 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
  * one seed; an error names the file or generator at fault. */
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
-    (void)ds;
     (void)quiet;
     ibrt_status st;
+    /* data: low_rank */
     ibrt_rng rd;
     ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: low_rank */
     static const double sv[2] = { 15, 5 };
-    st = ibrt_gen_low_rank(ds, &rd, 20, sv, 2, 0.20000000000000001, err);
+    st = ibrt_gen_low_rank(ds, &rd, 20, sv, 2, 0.2, err);
     if (st != IBRT_OK) {
         ibrt_error e = *err;
         snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
@@ -331,7 +322,7 @@ static const ibrt_problem problem = {
     .minibatch = true,
     .zrows = 20,
     .zcols = 20,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 1,

@@ -35,55 +35,59 @@ enum { IN = 3, OUT = 1 };   /* per-sample input and output sizes */
 /* ---- model 'model': 64 parameters, tape of 264 values ---- */
 static double m0_th[64], m0_g[64], m0_tp[265], m0_ad[265];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v3 = v1 @ v2: (16 x 3) @ (3 x 1) per sample */
-    ibrt_mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
-    /* v4 = relu(v3) */
+    const double *p_W = th + 0;     /* W: 16 x 3 */
+    const double *p_v = th + 48;    /* v: 16 */
+    const double *in_x = x + 0;     /* x: 3 per sample, IN apart */
+    double *t_Wx = tp + 0;          /* W @ x: 16 per sample */
+    double *t_relu_Wx = tp + 128;   /* relu(W @ x): 16 per sample */
+    double *t_predict = tp + 256;   /* v @ relu(W @ x): 1 per sample */
+    /* W @ x (shallow_relu.ibs:13): (16 x 3) @ (3 x 1) per sample */
+    ibrt_mm(0, 1, nb, 16, 3, in_x, IN, p_W, 3, 0.0, t_Wx, 16);
+    /* relu(W @ x) (shallow_relu.ibs:13): elementwise */
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 16; e++)
-            tp[128 + s * 16 + e] = (tp[0 + s * 16 + e] > 0 ? tp[0 + s * 16 + e] : 0);
+            t_relu_Wx[s * 16 + e] = (t_Wx[s * 16 + e] > 0 ? t_Wx[s * 16 + e] : 0);
     }
-    /* v5 = v0 @ v4: (1 x 16) @ (16 x 1) per sample */
-    ibrt_mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
+    /* v @ relu(W @ x) (shallow_relu.ibs:13): (1 x 16) @ (16 x 1) per sample */
+    ibrt_mm(0, 1, nb, 1, 16, t_relu_Wx, 16, p_v, 16, 0.0, t_predict, 1);
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    (void)ad;
-    (void)g;
-    /* d(v0 @ v4): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 1, 16, nb, ad + 256 + (0) * 1, 1, tp + 128 + (0) * 16, 16, 1.0, g + 48, 16);
-    ibrt_mm(0, 0, nb, 16, 1, ad + 256 + (0) * 1, 1, th + 48, 16, 0.0, ad + 128 + (0) * 16, 16);
-    /* d relu */
+    double *g_W = g + 0;                  /* the gradient of W, added to */
+    const double *p_v = th + 48;          /* v: 16 */
+    double *g_v = g + 48;                 /* the gradient of v, added to */
+    const double *in_x = x + 0;           /* x: 3 per sample, IN apart */
+    const double *t_Wx = tp + 0;          /* W @ x: 16 per sample */
+    double *d_Wx = ad + 0;                /* the adjoint of W @ x */
+    const double *t_relu_Wx = tp + 128;   /* relu(W @ x): 16 per sample */
+    double *d_relu_Wx = ad + 128;         /* the adjoint of relu(W @ x) */
+    double *d_predict = ad + 256;         /* the adjoint of v @ relu(W @ x) */
+    /* v @ relu(W @ x) (shallow_relu.ibs:13): C = A B: dA = dC B', dB = A' dC */
+    ibrt_mm(1, 0, 1, 16, nb, d_predict, 1, t_relu_Wx, 16, 1.0, g_v, 16);
+    ibrt_mm(0, 0, nb, 16, 1, d_predict, 1, p_v, 16, 0.0, d_relu_Wx, 16);
+    /* relu(W @ x) (shallow_relu.ibs:13): C = relu(A): dA = dC * (A > 0) */
     for (long s = 0; s < nb; s++) {
         for (long e = 0; e < 16; e++)
-            ad[0 + s * 16 + e] = ad[128 + s * 16 + e] * (tp[0 + s * 16 + e] > 0);
+            d_Wx[s * 16 + e] = d_relu_Wx[s * 16 + e] * (t_Wx[s * 16 + e] > 0);
     }
-    /* d(v1 @ v2): dA = dC op(B)', dB = op(A)' dC */
-    ibrt_mm(1, 0, 16, 3, nb, ad + 0 + (0) * 16, 16, x + (0) * IN + 0, IN, 1.0, g + 0, 3);
+    /* W @ x (shallow_relu.ibs:13): C = A B: dA = dC B' */
+    ibrt_mm(1, 0, 16, 3, nb, d_Wx, 16, in_x, IN, 1.0, g_W, 3);
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W[j,:], v[j] */
     for (long i = 0; i < 16; i++) {
         double n0 = 0, n1 = 0;
@@ -128,24 +132,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[65], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[65];   /* the parameters transformed */
+    static double y0[OUT];   /* the predictor before */
+    char name[96];           /* a check's name */
     /* family 1: 1 generator(s) per index, 2 blocks, 16 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 64);
         for (long i = 0; i < 16; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th2[e] *= exp(0 + 1 * t[0]); }
             { long e = 48 + (i); th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -158,7 +156,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 16; i++) {
             double n[2] = { 0 };
@@ -179,31 +177,30 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    /* W ~ normal(0, 0.05) (shallow_relu.ibs:10) */
     {
         double f = 1.0;
         for (int e = 0; e < 48; e++)
-            th[0 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(r));
+            th[0 + e] = f * (0 + 0.05 * ibrt_rng_normal(rng));
     }
-    /* parameter ~ */
+    /* v ~ normal(0, 0.05) (shallow_relu.ibs:11) */
     {
         double f = 1.0;
         for (int e = 0; e < 16; e++)
-            th[48 + e] = f * (0 + 0.050000000000000003 * ibrt_rng_normal(r));
+            th[48 + e] = f * (0 + 0.05 * ibrt_rng_normal(rng));
     }
     /* unbalance along family 1: t_i = linspace(-1.2, 1.2, 16) */
     for (long i = 0; i < 16; i++) {
-        double t = -1.2 + (2.3999999999999999) * (double)i / 15.0;
+        double t = -1.2 + (2.4) * (double)i / 15.0;
         {
             for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th[e] *= exp(1 * t); }
             { long e = 48 + (i); th[e] *= exp(-1 * t); }
@@ -211,26 +208,10 @@ static void m0_init(double *th, ibrt_rng *r)
     }
 }
 
-/* ---- the teacher: the same predictor with fixed weights ---- */
+/* ---- the teacher: the spec's predictor with weights of its own ---- */
 static double te_th[64], te_tp[265];
-/* te: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
-static void te_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
-{
-    (void)th;
-    (void)x;
-    (void)nb;
-    (void)tp;
-    /* v3 = v1 @ v2: (16 x 3) @ (3 x 1) per sample */
-    ibrt_mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0, tp + 0 + (0) * 16, 16);
-    /* v4 = relu(v3) */
-    for (long s = 0; s < nb; s++) {
-        for (long e = 0; e < 16; e++)
-            tp[128 + s * 16 + e] = (tp[0 + s * 16 + e] > 0 ? tp[0 + s * 16 + e] : 0);
-    }
-    /* v5 = v0 @ v4: (1 x 16) @ (16 x 1) per sample */
-    ibrt_mm(0, 1, nb, 1, 16, tp + 128 + (0) * 16, 16, th + 48, 16, 0.0, tp + 256 + (0) * 1, 1);
-}
+/* its forward pass is m0_forward, the same program as model 'model',
+ * called with te_th and te_tp */
 
 enum { BMAX = 8 };   /* samples per step */
 static double bx[BMAX * IN], by[BMAX * OUT];
@@ -240,13 +221,12 @@ static double bx[BMAX * IN], by[BMAX * OUT];
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
-    (void)rb;
     *X = bx;
     *Y = by;
     /* fresh inputs ~ normal; labels from the teacher plus N(0, noise^2) */
     ibrt_rng_normals(rb, bx, BMAX * IN, 0, 1);
-    te_forward(te_th, bx, BMAX, te_tp);
-    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.10000000000000001);
+    m0_forward(te_th, bx, BMAX, te_tp);
+    ibrt_rng_normals(rb, by, BMAX * OUT, 0, 0.1);
     for (long s = 0; s < BMAX; s++)
         for (long o = 0; o < OUT; o++)
             by[s * OUT + o] += te_tp[256 + s * OUT + o];
@@ -259,26 +239,18 @@ static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error
 {
     (void)ds;
     (void)quiet;
-    ibrt_status st;
-    ibrt_rng rd;
-    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: teacher */
-    st = IBRT_OK;
-    if (st != IBRT_OK) {
-        ibrt_error e = *err;
-        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
-        return st;
-    }
+    (void)err;
+    /* data: teacher: nothing to set up, every step draws its batch */
     /* teacher weights (stream 1) */
     ibrt_rng rt;
     ibrt_rng_fork(&rt, seed, 1);
-    /* parameter ~ */
+    /* W ~ normal(0, 1.5) (shallow_relu.ibs:19) */
     {
         double f = 1.0;
         for (int e = 0; e < 48; e++)
             te_th[0 + e] = f * (0 + 1.5 * ibrt_rng_normal(&rt));
     }
-    /* parameter ~ */
+    /* v ~ normal(0, 1.5) (shallow_relu.ibs:20) */
     {
         double f = 1.0;
         for (int e = 0; e < 16; e++)
@@ -316,7 +288,7 @@ static ibrt_model models[] = {
         .g = m0_g,
         .tp = m0_tp,
         .ad = m0_ad,
-        .lr = 5.0000000000000002e-05,
+        .lr = 5e-05,
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
@@ -356,7 +328,7 @@ static const ibrt_problem problem = {
     .bmax = BMAX,
     .bx = bx,
     .minibatch = true,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 1,

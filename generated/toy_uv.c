@@ -35,49 +35,52 @@ enum { IN = 1, OUT = 1 };   /* per-sample input and output sizes */
 /* ---- model 'model': 2 parameters, tape of 1 values ---- */
 static double m0_th[2], m0_g[2], m0_tp[2], m0_ad[2];
 /* m0: forward pass over a batch of nb samples (th: parameters, x: the
- * samples' inputs, IN per sample, tp: tape) */
+ * samples' inputs, IN per sample, tp: tape), the spec's expression and
+ * its line above each statement */
 static void m0_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)
 {
-    (void)th;
     (void)x;
     (void)nb;
-    (void)tp;
-    /* v2 = v1 * v0 (scalar) */
+    const double *p_u = th + 0;   /* u: 1 */
+    const double *p_v = th + 1;   /* v: 1 */
+    double *t_uv = tp + 0;        /* u * v: 1 */
+    /* u * v (toy_uv.ibs:11): by a scalar */
     {
         for (long e = 0; e < 1; e++)
-            tp[0 + e] = th[0 + 0] * th[1 + e];
+            t_uv[e] = p_u[0] * p_v[e];
     }
 }
 
 /* m0: reverse pass; ad[] holds the adjoint of the output at its tape
- * slot on entry; parameter gradients are added to g. */
+ * slot on entry; parameter gradients are added to g.  Each value C =
+ * f(A, B) of the forward pass, last first, passes its adjoint dC on to
+ * its operands' dA and dB (the first contribution to an adjoint sets
+ * it, later ones add to it). */
 static void m0_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                         double *restrict ad, double *restrict g)
 {
-    (void)th;
     (void)x;
     (void)nb;
     (void)tp;
-    (void)ad;
-    (void)g;
+    const double *p_u = th + 0;   /* u: 1 */
+    double *g_u = g + 0;          /* the gradient of u, added to */
+    const double *p_v = th + 1;   /* v: 1 */
+    double *g_v = g + 1;          /* the gradient of v, added to */
+    double *d_uv = ad + 0;        /* the adjoint of u * v */
+    /* u * v (toy_uv.ibs:11): C = a B, a a scalar: da = sum(B * dC), dB = a dC */
     {
         for (long e = 0; e < 1; e++)
-            g[1 + e] += th[0 + 0] * ad[0 + e];
+            g_v[e] += p_u[0] * d_uv[e];
     }
     {
         for (long e = 0; e < 1; e++)
-            g[0 + 0] += th[1 + e] * ad[0 + e];
+            g_u[0] += p_v[e] * d_uv[e];
     }
 }
 
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
     /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of u, v */
     for (long i = 0; i < 1; i++) {
         double n0 = 0, n1 = 0;
@@ -122,24 +125,18 @@ static void m0_gens(const double *th, double *xi)
 }
 
 /* m0: structural checks of the derivation at the current parameters */
-static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when)
+static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
 {
-    static double th2[3], y0[OUT];
-    char name[96];
-    (void)name;
-    (void)x;
-    (void)r;
-    (void)c;
-    (void)when;
-    (void)th2;
-    (void)y0;
+    static double th2[3];    /* the parameters transformed */
+    static double y0[OUT];   /* the predictor before */
+    char name[96];           /* a check's name */
     /* family 1: 1 generator(s) per index, 2 blocks, 1 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 2);
         for (long i = 0; i < 1; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
-                t[a] = ibrt_rng_uniform(r) - 0.5;
+                t[a] = ibrt_rng_uniform(rng) - 0.5;
             for (long e = 0; e < 1; e++) { th2[e] *= exp(0 + 1 * t[0]); }
             for (long e = 1; e < 2; e++) { th2[e] *= exp(0 + -1 * t[0]); }
         }
@@ -152,7 +149,7 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             ys = fmax(ys, fabs(y0[o]));
         }
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
-        ibrt_checks_add(c, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
+        ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 1; i++) {
             double n[2] = { 0 };
@@ -173,27 +170,27 @@ static void m0_structure(const double *x, ibrt_rng *r, ibrt_checks *c, const cha
             lworst = fmax(lworst, isnan(ld) ? INFINITY : fabs(ld - log(cb)) / fmax(1, fabs(log(cb))));
         }
         snprintf(name, sizeof name, "grad chi = xi, family 1 (%s)", when);
-        ibrt_checks_add(c, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
+        ibrt_checks_add(checks, name, gworst, 0, 1e-06, gworst <= 1e-06, "central differences of chi_a vs alpha_p theta_p");
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
-        ibrt_checks_add(c, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
+        ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
 }
 
-/* m0: initial parameters from the stream r */
-static void m0_init(double *th, ibrt_rng *r)
+/* m0: initial parameters from the stream rng */
+static void m0_init(double *th, ibrt_rng *rng)
 {
-    (void)r;
-    /* parameter ~ */
+    (void)rng;
+    /* u ~ constant(3.0) (toy_uv.ibs:6) */
     {
         double f = 1.0;
         for (int e = 0; e < 1; e++)
             th[0 + e] = f * 3;
     }
-    /* parameter ~ */
+    /* v ~ constant(0.3) (toy_uv.ibs:7) */
     {
         double f = 1.0;
         for (int e = 0; e < 1; e++)
-            th[1 + e] = f * 0.29999999999999999;
+            th[1 + e] = f * 0.3;
     }
 }
 
@@ -205,7 +202,6 @@ static double bx[BMAX * IN], by[BMAX * OUT];
 static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)
 {
     (void)ds;
-    (void)rb;
     *X = bx;
     *Y = by;
     /* labels value + N(0, noise^2), no inputs */
@@ -218,17 +214,10 @@ static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, c
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
     (void)ds;
+    (void)seed;
     (void)quiet;
-    ibrt_status st;
-    ibrt_rng rd;
-    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */
-    /* data: noisy_target */
-    st = IBRT_OK;
-    if (st != IBRT_OK) {
-        ibrt_error e = *err;
-        snprintf(err->msg, sizeof err->msg, "data: %.500s", e.msg);
-        return st;
-    }
+    (void)err;
+    /* data: noisy_target: nothing to set up, every step draws its batch */
     return IBRT_OK;
 }
 
@@ -261,7 +250,7 @@ static ibrt_model models[] = {
         .g = m0_g,
         .tp = m0_tp,
         .ad = m0_ad,
-        .lr = 0.050000000000000003,
+        .lr = 0.05,
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
@@ -304,7 +293,7 @@ static const ibrt_problem problem = {
     .bmax = BMAX,
     .bx = bx,
     .minibatch = true,
-    .gradient_tol = 9.9999999999999995e-07,
+    .gradient_tol = 1e-06,
     .setup = setup,
     .draw_batch = draw_batch,
     .nmodels = 1,

@@ -1,16 +1,21 @@
 /* test_emit.c: code generation on specs held as strings.  What is checked
  * here, beside the emitted program compiling: escaping of spec text into
- * C, the batched lowering (values of the parameters alone computed once
- * per step, not once per sample), products through BLAS, byte-identical
+ * C, code in the spec's words (names from the spec made valid and unique
+ * identifiers, the spec's expressions and lines in comments, constants
+ * shortest-exact, nothing declared or voided that is not needed), the
+ * batched lowering (values of the parameters alone computed once per
+ * step, not once per sample), products through BLAS, byte-identical
  * output for the same input, and a located error instead of a crash for
  * what code generation does not support.  tests/e2e.sh runs the trainers
  * (gradient checks of every operation, determinism, every spec). */
 #include "ibc_flags.h"   /* build/: the trainer flags of the Makefile */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cwrite.h"
 #include "design.h"
 #include "emit.h"
 #include "ibc.h"
@@ -48,6 +53,23 @@ static char *emit_text(const char *text, char **diags)
         return NULL;
     }
     return cbuf;
+}
+
+/* Whether C text compiles without a warning with the flags `ibc build`
+ * compiles trainers with, and -Werror. */
+static bool compiles_cleanly(const char *c)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_emit_%ld.c", (long)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(c, f);
+    fclose(f);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cc %s -fsyntax-only -Werror -Iruntime %s", IBC_TRAINER_CFLAGS, path);
+    int st = system(cmd);
+    unlink(path);
+    return st == 0;
 }
 
 /* The body of the generated function NAME (up to the next function). */
@@ -129,7 +151,7 @@ Test(emit, products_of_a_batch_are_single_blas_calls)
     cr_assert(c);
     char *fw = function_body(c, "static void m0_forward(");
     /* W @ x_s for all s: X (nb x 3) W' (3 x 16), one call, no per-sample loop */
-    cr_assert(strstr(fw, "ibrt_mm(0, 1, nb, 16, 3, x + (0) * IN + 0, IN, th + 0, 3, 0.0,"), "%s", fw);
+    cr_assert(strstr(fw, "ibrt_mm(0, 1, nb, 16, 3, in_x, IN, p_W, 3, 0.0, t_Wx, 16);"), "%s", fw);
     cr_assert_eq(count(fw, "for (long s = 0; s < nb; s++)\n        ibrt_mm"), 0, "%s", fw);
     free(fw);
     /* the step allocates nothing: no malloc in forward, backward or the
@@ -167,18 +189,7 @@ Test(emit, hostile_description_stays_inside_strings_and_comments)
     char *c = emit_text(hostile, NULL);
     cr_assert(c);
     /* the program compiles cleanly: nothing of the text escaped into code */
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/test_emit_%ld.c", (long)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs(c, f);
-    fclose(f);
-    char cmd[1024];
-    /* the flags `ibc build` compiles trainers with */
-    snprintf(cmd, sizeof cmd, "cc %s -fsyntax-only -Werror -Iruntime %s", IBC_TRAINER_CFLAGS, path);
-    int st = system(cmd);
-    unlink(path);
-    cr_assert_eq(st, 0, "the emitted program does not compile cleanly");
+    cr_assert(compiles_cleanly(c), "the emitted program does not compile cleanly");
     const char *hdr_end = strstr(c, " */\n#include");
     cr_assert(hdr_end);
     char *hdr = strndup(c, (size_t)(hdr_end - c));
@@ -304,4 +315,194 @@ Test(emit, oversized_traces_are_refused)
     cr_assert(strstr(d, "error: recording every 1 steps would write about"), "%s", d);
     cr_assert(strstr(d, "the cap is 2048 MiB: record less often"), "%s", d);
     free(d);
+}
+
+static const char attention[] =
+    "model attention \"x\"\n"
+    "dim T = 8\n"
+    "dim e = 16\n"
+    "dim k = 8\n"
+    "input X : matrix[T, e]\n"
+    "param Wq : matrix[e, k] ~ normal(0, 0.1) * (0.25 + 0.25 * abs(normal(0, 1)))\n"
+    "param Wk : matrix[e, k] ~ normal(0, 0.1)\n"
+    "param Wv : matrix[e, k] ~ normal(0, 0.1)\n"
+    "predict softmax((X @ Wq) @ (X @ Wk)' / sqrt(k)) @ (X @ Wv)\n"
+    "loss mse\n"
+    "data teacher(inputs = normal(0, 1), noise = 0.02)\n"
+    "teacher { Wq ~ normal(0, 0.75)\n Wk ~ normal(0, 0.75)\n Wv ~ normal(0, 0.75) }\n"
+    "train { lr = 1e-3; steps = 10; batch = 16 }\n";
+
+/* Issue 16, point 2: a reader of the spec recognises every line of the
+ * passes: parameters, inputs and values named after the spec, each
+ * statement under the spec's expression and its line. */
+Test(emit, passes_speak_the_spec)
+{
+    char *c = emit_text(attention, NULL);
+    cr_assert(c);
+    char *fw = function_body(c, "static void m0_forward(");
+    cr_assert(strstr(fw, "const double *p_Wq = th + 0;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *p_Wk = th + 128;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *p_Wv = th + 256;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *in_X = x + 0;"), "%s", fw);
+    cr_assert(strstr(fw, "double *t_XWq = tp + 0;"), "%s", fw);
+    cr_assert(strstr(fw, "/* X @ Wq (t.ibs:9): (8 x 16) @ (16 x 8) per sample */\n"
+                         "    ibrt_mm_small(0, 0, nb * 8, 8, 16, in_X, 16, p_Wq, 8, 0.0, t_XWq, 8);"), "%s", fw);
+    /* the spec's parentheses are kept, its constants folded in the code */
+    cr_assert(strstr(fw, "/* (X @ Wq) @ (X @ Wk)' / sqrt(k) (t.ibs:9): by a scalar */"), "%s", fw);
+    cr_assert(strstr(fw, "/ 2.8284271247461903;"), "%s", fw);
+    /* no tape offsets, no v-numbers in the comments, no (void) of what is used */
+    cr_assert_null(strstr(fw, "tp["), "%s", fw);
+    cr_assert_null(strstr(fw, "th["), "%s", fw);
+    cr_assert_null(strstr(fw, "/* v"), "%s", fw);
+    cr_assert_null(strstr(fw, "(void)"), "%s", fw);
+    free(fw);
+    char *bw = function_body(c, "static void m0_backward(");
+    cr_assert(strstr(bw, "/* X @ Wq (t.ibs:9): C = A B: dB = A' dC */\n"
+                         "    ibrt_mm_small(1, 0, 16, 8, nb * 8, in_X, 16, d_XWq, 8, 1.0, g_Wq, 8);"), "%s", bw);
+    /* th is the one parameter the reverse pass does not read */
+    cr_assert(strstr(bw, "(void)th;"), "%s", bw);
+    cr_assert_eq(count(bw, "(void)"), 1, "%s", bw);
+    free(bw);
+    /* initialisations name the parameter and its distribution; constants
+     * are the shortest that read back exactly */
+    cr_assert(strstr(c, "/* Wq ~ normal(0, 0.1) * (0.25 + 0.25 * abs(normal(0, 1))) (t.ibs:6) */"), "%s", c);
+    cr_assert(strstr(c, "/* Wk ~ normal(0, 0.75) (t.ibs:13) */"), "%s", c);
+    cr_assert(strstr(c, "(0 + 0.1 * ibrt_rng_normal(rng))"), "%s", c);
+    cr_assert_null(strstr(c, "0.10000000000000001"));
+    cr_assert_null(strstr(c, "parameter ~"));
+    /* the teacher's predictor is the model's: one forward pass, called
+     * with the teacher's weights */
+    cr_assert_null(strstr(c, "te_forward"));
+    cr_assert(strstr(c, "m0_forward(te_th, bx, BMAX, te_tp);"), "%s", c);
+    cr_assert_eq(count(c, "static void m0_forward("), 1);
+    cr_assert(compiles_cleanly(c));
+    free(c);
+}
+
+/* Names from the spec become identifiers that are valid and unique
+ * whatever the spec calls things: C keywords and libc names, names that
+ * differ only past the bytes kept, an input named like a prefixed
+ * parameter, the same expression twice. */
+Test(emit, names_from_the_spec_are_valid_unique_identifiers)
+{
+    static const char names[] =
+        "model names \"x\"\n"
+        "dim int = 3\n"
+        "input return : vector[int]\n"
+        "input p_return : vector[int]\n"
+        "param a_parameter_name_longer_than_thirty_two_1 : vector[int] ~ normal(0, 0.1)\n"
+        "param a_parameter_name_longer_than_thirty_two_2 : vector[int] ~ normal(0, 0.1)\n"
+        "param _ : vector[int] ~ normal(0, 0.1)\n"
+        "param v6 : vector[int] ~ normal(0, 0.1)\n"
+        "data teacher(inputs = normal(0, 1), noise = 0.1)\n"
+        "teacher { _ ~ normal(0, 1) }\n"
+        "predict return @ (a_parameter_name_longer_than_thirty_two_1 * a_parameter_name_longer_than_thirty_two_2)"
+        " + return @ _ + return @ _ + p_return @ v6 + sum(relu(_ * return))\n"
+        "loss mse\n"
+        "train { lr = 0.01; steps = 10; batch = 4 }\n";
+    char *c = emit_text(names, NULL);
+    cr_assert(c);
+    char *fw = function_body(c, "static void m0_forward(");
+    cr_assert(strstr(fw, "const double *p_a_parameter_name_longer_than_thi = th + 0;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *p_a_parameter_name_longer_than_thi_2 = th + 3;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *p__ = th + 6;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *in_return = x + 0;"), "%s", fw);
+    cr_assert(strstr(fw, "const double *in_p_return = x + 3;"), "%s", fw);
+    cr_assert(strstr(fw, "double *t_return_ = tp + "), "%s", fw);
+    cr_assert(strstr(fw, "double *t_return__2 = tp + "), "%s", fw);
+    cr_assert(strstr(fw, "double *t_relu__return = tp + "), "%s", fw);
+    free(fw);
+    cr_assert(compiles_cleanly(c), "the emitted program does not compile cleanly");
+    free(c);
+}
+
+/* Where nothing of the spec needs a function's parameter, the function
+ * says (void) of it and of nothing else; a model without a symmetry
+ * shares one empty structural check and balance. */
+Test(emit, only_unused_parameters_are_voided)
+{
+    static const char scalar[] =
+        "model uv \"x\"\n"
+        "param u : scalar ~ constant(3.0)\n"
+        "param v : scalar ~ constant(0.3)\n"
+        "data noisy_target(value = 1.0, noise = 0.5)\n"
+        "predict u * v\n"
+        "loss mse\n"
+        "train { lr = 0.05; steps = 10; batch = 4 }\n";
+    char *c = emit_text(scalar, NULL);
+    cr_assert(c);
+    char *fw = function_body(c, "static void m0_forward(");
+    /* no inputs, nothing per sample */
+    cr_assert(strstr(fw, "{\n    (void)x;\n    (void)nb;\n    const double *p_u = th + 0;"), "%s", fw);
+    cr_assert_eq(count(fw, "(void)"), 2, "%s", fw);
+    free(fw);
+    /* constant initialisations draw nothing: the stream is unused */
+    char *in = function_body(c, "static void m0_init(");
+    cr_assert(strstr(in, "(void)rng;"), "%s", in);
+    cr_assert(strstr(in, "/* u ~ constant(3.0) (t.ibs:2) */"), "%s", in);
+    free(in);
+    /* the data needs no set-up: no stream 0, no status */
+    char *su = function_body(c, "static ibrt_status setup(");
+    cr_assert_null(strstr(su, "ibrt_rng rd;"), "%s", su);
+    cr_assert_null(strstr(su, "ibrt_status st;"), "%s", su);
+    free(su);
+    cr_assert(compiles_cleanly(c));
+    free(c);
+
+    char *d = emit_text(tv, NULL);
+    cr_assert(d);
+    /* the vanilla baseline has no symmetry: it points at the shared no-ops */
+    cr_assert_eq(count(d, "static void no_structure("), 1);
+    cr_assert(strstr(d, ".structure = no_structure,"));
+    cr_assert_null(strstr(d, "m1_structure"));
+    cr_assert(compiles_cleanly(d));
+    free(d);
+}
+
+/* Constants print as the shortest literal that reads back exactly. */
+Test(emit, constants_are_shortest_exact)
+{
+    cr_assert_str_eq(cw_num(0.1), "0.1");
+    cr_assert_str_eq(cw_num(1.2 - -1.2), "2.4");
+    cr_assert_str_eq(cw_num(1e-4), "0.0001");
+    cr_assert_str_eq(cw_num(1.0), "1");
+    cr_assert_str_eq(cw_num(-0.0), "-0");
+    cr_assert_str_eq(cw_num(sqrt(8.0)), "2.8284271247461903");
+    cr_assert_str_eq(cw_num(1.0 / 3.0), "0.3333333333333333");
+    cr_assert_str_eq(cw_num(0.1 + 0.2), "0.30000000000000004");
+    cr_assert_str_eq(cw_num(NAN), "NAN");
+    cr_assert_str_eq(cw_num(-INFINITY), "-INFINITY");
+    /* every double reads back: a sweep of magnitudes and mantissas */
+    for (int k = -300; k <= 300; k += 7)
+        for (int m = 1; m < 100; m += 3) {
+            double v = m * pow(10, k) / 7.0;
+            cr_assert_eq(strtod(cw_num(v), NULL), v, "%.17g printed as %s", v, cw_num(v));
+        }
+}
+
+/* What a generated function uses is read off its tokens: comments,
+ * strings, characters and numbers are not uses. */
+Test(emit, uses_are_tokens_of_code)
+{
+    cr_assert(cw_uses("    t_x[e] = p_x[e] * 2;\n", "p_x"));
+    cr_assert_not(cw_uses("    t_x[e] = p_xy[e];\n", "p_x"));
+    cr_assert_not(cw_uses("    /* x @ w */ y = 1e-10;\n", "x"));
+    cr_assert_not(cw_uses("    y = 1e-10 + 0x1p-3 + 2.5e+3;\n", "e"));
+    cr_assert_not(cw_uses("    f(\"x \\\" x\", 'x');\n", "x"));
+    cr_assert(cw_uses("    f(\"a\", x);\n", "x"));
+    cr_assert_not(cw_uses("    // x\n", "x"));
+    char *id = cw_ident("a-b c\x01\xff_1", 32);
+    cr_assert_str_eq(id, "a_b_c___1");
+    free(id);
+    char *taken[] = { cw_strdup("XW"), cw_strdup("XW_2"), NULL };
+    char *u = cw_unique(taken, 3, cw_strdup("XW"));
+    cr_assert_str_eq(u, "XW_3");
+    free(u);
+    free(taken[0]);
+    free(taken[1]);
+    char *sc = cw_scrub("a */ b /* c ?" "?= d\n");
+    cr_assert_null(strstr(sc, "*/"));
+    cr_assert_null(strstr(sc, "/*"));
+    cr_assert_null(strstr(sc, "?" "?"));
+    free(sc);
 }

@@ -3,7 +3,8 @@
  * the whole shape: precedence and associativity, unary minus, transpose,
  * calls with keyword arguments, types, blocks, symmetry targets.  Error
  * recovery: several errors in one file, each located, and the statements
- * around them still in the tree. */
+ * around them still in the tree.  ast_text: expressions printed back as
+ * spec text, with the spec's parentheses, bounded in length. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,4 +297,56 @@ Test(arena, cleanups_run_once_at_free)
     cr_assert_eq(cleanup_count, 0);
     arena_free(a);
     cr_assert_eq(cleanup_count, 11);
+}
+
+/* ast_text: the predictor of "predict EXPR" printed back, with the
+ * source (src) or without it (NULL: no parentheses of the spec's known),
+ * at most max bytes (0: any). */
+static char *predict_text(const char *expr, bool with_source, size_t max)
+{
+    char text[512];
+    snprintf(text, sizeof text, "predict %s\n", expr);
+    ibc_source src = { "t.ibs", text, strlen(text) };
+    ibc_arena *a = arena_new();
+    char *dbuf = NULL;
+    size_t dn = 0;
+    FILE *df = open_memstream(&dbuf, &dn);
+    ibc_diag d;
+    diag_init(&d, &src, df);
+    ast_node *root = parse_spec(a, &src, &d);
+    fclose(df);
+    cr_assert_eq(d.errors, 0, "%s", dbuf);
+    free(dbuf);
+    cr_assert_eq(root->nkids, 1);
+    char *t = ast_text(root->kids[0]->lhs, with_source ? &src : NULL, max);
+    arena_free(a);
+    return t;
+}
+
+static void expect_text(const char *expr, bool with_source, size_t max, const char *want)
+{
+    char *t = predict_text(expr, with_source, max);
+    cr_assert_str_eq(t, want, "%s printed as %s", expr, t);
+    free(t);
+}
+
+Test(parse, expressions_print_back_as_spec_text)
+{
+    /* the spec's parentheses are kept, even where the grammar needs none */
+    expect_text("softmax((X @ Wq) @ (X @ Wk)' / sqrt(k)) @ (X @ Wv)", true, 0,
+                "softmax((X @ Wq) @ (X @ Wk)' / sqrt(k)) @ (X @ Wv)");
+    expect_text("W3 @ W2 @ W1", true, 0, "W3 @ W2 @ W1");
+    expect_text("a  +(b*c)", true, 0, "a + (b * c)");
+    expect_text("mse(mask=observed, normalise = all)", true, 0, "mse(mask = observed, normalise = all)");
+    expect_text("x @ (diag([1, 2.50, 3e-1]) @ w)", true, 0, "x @ (diag([1, 2.50, 3e-1]) @ w)");
+    expect_text("matrix(\"a b.csv\") @ w", true, 0, "matrix(\"a b.csv\") @ w");
+    /* without the source, the parentheses the grammar needs and no more */
+    expect_text("(X @ Wq) @ (X @ Wk)'", false, 0, "X @ Wq @ (X @ Wk)'");
+    expect_text("a - (b - c) - (d + e)", false, 0, "a - (b - c) - (d + e)");
+    expect_text("-(a * b) * -c'", false, 0, "-(a * b) * -c'");
+    expect_text("-(-a)", false, 0, "-(-a)");
+    expect_text("(a + b) * c / (d @ e)", false, 0, "(a + b) * c / (d @ e)");
+    /* bounded: what does not fit becomes "..." or "f(...)" */
+    expect_text("sum(softmax(A @ W' / 2) * tanh(W @ V)) + c * (u @ cumsum(relu(V @ (W @ x)) - sigmoid(x * u)))",
+                true, 60, "sum(softmax(...) * tanh(...)) + c * (u @ cumsum(...))");
 }
