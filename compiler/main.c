@@ -11,6 +11,7 @@
 #include "design.h"
 #include "emit.h"
 #include "sym.h"
+#include "sweep.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
 
 #include <errno.h>
@@ -61,6 +62,7 @@ static const ibc_command commands[] = {
       "Build the trainer into build/cache/HASH (HASH of the spec's bytes and the\n"
       "ibc version) unless it is there, then run it with the given flags\n"
       "(--steps N, --seed S, --out DIR, --quiet; see the trainer's --help).", cmd_run },
+    { "sweep", sweep_usage, sweep_help, sweep_main },   /* sweep.c */
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
