@@ -1188,11 +1188,15 @@ static int plan(sweep *s)
     }
     s->arena = arena_new();
     ibc_diag d;
-    diag_init(&d, &s->src, stderr);
+    /* its warnings once: not again from every MPI rank */
+    FILE *quiet = s->mode == SWEEP_ATTACH ? fopen("/dev/null", "w") : NULL;
+    diag_init(&d, &s->src, quiet ? quiet : stderr);
     s->ast = parse_spec(s->arena, &s->src, &d);
     if (d.errors == 0)
         s->spec = sema_check(s->arena, s->ast, &d);
     diag_summary(&d);
+    if (quiet)
+        fclose(quiet);
     if (!s->spec) {
         fprintf(stderr, "ibc sweep: error: %s does not check (above): fix it before sweeping it\n", s->spec_path);
         return 1;
@@ -2302,6 +2306,130 @@ static bool plot_wanted(const sweep *s, const char *name)
     return false;
 }
 
+/* Grid strides (axis 0 slowest) and the first point of series sr along
+ * axis a: the sr-th combination of the other axes' values. */
+static void grid_strides(const sweep *s, size_t *stride)
+{
+    for (size_t k = s->naxes, m = 1; k-- > 0;) {
+        stride[k] = m;
+        m *= s->axes[k].nvalues;
+    }
+}
+
+static size_t series_base(const sweep *s, size_t a, size_t sr, const size_t *stride)
+{
+    size_t base = 0, rem = sr;
+    for (size_t k = s->naxes; k-- > 0;) {
+        if (k == a)
+            continue;
+        base += (rem % s->axes[k].nvalues) * stride[k];
+        rem /= s->axes[k].nvalues;
+    }
+    return base;
+}
+
+/* "depth=3, batch=8": the other axes' values at point base */
+static char *series_title(const sweep *s, size_t a, size_t base)
+{
+    sbuf t = { 0 };
+    for (size_t k = 0; k < s->naxes; k++)
+        if (k != a)
+            sb_printf(&t, "%s%s=%s", t.n ? ", " : "", s->axes[k].key, s->axes[k].values[s->points[base].vi[k]]);
+    return sb_take(&t);
+}
+
+/* The paper's choice of a learning rate ("a grid search over orders of
+ * magnitude by minimizing the training loss"): along an axis of train.lr or
+ * design.lr, for each combination of the other axes and each final_loss*
+ * metric, the value with the lowest median final loss among those where no
+ * run diverged.  Into summary.json ("lr_choice") and sweep.md. */
+static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st, size_t (*cnt)[5], sbuf *sj,
+                      sbuf *md)
+{
+    size_t stride[SWEEP_MAX_AXES];
+    grid_strides(s, stride);
+    size_t rows = 0;
+    for (size_t a = 0; a < s->naxes; a++) {
+        const axis *ax = &s->axes[a];
+        if (ax->nvalues < 2 || (strcmp(ax->e.canon, "train.lr") && strcmp(ax->e.canon, "design.lr")))
+            continue;
+        for (size_t c = 0; c < ncols; c++) {
+            if (strncmp(cols[c], "final_loss", 10))
+                continue;
+            for (size_t sr = 0; sr < s->npoints / ax->nvalues; sr++) {
+                size_t base = series_base(s, a, sr, stride);
+                long best = -1;
+                sbuf div = { 0 }, jdiv = { 0 };
+                for (size_t v = 0; v < ax->nvalues; v++) {
+                    size_t p = base + v * stride[a];
+                    if (cnt[p][2]) {
+                        sb_printf(&div, "%s`%s`", div.n ? ", " : "", ax->values[v]);
+                        if (jdiv.n)
+                            sb_puts(&jdiv, ", ");
+                        json_str(&jdiv, ax->values[v]);
+                        continue;
+                    }
+                    const mstat *x = &st[p * ncols + c];
+                    if (x->n && (best < 0 || x->med < st[(base + (size_t)best * stride[a]) * ncols + c].med))
+                        best = (long)v;
+                }
+                char *title = series_title(s, a, base);
+                if (!rows++) {
+                    sb_puts(md, "\n## Learning rate by final training loss\n\nThe paper's procedure (a grid over "
+                                "orders of magnitude, scored by the final training loss): for each combination of "
+                                "the other axes, the learning rate with the lowest median final loss among those "
+                                "where no run diverged (summary.json, `lr_choice`).\n\n"
+                                "| other settings | metric | lr | median final loss | diverged at |\n"
+                                "|---|---|---|---|---|\n");
+                    sb_puts(sj, ",\n  \"lr_choice\": [");
+                } else
+                    sb_add(sj, ",", 1);
+                sb_puts(md, "| ");
+                md_cell(md, *title ? title : "-");
+                sb_puts(md, " | ");
+                md_cell(md, cols[c]);
+                sb_puts(sj, "\n    {\"axis\": ");
+                json_str(sj, ax->key);
+                sb_puts(sj, ", \"metric\": ");
+                json_str(sj, cols[c]);
+                sb_puts(sj, ", \"settings\": {");
+                for (size_t k = 0, first = 1; k < s->naxes; k++)
+                    if (k != a) {
+                        if (!first)
+                            sb_puts(sj, ", ");
+                        first = 0;
+                        json_str(sj, s->axes[k].key);
+                        sb_puts(sj, ": ");
+                        json_str(sj, s->axes[k].values[s->points[base].vi[k]]);
+                    }
+                sb_puts(sj, "}, \"best\": ");
+                if (best >= 0) {
+                    const mstat *x = &st[(base + (size_t)best * stride[a]) * ncols + c];
+                    sb_printf(md, " | `%s` | %.4g |", ax->values[best], x->med);
+                    json_str(sj, ax->values[best]);
+                    sb_puts(sj, ", \"median\": ");
+                    num(sj, x->med);
+                } else {
+                    sb_puts(md, " | none | - |");
+                    sb_puts(sj, "null, \"median\": null");
+                }
+                sb_puts(md, " ");
+                sb_puts(md, div.n ? div.s : "-");
+                sb_puts(md, " |\n");
+                sb_puts(sj, ", \"diverged\": [");
+                if (jdiv.n)
+                    sb_add(sj, jdiv.s, jdiv.n);
+                sb_puts(sj, "]}");
+                free(title);
+                free(div.s);
+                free(jdiv.s);
+            }
+        }
+    }
+    if (rows)
+        sb_puts(sj, "\n  ]");
+}
+
 /* The figures: for each wanted metric and each axis of two values or more,
  * figures/METRIC_vs_AXIS.{dat,gp,png}: the median over the counted seeds
  * (bars from min to max) against the axis, one line per combination of
@@ -2311,10 +2439,7 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
     char *fdir = xprintf("%s/figures", s->out);
     bool made_dir = false, gnuplot_missing = false;
     size_t stride[SWEEP_MAX_AXES];
-    for (size_t k = s->naxes, m = 1; k-- > 0;) {
-        stride[k] = m;
-        m *= s->axes[k].nvalues;
-    }
+    grid_strides(s, stride);
     for (size_t c = 0; c < ncols; c++) {
         if (!plot_wanted(s, cols[c]))
             continue;
@@ -2341,15 +2466,7 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
             size_t drawn = 0;
             sbuf plot = { 0 };
             for (size_t sr = 0; sr < nseries; sr++) {
-                /* the sr-th combination of the other axes, axis 0 slowest */
-                size_t base = 0, rem = sr;
-                for (size_t k = s->naxes; k-- > 0;) {
-                    if (k == a)
-                        continue;
-                    base += (rem % s->axes[k].nvalues) * stride[k];
-                    rem /= s->axes[k].nvalues;
-                }
-                size_t rows = 0;
+                size_t base = series_base(s, a, sr, stride), rows = 0;
                 sbuf block = { 0 };
                 for (size_t v = 0; v < ax->nvalues; v++) {
                     const mstat *x = &st[(base + v * stride[a]) * ncols + c];
@@ -2374,15 +2491,11 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                 if (rows) {
                     sb_add(&dat, block.s, block.n);
                     sb_puts(&dat, "\n\n");
-                    sbuf title = { 0 };
-                    for (size_t k = 0; k < s->naxes; k++)
-                        if (k != a)
-                            sb_printf(&title, "%s%s=%s", title.n ? ", " : "", s->axes[k].key,
-                                      s->axes[k].values[s->points[base].vi[k]]);
+                    char *title = series_title(s, a, base);
                     sb_printf(&plot, "%s'%s' index %zu using 1:2:3:4 with yerrorlines title ", drawn ? ", \\\n     " : "",
                               "DAT", drawn);
-                    gp_str(&plot, title.n ? title.s : "median; bars: min to max");
-                    free(title.s);
+                    gp_str(&plot, *title ? title : "median; bars: min to max");
+                    free(title);
                     drawn++;
                 }
                 free(block.s);
@@ -2688,7 +2801,10 @@ int sweep_report(sweep *s)
         sb_puts(&sj, "}}");
         sb_add(&sc, "\n", 1);
     }
-    sb_puts(&sj, "\n  ]\n}\n");
+    sb_puts(&sj, "\n  ]");
+    sbuf lrmd = { 0 };
+    lr_choice(s, cols, ncols, st, cnt, &sj, &lrmd);
+    sb_puts(&sj, "\n}\n");
 
     /* timings.csv: what differs from one execution to the next */
     sbuf tc = { 0 };
@@ -2831,6 +2947,9 @@ int sweep_report(sweep *s)
             sb_puts(&md, "\nUnfinished runs continue (from their checkpoint when they have one) when the command "
                          "above is run again.\n");
     }
+    if (lrmd.n)
+        sb_add(&md, lrmd.s, lrmd.n);
+    free(lrmd.s);
     sb_puts(&md, "\n## Figures\n\n");
     if (!nfigs)
         sb_puts(&md, "None drawn (an axis needs two values or more; --plot chooses the metrics).\n");

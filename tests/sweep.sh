@@ -6,7 +6,8 @@
 #     median/min/max of summary.csv and summary.json recomputed from them,
 #     one trainer per learning rate, a figure listed in sweep.md;
 #   - a diverging learning rate and a failing check (IBC_FAULT=alpha) are
-#     recorded with their status and exit, and the sweep goes on;
+#     recorded with their status and exit, and the sweep goes on; the
+#     learning rate chosen by final loss passes over the diverging one;
 #   - steps never rebuild; --jobs 2 runs two trainers at once;
 #   - a sweep stopped by SIGTERM in the middle of a run, then run again:
 #     the finished runs are not redone, the stopped one resumes from its
@@ -97,6 +98,9 @@ assert int(rows[0]["checks_failed"]) >= 1
 p = json.load(open(d + "/summary.json"))["points"]
 assert p[0]["diverged"] == 1 and p[0]["metrics"] == {} and p[1]["complete"] == 1 and p[1]["metrics"]["final_loss"]["n"] == 1
 assert "runs/lr=5/seed_0" in open(d + "/sweep.md").read()
+# the learning rate chosen by final training loss skips the diverged one
+c = json.load(open(d + "/summary.json"))["lr_choice"]
+assert [(x["metric"], x["best"], x["diverged"]) for x in c] == [("final_loss", "0.05", ["5"])], c
 EOF
 then
     bad "diverging run: exit $rc (want 3) or its record (above)"; cat "$d/div.err"
