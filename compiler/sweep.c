@@ -13,7 +13,9 @@
  * then an ordinary spec, checked by every rule `ibc check` applies (a
  * batch larger than the training set, factor names that do not exist at a
  * new depth, ...), reported at the spec's own lines, and kept beside its
- * trainer (DIR/models/HASH/spec.ibs) for anyone to read or rebuild.  The
+ * trainer (DIR/models/HASH/spec.ibs) for anyone to read or rebuild (it is
+ * checked as if it stood where the spec does: file names in it are
+ * relative to the spec's directory).  The
  * edits never add or remove a line before the last one (values are
  * confined to one expression: no newline, ';', '#', '{', '}', top-level
  * ',' or unbalanced bracket), so line numbers stay the spec's own, and the
