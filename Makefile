@@ -28,7 +28,8 @@ ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) \
 LIBS    := -lgmp $(BLAS_LIBS) -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-COMPILER_SRC := $(sort $(wildcard compiler/*.c))
+# compiler/sweep_mpi.c is bin/ibc-sweep-mpi's main, built with mpicc (below).
+COMPILER_SRC := $(sort $(filter-out compiler/sweep_mpi.c,$(wildcard compiler/*.c)))
 RUNTIME_SRC  := $(sort $(wildcard runtime/*.c))
 GRAMMAR_C    := build/ibs.tab.c build/lex.yy.c
 HEADERS      := $(wildcard compiler/*.h runtime/*.h runtime/*.def) build/ibs.tab.h build/lex.yy.h
@@ -43,9 +44,16 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: FORCE paper bench bench-sizes all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
+.PHONY: FORCE paper bench bench-sizes sweep-speedup all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay faults
 all: bin/ibc build/libibrt.a
+
+# The MPI sweep (compiler/sweep_mpi.c), only where OpenMPI's mpicc is found
+# (scripts/install-deps.sh installs it); without it everything else builds.
+MPICC := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+all: bin/ibc-sweep-mpi
+endif
 
 deps:
 	@sh scripts/install-deps.sh
@@ -88,6 +96,10 @@ build/runtime/%.o: runtime/%.c $(wildcard runtime/*.h runtime/*.def)
 bin/ibc: $(COMPILER_OBJ)
 	@mkdir -p bin
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+bin/ibc-sweep-mpi: compiler/sweep_mpi.c $(LIB_OBJ) $(HEADERS)
+	@mkdir -p bin
+	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
 
 build/libibrt.a: $(RUNTIME_OBJ)
 	@rm -f $@
@@ -175,10 +187,12 @@ generated-check: bin/ibc
 
 # Every spec builds (-Wall -Wextra -Werror on the emitted C) and trains a
 # shortened run; the trainer's checks must pass.  Then the data-file faults
-# of a trainer at run time (tests/faults/data-files.sh).
+# of a trainer at run time (tests/faults/data-files.sh), and `ibc sweep`
+# with its MPI form (tests/sweep.sh).
 e2e: all build/asan/libibrt.a build/asan/ibc
 	@sh tests/e2e.sh
 	@sh tests/faults/data-files.sh
+	@sh tests/sweep.sh
 
 # Faults seen only in whole processes (tests/faults/run.sh): the `ibc run`
 # cache and its spec input, two trainers on one output directory,
@@ -222,6 +236,11 @@ fuzz:
 # The fuzz regression inputs and seed corpora under gcc ASan + UBSan (~10 s).
 fuzz-replay:
 	@sh scripts/fuzz-replay.sh
+
+# --jobs 1 against --jobs 2 on a grid of 20 runs (docs/sweeps.md; never
+# part of `make check`: other processes on the machine change the answer).
+sweep-speedup: all
+	@sh scripts/sweep-speedup.sh
 
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all

@@ -11,6 +11,7 @@
 #include "design.h"
 #include "emit.h"
 #include "sym.h"
+#include "sweep.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
 
 #include <dirent.h>
@@ -64,6 +65,7 @@ static const ibc_command commands[] = {
       "--help).  HASH covers the emitted C (with the spec's data paths, resolved),\n"
       "the bytes of every file the spec reads, the ibc build, the C compiler and its\n"
       "flags ($CC, $IBC_CFLAGS) and the runtime.", cmd_run },
+    { "sweep", sweep_usage, sweep_help, sweep_main },   /* sweep.c */
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

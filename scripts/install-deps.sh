@@ -5,8 +5,10 @@
 # README's set-up commands do); otherwise it names what to install.
 set -eu
 
-# python3-sympy: the independent oracle of the derivation (make sym-oracle)
-PKGS="make gcc pkg-config flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind python3 python3-sympy"
+# python3-sympy: the independent oracle of the derivation (make sym-oracle);
+# openmpi-bin, libopenmpi-dev: the MPI sweep, bin/ibc-sweep-mpi (optional
+# at build time: without mpicc the Makefile leaves it out)
+PKGS="make gcc pkg-config flex bison libgmp-dev liblapacke-dev libopenblas-dev libcriterion-dev gnuplot-nox valgrind python3 python3-sympy openmpi-bin libopenmpi-dev"
 # `install-deps.sh fuzz` (make fuzz): clang's libFuzzer as well
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 # `install-deps.sh bench` (make bench): PyTorch, for bench/torch_reference.py

@@ -1,0 +1,242 @@
+#!/bin/sh
+# sweep.sh: `ibc sweep` (compiler/sweep.c) and the MPI sweep
+# (bin/ibc-sweep-mpi) on tests/sweep/tiny.ibs, a scalar pair whose runs
+# take milliseconds (make e2e; about 15 s):
+#   - a 2 x 2 grid (2 learning rates x 2 seeds): the rows of sweep.csv, the
+#     median/min/max of summary.csv and summary.json recomputed from them,
+#     one trainer per learning rate, a figure listed in sweep.md;
+#   - a diverging learning rate and a failing check (IBC_FAULT=alpha) are
+#     recorded with their status and exit, and the sweep goes on; the
+#     learning rate chosen by final loss passes over the diverging one;
+#   - steps never rebuild; --jobs 2 runs two trainers at once;
+#   - a sweep stopped by SIGTERM in the middle of a run, then run again:
+#     the finished runs are not redone, the stopped one resumes from its
+#     checkpoint, and sweep.csv/summary equal those of an uninterrupted sweep;
+#   - values with commas and brackets (CSV quoting, directory names), bad
+#     keys and values refused before anything runs;
+#   - the same grid under mpirun -np 3: byte-identical sweep.csv/summary
+#     (skipped with a message where mpirun or bin/ibc-sweep-mpi is absent);
+#   - the sweep itself under ASan + UBSan (build/asan/ibc) on trainers
+#     already built.
+set -u
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL sweep: $*"; fail=$((fail + 1)); }
+d=build/e2e/sweep
+rm -rf "$d"
+mkdir -p "$d"
+spec=tests/sweep/tiny.ibs
+py=/usr/bin/python3
+
+# ---- a 2 x 2 grid
+bin/ibc sweep $spec --set lr=0.02,0.05 --seeds 2 --jobs 2 --out "$d/a" >"$d/a.out" 2>"$d/a.err"
+rc=$?
+if [ $rc -ne 0 ]; then
+    bad "2 x 2 grid: exit $rc"; cat "$d/a.err"
+elif ! $py - "$d/a" <<'EOF'
+import csv, json, sys, statistics, os
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/sweep.csv")))
+assert [(r["lr"], r["seed"], r["status"], r["exit"]) for r in rows] == \
+    [("0.02", "0", "complete", "0"), ("0.02", "1", "complete", "0"),
+     ("0.05", "0", "complete", "0"), ("0.05", "1", "complete", "0")], rows
+assert all(int(r["checks_passed"]) > 0 and r["checks_failed"] == "0" for r in rows)
+head = open(d + "/sweep.csv").readline().strip().split(",")
+assert head[:7] == ["point", "lr", "seed", "status", "exit", "checks_passed", "checks_failed"] and head[-1] == "dir", head
+metrics = head[7:-1]
+assert "final_loss" in metrics and len(metrics) > 5, metrics
+summ = list(csv.DictReader(open(d + "/summary.csv")))
+js = json.load(open(d + "/summary.json"))
+assert len(summ) == 2 and len(js["points"]) == 2
+for p, lr in enumerate(["0.02", "0.05"]):
+    assert summ[p]["lr"] == lr and summ[p]["complete"] == "2" and js["points"][p]["settings"] == {"lr": lr}
+    for m in metrics:
+        v = [float(r[m]) for r in rows if r["lr"] == lr and r[m] != ""]
+        if not v:
+            continue
+        want = (statistics.median(v), min(v), max(v))
+        got = tuple(float(summ[p][m + "_" + q]) for q in ("median", "min", "max"))
+        j = js["points"][p]["metrics"][m]
+        assert all(abs(a - b) <= 1e-12 * max(1, abs(a)) for a, b in zip(want, got)), (m, want, got)
+        assert (j["n"], j["median"], j["min"], j["max"]) == (len(v),) + got, (m, j, got)
+# every value in sweep.csv is the number the run's own results.json holds
+for r in rows:
+    res = json.load(open(d + "/" + r["dir"] + "/results.json"))["metrics"]
+    for m in metrics:
+        if isinstance(res.get(m), (int, float)):
+            assert float(r[m]) == res[m], (m, r[m], res[m])
+assert len(os.listdir(d + "/models")) == 2
+assert os.path.getsize(d + "/figures/final_loss_vs_lr.png") > 1000
+assert "figures/final_loss_vs_lr.png" in open(d + "/sweep.md").read()
+EOF
+then
+    bad "2 x 2 grid: outputs (above)"
+else
+    ok
+fi
+
+# ---- run again: nothing to do, the same outputs
+cp "$d/a/summary.json" "$d/a.summary.json"
+bin/ibc sweep $spec --set lr=0.02,0.05 --seeds 2 --jobs 2 --out "$d/a" >/dev/null 2>"$d/a2.err"
+rc=$?
+if [ $rc -ne 0 ] || ! grep -q "4 finished earlier, 0 to resume, 0 to start" "$d/a2.err" ||
+   ! cmp -s "$d/a/summary.json" "$d/a.summary.json"; then
+    bad "a finished sweep run again: exit $rc, or runs redone, or other outputs"; cat "$d/a2.err"
+else
+    ok
+fi
+
+# ---- a diverging learning rate and a failing check never stop the sweep
+bin/ibc sweep $spec --set lr=5,0.05 --out "$d/div" >/dev/null 2>"$d/div.err"
+rc=$?
+if [ $rc -ne 3 ] || ! $py - "$d/div" <<'EOF'
+import csv, json, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/sweep.csv")))
+assert [(r["lr"], r["status"], r["exit"]) for r in rows] == [("5", "diverged", "3"), ("0.05", "complete", "0")], rows
+assert int(rows[0]["checks_failed"]) >= 1
+p = json.load(open(d + "/summary.json"))["points"]
+assert p[0]["diverged"] == 1 and p[0]["metrics"] == {} and p[1]["complete"] == 1 and p[1]["metrics"]["final_loss"]["n"] == 1
+assert "runs/lr=5/seed_0" in open(d + "/sweep.md").read()
+# the learning rate chosen by final training loss skips the diverged one
+c = json.load(open(d + "/summary.json"))["lr_choice"]
+assert [(x["metric"], x["best"], x["diverged"]) for x in c] == [("final_loss", "0.05", ["5"])], c
+EOF
+then
+    bad "diverging run: exit $rc (want 3) or its record (above)"; cat "$d/div.err"
+else
+    ok
+fi
+IBC_FAULT=alpha bin/ibc sweep $spec --set lr=0.05 --out "$d/fault" >/dev/null 2>"$d/fault.err"
+rc=$?
+if [ $rc -ne 3 ] || ! $py - "$d/fault" <<'EOF'
+import csv, json, sys
+d = sys.argv[1]
+r = list(csv.DictReader(open(d + "/sweep.csv")))
+assert len(r) == 1 and r[0]["status"] == "check_failed" and r[0]["exit"] == "4" and int(r[0]["checks_failed"]) > 0, r
+p = json.load(open(d + "/summary.json"))["points"][0]
+assert p["check_failed"] == 1 and p["metrics"]["final_loss"]["n"] == 1, p
+EOF
+then
+    bad "failing check: exit $rc (want 3) or its record (above)"; cat "$d/fault.err"
+else
+    ok
+fi
+
+# ---- steps are the trainer's flag (one trainer); --jobs 2 overlaps runs;
+# the uninterrupted reference for the stop below
+grid="$spec --set steps=20000,10000000 --seeds 2"
+bin/ibc sweep $grid --jobs 2 --out "$d/ref" >/dev/null 2>"$d/ref.err"
+rc=$?
+if [ $rc -ne 0 ] || [ "$(ls "$d/ref/models" | wc -l)" -ne 1 ] || ! $py - "$d/ref" <<'EOF'
+import csv, sys
+t = list(csv.DictReader(open(sys.argv[1] + "/timings.csv")))
+iv = [(float(r["started"]), float(r["ended"])) for r in t]
+assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(iv) for b in iv[i + 1:]), iv
+EOF
+then
+    bad "steps axis: exit $rc, or more than one trainer, or --jobs 2 never ran two at once"; cat "$d/ref.err"
+else
+    ok
+fi
+
+# ---- stopped by SIGTERM in the middle of a run, then run again
+bin/ibc sweep $grid --jobs 1 --out "$d/stop" >/dev/null 2>"$d/stop.err" &
+pid=$!
+ck="$d/stop/runs/steps=10000000/seed_0/checkpoint.bin"
+t=0
+while [ ! -f "$ck" ] && [ $t -lt 1200 ]; do sleep 0.05; t=$((t + 1)); done
+kill -TERM $pid
+wait $pid
+rc=$?
+(cd "$d/stop/runs/steps=20000" && cksum seed_0/results.json seed_1/results.json) >"$d/stop.sums"
+st=$(cut -d, -f4 "$d/stop/sweep.csv" | tr '\n' ' ')
+bin/ibc sweep $grid --jobs 1 --out "$d/stop" >/dev/null 2>"$d/stop2.err"
+rc2=$?
+same=yes
+for f in sweep.csv summary.csv summary.json; do cmp -s "$d/ref/$f" "$d/stop/$f" || same="no ($f)"; done
+if [ $rc -ne 143 ] || [ "$st" != "status complete complete interrupted pending " ] || [ $rc2 -ne 0 ] ||
+   ! grep -q "2 finished earlier, 1 to resume, 1 to start" "$d/stop2.err" ||
+   ! grep -q "resuming from checkpoint.bin" "$d/stop/runs/steps=10000000/seed_0/trainer.log" ||
+   [ "$(cd "$d/stop/runs/steps=20000" && cksum seed_0/results.json seed_1/results.json)" != "$(cat "$d/stop.sums")" ] ||
+   [ "$same" != yes ]; then
+    bad "stop and resume: stopped with $rc (want 143), statuses '$st', rerun exit $rc2, same as uninterrupted: $same"
+    cat "$d/stop.err" "$d/stop2.err"
+else
+    ok
+fi
+
+# ---- values with commas, brackets and spaces; CSV quoting; directory names
+bin/ibc sweep $spec --set 'param.u=normal(1, 0.3),constant(2)' --out "$d/q" >/dev/null 2>"$d/q.err"
+rc=$?
+if [ $rc -ne 0 ] || ! $py - "$d/q" <<'EOF'
+import csv, sys, os
+d = sys.argv[1]
+r = list(csv.DictReader(open(d + "/sweep.csv")))
+assert [x["param.u"] for x in r] == ["normal(1, 0.3)", "constant(2)"], r
+for x in r:
+    assert os.path.isfile(d + "/" + x["dir"] + "/results.json") and "/../" not in x["dir"] and " " not in x["dir"]
+spec = [open(d + "/models/" + m + "/spec.ibs").read() for m in sorted(os.listdir(d + "/models"))]
+assert sorted("param u : scalar ~ constant(2)" in s for s in spec) == [False, True]
+EOF
+then
+    bad "values with commas: exit $rc or outputs (above)"; cat "$d/q.err"
+else
+    ok
+fi
+
+# ---- refused before anything runs (exit 2, a message naming the fix)
+check_refused() {   # WHAT PATTERN ARGS...
+    what=$1 pat=$2
+    shift 2
+    rm -rf "$d/no"
+    bin/ibc sweep $spec "$@" --out "$d/no" >/dev/null 2>"$d/no.err"
+    rc=$?
+    if [ $rc -ne 2 ] || ! grep -q -e "$pat" "$d/no.err" || [ -e "$d/no/runs" ]; then
+        bad "$what: exit $rc (want 2), or no '$pat', or runs started:"; cat "$d/no.err"
+    else
+        ok
+    fi
+}
+check_refused "unknown key" "did you mean 'lr'" --set lrr=0.1
+check_refused "two statements in a value" "one expression" --set 'lr=0.1; steps = 5'
+check_refused "unbalanced value" "do not balance" --set 'lr=(0.1'
+check_refused "value the spec refuses" "tiny.ibs:17:11: error: the batch size must be at least 1" --set batch=4,0
+check_refused "a value that is not one expression" "syntax error" --set 'lr=0.1 0.2'
+check_refused "seed as an axis" "--seeds K" --set seed=1,2
+check_refused "fractional steps" "whole number" --set steps=10.5
+check_refused "the same setting twice" "change the same setting" --set lr=0.1 --set train.lr=0.2
+check_refused "a second --set of one key" "given twice" --set lr=0.1 --set lr=0.2
+
+# ---- the MPI sweep gives the same bytes
+if ! command -v mpirun >/dev/null 2>&1 || [ ! -x bin/ibc-sweep-mpi ]; then
+    echo "sweep: MPI test skipped: mpirun or bin/ibc-sweep-mpi is missing (scripts/install-deps.sh installs OpenMPI)"
+else
+    mpirun --allow-run-as-root --oversubscribe -np 3 bin/ibc-sweep-mpi $spec --set lr=0.02,0.05 --seeds 2 \
+        --out "$d/mpi" >"$d/mpi.out" 2>&1
+    rc=$?
+    same=yes
+    for f in sweep.csv summary.csv summary.json; do cmp -s "$d/a/$f" "$d/mpi/$f" || same="no ($f)"; done
+    if [ $rc -ne 0 ] || [ "$same" != yes ]; then
+        bad "mpirun -np 3: exit $rc, same bytes as the local sweep: $same"; cat "$d/mpi.out"
+    else
+        ok
+    fi
+fi
+
+# ---- the sweep itself under ASan + UBSan (trainers built above: the
+# sanitizer build's ibc cannot build them, its root is build/)
+if [ -x build/asan/ibc ]; then
+    mkdir -p "$d/asan" && cp -r "$d/div/models" "$d/asan/"
+    ASAN_OPTIONS=detect_leaks=1 build/asan/ibc sweep $spec --set 'lr=5,0.05' --plot 'final*,nothing' \
+        --out "$d/asan" >/dev/null 2>"$d/asan.err"
+    rc=$?
+    if [ $rc -ne 3 ] || grep -q "Sanitizer\|runtime error" "$d/asan.err" ||
+       ! cmp -s "$d/div/sweep.csv" "$d/asan/sweep.csv"; then
+        bad "under ASan/UBSan: exit $rc (want 3)"; cat "$d/asan.err"
+    else
+        ok
+    fi
+fi
+echo "sweep: $pass passed, $fail failed"
+[ $fail -eq 0 ]
