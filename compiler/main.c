@@ -10,6 +10,7 @@
 #include "ibc.h"
 #include "design.h"
 #include "emit.h"
+#include "emit_torch.h"
 #include "sym.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
 
@@ -47,8 +48,12 @@ static const ibc_command commands[] = {
       "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
       "balance conditions and the induced bias (docs/theory.md §§2-4).",
       cmd_derive },
-    { "emit", "ibc emit SPEC [-o FILE.c]",
-      "Write the C training program of the spec (stdout without -o).", cmd_emit },
+    { "emit", "ibc emit [--target c|torch] SPEC [-o FILE]",
+      "Write the C training program of the spec (stdout without -o); with\n"
+      "--target torch, a Python module for PyTorch instead: the same models,\n"
+      "predictor and initialisations, the design as a reparameterisation for\n"
+      "torch.nn.utils.parametrize, the derived dual slices and bias, and a writer\n"
+      "of snapshots for 'ibc verify' (docs/interop.md).", cmd_emit },
     { "build", "ibc build SPEC -o EXE | --print-cflags | --print-libs",
       "Emit the trainer and compile it with the system cc ($CC) against\n"
       "build/libibrt.a, OpenBLAS and LAPACKE (no shell is involved: cc runs from\n"
@@ -114,12 +119,16 @@ static void unit_free(unit *u)
 /* The phases after the checker: design (for a design target), the
  * derivation and code generation into out; false on errors (reported to
  * u->diag). */
+static bool emit_torch_target;   /* ibc emit --target torch */
+
 static bool lower(unit *u, FILE *out)
 {
     design_result *r = NULL;
     if (u->spec->design.kind != DESIGN_NONE)
         r = design_synthesise(u->arena, u->spec, &u->diag);
     sym_derivation *d = sym_derive(u->arena, u->spec, &u->diag);
+    if (emit_torch_target)
+        return (u->spec->design.kind == DESIGN_NONE || r) && d && emit_torch(out, u->spec, r, d, &u->diag);
     return (u->spec->design.kind == DESIGN_NONE || r) && d && emit_program(out, u->spec, r, d, &u->diag);
 }
 
@@ -261,17 +270,25 @@ static int cmd_emit(int argc, char **argv)
 {
     const char *spec = NULL, *outp = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+        const char *target = !strcmp(argv[i], "--target") && i + 1 < argc ? argv[++i]
+                             : !strncmp(argv[i], "--target=", 9)          ? argv[i] + 9
+                                                                          : NULL;
+        if (target && (!strcmp(target, "c") || !strcmp(target, "torch")))
+            emit_torch_target = !strcmp(target, "torch");
+        else if (target) {
+            fprintf(stderr, "ibc emit: error: unknown target '%s' (c, torch)\nusage: %s\n", target, commands[2].usage);
+            return 2;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc)
             outp = argv[++i];
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
         else {
-            fprintf(stderr, "ibc emit: error: unexpected argument '%s'\nusage: ibc emit SPEC [-o FILE.c]\n", argv[i]);
+            fprintf(stderr, "ibc emit: error: unexpected argument '%s'\nusage: %s\n", argv[i], commands[2].usage);
             return 2;
         }
     }
     if (!spec) {
-        fprintf(stderr, "ibc emit: error: no spec given\nusage: ibc emit SPEC [-o FILE.c]\n");
+        fprintf(stderr, "ibc emit: error: no spec given\nusage: %s\n", commands[2].usage);
         return 2;
     }
     if (!outp)

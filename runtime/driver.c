@@ -561,6 +561,50 @@ static void write_params(run_state *R, const ibrt_model *m)
     }
 }
 
+/* --snapshots N: model m's parameters before step `step` (and, when
+ * grad, the gradient of that step, m->g) as .npy files in
+ * DIR/snapshots/MODEL/step_<step>/, with DIR/snapshots/MODEL/run.json
+ * naming the model and its learning rate: the layout `ibc verify` reads
+ * (docs/interop.md). */
+static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
+{
+    ibrt_error err;
+    char dir[900];
+    snprintf(dir, sizeof dir, "%.800s/snapshots/%.40s/step_%010ld", R->o.out_dir, m->name, step);
+    if (ibrt_mkdir_p(dir, &err) != IBRT_OK) {
+        output_failed(R, &err);
+        return;
+    }
+    if (step == 0) {
+        ibrt_json *j = ibrt_json_new();
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "format");
+        ibrt_json_str(j, "ibc-snapshots-1");
+        ibrt_json_key(j, "spec");
+        ibrt_json_str(j, R->p->name);
+        ibrt_json_key(j, "model");
+        ibrt_json_str(j, m->name);
+        ibrt_json_key(j, "lr");
+        ibrt_json_num(j, m->lr);
+        ibrt_json_key(j, "every");
+        ibrt_json_int(j, R->o.snapshots);
+        ibrt_json_obj_end(j);
+        snprintf(R->path, sizeof R->path, "%.800s/snapshots/%.40s/run.json", R->o.out_dir, m->name);
+        if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
+            output_failed(R, &err);
+        ibrt_json_free(j);
+    }
+    for (size_t q = 0; q < m->nparams; q++) {
+        const ibrt_param *pv = &m->params[q];
+        size_t shp[2] = { pv->rows, pv->cols };
+        for (int g = 0; g < (grad ? 2 : 1); g++) {
+            snprintf(R->path, sizeof R->path, "%s/%.200s%s.npy", dir, pv->name, g ? ".grad" : "");
+            if (ibrt_npy_write(R->path, (g ? m->g : m->th) + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
+                output_failed(R, &err);
+        }
+    }
+}
+
 static void close_traces(run_state *R)
 {
     ibrt_error err;
@@ -1316,6 +1360,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             unlink(R->path);
             return 3;
         }
+        if (R->o.snapshots && step % R->o.snapshots == 0)
+            write_snapshot(R, m, step, true);
         if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
             pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0, m->g + m->pair_off1,
                       m->nbal, m->lr);
@@ -1344,6 +1390,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         }
     }
     R->X = X;
+    if (R->o.snapshots)
+        write_snapshot(R, m, steps, false);
     snprintf(when, sizeof when, "%s, end", m->name);
     double te0 = ibrt_time_now();
     m->structure(X, &R->rs, &R->checks, when);

@@ -6,7 +6,8 @@
 # every operation of the language).  Every model's analytic gradient must
 # match central differences (--gradcheck, relative error <= the spec's
 # gradient_tol, 1e-6 by default).  The same seed twice must give identical
-# results (wall time aside).
+# results (wall time aside).  The PyTorch export of every spec must be
+# Python that compiles (tests/torch/run.sh compares it with the trainer).
 set -u
 pass=0 fail=0
 strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
@@ -36,6 +37,12 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
     if ! build/asan/ibc emit "$spec" -o "$dir/$n.c" 2>"$dir/$n.emit.err" ||
        ! cc $tcflags -Werror "$dir/$n.c" $tlibs -o "$dir/$n"; then
         echo "FAIL $n: does not build:"; cat "$dir/$n.emit.err"; fail=$((fail + 1)); continue
+    fi
+    # the PyTorch export of every spec, by the sanitizer build too, must be
+    # Python that compiles (tests/torch/run.sh runs it against the trainer)
+    if ! build/asan/ibc emit --target torch "$spec" -o "$dir/$n.py" 2>"$dir/$n.emit.err" ||
+       ! /usr/bin/python3 -m py_compile "$dir/$n.py" 2>>"$dir/$n.emit.err"; then
+        echo "FAIL $n: the PyTorch export:"; cat "$dir/$n.emit.err"; fail=$((fail + 1)); continue
     fi
     if ! "$dir/$n" --gradcheck --out "$dir/$n.gc" >"$dir/$n.gc.out" 2>&1 ||
        ! grep -q "gradcheck .*PASS" "$dir/$n.gc.out"; then
