@@ -34,6 +34,7 @@ static int cmd_derive(int argc, char **argv);
 static int cmd_emit(int argc, char **argv);
 static int cmd_build(int argc, char **argv);
 static int cmd_run(int argc, char **argv);
+static int cmd_verify(int argc, char **argv);
 
 static const ibc_command commands[] = {
     { "check", "ibc check SPEC...",
@@ -66,6 +67,18 @@ static const ibc_command commands[] = {
       "Build the trainer into build/cache/HASH (HASH of the spec's bytes and the\n"
       "ibc version) unless it is there, then run it with the given flags\n"
       "(--steps N, --seed S, --out DIR, --quiet; see the trainer's --help).", cmd_run },
+    { "verify", "ibc verify SPEC RUN_DIR [--out DIR] [--seed S] [--quiet]",
+      "Check a training run made elsewhere against the derivation: RUN_DIR holds\n"
+      "its parameter snapshots, RUN_DIR/step_S/NAME.npy per parameter (named as in\n"
+      "the spec) and recorded step S, with NAME.grad.npy the gradient of step S\n"
+      "and RUN_DIR/run.json the model and learning rate (optional); the PyTorch\n"
+      "module of 'ibc emit --target torch' writes them (write_snapshot), and so\n"
+      "does a trainer's --snapshots.  Runs the spec's trainer (as 'ibc run') on\n"
+      "them: the structural checks at the first and last snapshot, chi and C\n"
+      "over the snapshots, chi conserved or driven, the balance against each\n"
+      "prediction, and with every step's gradient the finite-step identity;\n"
+      "results.json, traces and the check table in RUN_DIR/verify (or --out).\n"
+      "Exit status as the trainer's: 0 every check passes, 4 one fails.", cmd_verify },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -523,6 +536,25 @@ static int cmd_run(int argc, char **argv)
     execv(exe, argv + 1);
     fprintf(stderr, "ibc run: error: cannot run '%s': %s\n", exe, strerror(errno));
     return 1;
+}
+
+/* ibc verify SPEC RUN [FLAGS] = ibc run SPEC --verify RUN [FLAGS] */
+static int cmd_verify(int argc, char **argv)
+{
+    if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
+        fprintf(stderr, "ibc verify: error: expected SPEC RUN_DIR\nusage: %s\n", commands[5].usage);
+        return 2;
+    }
+    char **args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args)
+        return 1;
+    args[0] = "run";
+    args[1] = argv[1];
+    args[2] = "--verify";
+    args[3] = argv[2];
+    for (int i = 3; i < argc; i++)
+        args[i + 1] = argv[i];
+    return cmd_run(argc + 1, args);
 }
 
 int main(int argc, char **argv)

@@ -47,6 +47,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->stop_after = 0;
     o->max_growth = 1e6;
     o->snapshots = 0;
+    o->verify = NULL;
     o->steps_given = o->seed_given = o->max_growth_given = o->out_given = false;
     snprintf(outbuf, sizeof outbuf, "results/%s", prog);
     o->out_dir = outbuf;
@@ -57,7 +58,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
                    "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n"
-                   "       [--snapshots N]\n\n%s\n\n"
+                   "       [--snapshots N] [--verify RUN]\n\n%s\n\n"
                    "  --steps N     training steps per model (default %ld)\n"
                    "  --seed S      seed of data, initialisation and batches (default %llu)\n"
                    "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
@@ -75,7 +76,11 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --snapshots N         every model's parameters, and the gradient of the step\n"
                    "                        taken from them, every N steps and at the end, as\n"
                    "                        DIR/snapshots/MODEL/step_S/NAME.npy and NAME.grad.npy\n"
-                   "                        (the layout ibc verify reads; docs/interop.md)\n\n"
+                   "                        (the layout ibc verify reads; docs/interop.md)\n"
+                   "  --verify RUN          train nothing: the checks and metrics of the run whose\n"
+                   "                        snapshots are in RUN (RUN/step_S/NAME.npy, made by this\n"
+                   "                        trainer's --snapshots or by PyTorch), into RUN/verify\n"
+                   "                        unless --out is given (ibc verify)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
                    "5 gradient check failed, 75 stopped (--stop-after), 128+N stopped by signal N\n",
                    prog, description, default_steps, (unsigned long long)default_seed, prog);
@@ -103,6 +108,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         } else if (!strcmp(a, "--snapshots") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->snapshots = x;
             i++;
+        } else if (!strcmp(a, "--verify") && v && *v) {
+            o->verify = v;
+            i++;
         } else if (!strcmp(a, "--stop-after") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->stop_after = x;
             i++;
@@ -125,6 +133,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                 { "--checkpoint-every", "a whole number from 1 to 1000000000" },
                 { "--stop-after", "a whole number from 1 to 1000000000" },
                 { "--snapshots", "a whole number from 1 to 1000000000" },
+                { "--verify", "the directory of a run's snapshots" },
                 { "--resume", "the directory of a checkpointed run" },
                 { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
                 { "--out", "a directory" },

@@ -16,7 +16,11 @@ fi
 rm -rf "$dir"
 mkdir -p "$dir"
 tcflags=$(bin/ibc build --print-cflags) && tlibs=$(bin/ibc build --print-libs) || exit 1
-names="" fail=0
+names="" fail=0 verify=""
+# ibc verify is tested on these (tests/torch/test_torch.py, item 5): a
+# design on fixed data, a user's nn.Linear carrying it, GL junctions of a
+# chain, a minibatch torus from an unbalanced start, a masked matrix output
+VERIFY="spectral_sparse piecewise_tv deep_linear shallow_relu matrix_completion"
 for spec in specs/*.ibs tests/emit/*.ibs; do
     n=$(basename "$spec" .ibs)
     if ! bin/ibc emit --target torch "$spec" -o "$dir/$n.py" 2>"$dir/$n.err" ||
@@ -29,6 +33,14 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
         echo "FAIL $n: the trainer's run or probe:"; cat "$dir/$n.err"; fail=1; continue
     fi
     names="$names $n"
+    # ibc verify's specs: the trainer again, with every step's snapshot
+    case " $VERIFY " in *" $n "*)
+        if "$dir/$n" train --steps 100 --snapshots 1 --quiet --out "$dir/$n.full" >/dev/null 2>"$dir/$n.err"; then
+            verify="$verify $spec:$n"
+        else
+            echo "FAIL $n: the trainer's run with --snapshots 1:"; cat "$dir/$n.err"; fail=1
+        fi ;;
+    esac
 done
 # A deliberately wrong reverse pass in the C trainer (IBC_FAULT=grad: the
 # output's adjoint times 1.01) must fail the comparison (its own checks
@@ -41,5 +53,5 @@ if IBC_FAULT=grad bin/ibc emit specs/spectral_sparse.ibs -o "$dir/$f.c" &&
     "$dir/$f" probe "$dir/$f.run" "$dir/$f.probe" && names="$names !$f"
 fi
 case "$names" in *"!$f"*) ;; *) echo "FAIL $f: the faulty trainer did not build or run"; cat "$dir/$f.err"; fail=1 ;; esac
-/usr/bin/python3 tests/torch/test_torch.py "$dir" $names || fail=1
+IBC=bin/ibc IBC_VERIFY="$verify" /usr/bin/python3 tests/torch/test_torch.py "$dir" $names || fail=1
 exit $fail

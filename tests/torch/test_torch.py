@@ -26,6 +26,19 @@ hand-derived reverse pass against PyTorch's autograd.
      reproduce the tensor and lie on the dual slice (chi = 0, C = 0);
      dual_slices and write_snapshot read the factors from that module.
 
+  5. ibc verify (with IBC set to bin/ibc and IBC_VERIFY to SPEC:NAME pairs
+     whose trainer also ran with --snapshots 1 into DIR/NAME.full): on the
+     trainer's own snapshots it reproduces the trainer's results.json (every
+     check of the model with the same verdict, the init/end checks as
+     first/last snapshot; every metric to 1e-12 but the three that depend on
+     the trainer's last batch or batch stream); on snapshots that the
+     module's write_snapshot wrote during a torch.optim.SGD run (every step
+     with its gradient) every check passes, the finite-step identity
+     included, and the metrics equal those of the trainer's run to 1e-9; on a
+     user's nn.Linear carrying the design (register_design, snapshots every
+     10 steps) it reports chi's mechanism and the ratio's predictions;
+     without snapshots it fails with a message.
+
 A NAME written !NAME is a deliberately wrong C trainer (tests/torch/run.sh
 builds one with IBC_FAULT=grad, a reverse pass off by 1%): its comparison
 must fail, or the test could not catch a wrong gradient.
@@ -33,7 +46,9 @@ must fail, or the test could not catch a wrong gradient.
 usage: test_torch.py DIR NAME...   (exit 1 on any failure)
 """
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -87,7 +102,7 @@ def params_of(model):
     return {name: t.detach().numpy().copy() for name, t in model.spec_tensors().items()}
 
 
-def check_model(mod, work, name, model_name):
+def check_model(mod, work, name, model_name, faulty=False):
     cls = mod.MODELS[model_name]
     start = os.path.join(work, name + ".run", "snapshots", model_name, "step_0000000000")
     probe = os.path.join(work, name + ".probe", model_name)
@@ -151,7 +166,8 @@ def check_model(mod, work, name, model_name):
 
     how = "trainer run" if full else "one batch"
     print("  %-20s %-9s pred %.1e  grad %.1e  SGD x100 (%s) %.1e, moved %.1e, displacement %.1e  %s"
-          % (name, model_name, e_pred, max(e_grad, e_loss), how, e_traj, moved, e_disp, "FAIL" if failures else "ok"))
+          % (name, model_name, e_pred, max(e_grad, e_loss), how, e_traj, moved, e_disp,
+             ("differs, as it must" if faulty else "FAIL") if failures else "ok"))
     return failures
 
 
@@ -204,6 +220,150 @@ def check_reparam(mod, work, name):
     return failures
 
 
+# metrics that verify cannot reproduce: the trainer's final loss is that of
+# its last batch before the last step, and the noise equilibrium's batches
+# come from the trainer's batch stream after training
+NOT_REPRODUCIBLE = ("final_loss", "fit_mse", "ratio_pred_noise_equilibrium")
+
+
+def ibc_verify(spec, run, out):
+    """`ibc verify SPEC RUN --out OUT --quiet`: exit status, results.json, stderr."""
+    r = subprocess.run([os.environ["IBC"], "verify", spec, run, "--out", out, "--quiet"],
+                       capture_output=True, text=True)
+    path = os.path.join(out, "results.json")
+    res = json.load(open(path)) if r.returncode in (0, 4) and os.path.exists(path) else None
+    return r.returncode, res, r.stderr
+
+
+def same_metrics(mine, theirs, tol, skip=NOT_REPRODUCIBLE):
+    """The worst relative difference over the metrics both have, and the keys that differ."""
+    worst, bad = 0.0, []
+    for key, want in theirs.items():
+        if key not in mine or key.startswith(skip):
+            continue
+        got = mine[key]
+        if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+            e = rel(got, want)
+            worst = max(worst, e)
+            if not e <= tol:
+                bad.append("%s: %r, want %r" % (key, got, want))
+        elif got != want and not isinstance(want, list):
+            bad.append("%s: %r, want %r" % (key, got, want))
+    return worst, bad
+
+
+def check_verify(mod, work, name, spec):
+    """5: ibc verify on the trainer's snapshots, on a torch run's, on a user module's."""
+    failures = []
+    full = os.path.join(work, name + ".full")
+    trainer = json.load(open(os.path.join(full, "results.json")))
+    reference = {}
+    for model_name in sorted(mod.MODELS):
+        rc, res, err = ibc_verify(spec, os.path.join(full, "snapshots", model_name),
+                                  os.path.join(work, name + ".verify", model_name))
+        if rc != 0 or res is None:
+            failures.append("verify of the trainer's %s: exit %d: %s" % (model_name, rc, err.strip()))
+            continue
+        reference[model_name] = res
+        checks = {c["name"]: c for c in res["checks"]}
+        compared = 0
+        for c in trainer["checks"]:
+            n = c["name"]
+            if n.startswith("gradient vs central differences"):
+                continue   # the trainer's own gradient: nothing of the run
+            if n.endswith("(%s, init)" % model_name):
+                n = n[:-len("init)")] + "first snapshot)"
+            elif n.endswith("(%s, end)" % model_name):
+                n = n[:-len("end)")] + "last snapshot)"
+            elif not n.endswith("(%s)" % model_name) and not (model_name == "designed" and
+                                                               n.startswith("designed parameterisation")):
+                continue
+            if n not in checks or checks[n]["pass"] != c["pass"]:
+                failures.append("verify of the trainer's %s: check %r %s" % (model_name, n, "missing" if n not in checks
+                                                                              else "has another verdict"))
+            compared += 1
+        worst, bad = same_metrics(res["metrics"], trainer["metrics"], 1e-12)
+        failures += ["verify of the trainer's %s: metric %s" % (model_name, b) for b in bad]
+        print("  %-20s verify    the trainer's %-9s %d checks as its own, metrics within %.1e  %s"
+              % (name, model_name, compared, worst, "FAIL" if failures else "ok"))
+
+    # a torch run of the first model from the trainer's initial point, every step with its gradient
+    model_name = sorted(mod.MODELS)[0]
+    cls = mod.MODELS[model_name]
+    probe = os.path.join(work, name + ".probe", model_name)
+    inputs, y, mask = batch_of(mod, probe)
+    model = cls().load_parameters(os.path.join(full, "snapshots", model_name, "step_0000000000"))
+    opt = torch.optim.SGD(model.parameters(), lr=cls.LR)
+    run = os.path.join(work, name + ".torchrun")
+    for step in range(101):
+        opt.zero_grad()
+        if step < 100:
+            (mod.loss_fn(model(*inputs), y, mask) + model.penalty()).backward()
+        mod.write_snapshot(model, run, step, lr=cls.LR, grads=step < 100)
+        if step < 100:
+            opt.step()
+    rc, res, err = ibc_verify(spec, run, os.path.join(run, "verify"))
+    if rc != 0 or res is None:
+        failures.append("verify of a torch run: exit %d: %s" % (rc, err.strip()))
+    else:
+        names = [c["name"] for c in res["checks"]]
+        if not any(n.startswith("finite-step identity") for n in names) and cls.DERIVED:
+            failures.append("verify of a torch run with every gradient: no finite-step identity")
+        worst = 0.0
+        if mod.TRAIN["full_batch"] and model_name in reference:   # the same trajectory as the trainer's
+            # (the identity's worst error is round-off, ~1e-15 either way: not compared)
+            worst, bad = same_metrics(res["metrics"], reference[model_name]["metrics"], 1e-9,
+                                      skip=("finite_step_identity",))
+            failures += ["verify of a torch run: metric %s (against the trainer's run)" % b for b in bad]
+        print("  %-20s verify    a torch run (%s), %d checks pass%s  %s"
+              % (name, model_name, len(names),
+                 ", metrics as the trainer's run within %.1e" % worst if mod.TRAIN["full_batch"] else "",
+                 "FAIL" if failures else "ok"))
+    return failures
+
+
+def check_user_layer(mod, work, name, spec):
+    """5: the design on a user's nn.Linear, trained with SGD, checked by ibc verify."""
+    failures = []
+    probe = os.path.join(work, name + ".probe", "designed")
+    x = torch.tensor(np.load(os.path.join(probe, "X.npy")))
+    y = torch.tensor(np.load(os.path.join(probe, "Y.npy"))).reshape(-1, 1)
+    layer = torch.nn.Linear(x.shape[1], 1, bias=False).double()
+    mod.register_design(layer, "weight", generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.SGD(layer.parameters(), lr=mod.Designed.LR)
+    run = os.path.join(work, name + ".userrun")
+    for step in range(201):
+        if step % 10 == 0:
+            mod.write_snapshot(layer, run, step, lr=mod.Designed.LR)
+        if step == 200:
+            break
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(layer(x), y).backward()
+        opt.step()
+    rc, res, err = ibc_verify(spec, run, os.path.join(run, "verify"))
+    if rc != 0 or res is None:
+        failures.append("verify of a user's nn.Linear: exit %d: %s" % (rc, err.strip()))
+    else:
+        m = res["metrics"]
+        keys = ("mechanism_designed", "ratio_median_designed", "ratio_pred_logdet_min_designed",
+                "ratio_pred_dual_slice_designed")
+        missing = [k for k in keys if k not in m]
+        if missing:
+            failures.append("verify of a user's nn.Linear: no %s" % ", ".join(missing))
+        elif "identity" in " ".join(c["name"] for c in res["checks"]):
+            failures.append("verify of a user's nn.Linear: a finite-step identity without gradients")
+        print("  %-20s verify    a user's nn.Linear: chi %s; ratio median %.3g, predicted %g (log det G min), %g "
+              "(dual slice)  %s" % (name, str(m.get(keys[0], "?")).split(":")[0], m.get(keys[1], float("nan")),
+                                    m.get(keys[2], float("nan")), m.get(keys[3], float("nan")),
+                                    "FAIL" if failures else "ok"))
+    empty = os.path.join(work, name + ".empty")
+    os.makedirs(empty, exist_ok=True)
+    rc, _, err = ibc_verify(spec, empty, os.path.join(empty, "verify"))
+    if rc != 1 or "holds no step_" not in err:
+        failures.append("verify of a directory without snapshots: exit %d, %r" % (rc, err.strip()))
+    return failures
+
+
 def main():
     work, names = sys.argv[1], sys.argv[2:]
     failed = 0
@@ -215,7 +375,7 @@ def main():
             try:
                 mod = load_module(os.path.join(work, name + ".py"))
                 for model_name in sorted(os.listdir(os.path.join(work, name + ".run", "snapshots"))):
-                    caught += check_model(mod, work, name, model_name)
+                    caught += check_model(mod, work, name, model_name, faulty=True)
             except Exception as e:
                 caught.append("%s: %s" % (type(e).__name__, e))
             if any("gradient differs" in c for c in caught):
@@ -241,7 +401,22 @@ def main():
         except Exception as e:   # a module that does not load or run is a failure, named
             print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
             failed += 1
-    print("torch: %d models of %d specs checked against the C trainer, %d failures" % (checked, len(names), failed))
+    verified = 0
+    for pair in os.environ.get("IBC_VERIFY", "").split():
+        spec, name = pair.split(":")
+        try:
+            mod = load_module(os.path.join(work, name + ".py"))
+            fails = check_verify(mod, work, name, spec)
+            if hasattr(mod, "register_design") and mod.INPUTS and len(mod.INPUTS[0][2]) == 1:
+                fails += check_user_layer(mod, work, name, spec)
+        except Exception as e:
+            fails = ["%s: %s" % (type(e).__name__, e)]
+        for f in fails:
+            print("FAIL %s (verify): %s" % (name, f))
+        failed += len(fails)
+        verified += 1
+    print("torch: %d models of %d specs checked against the C trainer, ibc verify on %d specs, %d failures"
+          % (checked, len(names), verified, failed))
     return 1 if failed else 0
 
 
