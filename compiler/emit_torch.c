@@ -962,10 +962,11 @@ static void py_chi_expr(pyemit *pe, const sym_family *fam, size_t f, int a)
         long al = fam->alpha[a][b];
         if (!al)
             continue;
+        const char *coef = labs(al) == 1 ? "" : arena_printf(pe->a, "%ld * ", labs(al));
         if (first)
-            P("%s%ld * n%zu_%d", al < 0 ? "-" : "", labs(al), f + 1, b);
+            P("%s%sn%zu_%d", al < 0 ? "-" : "", coef, f + 1, b);
         else
-            P(" %c %ld * n%zu_%d", al < 0 ? '-' : '+', labs(al), f + 1, b);
+            P(" %c %sn%zu_%d", al < 0 ? '-' : '+', coef, f + 1, b);
         first = false;
     }
     if (first)
@@ -1288,9 +1289,9 @@ static void py_model_class(pyemit *pe, pymodel *m)
     P("\n\nclass %s(%s):\n", m->cls, m->base);
     P("    \"\"\"");
     if (m->designed) {
-        py_str_body(pe->out, arena_printf(pe->a, "The designed model (%s): %s, trained by the C trainer as model "
+        py_str_body(pe->out, arena_printf(pe->a, "The designed model: %s, for %s;\n    the C trainer's model "
                                                  "'designed'.",
-                                          pe->design->requested, pe->design->factorisation), true);
+                                          pe->design->factorisation, pe->design->requested), true);
     } else if (!strcmp(m->name, "model")) {
         py_str_body(pe->out, "The spec's model, trained by the C trainer as model 'model'.", true);
     } else if (!strcmp(m->name, "l1")) {

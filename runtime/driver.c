@@ -1933,6 +1933,10 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
     ibrt_json_num(R.j, lr);
     ibrt_json_key(R.j, "seed");
     ibrt_json_int(R.j, (long)R.o.seed);
+    ibrt_json_key(R.j, "data_note");
+    ibrt_json_str(R.j, "the loss and the fits to data (final_loss, test_mse, ...) are on this spec's own data at "
+                       "this seed, as its trainer computes them: they describe the run only if it trained on "
+                       "those data");
     ibrt_json_key(R.j, "metrics");
     ibrt_json_obj_begin(R.j);
 
@@ -2062,9 +2066,12 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
             errmsg(&err);
             rc = 1;
         } else if (!o.quiet) {
-            printf("verified: %s, model '%s', %zu snapshots (steps %ld to %ld)%s%s\n\n", run, m->name, ns,
+            printf("verified: %s, model '%s', %zu snapshots (steps %ld to %ld)%s%s\n", run, m->name, ns,
                    sn[0].step, sn[ns - 1].step, mechanism[k < 16 ? k : 0][0] ? "; chi (family 1): " : "",
                    mechanism[k < 16 ? k : 0]);
+            printf("note: the loss and the fits to data (final_loss, test_mse, ...) are on this spec's own data "
+                   "(seed %llu), as its trainer computes them: they describe the run only if it trained on those "
+                   "data\n\n", (unsigned long long)R.o.seed);
             ibrt_metrics_print(&mt, stdout);
             printf("\n");
             ibrt_checks_print(&R.checks, stdout);

@@ -54,4 +54,15 @@ if IBC_FAULT=grad bin/ibc emit specs/spectral_sparse.ibs -o "$dir/$f.c" &&
 fi
 case "$names" in *"!$f"*) ;; *) echo "FAIL $f: the faulty trainer did not build or run"; cat "$dir/$f.err"; fail=1 ;; esac
 IBC=bin/ibc IBC_VERIFY="$verify" /usr/bin/python3 tests/torch/test_torch.py "$dir" $names || fail=1
+# docs/interop.md's example script, shortened: it trains a user's
+# nn.Linear carrying the E4 design, and ibc verify passes on its snapshots
+# (every step with its gradient: the finite-step identity included)
+e="$dir/e4_example"
+if /usr/bin/python3 docs/examples/e4_pytorch.py "$dir/spectral_sparse.py" "$e" --steps 100 --every 1 --grads \
+       >"$e.out" 2>&1 && bin/ibc verify specs/spectral_sparse.ibs "$e" >>"$e.out" 2>&1 &&
+   grep -q "finite-step identity, group 1 (designed) .* PASS" "$e.out"; then
+    echo "torch: docs/examples/e4_pytorch.py runs and ibc verify passes on its snapshots"
+else
+    echo "FAIL docs/examples/e4_pytorch.py:"; cat "$e.out"; fail=1
+fi
 exit $fail
