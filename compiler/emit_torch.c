@@ -1372,8 +1372,9 @@ static void py_model_class(pyemit *pe, pymodel *m)
                 continue;
             P("            # init unbalance: along family %zu, t_i = linspace(%g, %g, %ld)\n", f + 1, from, to,
               fam->count);
+            char nb2[40];
             P("            t = %s + (%s) * torch.arange(%ld, dtype=torch.float64) / %ld.0\n", py_num(nb, from),
-              py_num(nb, to - from), fam->count, fam->count > 1 ? fam->count - 1 : 1);
+              py_num(nb2, to - from), fam->count, fam->count > 1 ? fam->count - 1 : 1);
             for (int b = 0; b < fam->nblocks; b++) {
                 const sym_block *bl = &fam->blocks[b];
                 const ibc_var *v = &s->params[bl->param];

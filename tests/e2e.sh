@@ -60,12 +60,21 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
         echo "FAIL $n: the same seed gave different results"; fail=$((fail + 1)); continue
     fi
     # the same trainer under ASan + UBSan (runtime built with them too):
-    # a short run, plus a stop at a checkpoint and its resumption
+    # a short run writing a snapshot every step, --verify on each model's
+    # snapshots (ibc verify; every check must pass, the finite-step identity
+    # included), plus a stop at a checkpoint and its resumption
+    rm -rf "$dir/$n.asan.out"
     if ! cc $tcflags -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
             "$dir/$n.c" $alibs -o "$dir/$n.asan" ||
-       ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
+       ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --snapshots 1 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
         echo "FAIL $n: under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue
     fi
+    for snaps in "$dir/$n.asan.out"/snapshots/*; do
+        if ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --verify "$snaps" --quiet >/dev/null 2>"$dir/$n.asan.err" ||
+           ! grep -q '"status": "complete"' "$snaps/verify/results.json"; then
+            echo "FAIL $n: --verify $snaps under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue 2
+        fi
+    done
     rm -rf "$dir/$n.asan.ck"
     ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --stop-after 45 --quiet --out "$dir/$n.asan.ck" >/dev/null 2>"$dir/$n.asan.err"
     rc=$?

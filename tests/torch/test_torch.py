@@ -26,6 +26,11 @@ hand-derived reverse pass against PyTorch's autograd.
      reproduce the tensor and lie on the dual slice (chi = 0, C = 0);
      dual_slices and write_snapshot read the factors from that module.
 
+  6. The module's own initialisation: float32 models compute in float32;
+     `init unbalance(from, to)` (shallow_relu) scales the blocks of each
+     index i by exp(alpha t_i), t = linspace(from, to): the parameters
+     equal the spec's draws (redrawn here from the same torch generator, in
+     the spec's order) times exp(+-t_i), with t computed here.
   5. ibc verify (with IBC set to bin/ibc and IBC_VERIFY to SPEC:NAME pairs
      whose trainer also ran with --snapshots 1 into DIR/NAME.full): on the
      trainer's own snapshots it reproduces the trainer's results.json (every
@@ -168,6 +173,29 @@ def check_model(mod, work, name, model_name, faulty=False):
     print("  %-20s %-9s pred %.1e  grad %.1e  SGD x100 (%s) %.1e, moved %.1e, displacement %.1e  %s"
           % (name, model_name, e_pred, max(e_grad, e_loss), how, e_traj, moved, e_disp,
              ("differs, as it must" if faulty else "FAIL") if failures else "ok"))
+    return failures
+
+
+def check_init(mod, name):
+    """6: float32 and the unbalanced initialisation."""
+    failures = []
+    for model_name, cls in mod.MODELS.items():
+        model = cls(dtype=torch.float32)
+        xs = [torch.randn((3,) + tuple(shape), dtype=torch.float32) for _, _, shape in mod.INPUTS]
+        pred = model(*xs)
+        values = [pred] + list(model.dual_slices().values()) + list(model.spec_tensors().values())
+        if any(v.dtype != torch.float32 for v in values):
+            failures.append("%s(dtype=torch.float32) computes in %s" % (cls.__name__, sorted({str(v.dtype) for v in values})))
+    if name == "shallow_relu":   # init unbalance(from = -1.2, to = 1.2) along W[j,:] (up) and v[j] (down)
+        model = mod.Model(generator=torch.Generator().manual_seed(5))
+        g = torch.Generator().manual_seed(5)
+        w0 = 0.05 * torch.randn((16, 3), generator=g, dtype=torch.float64)
+        v0 = 0.05 * torch.randn((16,), generator=g, dtype=torch.float64)
+        t = np.linspace(-1.2, 1.2, 16)
+        e = max(rel(model.W.detach().numpy(), w0.numpy() * np.exp(t)[:, None]),
+                rel(model.v.detach().numpy(), v0.numpy() * np.exp(-t)))
+        if not e <= 1e-14:
+            failures.append("init unbalance: the parameters differ from the draws times exp(+-t) by %.3g" % e)
     return failures
 
 
@@ -394,6 +422,9 @@ def main():
                 for f in check_model(mod, work, name, model_name):
                     print("FAIL %s (%s): %s" % (name, model_name, f))
                     failed += 1
+            for f in check_init(mod, name):
+                print("FAIL %s (initialisation): %s" % (name, f))
+                failed += 1
             if hasattr(mod, "Reparam"):
                 for f in check_reparam(mod, work, name):
                     print("FAIL %s (Reparam): %s" % (name, f))
