@@ -45,7 +45,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 .PHONY: FORCE paper bench bench-sizes sweep-speedup all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
-        fuzz fuzz-replay faults
+        fuzz fuzz-replay faults torch-tests
 all: bin/ibc build/libibrt.a
 
 # The MPI sweep (compiler/sweep_mpi.c), only where OpenMPI's mpicc is found
@@ -207,9 +207,16 @@ faults: all
 sym-oracle: bin/ibc
 	@/usr/bin/python3 tests/oracle/sym_oracle.py bin/ibc 240
 
+# The PyTorch export (ibc emit --target torch) against the C trainer of
+# every spec in specs/ and tests/emit/: predictor, gradients, 100 SGD
+# steps and snapshots (tests/torch/run.sh; Debian's python3-torch, skipped
+# with a message when it is not installed).
+torch-tests: all
+	@sh tests/torch/run.sh
+
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check sym-oracle e2e faults
+	@$(MAKE) --no-print-directory unit unit-asan diag-tests fuzz-replay derivations-check generated-check sym-oracle e2e faults torch-tests
 	@bin/ibc check specs/*.ibs
 
 # The main job: the E4 design spec checked and derived (requested penalty ->

@@ -10,6 +10,7 @@
 #include "ibc.h"
 #include "design.h"
 #include "emit.h"
+#include "emit_torch.h"
 #include "sym.h"
 #include "sweep.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
@@ -35,6 +36,7 @@ static int cmd_derive(int argc, char **argv);
 static int cmd_emit(int argc, char **argv);
 static int cmd_build(int argc, char **argv);
 static int cmd_run(int argc, char **argv);
+static int cmd_verify(int argc, char **argv);
 
 static const ibc_command commands[] = {
     { "check", "ibc check SPEC...",
@@ -49,8 +51,12 @@ static const ibc_command commands[] = {
       "dual slice, det G (Cauchy-Binet), the orbit minimum of log det G, the\n"
       "balance conditions and the induced bias (docs/theory.md §§2-4).",
       cmd_derive },
-    { "emit", "ibc emit SPEC [-o FILE.c]",
-      "Write the C training program of the spec (stdout without -o).", cmd_emit },
+    { "emit", "ibc emit [--target c|torch] SPEC [-o FILE]",
+      "Write the C training program of the spec (stdout without -o); with\n"
+      "--target torch, a Python module for PyTorch instead: the same models,\n"
+      "predictor and initialisations, the design as a reparameterisation for\n"
+      "torch.nn.utils.parametrize, the derived dual slices and bias, and a writer\n"
+      "of snapshots for 'ibc verify' (docs/interop.md).", cmd_emit },
     { "build", "ibc build SPEC -o EXE | --print-cflags | --print-libs",
       "Emit the trainer and compile it with the system cc ($CC) against\n"
       "build/libibrt.a, OpenBLAS and LAPACKE (no shell is involved: cc runs from\n"
@@ -66,6 +72,18 @@ static const ibc_command commands[] = {
       "the bytes of every file the spec reads, the ibc build, the C compiler and its\n"
       "flags ($CC, $IBC_CFLAGS) and the runtime.", cmd_run },
     { "sweep", sweep_usage, sweep_help, sweep_main },   /* sweep.c */
+    { "verify", "ibc verify SPEC RUN_DIR [--out DIR] [--seed S] [--quiet]",
+      "Check a training run made elsewhere against the derivation: RUN_DIR holds\n"
+      "its parameter snapshots, RUN_DIR/step_S/NAME.npy per parameter (named as in\n"
+      "the spec) and recorded step S, with NAME.grad.npy the gradient of step S\n"
+      "and RUN_DIR/run.json the model and learning rate (optional); the PyTorch\n"
+      "module of 'ibc emit --target torch' writes them (write_snapshot), and so\n"
+      "does a trainer's --snapshots.  Runs the spec's trainer (as 'ibc run') on\n"
+      "them: the structural checks at the first and last snapshot, chi and C\n"
+      "over the snapshots, chi conserved or driven, the balance against each\n"
+      "prediction, and with every step's gradient the finite-step identity;\n"
+      "results.json, traces and the check table in RUN_DIR/verify (or --out).\n"
+      "Exit status as the trainer's: 0 every check passes, 4 one fails.", cmd_verify },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -119,12 +137,16 @@ static void unit_free(unit *u)
 /* The phases after the checker: design (for a design target), the
  * derivation and code generation into out; false on errors (reported to
  * u->diag). */
+static bool emit_torch_target;   /* ibc emit --target torch */
+
 static bool lower(unit *u, FILE *out)
 {
     design_result *r = NULL;
     if (u->spec->design.kind != DESIGN_NONE)
         r = design_synthesise(u->arena, u->spec, &u->diag);
     sym_derivation *d = sym_derive(u->arena, u->spec, &u->diag);
+    if (emit_torch_target)
+        return (u->spec->design.kind == DESIGN_NONE || r) && d && emit_torch(out, u->spec, r, d, &u->diag);
     return (u->spec->design.kind == DESIGN_NONE || r) && d && emit_program(out, u->spec, r, d, &u->diag);
 }
 
@@ -266,17 +288,25 @@ static int cmd_emit(int argc, char **argv)
 {
     const char *spec = NULL, *outp = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+        const char *target = !strcmp(argv[i], "--target") && i + 1 < argc ? argv[++i]
+                             : !strncmp(argv[i], "--target=", 9)          ? argv[i] + 9
+                                                                          : NULL;
+        if (target && (!strcmp(target, "c") || !strcmp(target, "torch")))
+            emit_torch_target = !strcmp(target, "torch");
+        else if (target) {
+            fprintf(stderr, "ibc emit: error: unknown target '%s' (c, torch)\nusage: %s\n", target, commands[2].usage);
+            return 2;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc)
             outp = argv[++i];
         else if (argv[i][0] != '-' && !spec)
             spec = argv[i];
         else {
-            fprintf(stderr, "ibc emit: error: unexpected argument '%s'\nusage: ibc emit SPEC [-o FILE.c]\n", argv[i]);
+            fprintf(stderr, "ibc emit: error: unexpected argument '%s'\nusage: %s\n", argv[i], commands[2].usage);
             return 2;
         }
     }
     if (!spec) {
-        fprintf(stderr, "ibc emit: error: no spec given\nusage: ibc emit SPEC [-o FILE.c]\n");
+        fprintf(stderr, "ibc emit: error: no spec given\nusage: %s\n", commands[2].usage);
         return 2;
     }
     if (!outp)
@@ -595,6 +625,25 @@ static int cmd_run(int argc, char **argv)
     execv(exe, argv + 1);
     fprintf(stderr, "ibc run: error: cannot run '%s': %s\n", exe, strerror(errno));
     return 1;
+}
+
+/* ibc verify SPEC RUN [FLAGS] = ibc run SPEC --verify RUN [FLAGS] */
+static int cmd_verify(int argc, char **argv)
+{
+    if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') {
+        fprintf(stderr, "ibc verify: error: expected SPEC RUN_DIR\nusage: %s\n", commands[5].usage);
+        return 2;
+    }
+    char **args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args)
+        return 1;
+    args[0] = "run";
+    args[1] = argv[1];
+    args[2] = "--verify";
+    args[3] = argv[2];
+    for (int i = 3; i < argc; i++)
+        args[i + 1] = argv[i];
+    return cmd_run(argc + 1, args);
 }
 
 int main(int argc, char **argv)

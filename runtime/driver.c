@@ -21,6 +21,7 @@
 
 #include <cblas.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <lapacke.h>
 #include <math.h>
@@ -667,6 +668,50 @@ static void write_params(run_state *R, const ibrt_model *m)
     }
 }
 
+/* --snapshots N: model m's parameters before step `step` (and, when
+ * grad, the gradient of that step, m->g) as .npy files in
+ * DIR/snapshots/MODEL/step_<step>/, with DIR/snapshots/MODEL/run.json
+ * naming the model and its learning rate: the layout `ibc verify` reads
+ * (docs/interop.md). */
+static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
+{
+    ibrt_error err;
+    char dir[900];
+    snprintf(dir, sizeof dir, "%.800s/snapshots/%.40s/step_%010ld", R->o.out_dir, m->name, step);
+    if (ibrt_mkdir_p(dir, &err) != IBRT_OK) {
+        output_failed(R, &err);
+        return;
+    }
+    if (step == 0) {
+        ibrt_json *j = ibrt_json_new();
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "format");
+        ibrt_json_str(j, "ibc-snapshots-1");
+        ibrt_json_key(j, "spec");
+        ibrt_json_str(j, R->p->name);
+        ibrt_json_key(j, "model");
+        ibrt_json_str(j, m->name);
+        ibrt_json_key(j, "lr");
+        ibrt_json_num(j, m->lr);
+        ibrt_json_key(j, "every");
+        ibrt_json_int(j, R->o.snapshots);
+        ibrt_json_obj_end(j);
+        snprintf(R->path, sizeof R->path, "%.800s/snapshots/%.40s/run.json", R->o.out_dir, m->name);
+        if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
+            output_failed(R, &err);
+        ibrt_json_free(j);
+    }
+    for (size_t q = 0; q < m->nparams; q++) {
+        const ibrt_param *pv = &m->params[q];
+        size_t shp[2] = { pv->rows, pv->cols };
+        for (int g = 0; g < (grad ? 2 : 1); g++) {
+            snprintf(R->path, sizeof R->path, "%s/%.200s%s.npy", dir, pv->name, g ? ".grad" : "");
+            if (ibrt_npy_write(R->path, (g ? m->g : m->th) + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
+                output_failed(R, &err);
+        }
+    }
+}
+
 static void close_traces(run_state *R)
 {
     ibrt_error err;
@@ -1172,7 +1217,7 @@ static void junction_balance(run_state *R, const ibrt_model *m, size_t g, long f
  * own u^2 - v^2).  The identity is exact, so the tolerance is 1e-9: a
  * wrong generator or gradient breaks invariance, K th . g != 0, and
  * every step then adds lr K th . g to the error. */
-static void finite_step_identity(run_state *R, const ibrt_model *m)
+static void finite_step_identity(run_state *R, const ibrt_model *m, bool check)
 {
     m->quad(m->th, R->qT, R->qa);
     long begin = 0;
@@ -1189,9 +1234,10 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
         all = fmax(all, worst);
         char name[160];
         snprintf(name, sizeof name, "finite-step identity, group %zu (%s)", g + 1, m->name);
-        ibrt_checks_add(&R->checks, name, worst, 0, 1e-9, worst <= 1e-9,
-                        "max |q(T) - q(0) - sum lr^2 q(g)| / max(sum lr^2 |q(g)|, |terms of q|) over the group's "
-                        "conserved functions (docs/theory.md §9)");
+        if (check)
+            ibrt_checks_add(&R->checks, name, worst, 0, 1e-9, worst <= 1e-9,
+                            "max |q(T) - q(0) - sum lr^2 q(g)| / max(sum lr^2 |q(g)|, |terms of q|) over the group's "
+                            "conserved functions (docs/theory.md §9)");
         char key_[48];
         snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
         put(R, key_, m->suffix, drift);
@@ -1205,7 +1251,8 @@ static void finite_step_identity(run_state *R, const ibrt_model *m)
         if (r)
             junction_balance(R, m, g, first, r, sT);
     }
-    put(R, "finite_step_identity_max", m->suffix, all);
+    if (check)
+        put(R, "finite_step_identity_max", m->suffix, all);
 }
 
 /* log det of the Gram matrix of the model's torus generators, jointly
@@ -1478,6 +1525,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             unlink(R->path);
             return 3;
         }
+        if (R->o.snapshots && step % R->o.snapshots == 0)
+            write_snapshot(R, m, step, true);
         if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
             pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0, m->g + m->pair_off1,
                       m->nbal, m->lr);
@@ -1504,11 +1553,13 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         }
     }
     R->X = X;
+    if (R->o.snapshots)
+        write_snapshot(R, m, steps, false);
     snprintf(when, sizeof when, "%s, end", m->name);
     double te0 = ibrt_time_now();
     m->structure(X, &R->rs, &R->checks, when);
     if (m->nquad)
-        finite_step_identity(R, m);
+        finite_step_identity(R, m, true);
     if (m->ngen)
         joint_logdet(R, m);
     if (m->nsymgroups)
@@ -1533,6 +1584,50 @@ static void free_run(run_state *R)
         free(bufs[i]);
     ibrt_json_free(R->j);
     ibrt_dataset_free(&R->ds);
+}
+
+/* The run's buffers, sized for the largest model, allocated before any
+ * step; false when memory runs out (free_run frees what was allocated). */
+static bool run_alloc(run_state *R)
+{
+    const ibrt_problem *p = R->p;
+    /* buffers for the largest model, allocated before any step */
+    long nbal = 1, nth = 1, wmax = 1, nquad = 1, ngroups = 0;
+    for (size_t k = 0; k < p->nmodels; k++) {
+        ngroups = (long)p->models[k].nqgroups > ngroups ? (long)p->models[k].nqgroups : ngroups;
+        nquad = p->models[k].nquad + 1 > nquad ? p->models[k].nquad + 1 : nquad;
+        nbal = p->models[k].nbal + 1 > nbal ? p->models[k].nbal + 1 : nbal;
+        nth = p->models[k].nth > nth ? p->models[k].nth : nth;
+        wmax = p->models[k].w_size > wmax ? p->models[k].w_size : wmax;
+    }
+    long ntmp = nbal + wmax + (p->zrows > 0 ? p->zrows + p->zcols : 0);
+    double **bufs[] = { &R->chi, &R->ratio, &R->nA0, &R->nB0, &R->nA, &R->nB, &R->mA, &R->mB, &R->pr, &R->chi0,
+                        &R->c0, &R->c1, &R->contr };
+    bool oom = false;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
+    double **qbufs[] = { &R->q0, &R->qT, &R->qg, &R->qacc, &R->qaccabs, &R->qa, &R->qrec };
+    for (size_t i = 0; i < sizeof qbufs / sizeof *qbufs; i++)
+        oom |= !(*qbufs[i] = calloc((size_t)nquad, sizeof(double)));
+    oom |= !(R->tmp = calloc((size_t)ntmp, sizeof(double)));
+    oom |= !(R->brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
+    oom |= !(R->trow = calloc((size_t)(6 + ngroups), sizeof(double)));
+    oom |= !(R->ga = calloc((size_t)nth, sizeof(double)));
+    oom |= !(R->w = calloc((size_t)wmax, sizeof(double)));
+    if (p->zrows > 0) {   /* dgesvd's workspace, queried once */
+        double q = 0;
+        lapack_int r = (lapack_int)p->zrows, c = (lapack_int)p->zcols;
+        oom |= !(R->svd_a = calloc((size_t)(r * c), sizeof(double)));
+        oom |= !(R->svd_s = calloc((size_t)(r + c + 1), sizeof(double)));
+        if (!oom &&
+            LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'N', 'N', c, r, R->svd_a, c, R->svd_s, NULL, 1, NULL, 1, &q, -1) == 0) {
+            R->svd_lwork = (lapack_int)q + 1;
+            oom |= !(R->svd_work = calloc((size_t)R->svd_lwork, sizeof(double)));
+        } else
+            oom = true;
+    }
+    R->j = ibrt_json_new();
+    return !oom && R->j;
 }
 
 /* One whole experiment at seed o.seed in R.o.out_dir; the exit status. */
@@ -1602,42 +1697,7 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         return 1;
     }
     fixed_cost(&R, "data and operator set-up", NULL, ibrt_time_now() - tsetup);
-    /* buffers for the largest model, allocated before any step */
-    long nbal = 1, nth = 1, wmax = 1, nquad = 1, ngroups = 0;
-    for (size_t k = 0; k < p->nmodels; k++) {
-        ngroups = (long)p->models[k].nqgroups > ngroups ? (long)p->models[k].nqgroups : ngroups;
-        nquad = p->models[k].nquad + 1 > nquad ? p->models[k].nquad + 1 : nquad;
-        nbal = p->models[k].nbal + 1 > nbal ? p->models[k].nbal + 1 : nbal;
-        nth = p->models[k].nth > nth ? p->models[k].nth : nth;
-        wmax = p->models[k].w_size > wmax ? p->models[k].w_size : wmax;
-    }
-    long ntmp = nbal + wmax + (p->zrows > 0 ? p->zrows + p->zcols : 0);
-    double **bufs[] = { &R.chi, &R.ratio, &R.nA0, &R.nB0, &R.nA, &R.nB, &R.mA, &R.mB, &R.pr, &R.chi0, &R.c0, &R.c1,
-                        &R.contr };
-    bool oom = false;
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        oom |= !(*bufs[i] = calloc((size_t)nbal, sizeof(double)));
-    double **qbufs[] = { &R.q0, &R.qT, &R.qg, &R.qacc, &R.qaccabs, &R.qa, &R.qrec };
-    for (size_t i = 0; i < sizeof qbufs / sizeof *qbufs; i++)
-        oom |= !(*qbufs[i] = calloc((size_t)nquad, sizeof(double)));
-    oom |= !(R.tmp = calloc((size_t)ntmp, sizeof(double)));
-    oom |= !(R.brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
-    oom |= !(R.trow = calloc((size_t)(6 + ngroups), sizeof(double)));
-    oom |= !(R.ga = calloc((size_t)nth, sizeof(double)));
-    oom |= !(R.w = calloc((size_t)wmax, sizeof(double)));
-    if (p->zrows > 0) {   /* dgesvd's workspace, queried once */
-        double q = 0;
-        lapack_int r = (lapack_int)p->zrows, c = (lapack_int)p->zcols;
-        oom |= !(R.svd_a = calloc((size_t)(r * c), sizeof(double)));
-        oom |= !(R.svd_s = calloc((size_t)(r + c + 1), sizeof(double)));
-        if (!oom && LAPACKE_dgesvd_work(LAPACK_COL_MAJOR, 'N', 'N', c, r, R.svd_a, c, R.svd_s, NULL, 1, NULL, 1, &q, -1) == 0) {
-            R.svd_lwork = (lapack_int)q + 1;
-            oom |= !(R.svd_work = calloc((size_t)R.svd_lwork, sizeof(double)));
-        } else
-            oom = true;
-    }
-    R.j = ibrt_json_new();
-    if (oom) {
+    if (!run_alloc(&R)) {
         fprintf(stderr, "error: out of memory\n");
         free(ckdata);
         free_run(&R);
@@ -1833,6 +1893,420 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     return rc;
 }
 
+/* ------------------------------------------------------------- verify */
+
+/* --verify RUN: the checks and metrics of this trainer on a training run
+ * made elsewhere (PyTorch, through the export's write_snapshot; or this
+ * trainer's --snapshots), read from its parameter snapshots
+ * (docs/interop.md):
+ *
+ *   RUN/run.json            {"model": NAME, "lr": LR, ...}, optional
+ *   RUN/step_<S>/<p>.npy    parameter p (named as in the spec) before step S
+ *   RUN/step_<S>/<p>.grad.npy   the gradient of step S, optional
+ *
+ * The first and the last snapshot get the structural checks; every
+ * snapshot a row of the traces (the loss on this spec's data, chi and the
+ * ratio per index) and of dual_MODEL.csv (every conserved quadratic:
+ * chi of each torus family, C's upper triangle of each GL junction);
+ * the last one the metrics of a trained model (chi conserved or driven,
+ * the ratio against its predictions, log det G, ...).  When the
+ * snapshots are consecutive steps with their gradients and the learning
+ * rate is known, the finite-step identity and that the snapshots are
+ * plain SGD steps are checked too. */
+
+typedef struct {
+    long step;
+    char dir[48];
+} vsnap;
+
+static int vsnap_cmp(const void *a, const void *b)
+{
+    long x = ((const vsnap *)a)->step, y = ((const vsnap *)b)->step;
+    return (x > y) - (x < y);
+}
+
+/* RUN's step_<S> directories, sorted by S; NULL and *n = 0 when none. */
+static vsnap *verify_list(const char *run, size_t *n, ibrt_error *err)
+{
+    DIR *d = opendir(run);
+    *n = 0;
+    if (!d) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: cannot open: %s", run, strerror(errno));
+        return NULL;
+    }
+    vsnap *v = NULL;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *q = e->d_name;
+        if (strncmp(q, "step_", 5) || !q[5] || strlen(q) >= sizeof v->dir || strspn(q + 5, "0123456789") != strlen(q + 5))
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            vsnap *nv = realloc(v, cap * sizeof *v);
+            if (!nv) {
+                free(v);
+                closedir(d);
+                snprintf(err->msg, sizeof err->msg, "out of memory");
+                return NULL;
+            }
+            v = nv;
+        }
+        v[*n].step = strtol(q + 5, NULL, 10);
+        snprintf(v[*n].dir, sizeof v[*n].dir, "%s", q);
+        (*n)++;
+    }
+    closedir(d);
+    if (!*n)
+        snprintf(err->msg, sizeof err->msg, "%.400s holds no step_<S> directories of parameter snapshots "
+                 "(docs/interop.md)", run);
+    else
+        qsort(v, *n, sizeof *v, vsnap_cmp);
+    return v;
+}
+
+/* The string or number of "key" in a small JSON object (run.json). */
+static bool verify_field(const char *text, const char *key, char *buf, size_t cap, double *num)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    for (const char *s = strstr(text, pat); s; s = strstr(s + 1, pat)) {
+        const char *q = s + strlen(pat);
+        q += strspn(q, " \t\r\n");
+        if (*q != ':')
+            continue;
+        q++;
+        q += strspn(q, " \t\r\n");
+        if (*q == '"' && buf) {
+            size_t n = 0;
+            for (q++; *q && *q != '"' && n + 1 < cap; q++) {
+                if (*q == '\\' && q[1])
+                    q++;
+                buf[n++] = *q;
+            }
+            buf[n] = '\0';
+            return *q == '"';
+        }
+        if (num) {
+            char *end;
+            *num = strtod(q, &end);
+            return end != q;
+        }
+        return false;
+    }
+    return false;
+}
+
+/* Model m's parameters (into th) and, when every one has its
+ * <p>.grad.npy, their gradients (into g) from RUN/DIR. */
+static ibrt_status verify_load(const char *run, const char *dir, const ibrt_model *m, double *th, double *g,
+                               bool *has_grad, ibrt_error *err)
+{
+    char path[1600];
+    *has_grad = true;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t q = 0; q < m->nparams; q++) {
+            const ibrt_param *pv = &m->params[q];
+            snprintf(path, sizeof path, "%.800s/%s/%.200s%s.npy", run, dir, pv->name, pass ? ".grad" : "");
+            if (pass && (!*has_grad || access(path, F_OK) != 0)) {
+                *has_grad = false;
+                continue;
+            }
+            size_t ndim, shape[2];
+            double *v;
+            ibrt_status st = ibrt_npy_read(path, &ndim, shape, &v, err);
+            if (st != IBRT_OK)
+                return st;
+            size_t count = ndim == 0 ? 1 : ndim == 1 ? shape[0] : shape[0] * shape[1];
+            if (count != pv->rows * pv->cols) {
+                snprintf(err->msg, sizeof err->msg, "%.300s: %zu values; %.60s of model '%.20s' has %zu x %zu", path, count,
+                         pv->name, m->name, pv->rows, pv->cols);
+                free(v);
+                return IBRT_ESHAPE;
+            }
+            memcpy((pass ? g : th) + pv->off, v, sizeof(double) * count);
+            free(v);
+        }
+    return IBRT_OK;
+}
+
+/* The model RUN's snapshots are of: run.json's "model", or the only one
+ * whose parameter files are all in the first snapshot; -1 after a message. */
+static long verify_model(const ibrt_problem *p, const char *run, const char *dir, const char *name)
+{
+    long found = -1;
+    int matches = 0;
+    for (size_t k = 0; k < p->nmodels; k++) {
+        const ibrt_model *m = &p->models[k];
+        if (*name) {
+            if (!strcmp(name, m->name))
+                return (long)k;
+            continue;
+        }
+        bool all = true;
+        for (size_t q = 0; q < m->nparams && all; q++) {
+            char path[1600];
+            snprintf(path, sizeof path, "%.800s/%s/%.200s.npy", run, dir, m->params[q].name);
+            all = access(path, R_OK) == 0;
+        }
+        if (all) {
+            found = (long)k;
+            matches++;
+        }
+    }
+    if (*name || matches != 1) {
+        fprintf(stderr, "error: %s: %s; the models of %s:", run,
+                *name ? "run.json names a model this spec does not have"
+                      : matches ? "its parameters fit more than one model: name it in run.json (\"model\")"
+                                : "its first snapshot does not hold the parameters of any model",
+                p->name);
+        for (size_t k = 0; k < p->nmodels; k++) {
+            fprintf(stderr, " %s (", p->models[k].name);
+            for (size_t q = 0; q < p->models[k].nparams; q++)
+                fprintf(stderr, "%s%s", q ? ", " : "", p->models[k].params[q].name);
+            fprintf(stderr, ")");
+        }
+        fprintf(stderr, "\n");
+        return -1;
+    }
+    return found;
+}
+
+static int verify_one(const ibrt_problem *p, ibrt_opts o)
+{
+    run_state R;
+    memset(&R, 0, sizeof R);
+    R.p = p;
+    R.o = o;
+    R.t0 = ibrt_time_now();
+    mt.n = 0;
+    memset(mechanism, 0, sizeof mechanism);
+    ibrt_error err;
+    const char *run = o.verify;
+    static char outbuf[1100];
+    if (!o.out_given) {
+        snprintf(outbuf, sizeof outbuf, "%.1000s/verify", run);
+        R.o.out_dir = outbuf;
+    }
+    size_t ns;
+    vsnap *sn = verify_list(run, &ns, &err);
+    if (!sn) {
+        errmsg(&err);
+        return 1;
+    }
+    /* run.json: the model and the learning rate */
+    char text[8192] = "", name[64] = "";
+    double lr = NAN;
+    snprintf(R.path, sizeof R.path, "%.1000s/run.json", run);
+    FILE *f = fopen(R.path, "r");
+    if (f) {
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = '\0';
+        fclose(f);
+        verify_field(text, "model", name, sizeof name, NULL);
+        if (!verify_field(text, "lr", NULL, 0, &lr) || !(lr > 0) || !isfinite(lr))
+            lr = NAN;
+    }
+    long k = verify_model(p, run, sn[0].dir, name);
+    if (k < 0) {
+        free(sn);
+        return 1;
+    }
+    ibrt_model *m = &p->models[k];
+    if (isfinite(lr))
+        m->lr = lr;   /* the run's, for the finite-step identity */
+    if (ibrt_mkdir_p(R.o.out_dir, &err) != IBRT_OK || p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
+        errmsg(&err);
+        free(sn);
+        ibrt_dataset_free(&R.ds);
+        return 1;
+    }
+    double *prev = calloc((size_t)m->nth + 1, sizeof(double)), *pg = calloc((size_t)m->nth + 1, sizeof(double));
+    if (!run_alloc(&R) || !prev || !pg) {
+        fprintf(stderr, "error: out of memory\n");
+        free(sn);
+        free(prev);
+        free(pg);
+        free_run(&R);
+        return 1;
+    }
+    ibrt_json_obj_begin(R.j);
+    ibrt_json_key(R.j, "model");
+    ibrt_json_str(R.j, p->name);
+    ibrt_json_key(R.j, "verified_run");
+    ibrt_json_str(R.j, run);
+    ibrt_json_key(R.j, "verified_model");
+    ibrt_json_str(R.j, m->name);
+    ibrt_json_key(R.j, "snapshots");
+    ibrt_json_int(R.j, (long)ns);
+    ibrt_json_key(R.j, "first_step");
+    ibrt_json_int(R.j, sn[0].step);
+    ibrt_json_key(R.j, "last_step");
+    ibrt_json_int(R.j, sn[ns - 1].step);
+    ibrt_json_key(R.j, "lr");
+    ibrt_json_num(R.j, lr);
+    ibrt_json_key(R.j, "seed");
+    ibrt_json_int(R.j, (long)R.o.seed);
+    ibrt_json_key(R.j, "data_note");
+    ibrt_json_str(R.j, "the loss and the fits to data (final_loss, test_mse, ...) are on this spec's own data at "
+                       "this seed, as its trainer computes them: they describe the run only if it trained on "
+                       "those data");
+    ibrt_json_key(R.j, "metrics");
+    ibrt_json_obj_begin(R.j);
+
+    /* the spec's data: a batch for the structural checks and the loss
+     * column of the trace (the training set for a full batch) */
+    const double *X, *Y;
+    ibrt_rng_fork(&R.rb, R.o.seed, 3 + 2 * (uint64_t)k);
+    ibrt_rng_fork(&R.rs, R.o.seed, 1000 + (uint64_t)k);
+    long nb = p->draw_batch(&R.ds, &R.rb, &X, &Y);
+    R.X = X;
+    int rc = 0;
+    ibrt_csv dual;
+    bool dual_open = false;
+    if (open_traces(&R, m, NULL, &err) != IBRT_OK) {
+        errmsg(&err);
+        rc = 1;
+    } else if (m->nquad) {
+        size_t cap = 32 * (size_t)(m->nquad + 1);
+        char *h = malloc(cap);
+        if (h) {
+            size_t len = (size_t)snprintf(h, cap, "step");
+            long begin = 0;
+            for (size_t g = 0; g < m->nqgroups; begin = m->qgroups[g].end, g++) {
+                long r = m->qgroups[g].r;
+                for (long t = begin, i = 0, j = 0; t < m->qgroups[g].end; t++) {
+                    if (r) {   /* C's upper triangle, row by row */
+                        len += (size_t)snprintf(h + len, cap - len, ",group%zu_C_%ld_%ld", g + 1, i, j);
+                        if (++j == r)
+                            j = ++i;
+                    } else
+                        len += (size_t)snprintf(h + len, cap - len, ",group%zu_chi_%ld", g + 1, t - begin);
+                }
+            }
+            snprintf(R.path, sizeof R.path, "%.1000s/dual_%s.csv", R.o.out_dir, m->name);
+            if (ibrt_csv_open(&dual, R.path, h, &err) == IBRT_OK)
+                dual_open = true;
+            else
+                output_failed(&R, &err);
+            free(h);
+        }
+    }
+    /* the snapshots in order; `identity`: every step from the first to
+     * the last is there with its gradient, and the learning rate is known */
+    bool identity = isfinite(lr) && ns > 1, has_grad = false, prev_grad = false;
+    double sgd_err = 0, loss = NAN;
+    char when[96];
+    for (size_t i = 0; i < ns && !rc; i++) {
+        if (verify_load(run, sn[i].dir, m, m->th, m->g, &has_grad, &err) != IBRT_OK) {
+            errmsg(&err);
+            rc = 1;
+            break;
+        }
+        if (i == 0) {
+            snprintf(when, sizeof when, "%s, first snapshot", m->name);
+            m->structure(X, &R.rs, &R.checks, when);
+            if (m->nbal) {
+                m->balance(m->th, R.chi, R.ratio, R.nA0, R.nB0);
+                memcpy(R.chi0, R.chi, sizeof(double) * (size_t)m->nbal);
+            }
+            if (m->nquad)
+                m->quad(m->th, R.q0, NULL);
+        } else if (identity) {
+            if (!prev_grad || sn[i].step != sn[i - 1].step + 1)
+                identity = false;
+            else {   /* theta_i = theta_(i-1) - lr g_(i-1)? */
+                double e = 0, scale = 0;
+                for (long q = 0; q < m->nth; q++) {
+                    e = fmax(e, fabs(m->th[q] - (prev[q] - lr * pg[q])));
+                    scale = fmax(scale, fabs(prev[q]));
+                }
+                sgd_err = fmax(sgd_err, scale > 0 ? e / scale : e);
+            }
+        }
+        if (has_grad && isfinite(lr) && i + 1 < ns) {   /* this step's share of the identity */
+            if (m->pair)
+                pair_step(R.contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
+                          m->g + m->pair_off1, m->nbal, lr);
+            if (m->nquad)
+                quad_step(&R, m);
+        }
+        loss = loss_grad(p, m, X, Y, nb, false, false);
+        record(&R, m, sn[i].step, loss);
+        if (dual_open) {
+            R.qg[0] = (double)sn[i].step;   /* qg: scratch here, nquad + 1 long */
+            m->quad(m->th, R.qg + 1, NULL);
+            ibrt_csv_row(&dual, R.qg, (size_t)m->nquad + 1);
+        }
+        memcpy(prev, m->th, sizeof(double) * (size_t)m->nth);
+        memcpy(pg, m->g, sizeof(double) * (size_t)m->nth);
+        prev_grad = has_grad;
+    }
+    if (dual_open && ibrt_csv_close(&dual, &err) != IBRT_OK)
+        output_failed(&R, &err);
+    if (!rc) {
+        snprintf(when, sizeof when, "%s, last snapshot", m->name);
+        m->structure(X, &R.rs, &R.checks, when);
+        if (identity) {
+            char cname[96];
+            snprintf(cname, sizeof cname, "snapshots are plain SGD steps (%s)", m->name);
+            ibrt_checks_add(&R.checks, cname, sgd_err, 0, 1e-12, sgd_err <= 1e-12,
+                            "max |theta(t+1) - theta(t) + lr g(t)| / max |theta(t)| over the steps: the identity "
+                            "below is SGD's");
+        } else if (!o.quiet)
+            fprintf(stderr, "note: the finite-step identity is not checked: it needs every step from the first "
+                            "snapshot to the last, each with its gradient (<p>.grad.npy), and the learning rate "
+                            "(run.json)\n");
+        if (m->nquad)
+            finite_step_identity(&R, m, identity);
+        if (m->ngen)
+            joint_logdet(&R, m);
+        if (m->nsymgroups)
+            group_logdet(&R, m);
+        close_traces(&R);
+        if (!identity)
+            memset(R.contr, 0, sizeof(double) * (size_t)(m->nbal + 1));   /* no contraction measured */
+        model_metrics(&R, (size_t)k, loss);
+        ibrt_json_obj_end(R.j);
+        ibrt_json_key(R.j, "wall_seconds");
+        ibrt_json_num(R.j, ibrt_time_now() - R.t0);
+        ibrt_json_key(R.j, "checks");
+        ibrt_checks_to_json(&R.checks, R.j);
+        ibrt_json_key(R.j, "status");
+        ibrt_json_str(R.j, "complete");
+        ibrt_json_obj_end(R.j);
+        snprintf(R.path, sizeof R.path, "%.1000s/results.json", R.o.out_dir);
+        if (ibrt_json_write_file(R.j, R.path, &err) != IBRT_OK) {
+            errmsg(&err);
+            rc = 1;
+        } else if (!o.quiet) {
+            printf("verified: %s, model '%s', %zu snapshots (steps %ld to %ld)%s%s\n", run, m->name, ns,
+                   sn[0].step, sn[ns - 1].step, mechanism[k < 16 ? k : 0][0] ? "; chi (family 1): " : "",
+                   mechanism[k < 16 ? k : 0]);
+            printf("note: the loss and the fits to data (final_loss, test_mse, ...) are on this spec's own data "
+                   "(seed %llu), as its trainer computes them: they describe the run only if it trained on those "
+                   "data\n\n", (unsigned long long)R.o.seed);
+            ibrt_metrics_print(&mt, stdout);
+            printf("\n");
+            ibrt_checks_print(&R.checks, stdout);
+            printf("\nresults: %s\n", R.path);
+        }
+    } else
+        close_traces(&R);
+    bool pass = ibrt_checks_all_pass(&R.checks), io_failed = R.io_failed;
+    free(sn);
+    free(prev);
+    free(pg);
+    free_run(&R);
+    if (rc)
+        return rc;
+    if (io_failed) {
+        fprintf(stderr, "error: some outputs could not be written (above)\n");
+        return 1;
+    }
+    return pass ? 0 : 4;
+}
+
 int ibrt_main(int argc, char **argv, const ibrt_problem *p)
 {
     ibrt_opts o;
@@ -1849,8 +2323,16 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
                 "own, without --seeds or --gradcheck\n", p->name);
         return 2;
     }
-    install_signals(o.gradcheck);
     blas_threads = blas_threads_setup();
+    if (o.verify) {
+        if (o.seeds > 1 || o.gradcheck || o.resume || o.snapshots) {
+            fprintf(stderr, "%s: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "
+                    "--resume or --snapshots\n", p->name);
+            return 2;
+        }
+        return verify_one(p, o);
+    }
+    install_signals(o.gradcheck);
     if (o.seeds == 1 || o.gradcheck)
         return run_one(p, o);
     /* K independent seeds S..S+K-1, each in OUT/seed_N (locked in turn);

@@ -134,12 +134,14 @@ typedef struct {
     const char *resume;      /* --resume DIR: continue the run checkpointed there */
     long stop_after;         /* --stop-after N: checkpoint and stop after N steps (0: never) */
     double max_growth;       /* --max-growth F: a loss above F times the first is divergence */
+    long snapshots;          /* --snapshots N: parameters (and gradients) every N steps; 0: none */
+    const char *verify;      /* --verify RUN: check another run's snapshots instead of training */
     bool steps_given, seed_given, max_growth_given, out_given;
 } ibrt_opts;
 
 /* Parses --steps N, --seed S, --seeds K, --out DIR, --quiet, --gradcheck,
  * --checkpoint-every N, --resume DIR, --stop-after N, --max-growth F,
- * --help.  Returns 0 to go on, 1 after printing help (exit 0), -1 after a
+ * --snapshots N, --verify RUN, --help.  Returns 0 to go on, 1 after printing help (exit 0), -1 after a
  * usage error (exit 2). */
 int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
                     long default_steps, uint64_t default_seed);

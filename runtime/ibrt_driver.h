@@ -29,6 +29,13 @@
  *                  times the model's first loss, stops the run naming the
  *                  model, the step and the learning rate, and writes the
  *                  partial results and traces (status "diverged", exit 3);
+ *   snapshots      --snapshots N: every model's parameters and the gradient
+ *                  of the step taken from them, every N steps and at the
+ *                  end, in DIR/snapshots/MODEL/step_S/ (docs/interop.md);
+ *   verify         --verify RUN trains nothing: the structural checks, traces
+ *                  and metrics of the run whose snapshots are in RUN (made
+ *                  by --snapshots or by PyTorch), and the finite-step
+ *                  identity when RUN has every step with its gradient;
  *   long runs      --checkpoint-every N writes DIR/checkpoint.bin
  *                  atomically every N steps; SIGINT and SIGTERM (and
  *                  --stop-after N steps) write a checkpoint and partial

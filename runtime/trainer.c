@@ -46,6 +46,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->resume = NULL;
     o->stop_after = 0;
     o->max_growth = 1e6;
+    o->snapshots = 0;
+    o->verify = NULL;
     o->steps_given = o->seed_given = o->max_growth_given = o->out_given = false;
     snprintf(outbuf, sizeof outbuf, "results/%s", prog);
     o->out_dir = outbuf;
@@ -55,7 +57,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
-                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n\n%s\n\n"
+                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n"
+                   "       [--snapshots N] [--verify RUN]\n\n%s\n\n"
                    "  --steps N     training steps per model (default %ld)\n"
                    "  --seed S      seed of data, initialisation and batches (default %llu)\n"
                    "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
@@ -69,7 +72,15 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
                    "                        (default 1e6)\n"
                    "  --reference           run reference methods at any size (matrix completion's\n"
-                   "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n\n"
+                   "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n"
+                   "  --snapshots N         every model's parameters, and the gradient of the step\n"
+                   "                        taken from them, every N steps and at the end, as\n"
+                   "                        DIR/snapshots/MODEL/step_S/NAME.npy and NAME.grad.npy\n"
+                   "                        (the layout ibc verify reads; docs/interop.md)\n"
+                   "  --verify RUN          train nothing: the checks and metrics of the run whose\n"
+                   "                        snapshots are in RUN (RUN/step_S/NAME.npy, made by this\n"
+                   "                        trainer's --snapshots or by PyTorch), into RUN/verify\n"
+                   "                        unless --out is given (ibc verify)\n\n"
                    "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
                    "5 gradient check failed, 6 the output directory is in use by another run,\n"
                    "75 stopped (--stop-after), 128+N stopped by signal N\n"
@@ -96,6 +107,12 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         } else if (!strcmp(a, "--checkpoint-every") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->checkpoint_every = x;
             i++;
+        } else if (!strcmp(a, "--snapshots") && v && parse_long(v, 1, 1000000000L, &x)) {
+            o->snapshots = x;
+            i++;
+        } else if (!strcmp(a, "--verify") && v && *v) {
+            o->verify = v;
+            i++;
         } else if (!strcmp(a, "--stop-after") && v && parse_long(v, 1, 1000000000L, &x)) {
             o->stop_after = x;
             i++;
@@ -117,6 +134,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                 { "--seeds", "a whole number from 1 to 1000" },
                 { "--checkpoint-every", "a whole number from 1 to 1000000000" },
                 { "--stop-after", "a whole number from 1 to 1000000000" },
+                { "--snapshots", "a whole number from 1 to 1000000000" },
+                { "--verify", "the directory of a run's snapshots" },
                 { "--resume", "the directory of a checkpointed run" },
                 { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
                 { "--out", "a directory" },

@@ -13,14 +13,35 @@ PKGS="make gcc pkg-config flex bison libgmp-dev liblapacke-dev libopenblas-dev l
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev"
 # `install-deps.sh bench` (make bench): PyTorch, for bench/torch_reference.py
 [ "${1:-}" = bench ] && PKGS="$PKGS python3-torch"
+# python3-torch: PyTorch, for the tests of `ibc emit --target torch`
+# (tests/torch/run.sh).  Optional: when apt cannot install it, a warning,
+# and those tests say they were skipped.
+OPTIONAL="python3-torch"
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+optional() {
+    for p in $OPTIONAL; do
+        installed "$p" && continue
+        [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1 || {
+            echo "install-deps: warning: $p is not installed (apt-get install $p): its tests will be skipped" >&2
+            continue
+        }
+        S=""
+        [ "$(id -u)" -ne 0 ] && S="sudo"
+        echo "install-deps: installing: $p" >&2
+        DEBIAN_FRONTEND=noninteractive $S apt-get install -y -qq "$p" >>/tmp/ibc-apt.log 2>&1 ||
+            echo "install-deps: warning: could not install $p (see /tmp/ibc-apt.log): its tests will be skipped" >&2
+    done
+}
 
 missing=""
 for p in $PKGS; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
-    fi
+    installed "$p" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+if [ -z "$missing" ]; then
+    optional
+    exit 0
+fi
 
 echo "install-deps: installing:$missing" >&2
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
@@ -39,3 +60,4 @@ if ! $SUDO apt-get install -y -qq $missing >/tmp/ibc-apt.log 2>&1; then
         exit 1
     fi
 fi
+optional

@@ -6,7 +6,8 @@
 # every operation of the language).  Every model's analytic gradient must
 # match central differences (--gradcheck, relative error <= the spec's
 # gradient_tol, 1e-6 by default).  The same seed twice must give identical
-# results (wall time aside).
+# results (wall time aside).  The PyTorch export of every spec must be
+# Python that compiles (tests/torch/run.sh compares it with the trainer).
 set -u
 pass=0 fail=0
 strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
@@ -37,6 +38,12 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
        ! cc $tcflags -Werror "$dir/$n.c" $tlibs -o "$dir/$n"; then
         echo "FAIL $n: does not build:"; cat "$dir/$n.emit.err"; fail=$((fail + 1)); continue
     fi
+    # the PyTorch export of every spec, by the sanitizer build too, must be
+    # Python that compiles (tests/torch/run.sh runs it against the trainer)
+    if ! build/asan/ibc emit --target torch "$spec" -o "$dir/$n.py" 2>"$dir/$n.emit.err" ||
+       ! /usr/bin/python3 -m py_compile "$dir/$n.py" 2>>"$dir/$n.emit.err"; then
+        echo "FAIL $n: the PyTorch export:"; cat "$dir/$n.emit.err"; fail=$((fail + 1)); continue
+    fi
     if ! "$dir/$n" --gradcheck --out "$dir/$n.gc" >"$dir/$n.gc.out" 2>&1 ||
        ! grep -q "gradcheck .*PASS" "$dir/$n.gc.out"; then
         echo "FAIL $n: gradient check:"; cat "$dir/$n.gc.out"; fail=$((fail + 1)); continue
@@ -53,12 +60,21 @@ for spec in specs/*.ibs tests/emit/*.ibs; do
         echo "FAIL $n: the same seed gave different results"; fail=$((fail + 1)); continue
     fi
     # the same trainer under ASan + UBSan (runtime built with them too):
-    # a short run, plus a stop at a checkpoint and its resumption
+    # a short run writing a snapshot every step, --verify on each model's
+    # snapshots (ibc verify; every check must pass, the finite-step identity
+    # included), plus a stop at a checkpoint and its resumption
+    rm -rf "$dir/$n.asan.out"
     if ! cc $tcflags -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
             "$dir/$n.c" $alibs -o "$dir/$n.asan" ||
-       ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
+       ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --snapshots 1 --quiet --out "$dir/$n.asan.out" >/dev/null 2>"$dir/$n.asan.err"; then
         echo "FAIL $n: under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue
     fi
+    for snaps in "$dir/$n.asan.out"/snapshots/*; do
+        if ! ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --verify "$snaps" --quiet >/dev/null 2>"$dir/$n.asan.err" ||
+           ! grep -q '"status": "complete"' "$snaps/verify/results.json"; then
+            echo "FAIL $n: --verify $snaps under ASan/UBSan:"; cat "$dir/$n.asan.err"; fail=$((fail + 1)); continue 2
+        fi
+    done
     rm -rf "$dir/$n.asan.ck"
     ASAN_OPTIONS=detect_leaks=1 "$dir/$n.asan" --steps 60 --stop-after 45 --quiet --out "$dir/$n.asan.ck" >/dev/null 2>"$dir/$n.asan.err"
     rc=$?
