@@ -173,3 +173,23 @@ char *ast_text(const ast_node *n, const ibc_source *src, size_t max)
     fclose(out);
     return buf;
 }
+
+bool ast_is_operator_call(const ast_node *n)
+{
+    static const char *const ops[] = { "identity", "diff", "diff_open", "dct", "cosine", "diag", "matrix" };
+    if (n->kind != AST_CALL)
+        return false;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(n->name, ops[i]))
+            return true;
+    return false;
+}
+
+bool ast_is_operator_expr(const ast_node *n)
+{
+    if (n->kind == AST_TRANSPOSE)
+        return ast_is_operator_expr(n->lhs);
+    if (n->kind == AST_BINOP && n->op == '@')
+        return ast_is_operator_expr(n->lhs) && ast_is_operator_expr(n->rhs);
+    return ast_is_operator_call(n);
+}

@@ -147,17 +147,6 @@ static void dims_of(const ibc_shape *s, long *r, long *c)
 
 static int lower(prog *p, const ast_node *n);
 
-static bool is_operator_call(const ast_node *n)
-{
-    static const char *const ops[] = { "identity", "diff", "diff_open", "dct", "cosine", "diag", "matrix" };
-    if (n->kind != AST_CALL)
-        return false;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (!strcmp(n->name, ops[i]))
-            return true;
-    return false;
-}
-
 /* Room for one more entry in an emitter table (any number of operators:
  * a fixed table once sent operators past its end to entry 0). */
 static void *grow_table(void *table, int n, int *cap, size_t elem)
@@ -278,15 +267,6 @@ static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, co
     return iv_add(p, v);
 }
 
-static bool is_operator_expr(const ast_node *n)
-{
-    if (n->kind == AST_TRANSPOSE)
-        return is_operator_expr(n->lhs);
-    if (n->kind == AST_BINOP && n->op == '@')
-        return is_operator_expr(n->lhs) && is_operator_expr(n->rhs);
-    return is_operator_call(n);
-}
-
 /* An operator expression (calls, transposes, compositions) applied to z,
  * or its inverse: (A B) z = A (B z), (A B)' z = B' (A' z),
  * (A B)^-1 z = B^-1 (A^-1 z), (A B)'^-1 z = A'^-1 (B'^-1 z). */
@@ -366,7 +346,7 @@ static int lower_node(prog *p, const ast_node *n)
         v.a = lower(p, n->lhs);
         return iv_add(p, v);
     case AST_BINOP: {
-        if (n->op == '@' && is_operator_expr(n->lhs))
+        if (n->op == '@' && ast_is_operator_expr(n->lhs))
             return lower_opexpr(p, n->lhs, false, false, lower(p, n->rhs), n);
         if (n->op == '@') {
             /* A' @ B: the transpose is a BLAS flag, not a copy */

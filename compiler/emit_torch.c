@@ -352,26 +352,6 @@ static void tx_error(pyx *x, const ast_node *n, const char *msg, const char *nam
 
 static pyv tx(pyx *x, const ast_node *n);
 
-static bool tx_is_operator_call(const ast_node *n)
-{
-    static const char *const ops[] = { "identity", "diff", "diff_open", "dct", "cosine", "diag", "matrix" };
-    if (n->kind != AST_CALL)
-        return false;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (!strcmp(n->name, ops[i]))
-            return true;
-    return false;
-}
-
-static bool tx_is_operator_expr(const ast_node *n)
-{
-    if (n->kind == AST_TRANSPOSE)
-        return tx_is_operator_expr(n->lhs);
-    if (n->kind == AST_BINOP && n->op == '@')
-        return tx_is_operator_expr(n->lhs) && tx_is_operator_expr(n->rhs);
-    return tx_is_operator_call(n);
-}
-
 /* A file named in the spec, relative to the spec's directory, made
  * absolute (as the C trainer finds it). */
 static const char *spec_file(ibc_arena *a, const ibc_spec *spec, const char *file)
@@ -559,7 +539,7 @@ static pyv tx(pyx *x, const ast_node *n)
         return tx_line(x, v, what);
     }
     case AST_BINOP: {
-        if (n->op == '@' && tx_is_operator_expr(n->lhs)) {
+        if (n->op == '@' && ast_is_operator_expr(n->lhs)) {
             pyv z = tx(x, n->rhs);
             if (z.e && !z.batched && n->rhs->is_const) {
                 tx_error(x, n, "the torch export does not support an operator applied to a %s", "constant");

@@ -187,6 +187,11 @@ void ast_dump(FILE *out, const ast_node *n);
  * source of n's locations, or NULL).  max > 0 bounds the length: children
  * that do not fit print as "..." or "f(...)".  Malloc'd. */
 char *ast_text(const ast_node *n, const ibc_source *src, size_t max);
+/* Whether n is a fixed linear operator (identity, diff, diff_open, dct,
+ * cosine, diag, matrix), or a product or transpose of such only: the code
+ * generators (C and PyTorch) apply these as operators, not as values. */
+bool ast_is_operator_call(const ast_node *n);
+bool ast_is_operator_expr(const ast_node *n);
 
 /* --------------------------------------------------------- checked spec */
 

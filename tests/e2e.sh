@@ -10,19 +10,7 @@
 # Python that compiles (tests/torch/run.sh compares it with the trainer).
 set -u
 pass=0 fail=0
-strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
-# same_outputs A B: "yes" when every file of run A is in run B, identical
-# (results.json up to its wall time)
-same_outputs() {
-    for f in "$1"/*; do
-        g="$2/$(basename "$f")"
-        case "$f" in
-        *results.json) [ "$(strip "$f")" = "$(strip "$g")" ] || { echo no; return; } ;;
-        *) cmp -s "$f" "$g" || { echo no; return; } ;;
-        esac
-    done
-    echo yes
-}
+. tests/lib.sh   # strip, same_outputs
 dir=build/e2e
 mkdir -p "$dir"
 # Trainers are compiled exactly as `ibc build` compiles them (its flags,

@@ -12,19 +12,7 @@ rm -rf "$d"
 mkdir -p "$d"
 ok() { pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
-# same_outputs A B: "yes" when every file of run A is in run B, identical
-# (results.json up to its wall time)
-same_outputs() {
-    for f in "$1"/*; do
-        g="$2/$(basename "$f")"
-        case "$f" in
-        *results.json) [ "$(strip "$f")" = "$(strip "$g")" ] || { echo no; return; } ;;
-        *) cmp -s "$f" "$g" || { echo no; return; } ;;
-        esac
-    done
-    echo yes
-}
+. tests/lib.sh   # strip, same_outputs
 # no_temporaries DIR: nothing of an atomic write left behind
 no_temporaries() { ! ls -a "$1" | grep -q '\.tmp\.'; }
 

@@ -1,0 +1,18 @@
+# tests/lib.sh: shell helpers shared by the whole-process tests (sourced
+# by tests/e2e.sh and tests/faults/run.sh from the repository root).
+
+# strip FILE: a results.json without its wall time
+strip() { sed 's/"wall_seconds": [^,]*,//' "$1"; }
+
+# same_outputs A B: "yes" when every file of run A is in run B, identical
+# (results.json up to its wall time)
+same_outputs() {
+    for f in "$1"/*; do
+        g="$2/$(basename "$f")"
+        case "$f" in
+        *results.json) [ "$(strip "$f")" = "$(strip "$g")" ] || { echo no; return; } ;;
+        *) cmp -s "$f" "$g" || { echo no; return; } ;;
+        esac
+    done
+    echo yes
+}
