@@ -918,6 +918,7 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     if (!build_families(&in, d, basis, dim))
         return NULL;
     build_groups(a, d, in.junctions, in.njunctions);
+    sym_joints(a, d);
     return d;
 }
 

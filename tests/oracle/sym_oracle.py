@@ -35,6 +35,21 @@ Chains w_L @ (W_(L-1) @ ... (W_1 @ x)) with random widths, linear or
   sum_l n_l (n_l + 1) / 2 conserved functions (Marcotte, Gribonval and
   Peyre 2023); relu: one per hidden neuron.
 
+Coupled groups (docs/theory.md §8): families that share a parameter have
+  one Gram matrix.  For relu chains (random widths, and widths 3-2-2 where
+  every entry of W2 is a cell of its own, and 1-2-1-2 with three coupled
+  families), for x @ (s * u * v) (a whole-block family coupled with a
+  per-entry one) the reference is det G computed here by sympy from
+  generators written down independently (one per hidden unit: its
+  incoming row up, its outgoing column down; s up with u down, u_i up
+  with v_i down), G_ab = sum_e alpha_ae alpha_be theta_e^2, as a
+  polynomial in the squared entries; ibc's joint polynomial in the cells'
+  squared norms (JSON "coupled_groups", each cell name expanded to its
+  entries) must equal it exactly, in both orders of declaration.  Linear
+  attention ((X Wq)(X Wk)')(X Wv), whose (Wk, Wv) family shares Wk with
+  the GL(k) junction of Wq Wk', must be stated not to be a polynomial in
+  squared norms.
+
 Prints one line per failure and a closing 'N passed, M failed' line;
 exits 1 when anything failed.
 """
@@ -288,6 +303,189 @@ def check_chain(widths, relu):
         fail("%s chain %s: the derivation depends on the order of declaration" % ("relu" if relu else "linear", widths))
     passed += 1
 
+
+# ---------------------------------------------------------- coupled groups
+
+import re
+
+
+def cell_entries(name, shapes):
+    """ibc's cell name ('||W1[0,:]||^2', 'W2[1,0]^2', 'v[1]^2', 's^2', '||u||^2',
+    '||W{1,3}||^2', '(a^2 + ||b||^2)') as a list of (param, row-major offset)"""
+    name = name.strip()
+    if name.startswith("(") and name.endswith(")"):
+        return [e for part in name[1:-1].split(" + ") for e in cell_entries(part, shapes)]
+    m = re.fullmatch(r"\|\|(\w+)\{([0-9,]+)\}\|\|\^2", name)
+    if m:
+        return [(m.group(1), int(o)) for o in m.group(2).split(",")]
+    m = re.fullmatch(r"(?:\|\|)?(\w+)(?:\[([^\]]*)\])?(?:\|\|)?\^2", name)
+    assert m, name
+    p, idx = m.group(1), m.group(2)
+    R, C = shapes[p]
+    if idx is None:
+        return [(p, o) for o in range(R * C)]
+    parts = idx.split(",")
+    if len(parts) == 1:
+        return [(p, int(parts[0]))]
+    r, c = parts
+    if c == ":":
+        return [(p, int(r) * C + j) for j in range(C)]
+    if r == ":":
+        return [(p, i * C + int(c)) for i in range(R)]
+    return [(p, int(r) * C + int(c))]
+
+
+def entry_symbol(e):
+    return sympy.Symbol("x_%s_%d" % e, positive=True)
+
+
+def joint_poly(text, shapes):
+    """ibc's joint det G text as a polynomial in the squared entries x_(p,o)"""
+    total = 0
+    for term in re.split(r" \+ (?![^(]*\))", text):
+        factors = re.findall(r"\([^)]*\)|\S+", term)
+        coef, prod = 1, 1
+        for f in factors:
+            if f.isdigit():
+                coef = int(f)
+            else:
+                prod *= sum(entry_symbol(e) for e in cell_entries(f, shapes))
+        total += coef * prod
+    return sympy.expand(total)
+
+
+def reference_joint(gens):
+    """det of G_ab = sum_e alpha_ae alpha_be x_e for generators given as {(param, offset): exponent}"""
+    m = len(gens)
+    G = sympy.Matrix(m, m, lambda a, b: sum(gens[a][e] * gens[b][e] * entry_symbol(e)
+                                            for e in gens[a] if e in gens[b]))
+    return sympy.expand(G.det(method="berkowitz"))
+
+
+def check_joint(tag, d, shapes, gens, want_components=1):
+    """ibc's coupled_groups of derivation d against the reference det of gens"""
+    cg = d.get("coupled_groups", [])
+    if len(cg) != want_components:
+        fail("%s: %d coupled components, want %d" % (tag, len(cg), want_components))
+        return None
+    if not cg:
+        return None
+    j = cg[0]
+    if j["kind"] != "polynomial":
+        return j["kind"]
+    if j["generators"] != len(gens):
+        fail("%s: %d generators in the coupled groups, want %d" % (tag, j["generators"], len(gens)))
+        return None
+    got = joint_poly(j["gram_det"], shapes)
+    ref = reference_joint(gens)
+    if sympy.expand(got - ref) != 0:
+        fail("%s: joint det G %s differs from the reference %s" % (tag, j["gram_det"], ref))
+        return None
+    return got
+
+
+def relu_chain_gens(widths):
+    """one generator per hidden unit: its incoming row of W_l up, its outgoing column of W_(l+1) (entry of w_L) down"""
+    L = len(widths)
+    shapes = {"W%d" % l: (widths[l], widths[l - 1]) for l in range(1, L)}
+    shapes["w%d" % L] = (widths[-1], 1)
+    gens = []
+    for l in range(1, L):
+        for i in range(widths[l]):
+            g = {("W%d" % l, i * widths[l - 1] + c): 1 for c in range(widths[l - 1])}
+            if l + 1 < L:
+                g.update({("W%d" % (l + 1), r * widths[l] + i): -1 for r in range(widths[l + 1])})
+            else:
+                g[("w%d" % L, i)] = -1
+            gens.append(g)
+    return shapes, gens
+
+
+def check_relu_joint(widths, need_poly=False):
+    global passed
+    shapes, gens = relu_chain_gens(widths)
+    n = len(widths)
+    order = list(range(n))
+    rng.shuffle(order)
+    got = []
+    for o in (list(range(n)), order):
+        tag = "relu chain %s order %s (joint det G)" % (widths, o)
+        d, err = derive(chain_spec(widths, True, o))
+        if d is None:
+            fail("%s: ibc derive failed: %s" % (tag, err.strip()))
+            return
+        # one family per hidden layer, coupled in one component; where a
+        # hidden width is 1 that unit's rescaling is a rescaling of whole
+        # parameters, which ibc may group with its neighbours into one
+        # family of several generators (its own det G then the joint one)
+        want = 1 if n > 2 and len(d["families"]) > 1 else 0
+        if want == 0 and n > 2 and min(widths[1:]) > 1:
+            fail("%s: %d families, want one per hidden layer" % (tag, len(d["families"])))
+            return
+        r = check_joint(tag, d, shapes, gens, want)
+        if need_poly and not isinstance(r, sympy.Expr):
+            fail("%s: no polynomial (%s)" % (tag, r))
+            return
+        got.append(r)
+    if isinstance(got[0], sympy.Expr) and (not isinstance(got[1], sympy.Expr) or sympy.expand(got[0] - got[1]) != 0):
+        fail("relu chain %s: the joint det G depends on the order of declaration" % widths)
+    passed += 1
+
+
+def check_suv_joint(n):
+    global passed
+    shapes = {"s": (1, 1), "u": (n, 1), "v": (n, 1)}
+    gens = [{("u", i): 1, ("v", i): -1} for i in range(n)]
+    gens.append(dict([(("s", 0), 1)] + [(("u", i), -1) for i in range(n)]))
+    decl = {"s": "param s : scalar ~ normal(0, 1)", "u": "param u : vector[%d] ~ normal(0, 1)" % n,
+            "v": "param v : vector[%d] ~ normal(0, 1)" % n}
+    got = []
+    for o in (["s", "u", "v"], ["v", "s", "u"]):
+        text = "\n".join(["model suv", "input x : vector[%d]" % n] + [decl[k] for k in o] +
+                         ["data teacher(inputs = normal(0, 1), noise = 0.01)", "teacher {",
+                          "  s ~ normal(0, 1)", "  u ~ normal(0, 1)", "  v ~ normal(0, 1)", "}",
+                          "predict x @ (s * u * v)", "loss mse", "train { lr = 0.01; steps = 10; batch = 4 }"]) + "\n"
+        tag = "x @ (s * u * v), n = %d, order %s (joint det G)" % (n, o)
+        d, err = derive(text)
+        if d is None:
+            fail("%s: ibc derive failed: %s" % (tag, err.strip()))
+            return
+        r = check_joint(tag, d, shapes, gens)
+        if not isinstance(r, sympy.Expr):
+            fail("%s: no polynomial (%s)" % (tag, r))
+            return
+        got.append(r)
+    if sympy.expand(got[0] - got[1]) != 0:
+        fail("x @ (s * u * v), n = %d: the joint det G depends on the order of declaration" % n)
+    passed += 1
+
+
+def check_linear_attention():
+    global passed
+    text = "\n".join(["model linattn", "input X : matrix[4, 3]", "param Wq : matrix[3, 2] ~ normal(0, 0.5)",
+                      "param Wk : matrix[3, 2] ~ normal(0, 0.5)", "param Wv : matrix[3, 2] ~ normal(0, 0.5)",
+                      "predict ((X @ Wq) @ (X @ Wk)') @ (X @ Wv)", "loss mse",
+                      "data teacher(inputs = normal(0, 1), noise = 0.01)",
+                      "teacher {", "  Wq ~ normal(0, 1)", "  Wk ~ normal(0, 1)", "  Wv ~ normal(0, 1)", "}",
+                      "train { lr = 0.01; steps = 10; batch = 4 }"]) + "\n"
+    d, err = derive(text)
+    if d is None:
+        fail("linear attention: ibc derive failed: %s" % err.strip())
+        return
+    cg = d.get("coupled_groups", [])
+    if len(cg) != 1 or cg[0]["kind"] != "gl" or cg[0]["gram_det"] is not None:
+        fail("linear attention: coupled groups %s, want one GL component without a polynomial" % cg)
+        return
+    passed += 1
+
+
+check_relu_joint([3, 2, 2], need_poly=True)      # two hidden layers: W2's entries are cells
+check_relu_joint([1, 2, 1, 2], need_poly=True)   # three coupled families
+check_suv_joint(2)
+check_suv_joint(3)
+check_linear_attention()
+for _ in range(COUNT // 16):
+    check_relu_joint([rng.randint(1, 3) for _ in range(rng.randint(3, 4))])
 
 cases = 0
 while cases < COUNT:
