@@ -26,6 +26,7 @@ struct sym_derivation {
     size_t ngroups;
     int nsets;               /* SYM_SLICE_SET blocks named so far (S1, S2, ...) */
     bool full;               /* inferred on the full instance (an operator file's zeros), not a small one */
+    const int *order;        /* the parameters by first appearance in the predictor (unused ones last, by name) */
     sym_joint *joints;       /* one per coupled component (sym_joint.c) */
     size_t njoints;
 };
@@ -50,7 +51,10 @@ typedef struct {
     ibc_diag *diag;
     const ibc_spec *spec;
     int N;                    /* unknowns */
-    int *param_off;           /* first unknown of each parameter */
+    int *order;               /* the parameters by first appearance in the predictor, unused ones last by name:
+                               * the order of the unknowns, of blocks and of the sign convention, so that the
+                               * derivation does not depend on the order of declaration */
+    int *param_off;           /* first unknown of each parameter (in that order) */
     int *param_rows, *param_cols;
     long *eq;                 /* constraints, each N longs */
     size_t neq, cap_eq;

@@ -97,7 +97,7 @@ static const char *z_str(ibc_arena *a, const mpz_t z)
 /* ------------------------------------------------- cells of a component */
 
 typedef struct {
-    long entry;     /* global entry: the parameter's first entry (declaration order) + row-major offset */
+    long entry;     /* global entry: the parameter's first (d->order) + row-major offset */
     long gen;
     long expo;
 } triple;
@@ -325,9 +325,15 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
 {
     const ibc_spec *sp = d->spec;
     size_t P = sp->nparams;
-    long *goff = arena_alloc(a, (P + 1) * sizeof(long));
-    for (size_t p = 0; p < P; p++)
-        goff[p + 1] = goff[p] + param_size(&sp->params[p]);
+    /* global entry numbers: the parameters in the derivation's order (first
+     * appearance in the predictor), so that the cells' order is canonical */
+    long *goff = arena_alloc(a, (P + 1) * sizeof(long)), *gend = arena_alloc(a, (P + 1) * sizeof(long)), next = 0;
+    for (size_t i = 0; i < P; i++) {
+        int p = d->order[i];
+        goff[p] = next;
+        next += param_size(&sp->params[p]);
+        gend[p] = next;
+    }
     /* the generators: each group's family, index by index, generator by generator */
     long m = 0, ntr = 0, maxsz = 1;
     for (size_t p = 0; p < P; p++)
@@ -448,10 +454,10 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
         sym_run *runs = arena_alloc(a, sizeof(sym_run) * (size_t)(cstart[c0 + 1] - cstart[c0] + 1));
         for (long t = cstart[c0]; t < cstart[c0 + 1];) {
             size_t p = 0;
-            while (goff[p + 1] <= ev[t].entry)
+            while (!(goff[p] <= ev[t].entry && ev[t].entry < gend[p]))
                 p++;
             long n = 0;
-            while (t < cstart[c0 + 1] && ev[t].entry < goff[p + 1])
+            while (t < cstart[c0 + 1] && ev[t].entry < gend[p])
                 offs[n++] = ev[t++].entry - goff[p];
             const char *nm = part_name(a, &sp->params[p], offs, n);
             cl->norm2 = arena_printf(a, "%s%s%s", cl->norm2, nparts ? " + " : "", nm);

@@ -3,7 +3,8 @@
 
 A property test of `ibc derive --format json` over COUNT (default 240)
 random specs, each derived again with its parameters declared in a
-shuffled order.  The reference values are computed here, with sympy's
+shuffled order; the derivation in every format (text, md, tex, json; its
+standard output) must then be the same byte for byte.  The reference values are computed here, with sympy's
 exact arithmetic, from formulas that ibc does not use:
 
 Monomials z = prod_p theta_p^m_p (scalars, m_p in 1..4, 2 to 4 factors).
@@ -79,14 +80,34 @@ def fail(what):
     print("FAIL", what)
 
 
+LAST = {}   # the last derivation's standard output in every format
+
+
 def derive(text):
+    """ibc derive --format json of a spec text; LAST gets its output in every format"""
     path = os.path.join(tmp, "spec.ibs")
     with open(path, "w") as f:
         f.write(text)
-    r = subprocess.run([IBC, "derive", "--format", "json", path], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None, r.stderr
-    return json.loads(r.stdout), ""
+    LAST.clear()
+    for fmt in ("text", "md", "tex", "json"):
+        r = subprocess.run([IBC, "derive", "--format", fmt, path], capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, r.stderr
+        LAST[fmt] = r.stdout
+    return json.loads(LAST["json"]), ""
+
+
+def same_presentation(tag, outputs):
+    """the derivation, in every format, byte for byte the same under a permutation of the declarations
+    (standard output only: warnings on standard error cite the declarations' lines)"""
+    for fmt in ("text", "md", "tex", "json"):
+        if len(set(o[fmt] for o in outputs)) != 1:
+            a, b = outputs[0][fmt].splitlines(), outputs[1][fmt].splitlines()
+            diff = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            fail("%s: the %s derivation differs under a permutation of the declarations, line %d: %r vs %r"
+                 % (tag, fmt, diff + 1, a[diff] if diff < len(a) else None, b[diff] if diff < len(b) else None))
+            return False
+    return True
 
 
 def poly(text, names):
@@ -146,8 +167,10 @@ def check_monomial(m, order):
     ref_det, ref_exists, ref_const, ref_agree = monomial_reference(m)
     names = [NAMES[p] for p in range(len(m))]
     results = []
+    shown = []
     for o in (list(range(len(m))), order):
         d, err = derive(monomial_spec(m, o))
+        shown.append(dict(LAST))
         if d is None:
             fail("m=%s order=%s: ibc derive failed: %s" % (m, o, err.strip()))
             return
@@ -173,6 +196,7 @@ def check_monomial(m, order):
                         f["balance"]["exists"]))
     if len(results) == 2 and (sympy.expand(results[0][0] - results[1][0]) != 0 or results[0][1:] != results[1][1:]):
         fail("m=%s: the derivation depends on the order of declaration: %s vs %s" % (m, results[0], results[1]))
+    same_presentation("m=%s order=%s" % (m, order), shown)
     passed += 1
 
 
@@ -269,8 +293,10 @@ def check_chain(widths, relu):
     order = list(range(nparams))
     rng.shuffle(order)
     seen = []
+    shown = []
     for o in (list(range(nparams)), order):
         d, err = derive(chain_spec(widths, relu, o))
+        shown.append(dict(LAST))
         tag = "%s chain %s order %s" % ("relu" if relu else "linear", widths, o)
         if d is None:
             fail("%s: ibc derive failed: %s" % (tag, err.strip()))
@@ -301,6 +327,7 @@ def check_chain(widths, relu):
         seen.append((d["conservation_laws"], gl, sorted(canonical_terms(f["gram_det"]) for f in d["families"])))
     if seen[0] != seen[1]:
         fail("%s chain %s: the derivation depends on the order of declaration" % ("relu" if relu else "linear", widths))
+    same_presentation("%s chain %s order %s" % ("relu" if relu else "linear", widths, order), shown)
     passed += 1
 
 
@@ -407,10 +434,11 @@ def check_relu_joint(widths, need_poly=False):
     n = len(widths)
     order = list(range(n))
     rng.shuffle(order)
-    got = []
+    got, shown = [], []
     for o in (list(range(n)), order):
         tag = "relu chain %s order %s (joint det G)" % (widths, o)
         d, err = derive(chain_spec(widths, True, o))
+        shown.append(dict(LAST))
         if d is None:
             fail("%s: ibc derive failed: %s" % (tag, err.strip()))
             return
@@ -429,6 +457,7 @@ def check_relu_joint(widths, need_poly=False):
         got.append(r)
     if isinstance(got[0], sympy.Expr) and (not isinstance(got[1], sympy.Expr) or sympy.expand(got[0] - got[1]) != 0):
         fail("relu chain %s: the joint det G depends on the order of declaration" % widths)
+    same_presentation("relu chain %s order %s (joint det G)" % (widths, order), shown)
     passed += 1
 
 
@@ -439,7 +468,7 @@ def check_suv_joint(n):
     gens.append(dict([(("s", 0), 1)] + [(("u", i), -1) for i in range(n)]))
     decl = {"s": "param s : scalar ~ normal(0, 1)", "u": "param u : vector[%d] ~ normal(0, 1)" % n,
             "v": "param v : vector[%d] ~ normal(0, 1)" % n}
-    got = []
+    got, shown = [], []
     for o in (["s", "u", "v"], ["v", "s", "u"]):
         text = "\n".join(["model suv", "input x : vector[%d]" % n] + [decl[k] for k in o] +
                          ["data teacher(inputs = normal(0, 1), noise = 0.01)", "teacher {",
@@ -447,6 +476,7 @@ def check_suv_joint(n):
                           "predict x @ (s * u * v)", "loss mse", "train { lr = 0.01; steps = 10; batch = 4 }"]) + "\n"
         tag = "x @ (s * u * v), n = %d, order %s (joint det G)" % (n, o)
         d, err = derive(text)
+        shown.append(dict(LAST))
         if d is None:
             fail("%s: ibc derive failed: %s" % (tag, err.strip()))
             return
@@ -457,6 +487,7 @@ def check_suv_joint(n):
         got.append(r)
     if sympy.expand(got[0] - got[1]) != 0:
         fail("x @ (s * u * v), n = %d: the joint det G depends on the order of declaration" % n)
+    same_presentation("x @ (s * u * v), n = %d" % n, shown)
     passed += 1
 
 
