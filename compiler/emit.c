@@ -1658,6 +1658,67 @@ static void emit_gens_function(const model *m, const char *pre)
     OUT("}\n\n");
 }
 
+/* The joint det G of each coupled component whose polynomial the
+ * derivation expanded (sym_joint.c, docs/theory.md §8): the squared norm
+ * of every cell, then the exact polynomial; the driver compares its log
+ * with the Cholesky log det of the component's joint Gram
+ * (ibrt_model.joints).  IBC_FAULT=jdet (a test hook, tests/e2e.sh) adds 1
+ * to the first coefficient, which that check must catch. */
+static size_t joint_poly_count(const model *m)
+{
+    size_t n = 0;
+    for (size_t j = 0; m->deriv && j < sym_njoints(m->deriv); j++)
+        n += sym_joint_at(m->deriv, j)->kind == SYM_JOINT_POLY;
+    return n;
+}
+
+static void emit_joint_dets(const model *m, const char *pre)
+{
+    const char *fault = getenv("IBC_FAULT");
+    bool fault_jdet = fault && !strcmp(fault, "jdet");
+    for (size_t j = 0; m->deriv && j < sym_njoints(m->deriv); j++) {
+        const sym_joint *jt = sym_joint_at(m->deriv, j);
+        if (jt->kind != SYM_JOINT_POLY)
+            continue;
+        OUT("/* %s: det G of the coupled groups %s, %ld generators: Cauchy-Binet over its %ld cells\n", pre,
+            jt->groups, jt->generators, jt->ncells);
+        OUT(" * (entries every generator rescales alike), det G =\n");
+        for (int t = 0; t < jt->npoly; t++) {
+            OUT(" *   %s", t ? "+ " : "  ");
+            if (strcmp(jt->term_coef[t], "1"))
+                OUT("%s ", jt->term_coef[t]);
+            for (long u = 0; u < jt->generators; u++) {
+                emit_comment_text(jt->cells[jt->term_cells[(size_t)t * jt->generators + u]].norm2);
+                OUT("%s", u + 1 < jt->generators ? " " : "\n");
+            }
+        }
+        OUT(" */\nstatic double %s_jdet%zu(const double *th)\n{\n    double n[%ld] = { 0 };\n", pre, j, jt->ncells);
+        for (long c = 0; c < jt->ncells; c++) {
+            const sym_cell *cl = &jt->cells[c];
+            OUT("    /* ");
+            emit_comment_text(cl->norm2);
+            OUT(" */\n");
+            for (int r = 0; r < cl->nruns; r++) {
+                const sym_run *ru = &cl->runs[r];
+                long off = m->p.param_off[ru->param] + ru->start;
+                if (ru->count == 1)
+                    OUT("    n[%ld] += th[%ld] * th[%ld];\n", c, off, off);
+                else
+                    OUT("    for (long e = %ld; e <= %ld; e += %ld)\n        n[%ld] += th[e] * th[e];\n", off,
+                        off + (ru->count - 1) * ru->stride, ru->stride, c);
+            }
+        }
+        OUT("    return 0");
+        for (int t = 0; t < jt->npoly; t++) {
+            const char *co = jt->term_coef[t];
+            OUT("\n        + %s%s.0", co, fault_jdet && t == 0 ? " + 1" : "");
+            for (long u = 0; u < jt->generators; u++)
+                OUT(" * n[%d]", jt->term_cells[(size_t)t * jt->generators + u]);
+        }
+        OUT(";\n}\n\n");
+    }
+}
+
 /* The conserved quadratic functions of every symmetry group, in one
  * vector q (docs/theory.md §9): for a torus family, chi_a = 1/2 sum_p alpha_ap
  * n_p at each index i (q[base + i k + a]); for a GL(r) junction Z = A B,
@@ -2367,6 +2428,24 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
             }
             OUT("};\n");
         }
+        if (joint_poly_count(m)) {
+            /* the coupled components with an exact joint det G: their torus families */
+            OUT("static const ibrt_jointpoly m%d_joints[] = {\n", k);
+            for (size_t j = 0; j < sym_njoints(m->deriv); j++) {
+                const sym_joint *jt = sym_joint_at(m->deriv, j);
+                if (jt->kind != SYM_JOINT_POLY)
+                    continue;
+                OUT("    { \"%s\", (const int[]){", jt->groups);
+                size_t nf = 0;
+                for (size_t g = 0; g < sym_ngroups(m->deriv); g++)
+                    if (sym_group_at(m->deriv, g)->component == jt->component) {
+                        OUT("%s%d", nf ? ", " : " ", sym_group_at(m->deriv, g)->family);
+                        nf++;
+                    }
+                OUT(" }, %zu, m%d_jdet%zu },\n", nf, k, j);
+            }
+            OUT("};\n");
+        }
         if (m->deriv && sym_ngroups(m->deriv)) {
             /* every symmetry group, for the joint Gram of the whole model */
             OUT("static const ibrt_symgroup m%d_symgroups[] = {\n", k);
@@ -2434,6 +2513,8 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         }
         if (m->deriv && sym_ngroups(m->deriv))
             OUT("        .nsymgroups = %zu,\n        .symgroups = m%d_symgroups,\n", sym_ngroups(m->deriv), k);
+        if (joint_poly_count(m))
+            OUT("        .njoints = %zu,\n        .joints = m%d_joints,\n", joint_poly_count(m), k);
         if (nbal) {
             /* a Hadamard-type pair: the contraction of chi is measured */
             const sym_family *f0 = sym_family_at(m->deriv, 0);
@@ -2687,6 +2768,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         emit_balance_function(m, pre);
         emit_quad_function(m, pre);
         emit_gens_function(m, pre);
+        emit_joint_dets(m, pre);
         emit_structure_function(m, pre, &spec->verify);
         if (m->replacement && spec->design.kind == DESIGN_LOG_SPARSITY && dk == D_FIXED) {
             char rpre[20];

@@ -91,7 +91,8 @@ static bool classify(infer *in, const long *g, gslice *out, int *nout)
 {
     const ibc_spec *sp = in->spec;
     *nout = 0;
-    for (size_t p = 0; p < sp->nparams; p++) {
+    for (size_t q = 0; q < sp->nparams; q++) {
+        size_t p = (size_t)in->order[q];
         int R = in->param_rows[p], C = in->param_cols[p], off = in->param_off[p];
         int nzr = -1, nzc = -1, count = 0;
         long val = 0;
@@ -462,7 +463,8 @@ static bool family_sets(infer *in, sym_family *f, int p, const long *basis, cons
 }
 
 /* The lattice basis of the torus (steps 1-3 above) as d rows of N longs,
- * each with its first non-zero entry (in declaration order) positive and
+ * each with its first non-zero entry (the unknowns in the order of first
+ * appearance in the predictor, in->order) positive and
  * ordered by their last non-zero unknown; -1 after a located error. */
 static int lattice_basis(infer *in, long **out)
 {
@@ -470,19 +472,10 @@ static int lattice_basis(infer *in, long **out)
     int N = in->N;
     int *canon = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
     int *rev = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
-    {   /* parameters by name, their entries in order */
-        size_t P = sp->nparams, *byname = arena_alloc(in->arena, (P + 1) * sizeof(size_t));
-        for (size_t p = 0; p < P; p++) {
-            size_t i = p;
-            while (i > 0 && strcmp(sp->params[byname[i - 1]].name, sp->params[p].name) > 0) {
-                byname[i] = byname[i - 1];
-                i--;
-            }
-            byname[i] = p;
-        }
+    {   /* the unknowns in order: parameters by first appearance in the predictor */
         int t = 0;
-        for (size_t i = 0; i < P; i++) {
-            size_t p = byname[i];
+        for (size_t i = 0; i < sp->nparams; i++) {
+            int p = in->order[i];
             for (int e = 0; e < in->param_rows[p] * in->param_cols[p]; e++)
                 canon[t++] = in->param_off[p] + e;
         }
@@ -506,7 +499,7 @@ static int lattice_basis(infer *in, long **out)
             if (same_form_before(&K, canon, su))
                 continue;
             int param = 0;
-            while (param + 1 < (int)sp->nparams && in->param_off[param + 1] <= u)
+            while (!(in->param_off[param] <= u && u < in->param_off[param] + in->param_rows[param] * in->param_cols[param]))
                 param++;
             /* zeros forced, in six orders: on the other parameters first
              * (in reverse canonical order, or in canonical order), then on u's
@@ -558,7 +551,8 @@ static int lattice_basis(infer *in, long **out)
                        "scaling whole parameters, rows, columns or entries); the derivation supports such tori only");
         return -1;
     }
-    /* presentation: signs and order follow the declaration */
+    /* presentation: signs and order follow the unknowns, whose order is the
+     * parameters' first appearance in the predictor */
     for (int g = 0; g < d; g++) {
         long *v = basis + (size_t)g * N;
         int first = 0;
@@ -845,6 +839,43 @@ static void check_symmetry(infer *in, const ast_node *sym)
     }
 }
 
+/* The parameters in the order of their first appearance in the predictor
+ * (left to right as written), then those it does not use, by name: an
+ * order that does not depend on the order of declaration and reads as the
+ * model is written. */
+static void first_appearance(const ast_node *n, int *rank, int *next)
+{
+    if (!n)
+        return;
+    if (n->kind == AST_IDENT && n->ref_kind == IBC_REF_PARAM && rank[n->ref] < 0)
+        rank[n->ref] = (*next)++;
+    first_appearance(n->lhs, rank, next);
+    for (size_t i = 0; i < n->nkids; i++)
+        first_appearance(n->kids[i], rank, next);
+    first_appearance(n->rhs, rank, next);
+}
+
+static int *param_order(ibc_arena *a, const ibc_spec *spec)
+{
+    size_t P = spec->nparams;
+    int *rank = arena_alloc(a, (P + 1) * sizeof(int)), *order = arena_alloc(a, (P + 1) * sizeof(int)), next = 0;
+    for (size_t p = 0; p < P; p++)
+        rank[p] = -1;
+    first_appearance(spec->predict, rank, &next);
+    for (size_t p = 0; p < P; p++)
+        if (rank[p] >= 0)
+            order[rank[p]] = (int)p;
+    for (int i = next; i < (int)P; i++) {   /* unused: by name */
+        int best = -1;
+        for (size_t p = 0; p < P; p++)
+            if (rank[p] < 0 && (best < 0 || strcmp(spec->params[p].name, spec->params[best].name) < 0))
+                best = (int)p;
+        rank[best] = i;
+        order[i] = best;
+    }
+    return order;
+}
+
 sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
 {
     infer in;
@@ -857,7 +888,9 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     in.param_off = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_rows = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_cols = arena_alloc(a, (P + 1) * sizeof(int));
-    for (size_t p = 0; p < P; p++) {
+    in.order = param_order(a, spec);
+    for (size_t i = 0; i < P; i++) {
+        int p = in.order[i];
         shape_small(&in, &spec->params[p].shape, &in.param_rows[p], &in.param_cols[p]);
         in.param_off[p] = in.N;
         in.N += in.param_rows[p] * in.param_cols[p];
@@ -915,9 +948,11 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     d->nunknowns = in.N;
     d->nconstraints = (long)in.neq;
     d->full = in.cap != SMALL_DIM;
+    d->order = in.order;
     if (!build_families(&in, d, basis, dim))
         return NULL;
     build_groups(a, d, in.junctions, in.njunctions);
+    sym_joints(a, d);
     return d;
 }
 

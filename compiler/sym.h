@@ -94,6 +94,48 @@ typedef struct {
     int component;           /* groups with the same component share parameters (coupled) */
 } sym_group;
 
+/* The joint det G of coupled groups (sym_joint.c, docs/theory.md §8):
+ * groups with the same component, when they are all torus families, have
+ * det G = sum over m-subsets S of cells of det(E_S)^2 prod_{c in S}
+ * ||theta_c||^2, a cell being the entries that every one of their m
+ * generators rescales alike (E: its exponent vector under each).  The
+ * polynomial is the derivation's up to SYM_JOINT_MAX_TERMS terms. */
+#define SYM_JOINT_MAX_TERMS 64
+#define SYM_JOINT_MAX_GEN 128
+
+typedef enum {
+    SYM_JOINT_POLY,          /* the polynomial, exact */
+    SYM_JOINT_LARGE,         /* more than SYM_JOINT_MAX_TERMS terms: their number (or a lower bound) only */
+    SYM_JOINT_GL,            /* a GL junction among the groups: not a polynomial in squared norms */
+    SYM_JOINT_NOT_EXPANDED   /* too many generators or entries to expand */
+} sym_joint_kind;
+
+typedef struct {
+    int param;               /* index into spec->params */
+    long start, count, stride;   /* the entries start + t stride, t < count (row-major offsets) */
+} sym_run;
+
+typedef struct {
+    const char *norm2;       /* "||W1[0,:]||^2", "W2[1,0]^2", "(||a||^2 + b^2)" (indices from 0) */
+    int nruns;
+    const sym_run *runs;
+} sym_cell;
+
+typedef struct {
+    int component;           /* sym_group.component of its groups */
+    const char *groups;      /* "1, 2": their numbers, from 1 */
+    sym_joint_kind kind;
+    long generators;         /* m (torus components) */
+    long ncells;
+    const sym_cell *cells;   /* in the order of their first entry */
+    const char *nterms;      /* "12", "4096", "at least 70", "more than 64" (NULL: not counted) */
+    const char *total;       /* the coefficients' sum, det(E'E) (NULL: not computed) */
+    int npoly;               /* POLY: its terms, lexicographic in the cells */
+    const int *term_cells;   /* npoly x generators cell indices */
+    const char *const *term_coef;   /* det(E_S)^2, decimal */
+    const char *text;        /* POLY: the polynomial; otherwise the statement of what is known */
+} sym_joint;
+
 typedef struct sym_derivation sym_derivation;   /* arena-allocated */
 
 size_t sym_ngroups(const sym_derivation *d);
@@ -103,6 +145,9 @@ long sym_conservation_laws(const sym_derivation *d);
 /* Whether two torus families rescale the same parameter (then their
  * joint Gram is not block diagonal). */
 bool sym_families_coupled(const sym_derivation *d);
+/* The coupled components, in the order of their first group. */
+size_t sym_njoints(const sym_derivation *d);
+const sym_joint *sym_joint_at(const sym_derivation *d, size_t i);
 
 typedef enum { SYM_FMT_TEXT, SYM_FMT_MD, SYM_FMT_TEX, SYM_FMT_JSON } sym_format;
 

@@ -7,6 +7,7 @@
  *                GL junctions and groups (sym_derive)
  *   sym_gp.c     det G by Cauchy-Binet, the orbit minimum of log det G as
  *                a geometric programme, balance and bias (sym_minimise)
+ *   sym_joint.c  the joint det G of coupled torus groups (sym_joints)
  *   sym_print.c  the text, markdown, TeX and JSON outputs (sym_print)
  *   exact.c      the exact linear algebra they use (exact.h)
  */
@@ -25,7 +26,13 @@ struct sym_derivation {
     size_t ngroups;
     int nsets;               /* SYM_SLICE_SET blocks named so far (S1, S2, ...) */
     bool full;               /* inferred on the full instance (an operator file's zeros), not a small one */
+    const int *order;        /* the parameters by first appearance in the predictor (unused ones last, by name) */
+    sym_joint *joints;       /* one per coupled component (sym_joint.c) */
+    size_t njoints;
 };
+
+/* Fills d->joints from its groups and families. */
+void sym_joints(ibc_arena *a, sym_derivation *d);
 
 #define SMALL_DIM 3         /* the small instance's largest dimension */
 #define SYM_MAX_FULL 4000   /* unknowns of a full-size instance */
@@ -44,7 +51,10 @@ typedef struct {
     ibc_diag *diag;
     const ibc_spec *spec;
     int N;                    /* unknowns */
-    int *param_off;           /* first unknown of each parameter */
+    int *order;               /* the parameters by first appearance in the predictor, unused ones last by name:
+                               * the order of the unknowns, of blocks and of the sign convention, so that the
+                               * derivation does not depend on the order of declaration */
+    int *param_off;           /* first unknown of each parameter (in that order) */
     int *param_rows, *param_cols;
     long *eq;                 /* constraints, each N longs */
     size_t neq, cap_eq;

@@ -120,6 +120,26 @@ static bool group_coupled(const sym_derivation *d, size_t i)
     return false;
 }
 
+/* A coupled component's joint det G (sym_joint.c): the polynomial in the
+ * cells' squared norms, or what is known of it. */
+static void print_joint_text(FILE *out, const sym_joint *j)
+{
+    if (j->kind == SYM_JOINT_GL) {
+        fprintf(out, "    joint det G: %s\n", j->text);
+        return;
+    }
+    fprintf(out, "    joint det G: %ld generators; %ld cells (the entries every generator rescales alike, indices from "
+                 "0); by Cauchy-Binet the sum over %ld-subsets S of cells of det(E_S)^2 prod_{c in S} ||theta_c||^2",
+            j->generators, j->ncells, j->generators);
+    if (j->total)
+        fprintf(out, ", coefficients summing to det(E'E) = %s", j->total);
+    fprintf(out, "\n");
+    if (j->kind == SYM_JOINT_POLY)
+        fprintf(out, "                 = %s  (%s terms)\n", j->text, j->nterms);
+    else
+        fprintf(out, "                 %s\n", j->text);
+}
+
 static void print_groups_text(FILE *out, ibc_arena *a, const sym_derivation *d, const char *h)
 {
     const ibc_spec *sp = d->spec;
@@ -166,6 +186,9 @@ static void print_groups_text(FILE *out, ibc_arena *a, const sym_derivation *d, 
                 list = arena_printf(a, "%s%s%zu", list, *list ? ", " : "", o + 1);
         fprintf(out, "  coupled:     groups %s share parameters: one Gram matrix (block tridiagonal along a chain), "
                      "its log det computed as a whole, not as the sum of the groups' own\n", list);
+        for (size_t j = 0; j < sym_njoints(d); j++)
+            if (sym_joint_at(d, j)->component == (int)i)
+                print_joint_text(out, sym_joint_at(d, j));
     }
     fprintf(out, "  conservation laws: %ld independent conserved functions\n", sym_conservation_laws(d));
 }
@@ -207,7 +230,33 @@ static void print_groups_json(FILE *out, ibc_arena *a, const sym_derivation *d)
         json_str(out, g->full_rank ? "sum_i log(2 sigma_i) + 2 sum_{i<j} log(sigma_i + sigma_j)" : "none");
         fprintf(out, "}");
     }
-    fprintf(out, "\n  ]");
+    fprintf(out, "\n  ],\n  \"coupled_groups\": [");
+    for (size_t i = 0; i < sym_njoints(d); i++) {
+        const sym_joint *j = sym_joint_at(d, i);
+        static const char *const kinds[] = { "polynomial", "large", "gl", "not_expanded" };
+        fprintf(out, "%s\n    {\"groups\": [%s], \"kind\": \"%s\"", i ? "," : "", j->groups, kinds[j->kind]);
+        if (j->kind != SYM_JOINT_GL)
+            fprintf(out, ", \"generators\": %ld, \"cells\": %ld", j->generators, j->ncells);
+        fprintf(out, ", \"terms\": ");
+        if (j->nterms)
+            json_str(out, j->nterms);
+        else
+            fprintf(out, "null");
+        fprintf(out, ", \"coefficient_sum\": ");
+        if (j->total)
+            json_str(out, j->total);
+        else
+            fprintf(out, "null");
+        fprintf(out, ", \"gram_det\": ");
+        if (j->kind == SYM_JOINT_POLY)
+            json_str(out, j->text);
+        else
+            fprintf(out, "null");
+        fprintf(out, ", \"statement\": ");
+        json_str(out, j->kind == SYM_JOINT_POLY ? "the exact polynomial (Cauchy-Binet over the cells)" : j->text);
+        fprintf(out, "}");
+    }
+    fprintf(out, "%s]", sym_njoints(d) ? "\n  " : "");
 }
 
 static void print_json(FILE *out, ibc_arena *a, const sym_derivation *d)
@@ -370,6 +419,13 @@ static void print_tex(FILE *out, ibc_arena *a, const sym_derivation *d)
         fprintf(out, "\\det G_{\\mathrm{GL}(%ld)} &= \\prod_{i,j=1}^{%ld} (p_i + q_j), \\quad C = \\texttt{%s} - \\texttt{%s} "
                      "\\quad (%ld \\text{ conserved})\\\\\n",
                 g->r, g->r, leg_gram(a, d->spec, &g->left), leg_gram(a, d->spec, &g->right), g->conserved);
+    }
+    for (size_t i = 0; i < sym_njoints(d); i++) {
+        const sym_joint *j = sym_joint_at(d, i);
+        if (j->kind == SYM_JOINT_POLY)
+            fprintf(out, "\\det G_{\\text{groups } %s} &= \\texttt{%s} \\\\\n", j->groups, j->text);
+        else
+            fprintf(out, "\\det G_{\\text{groups } %s} &: \\text{%s} \\\\\n", j->groups, j->text);
     }
     fprintf(out, "\\end{align*}\n%% conservation laws: %ld\n", sym_conservation_laws(d));
 }

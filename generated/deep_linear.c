@@ -3,12 +3,12 @@
  * Do not edit: regenerate with `ibc emit`.
  *
  * Model 'model':
- *   generators: rescaling of (W1[k,:], W2[:,k]), one per k (4)
- *   det G = 1 n(W1[k,:]) + 1 n(W2[:,k])
- *   bias per index: 1 log(||W1[k,:]|| ||W2[:,k]||) + log(2); balance: log det G minimiser ||W1[k,:]||^2/||W2[:,k]||^2 = 1, dual slice ||W1[k,:]||^2/||W2[:,k]||^2 = 1
- *   generators: rescaling of (W2[j,:], w3[j]), one per j (4)
- *   det G = 1 n(W2[j,:]) + 1 n(w3[j])
- *   bias per index: 1 log(||W2[j,:]|| |w3[j]|) + log(2); balance: log det G minimiser ||W2[j,:]||^2/w3[j]^2 = 1, dual slice ||W2[j,:]||^2/w3[j]^2 = 1
+ *   generators: rescaling of (w3[j], W2[j,:]), one per j (4)
+ *   det G = 1 n(w3[j]) + 1 n(W2[j,:])
+ *   bias per index: 1 log(|w3[j]| ||W2[j,:]||) + log(2); balance: log det G minimiser w3[j]^2/||W2[j,:]||^2 = 1, dual slice w3[j]^2/||W2[j,:]||^2 = 1
+ *   generators: rescaling of (W2[:,k], W1[k,:]), one per k (4)
+ *   det G = 1 n(W2[:,k]) + 1 n(W1[k,:])
+ *   bias per index: 1 log(||W2[:,k]|| ||W1[k,:]||) + log(2); balance: log det G minimiser ||W2[:,k]||^2/||W1[k,:]||^2 = 1, dual slice ||W2[:,k]||^2/||W1[k,:]||^2 = 1
  *
  * This file holds what is particular to the spec: each model's forward
  * and reverse passes, balance quantities, structural checks and
@@ -89,12 +89,12 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W1[k,:], W2[:,k] */
+    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of w3[j], W2[j,:] */
     for (long i = 0; i < 4; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; n0 += th[e] * th[e]; }
-            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); n1 += th[e] * th[e]; }
+            { long e = 36 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; n1 += th[e] * th[e]; }
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
@@ -103,12 +103,12 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
             n1o[0 + i] = n1;
         }
     }
-    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[j,:], w3[j] */
+    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[:,k], W1[k,:] */
     for (long i = 0; i < 4; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; n0 += th[e] * th[e]; }
-            { long e = 36 + (i); n1 += th[e] * th[e]; }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; n1 += th[e] * th[e]; }
         }
         chi[4 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[4 + i] = sqrt(n0 / n1);
@@ -168,13 +168,13 @@ static void m0_gens(const double *th, double *xi)
 {
     /* family 1 */
     for (long i = 0; i < 4; i++) {
-            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; xi[(0 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
-            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); xi[(0 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
+            { long e = 36 + (i); xi[(0 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; xi[(0 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
     }
     /* family 2 */
     for (long i = 0; i < 4; i++) {
-            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; xi[(4 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
-            { long e = 36 + (i); xi[(4 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); xi[(4 + i * 1 + 0) * 40 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; xi[(4 + i * 1 + 0) * 40 + e] = -1.0 * th[e]; }
     }
 }
 
@@ -191,8 +191,8 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            { long e = 36 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
@@ -207,10 +207,10 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 4; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; n[0] += m0_th[e] * m0_th[e]; }
-            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            { long e = 36 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; n[1] += m0_th[e] * m0_th[e]; }
+            { long e = 36 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -235,8 +235,8 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            { long e = 36 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 64, sizeof y0);
@@ -251,10 +251,10 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 4; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; n[0] += m0_th[e] * m0_th[e]; }
-            { long e = 36 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 4; c++) { long e = 20 + (i) * 4 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            { long e = 36 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; n[1] += m0_th[e] * m0_th[e]; }
+            for (long r = 0; r < 4; r++) { long e = 20 + r * 4 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 5; c++) { long e = 0 + (i) * 5 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -402,9 +402,9 @@ static const ibrt_qgroup m0_qgroups[] = {
 };
 static const ibrt_family m0_families[] = {
     { .id = 1, .count = 4, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
+      .ratio_definition = "||w3[j]|| / ||W2[j,:]||" },
     { .id = 2, .count = 4, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W2[j,:]|| / ||w3[j]||" },
+      .ratio_definition = "||W2[:,k]|| / ||W1[k,:]||" },
 };
 static const ibrt_symgroup m0_symgroups[] = {
     /* group 1: GL(4): w3[k] with W2[k,:] */

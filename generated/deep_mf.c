@@ -3,12 +3,12 @@
  * Do not edit: regenerate with `ibc emit`.
  *
  * Model 'model':
- *   generators: rescaling of (W1[k,:], W2[:,k]), one per k (10)
- *   det G = 1 n(W1[k,:]) + 1 n(W2[:,k])
- *   bias per index: 1 log(||W1[k,:]|| ||W2[:,k]||) + log(2); balance: log det G minimiser ||W1[k,:]||^2/||W2[:,k]||^2 = 1, dual slice ||W1[k,:]||^2/||W2[:,k]||^2 = 1
- *   generators: rescaling of (W2[k,:], W3[:,k]), one per k (10)
- *   det G = 1 n(W2[k,:]) + 1 n(W3[:,k])
- *   bias per index: 1 log(||W2[k,:]|| ||W3[:,k]||) + log(2); balance: log det G minimiser ||W2[k,:]||^2/||W3[:,k]||^2 = 1, dual slice ||W2[k,:]||^2/||W3[:,k]||^2 = 1
+ *   generators: rescaling of (W3[:,k], W2[k,:]), one per k (10)
+ *   det G = 1 n(W3[:,k]) + 1 n(W2[k,:])
+ *   bias per index: 1 log(||W3[:,k]|| ||W2[k,:]||) + log(2); balance: log det G minimiser ||W3[:,k]||^2/||W2[k,:]||^2 = 1, dual slice ||W3[:,k]||^2/||W2[k,:]||^2 = 1
+ *   generators: rescaling of (W2[:,k], W1[k,:]), one per k (10)
+ *   det G = 1 n(W2[:,k]) + 1 n(W1[k,:])
+ *   bias per index: 1 log(||W2[:,k]|| ||W1[k,:]||) + log(2); balance: log det G minimiser ||W2[:,k]||^2/||W1[k,:]||^2 = 1, dual slice ||W2[:,k]||^2/||W1[k,:]||^2 = 1
  *
  * This file holds what is particular to the spec: each model's forward
  * and reverse passes, balance quantities, structural checks and
@@ -85,12 +85,12 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W1[k,:], W2[:,k] */
+    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W3[:,k], W2[k,:] */
     for (long i = 0; i < 10; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; n0 += th[e] * th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); n1 += th[e] * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; n1 += th[e] * th[e]; }
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
@@ -99,12 +99,12 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
             n1o[0 + i] = n1;
         }
     }
-    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[k,:], W3[:,k] */
+    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[:,k], W1[k,:] */
     for (long i = 0; i < 10; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; n0 += th[e] * th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); n1 += th[e] * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; n1 += th[e] * th[e]; }
         }
         chi[10 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[10 + i] = sqrt(n0 / n1);
@@ -164,13 +164,13 @@ static void m0_gens(const double *th, double *xi)
 {
     /* family 1 */
     for (long i = 0; i < 10; i++) {
-            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; xi[(0 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); xi[(0 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); xi[(0 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; xi[(0 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
     }
     /* family 2 */
     for (long i = 0; i < 10; i++) {
-            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; xi[(10 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); xi[(10 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); xi[(10 + i * 1 + 0) * 300 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; xi[(10 + i * 1 + 0) * 300 + e] = -1.0 * th[e]; }
     }
 }
 
@@ -187,8 +187,8 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
@@ -203,10 +203,10 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 10; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; n[0] += m0_th[e] * m0_th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; n[1] += m0_th[e] * m0_th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -231,8 +231,8 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 100, sizeof y0);
@@ -247,10 +247,10 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 10; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; n[0] += m0_th[e] * m0_th[e]; }
-            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 10; c++) { long e = 100 + (i) * 10 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            for (long r = 0; r < 10; r++) { long e = 200 + r * 10 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; n[1] += m0_th[e] * m0_th[e]; }
+            for (long r = 0; r < 10; r++) { long e = 100 + r * 10 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 10; c++) { long e = 0 + (i) * 10 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -376,9 +376,9 @@ static const ibrt_qgroup m0_qgroups[] = {
 };
 static const ibrt_family m0_families[] = {
     { .id = 1, .count = 10, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
+      .ratio_definition = "||W3[:,k]|| / ||W2[k,:]||" },
     { .id = 2, .count = 10, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W2[k,:]|| / ||W3[:,k]||" },
+      .ratio_definition = "||W2[:,k]|| / ||W1[k,:]||" },
 };
 static const ibrt_symgroup m0_symgroups[] = {
     /* group 1: GL(10): W2[:,k] with W1[k,:] */

@@ -3,12 +3,12 @@
  * Do not edit: regenerate with `ibc emit`.
  *
  * Model 'model':
- *   generators: rescaling of (W1[k,:], W2[:,k]), one per k (16)
- *   det G = 1 n(W1[k,:]) + 1 n(W2[:,k])
- *   bias per index: 1 log(||W1[k,:]|| ||W2[:,k]||) + log(2); balance: log det G minimiser ||W1[k,:]||^2/||W2[:,k]||^2 = 1, dual slice ||W1[k,:]||^2/||W2[:,k]||^2 = 1
- *   generators: rescaling of (W2[j,:], v[j]), one per j (8)
- *   det G = 1 n(W2[j,:]) + 1 n(v[j])
- *   bias per index: 1 log(||W2[j,:]|| |v[j]|) + log(2); balance: log det G minimiser ||W2[j,:]||^2/v[j]^2 = 1, dual slice ||W2[j,:]||^2/v[j]^2 = 1
+ *   generators: rescaling of (v[j], W2[j,:]), one per j (8)
+ *   det G = 1 n(v[j]) + 1 n(W2[j,:])
+ *   bias per index: 1 log(|v[j]| ||W2[j,:]||) + log(2); balance: log det G minimiser v[j]^2/||W2[j,:]||^2 = 1, dual slice v[j]^2/||W2[j,:]||^2 = 1
+ *   generators: rescaling of (W2[:,k], W1[k,:]), one per k (16)
+ *   det G = 1 n(W2[:,k]) + 1 n(W1[k,:])
+ *   bias per index: 1 log(||W2[:,k]|| ||W1[k,:]||) + log(2); balance: log det G minimiser ||W2[:,k]||^2/||W1[k,:]||^2 = 1, dual slice ||W2[:,k]||^2/||W1[k,:]||^2 = 1
  *
  * This file holds what is particular to the spec: each model's forward
  * and reverse passes, balance quantities, structural checks and
@@ -115,12 +115,12 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W1[k,:], W2[:,k] */
-    for (long i = 0; i < 16; i++) {
+    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of v[j], W2[j,:] */
+    for (long i = 0; i < 8; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n0 += th[e] * th[e]; }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n1 += th[e] * th[e]; }
+            { long e = 176 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n1 += th[e] * th[e]; }
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
@@ -129,18 +129,18 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
             n1o[0 + i] = n1;
         }
     }
-    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[j,:], v[j] */
-    for (long i = 0; i < 8; i++) {
+    /* family 2: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W2[:,k], W1[k,:] */
+    for (long i = 0; i < 16; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n0 += th[e] * th[e]; }
-            { long e = 176 + (i); n1 += th[e] * th[e]; }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n1 += th[e] * th[e]; }
         }
-        chi[16 + i] = 0.5 * (1 * n0 + -1 * n1);
-        ratio[16 + i] = sqrt(n0 / n1);
+        chi[8 + i] = 0.5 * (1 * n0 + -1 * n1);
+        ratio[8 + i] = sqrt(n0 / n1);
         if (n0o) {
-            n0o[16 + i] = n0;
-            n1o[16 + i] = n1;
+            n0o[8 + i] = n0;
+            n1o[8 + i] = n1;
         }
     }
 }
@@ -150,26 +150,26 @@ static void m0_balance(const double *th, double *chi, double *ratio, double *n0o
 static void m0_quad(const double *th, double *q, double *qa)
 {
     /* group 1, family 1: chi_a = 1/2 sum_p alpha_ap n_p at each index */
-    for (long i = 0; i < 16; i++) {
+    for (long i = 0; i < 8; i++) {
         double n[2] = { 0 };
         {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[0] += th[e] * th[e]; }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n[1] += th[e] * th[e]; }
+            { long e = 176 + (i); n[0] += th[e] * th[e]; }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n[1] += th[e] * th[e]; }
         }
         q[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
         if (qa)
             qa[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1]);
     }
     /* group 2, family 2: chi_a = 1/2 sum_p alpha_ap n_p at each index */
-    for (long i = 0; i < 8; i++) {
+    for (long i = 0; i < 16; i++) {
         double n[2] = { 0 };
         {
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n[0] += th[e] * th[e]; }
-            { long e = 176 + (i); n[1] += th[e] * th[e]; }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n[0] += th[e] * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[1] += th[e] * th[e]; }
         }
-        q[16 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
+        q[8 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
         if (qa)
-            qa[16 + i * 1 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1]);
+            qa[8 + i * 1 + 0] = 0.5 * (1.0 * n[0] + 1.0 * n[1]);
     }
 }
 
@@ -177,14 +177,14 @@ static void m0_quad(const double *th, double *q, double *qa)
 static void m0_gens(const double *th, double *xi)
 {
     /* family 1 */
-    for (long i = 0; i < 16; i++) {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(0 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); xi[(0 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
+    for (long i = 0; i < 8; i++) {
+            { long e = 176 + (i); xi[(0 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; xi[(0 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
     }
     /* family 2 */
-    for (long i = 0; i < 8; i++) {
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; xi[(16 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
-            { long e = 176 + (i); xi[(16 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
+    for (long i = 0; i < 16; i++) {
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); xi[(8 + i * 1 + 0) * 184 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(8 + i * 1 + 0) * 184 + e] = -1.0 * th[e]; }
     }
 }
 
@@ -194,15 +194,15 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
     static double th2[185];   /* the parameters transformed */
     static double y0[OUT];    /* the predictor before */
     char name[96];            /* a check's name */
-    /* family 1: 1 generator(s) per index, 2 blocks, 16 indices */
+    /* family 1: 1 generator(s) per index, 2 blocks, 8 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 184);
-        for (long i = 0; i < 16; i++) {
+        for (long i = 0; i < 8; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            { long e = 176 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 384, sizeof y0);
@@ -215,12 +215,12 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         snprintf(name, sizeof name, "invariance, family 1 (%s)", when);
         ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
-        for (long i = 0; i < 16; i++) {
+        for (long i = 0; i < 8; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[0] += m0_th[e] * m0_th[e]; }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            { long e = 176 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n[1] += m0_th[e] * m0_th[e]; }
+            { long e = 176 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -238,15 +238,15 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         snprintf(name, sizeof name, "log det G, family 1 (%s)", when);
         ibrt_checks_add(checks, name, lworst, 0, 1e-09, lworst <= 1e-09, "Cholesky of <xi_a, xi_b> vs exact Cauchy-Binet, relative in log space");
     }
-    /* family 2: 1 generator(s) per index, 2 blocks, 8 indices */
+    /* family 2: 1 generator(s) per index, 2 blocks, 16 indices */
     {
         memcpy(th2, m0_th, sizeof(double) * 184);
-        for (long i = 0; i < 8; i++) {
+        for (long i = 0; i < 16; i++) {
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            { long e = 176 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 384, sizeof y0);
@@ -259,12 +259,12 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         snprintf(name, sizeof name, "invariance, family 2 (%s)", when);
         ibrt_checks_add(checks, name, dy / fmax(ys, 1e-300), 0, 1e-10, dy <= 1e-10 * fmax(ys, 1e-300), "max |f(exp(t xi) theta) - f(theta)| / max |f|, t ~ U(-1/2, 1/2)");
         double gworst = 0, lworst = 0;
-        for (long i = 0; i < 8; i++) {
+        for (long i = 0; i < 16; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; n[0] += m0_th[e] * m0_th[e]; }
-            { long e = 176 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 16; c++) { long e = 48 + (i) * 16 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            { long e = 176 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[1] += m0_th[e] * m0_th[e]; }
+            for (long r = 0; r < 8; r++) { long e = 48 + r * 16 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -369,21 +369,21 @@ static const ibrt_param m0_params[] = {
     { "W2", 48, 8, 16, 2 },
     { "v", 176, 8, 1, 1 },
 };
-static const ibrt_genfam m0_genfam[] = { { 16, 1 }, { 8, 1 }, };
+static const ibrt_genfam m0_genfam[] = { { 8, 1 }, { 16, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (W1[k,:], W2[:,k]), one per k", 16, 0 },
-    { "rescaling of (W2[j,:], v[j]), one per j", 24, 0 },
+    { "rescaling of (v[j], W2[j,:]), one per j", 8, 0 },
+    { "rescaling of (W2[:,k], W1[k,:]), one per k", 24, 0 },
 };
 static const ibrt_family m0_families[] = {
-    { .id = 1, .count = 16, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W1[k,:]|| / ||W2[:,k]||" },
-    { .id = 2, .count = 8, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W2[j,:]|| / ||v[j]||" },
+    { .id = 1, .count = 8, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||v[j]|| / ||W2[j,:]||" },
+    { .id = 2, .count = 16, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
+      .ratio_definition = "||W2[:,k]|| / ||W1[k,:]||" },
 };
 static const ibrt_symgroup m0_symgroups[] = {
-    /* group 1: rescaling of (W1[k,:], W2[:,k]), one per k */
+    /* group 1: rescaling of (v[j], W2[j,:]), one per j */
     { .family = 0, .component = 0 },
-    /* group 2: rescaling of (W2[j,:], v[j]), one per j */
+    /* group 2: rescaling of (W2[:,k], W1[k,:]), one per k */
     { .family = 1, .component = 0 },
 };
 

@@ -3,9 +3,9 @@
  * Do not edit: regenerate with `ibc emit`.
  *
  * Model 'model':
- *   generators: rescaling of (W[j,:], v[j]), one per j (16)
- *   det G = 1 n(W[j,:]) + 1 n(v[j])
- *   bias per index: 1 log(||W[j,:]|| |v[j]|) + log(2); balance: log det G minimiser ||W[j,:]||^2/v[j]^2 = 1, dual slice ||W[j,:]||^2/v[j]^2 = 1
+ *   generators: rescaling of (v[j], W[j,:]), one per j (16)
+ *   det G = 1 n(v[j]) + 1 n(W[j,:])
+ *   bias per index: 1 log(|v[j]| ||W[j,:]||) + log(2); balance: log det G minimiser v[j]^2/||W[j,:]||^2 = 1, dual slice v[j]^2/||W[j,:]||^2 = 1
  *
  * This file holds what is particular to the spec: each model's forward
  * and reverse passes, balance quantities, structural checks and
@@ -88,12 +88,12 @@ static void m0_backward(const double *restrict th, const double *restrict x, lon
 /* m0: per family f and index i, chi[f][i] and ratio[f][i] */
 static void m0_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
 {
-    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of W[j,:], v[j] */
+    /* family 1: chi = 1/2 (1 n0 -1 n1), n_p the squared norm of v[j], W[j,:] */
     for (long i = 0; i < 16; i++) {
         double n0 = 0, n1 = 0;
         {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n0 += th[e] * th[e]; }
-            { long e = 48 + (i); n1 += th[e] * th[e]; }
+            { long e = 48 + (i); n0 += th[e] * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n1 += th[e] * th[e]; }
         }
         chi[0 + i] = 0.5 * (1 * n0 + -1 * n1);
         ratio[0 + i] = sqrt(n0 / n1);
@@ -112,8 +112,8 @@ static void m0_quad(const double *th, double *q, double *qa)
     for (long i = 0; i < 16; i++) {
         double n[2] = { 0 };
         {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[0] += th[e] * th[e]; }
-            { long e = 48 + (i); n[1] += th[e] * th[e]; }
+            { long e = 48 + (i); n[0] += th[e] * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[1] += th[e] * th[e]; }
         }
         q[0 + i * 1 + 0] = 0.5 * (1.0 * n[0] + -1.0 * n[1]);
         if (qa)
@@ -126,8 +126,8 @@ static void m0_gens(const double *th, double *xi)
 {
     /* family 1 */
     for (long i = 0; i < 16; i++) {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(0 + i * 1 + 0) * 64 + e] = 1.0 * th[e]; }
-            { long e = 48 + (i); xi[(0 + i * 1 + 0) * 64 + e] = -1.0 * th[e]; }
+            { long e = 48 + (i); xi[(0 + i * 1 + 0) * 64 + e] = 1.0 * th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; xi[(0 + i * 1 + 0) * 64 + e] = -1.0 * th[e]; }
     }
 }
 
@@ -144,8 +144,8 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
             double t[1];
             for (int a = 0; a < 1; a++)
                 t[a] = ibrt_rng_uniform(rng) - 0.5;
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th2[e] *= exp(0 + 1 * t[0]); }
-            { long e = 48 + (i); th2[e] *= exp(0 + -1 * t[0]); }
+            { long e = 48 + (i); th2[e] *= exp(0 + 1 * t[0]); }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th2[e] *= exp(0 + -1 * t[0]); }
         }
         m0_forward(m0_th, x, 1, m0_tp);
         memcpy(y0, m0_tp + 256, sizeof y0);
@@ -160,10 +160,10 @@ static void m0_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, co
         double gworst = 0, lworst = 0;
         for (long i = 0; i < 16; i++) {
             double n[2] = { 0 };
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[0] += m0_th[e] * m0_th[e]; }
-            { long e = 48 + (i); n[1] += m0_th[e] * m0_th[e]; }
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
-            { long e = 48 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
+            { long e = 48 + (i); n[0] += m0_th[e] * m0_th[e]; }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; n[1] += m0_th[e] * m0_th[e]; }
+            { long e = 48 + (i); double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[0] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[0] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * 1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - 1 * t0) / fmax(1, fabs(1 * t0))); }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; double t0 = m0_th[e], h = 1e-4 * fmax(1, fabs(t0)); double np = n[1] - t0 * t0 + (t0 + h) * (t0 + h), nm = n[1] - t0 * t0 + (t0 - h) * (t0 - h); double fd = 0.5 * -1 * (np - nm) / (2 * h); gworst = fmax(gworst, fabs(fd - -1 * t0) / fmax(1, fabs(-1 * t0))); }
             double G[1 * 1];
             G[0] = 0 + 1 * n[0] + 1 * n[1];
             double ld = NAN;
@@ -198,12 +198,12 @@ static void m0_init(double *th, ibrt_rng *rng)
         for (int e = 0; e < 16; e++)
             th[48 + e] = f * (0 + 0.05 * ibrt_rng_normal(rng));
     }
-    /* unbalance along family 1: t_i = linspace(-1.2, 1.2, 16) */
+    /* unbalance along family 1: t_i = linspace(1.2, -1.2, 16) */
     for (long i = 0; i < 16; i++) {
-        double t = -1.2 + (2.4) * (double)i / 15.0;
+        double t = 1.2 + (-2.4) * (double)i / 15.0;
         {
-            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th[e] *= exp(1 * t); }
-            { long e = 48 + (i); th[e] *= exp(-1 * t); }
+            { long e = 48 + (i); th[e] *= exp(1 * t); }
+            for (long c = 0; c < 3; c++) { long e = 0 + (i) * 3 + c; th[e] *= exp(-1 * t); }
         }
     }
 }
@@ -265,14 +265,14 @@ static const ibrt_param m0_params[] = {
 };
 static const ibrt_genfam m0_genfam[] = { { 16, 1 }, };
 static const ibrt_qgroup m0_qgroups[] = {
-    { "rescaling of (W[j,:], v[j]), one per j", 16, 0 },
+    { "rescaling of (v[j], W[j,:]), one per j", 16, 0 },
 };
 static const ibrt_family m0_families[] = {
     { .id = 1, .count = 16, .alpha0 = 1, .alpha1 = -1, .pred_logdet = 1, .pred_dual = 1,
-      .ratio_definition = "||W[j,:]|| / ||v[j]||" },
+      .ratio_definition = "||v[j]|| / ||W[j,:]||" },
 };
 static const ibrt_symgroup m0_symgroups[] = {
-    /* group 1: rescaling of (W[j,:], v[j]), one per j */
+    /* group 1: rescaling of (v[j], W[j,:]), one per j */
     { .family = 0, .component = 0 },
 };
 
@@ -319,7 +319,7 @@ static ibrt_model models[] = {
 static const ibrt_problem problem = {
     .name = "shallow_relu",
     .description = "E1: shallow ReLU network, neuron balance",
-    .fingerprint = 0xe7c9feee4a50cf92ULL,
+    .fingerprint = 0x61906dd205ec871dULL,
     .default_steps = 500000L,
     .default_seed = 0ULL,
     .record_every = 2500,

@@ -1384,6 +1384,51 @@ static void group_logdet(run_state *R, const ibrt_model *m)
     }
 }
 
+/* For every coupled component whose joint det G the derivation expanded
+ * (ibrt_model.joints, docs/theory.md §8): the log of the exact polynomial
+ * at the current parameters against the Cholesky log det of the Gram of
+ * the component's torus generators (m->gens), 1e-9 relative.  The buffers
+ * are allocated here, at the end of a run; a generator matrix over 64 MiB
+ * is left out (no row). */
+static void joint_poly_checks(run_state *R, const ibrt_model *m)
+{
+    long n = m->ngen, D = m->nth;
+    double *xi = n * D <= (8L << 20) ? calloc((size_t)(n * D), sizeof(double)) : NULL;
+    long *first = calloc(m->ngenfam + 1, sizeof(long)), *rows = calloc((size_t)n + 1, sizeof(long));
+    double *G = calloc((size_t)(n * n) + 1, sizeof(double));
+    if (xi && first && rows && G) {
+        m->gens(m->th, xi);
+        for (size_t f = 0; f < m->ngenfam; f++)
+            first[f + 1] = first[f] + m->genfam[f].count * m->genfam[f].k;
+        for (size_t j = 0; j < m->njoints; j++) {
+            const ibrt_jointpoly *jp = &m->joints[j];
+            long k = 0;
+            for (size_t f = 0; f < jp->nfams; f++)
+                for (long r = first[jp->fams[f]]; r < first[jp->fams[f] + 1]; r++)
+                    rows[k++] = r;
+            for (long a = 0; a < k; a++)
+                for (long b = 0; b <= a; b++)
+                    G[a * k + b] = cblas_ddot((int)D, xi + rows[a] * D, 1, xi + rows[b] * D, 1);
+            double ld = NAN, p = jp->det(m->th);
+            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, G, (lapack_int)k) == 0) {
+                ld = 0;
+                for (long a = 0; a < k; a++)
+                    ld += 2 * log(G[a * k + a]);
+            }
+            double e = isnan(ld) || !(p > 0) ? INFINITY : fabs(ld - log(p)) / fmax(1, fabs(ld));
+            char name[128];
+            snprintf(name, sizeof name, "log det G = derived polynomial, coupled groups %s (%s)", jp->groups, m->name);
+            ibrt_checks_add(&R->checks, name, e, 0, 1e-9, e <= 1e-9,
+                            "Cholesky of the Gram of the groups' generators vs log of the exact Cauchy-Binet "
+                            "polynomial over the cells, relative in log space (docs/theory.md §8)");
+        }
+    }
+    free(xi);
+    free(first);
+    free(rows);
+    free(G);
+}
+
 /* Model k from its initialisation (or from the checkpoint ck) to its
  * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
@@ -1564,6 +1609,8 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         joint_logdet(R, m);
     if (m->nsymgroups)
         group_logdet(R, m);
+    if (m->njoints)
+        joint_poly_checks(R, m);
     ibrt_progress_end(&pg);
     double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);
     close_traces(R);
@@ -2263,6 +2310,8 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
             joint_logdet(&R, m);
         if (m->nsymgroups)
             group_logdet(&R, m);
+        if (m->njoints)
+            joint_poly_checks(&R, m);
         close_traces(&R);
         if (!identity)
             memset(R.contr, 0, sizeof(double) * (size_t)(m->nbal + 1));   /* no contraction measured */

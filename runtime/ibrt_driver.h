@@ -106,6 +106,18 @@ typedef struct {
     int component;
 } ibrt_symgroup;
 
+/* A coupled component whose joint det G the derivation expanded as an
+ * exact polynomial in squared cell norms (docs/theory.md §8): det(th)
+ * evaluates it; its torus families are fams[0 .. nfams) (indices into
+ * genfam).  At the end of a run the driver compares its log with the
+ * Cholesky log det of the Gram of those families' generators. */
+typedef struct {
+    const char *groups;   /* "1, 2" */
+    const int *fams;
+    size_t nfams;
+    double (*det)(const double *th);
+} ibrt_jointpoly;
+
 /* A symmetry group's conserved quadratic functions: q[prev end .. end). */
 typedef struct {
     const char *name;   /* the derivation's name for the group */
@@ -178,6 +190,8 @@ typedef struct {
      * joint one is the model's (docs/theory.md §8). */
     size_t nsymgroups;
     const ibrt_symgroup *symgroups;
+    size_t njoints;
+    const ibrt_jointpoly *joints;
 
     /* A Hadamard-type pair (one family of scalar blocks u_i, v_i with
      * exponents +1, -1, z_i = u_i v_i): u_i at th[pair_off0 + i], v_i at

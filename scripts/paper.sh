@@ -101,7 +101,7 @@ run specs/deep_linear.ibs "$SEEDS"
 run specs/relu2.ibs "$SEEDS"
 run specs/deep_mf.ibs "$SEEDS"
 
-plot_balance shallow_relu "E1, lr 5e-5, 500k steps: ||W[j,:]|| / |v[j]| and chi" model
+plot_balance shallow_relu "E1, lr 5e-5, 500k steps: |v[j]| / ||W[j,:]|| and chi" model
 plot_balance shallow_relu_lr1e2 "E1 variant, lr 1e-2, 300k steps" model
 plot_balance attention "E2: ||Wq[:,k]|| / ||Wk[:,k]|| and chi" model
 plot_balance matrix_completion "E3: ||U[:,k]|| / ||V[:,k]|| and chi" designed
@@ -168,7 +168,7 @@ repository, and the paper itself reports figures, not these numbers.
 Command: \`bin/ibc build specs/shallow_relu.ibs -o T && T --seed S\` (lr 5e-5,
 40 000 + 460 000 steps), and the labelled variant
 \`specs/paper/shallow_relu_lr1e2.ibs\` (lr 1e-2, 300 000 steps).
-The ratio is $(str shallow_relu ratio_definition) (the inverse of the paper's
+The ratio is $(str shallow_relu ratio_definition) (the paper's is
 |v_j| / ||W[j,:]||; balance is 1 either way).
 
 | quantity | paper setting | lr 1e-2 variant | paper: prediction / its code re-run |

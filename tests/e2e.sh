@@ -110,6 +110,24 @@ for fault in alpha coef quad; do
         pass=$((pass + 1))
     fi
 done
+# The joint det G of coupled groups (tests/emit/relu2_small.ibs: two
+# torus families sharing W2): the trainer's row "log det G = derived
+# polynomial" must pass on the spec's own derivation (run above) and fail
+# (exit 4) with IBC_FAULT=jdet, which adds 1 to the polynomial's first
+# coefficient.
+if ! /usr/bin/python3 -c 'import json,sys; c=[c for c in json.load(open(sys.argv[1]))["checks"] if c["name"].startswith("log det G = derived polynomial, coupled groups 1, 2")]; sys.exit(not (len(c) == 1 and c[0]["pass"] and c[0]["tolerance"] == 1e-9))' "$dir/relu2_small.a/results.json"; then
+    echo "FAIL relu2_small: no passing check of the joint det G polynomial"; fail=$((fail + 1))
+elif ! IBC_FAULT=jdet bin/ibc build tests/emit/relu2_small.ibs -o "$dir/fault_jdet" >/dev/null 2>&1; then
+    echo "FAIL fault jdet: does not build"; fail=$((fail + 1))
+else
+    "$dir/fault_jdet" --steps 50 --quiet --out "$dir/fault_jdet.out" >/dev/null 2>&1
+    rc=$?
+    if [ $rc -ne 4 ] || ! grep -q '"name": "log det G = derived polynomial, coupled groups 1, 2 (model)", [^}]*"pass": false' "$dir/fault_jdet.out/results.json"; then
+        echo "FAIL fault jdet: the trainer did not catch a wrong joint det G polynomial (exit $rc)"; fail=$((fail + 1))
+    else
+        pass=$((pass + 1))
+    fi
+fi
 # A wrong reverse pass (IBC_FAULT=grad seeds it with 2.02 r for 2 r) must
 # make --gradcheck fail with status 5.
 if ! IBC_FAULT=grad bin/ibc build specs/spectral_sparse.ibs -o "$dir/fault_grad" >/dev/null 2>&1; then

@@ -3,7 +3,8 @@
 
 A property test of `ibc derive --format json` over COUNT (default 240)
 random specs, each derived again with its parameters declared in a
-shuffled order.  The reference values are computed here, with sympy's
+shuffled order; the derivation in every format (text, md, tex, json; its
+standard output) must then be the same byte for byte.  The reference values are computed here, with sympy's
 exact arithmetic, from formulas that ibc does not use:
 
 Monomials z = prod_p theta_p^m_p (scalars, m_p in 1..4, 2 to 4 factors).
@@ -35,6 +36,21 @@ Chains w_L @ (W_(L-1) @ ... (W_1 @ x)) with random widths, linear or
   sum_l n_l (n_l + 1) / 2 conserved functions (Marcotte, Gribonval and
   Peyre 2023); relu: one per hidden neuron.
 
+Coupled groups (docs/theory.md §8): families that share a parameter have
+  one Gram matrix.  For relu chains (random widths, and widths 3-2-2 where
+  every entry of W2 is a cell of its own, and 1-2-1-2 with three coupled
+  families), for x @ (s * u * v) (a whole-block family coupled with a
+  per-entry one) the reference is det G computed here by sympy from
+  generators written down independently (one per hidden unit: its
+  incoming row up, its outgoing column down; s up with u down, u_i up
+  with v_i down), G_ab = sum_e alpha_ae alpha_be theta_e^2, as a
+  polynomial in the squared entries; ibc's joint polynomial in the cells'
+  squared norms (JSON "coupled_groups", each cell name expanded to its
+  entries) must equal it exactly, in both orders of declaration.  Linear
+  attention ((X Wq)(X Wk)')(X Wv), whose (Wk, Wv) family shares Wk with
+  the GL(k) junction of Wq Wk', must be stated not to be a polynomial in
+  squared norms.
+
 Prints one line per failure and a closing 'N passed, M failed' line;
 exits 1 when anything failed.
 """
@@ -64,14 +80,34 @@ def fail(what):
     print("FAIL", what)
 
 
+LAST = {}   # the last derivation's standard output in every format
+
+
 def derive(text):
+    """ibc derive --format json of a spec text; LAST gets its output in every format"""
     path = os.path.join(tmp, "spec.ibs")
     with open(path, "w") as f:
         f.write(text)
-    r = subprocess.run([IBC, "derive", "--format", "json", path], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None, r.stderr
-    return json.loads(r.stdout), ""
+    LAST.clear()
+    for fmt in ("text", "md", "tex", "json"):
+        r = subprocess.run([IBC, "derive", "--format", fmt, path], capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, r.stderr
+        LAST[fmt] = r.stdout
+    return json.loads(LAST["json"]), ""
+
+
+def same_presentation(tag, outputs):
+    """the derivation, in every format, byte for byte the same under a permutation of the declarations
+    (standard output only: warnings on standard error cite the declarations' lines)"""
+    for fmt in ("text", "md", "tex", "json"):
+        if len(set(o[fmt] for o in outputs)) != 1:
+            a, b = outputs[0][fmt].splitlines(), outputs[1][fmt].splitlines()
+            diff = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            fail("%s: the %s derivation differs under a permutation of the declarations, line %d: %r vs %r"
+                 % (tag, fmt, diff + 1, a[diff] if diff < len(a) else None, b[diff] if diff < len(b) else None))
+            return False
+    return True
 
 
 def poly(text, names):
@@ -131,8 +167,10 @@ def check_monomial(m, order):
     ref_det, ref_exists, ref_const, ref_agree = monomial_reference(m)
     names = [NAMES[p] for p in range(len(m))]
     results = []
+    shown = []
     for o in (list(range(len(m))), order):
         d, err = derive(monomial_spec(m, o))
+        shown.append(dict(LAST))
         if d is None:
             fail("m=%s order=%s: ibc derive failed: %s" % (m, o, err.strip()))
             return
@@ -158,6 +196,7 @@ def check_monomial(m, order):
                         f["balance"]["exists"]))
     if len(results) == 2 and (sympy.expand(results[0][0] - results[1][0]) != 0 or results[0][1:] != results[1][1:]):
         fail("m=%s: the derivation depends on the order of declaration: %s vs %s" % (m, results[0], results[1]))
+    same_presentation("m=%s order=%s" % (m, order), shown)
     passed += 1
 
 
@@ -254,8 +293,10 @@ def check_chain(widths, relu):
     order = list(range(nparams))
     rng.shuffle(order)
     seen = []
+    shown = []
     for o in (list(range(nparams)), order):
         d, err = derive(chain_spec(widths, relu, o))
+        shown.append(dict(LAST))
         tag = "%s chain %s order %s" % ("relu" if relu else "linear", widths, o)
         if d is None:
             fail("%s: ibc derive failed: %s" % (tag, err.strip()))
@@ -286,8 +327,196 @@ def check_chain(widths, relu):
         seen.append((d["conservation_laws"], gl, sorted(canonical_terms(f["gram_det"]) for f in d["families"])))
     if seen[0] != seen[1]:
         fail("%s chain %s: the derivation depends on the order of declaration" % ("relu" if relu else "linear", widths))
+    same_presentation("%s chain %s order %s" % ("relu" if relu else "linear", widths, order), shown)
     passed += 1
 
+
+# ---------------------------------------------------------- coupled groups
+
+import re
+
+
+def cell_entries(name, shapes):
+    """ibc's cell name ('||W1[0,:]||^2', 'W2[1,0]^2', 'v[1]^2', 's^2', '||u||^2',
+    '||W{1,3}||^2', '(a^2 + ||b||^2)') as a list of (param, row-major offset)"""
+    name = name.strip()
+    if name.startswith("(") and name.endswith(")"):
+        return [e for part in name[1:-1].split(" + ") for e in cell_entries(part, shapes)]
+    m = re.fullmatch(r"\|\|(\w+)\{([0-9,]+)\}\|\|\^2", name)
+    if m:
+        return [(m.group(1), int(o)) for o in m.group(2).split(",")]
+    m = re.fullmatch(r"(?:\|\|)?(\w+)(?:\[([^\]]*)\])?(?:\|\|)?\^2", name)
+    assert m, name
+    p, idx = m.group(1), m.group(2)
+    R, C = shapes[p]
+    if idx is None:
+        return [(p, o) for o in range(R * C)]
+    parts = idx.split(",")
+    if len(parts) == 1:
+        return [(p, int(parts[0]))]
+    r, c = parts
+    if c == ":":
+        return [(p, int(r) * C + j) for j in range(C)]
+    if r == ":":
+        return [(p, i * C + int(c)) for i in range(R)]
+    return [(p, int(r) * C + int(c))]
+
+
+def entry_symbol(e):
+    return sympy.Symbol("x_%s_%d" % e, positive=True)
+
+
+def joint_poly(text, shapes):
+    """ibc's joint det G text as a polynomial in the squared entries x_(p,o)"""
+    total = 0
+    for term in re.split(r" \+ (?![^(]*\))", text):
+        factors = re.findall(r"\([^)]*\)|\S+", term)
+        coef, prod = 1, 1
+        for f in factors:
+            if f.isdigit():
+                coef = int(f)
+            else:
+                prod *= sum(entry_symbol(e) for e in cell_entries(f, shapes))
+        total += coef * prod
+    return sympy.expand(total)
+
+
+def reference_joint(gens):
+    """det of G_ab = sum_e alpha_ae alpha_be x_e for generators given as {(param, offset): exponent}"""
+    m = len(gens)
+    G = sympy.Matrix(m, m, lambda a, b: sum(gens[a][e] * gens[b][e] * entry_symbol(e)
+                                            for e in gens[a] if e in gens[b]))
+    return sympy.expand(G.det(method="berkowitz"))
+
+
+def check_joint(tag, d, shapes, gens, want_components=1):
+    """ibc's coupled_groups of derivation d against the reference det of gens"""
+    cg = d.get("coupled_groups", [])
+    if len(cg) != want_components:
+        fail("%s: %d coupled components, want %d" % (tag, len(cg), want_components))
+        return None
+    if not cg:
+        return None
+    j = cg[0]
+    if j["kind"] != "polynomial":
+        return j["kind"]
+    if j["generators"] != len(gens):
+        fail("%s: %d generators in the coupled groups, want %d" % (tag, j["generators"], len(gens)))
+        return None
+    got = joint_poly(j["gram_det"], shapes)
+    ref = reference_joint(gens)
+    if sympy.expand(got - ref) != 0:
+        fail("%s: joint det G %s differs from the reference %s" % (tag, j["gram_det"], ref))
+        return None
+    return got
+
+
+def relu_chain_gens(widths):
+    """one generator per hidden unit: its incoming row of W_l up, its outgoing column of W_(l+1) (entry of w_L) down"""
+    L = len(widths)
+    shapes = {"W%d" % l: (widths[l], widths[l - 1]) for l in range(1, L)}
+    shapes["w%d" % L] = (widths[-1], 1)
+    gens = []
+    for l in range(1, L):
+        for i in range(widths[l]):
+            g = {("W%d" % l, i * widths[l - 1] + c): 1 for c in range(widths[l - 1])}
+            if l + 1 < L:
+                g.update({("W%d" % (l + 1), r * widths[l] + i): -1 for r in range(widths[l + 1])})
+            else:
+                g[("w%d" % L, i)] = -1
+            gens.append(g)
+    return shapes, gens
+
+
+def check_relu_joint(widths, need_poly=False):
+    global passed
+    shapes, gens = relu_chain_gens(widths)
+    n = len(widths)
+    order = list(range(n))
+    rng.shuffle(order)
+    got, shown = [], []
+    for o in (list(range(n)), order):
+        tag = "relu chain %s order %s (joint det G)" % (widths, o)
+        d, err = derive(chain_spec(widths, True, o))
+        shown.append(dict(LAST))
+        if d is None:
+            fail("%s: ibc derive failed: %s" % (tag, err.strip()))
+            return
+        # one family per hidden layer, coupled in one component; where a
+        # hidden width is 1 that unit's rescaling is a rescaling of whole
+        # parameters, which ibc may group with its neighbours into one
+        # family of several generators (its own det G then the joint one)
+        want = 1 if n > 2 and len(d["families"]) > 1 else 0
+        if want == 0 and n > 2 and min(widths[1:]) > 1:
+            fail("%s: %d families, want one per hidden layer" % (tag, len(d["families"])))
+            return
+        r = check_joint(tag, d, shapes, gens, want)
+        if need_poly and not isinstance(r, sympy.Expr):
+            fail("%s: no polynomial (%s)" % (tag, r))
+            return
+        got.append(r)
+    if isinstance(got[0], sympy.Expr) and (not isinstance(got[1], sympy.Expr) or sympy.expand(got[0] - got[1]) != 0):
+        fail("relu chain %s: the joint det G depends on the order of declaration" % widths)
+    same_presentation("relu chain %s order %s (joint det G)" % (widths, order), shown)
+    passed += 1
+
+
+def check_suv_joint(n):
+    global passed
+    shapes = {"s": (1, 1), "u": (n, 1), "v": (n, 1)}
+    gens = [{("u", i): 1, ("v", i): -1} for i in range(n)]
+    gens.append(dict([(("s", 0), 1)] + [(("u", i), -1) for i in range(n)]))
+    decl = {"s": "param s : scalar ~ normal(0, 1)", "u": "param u : vector[%d] ~ normal(0, 1)" % n,
+            "v": "param v : vector[%d] ~ normal(0, 1)" % n}
+    got, shown = [], []
+    for o in (["s", "u", "v"], ["v", "s", "u"]):
+        text = "\n".join(["model suv", "input x : vector[%d]" % n] + [decl[k] for k in o] +
+                         ["data teacher(inputs = normal(0, 1), noise = 0.01)", "teacher {",
+                          "  s ~ normal(0, 1)", "  u ~ normal(0, 1)", "  v ~ normal(0, 1)", "}",
+                          "predict x @ (s * u * v)", "loss mse", "train { lr = 0.01; steps = 10; batch = 4 }"]) + "\n"
+        tag = "x @ (s * u * v), n = %d, order %s (joint det G)" % (n, o)
+        d, err = derive(text)
+        shown.append(dict(LAST))
+        if d is None:
+            fail("%s: ibc derive failed: %s" % (tag, err.strip()))
+            return
+        r = check_joint(tag, d, shapes, gens)
+        if not isinstance(r, sympy.Expr):
+            fail("%s: no polynomial (%s)" % (tag, r))
+            return
+        got.append(r)
+    if sympy.expand(got[0] - got[1]) != 0:
+        fail("x @ (s * u * v), n = %d: the joint det G depends on the order of declaration" % n)
+    same_presentation("x @ (s * u * v), n = %d" % n, shown)
+    passed += 1
+
+
+def check_linear_attention():
+    global passed
+    text = "\n".join(["model linattn", "input X : matrix[4, 3]", "param Wq : matrix[3, 2] ~ normal(0, 0.5)",
+                      "param Wk : matrix[3, 2] ~ normal(0, 0.5)", "param Wv : matrix[3, 2] ~ normal(0, 0.5)",
+                      "predict ((X @ Wq) @ (X @ Wk)') @ (X @ Wv)", "loss mse",
+                      "data teacher(inputs = normal(0, 1), noise = 0.01)",
+                      "teacher {", "  Wq ~ normal(0, 1)", "  Wk ~ normal(0, 1)", "  Wv ~ normal(0, 1)", "}",
+                      "train { lr = 0.01; steps = 10; batch = 4 }"]) + "\n"
+    d, err = derive(text)
+    if d is None:
+        fail("linear attention: ibc derive failed: %s" % err.strip())
+        return
+    cg = d.get("coupled_groups", [])
+    if len(cg) != 1 or cg[0]["kind"] != "gl" or cg[0]["gram_det"] is not None:
+        fail("linear attention: coupled groups %s, want one GL component without a polynomial" % cg)
+        return
+    passed += 1
+
+
+check_relu_joint([3, 2, 2], need_poly=True)      # two hidden layers: W2's entries are cells
+check_relu_joint([1, 2, 1, 2], need_poly=True)   # three coupled families
+check_suv_joint(2)
+check_suv_joint(3)
+check_linear_attention()
+for _ in range(COUNT // 16):
+    check_relu_joint([rng.randint(1, 3) for _ in range(rng.randint(3, 4))])
 
 cases = 0
 while cases < COUNT:
