@@ -1528,6 +1528,7 @@ static void py_reparam(pyemit *pe, pymodel *dm)
       "        values under the design's operator, split equally over the factors\n"
       "        (on the dual slice chi = 0).  torch calls it when the design is\n"
       "        registered, with the tensor it replaces.\"\"\"\n", n);
+    P("        self.to(device=weight.device, dtype=weight.dtype)  # its operators: the tensor's precision\n");
     P("        self.shape = tuple(weight.shape)\n");
     P("        w = weight.detach().reshape(%s)\n", wshape);
     fputs(aw, pe->out);
@@ -1851,14 +1852,19 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     P("        \"\"\"Sets the parameters from the .npy files <prefix><spec name>.npy in\n"
       "        directory: the C trainer's final parameters are <model>_<name>.npy in\n"
       "        its --out directory (prefix=NAME + \"_\"); its --snapshots, and\n"
-      "        write_snapshot's, are step_<N>/<name>.npy.\"\"\"\n");
+      "        write_snapshot's, are step_<N>/<name>.npy.  A file must have the\n"
+      "        parameter's shape (a vector's or a scalar's also as a row or a\n"
+      "        column), as ibc verify requires: a transposed matrix is refused.\"\"\"\n");
     P("        with torch.no_grad():\n");
-    P("            for name, (attr, _) in self.PARAMETERS.items():\n");
+    P("            for name, (attr, shape) in self.PARAMETERS.items():\n");
     P("                path = os.path.join(directory, prefix + name + \".npy\")\n");
-    P("                _, values = _ibc_read_npy(path)\n");
+    P("                got, values = _ibc_read_npy(path)\n");
     P("                p = getattr(self, attr)\n");
-    P("                if len(values) != p.numel():\n"
-      "                    raise ValueError(\"%%s: %%d values for %%s, which has %%d\" %% (path, len(values), name, p.numel()))\n");
+    P("                # a vector or a scalar: as (n,), a row (1, n) or a column (n, 1)\n");
+    P("                flat = len(shape) == 1 and len(values) == shape[0] and len(got) <= 2 and min(got, default=1) <= 1\n");
+    P("                if tuple(got) != tuple(shape) and not flat:\n"
+      "                    raise ValueError(\"%%s: shape %%s; %%s is %%s: expected shape %%s\"\n"
+      "                                     %% (path, tuple(got), name, \"a matrix\" if len(shape) == 2 else \"a vector\", tuple(shape)))\n");
     P("                p.copy_(torch.tensor(values, dtype=torch.float64).reshape(p.shape))\n");
     P("        return self\n");
 

@@ -311,6 +311,17 @@ def check_reparam(mod, work, name):
     e_bal = rel(holder.weight.detach().numpy(), w0.numpy())
     scale = max(float(t.detach().abs().max()) ** 2 for t in mod._ibc_as_model(holder).spec_tensors().values())
     e_slice = max(float(v.detach().abs().max()) for v in mod.dual_slices(holder).values()) / scale
+    # the same on a float32 tensor: the design computes in float32 (its
+    # operators follow the tensor) and gives the tensor back to float32's precision
+    holder32 = torch.nn.Module()
+    holder32.weight = torch.nn.Parameter(w0.reshape(1, -1).float() if w0.dim() == 1 else w0.float())
+    torch.nn.utils.parametrize.register_parametrization(holder32, "weight", mod.Reparam())
+    w32 = holder32.weight
+    if w32.dtype != torch.float32 or any(p.dtype != torch.float32 for p in holder32.parameters()):
+        failures.append("register_parametrization on a float32 tensor computes in %s" % w32.dtype)
+    elif not rel(w32.detach().numpy(), w0.numpy()) <= 1e-5:
+        failures.append("right_inverse on a float32 tensor: the tensor back differs by %.3g"
+                        % rel(w32.detach().numpy(), w0.numpy()))
     if not max(e_w, e_pred) <= PRED_TOL:
         failures.append("register_design: the tensor or the predictor differs from Designed's: %.3g, %.3g"
                         % (e_w, e_pred))
@@ -575,6 +586,15 @@ def check_verify_errors(mod, work, name, spec):
         lines = [l for l in err.splitlines() if l.startswith("error:")]
         if rc != 1 or len(lines) != 1 or not all(n in lines[0] for n in needles):
             failures.append("%s: exit %d (want 1), stderr %r, want one error line with %s" % (what, rc, err.strip(), needles))
+    # the module's load_parameters refuses the same transposed matrix
+    if len(bshape) == 2 and bshape[0] != bshape[1]:
+        d = os.path.join(base, "transposed", "step_0000000001")
+        try:
+            cls().load_parameters(d)
+            failures.append("load_parameters accepted a transposed %s" % big)
+        except ValueError as e:
+            if "expected shape (%d, %d)" % tuple(bshape) not in str(e):
+                failures.append("load_parameters of a transposed %s: %s" % (big, e))
     print("  %-20s verify    %d broken runs (%s): each a located error, exit 1  %s"
           % (name, len(cases), ", ".join(c[0] for c in cases[:4]) + ", ...", "FAIL" if failures else "ok"))
     return failures
