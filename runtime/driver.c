@@ -1935,7 +1935,7 @@ typedef struct {
 static int vsnap_cmp(const void *a, const void *b)
 {
     long x = ((const vsnap *)a)->step, y = ((const vsnap *)b)->step;
-    return (x > y) - (x < y);
+    return x != y ? (x > y) - (x < y) : strcmp(((const vsnap *)a)->dir, ((const vsnap *)b)->dir);
 }
 
 /* RUN's step_<S> directories, sorted by S; NULL and *n = 0 when none. */
@@ -1975,6 +1975,14 @@ static vsnap *verify_list(const char *run, size_t *n, ibrt_error *err)
                  "(docs/interop.md)", run);
     else
         qsort(v, *n, sizeof *v, vsnap_cmp);
+    for (size_t i = 1; i < *n; i++)
+        if (v[i].step == v[i - 1].step) {   /* step_7 and step_0000000007 */
+            snprintf(err->msg, sizeof err->msg, "%.380s: %.47s and %.47s are the same step: keep one", run, v[i - 1].dir,
+                     v[i].dir);
+            free(v);
+            *n = 0;
+            return NULL;
+        }
     return v;
 }
 
