@@ -301,8 +301,6 @@ typedef struct {
 
 /* The fixed operators a class holds as buffers. */
 typedef struct {
-    long dct[16];
-    int ndct;
     const ast_node *diag[16];
     int ndiag;
     char *dense_path[16];
@@ -365,16 +363,6 @@ static const char *spec_file(ibc_arena *a, const ibc_spec *spec, const char *fil
     return joined;
 }
 
-static const char *op_dct(pyx *x, long n)
-{
-    int i = 0;
-    while (i < x->ops->ndct && x->ops->dct[i] != n)
-        i++;
-    if (i == x->ops->ndct && i < 16)
-        x->ops->dct[x->ops->ndct++] = n;
-    return arena_printf(x->a, "self._ibc_dct%ld", n);
-}
-
 static const char *op_diag(pyx *x, const ast_node *call)
 {
     int i = 0;
@@ -428,8 +416,7 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
         return tx_line(x, v, what);
     }
     if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
-        const char *m = op_dct(x, n->shape.rows);
-        v.e = arena_printf(x->a, "_ibc_apply(%s%s, %s, %s)", m, inverse != tr ? ".T" : "", z.e, dim);
+        v.e = arena_printf(x->a, "_ibc_dct(%s, %s%s)", z.e, dim, inverse != tr ? ", transpose=True" : "");
         return tx_line(x, v, what);
     }
     if (!strcmp(name, "diag")) {
@@ -647,7 +634,8 @@ static const char *const py_helpers =
     "# A fixed operator applied along dimension `dim` of z: -1 for a vector's\n"
     "# entries, -2 for each column of a matrix (the batch dimension first, as\n"
     "# everywhere in this module).  O(n) where the structure allows, as in the\n"
-    "# C trainer (runtime/ops.c); the DCT and dense operators are matrices.\n"
+    "# C trainer (runtime/ops.c); the DCT in O(n log n) through the FFT;\n"
+    "# operators read from files are dense matrices.\n"
     "\n\n"
     "def _ibc_diff(z, dim):\n"
     "    \"\"\"diff(n) z: z_0, z_1 - z_0, ..., z_(n-1) - z_(n-2).\"\"\"\n"
@@ -676,13 +664,39 @@ static const char *const py_helpers =
     "    return z / d if inverse else z * d\n"
     "\n\n"
     "def _ibc_dct_matrix(n, dtype):\n"
-    "    \"\"\"The orthonormal DCT-II: row k is c_k cos(pi (i + 1/2) k / n), c_0 = sqrt(1/n),\n"
-    "    c_k = sqrt(2/n) (runtime/ops.c).\"\"\"\n"
-    "    i = torch.arange(n, dtype=torch.float64).unsqueeze(0)\n"
-    "    k = torch.arange(n, dtype=torch.float64).unsqueeze(1)\n"
+    "    \"\"\"dct(n) as a matrix, its definition: the orthonormal DCT-II of\n"
+    "    runtime/ops.c, row k is c_k cos(pi (i + 1/2) k / n), c_0 = sqrt(1/n),\n"
+    "    c_k = sqrt(2/n), the argument pi (2i + 1) k / (2n) with (2i + 1) k\n"
+    "    reduced modulo 4n first, as there.  Not used by the models (_ibc_dct\n"
+    "    applies it in O(n log n)); tests/torch compares the two.\"\"\"\n"
+    "    i = torch.arange(n, dtype=torch.int64).unsqueeze(0)\n"
+    "    k = torch.arange(n, dtype=torch.int64).unsqueeze(1)\n"
+    "    r = ((2 * i + 1) * k % (4 * n)).to(torch.float64)\n"
     "    c = torch.full((n, 1), math.sqrt(2.0 / n), dtype=torch.float64)\n"
     "    c[0, 0] = math.sqrt(1.0 / n)\n"
-    "    return (c * torch.cos(math.pi * (i + 0.5) * k / n)).to(dtype)\n"
+    "    return (c * torch.cos(math.pi * r / (2 * n))).to(dtype)\n"
+    "\n\n"
+    "def _ibc_dct(z, dim, transpose=False):\n"
+    "    \"\"\"dct(n) z along dimension dim (n = its length), or dct(n)' z, which is\n"
+    "    also dct(n)^-1 z (the DCT is orthonormal); O(n log n) through the FFT.\n"
+    "    With c_k as in _ibc_dct_matrix and theta_k = pi k / (2 n),\n"
+    "    cos(pi (i + 1/2) k / n) = Re(e^(-i theta_k) e^(-2 pi i i k / (2 n))), so\n"
+    "      (dct z)_k  = c_k Re(e^(-i theta_k) F_k), F the DFT of length 2n of z\n"
+    "                   (zero-padded);\n"
+    "      (dct' y)_i = Re sum_k c_k y_k e^(i theta_k) e^(2 pi i i k / (2 n)), 2n times\n"
+    "                   the inverse DFT of length 2n of (c_k y_k e^(i theta_k)).\"\"\"\n"
+    "    if dim == -2:\n"
+    "        return _ibc_dct(z.transpose(-1, -2), -1, transpose).transpose(-1, -2)\n"
+    "    n = z.shape[-1]\n"
+    "    theta = (math.pi / (2 * n)) * torch.arange(n, dtype=z.dtype, device=z.device)\n"
+    "    c = torch.full((n,), math.sqrt(2.0 / n), dtype=z.dtype, device=z.device)\n"
+    "    c[0] = math.sqrt(1.0 / n)\n"
+    "    if not transpose:\n"
+    "        f = torch.fft.rfft(z, n=2 * n, dim=-1)[..., :n]\n"
+    "        return c * (torch.cos(theta) * f.real + torch.sin(theta) * f.imag)\n"
+    "    y = c * z\n"
+    "    w = torch.complex(y * torch.cos(theta), y * torch.sin(theta))\n"
+    "    return torch.fft.ifft(w, n=2 * n, dim=-1)[..., :n].real * (2 * n)\n"
     "\n\n"
     "def _ibc_read_matrix(path, rows, cols, dtype):\n"
     "    \"\"\"A dense operator from its file, .npy when the name ends so and CSV\n"
@@ -982,6 +996,7 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
     const sym_derivation *d = m->deriv;
     size_t nf = d ? sym_nfamilies(d) : 0, ng = d ? sym_ngroups(d) : 0;
     char nb[40], nb2[40];
+    bool any;
 
     /* the sets of entries of set blocks, as (owner, entries) tuples */
     for (size_t f = 0; f < nf; f++) {
@@ -1067,11 +1082,37 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
     }
     P("    }\n\n");
 
+    /* BIAS_NOT_COVERED: the biases predicted_bias leaves out, and why */
+    P("    # The biases predicted_bias() does not give (no closed-form orbit minimum;\n"
+      "    # a GL junction whose product cannot reach full rank), each with the reason.\n");
+    P("    BIAS_NOT_COVERED = {");
+    any = false;
+    for (size_t f = 0; f < nf; f++) {
+        const sym_family *fam = sym_family_at(d, f);
+        if (fam->min_kind == SYM_MIN_ATTAINED)
+            continue;
+        P("\n        \"bias%zu\": ", f + 1);
+        py_str(pe->out, arena_printf(pe->a, "family %zu, %s: %s", f + 1, fam->name, fam->min_text));
+        P(",");
+        any = true;
+    }
+    for (size_t g = 0; g < ng; g++) {
+        const sym_group *gr = sym_group_at(d, g);
+        if (gr->kind != SYM_GROUP_GL || gr->full_rank)
+            continue;
+        P("\n        \"bias_group%zu\": ", g + 1);
+        py_str(pe->out, arena_printf(pe->a, "group %zu, %s: not derived: the product has rank below %ld, which the "
+                                            "formula sum_{i,j} log(sigma_i + sigma_j) needs", g + 1, gr->text, gr->r));
+        P(",");
+        any = true;
+    }
+    P("%s}\n\n", any ? "\n    " : "");
+
     /* RATIO_PREDICTIONS */
     P("    # The two exact predictions of each ratio (docs/theory.md §4): at the log det G\n"
       "    # minimiser and on the dual slice chi = 0 (None: no such prediction).\n");
     P("    RATIO_PREDICTIONS = {");
-    bool any = false;
+    any = false;
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(d, f);
         if (fam->nblocks != 2 || fam->k != 1)
@@ -1152,7 +1193,8 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
       "        for each GL junction of full rank, sum_{i,j} log(sigma_i + sigma_j).\n"
       "        The bias SGD adds is 1/(2 beta) times these.  Families or groups that\n"
       "        share a parameter are coupled: their sum is not the model's log det G\n"
-      "        (see the docstring's derivation).\"\"\"\n");
+      "        (see the docstring's derivation).  The others are left out, and\n"
+      "        BIAS_NOT_COVERED says why.\"\"\"\n");
     P("        out = {}\n");
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(d, f);
@@ -1195,9 +1237,6 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
 static void py_op_buffers(pyemit *pe, const opset *o, const char *ind)
 {
     char nb[40];
-    for (int i = 0; i < o->ndct; i++)
-        P("%sself.register_buffer(\"_ibc_dct%ld\", _ibc_dct_matrix(%ld, dtype), persistent=False)\n", ind, o->dct[i],
-          o->dct[i]);
     for (int i = 0; i < o->ndiag; i++) {
         const ast_node *l = o->diag[i]->kids[0];
         P("%sself.register_buffer(\"_ibc_diag%d\", torch.tensor([", ind, i);
@@ -1489,6 +1528,7 @@ static void py_reparam(pyemit *pe, pymodel *dm)
       "        values under the design's operator, split equally over the factors\n"
       "        (on the dual slice chi = 0).  torch calls it when the design is\n"
       "        registered, with the tensor it replaces.\"\"\"\n", n);
+    P("        self.to(device=weight.device, dtype=weight.dtype)  # its operators: the tensor's precision\n");
     P("        self.shape = tuple(weight.shape)\n");
     P("        w = weight.detach().reshape(%s)\n", wshape);
     fputs(aw, pe->out);
@@ -1796,6 +1836,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     P("class _IbcModel(torch.nn.Module):\n");
     P("    \"\"\"What the models of this module share.\"\"\"\n\n");
     P("    DERIVED = {}  # the keys of dual_slices(), balance(), predicted_bias(): none\n"
+      "    BIAS_NOT_COVERED = {}\n"
       "    RATIO_PREDICTIONS = {}\n\n");
     P("    def penalty(self):\n        \"\"\"The model's term of the training objective beyond loss_fn: none.\"\"\"\n"
       "        return 0.0\n\n");
@@ -1811,14 +1852,19 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     P("        \"\"\"Sets the parameters from the .npy files <prefix><spec name>.npy in\n"
       "        directory: the C trainer's final parameters are <model>_<name>.npy in\n"
       "        its --out directory (prefix=NAME + \"_\"); its --snapshots, and\n"
-      "        write_snapshot's, are step_<N>/<name>.npy.\"\"\"\n");
+      "        write_snapshot's, are step_<N>/<name>.npy.  A file must have the\n"
+      "        parameter's shape (a vector's or a scalar's also as a row or a\n"
+      "        column), as ibc verify requires: a transposed matrix is refused.\"\"\"\n");
     P("        with torch.no_grad():\n");
-    P("            for name, (attr, _) in self.PARAMETERS.items():\n");
+    P("            for name, (attr, shape) in self.PARAMETERS.items():\n");
     P("                path = os.path.join(directory, prefix + name + \".npy\")\n");
-    P("                _, values = _ibc_read_npy(path)\n");
+    P("                got, values = _ibc_read_npy(path)\n");
     P("                p = getattr(self, attr)\n");
-    P("                if len(values) != p.numel():\n"
-      "                    raise ValueError(\"%%s: %%d values for %%s, which has %%d\" %% (path, len(values), name, p.numel()))\n");
+    P("                # a vector or a scalar: as (n,), a row (1, n) or a column (n, 1)\n");
+    P("                flat = len(shape) == 1 and len(values) == shape[0] and len(got) <= 2 and min(got, default=1) <= 1\n");
+    P("                if tuple(got) != tuple(shape) and not flat:\n"
+      "                    raise ValueError(\"%%s: shape %%s; %%s is %%s: expected shape %%s\"\n"
+      "                                     %% (path, tuple(got), name, \"a matrix\" if len(shape) == 2 else \"a vector\", tuple(shape)))\n");
     P("                p.copy_(torch.tensor(values, dtype=torch.float64).reshape(p.shape))\n");
     P("        return self\n");
 

@@ -91,10 +91,10 @@ static int blas_threads_setup(void)
 
 /* ------------------------------------------------------------ checkpoint */
 
-/* "IBRTCKP" and the format's version: 2 added blas_threads.  A
+/* "IBRTCKP" and the format's version: 2 added blas_threads, 3 snapshots.  A
  * checkpoint of another version is refused by name (ckpt_read). */
 #define CKPT_MAGIC "IBRTCKP"
-#define CKPT_VERSION '2'
+#define CKPT_VERSION '3'
 
 /* The fixed part of DIR/checkpoint.bin; then the checks and metrics
  * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
@@ -113,6 +113,7 @@ typedef struct {
     double loss, loss0;   /* last and first loss of that model */
     double elapsed;       /* wall seconds of earlier processes */
     double max_growth;    /* --max-growth of the run (part of its behaviour) */
+    long snapshots;       /* --snapshots N of the run (0: none): a resume goes on writing them */
     ibrt_rng rb, rs;      /* its batch and structural-check streams */
     long trace_len, balance_len, sv_len;
     int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
@@ -259,6 +260,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     h.loss0 = R->loss0;
     h.elapsed = R->elapsed + ibrt_time_now() - R->t0;
     h.max_growth = R->o.max_growth;
+    h.snapshots = R->o.snapshots;
     h.rb = R->rb;
     h.rs = R->rs;
     h.x_is_buffer = R->X == p->bx;
@@ -357,7 +359,7 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
             why = "written by a different trainer (the spec or ibc changed since); run it again from the start";
         else if (h.model < 0 || (size_t)h.model > p->nmodels || h.step < -1 || h.step > h.steps ||
                  ((size_t)h.model == p->nmodels && h.step != -1) ||
-                 h.steps < 1 || h.trace_len < 0 || h.balance_len < 0 || h.sv_len < 0)
+                 h.steps < 1 || h.trace_len < 0 || h.balance_len < 0 || h.sv_len < 0 || h.snapshots < 0)
             why = "corrupt (values out of range)";
         else {
             const ibrt_model *m = ckpt_model(p, h.model);
@@ -1710,6 +1712,16 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
             free(ckdata);
             return 2;
         }
+        if (o.snapshots && o.snapshots != ck.snapshots) {
+            if (ck.snapshots)
+                fprintf(stderr, "error: %s/checkpoint.bin is a run with --snapshots %ld; drop --snapshots (the resumed "
+                        "run goes on writing them every %ld steps)\n", o.resume, ck.snapshots, ck.snapshots);
+            else
+                fprintf(stderr, "error: %s/checkpoint.bin is a run without --snapshots: its snapshots would start "
+                        "mid-run; drop --snapshots to resume it, or run again from the start with it\n", o.resume);
+            free(ckdata);
+            return 2;
+        }
         if (ck.blas_threads != blas_threads) {
             fprintf(stderr, "error: %s/checkpoint.bin is a run with %d BLAS thread%s and this process has %d: the "
                     "sums inside a product may depend on it, and the resumed run would match neither; resume with "
@@ -1721,6 +1733,7 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         R.o.steps = ck.steps;
         R.o.seed = ck.seed;
         R.o.max_growth = ck.max_growth;
+        R.o.snapshots = ck.snapshots;
         R.o.out_dir = o.resume;
         R.elapsed = ck.elapsed;
         memcpy(&R.checks, ckdata + sizeof ck, sizeof R.checks);
@@ -1969,7 +1982,7 @@ typedef struct {
 static int vsnap_cmp(const void *a, const void *b)
 {
     long x = ((const vsnap *)a)->step, y = ((const vsnap *)b)->step;
-    return (x > y) - (x < y);
+    return x != y ? (x > y) - (x < y) : strcmp(((const vsnap *)a)->dir, ((const vsnap *)b)->dir);
 }
 
 /* RUN's step_<S> directories, sorted by S; NULL and *n = 0 when none. */
@@ -2009,6 +2022,14 @@ static vsnap *verify_list(const char *run, size_t *n, ibrt_error *err)
                  "(docs/interop.md)", run);
     else
         qsort(v, *n, sizeof *v, vsnap_cmp);
+    for (size_t i = 1; i < *n; i++)
+        if (v[i].step == v[i - 1].step) {   /* step_7 and step_0000000007 */
+            snprintf(err->msg, sizeof err->msg, "%.380s: %.47s and %.47s are the same step: keep one", run, v[i - 1].dir,
+                     v[i].dir);
+            free(v);
+            *n = 0;
+            return NULL;
+        }
     return v;
 }
 
@@ -2064,10 +2085,26 @@ static ibrt_status verify_load(const char *run, const char *dir, const ibrt_mode
             ibrt_status st = ibrt_npy_read(path, &ndim, shape, &v, err);
             if (st != IBRT_OK)
                 return st;
+            /* the parameter's shape: a matrix exactly (a transposed file
+             * has as many values), a vector or a scalar also as a row or
+             * a column (one way to read it) */
             size_t count = ndim == 0 ? 1 : ndim == 1 ? shape[0] : shape[0] * shape[1];
-            if (count != pv->rows * pv->cols) {
-                snprintf(err->msg, sizeof err->msg, "%.300s: %zu values; %.60s of model '%.20s' has %zu x %zu", path, count,
-                         pv->name, m->name, pv->rows, pv->cols);
+            bool fits = ndim == 2 && shape[0] == pv->rows && shape[1] == pv->cols;
+            if (pv->cols == 1)
+                fits = count == pv->rows && (ndim < 2 || shape[0] == 1 || shape[1] == 1);
+            if (!fits) {
+                char want[48], got[48];
+                if (pv->cols > 1)
+                    snprintf(want, sizeof want, "(%zu, %zu)", pv->rows, pv->cols);
+                else
+                    snprintf(want, sizeof want, "(%zu,)", pv->rows);
+                if (ndim == 2)
+                    snprintf(got, sizeof got, "(%zu, %zu)", shape[0], shape[1]);
+                else
+                    snprintf(got, sizeof got, "(%zu,)", shape[0]);
+                snprintf(err->msg, sizeof err->msg, "%.270s: shape %.44s; %s%.40s of model '%.20s' is %s: expected "
+                         "shape %.44s (docs/interop.md)", path, got, pass ? "the gradient of " : "", pv->name, m->name,
+                         pv->cols > 1 ? "a matrix" : pv->rows > 1 ? "a vector" : "a scalar", want);
                 free(v);
                 return IBRT_ESHAPE;
             }
@@ -2102,11 +2139,13 @@ static long verify_model(const ibrt_problem *p, const char *run, const char *dir
         }
     }
     if (*name || matches != 1) {
-        fprintf(stderr, "error: %s: %s; the models of %s:", run,
-                *name ? "run.json names a model this spec does not have"
-                      : matches ? "its parameters fit more than one model: name it in run.json (\"model\")"
-                                : "its first snapshot does not hold the parameters of any model",
-                p->name);
+        if (*name)
+            fprintf(stderr, "error: %s: run.json names the model '%s', which this spec does not have", run, name);
+        else
+            fprintf(stderr, "error: %s: %s", run,
+                    matches ? "its parameters fit more than one model: name it in run.json (\"model\")"
+                            : "its first snapshot does not hold the parameters of any model");
+        fprintf(stderr, "; the models of %s:", p->name);
         for (size_t k = 0; k < p->nmodels; k++) {
             fprintf(stderr, " %s (", p->models[k].name);
             for (size_t q = 0; q < p->models[k].nparams; q++)
@@ -2150,9 +2189,19 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
         size_t n = fread(text, 1, sizeof text - 1, f);
         text[n] = '\0';
         fclose(f);
-        verify_field(text, "model", name, sizeof name, NULL);
-        if (!verify_field(text, "lr", NULL, 0, &lr) || !(lr > 0) || !isfinite(lr))
-            lr = NAN;
+        /* present but unreadable is an error, not a guess */
+        const char *bad = strstr(text, "\"model\"") && !verify_field(text, "model", name, sizeof name, NULL)
+                              ? "\"model\" is not a string"
+                          : strstr(text, "\"lr\"") && (!verify_field(text, "lr", NULL, 0, &lr) || !(lr > 0) ||
+                                                        !isfinite(lr))
+                              ? "\"lr\" is not a positive number"
+                              : NULL;
+        if (bad) {
+            fprintf(stderr, "error: %s: %s; expected {\"model\": NAME, \"lr\": LR} (docs/interop.md)\n", R.path,
+                    bad);
+            free(sn);
+            return 1;
+        }
     }
     long k = verify_model(p, run, sn[0].dir, name);
     if (k < 0) {

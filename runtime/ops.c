@@ -40,13 +40,18 @@ void ibrt_op_cumsum_T(size_t n, const double *in, double *out)
 }
 
 /* Orthonormal DCT-II: row k = c_k cos(pi (i + 1/2) k / n), c_0 = sqrt(1/n),
- * c_k = sqrt(2/n). */
+ * c_k = sqrt(2/n).  The argument is pi (2i + 1) k / (2n) with (2i + 1) k
+ * reduced modulo 4n in integers first (a period of the cosine): the
+ * cosine of the unreduced argument, up to pi n, is off by about n ulps
+ * (1.7e-13 relative at n = 1000, against the FFT of the PyTorch export). */
 void ibrt_op_dct_matrix(size_t n, double *out)
 {
     const double pi = 3.14159265358979323846;
     for (size_t k = 0; k < n; k++)
-        for (size_t i = 0; i < n; i++)
-            out[k * n + i] = sqrt((k ? 2.0 : 1.0) / (double)n) * cos(pi * ((double)i + 0.5) * (double)k / (double)n);
+        for (size_t i = 0; i < n; i++) {
+            size_t r = ((2 * i + 1) * k) % (4 * n);
+            out[k * n + i] = sqrt((k ? 2.0 : 1.0) / (double)n) * cos(pi * (double)r / (double)(2 * n));
+        }
 }
 
 void ibrt_op_diag(size_t n, const double *d, const double *in, double *out)

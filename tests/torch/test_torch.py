@@ -43,6 +43,18 @@ hand-derived reverse pass against PyTorch's autograd.
      user's nn.Linear carrying the design (register_design, snapshots every
      10 steps) it reports chi's mechanism and the ratio's predictions;
      without snapshots it fails with a message.
+  7. _ibc_dct, the DCT through the FFT in O(n log n), equals its definition
+     as a matrix (_ibc_dct_matrix, runtime/ops.c's) to 1e-12 relative,
+     values and gradients, dct and dct', along vectors and matrix columns.
+  8. ibc verify on broken run directories (corrupt, truncated, missing or
+     mis-shaped files, a transposed matrix, NaN and infinity, wrong names,
+     a bad run.json, no snapshots, no directory): exit 1 and one error line
+     naming the file or directory and what was expected.
+  9. predicted_bias covers every family and GL junction, or
+     BIAS_NOT_COVERED gives the reason (IBC_BIAS_ONLY: modules of tests/sym
+     derivations without a closed-form minimum, checked for this alone).
+Nothing passes vacuously: a C trajectory that does not move, a verify
+comparison with nothing compared, or no model compared at all, fails.
 
 A NAME written !NAME is a deliberately wrong C trainer (tests/torch/run.sh
 builds one with IBC_FAULT=grad, a reverse pass off by 1%): its comparison
@@ -157,6 +169,8 @@ def check_model(mod, work, name, model_name, faulty=False):
     if not max(e_traj, e_disp) <= TRAJ_TOL:
         failures.append("SGD trajectory differs: parameters %.3g, displacement from the start %.3g > %g"
                         % (e_traj, e_disp, TRAJ_TOL))
+    if not moved > 1e-6:   # a trajectory that stays put would agree with anything
+        failures.append("the C trajectory moved by %.3g relative in 100 steps: the comparison says nothing" % moved)
 
     # 3. write_snapshot: the trainer's layout, names, shapes and values
     model = cls().load_parameters(start)
@@ -174,6 +188,67 @@ def check_model(mod, work, name, model_name, faulty=False):
           % (name, model_name, e_pred, max(e_grad, e_loss), how, e_traj, moved, e_disp,
              ("differs, as it must" if faulty else "FAIL") if failures else "ok"))
     return failures
+
+
+def check_dct(mod):
+    """7: the DCT in O(n log n) (_ibc_dct, through the FFT) against its
+    definition as a matrix (_ibc_dct_matrix, runtime/ops.c's), applied along
+    a vector's entries and along a matrix's columns, dct and dct', values and
+    gradients (autograd through the FFT against the matrix's transpose), to
+    1e-12 relative; float32 stays float32.  The C trainer's dct (a matrix,
+    runtime/ops.c) is compared through the specs that apply one (1)."""
+    failures, worst = [], 0.0
+    g = torch.Generator().manual_seed(7)
+    for n in (1, 2, 3, 5, 8, 63, 64, 200, 257, 1000):
+        dense = mod._ibc_dct_matrix(n, torch.float64)
+        for dim, shape in ((-1, (4, n)), (-2, (4, n, 3)), (-1, (n,))):
+            z = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
+            for transpose in (False, True):
+                got = mod._ibc_dct(z, dim, transpose)
+                want = mod._ibc_apply(dense.T if transpose else dense, z, dim)
+                r = torch.randn(want.shape, generator=g, dtype=torch.float64)
+                g_got, = torch.autograd.grad((got * r).sum(), z)
+                g_want, = torch.autograd.grad((want * r).sum(), z)
+                e = max(rel(got.detach().numpy(), want.detach().numpy()), rel(g_got.numpy(), g_want.numpy()))
+                worst = max(worst, e)
+                if not e <= PRED_TOL:
+                    failures.append("_ibc_dct(n=%d, dim=%d, transpose=%s) differs from the matrix by %.3g"
+                                    % (n, dim, transpose, e))
+    z32 = torch.randn((2, 64), generator=g).float()
+    if mod._ibc_dct(z32, -1).dtype != torch.float32 or mod._ibc_dct(z32, -1, True).dtype != torch.float32:
+        failures.append("_ibc_dct of a float32 tensor is not float32")
+    print("  %-20s dct by FFT against the matrix, n = 1..1000, values and gradients: %.1e  %s"
+          % ("(every module)", worst, "FAIL" if failures else "ok"))
+    return failures
+
+
+def check_bias_coverage(mod, name):
+    """9: predicted_bias() of every model covers every family and every GL
+    junction of the derivation, or BIAS_NOT_COVERED says why not (with the
+    reason the derivation gives: no closed-form minimum, a minimum not
+    attained or unbounded, a product below full rank): bias<f> for each
+    chi<f>, bias_group<g> for each C<g>, in exactly one of the two."""
+    failures, covered, told = [], 0, 0
+    for model_name, cls in sorted(mod.MODELS.items()):
+        model = cls()
+        given = set(model.predicted_bias())
+        reasons = cls.BIAS_NOT_COVERED
+        want = {("bias" + k[3:]) if k.startswith("chi") else "bias_group" + k[1:]
+                for k in cls.DERIVED if k.startswith("chi") or k.startswith("C")}
+        for key in sorted(want):
+            if (key in given) == (key in reasons):
+                failures.append("%s: %s is %s" % (model_name, key, "both predicted and said not covered"
+                                                  if key in given else "neither predicted nor said not covered"))
+            elif key in reasons and not reasons[key].strip():
+                failures.append("%s: %s is not covered, with no reason" % (model_name, key))
+            elif key in given and not bool(torch.isfinite(torch.as_tensor(model.predicted_bias()[key])).all()):
+                failures.append("%s: %s is not finite at the initial parameters" % (model_name, key))
+        extra = (given | set(reasons)) - want
+        if extra:
+            failures.append("%s: keys of no family or junction: %s" % (model_name, sorted(extra)))
+        covered += len(want & given)
+        told += len(want & set(reasons))
+    return failures, covered, told
 
 
 def check_init(mod, name):
@@ -236,6 +311,17 @@ def check_reparam(mod, work, name):
     e_bal = rel(holder.weight.detach().numpy(), w0.numpy())
     scale = max(float(t.detach().abs().max()) ** 2 for t in mod._ibc_as_model(holder).spec_tensors().values())
     e_slice = max(float(v.detach().abs().max()) for v in mod.dual_slices(holder).values()) / scale
+    # the same on a float32 tensor: the design computes in float32 (its
+    # operators follow the tensor) and gives the tensor back to float32's precision
+    holder32 = torch.nn.Module()
+    holder32.weight = torch.nn.Parameter(w0.reshape(1, -1).float() if w0.dim() == 1 else w0.float())
+    torch.nn.utils.parametrize.register_parametrization(holder32, "weight", mod.Reparam())
+    w32 = holder32.weight
+    if w32.dtype != torch.float32 or any(p.dtype != torch.float32 for p in holder32.parameters()):
+        failures.append("register_parametrization on a float32 tensor computes in %s" % w32.dtype)
+    elif not rel(w32.detach().numpy(), w0.numpy()) <= 1e-5:
+        failures.append("right_inverse on a float32 tensor: the tensor back differs by %.3g"
+                        % rel(w32.detach().numpy(), w0.numpy()))
     if not max(e_w, e_pred) <= PRED_TOL:
         failures.append("register_design: the tensor or the predictor differs from Designed's: %.3g, %.3g"
                         % (e_w, e_pred))
@@ -272,7 +358,9 @@ def ibc_verify(spec, run, out):
 
 
 def same_metrics(mine, theirs, tol, skip=NOT_REPRODUCIBLE):
-    """The worst relative difference over the metrics both have, and the keys that differ."""
+    """The worst relative difference over the metrics both have, the keys that
+    differ, and how many were compared."""
+    compared = 0
     worst, bad = 0.0, []
     for key, want in theirs.items():
         if key not in mine or key.startswith(skip):
@@ -280,6 +368,7 @@ def same_metrics(mine, theirs, tol, skip=NOT_REPRODUCIBLE):
         got = mine[key]
         if isinstance(want, (int, float)) and isinstance(got, (int, float)):
             e = rel(got, want)
+            compared += 1
             if key.startswith(ROUNDOFF_LEVEL) and abs(got - want) <= 1e-14:
                 e = 0.0
             worst = max(worst, e)
@@ -287,7 +376,7 @@ def same_metrics(mine, theirs, tol, skip=NOT_REPRODUCIBLE):
                 bad.append("%s: %r, want %r" % (key, got, want))
         elif got != want and not isinstance(want, list):
             bad.append("%s: %r, want %r" % (key, got, want))
-    return worst, bad
+    return worst, bad, compared
 
 
 def check_verify(mod, work, name, spec):
@@ -320,10 +409,13 @@ def check_verify(mod, work, name, spec):
                 failures.append("verify of the trainer's %s: check %r %s" % (model_name, n, "missing" if n not in checks
                                                                               else "has another verdict"))
             compared += 1
-        worst, bad = same_metrics(res["metrics"], trainer["metrics"], 1e-12)
+        checks_compared = compared
+        worst, bad, compared = same_metrics(res["metrics"], trainer["metrics"], 1e-12)
         failures += ["verify of the trainer's %s: metric %s" % (model_name, b) for b in bad]
-        print("  %-20s verify    the trainer's %-9s %d checks as its own, metrics within %.1e  %s"
-              % (name, model_name, compared, worst, "FAIL" if failures else "ok"))
+        if not checks_compared + compared:
+            failures.append("verify of the trainer's %s: no check or metric compared" % model_name)
+        print("  %-20s verify    the trainer's %-9s %d checks as its own, %d metrics within %.1e  %s"
+              % (name, model_name, checks_compared, compared, worst, "FAIL" if failures else "ok"))
 
     # a torch run of the first model from the trainer's initial point, every step with its gradient
     model_name = sorted(mod.MODELS)[0]
@@ -350,9 +442,11 @@ def check_verify(mod, work, name, spec):
         worst = 0.0
         if mod.TRAIN["full_batch"] and model_name in reference:   # the same trajectory as the trainer's
             # (the identity's worst error is round-off, ~1e-15 either way: not compared)
-            worst, bad = same_metrics(res["metrics"], reference[model_name]["metrics"], 1e-9,
-                                      skip=("finite_step_identity",))
+            worst, bad, compared = same_metrics(res["metrics"], reference[model_name]["metrics"], 1e-9,
+                                                skip=("finite_step_identity",))
             failures += ["verify of a torch run: metric %s (against the trainer's run)" % b for b in bad]
+            if not compared:
+                failures.append("verify of a torch run: no metric compared with the trainer's run")
         print("  %-20s verify    a torch run (%s), %d checks pass%s  %s"
               % (name, model_name, len(names),
                  ", metrics as the trainer's run within %.1e" % worst if mod.TRAIN["full_batch"] else "",
@@ -402,10 +496,119 @@ def check_user_layer(mod, work, name, spec):
     return failures
 
 
+def check_verify_errors(mod, work, name, spec):
+    """8: ibc verify on broken snapshots: every case exits 1 (an error, not a
+    crash and not a verdict) with one message naming the file or directory
+    and what was expected.  From two of the trainer's own snapshots of the
+    first model (--snapshots 1), each case breaks one thing."""
+    import shutil
+    failures = []
+    model_name = sorted(mod.MODELS)[0]
+    cls = mod.MODELS[model_name]
+    src = os.path.join(work, name + ".full", "snapshots", model_name)
+    base = os.path.join(work, name + ".broken")
+    shutil.rmtree(base, ignore_errors=True)
+    p0 = sorted(cls.PARAMETERS)[0]
+    shape0 = cls.PARAMETERS[p0][1]
+    want0 = "(%d,)" % shape0[0] if len(shape0) == 1 else "(%d, %d)" % shape0
+    # a parameter of the most entries: a vector, or a non-square matrix to transpose
+    big = max(cls.PARAMETERS, key=lambda k: int(np.prod(cls.PARAMETERS[k][1])))
+    bshape = cls.PARAMETERS[big][1]
+
+    def fresh(case):
+        d = os.path.join(base, case)
+        os.makedirs(d)
+        shutil.copy(os.path.join(src, "run.json"), d)
+        for step in ("step_0000000000", "step_0000000001"):
+            shutil.copytree(os.path.join(src, step), os.path.join(d, step))
+        return d
+
+    def npy(d, step, pname, suffix=""):
+        return os.path.join(d, "step_%010d" % step, pname + suffix + ".npy")
+
+    def put(d, step, pname, array, suffix=""):
+        with open(npy(d, step, pname, suffix), "wb") as f:
+            np.save(f, array)
+
+    cases = []
+    d = fresh("corrupt")
+    open(npy(d, 1, p0), "wb").write(b"garbage")
+    cases.append(("corrupt", d, [npy(d, 1, p0), "not a .npy file"]))
+    d = fresh("truncated")
+    data = open(npy(d, 1, p0), "rb").read()
+    open(npy(d, 1, p0), "wb").write(data[:len(data) - 8])
+    cases.append(("truncated", d, [npy(d, 1, p0), "truncated"]))
+    d = fresh("missing")
+    os.remove(npy(d, 1, p0))
+    cases.append(("missing", d, [npy(d, 1, p0), "No such file"]))
+    d = fresh("short")
+    put(d, 1, p0, np.load(npy(src, 0, p0)).reshape(-1)[:-1])
+    cases.append(("one value short", d, [npy(d, 1, p0), "expected shape " + want0]))
+    if len(bshape) == 1 and bshape[0] % 2 == 0:
+        d = fresh("misshaped")
+        put(d, 1, big, np.load(npy(src, 0, big)).reshape(2, -1))
+        cases.append(("a vector as 2 rows", d, [npy(d, 1, big), "shape (2, %d)" % (bshape[0] // 2),
+                                                "expected shape (%d,)" % bshape[0]]))
+    if len(bshape) == 2 and bshape[0] != bshape[1]:
+        d = fresh("transposed")
+        put(d, 1, big, np.load(npy(src, 0, big)).T.copy())
+        cases.append(("a transposed matrix", d, [npy(d, 1, big), "expected shape (%d, %d)" % tuple(bshape)]))
+    d = fresh("gradshape")
+    put(d, 0, p0, np.zeros(3), ".grad")
+    cases.append(("a gradient of the wrong shape", d, [npy(d, 0, p0, ".grad"), "the gradient of " + p0]))
+    for bad in ("nan", "inf"):
+        d = fresh(bad)
+        a = np.load(npy(src, 0, p0)).copy()
+        a.reshape(-1)[a.size // 2] = float(bad)
+        put(d, 1, p0, a)
+        cases.append((bad.upper() + " in a snapshot", d, [npy(d, 1, p0), "expected a finite number"]))
+    d = fresh("names")
+    for f in os.listdir(os.path.join(d, "step_0000000000")):
+        os.rename(os.path.join(d, "step_0000000000", f), os.path.join(d, "step_0000000000", "X" + f))
+    os.remove(os.path.join(d, "run.json"))
+    cases.append(("wrong names", d, [d, "does not hold the parameters of any model", "%s (%s" % (model_name, list(cls.PARAMETERS)[0])]))
+    d = fresh("model")
+    open(os.path.join(d, "run.json"), "w").write('{"model": "nosuch", "lr": 0.1}')
+    cases.append(("run.json names no model of the spec", d, [d, "names the model 'nosuch'", "the models of"]))
+    d = fresh("json")
+    open(os.path.join(d, "run.json"), "w").write('{"model": "desig')
+    cases.append(("a corrupt run.json", d, [os.path.join(d, "run.json"), '"model" is not a string']))
+    d = fresh("lr")
+    open(os.path.join(d, "run.json"), "w").write('{"model": "%s", "lr": -1}' % model_name)
+    cases.append(("a negative lr", d, [os.path.join(d, "run.json"), '"lr" is not a positive number']))
+    d = fresh("duplicate")
+    shutil.copytree(os.path.join(d, "step_0000000001"), os.path.join(d, "step_1"))
+    cases.append(("the same step twice", d, [d, "step_0000000001 and step_1 are the same step"]))
+    d = os.path.join(base, "nosnapshots")
+    os.makedirs(d)
+    open(os.path.join(d, "notes.txt"), "w").write("no snapshots here\n")
+    cases.append(("a run directory with no snapshots", d, [d, "holds no step_<S> directories"]))
+    cases.append(("no such directory", os.path.join(base, "absent"), [os.path.join(base, "absent"), "cannot open"]))
+    for what, d, needles in cases:
+        rc, _, err = ibc_verify(spec, d, os.path.join(base, "out"))
+        lines = [l for l in err.splitlines() if l.startswith("error:")]
+        if rc != 1 or len(lines) != 1 or not all(n in lines[0] for n in needles):
+            failures.append("%s: exit %d (want 1), stderr %r, want one error line with %s" % (what, rc, err.strip(), needles))
+    # the module's load_parameters refuses the same transposed matrix
+    if len(bshape) == 2 and bshape[0] != bshape[1]:
+        d = os.path.join(base, "transposed", "step_0000000001")
+        try:
+            cls().load_parameters(d)
+            failures.append("load_parameters accepted a transposed %s" % big)
+        except ValueError as e:
+            if "expected shape (%d, %d)" % tuple(bshape) not in str(e):
+                failures.append("load_parameters of a transposed %s: %s" % (big, e))
+    print("  %-20s verify    %d broken runs (%s): each a located error, exit 1  %s"
+          % (name, len(cases), ", ".join(c[0] for c in cases[:4]) + ", ...", "FAIL" if failures else "ok"))
+    return failures
+
+
 def main():
     work, names = sys.argv[1], sys.argv[2:]
     failed = 0
     checked = 0
+    dct_checked = False
+    bias_keys = [0, 0]
     for name in names:
         if name.startswith("!"):
             name = name[1:]
@@ -432,6 +635,17 @@ def main():
                 for f in check_model(mod, work, name, model_name):
                     print("FAIL %s (%s): %s" % (name, model_name, f))
                     failed += 1
+            if not dct_checked:
+                dct_checked = True
+                for f in check_dct(mod):
+                    print("FAIL %s (dct): %s" % (name, f))
+                    failed += 1
+            fails, covered, told = check_bias_coverage(mod, name)
+            bias_keys[0] += covered
+            bias_keys[1] += told
+            for f in fails:
+                print("FAIL %s (predicted_bias): %s" % (name, f))
+                failed += 1
             for f in check_init(mod, name):
                 print("FAIL %s (initialisation): %s" % (name, f))
                 failed += 1
@@ -442,6 +656,23 @@ def main():
         except Exception as e:   # a module that does not load or run is a failure, named
             print("FAIL %s: %s: %s" % (name, type(e).__name__, e))
             failed += 1
+    # modules of derivations whose minimum has no closed form, is not
+    # attained or is unbounded (tests/sym; no trainer compared)
+    for path in os.environ.get("IBC_BIAS_ONLY", "").split():
+        try:
+            mod = load_module(path)
+            fails, covered, told = check_bias_coverage(mod, path)
+            bias_keys[0] += covered
+            bias_keys[1] += told
+            if not told:
+                fails.append("BIAS_NOT_COVERED is empty: the case it was chosen for is gone")
+        except Exception as e:
+            fails = ["%s: %s" % (type(e).__name__, e)]
+        for f in fails:
+            print("FAIL %s (predicted_bias): %s" % (path, f))
+        failed += len(fails)
+    print("  %-20s predicted_bias: %d biases given, %d not covered with the reason  %s"
+          % ("(every module)", bias_keys[0], bias_keys[1], "ok"))
     verified = 0
     for pair in os.environ.get("IBC_VERIFY", "").split():
         spec, name = pair.split(":")
@@ -450,12 +681,17 @@ def main():
             fails = check_verify(mod, work, name, spec)
             if hasattr(mod, "register_design") and mod.INPUTS and len(mod.INPUTS[0][2]) == 1:
                 fails += check_user_layer(mod, work, name, spec)
+            if name in ("piecewise_tv", "deep_linear"):   # vectors; a non-square matrix
+                fails += check_verify_errors(mod, work, name, spec)
         except Exception as e:
             fails = ["%s: %s" % (type(e).__name__, e)]
         for f in fails:
             print("FAIL %s (verify): %s" % (name, f))
         failed += len(fails)
         verified += 1
+    if not checked or not verified:
+        print("FAIL: nothing was compared (%d models, %d specs verified)" % (checked, verified))
+        failed += 1
     print("torch: %d models of %d specs checked against the C trainer, ibc verify on %d specs, %d failures"
           % (checked, len(names), verified, failed))
     return 1 if failed else 0

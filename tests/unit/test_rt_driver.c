@@ -519,7 +519,7 @@ Test(driver, blas_threads_are_recorded_and_kept_on_resume, .init = cr_redirect_s
 }
 
 /* Issue 17, item 9: the checkpoint format is versioned; one of another
- * version (here the format before blas_threads, 1) is refused by name. */
+ * version (here the format before snapshots, 2) is refused by name. */
 Test(driver, checkpoint_of_another_format_is_refused, .init = cr_redirect_stderr)
 {
     mkdirs();
@@ -532,11 +532,52 @@ Test(driver, checkpoint_of_another_format_is_refused, .init = cr_redirect_stderr
     cr_assert(f);
     char magic[8];
     cr_assert_eq(fread(magic, 1, 8, f), 8);
-    cr_assert(!memcmp(magic, "IBRTCKP2", 8), "format 2 is written");
+    cr_assert(!memcmp(magic, "IBRTCKP3", 8), "format 3 is written");
     fseek(f, 7, SEEK_SET);
-    fputc('1', f);
+    fputc('2', f);
     fclose(f);
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
     char *e = stderr_text();
-    cr_assert(strstr(e, "checkpoint format 1, this trainer reads format 2"), "%s", e);
+    cr_assert(strstr(e, "checkpoint format 2, this trainer reads format 3"), "%s", e);
+}
+
+/* Issue 19: --snapshots is kept in the checkpoint: a resumed run goes on
+ * writing them without being told, and writes the same files as the run
+ * that was not stopped; another count, or snapshots asked of a run that
+ * had none, is refused (they would not be one series). */
+Test(driver, snapshots_are_kept_on_resume, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char a[96], b[96], c[96], pa[160], pb[160];
+    snprintf(a, sizeof a, "%s/snap_straight", dir);
+    snprintf(b, sizeof b, "%s/snap_stopped", dir);
+    snprintf(c, sizeof c, "%s/snap_none", dir);
+    char *straight[] = { "uv", "--steps", "300", "--out", a, "--quiet", "--snapshots", "50", NULL };
+    cr_assert_eq(ibrt_main(8, straight, &problem), 0);
+    char *stopped[] = { "uv", "--steps", "300", "--out", b, "--quiet", "--snapshots", "50", "--stop-after", "120",
+                        NULL };
+    cr_assert_eq(ibrt_main(10, stopped, &problem), 75);
+    snprintf(pb, sizeof pb, "%s/snapshots/model/step_0000000150", b);
+    cr_assert_neq(access(pb, F_OK), 0, "no snapshot after the stop");
+    cr_assert_eq(run("--resume", b, "--quiet", "--snapshots", "25", NULL), 2, "another count is refused");
+    char *e = stderr_text();
+    cr_assert(strstr(e, "is a run with --snapshots 50; drop --snapshots"), "%s", e);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    for (int step = 0; step <= 300; step += 50) {
+        const char *names[] = { "u.npy", "v.npy", "u.grad.npy" };
+        for (int q = 0; q < (step < 300 ? 3 : 2); q++) {
+            snprintf(pa, sizeof pa, "%s/snapshots/model/step_%010d/%s", a, step, names[q]);
+            snprintf(pb, sizeof pb, "%s/snapshots/model/step_%010d/%s", b, step, names[q]);
+            size_t nx, ny;
+            char *x = slurp(pa, &nx), *y = slurp(pb, &ny);
+            cr_assert(nx > 128 && nx == ny && !memcmp(x, y, nx), "%s differs from the run that was not stopped", pb);
+            free(x);
+            free(y);
+        }
+    }
+    char *none[] = { "uv", "--steps", "300", "--out", c, "--quiet", "--stop-after", "120", NULL };
+    cr_assert_eq(ibrt_main(8, none, &problem), 75);
+    cr_assert_eq(run("--resume", c, "--quiet", "--snapshots", "50", NULL), 2, "snapshots from mid-run are refused");
+    e = stderr_text();
+    cr_assert(strstr(e, "is a run without --snapshots"), "%s", e);
 }
