@@ -34,6 +34,7 @@ typedef struct {
     const char *factorisation;/* "w = cumsum(u * v)" */
     const char *coefficient;  /* requested: "4/3" */
     const char *constant;     /* requested per term: "log(3)" */
+    sym_rat coef;             /* the requested coefficient, exact: 2(L-1)/L */
     design_operator op;
     ibc_spec *designed;       /* the synthesised model */
     ast_node *replacement;    /* the designed parameter as a function of the factors */

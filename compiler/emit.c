@@ -1593,25 +1593,6 @@ static void emit_balance_function(const model *m, const char *pre)
     OUT("}\n\n");
 }
 
-/* The two exact predictions of docs/theory.md §4 for a one-generator,
- * two-block family's norm ratio ||block 0|| / ||block 1||: at the log det
- * G minimiser (a two-term geometric programme, n_q ~ c_S(-q) / delta_S(-q)
- * with S(-0) = {1}, S(-1) = {0}; NAN when its minimum is not attained in
- * that closed form) and on the dual slice chi = 0 (alpha0 n0 + alpha1 n1 =
- * 0; NAN when the exponents have one sign). */
-static void family_predictions(const sym_family *f, double *logdet_min, double *dual)
-{
-    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-    for (int t = 0; t < f->nterms; t++) {
-        int b = f->term_set[t] == 1u ? 0 : 1;
-        c[b] = (double)f->term_coef[t];
-        char *slash = strchr(f->delta[t], '/');
-        dl[b] = strtod(f->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-    }
-    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
-    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
-}
-
 static long balance_count(const model *m)
 {
     long n = 0;
@@ -2352,7 +2333,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 if (fam->nblocks != 2 || fam->k != 1)
                     continue;
                 double rl, rd;
-                family_predictions(fam, &rl, &rd);
+                sym_balance_predictions(fam, &rl, &rd);
                 OUT("    { .id = %zu, .count = %ld, .alpha0 = %ld, .alpha1 = %ld, .pred_logdet = %s, .pred_dual = %s,\n"
                     "      .ratio_definition = ", f + 1, fam->count, fam->alpha[0][0], fam->alpha[0][1],
                     cw_num(rl), cw_num(rd));

@@ -954,27 +954,6 @@ static void py_chi_expr(pyemit *pe, const sym_family *fam, size_t f, int a)
     P(")");
 }
 
-/* the two exact predictions of the ratio of a one-generator, two-block
- * family (emit.c: family_predictions) */
-static void family_predictions(const sym_family *f, double *logdet_min, double *dual)
-{
-    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-    for (int t = 0; t < f->nterms; t++) {
-        int b = f->term_set[t] == 1u ? 0 : 1;
-        c[b] = (double)f->term_coef[t];
-        const char *slash = strchr(f->delta[t], '/');
-        dl[b] = strtod(f->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-    }
-    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
-    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
-}
-
-static double rational(const char *s)
-{
-    const char *slash = strchr(s, '/');
-    return strtod(s, NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-}
-
 /* The derivation's methods of a model: dual_slices, balance,
  * predicted_bias, and their descriptions (DERIVED). */
 static void py_derived_methods(pyemit *pe, const pymodel *m)
@@ -1077,7 +1056,7 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
         if (fam->nblocks != 2 || fam->k != 1)
             continue;
         double rl, rd;
-        family_predictions(fam, &rl, &rd);
+        sym_balance_predictions(fam, &rl, &rd);
         P("%s\n        \"ratio%zu\": {\"logdet_min\": %s, \"dual_slice\": %s}", any ? "," : "", f + 1,
           isfinite(rl) ? py_num(nb, rl) : "None", isfinite(rd) ? py_num(nb2, rd) : "None");
         any = true;
@@ -1161,7 +1140,7 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
         py_block_norms(pe, m, fam, f);
         P("        b = 0.0");
         for (int t = 0; t < fam->nterms; t++) {
-            double dl = rational(fam->delta[t]);
+            double dl = t < fam->ndelta ? sym_rat_double(fam->delta[t]) : 0;
             if (!(dl > 0))
                 continue;
             P(" + %s * (math.log(%ld / %s)", py_num(nb, dl), fam->term_coef[t], py_num(nb2, dl));
@@ -1511,7 +1490,7 @@ static void py_reparam(pyemit *pe, pymodel *dm)
     (void)C;
 
     /* requested_bias */
-    double coef = r->kind == DESIGN_LOG_SPECTRAL && r->depth <= 2 ? 1.0 : rational(r->coefficient);
+    double coef = r->kind == DESIGN_LOG_SPECTRAL && r->depth <= 2 ? 1.0 : sym_rat_double(r->coef);
     long terms = r->kind == DESIGN_LOG_SPARSITY ? n : r->rank;
     char nb[40];
     P("    def requested_bias(self, weight):\n");
