@@ -170,20 +170,21 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         return false;
     }
     const char *name = n->name;
+    ibc_builtin b = n->builtin;
     long size = n->shape.rows;
     op->text = arena_printf(a, "%s(%s)%s", name,
-                            !strcmp(name, "matrix") ? arena_printf(a, "\"%s\"", n->kids[0]->text)
-                            : !strcmp(name, "diag") ? "[...]"
-                                                    : arena_printf(a, "%ld", n->shape.cols),
+                            b == IBC_B_matrix ? arena_printf(a, "\"%s\"", n->kids[0]->text)
+                            : b == IBC_B_diag ? "[...]"
+                                              : arena_printf(a, "%ld", n->shape.cols),
                             transposed ? "'" : "");
     op->invertible = true;
-    if (!strcmp(name, "identity")) {
+    if (b == IBC_B_identity) {
         op->inverse = "identity";
-    } else if (!strcmp(name, "diff")) {
+    } else if (b == IBC_B_diff) {
         op->inverse = transposed ? "reverse cumulative sum, O(n)" : "cumulative sum, O(n)";
-    } else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+    } else if (b == IBC_B_dct || b == IBC_B_cosine) {
         op->inverse = "transpose (orthonormal basis)";
-    } else if (!strcmp(name, "diag")) {
+    } else if (b == IBC_B_diag) {
         op->inverse = "reciprocal diagonal, O(n)";
         ast_node *l = n->kids[0];
         for (size_t i = 0; i < l->nkids; i++)
@@ -192,14 +193,14 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
                 op->kernel_dim++;
                 op->cokernel_dim++;
             }
-    } else if (!strcmp(name, "diff_open")) {
+    } else if (b == IBC_B_diff_open) {
         op->invertible = false;
         /* (n-1) x n: the kernel is the constants; diff_open(n)' is
          * n x (n-1) with a trivial kernel and the constants as co-kernel. */
         op->kernel_dim = transposed ? 0 : 1;
         op->cokernel_dim = transposed ? 1 : 0;
         (void)size;
-    } else if (!strcmp(name, "matrix")) {
+    } else if (b == IBC_B_matrix) {
         const char *path = spec_dir_path(a, spec, n->kids[0]->text);
         const char *err;
         long r, c;
@@ -261,10 +262,11 @@ static ast_node *mk_bin(ibc_arena *a, int op, ast_node *l, ast_node *r, ibc_shap
     return n;
 }
 
-static ast_node *mk_call(ibc_arena *a, const char *name, ast_node *x, ast_node *y, ibc_shape sh)
+static ast_node *mk_call(ibc_arena *a, ibc_builtin b, ast_node *x, ast_node *y, ibc_shape sh)
 {
     ast_node *n = mk(a, AST_CALL, x->loc, sh);
-    n->name = name;
+    n->name = ibc_builtins[b].name;
+    n->builtin = b;
     n->nkids = y ? 2 : 1;
     n->kids = arena_alloc(a, 2 * sizeof *n->kids);
     n->kids[0] = x;
@@ -482,20 +484,20 @@ static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
     if (opn->kind == AST_BINOP)   /* (A B)^-1 z = B^-1 (A^-1 z) */
         return apply_inverse(a, opn->rhs, apply_inverse(a, opn->lhs, z));
     ast_node *n = opn->kind == AST_TRANSPOSE ? opn->lhs : opn;
-    const char *name = n->name;
+    ibc_builtin b = n->builtin;
     bool tr = opn->kind == AST_TRANSPOSE;
-    if (!strcmp(name, "identity"))
+    if (b == IBC_B_identity)
         return z;
-    if (!strcmp(name, "diff") && !tr && z->shape.rank == 1)   /* cumsum takes vectors only */
-        return mk_call(a, "cumsum", z, NULL, z->shape);
-    if ((!strcmp(name, "dct") || !strcmp(name, "cosine"))) {
+    if (b == IBC_B_diff && !tr && z->shape.rank == 1)   /* cumsum takes vectors only */
+        return mk_call(a, IBC_B_cumsum, z, NULL, z->shape);
+    if (b == IBC_B_dct || b == IBC_B_cosine) {
         if (tr)
             return mk_bin(a, '@', n, z, z->shape);   /* (D')^-1 = D */
         ast_node *t = mk(a, AST_TRANSPOSE, n->loc, n->shape);
         t->lhs = n;
         return mk_bin(a, '@', t, z, z->shape);
     }
-    return mk_call(a, "solve", opn, z, z->shape);
+    return mk_call(a, IBC_B_solve, opn, z, z->shape);
 }
 
 design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
@@ -540,8 +542,8 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
                        op->text, op->rows, op->cols, bound, op->kernel_dim, bound, op->cokernel_dim);
             return NULL;
         }
-        const char *opname = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
-        if (opname && !strcmp(opname, "diff_open"))
+        ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;
+        if (opb == IBC_B_diff_open)
             diag_error(diag, d->op->loc,
                        "operator %s is not invertible: it is %ld x %ld with a %s of dimension 1 (the "
                        "constants), so the factorised model would have extra, non-rescaling symmetries; use "
@@ -620,12 +622,10 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     }
     ast_node *w = apply_inverse(a, d->op, z);
     r->replacement = w;
-    const char *opn = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
-    if (!opn)
-        opn = "";   /* a composition */
-    if (!strcmp(opn, "identity"))
+    ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;   /* NONE: a composition */
+    if (opb == IBC_B_identity)
         r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
-    else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
+    else if (opb == IBC_B_diff && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
         r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
     else
         r->factorisation = arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name,

@@ -33,50 +33,34 @@ typedef struct {
 
 /* ------------------------------------------------------------ builtins */
 
-typedef enum { FK_HOMOG1, FK_LINEAR, FK_NONHOMOG, FK_CONST } func_kind;
-enum { HOMOG1 = FK_HOMOG1, LINEAR = FK_LINEAR, NONHOMOG = FK_NONHOMOG, CONST = FK_CONST };
-
-static const struct { const char *name; int kind; } sema_funcs[] = {
-#define IBRT_FUNC(n, k, doc) { #n, k },
-#include "ibrt_builtins.def"
-};
-static const char *const sema_operators[] = {
-#define IBRT_OPERATOR(n, a, doc) #n,
-#include "ibrt_builtins.def"
-};
-static const struct { const char *name; int nargs; } sema_dists[] = {
-#define IBRT_DIST(n, a, doc) { #n, a },
-#include "ibrt_builtins.def"
-};
-static const struct { const char *name; const char *keys; } sema_generators[] = {
-#define IBRT_GENERATOR(n, k, doc) { #n, k },
-#include "ibrt_builtins.def"
-};
-
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static int sema_find_func(const char *name)
+/* The names of the built-ins of class c1 or c2, in the order of
+ * runtime/ibrt_builtins.def, into out (IBC_B_COUNT entries), for "did you
+ * mean"; returns how many. */
+static size_t sema_builtin_names(ibc_builtin_class c1, ibc_builtin_class c2, const char **out)
 {
-    for (size_t i = 0; i < COUNT(sema_funcs); i++)
-        if (!strcmp(sema_funcs[i].name, name))
-            return (int)i;
-    return -1;
+    size_t k = 0;
+    for (int b = IBC_B_NONE + 1; b < IBC_B_COUNT; b++)
+        if (ibc_builtins[b].cls == c1 || ibc_builtins[b].cls == c2)
+            out[k++] = ibc_builtins[b].name;
+    return k;
 }
 
-static bool sema_is_operator(const char *name)
+/* Every call's built-in (ast_node.builtin) from its name, once, before
+ * the checks: later code, here and in later phases, compares it. */
+static void sema_resolve_builtins(ast_node *n)
 {
-    for (size_t i = 0; i < COUNT(sema_operators); i++)
-        if (!strcmp(sema_operators[i], name))
-            return true;
-    return false;
-}
-
-static int sema_find_dist(const char *name)
-{
-    for (size_t i = 0; i < COUNT(sema_dists); i++)
-        if (!strcmp(sema_dists[i].name, name))
-            return (int)i;
-    return -1;
+    if (!n)
+        return;
+    if (n->kind == AST_CALL)
+        n->builtin = ibc_builtin_lookup(n->name);
+    sema_resolve_builtins(n->lhs);
+    sema_resolve_builtins(n->rhs);
+    for (size_t i = 0; i < n->nkids; i++)
+        sema_resolve_builtins(n->kids[i]);
+    sema_resolve_builtins(n->type.dim[0]);
+    sema_resolve_builtins(n->type.dim[1]);
 }
 
 /* A "did you mean" suffix for name among n candidates (or ""). */
@@ -282,7 +266,7 @@ static bool sema_operator(sema *s, ast_node *n)
 {
     long size = 0;
     n->is_const = false;
-    if (!strcmp(n->name, "diag")) {
+    if (n->builtin == IBC_B_diag) {
         if (n->nkids != 1 || n->kids[0]->kind != AST_LIST) {
             diag_error(s->diag, n->loc, "'diag' takes a list of numbers: diag([d1, d2, ...])");
             return false;
@@ -296,7 +280,7 @@ static bool sema_operator(sema *s, ast_node *n)
         n->shape = shape_make(2, (long)l->nkids, (long)l->nkids);
         return true;
     }
-    if (!strcmp(n->name, "matrix")) {
+    if (n->builtin == IBC_B_matrix) {
         if (n->nkids != 1 || n->kids[0]->kind != AST_STR) {
             diag_error(s->diag, n->loc, "'matrix' takes a file name: matrix(\"A.csv\") or matrix(\"A.npy\")");
             return false;
@@ -323,7 +307,7 @@ static bool sema_operator(sema *s, ast_node *n)
     }
     if (!sema_dim_arg(s, n, 1, &size))
         return false;
-    if (!strcmp(n->name, "diff_open"))
+    if (n->builtin == IBC_B_diff_open)
         n->shape = shape_make(2, size - 1, size);
     else
         n->shape = shape_make(2, size, size);
@@ -332,20 +316,17 @@ static bool sema_operator(sema *s, ast_node *n)
 
 static bool sema_call(sema *s, ast_node *n)
 {
-    if (sema_is_operator(n->name))
+    ibc_builtin_class cls = ibc_builtin_class_of(n->builtin);
+    if (cls == IBC_BC_OPERATOR)
         return sema_operator(s, n);
-    int f = sema_find_func(n->name);
-    if (f < 0) {
-        const char *c[COUNT(sema_funcs) + COUNT(sema_operators)];
-        size_t k = 0;
-        for (size_t i = 0; i < COUNT(sema_funcs); i++)
-            c[k++] = sema_funcs[i].name;
-        for (size_t i = 0; i < COUNT(sema_operators); i++)
-            c[k++] = sema_operators[i];
+    if (cls != IBC_BC_FUNC) {
+        const char *c[IBC_B_COUNT];
+        size_t k = sema_builtin_names(IBC_BC_FUNC, IBC_BC_OPERATOR, c);
         diag_error(s->diag, n->name_loc, "unknown function '%s'%s", n->name, sema_hint(s, n->name, c, k));
         return false;
     }
-    size_t want = !strcmp(n->name, "solve") ? 2 : 1;
+    const ibc_builtin_info *f = &ibc_builtins[n->builtin];
+    size_t want = (size_t)f->nargs;
     if (n->nkids != want) {
         diag_error(s->diag, n->loc, "'%s' takes %zu argument%s, got %zu", n->name, want,
                    want == 1 ? "" : "s", n->nkids);
@@ -361,51 +342,52 @@ static bool sema_call(sema *s, ast_node *n)
     }
     ast_node *a = n->kids[0];
     const char *name = n->name;
+    ibc_builtin b = n->builtin;
     n->shape = a->shape;
     n->is_const = false;
-    if (sema_funcs[f].kind == FK_CONST) {
+    if (f->kind == IBC_FK_CONST) {
         if (!a->is_const || a->shape.rank != 0) {
             diag_error(s->diag, a->loc, "'%s' applies only to constant numbers here", name);
             return false;
         }
-        if (!strcmp(name, "sqrt") && a->value < 0) {
+        if (b == IBC_B_sqrt && a->value < 0) {
             diag_error(s->diag, a->loc, "square root of a negative number (%g)", a->value);
             return false;
         }
         n->is_const = true;
-        n->value = !strcmp(name, "sqrt") ? sqrt(a->value) : fabs(a->value);
+        n->value = b == IBC_B_sqrt ? sqrt(a->value) : fabs(a->value);
         return true;
     }
-    if (!strcmp(name, "sum")) {
+    if (b == IBC_B_sum) {
         n->shape = shape_make(0, 1, 1);
-    } else if (!strcmp(name, "transpose")) {
+    } else if (b == IBC_B_transpose) {
         if (a->shape.rank != 2) {
             diag_error(s->diag, a->loc, "'transpose' needs a matrix, got %s", shape_str(s, a->shape));
             return false;
         }
         n->shape = shape_make(2, a->shape.cols, a->shape.rows);
-    } else if (!strcmp(name, "cumsum")) {
+    } else if (b == IBC_B_cumsum) {
         if (a->shape.rank != 1) {
             diag_error(s->diag, a->loc, "'cumsum' needs a vector, got %s", shape_str(s, a->shape));
             return false;
         }
-    } else if (!strcmp(name, "softmax")) {
+    } else if (b == IBC_B_softmax) {
         if (a->shape.rank == 0) {
             diag_error(s->diag, a->loc, "'softmax' needs a vector or a matrix (rows), got a scalar");
             return false;
         }
-    } else if (!strcmp(name, "solve")) {
-        ast_node *b = n->kids[1];
+    } else if (b == IBC_B_solve) {
+        ast_node *z = n->kids[1];
         if (a->shape.rank != 2 || (a->shape.rows >= 0 && a->shape.rows != a->shape.cols)) {
             diag_error(s->diag, a->loc, "'solve' needs a square operator, got %s", shape_str(s, a->shape));
             return false;
         }
-        if (b->shape.rank == 0 || (a->shape.rows >= 0 && b->shape.rows != a->shape.cols)) {
+        if (z->shape.rank == 0 || (a->shape.rows >= 0 && z->shape.rows != a->shape.cols)) {
             diag_error(s->diag, n->loc, "shape mismatch in 'solve': %s and %s",
-                       shape_str(s, a->shape), shape_str(s, b->shape));
+                       shape_str(s, a->shape), shape_str(s, z->shape));
             return false;
         }
-        n->shape = b->shape;
+        n->shape = z->shape;
     }
     return true;
 }
@@ -577,18 +559,16 @@ static bool sema_random_scalar(sema *s, ast_node *n, bool allow_dist);
 
 static bool sema_dist_call(sema *s, ast_node *n)
 {
-    int d = sema_find_dist(n->name);
-    if (d < 0) {
-        const char *c[COUNT(sema_dists)];
-        for (size_t i = 0; i < COUNT(sema_dists); i++)
-            c[i] = sema_dists[i].name;
-        diag_error(s->diag, n->name_loc, "unknown distribution '%s'%s", n->name,
-                   sema_hint(s, n->name, c, COUNT(sema_dists)));
+    if (ibc_builtin_class_of(n->builtin) != IBC_BC_DIST) {
+        const char *c[IBC_B_COUNT];
+        size_t k = sema_builtin_names(IBC_BC_DIST, IBC_BC_DIST, c);
+        diag_error(s->diag, n->name_loc, "unknown distribution '%s'%s", n->name, sema_hint(s, n->name, c, k));
         return false;
     }
-    if ((int)n->nkids != sema_dists[d].nargs) {
-        diag_error(s->diag, n->loc, "'%s' takes %d argument%s, got %zu", n->name, sema_dists[d].nargs,
-                   sema_dists[d].nargs == 1 ? "" : "s", n->nkids);
+    int nargs = ibc_builtins[n->builtin].nargs;
+    if ((int)n->nkids != nargs) {
+        diag_error(s->diag, n->loc, "'%s' takes %d argument%s, got %zu", n->name, nargs, nargs == 1 ? "" : "s",
+                   n->nkids);
         return false;
     }
     for (size_t i = 0; i < n->nkids; i++) {
@@ -596,11 +576,11 @@ static bool sema_dist_call(sema *s, ast_node *n)
         if (!sema_const(s, n->kids[i], &v))
             return false;
     }
-    if (!strcmp(n->name, "normal") && n->kids[1]->value < 0) {
+    if (n->builtin == IBC_B_normal && n->kids[1]->value < 0) {
         diag_error(s->diag, n->kids[1]->loc, "standard deviation must be non-negative, got %g", n->kids[1]->value);
         return false;
     }
-    if (!strcmp(n->name, "uniform") && !(n->kids[0]->value < n->kids[1]->value)) {
+    if (n->builtin == IBC_B_uniform && !(n->kids[0]->value < n->kids[1]->value)) {
         diag_error(s->diag, n->loc, "uniform(lo, hi) needs lo < hi");
         return false;
     }
@@ -612,7 +592,7 @@ static bool sema_random_scalar(sema *s, ast_node *n, bool allow_dist)
     (void)allow_dist;
     switch (n->kind) {
     case AST_CALL:
-        if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
+        if (n->builtin == IBC_B_abs || n->builtin == IBC_B_sqrt) {
             if (n->nkids != 1) {
                 diag_error(s->diag, n->loc, "'%s' takes 1 argument", n->name);
                 return false;
@@ -645,11 +625,11 @@ static bool sema_init(sema *s, ast_node *n)
         return sema_dist_call(s, n);
     if (n->kind == AST_BINOP && n->op == '*') {
         /* both factors checked, so that each reports its own errors */
-        if (n->lhs->kind == AST_CALL && sema_find_dist(n->lhs->name) >= 0) {
+        if (n->lhs->kind == AST_CALL && ibc_builtin_class_of(n->lhs->builtin) == IBC_BC_DIST) {
             bool d = sema_dist_call(s, n->lhs), f = sema_random_scalar(s, n->rhs, true);
             return d && f;
         }
-        if (n->rhs->kind == AST_CALL && sema_find_dist(n->rhs->name) >= 0) {
+        if (n->rhs->kind == AST_CALL && ibc_builtin_class_of(n->rhs->builtin) == IBC_BC_DIST) {
             bool f = sema_random_scalar(s, n->lhs, true), d = sema_dist_call(s, n->rhs);
             return f && d;
         }
@@ -967,14 +947,15 @@ static bool sema_gen_arg(sema *s, ast_node *a)
 static void sema_gen_consistent(sema *s, ast_node *call)
 {
     const char *g = call->name;
-    if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
-        bool cos = !strcmp(g, "cosine_spikes");
+    ibc_builtin gb = call->builtin;
+    if (gb == IBC_B_cosine_spikes || gb == IBC_B_sparse_regression) {
+        bool cos = gb == IBC_B_cosine_spikes;
         ast_node *n = sema_kwarg(call, cos ? "modes" : "features"), *nz = sema_kwarg(call, "nonzeros");
         long room = (long)n->lhs->value - (cos ? 1 : 0);   /* cosine_spikes never puts one on mode 0 */
         if (nz->lhs->value > (double)room)
             diag_error(s->diag, nz->lhs->loc, "%s cannot place %.0f non-zeros among %ld %s: at most %ld", g,
                        nz->lhs->value, room, cos ? "modes (mode 0, the constant, is never one)" : "features", room);
-    } else if (!strcmp(g, "piecewise_signal")) {
+    } else if (gb == IBC_B_piecewise_signal) {
         ast_node *lv = sema_kwarg(call, "levels")->lhs, *ln = sema_kwarg(call, "lengths")->lhs;
         ast_node *length = sema_kwarg(call, "length");
         if (lv->nkids != ln->nkids) {
@@ -995,7 +976,7 @@ static void sema_gen_consistent(sema *s, ast_node *call)
         if (total != length->lhs->value)
             diag_error(s->diag, ln->loc, "the lengths add up to %.0f, but length = %.0f: they must be equal", total,
                        length->lhs->value);
-    } else if (!strcmp(g, "low_rank")) {
+    } else if (gb == IBC_B_low_rank) {
         ast_node *sv = sema_kwarg(call, "singular_values")->lhs, *size = sema_kwarg(call, "size");
         if ((double)sv->nkids > size->lhs->value)
             diag_error(s->diag, sv->loc, "%zu singular values for a %.0f x %.0f matrix: at most %.0f", sv->nkids,
@@ -1006,19 +987,15 @@ static void sema_gen_consistent(sema *s, ast_node *call)
 static void sema_data(sema *s, ast_node *n)
 {
     ast_node *call = n->lhs;
-    size_t g = 0;
-    while (g < COUNT(sema_generators) && strcmp(sema_generators[g].name, call->name))
-        g++;
-    if (g == COUNT(sema_generators)) {
-        const char *c[COUNT(sema_generators)];
-        for (size_t i = 0; i < COUNT(sema_generators); i++)
-            c[i] = sema_generators[i].name;
+    if (ibc_builtin_class_of(call->builtin) != IBC_BC_GENERATOR) {
+        const char *c[IBC_B_COUNT];
+        size_t k = sema_builtin_names(IBC_BC_GENERATOR, IBC_BC_GENERATOR, c);
         diag_error(s->diag, call->name_loc, "unknown data generator '%s'%s", call->name,
-                   sema_hint(s, call->name, c, COUNT(sema_generators)));
+                   sema_hint(s, call->name, c, k));
         return;
     }
     int before = s->diag->errors;
-    sema_kwargs(s, call, sema_generators[g].keys);
+    sema_kwargs(s, call, ibc_builtins[call->builtin].keys);
     s->spec->data = call;
     bool ok = s->diag->errors == before;
     for (size_t i = 0; i < call->nkids; i++)
@@ -1028,7 +1005,7 @@ static void sema_data(sema *s, ast_node *n)
         sema_gen_consistent(s, call);
     else
         s->data_bad = true;   /* no whole-spec checks of the data either */
-    if (!strcmp(call->name, "low_rank"))
+    if (call->builtin == IBC_B_low_rank)
         s->has_mask = true;
 }
 
@@ -1041,14 +1018,15 @@ static void sema_data_fits(sema *s)
     ibc_spec *sp = s->spec;
     ast_node *call = sp->data;
     const char *g = call->name;
+    ibc_builtin gb = call->builtin;
     long in = 0;
     for (size_t i = 0; i < sp->ninputs; i++)
         in += sp->inputs[i].shape.rows * sp->inputs[i].shape.cols;
-    const char *size_key = !strcmp(g, "cosine_spikes")       ? "modes"
-                           : !strcmp(g, "sparse_regression") ? "features"
-                           : !strcmp(g, "piecewise_signal")  ? "length"
-                                                             : NULL;
-    bool no_inputs = !strcmp(g, "low_rank") || !strcmp(g, "noisy_target");
+    const char *size_key = gb == IBC_B_cosine_spikes       ? "modes"
+                           : gb == IBC_B_sparse_regression ? "features"
+                           : gb == IBC_B_piecewise_signal  ? "length"
+                                                           : NULL;
+    bool no_inputs = gb == IBC_B_low_rank || gb == IBC_B_noisy_target;
     if (size_key) {
         ast_node *a = sema_kwarg(call, size_key);
         long want = (long)a->lhs->value;
@@ -1071,11 +1049,11 @@ static void sema_data_fits(sema *s)
     }
     /* labels: one number per sample, or low_rank's size x size matrix */
     ibc_shape out = sp->out_shape;
-    if (size_key || !strcmp(g, "noisy_target")) {
+    if (size_key || gb == IBC_B_noisy_target) {
         if (out.rank != 0)
             diag_error(s->diag, sp->predict->loc, "%s gives one number per sample as its label, but the predictor "
                        "gives %s: the predictor must be a scalar", g, shape_str(s, out));
-    } else if (!strcmp(g, "low_rank")) {
+    } else if (gb == IBC_B_low_rank) {
         ast_node *a = sema_kwarg(call, "size");
         long n = (long)a->lhs->value;
         if (out.rank != 2 || out.rows != n || out.cols != n) {
@@ -1085,7 +1063,7 @@ static void sema_data_fits(sema *s)
         }
     }
     /* a minibatch drawn from a fixed training set fits in it */
-    const char *train_key = !strcmp(g, "piecewise_signal") ? "measurements" : size_key ? "train" : NULL;
+    const char *train_key = gb == IBC_B_piecewise_signal ? "measurements" : size_key ? "train" : NULL;
     ibc_train *t = &sp->train;
     if (train_key && t->batch > 0) {
         ast_node *a = sema_kwarg(call, train_key);
@@ -1463,6 +1441,7 @@ ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag)
                                     "statements (see docs/language.md)");
         return NULL;
     }
+    sema_resolve_builtins(root);
     for (size_t i = 0; i < root->nkids; i++)
         sema_stmt(&s, root->kids[i], i);
 
@@ -1479,9 +1458,9 @@ ibc_spec *sema_check(ibc_arena *arena, ast_node *root, ibc_diag *diag)
         if (!s.first[required[i].k])
             diag_error(diag, at, "%s", required[i].msg);
     ibc_spec *sp = s.spec;
-    if (sp->data && !strcmp(sp->data->name, "teacher") && !sp->teacher)
+    if (sp->data && sp->data->builtin == IBC_B_teacher && !sp->teacher)
         diag_error(diag, sp->data->loc, "data teacher(...) needs a 'teacher' block giving the teacher's weights");
-    if (sp->teacher && (!sp->data || strcmp(sp->data->name, "teacher")))
+    if (sp->teacher && (!sp->data || sp->data->builtin != IBC_B_teacher))
         diag_error(diag, sp->teacher->loc, "a 'teacher' block needs data teacher(...)");
     if (diag->errors == 0 && !s.data_bad && sp->data && sp->predict)
         sema_data_fits(&s);
