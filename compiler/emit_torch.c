@@ -420,23 +420,24 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
     const char *name = n->name, *what = arena_printf(x->a, "%s%s%s applied", unparse_str(x->a, n), tr ? "'" : "",
                                                      inverse ? "^-1" : "");
     pyv v = z;
-    if (!strcmp(name, "identity"))
+    ibc_builtin b = n->builtin;
+    if (b == IBC_B_identity)
         return z;
-    if (!strcmp(name, "diff")) {
+    if (b == IBC_B_diff) {
         const char *f = inverse ? (tr ? "_ibc_cumsum_t" : "_ibc_cumsum") : (tr ? "_ibc_diff_t" : "_ibc_diff");
         v.e = arena_printf(x->a, "%s(%s, %s)", f, z.e, dim);
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+    if (b == IBC_B_dct || b == IBC_B_cosine) {
         const char *m = op_dct(x, n->shape.rows);
         v.e = arena_printf(x->a, "_ibc_apply(%s%s, %s, %s)", m, inverse != tr ? ".T" : "", z.e, dim);
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "diag")) {
+    if (b == IBC_B_diag) {
         v.e = arena_printf(x->a, "_ibc_scale(%s, %s, %s%s)", z.e, op_diag(x, n), dim, inverse ? ", inverse=True" : "");
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "matrix") && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
+    if (b == IBC_B_matrix && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
         (n->shape.rows < 0 || (n->shape.rows == z.rows && n->shape.cols == z.rows) ||
          (!inverse && (tr ? n->shape.rows : n->shape.cols) == z.rows))) {
         long R = n->shape.rows < 0 ? z.rows : n->shape.rows, C = n->shape.rows < 0 ? z.rows : n->shape.cols;
@@ -444,7 +445,7 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
         v.rows = tr ? C : R;
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "matrix"))
+    if (b == IBC_B_matrix)
         tx_error(x, site, "the torch export supports '%s' as an operator whose columns match the rows of what it "
                           "applies to (square when inverted)", name);
     else
@@ -573,7 +574,8 @@ static pyv tx(pyx *x, const ast_node *n)
     }
     case AST_CALL: {
         const char *f = n->name;
-        if (!strcmp(f, "solve"))
+        ibc_builtin fb = n->builtin;
+        if (fb == IBC_B_solve)
             return tx_opexpr(x, n->kids[0], false, true, tx(x, n->kids[1]), n);
         if (n->nkids != 1) {
             tx_error(x, n, "the torch export does not support '%s' here", f);
@@ -581,24 +583,24 @@ static pyv tx(pyx *x, const ast_node *n)
         }
         pyv a = tx(x, n->kids[0]);
         v.batched = a.batched;
-        if (!strcmp(f, "cumsum")) {
+        if (fb == IBC_B_cumsum) {
             if (!a.batched && n->kids[0]->is_const) {
                 tx_error(x, n, "the torch export does not support cumsum of a %s", "constant");
                 return v;
             }
             v.e = arena_printf(x->a, "torch.cumsum(%s, dim=-1)", a.e);
-        } else if (!strcmp(f, "relu") || !strcmp(f, "tanh") || !strcmp(f, "sigmoid") || !strcmp(f, "exp"))
+        } else if (fb == IBC_B_relu || fb == IBC_B_tanh || fb == IBC_B_sigmoid || fb == IBC_B_exp)
             v.e = arena_printf(x->a, "torch.%s(%s)", f, a.e);
-        else if (!strcmp(f, "softmax"))
+        else if (fb == IBC_B_softmax)
             v.e = arena_printf(x->a, "torch.softmax(%s, dim=-1)", a.e);   /* each row; a vector is one row */
-        else if (!strcmp(f, "sum")) {
+        else if (fb == IBC_B_sum) {
             if (a.rank == 0)
                 return a;
             v.rank = 0;
             v.rows = v.cols = 1;
             v.e = a.batched ? arena_printf(x->a, "%s.sum(dim=%s)", a.e, a.rank == 2 ? "(-2, -1)" : "-1")
                             : arena_printf(x->a, "%s.sum()", a.e);
-        } else if (!strcmp(f, "transpose"))
+        } else if (fb == IBC_B_transpose)
             v.e = arena_printf(x->a, "%s.transpose(-1, -2)", a.e);
         else {
             tx_error(x, n, "the torch export does not support '%s' here", f);
@@ -850,15 +852,15 @@ static void py_init_scalar(pyemit *pe, const ast_node *n)
         P(")");
         return;
     case AST_CALL:
-        if (!strcmp(n->name, "normal") || !strcmp(n->name, "uniform")) {
+        if (n->builtin == IBC_B_normal || n->builtin == IBC_B_uniform) {
             P("_ibc_draw(\"%s\", %s, ", n->name, py_num(nb, n->kids[0]->value));
             P("%s, generator)", py_num(nb, n->kids[1]->value));
-        } else if (!strcmp(n->name, "constant"))
+        } else if (n->builtin == IBC_B_constant)
             P("%s", py_num(nb, n->kids[0]->value));
-        else if (!strcmp(n->name, "zeros"))
+        else if (n->builtin == IBC_B_zeros)
             P("0.0");
-        else if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
-            P("%s(", !strcmp(n->name, "abs") ? "abs" : "math.sqrt");
+        else if (n->builtin == IBC_B_abs || n->builtin == IBC_B_sqrt) {
+            P("%s(", n->builtin == IBC_B_abs ? "abs" : "math.sqrt");
             py_init_scalar(pe, n->kids[0]);
             P(")");
         } else
@@ -875,7 +877,7 @@ static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
     *factor = NULL;
     if (n->kind == AST_CALL)
         return n;
-    if (n->lhs->kind == AST_CALL && strcmp(n->lhs->name, "abs") && strcmp(n->lhs->name, "sqrt")) {
+    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
         *factor = n->rhs;
         return n->lhs;
     }
@@ -900,14 +902,14 @@ static void py_init_param(pyemit *pe, const pymodel *m, size_t i)
         py_init_scalar(pe, factor);
         P(" * ");
     }
-    const char *kind = dist ? dist->name : "normal";
-    if (!strcmp(kind, "normal") || !dist) {
+    ibc_builtin kind = dist ? dist->builtin : IBC_B_normal;
+    if (kind == IBC_B_normal) {
         P("_ibc_normal(self.%s.shape, %s, ", at, py_num(nb, dist ? dist->kids[0]->value : 0));
         P("%s, generator, self.%s.dtype))\n", py_num(nb, dist ? dist->kids[1]->value : 0.1), at);
-    } else if (!strcmp(kind, "uniform")) {
+    } else if (kind == IBC_B_uniform) {
         P("_ibc_uniform(self.%s.shape, %s, ", at, py_num(nb, dist->kids[0]->value));
         P("%s, generator, self.%s.dtype))\n", py_num(nb, dist->kids[1]->value), at);
-    } else if (!strcmp(kind, "constant")) {
+    } else if (kind == IBC_B_constant) {
         P("torch.full_like(self.%s, %s))\n", at, py_num(nb, dist->kids[0]->value));
     } else {
         P("torch.zeros_like(self.%s))\n", at);
@@ -1744,8 +1746,8 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     else
         P("None");
     /* the trainer's steps are full-batch on fixed data (emit.c: minibatch = false) */
-    const char *dname = spec->data->name;
-    bool fixed = strcmp(dname, "teacher") && strcmp(dname, "noisy_target") && strcmp(dname, "low_rank");
+    ibc_builtin dname = spec->data->builtin;
+    bool fixed = dname != IBC_B_teacher && dname != IBC_B_noisy_target && dname != IBC_B_low_rank;
     P(", \"seed\": %llu, \"full_batch\": %s}\n", (unsigned long long)spec->train.seed,
       fixed && spec->train.batch == 0 ? "True" : "False");
     P("LOSS_MASK = ");
