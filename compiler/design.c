@@ -308,100 +308,24 @@ static ast_node *factor_init(const ibc_design *d, const char *name)
     return all;
 }
 
-/* The exact rational of a literal: "4/3", "1.5", "15e-1" (a decimal is
- * read digit by digit, never through a double, so 1.5 is exactly 3/2). */
-static bool exact_rational(mpq_t q, const char *text)
-{
-    const char *slash = strchr(text, '/');
-    if (slash) {
-        /* both halves are literals ("4/3", "1.5/1") */
-        char head[64];
-        size_t len = (size_t)(slash - text);
-        if (len >= sizeof head || strchr(slash + 1, '/'))
-            return false;
-        memcpy(head, text, len);
-        head[len] = '\0';
-        mpq_t d;
-        mpq_init(d);
-        bool ok = exact_rational(q, head) && exact_rational(d, slash + 1) && mpq_sgn(d) != 0;
-        if (ok)
-            mpq_div(q, q, d);
-        mpq_clear(d);
-        return ok;
-    }
-    mpz_t num, den;
-    mpz_inits(num, den, NULL);
-    mpz_set_ui(den, 1);
-    const char *p = text;
-    bool neg = *p == '-', digits = false, ok = true;
-    if (*p == '-' || *p == '+')
-        p++;
-    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
-        mpz_mul_ui(num, num, 10);
-        mpz_add_ui(num, num, (unsigned long)(*p - '0'));
-    }
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
-            mpz_mul_ui(num, num, 10);
-            mpz_add_ui(num, num, (unsigned long)(*p - '0'));
-            mpz_mul_ui(den, den, 10);
-        }
-    if (digits && (*p == 'e' || *p == 'E')) {
-        char *end;
-        long e = strtol(p + 1, &end, 10);
-        ok = end != p + 1 && e > -400 && e < 400;
-        p = end;
-        if (ok) {
-            mpz_t t;
-            mpz_init(t);
-            mpz_ui_pow_ui(t, 10, (unsigned long)labs(e));
-            if (e >= 0)
-                mpz_mul(num, num, t);
-            else
-                mpz_mul(den, den, t);
-            mpz_clear(t);
-        }
-    }
-    ok = ok && digits && *p == '\0';
-    if (ok) {
-        if (neg)
-            mpz_neg(num, num);
-        mpq_set_num(q, num);
-        mpq_set_den(q, den);
-        mpq_canonicalize(q);
-    }
-    mpz_clears(num, den, NULL);
-    return ok;
-}
+/* 2(L-1)/L in lowest terms (the strength a depth-L product gives) */
+static sym_rat depth_coef(long L);
 
-/* Strength c = p/q gives L = 2 / (2 - c) = 2q / (2q - p), integral only. */
+/* The depth sema found for the strength c = 2(L-1)/L (exactly; ibc.h),
+ * or the error listing the achievable strengths. */
 static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
 {
-    mpq_t c, two, l;
-    mpq_inits(c, two, l, NULL);
-    bool ok = exact_rational(c, d->strength);
-    mpq_set_ui(two, 2, 1);
-    ok = ok && mpq_cmp_ui(c, 1, 1) >= 0 && mpq_cmp(c, two) < 0;
-    if (ok) {
-        mpq_sub(l, two, c);
-        mpq_div(l, two, l);
-        ok = mpz_cmp_ui(mpq_denref(l), 1) == 0 && mpz_fits_slong_p(mpq_numref(l)) && mpz_get_si(mpq_numref(l)) <= 64;
-    }
-    if (!ok) {
+    if (!d->strength_depth) {
         diag_error(diag, d->strength_node->loc,
                    "strength %s is not achievable: a depth-L Hadamard product gives 2(L-1)/L, so the achievable "
                    "strengths are 1, 4/3, 3/2, 8/5, 5/3, 12/7, 7/4, ... (L = 2, 3, 4, ...)",
                    d->strength);
-    } else {
-        *L = mpz_get_si(mpq_numref(l));
-        char *s = mpq_get_str(NULL, 10, c);
-        *coef = arena_strndup(a, s, strlen(s));
-        void (*freefn)(void *, size_t);
-        mp_get_memory_functions(NULL, NULL, &freefn);
-        freefn(s, strlen(s) + 1);
+        return false;
     }
-    mpq_clears(c, two, l, NULL);
-    return ok;
+    *L = d->strength_depth;
+    sym_rat c = depth_coef(*L);
+    *coef = c.den == 1 ? arena_printf(a, "%ld", c.num) : arena_printf(a, "%ld/%ld", c.num, c.den);
+    return true;
 }
 
 /* 2(L-1)/L in lowest terms (the strength a depth-L product gives) */

@@ -265,7 +265,8 @@ typedef struct {
     ast_node *op;         /* the operator expression (left of '@') */
     int param;            /* the parameter it applies to */
     long depth;           /* 0: not given */
-    const char *strength; /* exact rational text ("4/3") or NULL */
+    const char *strength; /* the strength as written ("4/3"), for messages, or NULL */
+    long strength_depth;  /* the depth L whose 2(L-1)/L equals the strength exactly (2..64); 0: none */
     ast_node *strength_node;
     long rank;            /* log_spectral: 0 = full */
     double lr;            /* 0: the train lr */

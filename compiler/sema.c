@@ -7,9 +7,13 @@
  * goes on, so one run reports every independent problem.  Expressions get
  * their shapes here (node->shape); dimensions and other constants are
  * folded to doubles (node->value) — the exact rational value of a literal
- * is the symbolic phase's business, from node->text.
+ * is the symbolic phase's business, from node->text, except a design
+ * strength's, whose depth sema finds exactly (exact_literal) and hands on
+ * (ibc_design.strength_depth).  Built-in names are resolved once to
+ * ibc_builtin (ast_node.builtin) from the table of builtin.c.
  */
 #include "ibc.h"
+#include "exact.h"
 #include "ibrt_io.h"
 
 #include <errno.h>
@@ -1106,25 +1110,31 @@ static void sema_loss(sema *s, ast_node *n)
     }
 }
 
-/* The depth a log-sparsity strength c asks for: L = 2 / (2 - c)
- * (docs/theory.md §5: the depth-L Hadamard product has bias of strength
- * 2 - 2/L), when that is an integer >= 2; otherwise 2 (design.c then
- * reports the strength, listing the ones that are possible). */
-static long sema_strength_depth(const char *strength)
+/* The depth a log-sparsity strength c = num / den (literal texts; den
+ * NULL: 1) asks for, exactly: L = 2 / (2 - c) (docs/theory.md §5: the
+ * depth-L Hadamard product has bias of strength 2 - 2/L) when that is an
+ * integer from 2 to 64; otherwise 0 (design.c then reports the strength,
+ * listing the ones that are possible). */
+static long sema_strength_depth(const char *num, const char *den)
 {
-    if (!strength)
-        return 2;
-    char *end;
-    double c = strtod(strength, &end);
-    if (*end == '/') {
-        double q = strtod(end + 1, NULL);
-        c = q != 0 ? c / q : 0;
+    mpq_t c, d, l;
+    mpq_inits(c, d, l, NULL);
+    mpq_set_ui(d, 1, 1);
+    bool ok = exact_literal(c, num) && (!den || exact_literal(d, den)) && mpq_sgn(d) != 0;
+    long L = 0;
+    if (ok) {
+        mpq_div(c, c, d);
+        mpq_set_ui(l, 2, 1);
+        ok = mpq_cmp_ui(c, 1, 1) >= 0 && mpq_cmp(c, l) < 0;
     }
-    if (!(c >= 1 && c < 2))
-        return 2;
-    double L = 2 / (2 - c);
-    long r = lround(L);
-    return r >= 2 && r <= 64 && fabs(L - (double)r) < 1e-9 ? r : 2;
+    if (ok) {
+        mpq_sub(d, l, c);
+        mpq_div(l, l, d);   /* 2 / (2 - c) */
+        if (mpz_cmp_ui(mpq_denref(l), 1) == 0 && mpz_cmp_ui(mpq_numref(l), 64) <= 0)
+            L = mpz_get_si(mpq_numref(l));
+    }
+    mpq_clears(c, d, l, NULL);
+    return L;
 }
 
 static void sema_design(sema *s, ast_node *n)
@@ -1205,6 +1215,8 @@ static void sema_design(sema *s, ast_node *n)
                 }
                 d->strength = e->kind == AST_NUM ? e->text : arena_printf(s->arena, "%s/%s", e->lhs->text, e->rhs->text);
                 d->strength_node = e;
+                d->strength_depth = e->kind == AST_NUM ? sema_strength_depth(e->text, NULL)
+                                                       : sema_strength_depth(e->lhs->text, e->rhs->text);
             }
         } else {
             diag_error(s->diag, set->loc, "'init' is a distribution: init ~ normal(0, 0.1)");
@@ -1218,7 +1230,7 @@ static void sema_design(sema *s, ast_node *n)
     /* Factor names the block may initialise: u, v (sparsity, L = 2),
      * a1..aL (sparsity, L > 2), U, V (spectral rank form), W1..WL
      * (spectral chain), and init for all of them. */
-    long L = d->depth ? d->depth : sema_strength_depth(d->strength);
+    long L = d->depth ? d->depth : d->strength_depth ? d->strength_depth : 2;
     const char **names = arena_alloc(s->arena, (size_t)(L + 3) * sizeof *names);
     size_t nnames = 0;
     names[nnames++] = "init";
