@@ -156,6 +156,7 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
         op->condition = fa.condition * fb.condition;   /* an upper bound */
         op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
+        op->dense = fa.dense || fb.dense;
         return true;
     }
     ast_node *n = opn;
@@ -221,6 +222,7 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         }
         op->rows = r;
         op->cols = c;
+        op->dense = true;
         dense_analyse(A, r, c, op);
         op->inverse = "LU factorisation (LAPACKE dgetrf once, dgetrs per use)";
         if (dense)
@@ -655,7 +657,7 @@ void design_print(FILE *out, const design_result *r, sym_format fmt)
         fprintf(out, "  ->  %s sum_k log sigma_k + r %s\n", r->depth > 2 ? r->coefficient : "1", r->constant);
     fprintf(out, "operator:       %s, %ld x %ld, invertible; inverse applied by %s", r->op.text, r->op.rows,
             r->op.cols, r->op.inverse);
-    if (r->op.residual > 0 || strstr(r->op.text, "matrix"))
+    if (r->op.residual > 0 || r->op.dense)
         fprintf(out, "; condition number %.4g, LU residual %.2e", r->op.condition, r->op.residual);
     fprintf(out, "\nfactorisation:  %s (depth %ld)\n", r->factorisation, r->depth);
     if (r->alignment)

@@ -24,6 +24,7 @@ typedef struct {
     const char *inverse;      /* how A^-1 is applied: "cumsum, O(n)", ... */
     double condition;         /* 2-norm condition number (dense), 1 otherwise */
     double residual;          /* max |A (A^-1 z) - z| on a random z (dense) */
+    bool dense;               /* a matrix from a file is (a factor of) it: its condition and residual are reported */
 } design_operator;
 
 typedef struct {
