@@ -10,6 +10,8 @@
  *   design.c                design target-> parameterisation (design_)
  *   emit.c                  spec + deriv -> C trainer        (emit_)
  *
+ * The semantic check is four files behind sema_check (sema_impl.h says
+ * which does what): sema.c, sema_expr.c, sema_data.c, sema_blocks.c.
  * The derivation is four files behind sym.h (sym_impl.h says which does
  * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
  * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
