@@ -437,6 +437,16 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     const char *coef = NULL;
     if (d->strength && !strength_depth(a, d, diag, &L, &coef))
         return NULL;
+    /* The closed loop derives a model of L factors: one family of L - 1
+     * generators per index over L blocks, which the derivation bounds. */
+    if (L - 1 > SYM_MAX_GEN || L > SYM_MAX_BLOCKS) {
+        int most = SYM_MAX_GEN + 1 < SYM_MAX_BLOCKS ? SYM_MAX_GEN + 1 : SYM_MAX_BLOCKS;
+        diag_error(diag, d->strength ? d->strength_node->loc : at,
+                   "depth %ld needs %ld factors, but the derivation that checks the design handles at most %d "
+                   "(%d generators per index): use a depth of at most %d (strength at most %s)",
+                   L, L, most, SYM_MAX_GEN, most, rational_coef(a, most));
+        return NULL;
+    }
     if (!coef)
         coef = rational_coef(a, L);
     r->depth = L;
