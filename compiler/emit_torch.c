@@ -1141,15 +1141,36 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
             continue;
         py_block_norms(pe, m, fam, f);
         P("        b = 0.0");
-        for (int t = 0; t < fam->nterms; t++) {
-            double dl = t < fam->ndelta ? sym_rat_double(fam->delta[t]) : 0;
-            if (!(dl > 0))
+        /* one weight per group of terms (terms with equal orbit exponents
+         * merged: delta_g log(C_g / delta_g), C_g the group's sum) */
+        for (int g = 0; g < fam->ndelta; g++) {
+            double dl = sym_rat_double(fam->delta[g]);
+            int nin = 0, t = -1;
+            for (int u = 0; u < fam->nterms; u++)
+                if (fam->term_group[u] == g) {
+                    nin++;
+                    t = t < 0 ? u : t;
+                }
+            if (!(dl > 0) || !nin)
                 continue;
-            P(" + %s * (math.log(%ld / %s)", py_num(nb, dl), fam->term_coef[t], py_num(nb2, dl));
-            for (int b = 0; b < fam->nblocks; b++)
-                if (fam->term_set[t] & (1u << b))
-                    P(" + torch.log(n%zu_%d)", f + 1, b);
-            P(")");
+            if (nin == 1) {
+                P(" + %s * (math.log(%ld / %s)", py_num(nb, dl), fam->term_coef[t], py_num(nb2, dl));
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (fam->term_set[t] & (1u << b))
+                        P(" + torch.log(n%zu_%d)", f + 1, b);
+                P(")");
+                continue;
+            }
+            P(" + %s * (torch.log(", py_num(nb, dl));
+            for (int u = t; u < fam->nterms; u++) {
+                if (fam->term_group[u] != g)
+                    continue;
+                P("%s%ld", u > t ? " + " : "", fam->term_coef[u]);
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (fam->term_set[u] & (1u << b))
+                        P(" * n%zu_%d", f + 1, b);
+            }
+            P(") - math.log(%s))", py_num(nb2, dl));
         }
         P("\n        out[\"bias%zu\"] = b if per_index else b.sum()\n", f + 1);
     }

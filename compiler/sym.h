@@ -67,6 +67,7 @@ typedef struct {
     sym_rat delta[64];       /* dual weights: one per term, or (terms with equal orbit
                               * exponents merged) one per group in delta[0 .. ndelta) */
     int ndelta;              /* weights in delta; 0: none derived */
+    int term_group[64];      /* the weight of term t is delta[term_group[t]] (t itself unless merged) */
     const char *min_text;    /* "2 |u| |v|" */
     const char *log_det_minimizer;   /* balance at the minimiser, e.g. "u^2/v^2 = 8" */
     const char *dual_slice;          /* balance chi = 0, e.g. "u^2/v^2 = 2" */

@@ -711,6 +711,8 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
         fits = rat_set(&f->delta[g], *dg) && fits;
     }
     f->ndelta = ng;
+    for (int t = 0; t < T; t++)
+        f->term_group[t] = grp[t];
     const char *factor = set_constant(a, f, pexp);
     f->coefficient = "1";
     f->coef = (sym_rat){ 1, 1 };
@@ -861,6 +863,8 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         fits = rat_set(&f->delta[s], delta[s]) && fits;
     }
     f->ndelta = T;
+    for (int t = 0; t < T; t++)
+        f->term_group[t] = t;
     qmat_clear(&m);
     if (unbounded || zero) {
         f->min_kind = unbounded ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
