@@ -317,10 +317,12 @@ static sym_rat depth_coef(long L);
  * or the error listing the achievable strengths. */
 static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
 {
+    _Static_assert(SYM_MAX_GEN == 6 && SYM_MAX_BLOCKS >= 7, "the strengths listed below are those of depths 2 to 7");
     if (!d->strength_depth) {
         diag_error(diag, d->strength_node->loc,
                    "strength %s is not achievable: a depth-L Hadamard product gives 2(L-1)/L, so the achievable "
-                   "strengths are 1, 4/3, 3/2, 8/5, 5/3, 12/7, 7/4, ... (L = 2, 3, 4, ...)",
+                   "strengths are 1, 4/3, 3/2, 8/5, 5/3 and 12/7 (L = 2, ..., 7, the deepest the derivation that "
+                   "checks the design handles)",
                    d->strength);
         return false;
     }
