@@ -176,13 +176,7 @@ char *ast_text(const ast_node *n, const ibc_source *src, size_t max)
 
 bool ast_is_operator_call(const ast_node *n)
 {
-    static const char *const ops[] = { "identity", "diff", "diff_open", "dct", "cosine", "diag", "matrix" };
-    if (n->kind != AST_CALL)
-        return false;
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (!strcmp(n->name, ops[i]))
-            return true;
-    return false;
+    return n->kind == AST_CALL && ibc_builtin_class_of(n->builtin) == IBC_BC_OPERATOR;
 }
 
 bool ast_is_operator_expr(const ast_node *n)

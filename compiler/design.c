@@ -156,6 +156,7 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
         op->condition = fa.condition * fb.condition;   /* an upper bound */
         op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
+        op->dense = fa.dense || fb.dense;
         return true;
     }
     ast_node *n = opn;
@@ -170,20 +171,21 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         return false;
     }
     const char *name = n->name;
+    ibc_builtin b = n->builtin;
     long size = n->shape.rows;
     op->text = arena_printf(a, "%s(%s)%s", name,
-                            !strcmp(name, "matrix") ? arena_printf(a, "\"%s\"", n->kids[0]->text)
-                            : !strcmp(name, "diag") ? "[...]"
-                                                    : arena_printf(a, "%ld", n->shape.cols),
+                            b == IBC_B_matrix ? arena_printf(a, "\"%s\"", n->kids[0]->text)
+                            : b == IBC_B_diag ? "[...]"
+                                              : arena_printf(a, "%ld", n->shape.cols),
                             transposed ? "'" : "");
     op->invertible = true;
-    if (!strcmp(name, "identity")) {
+    if (b == IBC_B_identity) {
         op->inverse = "identity";
-    } else if (!strcmp(name, "diff")) {
+    } else if (b == IBC_B_diff) {
         op->inverse = transposed ? "reverse cumulative sum, O(n)" : "cumulative sum, O(n)";
-    } else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+    } else if (b == IBC_B_dct || b == IBC_B_cosine) {
         op->inverse = "transpose (orthonormal basis)";
-    } else if (!strcmp(name, "diag")) {
+    } else if (b == IBC_B_diag) {
         op->inverse = "reciprocal diagonal, O(n)";
         ast_node *l = n->kids[0];
         for (size_t i = 0; i < l->nkids; i++)
@@ -192,14 +194,14 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
                 op->kernel_dim++;
                 op->cokernel_dim++;
             }
-    } else if (!strcmp(name, "diff_open")) {
+    } else if (b == IBC_B_diff_open) {
         op->invertible = false;
         /* (n-1) x n: the kernel is the constants; diff_open(n)' is
          * n x (n-1) with a trivial kernel and the constants as co-kernel. */
         op->kernel_dim = transposed ? 0 : 1;
         op->cokernel_dim = transposed ? 1 : 0;
         (void)size;
-    } else if (!strcmp(name, "matrix")) {
+    } else if (b == IBC_B_matrix) {
         const char *path = spec_dir_path(a, spec, n->kids[0]->text);
         const char *err;
         long r, c;
@@ -220,6 +222,7 @@ bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, 
         }
         op->rows = r;
         op->cols = c;
+        op->dense = true;
         dense_analyse(A, r, c, op);
         op->inverse = "LU factorisation (LAPACKE dgetrf once, dgetrs per use)";
         if (dense)
@@ -261,10 +264,11 @@ static ast_node *mk_bin(ibc_arena *a, int op, ast_node *l, ast_node *r, ibc_shap
     return n;
 }
 
-static ast_node *mk_call(ibc_arena *a, const char *name, ast_node *x, ast_node *y, ibc_shape sh)
+static ast_node *mk_call(ibc_arena *a, ibc_builtin b, ast_node *x, ast_node *y, ibc_shape sh)
 {
     ast_node *n = mk(a, AST_CALL, x->loc, sh);
-    n->name = name;
+    n->name = ibc_builtins[b].name;
+    n->builtin = b;
     n->nkids = y ? 2 : 1;
     n->kids = arena_alloc(a, 2 * sizeof *n->kids);
     n->kids[0] = x;
@@ -306,114 +310,77 @@ static ast_node *factor_init(const ibc_design *d, const char *name)
     return all;
 }
 
-/* The exact rational of a literal: "4/3", "1.5", "15e-1" (a decimal is
- * read digit by digit, never through a double, so 1.5 is exactly 3/2). */
-static bool exact_rational(mpq_t q, const char *text)
-{
-    const char *slash = strchr(text, '/');
-    if (slash) {
-        /* both halves are literals ("4/3", "1.5/1") */
-        char head[64];
-        size_t len = (size_t)(slash - text);
-        if (len >= sizeof head || strchr(slash + 1, '/'))
-            return false;
-        memcpy(head, text, len);
-        head[len] = '\0';
-        mpq_t d;
-        mpq_init(d);
-        bool ok = exact_rational(q, head) && exact_rational(d, slash + 1) && mpq_sgn(d) != 0;
-        if (ok)
-            mpq_div(q, q, d);
-        mpq_clear(d);
-        return ok;
-    }
-    mpz_t num, den;
-    mpz_inits(num, den, NULL);
-    mpz_set_ui(den, 1);
-    const char *p = text;
-    bool neg = *p == '-', digits = false, ok = true;
-    if (*p == '-' || *p == '+')
-        p++;
-    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
-        mpz_mul_ui(num, num, 10);
-        mpz_add_ui(num, num, (unsigned long)(*p - '0'));
-    }
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
-            mpz_mul_ui(num, num, 10);
-            mpz_add_ui(num, num, (unsigned long)(*p - '0'));
-            mpz_mul_ui(den, den, 10);
-        }
-    if (digits && (*p == 'e' || *p == 'E')) {
-        char *end;
-        long e = strtol(p + 1, &end, 10);
-        ok = end != p + 1 && e > -400 && e < 400;
-        p = end;
-        if (ok) {
-            mpz_t t;
-            mpz_init(t);
-            mpz_ui_pow_ui(t, 10, (unsigned long)labs(e));
-            if (e >= 0)
-                mpz_mul(num, num, t);
-            else
-                mpz_mul(den, den, t);
-            mpz_clear(t);
-        }
-    }
-    ok = ok && digits && *p == '\0';
-    if (ok) {
-        if (neg)
-            mpz_neg(num, num);
-        mpq_set_num(q, num);
-        mpq_set_den(q, den);
-        mpq_canonicalize(q);
-    }
-    mpz_clears(num, den, NULL);
-    return ok;
-}
+/* 2(L-1)/L in lowest terms (the strength a depth-L product gives) */
+static sym_rat depth_coef(long L);
 
-/* Strength c = p/q gives L = 2 / (2 - c) = 2q / (2q - p), integral only. */
+/* The depth sema found for the strength c = 2(L-1)/L (exactly; ibc.h),
+ * or the error listing the achievable strengths. */
 static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
 {
-    mpq_t c, two, l;
-    mpq_inits(c, two, l, NULL);
-    bool ok = exact_rational(c, d->strength);
-    mpq_set_ui(two, 2, 1);
-    ok = ok && mpq_cmp_ui(c, 1, 1) >= 0 && mpq_cmp(c, two) < 0;
-    if (ok) {
-        mpq_sub(l, two, c);
-        mpq_div(l, two, l);
-        ok = mpz_cmp_ui(mpq_denref(l), 1) == 0 && mpz_fits_slong_p(mpq_numref(l)) && mpz_get_si(mpq_numref(l)) <= 64;
-    }
-    if (!ok) {
+    _Static_assert(SYM_MAX_GEN == 6 && SYM_MAX_BLOCKS >= 7, "the strengths listed below are those of depths 2 to 7");
+    if (!d->strength_depth) {
         diag_error(diag, d->strength_node->loc,
                    "strength %s is not achievable: a depth-L Hadamard product gives 2(L-1)/L, so the achievable "
-                   "strengths are 1, 4/3, 3/2, 8/5, 5/3, 12/7, 7/4, ... (L = 2, 3, 4, ...)",
+                   "strengths are 1, 4/3, 3/2, 8/5, 5/3 and 12/7 (L = 2, ..., 7, the deepest the derivation that "
+                   "checks the design handles)",
                    d->strength);
-    } else {
-        *L = mpz_get_si(mpq_numref(l));
-        char *s = mpq_get_str(NULL, 10, c);
-        *coef = arena_strndup(a, s, strlen(s));
-        void (*freefn)(void *, size_t);
-        mp_get_memory_functions(NULL, NULL, &freefn);
-        freefn(s, strlen(s) + 1);
+        return false;
     }
-    mpq_clears(c, two, l, NULL);
-    return ok;
+    *L = d->strength_depth;
+    sym_rat c = depth_coef(*L);
+    *coef = c.den == 1 ? arena_printf(a, "%ld", c.num) : arena_printf(a, "%ld/%ld", c.num, c.den);
+    return true;
 }
 
-static const char *rational_coef(ibc_arena *a, long L)
+/* 2(L-1)/L in lowest terms (the strength a depth-L product gives) */
+static sym_rat depth_coef(long L)
 {
-    /* 2(L-1)/L in lowest terms */
     long num = 2 * (L - 1), den = L, g = num, h = den;
     while (h) {
         long t = g % h;
         g = h;
         h = t;
     }
-    num /= g;
-    den /= g;
-    return den == 1 ? arena_printf(a, "%ld", num) : arena_printf(a, "%ld/%ld", num, den);
+    return (sym_rat){ num / g, den / g };
+}
+
+static const char *rational_coef(ibc_arena *a, long L)
+{
+    sym_rat c = depth_coef(L);
+    return c.den == 1 ? arena_printf(a, "%ld", c.num) : arena_printf(a, "%ld/%ld", c.num, c.den);
+}
+
+/* Whether a derived constant (prime exponents over sym_primes) is log(n). */
+static bool constant_is_log(const sym_family *f, long n)
+{
+    for (int i = 0; i < SYM_NPRIMES; i++) {
+        long e = 0;
+        while (n % (long)sym_primes[i] == 0) {
+            n /= (long)sym_primes[i];
+            e++;
+        }
+        if (f->const_exp[i].num != e || f->const_exp[i].den != 1)
+            return false;
+    }
+    return n == 1;
+}
+
+/* The closed loop's comparison, on exact values: the designed model has
+ * one family, its orbit minimum attained, its bias coefficient coef, its
+ * constant log(n), and its invariant the product of every block's norm
+ * to the power 1 (each block a scalar, an entry or a column). */
+static bool derived_bias_is(const sym_family *fam, sym_rat coef, long n)
+{
+    if (fam->min_kind != SYM_MIN_ATTAINED || !fam->coef.den || fam->coef.num != coef.num ||
+        fam->coef.den != coef.den || !constant_is_log(fam, n) || !fam->monomial)
+        return false;
+    for (int p = 0; p < fam->nblocks; p++) {
+        const sym_block *b = &fam->blocks[p];
+        if (fam->inv_exp[p] != 1 ||
+            !(b->slice == SYM_SLICE_COL || ((b->slice == SYM_SLICE_WHOLE || b->slice == SYM_SLICE_ENTRY) && !b->set_name)))
+            return false;
+    }
+    return true;
 }
 
 /* A new spec sharing everything but the parameters and the predictor. */
@@ -445,20 +412,20 @@ static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
     if (opn->kind == AST_BINOP)   /* (A B)^-1 z = B^-1 (A^-1 z) */
         return apply_inverse(a, opn->rhs, apply_inverse(a, opn->lhs, z));
     ast_node *n = opn->kind == AST_TRANSPOSE ? opn->lhs : opn;
-    const char *name = n->name;
+    ibc_builtin b = n->builtin;
     bool tr = opn->kind == AST_TRANSPOSE;
-    if (!strcmp(name, "identity"))
+    if (b == IBC_B_identity)
         return z;
-    if (!strcmp(name, "diff") && !tr && z->shape.rank == 1)   /* cumsum takes vectors only */
-        return mk_call(a, "cumsum", z, NULL, z->shape);
-    if ((!strcmp(name, "dct") || !strcmp(name, "cosine"))) {
+    if (b == IBC_B_diff && !tr && z->shape.rank == 1)   /* cumsum takes vectors only */
+        return mk_call(a, IBC_B_cumsum, z, NULL, z->shape);
+    if (b == IBC_B_dct || b == IBC_B_cosine) {
         if (tr)
             return mk_bin(a, '@', n, z, z->shape);   /* (D')^-1 = D */
         ast_node *t = mk(a, AST_TRANSPOSE, n->loc, n->shape);
         t->lhs = n;
         return mk_bin(a, '@', t, z, z->shape);
     }
-    return mk_call(a, "solve", opn, z, z->shape);
+    return mk_call(a, IBC_B_solve, opn, z, z->shape);
 }
 
 design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
@@ -472,10 +439,21 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     const char *coef = NULL;
     if (d->strength && !strength_depth(a, d, diag, &L, &coef))
         return NULL;
+    /* The closed loop derives a model of L factors: one family of L - 1
+     * generators per index over L blocks, which the derivation bounds. */
+    if (L - 1 > SYM_MAX_GEN || L > SYM_MAX_BLOCKS) {
+        int most = SYM_MAX_GEN + 1 < SYM_MAX_BLOCKS ? SYM_MAX_GEN + 1 : SYM_MAX_BLOCKS;
+        diag_error(diag, d->strength ? d->strength_node->loc : at,
+                   "depth %ld needs %ld factors, but the derivation that checks the design handles at most %d "
+                   "(%d generators per index): use a depth of at most %d (strength at most %s)",
+                   L, L, most, SYM_MAX_GEN, most, rational_coef(a, most));
+        return NULL;
+    }
     if (!coef)
         coef = rational_coef(a, L);
     r->depth = L;
     r->coefficient = coef;
+    r->coef = depth_coef(L);
     r->constant = arena_printf(a, "log(%ld)", L);
     bool spectral = d->kind == DESIGN_LOG_SPECTRAL;
     bool chain = spectral && d->depth > 0;
@@ -502,8 +480,8 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
                        op->text, op->rows, op->cols, bound, op->kernel_dim, bound, op->cokernel_dim);
             return NULL;
         }
-        const char *opname = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
-        if (opname && !strcmp(opname, "diff_open"))
+        ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;
+        if (opb == IBC_B_diff_open)
             diag_error(diag, d->op->loc,
                        "operator %s is not invertible: it is %ld x %ld with a %s of dimension 1 (the "
                        "constants), so the factorised model would have extra, non-rescaling symmetries; use "
@@ -582,12 +560,10 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     }
     ast_node *w = apply_inverse(a, d->op, z);
     r->replacement = w;
-    const char *opn = d->op->kind == AST_TRANSPOSE ? d->op->lhs->name : d->op->name;
-    if (!opn)
-        opn = "";   /* a composition */
-    if (!strcmp(opn, "identity"))
+    ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;   /* NONE: a composition */
+    if (opb == IBC_B_identity)
         r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
-    else if (!strcmp(opn, "diff") && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
+    else if (opb == IBC_B_diff && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
         r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
     else
         r->factorisation = arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name,
@@ -629,17 +605,10 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     /* Compare exactly. */
     bool ok = sym_nfamilies(r->derivation) == 1;
     const sym_family *fam = ok ? sym_family_at(r->derivation, 0) : NULL;
-    const char *want_inv = "";
-    if (ok) {
-        for (int p = 0; p < fam->nblocks; p++)
-            want_inv = arena_printf(a, "%s%s%s%s%s", want_inv, p ? " " : "",
-                                    fam->blocks[p].slice == SYM_SLICE_COL ? "||" : "|", fam->blocks[p].text,
-                                    fam->blocks[p].slice == SYM_SLICE_COL ? "||" : "|");
-        ok = fam->min_kind == SYM_MIN_ATTAINED && !strcmp(fam->coefficient, spectral && !chain ? "1" : coef) &&
-             !strcmp(fam->constant, r->constant) && !strcmp(fam->invariant, want_inv) &&
+    if (ok)
+        ok = derived_bias_is(fam, spectral && !chain ? (sym_rat){ 1, 1 } : r->coef, spectral && !chain ? 2 : L) &&
              fam->nblocks == (spectral && !chain ? 2 : (int)L) &&
              fam->count == (chain ? 1 : spectral ? r->rank : sh.rows);
-    }
     if (!ok) {
         diag_error(diag, at,
                    "internal error: the synthesised parameterisation %s does not derive the requested bias "
@@ -700,7 +669,7 @@ void design_print(FILE *out, const design_result *r, sym_format fmt)
         fprintf(out, "  ->  %s sum_k log sigma_k + r %s\n", r->depth > 2 ? r->coefficient : "1", r->constant);
     fprintf(out, "operator:       %s, %ld x %ld, invertible; inverse applied by %s", r->op.text, r->op.rows,
             r->op.cols, r->op.inverse);
-    if (r->op.residual > 0 || strstr(r->op.text, "matrix"))
+    if (r->op.residual > 0 || r->op.dense)
         fprintf(out, "; condition number %.4g, LU residual %.2e", r->op.condition, r->op.residual);
     fprintf(out, "\nfactorisation:  %s (depth %ld)\n", r->factorisation, r->depth);
     if (r->alignment)

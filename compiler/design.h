@@ -24,6 +24,7 @@ typedef struct {
     const char *inverse;      /* how A^-1 is applied: "cumsum, O(n)", ... */
     double condition;         /* 2-norm condition number (dense), 1 otherwise */
     double residual;          /* max |A (A^-1 z) - z| on a random z (dense) */
+    bool dense;               /* a matrix from a file is (a factor of) it: its condition and residual are reported */
 } design_operator;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     const char *factorisation;/* "w = cumsum(u * v)" */
     const char *coefficient;  /* requested: "4/3" */
     const char *constant;     /* requested per term: "log(3)" */
+    sym_rat coef;             /* the requested coefficient, exact: 2(L-1)/L */
     design_operator op;
     ibc_spec *designed;       /* the synthesised model */
     ast_node *replacement;    /* the designed parameter as a function of the factors */

@@ -61,7 +61,7 @@ typedef struct {
     bool batched;        /* depends on the inputs: one copy per sample */
     long off;            /* offset in th / x / tp */
     double c;            /* constant */
-    const char *fn;      /* V_MAP: relu, tanh, sigmoid, exp */
+    ibc_builtin fn;      /* V_MAP: IBC_B_relu, _tanh, _sigmoid or _exp */
     opkind op;
     int diag_id;         /* OP_DIAG*: which static diagonal; OP_DENSE*: which matrix */
     int var;             /* V_PARAM, V_INPUT: which of the spec's parameters or inputs */
@@ -233,17 +233,18 @@ static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, co
         p->failed = true;
     }
     const char *name = n->name;
-    if (!strcmp(name, "identity"))
+    ibc_builtin b = n->builtin;
+    if (b == IBC_B_identity)
         v.op = OP_ID;
-    else if (!strcmp(name, "diff"))
+    else if (b == IBC_B_diff)
         v.op = inverse ? (tr ? OP_CUMSUM_T : OP_CUMSUM) : (tr ? OP_DIFF_T : OP_DIFF);
-    else if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+    else if (b == IBC_B_dct || b == IBC_B_cosine) {
         v.op = (inverse != tr) ? OP_DCT_T : OP_DCT;
         dct_needed(n->shape.rows);
-    } else if (!strcmp(name, "diag")) {
+    } else if (b == IBC_B_diag) {
         v.op = inverse ? OP_DIAG_INV : OP_DIAG;
         v.diag_id = diag_index(n);
-    } else if (!strcmp(name, "matrix") && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
+    } else if (b == IBC_B_matrix && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
                (n->shape.rows < 0 || (n->shape.rows == v.rows && n->shape.cols == v.rows) ||
                 (!inverse && (tr ? n->shape.rows : n->shape.cols) == v.rows))) {
         /* the file's operator (R x C, square when unknown until the
@@ -254,7 +255,7 @@ static int lower_op(prog *p, const ast_node *n, bool tr, bool inverse, int z, co
         v.rows = tr ? C : R;
         v.diag_id = dense_index(p, n, R, C, inverse);
     } else {
-        if (!strcmp(name, "matrix"))
+        if (b == IBC_B_matrix)
             diag_error(p->diag, site->loc, "code generation supports 'matrix' as an operator whose columns match "
                                            "the rows of what it applies to (square when inverted)");
         else
@@ -289,7 +290,7 @@ static const ast_node *transposed(const ast_node *n)
 {
     if (n->kind == AST_TRANSPOSE)
         return n->lhs;
-    if (n->kind == AST_CALL && !strcmp(n->name, "transpose") && n->nkids == 1)
+    if (n->kind == AST_CALL && n->builtin == IBC_B_transpose && n->nkids == 1)
         return n->kids[0];
     return NULL;
 }
@@ -391,10 +392,10 @@ static int lower_node(prog *p, const ast_node *n)
         return iv_add(p, v);
     }
     case AST_CALL: {
-        const char *f = n->name;
-        if (!strcmp(f, "solve"))
+        ibc_builtin f = n->builtin;
+        if (f == IBC_B_solve)
             return lower_opexpr(p, n->kids[0], false, true, lower(p, n->kids[1]), n);
-        if (!strcmp(f, "cumsum")) {
+        if (f == IBC_B_cumsum) {
             ival o = { .kind = V_OP, .rows = r, .cols = c, .op = OP_CUMSUM, .b = -1, .node = n, .site = n };
             o.a = lower(p, n->kids[0]);
             if (p->v[o.a].kind == V_CONST) {
@@ -404,21 +405,21 @@ static int lower_node(prog *p, const ast_node *n)
             return iv_add(p, o);
         }
         v.a = lower(p, n->kids[0]);
-        if (!strcmp(f, "relu") || !strcmp(f, "tanh") || !strcmp(f, "sigmoid") || !strcmp(f, "exp")) {
+        if (f == IBC_B_relu || f == IBC_B_tanh || f == IBC_B_sigmoid || f == IBC_B_exp) {
             v.kind = V_MAP;
             v.fn = f;
-        } else if (!strcmp(f, "softmax")) {
+        } else if (f == IBC_B_softmax) {
             v.kind = V_SOFTMAX;
             if (n->kids[0]->shape.rank == 1) {   /* a vector is one row */
                 v.rows = 1;
                 v.cols = r;
             }
-        } else if (!strcmp(f, "sum")) {
+        } else if (f == IBC_B_sum) {
             v.kind = V_SUM;
-        } else if (!strcmp(f, "transpose")) {
+        } else if (f == IBC_B_transpose) {
             v.kind = V_TRANS;
         } else {
-            diag_error(p->diag, n->loc, "code generation does not support '%s' here", f);
+            diag_error(p->diag, n->loc, "code generation does not support '%s' here", n->name);
             p->failed = true;
         }
         return iv_add(p, v);
@@ -477,7 +478,7 @@ static char *value_stem(const prog *p, int i, char *const *spelt, int *leaves)
     case V_DIV: return cw_printf("%s_over_%s", a, b);
     case V_NEG: return cw_printf("neg_%s", a);
     case V_TRANS: return cw_printf("%sT", a);
-    case V_MAP: return cw_printf("%s_%s", v->fn, a);
+    case V_MAP: return cw_printf("%s_%s", ibc_builtins[v->fn].name, a);
     case V_SOFTMAX: return cw_printf("softmax_%s", a);
     case V_SUM: return cw_printf("sum_%s", a);
     case V_OP: return cw_printf("%s_%s", op_stems[v->op], a);
@@ -530,7 +531,7 @@ static void prog_name(prog *p, const char *root_stem)
             stem = cw_ident(root_stem, STEM_MAX);   /* the output of a larger expression, or the copy of a leaf */
         } else if (!small) {
             if (v->kind == V_MAP || v->kind == V_SOFTMAX || v->kind == V_SUM || v->kind == V_OP)
-                stem = cw_strdup(v->kind == V_MAP ? v->fn : v->kind == V_SOFTMAX ? "softmax"
+                stem = cw_strdup(v->kind == V_MAP ? ibc_builtins[v->fn].name : v->kind == V_SOFTMAX ? "softmax"
                                                         : v->kind == V_SUM       ? "sum"
                                                                                  : op_stems[v->op]);
             else
@@ -955,9 +956,9 @@ static void emit_forward_value(const prog *p, int i)
             ref(p, v->a, (snprintf(b4, REF_MAX, "c * %ld + r", v->rows), b4), b2));
         return;
     case V_MAP: {
-        const char *f = !strcmp(v->fn, "relu") ? "(%s > 0 ? %s : 0)"
-                        : !strcmp(v->fn, "tanh") ? "tanh(%s)%.0s"
-                        : !strcmp(v->fn, "sigmoid") ? "1 / (1 + exp(-%s))%.0s"
+        const char *f = v->fn == IBC_B_relu ? "(%s > 0 ? %s : 0)"
+                        : v->fn == IBC_B_tanh ? "tanh(%s)%.0s"
+                        : v->fn == IBC_B_sigmoid ? "1 / (1 + exp(-%s))%.0s"
                                                     : "exp(%s)%.0s";
         emit_value_comment(p, i, "elementwise");
         s_open(v);
@@ -1031,10 +1032,10 @@ static char *adjoint_rule(const ival *v, bool da, bool db)
     case V_NEG: form = "C = -A"; ra = "dA = -dC"; break;
     case V_TRANS: form = "C = A'"; ra = "dA = dC'"; break;
     case V_MAP:
-        form = !strcmp(v->fn, "relu") ? "C = relu(A)" : !strcmp(v->fn, "tanh") ? "C = tanh(A)"
-               : !strcmp(v->fn, "sigmoid") ? "C = sigmoid(A)" : "C = exp(A)";
-        ra = !strcmp(v->fn, "relu") ? "dA = dC * (A > 0)" : !strcmp(v->fn, "tanh") ? "dA = dC * (1 - C * C)"
-             : !strcmp(v->fn, "sigmoid") ? "dA = dC * C * (1 - C)" : "dA = dC * C";
+        form = v->fn == IBC_B_relu ? "C = relu(A)" : v->fn == IBC_B_tanh ? "C = tanh(A)"
+               : v->fn == IBC_B_sigmoid ? "C = sigmoid(A)" : "C = exp(A)";
+        ra = v->fn == IBC_B_relu ? "dA = dC * (A > 0)" : v->fn == IBC_B_tanh ? "dA = dC * (1 - C * C)"
+             : v->fn == IBC_B_sigmoid ? "dA = dC * C * (1 - C)" : "dA = dC * C";
         break;
     case V_SOFTMAX: form = "C = softmax(A), row by row"; ra = "dA = C * (dC - sum_j dC_j C_j)"; break;
     case V_SUM: form = "c = sum(A)"; ra = "dA = dc in every entry"; break;
@@ -1212,14 +1213,14 @@ static void emit_backward_value(const prog *p, int i)
         return;
     case V_MAP:
         if ((aa = adj(p, v->a, "e", b1))) {
-            const char *d = !strcmp(v->fn, "relu") ? "(%s > 0)"
-                            : !strcmp(v->fn, "tanh") ? "(1 - %s * %s)"
-                            : !strcmp(v->fn, "sigmoid") ? "%s * (1 - %s)"
+            const char *d = v->fn == IBC_B_relu ? "(%s > 0)"
+                            : v->fn == IBC_B_tanh ? "(1 - %s * %s)"
+                            : v->fn == IBC_B_sigmoid ? "%s * (1 - %s)"
                                                         : "%s%.0s";
             f = adj_first(p, v->a, A->batched == v->batched);
             s_open(v);
             OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s * ", n, aa, f ? "=" : "+=", adj(p, i, "e", b2));
-            if (!strcmp(v->fn, "relu"))
+            if (v->fn == IBC_B_relu)
                 OUT(d, ref(p, v->a, "e", b3));
             else
                 OUT(d, ref(p, i, "e", b3), b3);
@@ -1402,17 +1403,17 @@ static void emit_init_expr(const ast_node *n, const char *rng)
         OUT(")");
         return;
     case AST_CALL:
-        if (!strcmp(n->name, "normal")) {
+        if (n->builtin == IBC_B_normal) {
             OUT("(%s + %s * ibrt_rng_normal(%s))", cw_num(n->kids[0]->value), cw_num(n->kids[1]->value), rng);
-        } else if (!strcmp(n->name, "uniform")) {
+        } else if (n->builtin == IBC_B_uniform) {
             OUT("(%s + %s * ibrt_rng_uniform(%s))", cw_num(n->kids[0]->value), cw_num(n->kids[1]->value - n->kids[0]->value),
                 rng);
-        } else if (!strcmp(n->name, "constant")) {
+        } else if (n->builtin == IBC_B_constant) {
             OUT("%s", cw_num(n->kids[0]->value));
-        } else if (!strcmp(n->name, "zeros")) {
+        } else if (n->builtin == IBC_B_zeros) {
             OUT("0.0");
-        } else if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
-            OUT("%s(", !strcmp(n->name, "abs") ? "fabs" : "sqrt");
+        } else if (n->builtin == IBC_B_abs || n->builtin == IBC_B_sqrt) {
+            OUT("%s(", n->builtin == IBC_B_abs ? "fabs" : "sqrt");
             emit_init_expr(n->kids[0], rng);
             OUT(")");
         } else {
@@ -1431,7 +1432,7 @@ static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
     *factor = NULL;
     if (n->kind == AST_CALL)
         return n;
-    if (n->lhs->kind == AST_CALL && strcmp(n->lhs->name, "abs") && strcmp(n->lhs->name, "sqrt")) {
+    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
         *factor = n->rhs;
         return n->lhs;
     }
@@ -1591,25 +1592,6 @@ static void emit_balance_function(const model *m, const char *pre)
     cw_fn_body(E->out, params, 5, NULL, 0, code);
     free(code);
     OUT("}\n\n");
-}
-
-/* The two exact predictions of docs/theory.md §4 for a one-generator,
- * two-block family's norm ratio ||block 0|| / ||block 1||: at the log det
- * G minimiser (a two-term geometric programme, n_q ~ c_S(-q) / delta_S(-q)
- * with S(-0) = {1}, S(-1) = {0}; NAN when its minimum is not attained in
- * that closed form) and on the dual slice chi = 0 (alpha0 n0 + alpha1 n1 =
- * 0; NAN when the exponents have one sign). */
-static void family_predictions(const sym_family *f, double *logdet_min, double *dual)
-{
-    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-    for (int t = 0; t < f->nterms; t++) {
-        int b = f->term_set[t] == 1u ? 0 : 1;
-        c[b] = (double)f->term_coef[t];
-        char *slash = strchr(f->delta[t], '/');
-        dl[b] = strtod(f->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-    }
-    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
-    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
 }
 
 static long balance_count(const model *m)
@@ -2137,12 +2119,12 @@ static void emit_header(const ibc_spec *spec, const design_result *design, const
 
 static data_kind data_of(const ibc_spec *spec)
 {
-    const char *g = spec->data->name;
-    if (!strcmp(g, "teacher"))
+    ibc_builtin g = spec->data->builtin;
+    if (g == IBC_B_teacher)
         return D_TEACHER;
-    if (!strcmp(g, "noisy_target"))
+    if (g == IBC_B_noisy_target)
         return D_TARGET;
-    if (!strcmp(g, "low_rank"))
+    if (g == IBC_B_low_rank)
         return D_LOWRANK;
     return D_FIXED;
 }
@@ -2154,9 +2136,10 @@ static void emit_data_setup(const ibc_spec *spec)
 {
     const ast_node *d = spec->data;
     const char *g = d->name;
-    bool files = !strcmp(g, "csv") || !strcmp(g, "npy");
-    bool gen = !strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression") || !strcmp(g, "piecewise_signal") ||
-               !strcmp(g, "low_rank");
+    ibc_builtin gb = d->builtin;
+    bool files = gb == IBC_B_csv || gb == IBC_B_npy;
+    bool gen = gb == IBC_B_cosine_spikes || gb == IBC_B_sparse_regression || gb == IBC_B_piecewise_signal ||
+               gb == IBC_B_low_rank;
     OUT("    /* data: ");
     emit_comment_text(g);
     if (!gen && !files) {
@@ -2166,21 +2149,21 @@ static void emit_data_setup(const ibc_spec *spec)
     OUT(" */\n");
     if (gen)
         OUT("    ibrt_rng rd;\n    ibrt_rng_fork(&rd, seed, 0);   /* stream 0: data */\n");
-    if (!strcmp(g, "cosine_spikes") || !strcmp(g, "sparse_regression")) {
+    if (gb == IBC_B_cosine_spikes || gb == IBC_B_sparse_regression) {
         OUT("    st = ibrt_gen_%s(ds, &rd, %ld, %ld, %ld, %ld, %s, err);\n", g,
-            (long)kwnum(d, !strcmp(g, "cosine_spikes") ? "modes" : "features", 0), (long)kwnum(d, "train", 0),
+            (long)kwnum(d, gb == IBC_B_cosine_spikes ? "modes" : "features", 0), (long)kwnum(d, "train", 0),
             (long)kwnum(d, "test", 0), (long)kwnum(d, "nonzeros", 0), cw_num(kwnum(d, "noise", 0)));
-    } else if (!strcmp(g, "piecewise_signal")) {
+    } else if (gb == IBC_B_piecewise_signal) {
         emit_list_array("levels", kwarg(d, "levels"));
         emit_list_array("lengths", kwarg(d, "lengths"));
         OUT("    st = ibrt_gen_piecewise_signal(ds, &rd, %ld, %ld, levels, lengths, %zu, %s, err);\n",
             (long)kwnum(d, "length", 0), (long)kwnum(d, "measurements", 0), kwarg(d, "levels")->nkids,
             cw_num(kwnum(d, "noise", 0)));
-    } else if (!strcmp(g, "low_rank")) {
+    } else if (gb == IBC_B_low_rank) {
         emit_list_array("sv", kwarg(d, "singular_values"));
         OUT("    st = ibrt_gen_low_rank(ds, &rd, %ld, sv, %zu, %s, err);\n", (long)kwnum(d, "size", 0),
             kwarg(d, "singular_values")->nkids, cw_num(kwnum(d, "observed", 0)));
-    } else if (!strcmp(g, "csv") || !strcmp(g, "npy")) {
+    } else if (files) {
         /* read at run time (CSV or .npy by extension), shapes checked
          * against the spec's input and output sizes */
         static const char *const keys[] = { "x", "y", "test_x", "test_y" };
@@ -2273,7 +2256,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("    /* fresh inputs ~ ");
         emit_comment_text(inp->name);
         OUT("; labels from the teacher plus N(0, noise^2) */\n");
-        if (inp->kind == AST_CALL && !strcmp(inp->name, "normal")) {
+        if (inp->kind == AST_CALL && inp->builtin == IBC_B_normal) {
             OUT("    ibrt_rng_normals(rb, bx, BMAX * IN, %s, %s);\n", cw_num(inp->kids[0]->value), cw_num(inp->kids[1]->value));
         } else {
             OUT("    for (long e = 0; e < BMAX * IN; e++)\n        bx[e] = ");
@@ -2413,7 +2396,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
                 if (fam->nblocks != 2 || fam->k != 1)
                     continue;
                 double rl, rd;
-                family_predictions(fam, &rl, &rd);
+                sym_balance_predictions(fam, &rl, &rd);
                 OUT("    { .id = %zu, .count = %ld, .alpha0 = %ld, .alpha1 = %ld, .pred_logdet = %s, .pred_dual = %s,\n"
                     "      .ratio_definition = ", f + 1, fam->count, fam->alpha[0][0], fam->alpha[0][1],
                     cw_num(rl), cw_num(rd));
@@ -2593,7 +2576,7 @@ static bool same_program(const prog *a, const prog *b)
         if (u->kind != w->kind || u->rows != w->rows || u->cols != w->cols || u->a != w->a || u->b != w->b ||
             u->avec != w->avec || u->bvec != w->bvec || u->ta != w->ta || u->tb != w->tb ||
             u->batched != w->batched || u->off != w->off || memcmp(&u->c, &w->c, sizeof u->c) ||
-            (u->fn || w->fn ? !u->fn || !w->fn || strcmp(u->fn, w->fn) : false) || u->op != w->op ||
+            u->fn != w->fn || u->op != w->op ||
             u->diag_id != w->diag_id)
             return false;
     }

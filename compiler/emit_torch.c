@@ -408,22 +408,23 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
     const char *name = n->name, *what = arena_printf(x->a, "%s%s%s applied", unparse_str(x->a, n), tr ? "'" : "",
                                                      inverse ? "^-1" : "");
     pyv v = z;
-    if (!strcmp(name, "identity"))
+    ibc_builtin b = n->builtin;
+    if (b == IBC_B_identity)
         return z;
-    if (!strcmp(name, "diff")) {
+    if (b == IBC_B_diff) {
         const char *f = inverse ? (tr ? "_ibc_cumsum_t" : "_ibc_cumsum") : (tr ? "_ibc_diff_t" : "_ibc_diff");
         v.e = arena_printf(x->a, "%s(%s, %s)", f, z.e, dim);
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "dct") || !strcmp(name, "cosine")) {
+    if (b == IBC_B_dct || b == IBC_B_cosine) {
         v.e = arena_printf(x->a, "_ibc_dct(%s, %s%s)", z.e, dim, inverse != tr ? ", transpose=True" : "");
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "diag")) {
+    if (b == IBC_B_diag) {
         v.e = arena_printf(x->a, "_ibc_scale(%s, %s, %s%s)", z.e, op_diag(x, n), dim, inverse ? ", inverse=True" : "");
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "matrix") && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
+    if (b == IBC_B_matrix && n->nkids == 1 && n->kids[0]->kind == AST_STR &&
         (n->shape.rows < 0 || (n->shape.rows == z.rows && n->shape.cols == z.rows) ||
          (!inverse && (tr ? n->shape.rows : n->shape.cols) == z.rows))) {
         long R = n->shape.rows < 0 ? z.rows : n->shape.rows, C = n->shape.rows < 0 ? z.rows : n->shape.cols;
@@ -431,7 +432,7 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
         v.rows = tr ? C : R;
         return tx_line(x, v, what);
     }
-    if (!strcmp(name, "matrix"))
+    if (b == IBC_B_matrix)
         tx_error(x, site, "the torch export supports '%s' as an operator whose columns match the rows of what it "
                           "applies to (square when inverted)", name);
     else
@@ -560,7 +561,8 @@ static pyv tx(pyx *x, const ast_node *n)
     }
     case AST_CALL: {
         const char *f = n->name;
-        if (!strcmp(f, "solve"))
+        ibc_builtin fb = n->builtin;
+        if (fb == IBC_B_solve)
             return tx_opexpr(x, n->kids[0], false, true, tx(x, n->kids[1]), n);
         if (n->nkids != 1) {
             tx_error(x, n, "the torch export does not support '%s' here", f);
@@ -568,24 +570,24 @@ static pyv tx(pyx *x, const ast_node *n)
         }
         pyv a = tx(x, n->kids[0]);
         v.batched = a.batched;
-        if (!strcmp(f, "cumsum")) {
+        if (fb == IBC_B_cumsum) {
             if (!a.batched && n->kids[0]->is_const) {
                 tx_error(x, n, "the torch export does not support cumsum of a %s", "constant");
                 return v;
             }
             v.e = arena_printf(x->a, "torch.cumsum(%s, dim=-1)", a.e);
-        } else if (!strcmp(f, "relu") || !strcmp(f, "tanh") || !strcmp(f, "sigmoid") || !strcmp(f, "exp"))
+        } else if (fb == IBC_B_relu || fb == IBC_B_tanh || fb == IBC_B_sigmoid || fb == IBC_B_exp)
             v.e = arena_printf(x->a, "torch.%s(%s)", f, a.e);
-        else if (!strcmp(f, "softmax"))
+        else if (fb == IBC_B_softmax)
             v.e = arena_printf(x->a, "torch.softmax(%s, dim=-1)", a.e);   /* each row; a vector is one row */
-        else if (!strcmp(f, "sum")) {
+        else if (fb == IBC_B_sum) {
             if (a.rank == 0)
                 return a;
             v.rank = 0;
             v.rows = v.cols = 1;
             v.e = a.batched ? arena_printf(x->a, "%s.sum(dim=%s)", a.e, a.rank == 2 ? "(-2, -1)" : "-1")
                             : arena_printf(x->a, "%s.sum()", a.e);
-        } else if (!strcmp(f, "transpose"))
+        } else if (fb == IBC_B_transpose)
             v.e = arena_printf(x->a, "%s.transpose(-1, -2)", a.e);
         else {
             tx_error(x, n, "the torch export does not support '%s' here", f);
@@ -864,15 +866,15 @@ static void py_init_scalar(pyemit *pe, const ast_node *n)
         P(")");
         return;
     case AST_CALL:
-        if (!strcmp(n->name, "normal") || !strcmp(n->name, "uniform")) {
+        if (n->builtin == IBC_B_normal || n->builtin == IBC_B_uniform) {
             P("_ibc_draw(\"%s\", %s, ", n->name, py_num(nb, n->kids[0]->value));
             P("%s, generator)", py_num(nb, n->kids[1]->value));
-        } else if (!strcmp(n->name, "constant"))
+        } else if (n->builtin == IBC_B_constant)
             P("%s", py_num(nb, n->kids[0]->value));
-        else if (!strcmp(n->name, "zeros"))
+        else if (n->builtin == IBC_B_zeros)
             P("0.0");
-        else if (!strcmp(n->name, "abs") || !strcmp(n->name, "sqrt")) {
-            P("%s(", !strcmp(n->name, "abs") ? "abs" : "math.sqrt");
+        else if (n->builtin == IBC_B_abs || n->builtin == IBC_B_sqrt) {
+            P("%s(", n->builtin == IBC_B_abs ? "abs" : "math.sqrt");
             py_init_scalar(pe, n->kids[0]);
             P(")");
         } else
@@ -889,7 +891,7 @@ static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
     *factor = NULL;
     if (n->kind == AST_CALL)
         return n;
-    if (n->lhs->kind == AST_CALL && strcmp(n->lhs->name, "abs") && strcmp(n->lhs->name, "sqrt")) {
+    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
         *factor = n->rhs;
         return n->lhs;
     }
@@ -914,14 +916,14 @@ static void py_init_param(pyemit *pe, const pymodel *m, size_t i)
         py_init_scalar(pe, factor);
         P(" * ");
     }
-    const char *kind = dist ? dist->name : "normal";
-    if (!strcmp(kind, "normal") || !dist) {
+    ibc_builtin kind = dist ? dist->builtin : IBC_B_normal;
+    if (kind == IBC_B_normal) {
         P("_ibc_normal(self.%s.shape, %s, ", at, py_num(nb, dist ? dist->kids[0]->value : 0));
         P("%s, generator, self.%s.dtype))\n", py_num(nb, dist ? dist->kids[1]->value : 0.1), at);
-    } else if (!strcmp(kind, "uniform")) {
+    } else if (kind == IBC_B_uniform) {
         P("_ibc_uniform(self.%s.shape, %s, ", at, py_num(nb, dist->kids[0]->value));
         P("%s, generator, self.%s.dtype))\n", py_num(nb, dist->kids[1]->value), at);
-    } else if (!strcmp(kind, "constant")) {
+    } else if (kind == IBC_B_constant) {
         P("torch.full_like(self.%s, %s))\n", at, py_num(nb, dist->kids[0]->value));
     } else {
         P("torch.zeros_like(self.%s))\n", at);
@@ -966,27 +968,6 @@ static void py_chi_expr(pyemit *pe, const sym_family *fam, size_t f, int a)
     if (first)
         P("0.0");
     P(")");
-}
-
-/* the two exact predictions of the ratio of a one-generator, two-block
- * family (emit.c: family_predictions) */
-static void family_predictions(const sym_family *f, double *logdet_min, double *dual)
-{
-    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
-    for (int t = 0; t < f->nterms; t++) {
-        int b = f->term_set[t] == 1u ? 0 : 1;
-        c[b] = (double)f->term_coef[t];
-        const char *slash = strchr(f->delta[t], '/');
-        dl[b] = strtod(f->delta[t], NULL) / (slash ? strtod(slash + 1, NULL) : 1);
-    }
-    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
-    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
-}
-
-static double rational(const char *s)
-{
-    const char *slash = strchr(s, '/');
-    return strtod(s, NULL) / (slash ? strtod(slash + 1, NULL) : 1);
 }
 
 /* The derivation's methods of a model: dual_slices, balance,
@@ -1118,7 +1099,7 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
         if (fam->nblocks != 2 || fam->k != 1)
             continue;
         double rl, rd;
-        family_predictions(fam, &rl, &rd);
+        sym_balance_predictions(fam, &rl, &rd);
         P("%s\n        \"ratio%zu\": {\"logdet_min\": %s, \"dual_slice\": %s}", any ? "," : "", f + 1,
           isfinite(rl) ? py_num(nb, rl) : "None", isfinite(rd) ? py_num(nb2, rd) : "None");
         any = true;
@@ -1202,15 +1183,36 @@ static void py_derived_methods(pyemit *pe, const pymodel *m)
             continue;
         py_block_norms(pe, m, fam, f);
         P("        b = 0.0");
-        for (int t = 0; t < fam->nterms; t++) {
-            double dl = rational(fam->delta[t]);
-            if (!(dl > 0))
+        /* one weight per group of terms (terms with equal orbit exponents
+         * merged: delta_g log(C_g / delta_g), C_g the group's sum) */
+        for (int g = 0; g < fam->ndelta; g++) {
+            double dl = sym_rat_double(fam->delta[g]);
+            int nin = 0, t = -1;
+            for (int u = 0; u < fam->nterms; u++)
+                if (fam->term_group[u] == g) {
+                    nin++;
+                    t = t < 0 ? u : t;
+                }
+            if (!(dl > 0) || !nin)
                 continue;
-            P(" + %s * (math.log(%ld / %s)", py_num(nb, dl), fam->term_coef[t], py_num(nb2, dl));
-            for (int b = 0; b < fam->nblocks; b++)
-                if (fam->term_set[t] & (1u << b))
-                    P(" + torch.log(n%zu_%d)", f + 1, b);
-            P(")");
+            if (nin == 1) {
+                P(" + %s * (math.log(%ld / %s)", py_num(nb, dl), fam->term_coef[t], py_num(nb2, dl));
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (fam->term_set[t] & (1u << b))
+                        P(" + torch.log(n%zu_%d)", f + 1, b);
+                P(")");
+                continue;
+            }
+            P(" + %s * (torch.log(", py_num(nb, dl));
+            for (int u = t; u < fam->nterms; u++) {
+                if (fam->term_group[u] != g)
+                    continue;
+                P("%s%ld", u > t ? " + " : "", fam->term_coef[u]);
+                for (int b = 0; b < fam->nblocks; b++)
+                    if (fam->term_set[u] & (1u << b))
+                        P(" * n%zu_%d", f + 1, b);
+            }
+            P(") - math.log(%s))", py_num(nb2, dl));
         }
         P("\n        out[\"bias%zu\"] = b if per_index else b.sum()\n", f + 1);
     }
@@ -1551,7 +1553,7 @@ static void py_reparam(pyemit *pe, pymodel *dm)
     (void)C;
 
     /* requested_bias */
-    double coef = r->kind == DESIGN_LOG_SPECTRAL && r->depth <= 2 ? 1.0 : rational(r->coefficient);
+    double coef = r->kind == DESIGN_LOG_SPECTRAL && r->depth <= 2 ? 1.0 : sym_rat_double(r->coef);
     long terms = r->kind == DESIGN_LOG_SPARSITY ? n : r->rank;
     char nb[40];
     P("    def requested_bias(self, weight):\n");
@@ -1805,8 +1807,8 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     else
         P("None");
     /* the trainer's steps are full-batch on fixed data (emit.c: minibatch = false) */
-    const char *dname = spec->data->name;
-    bool fixed = strcmp(dname, "teacher") && strcmp(dname, "noisy_target") && strcmp(dname, "low_rank");
+    ibc_builtin dname = spec->data->builtin;
+    bool fixed = dname != IBC_B_teacher && dname != IBC_B_noisy_target && dname != IBC_B_low_rank;
     P(", \"seed\": %llu, \"full_batch\": %s}\n", (unsigned long long)spec->train.seed,
       fixed && spec->train.batch == 0 ? "True" : "False");
     P("LOSS_MASK = ");

@@ -301,3 +301,71 @@ bool zmat_get_long(const zmat *K, long *out)
     }
     return true;
 }
+
+/* ------------------------------------------------------------ literals */
+
+/* The exact rational of a literal: "4/3", "1.5", "15e-1" (a decimal is
+ * read digit by digit, never through a double, so 1.5 is exactly 3/2). */
+bool exact_literal(mpq_t q, const char *text)
+{
+    const char *slash = strchr(text, '/');
+    if (slash) {
+        /* both halves are literals ("4/3", "1.5/1") */
+        char head[64];
+        size_t len = (size_t)(slash - text);
+        if (len >= sizeof head || strchr(slash + 1, '/'))
+            return false;
+        memcpy(head, text, len);
+        head[len] = '\0';
+        mpq_t d;
+        mpq_init(d);
+        bool ok = exact_literal(q, head) && exact_literal(d, slash + 1) && mpq_sgn(d) != 0;
+        if (ok)
+            mpq_div(q, q, d);
+        mpq_clear(d);
+        return ok;
+    }
+    mpz_t num, den;
+    mpz_inits(num, den, NULL);
+    mpz_set_ui(den, 1);
+    const char *p = text;
+    bool neg = *p == '-', digits = false, ok = true;
+    if (*p == '-' || *p == '+')
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
+        mpz_mul_ui(num, num, 10);
+        mpz_add_ui(num, num, (unsigned long)(*p - '0'));
+    }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
+            mpz_mul_ui(num, num, 10);
+            mpz_add_ui(num, num, (unsigned long)(*p - '0'));
+            mpz_mul_ui(den, den, 10);
+        }
+    if (digits && (*p == 'e' || *p == 'E')) {
+        char *end;
+        long e = strtol(p + 1, &end, 10);
+        ok = end != p + 1 && e > -400 && e < 400;
+        p = end;
+        if (ok) {
+            mpz_t t;
+            mpz_init(t);
+            mpz_ui_pow_ui(t, 10, (unsigned long)labs(e));
+            if (e >= 0)
+                mpz_mul(num, num, t);
+            else
+                mpz_mul(den, den, t);
+            mpz_clear(t);
+        }
+    }
+    ok = ok && digits && *p == '\0';
+    if (ok) {
+        if (neg)
+            mpz_neg(num, num);
+        mpq_set_num(q, num);
+        mpq_set_den(q, den);
+        mpq_canonicalize(q);
+    }
+    mpz_clears(num, den, NULL);
+    return ok;
+}

@@ -8,6 +8,7 @@
  * lattice_kernel: a basis of the integer lattice {x : E x = 0} by
  * unimodular column operations; lattice_hnf: its Hermite normal form over
  * a given order of the unknowns, so that it depends only on the lattice.
+ * exact_literal: the exact rational of a numeric literal's text.
  * Nothing here allocates outside the matrices it is given (or the arena,
  * for nullspace's output); every result is exact.
  */
@@ -51,5 +52,10 @@ void lattice_kernel(const long *eq, size_t neq, int N, zmat *K);
 void lattice_hnf(zmat *K, const int *col);
 /* The entries of K as longs; false when one does not fit. */
 bool zmat_get_long(const zmat *K, long *out);
+
+/* q = the exact rational of a numeric literal's text: "4/3", "1.5",
+ * "15e-1" (a decimal is read digit by digit, never through a double, so
+ * 1.5 is exactly 3/2); false when the text is not one. */
+bool exact_literal(mpq_t q, const char *text);
 
 #endif

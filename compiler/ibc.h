@@ -10,11 +10,15 @@
  *   design.c                design target-> parameterisation (design_)
  *   emit.c                  spec + deriv -> C trainer        (emit_)
  *
+ * The semantic check is four files behind sema_check (sema_impl.h says
+ * which does what): sema.c, sema_expr.c, sema_data.c, sema_blocks.c.
  * The derivation is four files behind sym.h (sym_impl.h says which does
  * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
  * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
  * minimum, balance, bias) and sym_print.c (its outputs), on exact.c's
- * GMP linear algebra.  ast_text.c prints an expression of the AST back as
+ * GMP linear algebra.  builtin.c is the table of built-in names, from
+ * runtime/ibrt_builtins.def, that every phase looks built-ins up in (sema
+ * resolves each call to an ibc_builtin once).  ast_text.c prints an expression of the AST back as
  * spec text, and cwrite.c (cwrite.h) writes C text: both for emit.c, whose
  * trainers speak the spec's words.
  *
@@ -96,6 +100,42 @@ void source_free(ibc_source *src);
  * the lexer skips and diagnostics never show; else 0. */
 size_t source_bom(const ibc_source *src);
 
+/* ------------------------------------------------------------- builtin.c */
+
+/* The built-in names, one enumerator each (IBC_B_relu, IBC_B_diff, ...),
+ * generated from runtime/ibrt_builtins.def, the one list: adding a
+ * built-in there adds it here.  IBC_B_NONE: not a built-in (a user name, a
+ * design target, a baseline). */
+typedef enum {
+    IBC_B_NONE,
+#define IBRT_FUNC(n, k, a, doc) IBC_B_##n,
+#define IBRT_OPERATOR(n, a, doc) IBC_B_##n,
+#define IBRT_DIST(n, a, doc) IBC_B_##n,
+#define IBRT_GENERATOR(n, k, doc) IBC_B_##n,
+#include "ibrt_builtins.def"
+    IBC_B_COUNT
+} ibc_builtin;
+
+typedef enum { IBC_BC_NONE, IBC_BC_FUNC, IBC_BC_OPERATOR, IBC_BC_DIST, IBC_BC_GENERATOR } ibc_builtin_class;
+/* How a function scales (ibrt_builtins.def, docs/theory.md §3). */
+typedef enum { IBC_FK_HOMOG1, IBC_FK_LINEAR, IBC_FK_NONHOMOG, IBC_FK_CONST } ibc_func_kind;
+
+typedef struct {
+    const char *name;
+    ibc_builtin_class cls;
+    ibc_func_kind kind;   /* IBC_BC_FUNC */
+    int nargs;            /* IBC_BC_FUNC, IBC_BC_OPERATOR, IBC_BC_DIST: arguments */
+    const char *keys;     /* IBC_BC_GENERATOR: keyword arguments, required ones marked '!' */
+    const char *doc;
+} ibc_builtin_info;
+
+/* The table, indexed by ibc_builtin (entry IBC_B_NONE is empty). */
+extern const ibc_builtin_info ibc_builtins[IBC_B_COUNT];
+/* The built-in named name, or IBC_B_NONE. */
+ibc_builtin ibc_builtin_lookup(const char *name);
+/* Its class (IBC_BC_NONE for IBC_B_NONE). */
+ibc_builtin_class ibc_builtin_class_of(ibc_builtin b);
+
 /* ------------------------------------------------------------------ AST */
 
 typedef enum {
@@ -170,6 +210,7 @@ struct ast_node {
     int ref;              /* AST_IDENT: index into spec params/inputs/dims */
     int ref_kind;         /* AST_IDENT: one of IBC_REF_* */
     const double *opdata; /* AST_CALL matrix("file"): its entries, row-major, shape.rows x shape.cols */
+    ibc_builtin builtin;  /* AST_CALL: the built-in its name is, resolved once by sema (IBC_B_NONE: none) */
 };
 
 enum { IBC_REF_NONE, IBC_REF_DIM, IBC_REF_PARAM, IBC_REF_INPUT, IBC_REF_DATA };
@@ -226,7 +267,8 @@ typedef struct {
     ast_node *op;         /* the operator expression (left of '@') */
     int param;            /* the parameter it applies to */
     long depth;           /* 0: not given */
-    const char *strength; /* exact rational text ("4/3") or NULL */
+    const char *strength; /* the strength as written ("4/3"), for messages, or NULL */
+    long strength_depth;  /* the depth L whose 2(L-1)/L equals the strength exactly (2..64); 0: none */
     ast_node *strength_node;
     long rank;            /* log_spectral: 0 = full */
     double lr;            /* 0: the train lr */

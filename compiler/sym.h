@@ -23,6 +23,18 @@ typedef enum { SYM_SLICE_WHOLE, SYM_SLICE_ROW, SYM_SLICE_COL, SYM_SLICE_ENTRY, S
 
 typedef enum { SYM_MIN_ATTAINED, SYM_MIN_UNBOUNDED, SYM_MIN_NOT_ATTAINED, SYM_MIN_NUMERIC } sym_min_kind;
 
+/* An exact rational num / den in lowest terms with den > 0, as the
+ * derivation hands it to design and emit (only printers make text of
+ * it); den == 0: no value. */
+typedef struct {
+    long num, den;
+} sym_rat;
+
+/* The primes a derived constant is written over: the constant
+ * log(prod_i sym_primes[i]^e_i) is held as its rational exponents e_i. */
+#define SYM_NPRIMES 15
+extern const unsigned long sym_primes[SYM_NPRIMES];
+
 typedef struct {
     int param;           /* index into spec->params */
     sym_slice slice;     /* which slice of the parameter, tied to the family index */
@@ -52,15 +64,24 @@ typedef struct {
     sym_min_kind min_kind;   /* SYM_MIN_NUMERIC when attained but no closed form */
     sym_min_kind existence;  /* exact: ATTAINED, UNBOUNDED or NOT_ATTAINED */
     int degree;              /* degree of difficulty: nterms - k - 1 */
-    char delta[64][48];      /* dual weights, exact rationals */
+    sym_rat delta[64];       /* dual weights: one per term, or (terms with equal orbit
+                              * exponents merged) one per group in delta[0 .. ndelta) */
+    int ndelta;              /* weights in delta; 0: none derived */
+    int term_group[64];      /* the weight of term t is delta[term_group[t]] (t itself unless merged) */
     const char *min_text;    /* "2 |u| |v|" */
     const char *log_det_minimizer;   /* balance at the minimiser, e.g. "u^2/v^2 = 8" */
     const char *dual_slice;          /* balance chi = 0, e.g. "u^2/v^2 = 2" */
     bool agree;
-    /* Bias: coefficient * log(invariant) + constant, per index. */
+    /* Bias: coefficient * log(invariant) + constant, per index; the texts
+     * are what the printers show, the values below what other phases
+     * compare (set when min_kind is SYM_MIN_ATTAINED). */
     const char *coefficient; /* "4/3" */
     const char *invariant;   /* "|u| |v|" */
     const char *constant;    /* "log(3)" */
+    sym_rat coef;            /* the coefficient (den 0: none) */
+    bool monomial;           /* the invariant is prod_p |theta_p|^inv_exp[p] (else a merged posynomial) */
+    long inv_exp[SYM_MAX_BLOCKS];
+    sym_rat const_exp[SYM_NPRIMES];   /* constant = log(prod_i sym_primes[i]^const_exp[i]) */
 } sym_family;
 
 /* The symmetry groups of the whole model (docs/theory.md §8).  A GL(r)
@@ -168,9 +189,21 @@ const ibc_spec *sym_spec(const sym_derivation *d);
  * alpha < k). */
 bool sym_gram_terms(sym_family *f);
 /* Solves the geometric programme of a family with terms; fills min_kind,
- * degree, delta, coefficient, invariant, constant, minimiser and slice
- * texts (using block names). */
+ * degree, the dual weights, the bias (coefficient, invariant, constant) as
+ * exact values and as texts, and the minimiser and slice texts (using
+ * block names). */
 void sym_minimise(ibc_arena *a, sym_family *f);
+/* The double nearest r (num / den: each converts exactly below 2^53 and
+ * the quotient is correctly rounded); NAN when r has no value. */
+double sym_rat_double(sym_rat r);
+/* The two exact predictions of docs/theory.md §4 for a one-generator,
+ * two-block family's norm ratio ||block 0|| / ||block 1||, as doubles from
+ * the exact values: at the log det G minimiser (a two-term geometric
+ * programme, n_q ~ c_S(-q) / delta_S(-q) with S(-0) = {1}, S(-1) = {0};
+ * NAN when its minimum is not attained in that closed form) and on the
+ * dual slice chi = 0 (alpha0 n0 + alpha1 n1 = 0; NAN when the exponents
+ * have one sign). */
+void sym_balance_predictions(const sym_family *f, double *logdet_min, double *dual);
 /* log det G at block norms n (n_p = ||theta_p||^2), from the terms. */
 double sym_logdet_eval(const sym_family *f, const double *n);
 /* min over the orbit of log det G at norms n, numerically (Newton on the

@@ -257,8 +257,28 @@ static void add_log(mpq_t *pexp, const unsigned long *primes, int np, const mpq_
     mpz_clears(num, den, NULL);
 }
 
-/* "log(3)", "log(3/2)" or "log(2^(1/2)*3)" from prime exponents. */
-static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *primes, int np, const char *prefix)
+const unsigned long sym_primes[SYM_NPRIMES] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
+
+/* *r = q when its numerator and denominator fit in a long; false (and
+ * r->den = 0, no value) otherwise. */
+static bool rat_set(sym_rat *r, const mpq_t q)
+{
+    if (!mpz_fits_slong_p(mpq_numref(q)) || !mpz_fits_slong_p(mpq_denref(q))) {
+        *r = (sym_rat){ 0, 0 };
+        return false;
+    }
+    *r = (sym_rat){ mpz_get_si(mpq_numref(q)), mpz_get_si(mpq_denref(q)) };
+    return true;
+}
+
+const char *sym_rat_text(ibc_arena *a, sym_rat r)
+{
+    return r.den == 1 ? arena_printf(a, "%ld", r.num) : arena_printf(a, "%ld/%ld", r.num, r.den);
+}
+
+/* The number inside the constant's log from prime exponents: "3", "3/2"
+ * or "2^(1/2)*3"; NULL when every exponent is 0 (the constant is 0). */
+static const char *prime_power_text(ibc_arena *a, mpq_t *pexp, const unsigned long *primes, int np)
 {
     bool integral = true, any = false;
     for (int i = 0; i < np; i++) {
@@ -268,7 +288,7 @@ static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *prim
             integral = false;
     }
     if (!any)
-        return arena_printf(a, "%s0", prefix);
+        return NULL;
     if (integral) {
         mpq_t v;
         mpq_init(v);
@@ -285,11 +305,11 @@ static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *prim
             mpz_clear(pw);
         }
         mpq_canonicalize(v);
-        const char *s = arena_printf(a, "%slog(%s)", prefix, q_str(a, v));
+        const char *s = q_str(a, v);
         mpq_clear(v);
         return s;
     }
-    char *s = arena_printf(a, "%slog(", prefix);
+    char *s = "";
     bool first = true;
     for (int i = 0; i < np; i++) {
         if (!mpq_sgn(pexp[i]))
@@ -298,7 +318,20 @@ static const char *log_text(ibc_arena *a, mpq_t *pexp, const unsigned long *prim
                                            : arena_printf(a, "%s%s%lu^(%s)", s, first ? "" : "*", primes[i], q_str(a, pexp[i]));
         first = false;
     }
-    return arena_printf(a, "%s)", s);
+    return s;
+}
+
+/* The family's constant from prime exponents over sym_primes: its value
+ * (const_exp) and its text, "log(3)", "log(3/2)", "log(2^(1/2)*3)" or "0";
+ * returns the number inside the log (NULL for 0), the factor exp(constant)
+ * of the minimum's text. */
+static const char *set_constant(ibc_arena *a, sym_family *f, mpq_t *pexp)
+{
+    for (int i = 0; i < SYM_NPRIMES; i++)
+        rat_set(&f->const_exp[i], pexp[i]);
+    const char *inner = prime_power_text(a, pexp, sym_primes, SYM_NPRIMES);
+    f->constant = inner ? arena_printf(a, "log(%s)", inner) : "0";
+    return inner;
 }
 
 /* Ratio text of positive rationals r over blocks: "u^2/v^2 = 8" or
@@ -604,6 +637,8 @@ static bool slice_is_minimiser(const sym_family *f, const long *ns, int nd)
  * one dual solution, the minimum is closed-form:
  * min log det G = sum_g delta_g log(C_g / delta_g).  Fills the family's
  * texts and returns true; false when it does not apply. */
+static void set_numeric(ibc_arena *a, sym_family *f, const char *why);
+
 static bool minimise_merged(ibc_arena *a, sym_family *f)
 {
     int k = f->k, T = f->nterms;
@@ -641,13 +676,14 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
     }
     /* constant: sum_g delta_g log(1 / delta_g), plus delta_g log c_S for a
      * group of one term (a coefficient inside a sum stays there) */
-    static const unsigned long primes[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
-    const int np = (int)(sizeof primes / sizeof primes[0]);
-    mpq_t pexp[15], r;
+    const unsigned long *primes = sym_primes;
+    const int np = SYM_NPRIMES;
+    mpq_t pexp[SYM_NPRIMES], r;
     mpq_init(r);
     for (int i = 0; i < np; i++)
         mpq_init(pexp[i]);
     char *inv = "";
+    bool fits = true;
     for (int g = 0; g < ng; g++) {
         const mpq_t *dg = &Q(&m, g, ng);
         int nin = 0, last = -1;
@@ -672,24 +708,52 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
             poly = arena_printf(a, "%s%s%s", poly, *poly ? " + " : "", mono);
         }
         inv = arena_printf(a, "%s%s(%s)^(%s)", inv, *inv ? " " : "", poly, q_str(a, *dg));
-        snprintf(f->delta[g], sizeof f->delta[g], "%s", q_str(a, *dg));
+        fits = rat_set(&f->delta[g], *dg) && fits;
     }
-    for (int g = ng; g < T; g++)
-        f->delta[g][0] = 0;
-    f->constant = log_text(a, pexp, primes, np, "");
+    f->ndelta = ng;
+    for (int t = 0; t < T; t++)
+        f->term_group[t] = grp[t];
+    const char *factor = set_constant(a, f, pexp);
     f->coefficient = "1";
+    f->coef = (sym_rat){ 1, 1 };
     f->invariant = inv;
+    f->monomial = false;
     f->degree = 0;
     f->min_kind = SYM_MIN_ATTAINED;
-    const char *cst = f->constant + 4;   /* inside "log(...)", or "0" */
-    f->min_text = f->constant[0] == 'l' ? arena_printf(a, "%.*s %s", (int)strlen(cst) - 1, cst, inv) : inv;
+    f->min_text = factor ? arena_printf(a, "%s %s", factor, inv) : inv;
     f->log_det_minimizer = arena_printf(a, "the terms of det G with equal orbit exponents merged (%d groups): each "
                                            "group's share of det G equals its dual weight", ng);
     for (int i = 0; i < np; i++)
         mpq_clear(pexp[i]);
     mpq_clear(r);
     qmat_clear(&m);
+    if (!fits)
+        set_numeric(a, f, "a dual weight does not fit a 64-bit integer");
     return true;
+}
+
+/* No closed form: the orbit minimum numerically (Newton), labelled so,
+ * with why (NULL: the degree of difficulty). */
+static void set_numeric(ibc_arena *a, sym_family *f, const char *why)
+{
+    f->min_kind = SYM_MIN_NUMERIC;
+    f->ndelta = 0;
+    f->coef = (sym_rat){ 0, 0 };
+    f->monomial = false;
+    double unit[SYM_MAX_BLOCKS], v;
+    for (int p = 0; p < f->nblocks; p++)
+        unit[p] = 1;
+    const char *cause = why ? why : arena_printf(a, "degree of difficulty %d", f->degree);
+    if (sym_logdet_min_numeric(f, unit, &v))
+        f->min_text = arena_printf(a, "no closed form (%s); numeric (Newton): min log det G "
+                                      "= %.12g at unit block norms", cause, v);
+    else
+        f->min_text = arena_printf(a, "no closed form (%s); numeric (Newton): no minimiser "
+                                      "found (log det G decreases without bound along the orbit)", cause);
+    f->log_det_minimizer = "numeric";
+    f->coefficient = "numeric";
+    f->invariant = "numeric";
+    f->constant = "numeric";
 }
 
 void sym_minimise(ibc_arena *a, sym_family *f)
@@ -754,20 +818,7 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         return;
     }
     if (f->existence == SYM_MIN_ATTAINED && !unique) {
-        f->min_kind = SYM_MIN_NUMERIC;
-        double unit[SYM_MAX_BLOCKS], v;
-        for (int p = 0; p < P; p++)
-            unit[p] = 1;
-        if (sym_logdet_min_numeric(f, unit, &v))
-            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): min log det G "
-                                          "= %.12g at unit block norms", f->degree, v);
-        else
-            f->min_text = arena_printf(a, "no closed form (degree of difficulty %d); numeric (Newton): no minimiser "
-                                          "found (log det G decreases without bound along the orbit)", f->degree);
-        f->log_det_minimizer = "numeric";
-        f->coefficient = "numeric";
-        f->invariant = "numeric";
-        f->constant = "numeric";
+        set_numeric(a, f, NULL);
         for (int p = 0; p < P; p++)
             mpq_clear(slice_r[p]);
         return;
@@ -780,8 +831,7 @@ void sym_minimise(ibc_arena *a, sym_family *f)
                             "approached only at infinity";
         f->log_det_minimizer = unb ? "none (unbounded below)" : "none (infimum not attained)";
         f->coefficient = f->invariant = f->constant = "none";
-        for (int s = 0; s < T; s++)
-            snprintf(f->delta[s], sizeof f->delta[s], "-");
+        f->ndelta = 0;   /* printed as "-" per term */
         for (int p = 0; p < P; p++)
             mpq_clear(slice_r[p]);
         return;
@@ -800,7 +850,7 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     int piv[SYM_MAX_GEN + 2];
     int rank = qmat_rref(&m, piv);
     mpq_t delta[64];
-    bool unbounded = false, zero = false;
+    bool unbounded = false, zero = false, fits = true;
     for (int s = 0; s < T; s++) {
         mpq_init(delta[s]);
         for (int r = 0; r < rank; r++)
@@ -810,8 +860,11 @@ void sym_minimise(ibc_arena *a, sym_family *f)
             unbounded = true;
         if (mpq_sgn(delta[s]) == 0)
             zero = true;
-        snprintf(f->delta[s], sizeof f->delta[s], "%s", q_str(a, delta[s]));
+        fits = rat_set(&f->delta[s], delta[s]) && fits;
     }
+    f->ndelta = T;
+    for (int t = 0; t < T; t++)
+        f->term_group[t] = t;
     qmat_clear(&m);
     if (unbounded || zero) {
         f->min_kind = unbounded ? SYM_MIN_UNBOUNDED : SYM_MIN_NOT_ATTAINED;
@@ -825,11 +878,19 @@ void sym_minimise(ibc_arena *a, sym_family *f)
             mpq_clear(slice_r[p]);
         return;
     }
+    if (!fits) {
+        for (int s = 0; s < T; s++)
+            mpq_clear(delta[s]);
+        for (int p = 0; p < P; p++)
+            mpq_clear(slice_r[p]);
+        set_numeric(a, f, "a dual weight does not fit a 64-bit integer");
+        return;
+    }
     f->min_kind = SYM_MIN_ATTAINED;
     /* Constant: sum_S delta_S log(c_S / delta_S), as prime exponents. */
-    static const unsigned long primes[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
-    const int np = (int)(sizeof primes / sizeof primes[0]);
-    mpq_t pexp[15], r;
+    const unsigned long *primes = sym_primes;
+    const int np = SYM_NPRIMES;
+    mpq_t pexp[SYM_NPRIMES], r;
     mpq_init(r);
     for (int i = 0; i < np; i++)
         mpq_init(pexp[i]);
@@ -838,10 +899,9 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         mpq_div(r, r, delta[s]);
         add_log(pexp, primes, np, delta[s], r);
     }
-    f->constant = log_text(a, pexp, primes, np, "");
-    /* exp(constant), for the minimum's text */
-    const char *cst = f->constant + 4;   /* inside "log(...)" */
-    char *factor = arena_strndup(a, cst, strlen(cst) - 1);
+    /* exp(constant), for the minimum's text (the constant is an entropy
+     * plus logs of integers >= 1, so not 0) */
+    const char *factor = set_constant(a, f, pexp);
 
     /* Invariant: w_p = sum_{S contains p} delta_S; log det G_min =
      * const + sum_p w_p log n_p = const + sum_p 2 w_p log|theta_p|.
@@ -866,17 +926,20 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     mpq_set_den(c, lden);
     mpq_canonicalize(c);
     f->coefficient = q_str(a, c);
+    rat_set(&f->coef, c);
+    f->monomial = true;
     char *inv = "";
     for (int p = 0; p < P; p++) {
         mpq_div(r, w[p], c);
         long mp = mpz_get_si(mpq_numref(r));
+        f->inv_exp[p] = mp;
         if (mp == 0)
             continue;
         inv = mp == 1 ? arena_printf(a, "%s%s%s", inv, *inv ? " " : "", sym_block_abs(a, f, p))
                       : arena_printf(a, "%s%s%s^%ld", inv, *inv ? " " : "", sym_block_abs(a, f, p), mp);
     }
     f->invariant = inv;
-    bool one = !strcmp(f->coefficient, "1");
+    bool one = mpq_cmp_ui(c, 1, 1) == 0;
     f->min_text = one ? arena_printf(a, "%s %s", factor, inv)
                       : arena_printf(a, "%s (%s)^(%s)", factor, inv, f->coefficient);
 
@@ -913,3 +976,19 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         mpq_clear(delta[s]);
 }
 
+double sym_rat_double(sym_rat r)
+{
+    return r.den ? (double)r.num / (double)r.den : NAN;
+}
+
+void sym_balance_predictions(const sym_family *f, double *logdet_min, double *dual)
+{
+    double a0 = (double)f->alpha[0][0], a1 = (double)f->alpha[0][1], c[2] = { 0, 0 }, dl[2] = { 0, 0 };
+    for (int t = 0; t < f->nterms && t < 2; t++) {
+        int b = f->term_set[t] == 1u ? 0 : 1;
+        c[b] = (double)f->term_coef[t];
+        dl[b] = t < f->ndelta ? sym_rat_double(f->delta[t]) : NAN;
+    }
+    *logdet_min = f->min_kind == SYM_MIN_ATTAINED && f->nterms == 2 ? sqrt((c[1] / dl[1]) / (c[0] / dl[0])) : NAN;
+    *dual = -a1 / a0 > 0 ? sqrt(-a1 / a0) : NAN;
+}

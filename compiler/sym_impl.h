@@ -88,6 +88,9 @@ void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const i
 const char *sym_block_norm2(ibc_arena *a, const sym_family *f, int p);
 const char *sym_block_abs(ibc_arena *a, const sym_family *f, int p);
 
+/* "3" or "3/2": the text of an exact rational (den > 0). */
+const char *sym_rat_text(ibc_arena *a, sym_rat r);
+
 /* Whether torus family f is the diagonal of GL junction g (its two
  * blocks are the junction's legs, scaled oppositely): then it is not a
  * group of its own. */

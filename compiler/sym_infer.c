@@ -71,13 +71,13 @@ static long *xv_all_equal(infer *in, xval *v)
 }
 
 /* Structural pattern of a fixed operator (or its inverse) at size r x c. */
-static bool op_nonzero(const char *name, bool inverse, int i, int j)
+static bool op_nonzero(ibc_builtin op, bool inverse, int i, int j)
 {
-    if (!strcmp(name, "identity") || !strcmp(name, "diag"))
+    if (op == IBC_B_identity || op == IBC_B_diag)
         return i == j;
-    if (!strcmp(name, "diff"))
+    if (op == IBC_B_diff)
         return inverse ? j <= i : (j == i || j == i - 1);
-    if (!strcmp(name, "diff_open"))
+    if (op == IBC_B_diff_open)
         return j == i || j == i + 1;
     return true;   /* dct, cosine, matrix: dense */
 }
@@ -100,7 +100,7 @@ static xval infer_operator(infer *in, const ast_node *n, bool inverse, bool tran
     for (int i = 0; i < r; i++)
         for (int j = 0; j < c; j++)
             v.nz[i * c + j] = data ? n->opdata[transpose ? (size_t)j * c0 + i : (size_t)i * c0 + j] != 0
-                              : transpose ? op_nonzero(n->name, inverse, j, i) : op_nonzero(n->name, inverse, i, j);
+                              : transpose ? op_nonzero(n->builtin, inverse, j, i) : op_nonzero(n->builtin, inverse, i, j);
     return v;
 }
 
@@ -118,11 +118,11 @@ bool has_sparse_file_operator(const ast_node *n)
 {
     if (!n)
         return false;
-    if (n->kind == AST_CALL && n->opdata && !strcmp(n->name, "matrix"))
+    if (n->kind == AST_CALL && n->opdata && n->builtin == IBC_B_matrix)
         for (long e = 0; e < n->shape.rows * n->shape.cols; e++)
             if (n->opdata[e] == 0)
                 return true;
-    if (n->kind == AST_CALL && !strcmp(n->name, "solve"))
+    if (n->kind == AST_CALL && n->builtin == IBC_B_solve)
         return n->nkids > 1 && has_sparse_file_operator(n->kids[1]);
     if (has_sparse_file_operator(n->lhs) || has_sparse_file_operator(n->rhs))
         return true;
@@ -204,11 +204,10 @@ static xval infer_elementwise(infer *in, xval a, xval b, int op)
 
 static xval infer_call(infer *in, const ast_node *n)
 {
-    const char *f = n->name;
-    if (!strcmp(f, "identity") || !strcmp(f, "diff") || !strcmp(f, "diff_open") || !strcmp(f, "dct") ||
-        !strcmp(f, "cosine") || !strcmp(f, "diag") || !strcmp(f, "matrix"))
+    ibc_builtin f = n->builtin;
+    if (ibc_builtin_class_of(f) == IBC_BC_OPERATOR)
         return infer_operator(in, n, false, false);
-    if (!strcmp(f, "solve")) {
+    if (f == IBC_B_solve) {
         const ast_node *op = n->kids[0];
         bool tr = op->kind == AST_TRANSPOSE;
         xval a = infer_operator(in, tr ? op->lhs : op, true, tr);
@@ -220,9 +219,9 @@ static xval infer_call(infer *in, const ast_node *n)
         return infer_matmul(in, a, b, &fake);
     }
     xval a = infer_expr(in, n->kids[0]);
-    if (!strcmp(f, "relu"))
+    if (f == IBC_B_relu)
         return a;
-    if (!strcmp(f, "transpose")) {
+    if (f == IBC_B_transpose) {
         xval t = xv_new(in, a.cols, a.rows, false);
         for (int i = 0; i < a.rows; i++)
             for (int j = 0; j < a.cols; j++) {
@@ -231,10 +230,10 @@ static xval infer_call(infer *in, const ast_node *n)
             }
         return t;
     }
-    if (!strcmp(f, "sum") || !strcmp(f, "cumsum")) {
+    if (f == IBC_B_sum || f == IBC_B_cumsum) {
         /* a sum mixes its terms: they must scale alike */
         long *e = xv_all_equal(in, &a);
-        if (!strcmp(f, "sum")) {
+        if (f == IBC_B_sum) {
             xval s = xv_new(in, 1, 1, e != NULL);
             if (e)
                 memcpy(s.form, e, (size_t)in->N * sizeof(long));
@@ -263,7 +262,7 @@ static xval infer_call(infer *in, const ast_node *n)
     if (scales)
         diag_note(in->diag, n->loc,
                   "'%s' is not homogeneous: its argument must keep its scale (exponent 0), so parameters inside it "
-                  "rescale only in combinations that cancel there (docs/theory.md §3)", f);
+                  "rescale only in combinations that cancel there (docs/theory.md §3)", n->name);
     return xv_new(in, a.rows, a.cols, true);
 }
 
@@ -289,6 +288,7 @@ xval infer_expr(infer *in, const ast_node *n)
         ast_node call = *n;
         call.kind = AST_CALL;
         call.name = "transpose";
+        call.builtin = IBC_B_transpose;
         ast_node *kid = n->lhs;
         call.kids = &kid;
         call.nkids = 1;
@@ -330,7 +330,7 @@ static int leg_trace(const ast_node *n, int axis, bool *rows)
     case AST_TRANSPOSE:
         return leg_trace(n->lhs, n->lhs->shape.rank == 2 ? 1 - axis : axis, rows);
     case AST_CALL:
-        if (!strcmp(n->name, "transpose") && n->nkids == 1)
+        if (n->builtin == IBC_B_transpose && n->nkids == 1)
             return leg_trace(n->kids[0], n->kids[0]->shape.rank == 2 ? 1 - axis : axis, rows);
         return -1;
     case AST_BINOP:

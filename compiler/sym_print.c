@@ -376,8 +376,12 @@ static void print_text(FILE *out, ibc_arena *a, const sym_derivation *d, bool md
         fprintf(out, "  minimum:      %s\n", f->min_text);
         if (f->min_kind == SYM_MIN_ATTAINED || f->min_kind == SYM_MIN_UNBOUNDED || f->min_kind == SYM_MIN_NOT_ATTAINED) {
             fprintf(out, "  dual weights: ");
-            for (int t = 0; t < f->nterms && f->delta[t][0]; t++)   /* merged terms: one weight a group */
-                fprintf(out, "%s%s", t ? ", " : "", f->delta[t]);
+            if (f->ndelta)   /* merged terms: one weight a group */
+                for (int t = 0; t < f->ndelta; t++)
+                    fprintf(out, "%s%s", t ? ", " : "", sym_rat_text(a, f->delta[t]));
+            else if (f->min_kind != SYM_MIN_ATTAINED)   /* no weights exist */
+                for (int t = 0; t < f->nterms; t++)
+                    fprintf(out, "%s-", t ? ", " : "");
             fprintf(out, "\n");
         }
         fprintf(out, "  balance:      log det G minimiser %s\n", f->log_det_minimizer);

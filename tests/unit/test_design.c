@@ -144,6 +144,29 @@ Test(design, unachievable_strength_lists_achievable_ones)
     done(&l);
 }
 
+/* The derivation that closes the loop holds at most SYM_MAX_GEN
+ * generators per index: depth 7 (strength 12/7) is the deepest design,
+ * and 7/4 (depth 8) is a located error saying so, not an internal error
+ * of the closed loop. */
+Test(design, deepest_strength_and_the_next)
+{
+    run l;
+    design_run(&l, "tests/design/strength_127.ibs");
+    const sym_family *f = fam0(&l);
+    cr_assert_eq(l.r->depth, 7);
+    cr_assert_eq(f->nblocks, 7);
+    cr_assert_str_eq(f->coefficient, "12/7");
+    cr_assert_str_eq(f->constant, "log(7)");
+    done(&l);
+    design_run(&l, "tests/design/strength_74.ibs");
+    cr_assert_null(l.r);
+    cr_assert(strstr(l.msgs, "strength_74.ibs:9:51: error: depth 8 needs 8 factors, but the derivation that checks "
+                             "the design handles at most 7 (6 generators per index): use a depth of at most 7 "
+                             "(strength at most 12/7)") != NULL, "%s", l.msgs);
+    cr_assert_null(strstr(l.msgs, "internal error"), "%s", l.msgs);
+    done(&l);
+}
+
 Test(design, spectral_rank_20)
 {
     run l;

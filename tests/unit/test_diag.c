@@ -277,3 +277,14 @@ Test(diag, source_read)
     cr_assert_not(source_read(&src, "/nonexistent/dir/x.ibs", &err));
     cr_assert_str_eq(err, "No such file or directory");
 }
+
+/* A one-letter name is not "one edit" from any other one-letter name;
+ * a case-only difference is the first guess. */
+Test(diag, suggest_needs_evidence)
+{
+    static const char *const c[] = { "u", "v", "W", "relu" };
+    cr_assert_null(diag_suggest("q", c, 4), "one letter is not evidence");
+    cr_assert_str_eq(diag_suggest("w", c, 4), "W", "a case-only difference");
+    cr_assert_str_eq(diag_suggest("RELU", c, 4), "relu");
+    cr_assert_str_eq(diag_suggest("rleu", c, 4), "relu");
+}

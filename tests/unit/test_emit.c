@@ -18,6 +18,7 @@
 #include "cwrite.h"
 #include "design.h"
 #include "emit.h"
+#include "emit_torch.h"
 #include "ibc.h"
 #include "sym.h"
 
@@ -505,4 +506,35 @@ Test(emit, uses_are_tokens_of_code)
     cr_assert_null(strstr(sc, "/*"));
     cr_assert_null(strstr(sc, "?" "?"));
     free(sc);
+}
+
+/* The PyTorch export's derived bias of a family whose det G terms merge
+ * (u v + v w: u^2 and w^2 grow alike): one weight per group,
+ * delta_g log(C_g / delta_g) with C_g the group's sum, here
+ * 1/2 log(n_u + n_w) + 1/2 log n_v + log 2; it read the group weights as
+ * if they were the terms' (1/2 log n_u + 1/2 log n_v + log 2). */
+Test(emit, torch_bias_of_merged_terms_sums_the_group)
+{
+    ibc_source src;
+    const char *err;
+    cr_assert(source_read(&src, "tests/sym/uv_vw.ibs", &err), "%s", err);
+    ibc_arena *a = arena_new();
+    size_t dn = 0, pn = 0;
+    char *dbuf = NULL, *py = NULL;
+    FILE *df = open_memstream(&dbuf, &dn), *pf = open_memstream(&py, &pn);
+    ibc_diag d;
+    diag_init(&d, &src, df);
+    ibc_spec *spec = sema_check(a, parse_spec(a, &src, &d), &d);
+    cr_assert_not_null(spec);
+    sym_derivation *der = sym_derive(a, spec, &d);
+    cr_assert_not_null(der);
+    cr_assert(emit_torch(pf, spec, NULL, der, &d));
+    fclose(df);
+    fclose(pf);
+    cr_assert(strstr(py, "b = 0.0 + 0.5 * (torch.log(1 * n1_0 + 1 * n1_2) - math.log(0.5)) + "
+                         "0.5 * (math.log(1 / 0.5) + torch.log(n1_1))\n"), "%s", dbuf);
+    free(py);
+    free(dbuf);
+    arena_free(a);
+    source_free(&src);
 }

@@ -3,7 +3,8 @@
  * the whole shape: precedence and associativity, unary minus, transpose,
  * calls with keyword arguments, types, blocks, symmetry targets.  Error
  * recovery: several errors in one file, each located, and the statements
- * around them still in the tree.  ast_text: expressions printed back as
+ * around them still in the tree, also after an error right after a
+ * complete statement on the same line.  ast_text: expressions printed back as
  * spec text, with the spec's parentheses, bounded in length. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -349,4 +350,38 @@ Test(parse, expressions_print_back_as_spec_text)
     /* bounded: what does not fit becomes "..." or "f(...)" */
     expect_text("sum(softmax(A @ W' / 2) * tanh(W @ V)) + c * (u @ cumsum(relu(V @ (W @ x)) - sigmoid(x * u)))",
                 true, 60, "sum(softmax(...) * tanh(...)) + c * (u @ cumsum(...))");
+}
+
+/* An error right after a complete statement on the same line must not end
+ * the parse: the statement is dropped to the end of its line and parsing
+ * goes on.  (Needs LAC in ibs.y: with bison's default reductions the parser
+ * reduced "stmts stmt" to the whole spec, said "expecting end of file" and
+ * stopped, so every later error was lost.) */
+Test(parse, error_after_a_complete_statement_recovers)
+{
+    parsed p = parse_str("predict x y\ndim = 2\nmodel m \"a\" b\ndim j = 1\n");
+    cr_assert_eq(p.errors, 3, "got:\n%s", p.diags);
+    cr_assert_str_eq(p.diags,
+                     "t.ibs:1:11: error: syntax error, unexpected identifier\n"
+                     "predict x y\n"
+                     "          ^\n"
+                     "t.ibs:2:5: error: syntax error, unexpected '=', expecting identifier\n"
+                     "dim = 2\n"
+                     "    ^\n"
+                     "t.ibs:3:13: error: syntax error, unexpected identifier, expecting end of file or newline or ';'\n"
+                     "model m \"a\" b\n"
+                     "            ^\n"
+                     "3 errors generated.\n");
+    cr_assert_str_eq(p.tree, "(spec (dim j (num 1)))");
+    parsed_free(&p);
+}
+
+Test(parse, invalid_token_after_a_complete_statement)
+{
+    parsed p = parse_str("dim n = 3 $ 4\ndim k = \"ab\\q\"\ndim j = 1\n");
+    cr_assert_eq(p.errors, 2, "got:\n%s", p.diags);
+    cr_assert(strstr(p.diags, "t.ibs:1:11: error: invalid character 0x24\n") != NULL, "got:\n%s", p.diags);
+    cr_assert(strstr(p.diags, "t.ibs:2:9: error: unknown escape '\\q' in string") != NULL, "got:\n%s", p.diags);
+    cr_assert(strstr(p.tree, "(dim j (num 1))") != NULL);
+    parsed_free(&p);
 }

@@ -3,7 +3,10 @@
  * elementwise functions, softmax, sum, cumsum, the fixed operators), the
  * checked spec (dims, train/verify defaults, design, baselines, loss mask,
  * teacher, symmetry), one located error per check with its exact first
- * line, warnings, and the seven specs of specs/ checking clean. */
+ * line, warnings, and the seven specs of specs/ checking clean; the
+ * design's factor names from its strength, a setting given twice, a
+ * division by a constant zero, and one error (not also a warning) for a
+ * misspelt mask. */
 #include <criterion/criterion.h>
 #include <glob.h>
 #include <stdlib.h>
@@ -519,4 +522,78 @@ Test(sema, project_specs_are_clean)
         source_free(&src);
     }
     globfree(&g);
+}
+
+/* A spec a design block can be appended to (line 9). */
+#define DESIGN_PRELUDE                                                            \
+    "model m\ndim n = 4\ninput x : vector[n]\nparam w : vector[n] ~ normal(0, 0.1)\n"  \
+    "data sparse_regression(features = n, train = 8, test = 8, nonzeros = 2, noise = 0.1)\n" \
+    "predict x @ w\nloss mse\ntrain { lr = 0.01; steps = 10 }\n"
+
+Test(sema, strength_sets_the_factor_names)
+{
+    checked c;
+    /* strength 4/3 is depth 3: the factors are a1, a2, a3. */
+    c = check(DESIGN_PRELUDE "design log_sparsity(identity(n) @ w) "
+              "{ strength = 4/3; a1 ~ zeros(); a2 ~ zeros(); a3 ~ zeros() }\n");
+    cr_assert_eq(c.errors, 0, "%s", c.diags);
+    checked_free(&c);
+    c = check(DESIGN_PRELUDE "design log_sparsity(identity(n) @ w) "
+              "{ strength = 4/3; u ~ zeros() }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "t.ibs:9:56: error: 'u' is not a factor of this design\n"), "%s", c.diags);
+    checked_free(&c);
+    /* strength 1.5 = 3/2 is depth 4. */
+    c = check(DESIGN_PRELUDE "design log_sparsity(identity(n) @ w) "
+              "{ strength = 1.5; a4 ~ zeros() }\n");
+    cr_assert_eq(c.errors, 0, "%s", c.diags);
+    checked_free(&c);
+    /* Suggestions come from this design's own factor names. */
+    c = check(DESIGN_PRELUDE "design log_sparsity(identity(n) @ w) "
+              "{ depth = 3; a4 ~ zeros() }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "error: 'a4' is not a factor of this design; did you mean 'a1'?\n"), "%s", c.diags);
+    checked_free(&c);
+}
+
+Test(sema, a_setting_is_given_once)
+{
+    checked c;
+    c = check("model m\ndim n = 2\nparam w : vector[n] ~ zeros()\n"
+              "data noisy_target(value = 0, noise = 1)\npredict sum(w)\nloss mse\n"
+              "train { lr = 0.1; steps = 3; lr = 0.2 }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "t.ibs:7:30: error: 'lr' is set twice in 'train'\n"
+                             "train { lr = 0.1; steps = 3; lr = 0.2 }\n"
+                             "                             ^~\n"
+                             "t.ibs:7:9: note: the first 'lr' is here\n"), "%s", c.diags);
+    checked_free(&c);
+    c = check(DESIGN_PRELUDE "design log_sparsity(identity(n) @ w) "
+              "{ u ~ zeros(); u ~ normal(0, 1) }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "error: 'u' is set twice in 'design'\n"), "%s", c.diags);
+    checked_free(&c);
+}
+
+Test(sema, division_by_a_constant_zero)
+{
+    checked c;
+    c = check("model m\ndim n = 2\nparam w : vector[n] ~ zeros()\n"
+              "data noisy_target(value = 0, noise = 1)\npredict sum(w) / (1 - 1)\nloss mse\n"
+              "train { lr = 0.1; steps = 3 }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "t.ibs:5:18: error: division by zero\n"), "%s", c.diags);
+    checked_free(&c);
+}
+
+Test(sema, misspelt_mask_is_one_error_not_also_a_warning)
+{
+    checked c;
+    c = check("model m\ndim n = 5\nparam Z : matrix[n, n] ~ zeros()\n"
+              "data low_rank(size = n, singular_values = [3, 1], observed = 0.5)\n"
+              "predict Z\nloss mse(mask = observd)\ntrain { lr = 0.1; steps = 3 }\n");
+    cr_assert_eq(c.errors, 1, "%s", c.diags);
+    cr_assert(strstr(c.diags, "t.ibs:6:17: error: unknown mask 'observd' (the data defines 'observed')\n"), "%s", c.diags);
+    cr_assert_null(strstr(c.diags, "warning"), "%s", c.diags);
+    checked_free(&c);
 }

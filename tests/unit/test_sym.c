@@ -60,6 +60,18 @@ Test(sym, toy_uv)
     cr_assert_str_eq(f->min_text, "2 |u| |v|");
     cr_assert_str_eq(f->coefficient, "1");
     cr_assert_str_eq(f->constant, "log(2)");
+    /* the values other phases compare: coefficient 1, constant log(2^1),
+     * invariant |u|^1 |v|^1, dual weights 1/2, 1/2 */
+    cr_assert(f->coef.num == 1 && f->coef.den == 1);
+    cr_assert(f->const_exp[0].num == 1 && f->const_exp[0].den == 1);
+    for (int i = 1; i < SYM_NPRIMES; i++)
+        cr_assert_eq(f->const_exp[i].num, 0);
+    cr_assert(f->monomial && f->inv_exp[0] == 1 && f->inv_exp[1] == 1);
+    cr_assert_eq(f->ndelta, 2);
+    cr_assert(f->delta[0].num == 1 && f->delta[0].den == 2 && f->delta[1].num == 1 && f->delta[1].den == 2);
+    double rl, rd;
+    sym_balance_predictions(f, &rl, &rd);
+    cr_assert(rl == 1 && rd == 1, "u^2/v^2 = 1 at both: %g %g", rl, rd);
     cr_assert(f->agree);
     unload(&l);
 }
@@ -75,6 +87,9 @@ Test(sym, hadamard_depths)
         cr_assert_eq(f->min_kind, SYM_MIN_ATTAINED);
         cr_assert_str_eq(f->coefficient, coef[i]);
         cr_assert_str_eq(f->constant, cst[i]);
+        /* the values: 2(L-1)/L and log(L), L = i + 2 */
+        cr_assert(f->coef.num * (i + 2) == 2 * (i + 1) * f->coef.den, "coefficient %ld/%ld", f->coef.num, f->coef.den);
+        cr_assert(i == 2 ? f->const_exp[0].num == 2 : i == 0 ? f->const_exp[0].num == 1 : f->const_exp[1].num == 1);
         unload(&l);
     }
 }
@@ -201,18 +216,17 @@ Test(sym, property_cauchy_binet_and_gp)
                     g++;
                 if (g == ng)
                     memcpy(ge[ng++], e, sizeof(long) * (size_t)f.k);
+                cr_assert_eq(f.term_group[s], g, "term %d: the group later phases read its weight from", s);
                 double v = (double)f.term_coef[s];
                 for (int p = 0; p < f.nblocks; p++)
                     if (f.term_set[s] & (1u << p))
                         v *= n[p];
                 C[g] += v;
             }
+            cr_assert_eq(f.ndelta, ng);
             for (int g = 0; g < ng; g++) {
-                mpq_t q;
-                mpq_init(q);
-                mpq_set_str(q, f.delta[g], 10);
-                double dl = mpq_get_d(q);
-                mpq_clear(q);
+                cr_assert(f.delta[g].den > 0);
+                double dl = sym_rat_double(f.delta[g]);
                 closed += dl * (log(C[g]) - log(dl));
             }
             cr_assert(fabs(closed - num) <= 1e-8 * fmax(1, fabs(closed)), "closed %.17g newton %.17g", closed, num);
@@ -257,11 +271,8 @@ Test(sym, property_cauchy_binet_and_gp)
         cr_assert(sym_logdet_min_numeric(&f, n, &num));
         double closed = 0;
         for (int s = 0; s < f.nterms; s++) {
-            mpq_t q;
-            mpq_init(q);
-            mpq_set_str(q, f.delta[s], 10);
-            double dl = mpq_get_d(q);
-            mpq_clear(q);
+            cr_assert(s < f.ndelta && f.delta[s].den > 0);
+            double dl = sym_rat_double(f.delta[s]);
             double ln = log((double)f.term_coef[s]) - log(dl);
             for (int p = 0; p < f.nblocks; p++)
                 if (f.term_set[s] & (1u << p))
@@ -572,6 +583,8 @@ Test(sym, merged_terms_closed_form_and_agreement)
      * log(2^(9/2)*3) when the generators spanned a sublattice of index 2) */
     f = derive1(&l, "tests/sym/u2v3w3.ibs");
     cr_assert_str_eq(f->constant, "log(2^(5/2)*3)");
+    cr_assert(f->const_exp[0].num == 5 && f->const_exp[0].den == 2 && f->const_exp[1].num == 1 &&
+              f->const_exp[1].den == 1 && f->const_exp[2].num == 0);
     cr_assert_not(f->agree);
     unload(&l);
 }
