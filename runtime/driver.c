@@ -1529,7 +1529,6 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             R->gc_failed = R->gc_failed || !gok;
             return 0;
         }
-        lr_setup(R, m, k, X, Y, nb, true);
         if (stop_signal) {
             /* a signal during the checks at initialisation (long for a
              * large model): the run stops before this model, without
@@ -1539,6 +1538,9 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             R->X = p->bx;
             return stop_run(R, 128 + stop_signal);
         }
+        /* after the stop above: a run stopped there starts the model over,
+         * and must not find its stability metrics already written */
+        lr_setup(R, m, k, X, Y, nb, true);
         if (m->nbal) {
             m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
             memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);

@@ -19,7 +19,8 @@
 #   - lr = auto and the stability probe on tests/sweep/laplacian.ibs (a
 #     diff @ diff design diverging at lr 1e-3): `ibc check --stability`
 #     and the trainer warn at its lr line; lr = auto trains it to within
-#     10x of the best of a full-run grid, and trains tiny.ibs;
+#     10x of the best of a full-run grid, and trains tiny.ibs, where a
+#     run stopped and resumed equals an uninterrupted one;
 #   - the sweep itself under ASan + UBSan (build/asan/ibc) on trainers
 #     already built.
 set -u
@@ -297,6 +298,24 @@ print("sweep: lr = auto on tiny.ibs: lr %g, final loss %.4g (first %.4g)" % (sel
 EOF
 then
     bad "lr = auto (above)"; tail -5 "$d/lrauto.out" "$d/lrtiny.out"
+else
+    ok
+fi
+
+# lr = auto stopped and resumed: the choice is made again, identically, and
+# the run ends as an uninterrupted one (results.json but its wall time, traces)
+sed 's/lr = 0.05/lr = auto(1e-4, 1, steps = 300)/' $spec >"$d/tauto.ibs"
+bin/ibc run "$d/tauto.ibs" --out "$d/ta" --quiet >/dev/null 2>&1
+bin/ibc run "$d/tauto.ibs" --out "$d/tb" --quiet --stop-after 1500 >/dev/null 2>&1
+rc1=$?
+bin/ibc run "$d/tauto.ibs" --resume "$d/tb" --quiet >/dev/null 2>&1
+rc2=$?
+if [ $rc1 -ne 75 ] || [ $rc2 -ne 0 ] || ! cmp -s "$d/ta/trace_model.csv" "$d/tb/trace_model.csv" ||
+   ! $py -c 'import json, sys
+a, b = (json.load(open(sys.argv[i] + "/results.json")) for i in (1, 2))
+a.pop("wall_seconds"); b.pop("wall_seconds")
+sys.exit(not (a == b and a["metrics"]["lr_auto"]["chosen"] == 0.01))' "$d/ta" "$d/tb"; then
+    bad "lr = auto stopped (exit $rc1, want 75) and resumed (exit $rc2): not the uninterrupted run"
 else
     ok
 fi
