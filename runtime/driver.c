@@ -1386,8 +1386,6 @@ static void group_logdet(run_state *R, const ibrt_model *m)
     }
 }
 
-/* Model k from its initialisation (or from the checkpoint ck) to its
- * metrics.  0, or the exit status that ends the run. */
 /* The stability probe of model k at its initial point (the batch X, Y
  * of the checks at initialisation) and, for lr = auto, the choice of its
  * rate by trial runs from that point with the batch stream R->rb (a
@@ -1481,6 +1479,8 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
                            : "lower it below the bound or write lr = auto");
 }
 
+/* Model k from its initialisation (or from the checkpoint ck) to its
+ * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
 {
     const ibrt_problem *p = R->p;
