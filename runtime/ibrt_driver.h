@@ -27,7 +27,11 @@
  *                  singular values of a matrix output;
  *   results        results.json (metrics, checks, status), the table of
  *                  metrics, the table of checks; with --seeds K,
- *                  summary.json of median/min/max;
+ *                  summary.json of median/min/max; per model, the
+ *                  stability probe (stability_lambda_max_MODEL,
+ *                  stability_lr_bound_MODEL, stability_MODEL) and for
+ *                  lr = auto the trials (lr_auto_chosen_MODEL,
+ *                  lr_auto_MODEL) inside "metrics";
  *   faults         a non-finite loss, or one larger than --max-growth
  *                  times the model's first loss, stops the run naming the
  *                  model, the step and the learning rate, and writes the
