@@ -44,7 +44,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: FORCE paper bench bench-sizes sweep-speedup all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
+.PHONY: FORCE paper bench bench-sizes sweep-speedup lr-auto all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay faults torch-tests
 all: bin/ibc build/libibrt.a
 
@@ -248,6 +248,11 @@ fuzz-replay:
 # part of `make check`: other processes on the machine change the answer).
 sweep-speedup: all
 	@sh scripts/sweep-speedup.sh
+
+# lr = auto against a full-run grid of learning rates on the paper's five
+# experiments and tests/sweep/laplacian.ibs (docs/sweeps.md; minutes).
+lr-auto: all
+	@sh scripts/lr-auto.sh
 
 # Per-step cost against the PyTorch reference (never part of `make check`).
 bench: all

@@ -730,6 +730,27 @@ static char *value_text(const prog *p, int i, size_t max)
     return t;
 }
 
+/* A model's learning-rate setting for the driver: where it is written
+ * (for the stability warning, "spec.ibs:12") and, for lr = auto, the
+ * grid's bounds and the length of each trial run (docs/sweeps.md). */
+static void emit_lr_setting(const ibc_lrset *lrs, const ibc_source *src)
+{
+    if (lrs->node && src && src->path && lrs->node->loc.begin <= src->len) {
+        int line, col;
+        diag_line_col(src, lrs->node->loc.begin, &line, &col);
+        const char *slash = strrchr(src->path, '/');
+        char *where = cw_printf("%s:%d", slash ? slash + 1 : src->path, line);
+        OUT("        .lr_where = ");
+        emit_c_string(E->out, where);
+        OUT(",\n");
+        free(where);
+    }
+    if (lrs->is_auto)
+        OUT("        .lr_auto = true,   /* lr = auto: one rate per decade, each tried for min(steps, %ld) steps */\n"
+            "        .lr_lo = %s,\n        .lr_hi = %s,\n        .lr_auto_steps = %ld,\n", lrs->steps, cw_num(lrs->lo),
+            cw_num(lrs->hi), lrs->steps);
+}
+
 /* " (attention.ibs:15)": where in the spec n is */
 static void emit_where(const ibc_source *src, const ast_node *n)
 {
@@ -1495,7 +1516,8 @@ typedef struct {
     const ibc_spec *spec;
     const sym_derivation *deriv;
     prog p;
-    double lr;
+    double lr;               /* 0: lr = auto (lrs) */
+    const ibc_lrset *lrs;    /* its learning-rate setting, for lr = auto and the stability warning */
     double l1;               /* weight, 0: none */
     long l1_off, l1_size;    /* the penalised parameter */
     const ast_node *replacement;   /* designed: w(factors) */
@@ -2473,6 +2495,7 @@ static void emit_driver_part(const ibc_spec *spec, const model *models, int nm, 
         OUT("        .th = m%d_th,\n        .g = m%d_g,\n        .tp = m%d_tp,\n        .ad = m%d_ad,\n", k, k, k, k);
         OUT("        .lr = %s,\n        .l1 = %s,\n        .l1_off = %ld,\n        .l1_size = %ld,\n", cw_num(m->lr), cw_num(m->l1),
             m->l1_off, m->l1_size);
+        emit_lr_setting(m->lrs, spec->src);
         char structure[32] = "no_structure", balance[32] = "no_balance";
         if (has_structure(m))
             snprintf(structure, sizeof structure, "m%d_structure", k);
@@ -2600,14 +2623,14 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         m->name = "designed";
         m->spec = design->designed;
         m->deriv = design->kind == DESIGN_LOG_SPECTRAL && design->depth > 2 ? NULL : design->derivation;
-        m->lr = spec->design.lr > 0 ? spec->design.lr : spec->train.lr;
+        m->lrs = spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
         m->replacement = design->replacement;
         for (size_t b = 0; b < spec->nbaselines && nm < 8; b++) {
             model *bm = &models[nm++];
             bm->name = spec->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla";
             bm->spec = spec;
             bm->deriv = derivation;
-            bm->lr = spec->baselines[b].lr > 0 ? spec->baselines[b].lr : spec->train.lr;
+            bm->lrs = spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &bm->lr);
             bm->l1 = spec->baselines[b].kind == BASELINE_L1 ? spec->baselines[b].weight : 0;
         }
     } else {
@@ -2615,7 +2638,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
         m->name = "model";
         m->spec = spec;
         m->deriv = derivation;
-        m->lr = spec->train.lr;
+        m->lrs = spec_lr(spec, NULL, 0, &m->lr);
         m->unbalance = spec->init != NULL;
     }
     /* Samples per step: the batch, all training samples for full batch, one

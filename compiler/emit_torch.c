@@ -1335,7 +1335,10 @@ static void py_model_class(pyemit *pe, pymodel *m)
     P("\n    \"\"\"\n\n");
     P("    NAME = ");
     py_str(pe->out, m->name);
-    P("\n    LR = %s  # its learning rate in the C trainer\n", py_num(nb, m->lr));
+    if (m->lr > 0)
+        P("\n    LR = %s  # its learning rate in the C trainer\n", py_num(nb, m->lr));
+    else   /* lr = auto: chosen by the C trainer's trial runs, in its results.json */
+        P("\n    LR = None  # lr = auto: the C trainer chooses it (results.json, lr_%s)\n", m->name);
     if (!strcmp(m->name, "l1")) {
         P("    L1_WEIGHT = %s\n", py_num(nb, m->l1));
         P("\n    def penalty(self):\n        \"\"\"The L1 baseline's term of the objective.\"\"\"\n");
@@ -1698,7 +1701,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
         m->name = "designed";
         m->spec = design->designed;
         m->deriv = design->kind == DESIGN_LOG_SPECTRAL && design->depth > 2 ? NULL : design->derivation;
-        m->lr = spec->design.lr > 0 ? spec->design.lr : spec->train.lr;
+        spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
         m->designed = true;
         m->in_trainer = true;
         m->l1_param = -1;
@@ -1712,7 +1715,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
         for (size_t b = 0; b < spec->nbaselines; b++)
             if (spec->baselines[b].kind == BASELINE_VANILLA) {
                 v->in_trainer = true;
-                v->lr = spec->baselines[b].lr > 0 ? spec->baselines[b].lr : spec->train.lr;
+                spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &v->lr);
                 break;
             }
         for (size_t b = 0; b < spec->nbaselines; b++)
@@ -1722,7 +1725,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
                 l->cls = "L1";
                 l->base = "Vanilla";
                 l->name = "l1";
-                l->lr = spec->baselines[b].lr > 0 ? spec->baselines[b].lr : spec->train.lr;
+                spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &l->lr);
                 l->l1 = spec->baselines[b].weight;
                 l->l1_param = spec->design.param;
                 l->in_trainer = true;
@@ -1800,8 +1803,8 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
     P(")\n# one sample's output\nOUTPUT_SHAPE = ");
     ibc_var ov = { .shape = spec->out_shape };
     shape_tuple(out, &ov, false);
-    P("\n# the C trainer's settings\nTRAIN = {\"lr\": %s, \"steps\": %ld, \"batch\": ", py_num(nb, spec->train.lr),
-      spec->train.steps);
+    P("\n# the C trainer's settings\nTRAIN = {\"lr\": %s, \"steps\": %ld, "
+      "\"batch\": ", spec->train.lr > 0 ? py_num(nb, spec->train.lr) : "None", spec->train.steps);
     if (spec->train.batch > 0)
         P("%ld", spec->train.batch);
     else

@@ -259,6 +259,28 @@ typedef struct {
 
 typedef enum { LOSS_MSE } ibc_loss_kind;
 
+/* A learning-rate setting as written: `lr = 1e-3` (is_auto false) or
+ * `lr = auto` / `lr = auto(LO, HI, steps = K)`: the trainer picks the rate
+ * by short runs on a grid of one value per decade from LO to HI (defaults
+ * IBC_LR_AUTO_LO, IBC_LR_AUTO_HI), each of min(steps, K) steps (K default
+ * IBC_LR_AUTO_STEPS; docs/sweeps.md).  node: the setting's value, for the
+ * trainer's "file:line" in its stability warning (NULL: not given). */
+#define IBC_LR_AUTO_LO 1e-8
+#define IBC_LR_AUTO_HI 1.0
+#define IBC_LR_AUTO_STEPS 500
+typedef struct {
+    bool is_auto;
+    double lo, hi;
+    long steps;
+    ast_node *node;
+} ibc_lrset;
+
+/* The learning rate of a trained model whose own setting is `own` (a
+ * design's or a baseline's): own when given, else the train block's.
+ * *value is the fixed rate (0 for auto). */
+struct ibc_spec;
+const ibc_lrset *spec_lr(const struct ibc_spec *spec, const ibc_lrset *own, double own_value, double *value);
+
 typedef enum { DESIGN_NONE, DESIGN_LOG_SPARSITY, DESIGN_LOG_SPECTRAL } ibc_design_kind;
 
 typedef struct {
@@ -271,7 +293,8 @@ typedef struct {
     long strength_depth;  /* the depth L whose 2(L-1)/L equals the strength exactly (2..64); 0: none */
     ast_node *strength_node;
     long rank;            /* log_spectral: 0 = full */
-    double lr;            /* 0: the train lr */
+    double lr;            /* 0: the train lr (or lr = auto: lrs) */
+    ibc_lrset lrs;
     ast_node **inits;     /* AST_SETTING name ~ dist (factor name or "init") */
     size_t ninits;
 } ibc_design;
@@ -281,12 +304,14 @@ typedef enum { BASELINE_VANILLA, BASELINE_L1 } ibc_baseline_kind;
 typedef struct {
     ibc_baseline_kind kind;
     double weight;        /* L1 */
-    double lr;            /* 0: the train lr */
+    double lr;            /* 0: the train lr (or lr = auto: lrs) */
+    ibc_lrset lrs;
     ast_node *decl;
 } ibc_baseline;
 
 typedef struct {
-    double lr;
+    double lr;            /* 0 with lrs.is_auto */
+    ibc_lrset lrs;
     long steps;
     long batch;           /* 0: full batch */
     uint64_t seed;
@@ -305,7 +330,7 @@ typedef struct {
     double stationary_eps;
 } ibc_verify;
 
-typedef struct {
+typedef struct ibc_spec {
     const char *model;
     const char *description;
     ibc_dim *dims;       size_t ndims;

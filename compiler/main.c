@@ -39,11 +39,16 @@ static int cmd_run(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 
 static const ibc_command commands[] = {
-    { "check", "ibc check SPEC...",
+    { "check", "ibc check [--stability] SPEC...",
       "Parse and check each spec; print located diagnostics.  A spec that checks\n"
       "also goes through design, derivation and code generation (nothing is\n"
       "written), so that check refuses what build would: e.g. a trainer over the\n"
       "caps on memory (4 GiB of buffers) and traces (2 GiB).\n"
+      "--stability also builds the trainer (as 'ibc run', cached) and runs its\n"
+      "stability probe: the largest Hessian eigenvalue of every model's loss at\n"
+      "its initial point, and a warning at the spec's lr line when the rate is\n"
+      "above 2/lambda_max, where full-batch gradient descent diverges\n"
+      "(docs/sweeps.md).\n"
       "Exit status 0 when every spec is clean (warnings allowed), 1 on errors.",
       cmd_check },
     { "derive", "ibc derive SPEC [--format text|md|tex|json]",
@@ -108,6 +113,9 @@ typedef struct {
     ast_node *ast;
     ibc_spec *spec;
 } unit;
+
+static bool check_stability(unit *u);
+static bool spec_all_auto(const ibc_spec *sp);
 
 /* Reads and checks one spec; false (after diagnostics) on any error. */
 static bool unit_load(unit *u, const char *path)
@@ -190,18 +198,34 @@ static int cmd_check(int argc, char **argv)
         fprintf(stderr, "ibc check: error: no spec given\nusage: %s\n", commands[0].usage);
         return 2;
     }
+    bool stability = false;
+    int nspecs = 0;
     for (int i = 1; i < argc; i++)
-        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+        if (!strcmp(argv[i], "--stability"))
+            stability = true;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "ibc check: error: unknown option '%s'\nusage: %s\n", argv[i], commands[0].usage);
             return 2;
-        }
+        } else
+            nspecs++;
+    if (!nspecs) {
+        fprintf(stderr, "ibc check: error: no spec given\nusage: %s\n", commands[0].usage);
+        return 2;
+    }
     int status = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--stability"))
+            continue;
         unit u;
         if (!unit_load(&u, argv[i]))
             status = 1;
         else if (!check_lowering(&u))
             status = 1;
+        else if (stability && !check_stability(&u))
+            status = 1;
+        else if (!stability && !spec_all_auto(u.spec))
+            printf("%s: note: the learning rate is not checked against the stability bound; 'ibc check "
+                   "--stability' measures it (builds and runs the trainer's probe)\n", argv[i]);
         unit_free(&u);
     }
     return status;
@@ -540,53 +564,40 @@ static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_
     return h ? h : 1;
 }
 
-/* `ibc run SPEC`: the spec is read once, into memory (a pipe such as
- * <(cat spec) can be read only once; a device is refused by source_read),
- * checked and emitted; the trainer is compiled into build/cache/KEY
- * unless it is there already, then run. */
-static int cmd_run(int argc, char **argv)
+/* The trainer of the loaded unit u in build/cache/KEY/trainer (its path
+ * into exe), compiled there unless it is there already; 0, or the exit
+ * status of `ibc run` after a message.  what: "ibc run", "ibc check". */
+static int cached_trainer(unit *u, const char *what, char *exe, size_t cap)
 {
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "ibc run: error: no spec given\nusage: ibc run SPEC [TRAINER FLAGS]\n");
-        return 2;
-    }
-    unit u;
     char *c = NULL;
     size_t clen = 0;
-    if (!unit_load(&u, argv[1])) {
-        unit_free(&u);
-        return 1;
-    }
     FILE *m = open_memstream(&c, &clen);
-    bool emitted = m && lower(&u, m);
+    bool emitted = m && lower(u, m);
     if (m)
         fclose(m);
     if (!emitted) {
         if (!m)
-            fprintf(stderr, "ibc run: error: out of memory\n");
-        diag_summary(&u.diag);
-        unit_free(&u);
+            fprintf(stderr, "%s: error: out of memory\n", what);
+        diag_summary(&u->diag);
         free(c);
         return 1;
     }
     const char *why = NULL, *which = NULL;
-    unsigned long long h = trainer_key(u.spec, c, clen, &why, &which);
+    unsigned long long h = trainer_key(u->spec, c, clen, &why, &which);
     if (!h) {
-        fprintf(stderr, "ibc run: error: cannot read '%s': %s\n", which, why);
-        unit_free(&u);
+        fprintf(stderr, "%s: error: cannot read '%s': %s\n", what, which, why);
         free(c);
         return 1;
     }
-    unit_free(&u);
-    char dir[PATH_MAX], exe[PATH_MAX + 32];
+    char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/build/cache/%016llx", ibc_root(), h);
-    snprintf(exe, sizeof exe, "%s/trainer", dir);
+    snprintf(exe, cap, "%s/trainer", dir);
     if (access(exe, X_OK) != 0) {
         char parent[PATH_MAX + 8];
         snprintf(parent, sizeof parent, "%s/build/cache", ibc_root());
         mkdir(parent, 0777);
         if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "ibc run: error: cannot create '%s': %s\n", dir, strerror(errno));
+            fprintf(stderr, "%s: error: cannot create '%s': %s\n", what, dir, strerror(errno));
             free(c);
             return 1;
         }
@@ -601,7 +612,7 @@ static int cmd_run(int argc, char **argv)
         if (f && fclose(f) != 0)
             written = false;
         if (!written) {
-            fprintf(stderr, "ibc run: error: cannot write '%s': %s\n", tmpc, strerror(errno));
+            fprintf(stderr, "%s: error: cannot write '%s': %s\n", what, tmpc, strerror(errno));
             unlink(tmpc);
             free(c);
             return 1;
@@ -614,13 +625,137 @@ static int cmd_run(int argc, char **argv)
             return st;
         }
         if (rename(tmpc, exec_c) != 0 || rename(tmp, exe) != 0) {
-            fprintf(stderr, "ibc run: error: cannot install '%s': %s\n", exe, strerror(errno));
+            fprintf(stderr, "%s: error: cannot install '%s': %s\n", what, exe, strerror(errno));
             unlink(tmp);
             free(c);
             return 1;
         }
     }
     free(c);
+    return 0;
+}
+
+/* The learning-rate setting of the trainer's model `name` ("designed",
+ * "vanilla", "l1", "model"), as emit.c resolves it. */
+static const ibc_lrset *model_lrset(const ibc_spec *sp, const char *name)
+{
+    double v;
+    if (!strcmp(name, "designed"))
+        return spec_lr(sp, &sp->design.lrs, sp->design.lr, &v);
+    for (size_t b = 0; b < sp->nbaselines; b++)
+        if (!strcmp(name, sp->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla"))
+            return spec_lr(sp, &sp->baselines[b].lrs, sp->baselines[b].lr, &v);
+    return spec_lr(sp, NULL, 0, &v);
+}
+
+/* Every trained model has lr = auto (nothing for the probe to warn about). */
+static bool spec_all_auto(const ibc_spec *sp)
+{
+    const char *names[10] = { "model" };
+    size_t n = 1;
+    if (sp->design.kind != DESIGN_NONE) {
+        names[0] = "designed";
+        for (size_t b = 0; b < sp->nbaselines && n < 10; b++)
+            names[n++] = sp->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla";
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!model_lrset(sp, names[i])->is_auto)
+            return false;
+    return true;
+}
+
+/* ibc check --stability: the cached trainer's --stability lines,
+ * "stability MODEL LAMBDA_MAX BOUND LR ITERATIONS CONVERGED", one per
+ * model, printed, and a warning at the model's lr line when LR > BOUND;
+ * false when the trainer cannot be built or run. */
+static bool check_stability(unit *u)
+{
+    char exe[PATH_MAX + 32];
+    if (cached_trainer(u, "ibc check", exe, sizeof exe))
+        return false;
+    int fd[2];
+    if (pipe(fd) != 0) {
+        fprintf(stderr, "ibc check: error: pipe: %s\n", strerror(errno));
+        return false;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "ibc check: error: fork: %s\n", strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return false;
+    }
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        char *args[] = { exe, "--stability", NULL };
+        execv(exe, args);
+        fprintf(stderr, "ibc check: error: cannot run '%s': %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *in = fdopen(fd[0], "r");
+    char line[512];
+    int models = 0;
+    while (in && fgets(line, sizeof line, in)) {
+        char name[64];
+        double lam, bound, lr;
+        int iters, conv;
+        if (sscanf(line, "stability %63s %lf %lf %lf %d %d", name, &lam, &bound, &lr, &iters, &conv) != 6)
+            continue;
+        models++;
+        const ibc_lrset *lrs = model_lrset(u->spec, name);
+        printf("%s: stability (%s): lambda_max ~ %.3g at init (%d Hessian-vector products, %s), so lr < 2/lambda = "
+               "%.3g for full-batch GD; lr = ", u->src.path, name, lam, iters, conv ? "converged" : "NOT converged",
+               bound);
+        if (lrs->is_auto)
+            printf("auto(%g, %g)\n", lrs->lo, lrs->hi);
+        else
+            printf("%g\n", lr);
+        if (!lrs->is_auto && lr > bound && lrs->node)
+            diag_warning(&u->diag, lrs->node->loc, "the learning rate %g of model '%s' is above the stability bound "
+                         "2/lambda_max = %.3g at its initial point (lambda_max ~ %.3g): full-batch gradient descent "
+                         "diverges from there; lower it below %.3g or write lr = auto", lr, name, bound, lam, bound);
+        else if (lrs->is_auto && lrs->lo > bound && lrs->node)
+            diag_warning(&u->diag, lrs->node->loc, "every rate of lr = auto(%g, %g) for model '%s' is above the "
+                         "stability bound 2/lambda_max = %.3g at its initial point: lower the lower bound", lrs->lo,
+                         lrs->hi, name, bound);
+    }
+    if (in)
+        fclose(in);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || models == 0) {
+        fprintf(stderr, "ibc check: error: the stability probe of '%s' failed (%s %d)\n", u->src.path,
+                WIFEXITED(st) ? "exit status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        return false;
+    }
+    diag_summary(&u->diag);
+    return true;
+}
+
+/* `ibc run SPEC`: the spec is read once, into memory (a pipe such as
+ * <(cat spec) can be read only once; a device is refused by source_read),
+ * checked and emitted; the trainer is compiled into build/cache/KEY
+ * unless it is there already, then run. */
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "ibc run: error: no spec given\nusage: ibc run SPEC [TRAINER FLAGS]\n");
+        return 2;
+    }
+    unit u;
+    if (!unit_load(&u, argv[1])) {
+        unit_free(&u);
+        return 1;
+    }
+    char exe[PATH_MAX + 32];
+    int st = cached_trainer(&u, "ibc run", exe, sizeof exe);
+    unit_free(&u);
+    if (st)
+        return st;
     argv[1] = exe;
     execv(exe, argv + 1);
     fprintf(stderr, "ibc run: error: cannot run '%s': %s\n", exe, strerror(errno));

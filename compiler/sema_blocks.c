@@ -56,6 +56,80 @@ static bool sema_positive(sema *s, ast_node *e, double *out, const char *what)
     return true;
 }
 
+/* A learning rate: a positive constant, or `auto`, `auto(LO, HI)`,
+ * `auto(LO, HI, steps = K)` (ibc.h ibc_lrset): the trainer's grid of one
+ * value per decade from LO to HI, at most IBC_LR_AUTO_DECADES decades. */
+#define IBC_LR_AUTO_DECADES 30
+static bool sema_lr(sema *s, ast_node *e, double *value, ibc_lrset *lrs)
+{
+    memset(lrs, 0, sizeof *lrs);
+    lrs->node = e;
+    bool named_auto = (e->kind == AST_IDENT || e->kind == AST_CALL) && e->name && !strcmp(e->name, "auto");
+    if (!named_auto)
+        return sema_positive(s, e, value, "the learning rate");
+    *value = 0;
+    lrs->is_auto = true;
+    lrs->lo = IBC_LR_AUTO_LO;
+    lrs->hi = IBC_LR_AUTO_HI;
+    lrs->steps = IBC_LR_AUTO_STEPS;
+    if (e->kind == AST_IDENT)
+        return true;
+    size_t npos = 0;
+    bool ok = true;
+    for (size_t i = 0; i < e->nkids; i++) {
+        ast_node *a = e->kids[i];
+        if (a->kind == AST_KWARG) {
+            if (strcmp(a->name, "steps")) {
+                diag_error(s->diag, a->name_loc.end > a->name_loc.begin ? a->name_loc : a->loc,
+                           "lr = auto takes the bounds and 'steps': auto(1e-8, 1, steps = 500)");
+                ok = false;
+            } else
+                ok = sema_const_int(s, a->lhs, 1, IBC_MAX_STEPS, "the steps of each trial run", &lrs->steps) && ok;
+            continue;
+        }
+        if (npos == 2) {
+            diag_error(s->diag, a->loc, "lr = auto takes two bounds, the lowest and the highest rate tried: "
+                       "auto(1e-8, 1)");
+            return false;
+        }
+        double v;
+        if (!sema_const(s, a, &v))
+            return false;
+        if (!(v > 0) || !isfinite(v)) {
+            diag_error(s->diag, a->loc, "the %s bound of lr = auto must be a positive number, got %g",
+                       npos ? "upper" : "lower", v);
+            return false;
+        }
+        *(npos++ ? &lrs->hi : &lrs->lo) = v;
+    }
+    if (npos == 1) {
+        diag_error(s->diag, e->loc, "lr = auto takes both bounds or neither: auto(%g, 1) (the defaults are "
+                   "auto(1e-8, 1))", lrs->lo);
+        return false;
+    }
+    if (ok && !(lrs->lo < lrs->hi)) {
+        diag_error(s->diag, e->loc, "the bounds of lr = auto are (lowest, highest): the lower %g is not below the "
+                   "upper %g; swap them", lrs->lo, lrs->hi);
+        return false;
+    }
+    if (ok && lrs->hi / lrs->lo > 1.000001 * pow(10, IBC_LR_AUTO_DECADES)) {
+        diag_error(s->diag, e->loc, "lr = auto over more than %d decades (%g to %g): narrow the bounds",
+                   IBC_LR_AUTO_DECADES, lrs->lo, lrs->hi);
+        return false;
+    }
+    return ok;
+}
+
+const ibc_lrset *spec_lr(const ibc_spec *spec, const ibc_lrset *own, double own_value, double *value)
+{
+    if (own && own->node) {
+        *value = own_value;
+        return own;
+    }
+    *value = spec->train.lr;
+    return &spec->train.lrs;
+}
+
 static bool sema_expect_eq(sema *s, ast_node *set)
 {
     if (set->kind != AST_SETTING || set->op != '=' || set->rhs) {
@@ -88,6 +162,9 @@ void sema_train(sema *s, ast_node *n)
                     continue;
                 if (!strcmp(e->name, "steps"))
                     sema_const_int(s, e->lhs, 1, IBC_MAX_STEPS, "steps", &t->extend_steps);
+                else if (e->lhs->kind == AST_IDENT && e->lhs->name && !strcmp(e->lhs->name, "auto"))
+                    diag_error(s->diag, e->lhs->loc, "lr = auto chooses the rate of the whole run: an extension "
+                               "takes a number (or drop its lr to keep the chosen one)");
                 else
                     sema_positive(s, e->lhs, &t->extend_lr, "the learning rate");
             }
@@ -96,7 +173,7 @@ void sema_train(sema *s, ast_node *n)
         if (!sema_expect_eq(s, set))
             continue;
         if (!strcmp(k, "lr"))
-            have_lr = sema_positive(s, set->lhs, &t->lr, "the learning rate");
+            have_lr = sema_lr(s, set->lhs, &t->lr, &t->lrs);
         else if (!strcmp(k, "steps"))
             have_steps = sema_const_int(s, set->lhs, 1, IBC_MAX_STEPS, "steps", &t->steps);
         else if (!strcmp(k, "batch")) {
@@ -230,7 +307,7 @@ void sema_design(sema *s, ast_node *n)
         else if (!strcmp(k, "rank"))
             sema_const_int(s, set->lhs, 1, IBC_MAX_DIM, "the rank", &d->rank);
         else if (!strcmp(k, "lr"))
-            sema_positive(s, set->lhs, &d->lr, "the learning rate");
+            sema_lr(s, set->lhs, &d->lr, &d->lrs);
         else if (!strcmp(k, "strength")) {
             double v;
             if (sema_const(s, set->lhs, &v)) {
@@ -288,7 +365,7 @@ void sema_baseline(sema *s, ast_node *n)
 {
     ast_node *b = n->lhs;
     const char *kinds[] = { "vanilla", "l1" };
-    ibc_baseline base = { BASELINE_VANILLA, 0, 0, n };
+    ibc_baseline base = { .kind = BASELINE_VANILLA, .decl = n };
     if (!strcmp(b->name, "l1")) {
         base.kind = BASELINE_L1;
         if (b->kind != AST_CALL || b->nkids != 1 || b->kids[0]->kind != AST_KWARG ||
@@ -307,7 +384,7 @@ void sema_baseline(sema *s, ast_node *n)
         ast_node *set = n->kids[i];
         if (sema_known_key(s, set, baseline_keys, COUNT(baseline_keys), "'baseline'") &&
             sema_set_once(s, n->kids, i, "'baseline'") && sema_expect_eq(s, set))
-            sema_positive(s, set->lhs, &base.lr, "the learning rate");
+            sema_lr(s, set->lhs, &base.lr, &base.lrs);
     }
     ibc_spec *sp = s->spec;
     sp->baselines = sema_grow(s, sp->baselines, sp->nbaselines, &s->cap_base, sizeof base);

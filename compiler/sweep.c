@@ -65,6 +65,8 @@ const char sweep_help[] =
     "                       verify.KEY; vanilla.lr, l1.lr, l1.weight (baselines).\n"
     "                       Values are expressions as in the spec (1e-3, 4/3, full,\n"
     "                       normal(0, 0.1)); commas inside brackets stay in a value.\n"
+    "                       A learning rate may be auto or auto(LO, HI, steps = K)\n"
+    "                       (chosen by the trainer's trial runs, docs/sweeps.md).\n"
     "  --seeds K            seeds S..S+K-1 for every grid point (default 1)\n"
     "  --seed S             the first seed (default: the spec's)\n"
     "  --jobs N             trainers at once, each with OPENBLAS_NUM_THREADS=1\n"

@@ -370,6 +370,7 @@ static ibrt_model models[] = {
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
+        .lr_where = "attention.ibs:28",
         .init = m0_init,
         .forward = m0_forward,
         .backward = m0_backward,

@@ -282,6 +282,7 @@ static ibrt_model models[] = {
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
+        .lr_where = "matrix_completion.ibs:24",
         .init = m0_init,
         .forward = m0_forward,
         .backward = m0_backward,

@@ -292,6 +292,7 @@ static ibrt_model models[] = {
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
+        .lr_where = "shallow_relu.ibs:30",
         .init = m0_init,
         .forward = m0_forward,
         .backward = m0_backward,

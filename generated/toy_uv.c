@@ -254,6 +254,7 @@ static ibrt_model models[] = {
         .l1 = 0,
         .l1_off = 0,
         .l1_size = 0,
+        .lr_where = "toy_uv.ibs:15",
         .init = m0_init,
         .forward = m0_forward,
         .backward = m0_backward,

@@ -16,6 +16,7 @@
  */
 #include "ibrt_baseline.h"
 #include "ibrt_driver.h"
+#include "ibrt_stability.h"
 #include "ibrt_io.h"
 #include "ibrt_json.h"
 
@@ -141,7 +142,7 @@ static uint64_t ckpt_layout(const ibrt_problem *p)
     for (size_t k = 0; k < p->nmodels; k++) {
         const ibrt_model *m = &p->models[k];
         long md[5] = { m->nth, m->tape, m->root, m->nbal, m->nquad };
-        double hp[2] = { m->lr, m->l1 };
+        double hp[2] = { m->lr_auto ? 0 : m->lr, m->l1 };   /* lr = auto: chosen again on resume */
         h = fnv(h, md, sizeof md);
         h = fnv(h, hp, sizeof hp);
     }
@@ -176,6 +177,7 @@ typedef struct {
     /* per-index balance buffers, sized for the largest model */
     double *chi, *ratio, *nA0, *nB0, *nA, *nB, *mA, *mB, *pr, *chi0, *tmp, *brow, *c0, *c1, *ga, *w;
     double *contr;        /* Hadamard-type pairs: sum over steps of eta^2 r_i^2 */
+    double *sw;           /* the stability probe's and lr = auto's work (4 nth) */
     /* the finite-step identity (ibrt_model.quad), nquad each: q at the
      * start, at the end, of this step's gradient, the sum over steps of
      * lr^2 q(g) and of its absolute values, the end's absolute terms */
@@ -1431,6 +1433,99 @@ static void joint_poly_checks(run_state *R, const ibrt_model *m)
     free(G);
 }
 
+/* The stability probe of model k at its initial point (the batch X, Y
+ * of the checks at initialisation) and, for lr = auto, the choice of its
+ * rate by trial runs from that point with the batch stream R->rb (a
+ * copy; ibrt_stability.h).  Printed (stderr) and, when record, written to
+ * results.json (a resumed run has them there already); a warning names
+ * the spec's lr line when the rate exceeds 2 / lambda_max. */
+static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, const double *Y, long nb, bool record)
+{
+    const ibrt_problem *p = R->p;
+    ibrt_stability st;
+    ibrt_rng rp;
+    ibrt_rng_fork(&rp, R->o.seed, 3000 + k);
+    double t0 = ibrt_time_now();
+    ibrt_stability_probe(p, m, X, Y, nb, &rp, R->sw, &st);
+    const char *batch = p->minibatch ? "on the first batch, " : "";
+    if (!R->o.quiet) {
+        fprintf(stderr, "stability (%s): lambda_max ~ %.3g at init (power iteration %s%d Hessian-vector products%s, "
+                "%s to %.1e)", m->name, st.lambda_max, batch, st.iterations, st.shifted ? ", shifted" : "",
+                st.converged ? "converged" : "NOT converged", st.change);
+        if (isfinite(st.bound))
+            fprintf(stderr, ", so lr < 2/lambda = %.3g for full-batch GD\n", st.bound);
+        else
+            fprintf(stderr, ": no positive curvature at init, no bound\n");
+    }
+    fixed_cost(R, "stability probe", m->name, ibrt_time_now() - t0);
+    if (record) {
+        put(R, "stability_lambda_max", m->suffix, st.lambda_max);
+        put(R, "stability_lr_bound", m->suffix, st.bound);
+        key(R, "stability", m->suffix);
+        ibrt_json_obj_begin(R->j);
+        ibrt_json_key(R->j, "method");
+        ibrt_json_str(R->j, p->minibatch ? "power iteration on central differences of the gradient, first batch"
+                                         : "power iteration on central differences of the gradient, full batch");
+        ibrt_json_key(R->j, "hessian_vector_products");
+        ibrt_json_int(R->j, st.iterations);
+        ibrt_json_key(R->j, "converged");
+        ibrt_json_bool(R->j, st.converged);
+        ibrt_json_key(R->j, "relative_change");
+        ibrt_json_num(R->j, st.change);
+        ibrt_json_key(R->j, "fd_step");
+        ibrt_json_num(R->j, st.fd_step);
+        ibrt_json_key(R->j, "dominant_eigenvalue");
+        ibrt_json_num(R->j, st.mu);
+        ibrt_json_obj_end(R->j);
+    }
+    if (m->lr_auto) {
+        ibrt_lr_grid g;
+        long steps = R->o.steps < m->lr_auto_steps ? R->o.steps : m->lr_auto_steps;
+        t0 = ibrt_time_now();
+        ibrt_stability_select_lr(p, m, &R->ds, &R->rb, m->lr_lo, m->lr_hi, steps, R->o.max_growth, R->sw, &g);
+        m->lr = g.best >= 0 ? g.lr[g.best] : g.lr[0];
+        if (!R->o.quiet) {
+            fprintf(stderr, "lr = auto (%s): %d rates, %ld steps each from the initial point, scored by the %s:", m->name,
+                    g.n, g.steps, g.window > 1 ? "mean loss of the last tenth" : "final training loss");
+            for (int c = 0; c < g.n; c++)
+                fprintf(stderr, "%s %.0e %.3g", c ? "," : "", g.lr[c], g.score[c]);
+            fprintf(stderr, " -> lr = %g\n", m->lr);
+        }
+        if (g.best < 0)
+            fprintf(stderr, "warning: model '%s': lr = auto%s%s%s: every rate from %g to %g diverged within %ld steps; "
+                    "training with the lowest (lower the bounds: lr = auto(%g, %g))\n", m->name,
+                    m->lr_where ? " (" : "", m->lr_where ? m->lr_where : "", m->lr_where ? ")" : "", m->lr_lo,
+                    m->lr_hi, g.steps, m->lr_lo / 1e4, m->lr_lo);
+        fixed_cost(R, "lr = auto trial runs", m->name, ibrt_time_now() - t0);
+        if (record) {
+            put(R, "lr_auto_chosen", m->suffix, m->lr);
+            key(R, "lr_auto", m->suffix);
+            ibrt_json_obj_begin(R->j);
+            ibrt_json_key(R->j, "bounds");
+            double b[2] = { m->lr_lo, m->lr_hi };
+            ibrt_json_nums(R->j, b, 2);
+            ibrt_json_key(R->j, "trial_steps");
+            ibrt_json_int(R->j, g.steps);
+            ibrt_json_key(R->j, "score");
+            ibrt_json_str(R->j, g.window > 1 ? "mean batch loss of the last tenth of the trial" : "final training loss");
+            ibrt_json_key(R->j, "grid");
+            ibrt_json_nums(R->j, g.lr, (size_t)g.n);
+            ibrt_json_key(R->j, "scores");   /* null: the trial diverged */
+            ibrt_json_nums(R->j, g.score, (size_t)g.n);
+            ibrt_json_key(R->j, "chosen");
+            ibrt_json_num(R->j, m->lr);
+            ibrt_json_obj_end(R->j);
+        }
+    }
+    if (m->lr > st.bound)
+        fprintf(stderr, "warning: model '%s': lr = %g%s%s%s%s is above the stability bound 2/lambda_max = %.3g at the "
+                "initial point: full-batch gradient descent moves away from it along the top eigenvector; %s\n",
+                m->name, m->lr, m->lr_auto ? ", chosen by lr = auto" : "", m->lr_where ? " (" : "",
+                m->lr_where ? m->lr_where : "", m->lr_where ? ")" : "", st.bound,
+                m->lr_auto ? "its trial run did not diverge, so the curvature falls as it trains"
+                           : "lower it below the bound or write lr = auto");
+}
+
 /* Model k from its initialisation (or from the checkpoint ck) to its
  * metrics.  0, or the exit status that ends the run. */
 static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsigned char *ckdata)
@@ -1490,6 +1585,9 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             R->X = p->bx;
             return stop_run(R, 128 + stop_signal);
         }
+        /* after the stop above: a run stopped there starts the model over,
+         * and must not find its stability metrics already written */
+        lr_setup(R, m, k, X, Y, nb, true);
         if (m->nbal) {
             m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
             memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);
@@ -1501,6 +1599,11 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             memset(R->qaccabs, 0, sizeof(double) * (size_t)m->nquad);
         }
     } else {
+        if (m->lr_auto) {   /* the same choice again: the same batch of the checks and the same stream */
+            ibrt_rng_fork(&R->rb, R->o.seed, 3 + 2 * k);
+            nb = p->draw_batch(ds, &R->rb, &X, &Y);
+            lr_setup(R, m, k, X, Y, nb, false);
+        }
         /* the payload after the head, checks and metrics (ckpt_write's order) */
         const unsigned char *q = ckdata + sizeof *ck + sizeof(ibrt_checks) + sizeof(ibrt_metrics);
         size_t nbx = (size_t)(p->bmax * p->in), nbal = (size_t)m->nbal;
@@ -1628,7 +1731,7 @@ static void free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->pr, R->chi0, R->tmp,
                        R->brow, R->c0, R->c1, R->ga, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work,
-                       R->q0, R->qT, R->qg, R->qacc, R->qaccabs, R->qa, R->qrec, R->trow };
+                       R->q0, R->qT, R->qg, R->qacc, R->qaccabs, R->qa, R->qrec, R->trow, R->sw };
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     ibrt_json_free(R->j);
@@ -1662,6 +1765,7 @@ static bool run_alloc(run_state *R)
     oom |= !(R->brow = calloc((size_t)(2 * nbal + 1), sizeof(double)));
     oom |= !(R->trow = calloc((size_t)(6 + ngroups), sizeof(double)));
     oom |= !(R->ga = calloc((size_t)nth, sizeof(double)));
+    oom |= !(R->sw = calloc((size_t)(4 * nth), sizeof(double)));
     oom |= !(R->w = calloc((size_t)wmax, sizeof(double)));
     if (p->zrows > 0) {   /* dgesvd's workspace, queried once */
         double q = 0;
@@ -2405,6 +2509,46 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
     return pass ? 0 : 4;
 }
 
+/* --stability: every model's probe at its initial point for seed
+ * o.seed, printed as one line each, "stability MODEL LAMBDA_MAX BOUND LR
+ * ITERATIONS CONVERGED" (LR 0: lr = auto), which `ibc check --stability`
+ * reads; nothing is trained and nothing written. */
+static int stability_only(const ibrt_problem *p, ibrt_opts o)
+{
+    run_state R;
+    memset(&R, 0, sizeof R);
+    R.p = p;
+    R.o = o;
+    R.o.quiet = 1;
+    ibrt_error err;
+    if (p->setup(&R.ds, o.seed, true, &err) != IBRT_OK) {
+        errmsg(&err);
+        ibrt_dataset_free(&R.ds);
+        return 1;
+    }
+    if (!run_alloc(&R)) {
+        fprintf(stderr, "error: out of memory\n");
+        free_run(&R);
+        return 1;
+    }
+    for (size_t k = 0; k < p->nmodels; k++) {
+        ibrt_model *m = &p->models[k];
+        ibrt_rng ri, rb, rp;
+        const double *X, *Y;
+        ibrt_rng_fork(&ri, o.seed, 2 + 2 * k);   /* as train_model: the same initial point and batch */
+        ibrt_rng_fork(&rb, o.seed, 3 + 2 * k);
+        ibrt_rng_fork(&rp, o.seed, 3000 + k);
+        m->init(m->th, &ri);
+        long nb = p->draw_batch(&R.ds, &rb, &X, &Y);
+        ibrt_stability st;
+        ibrt_stability_probe(p, m, X, Y, nb, &rp, R.sw, &st);
+        printf("stability %s %.17g %.17g %.17g %d %d\n", m->name, st.lambda_max, st.bound, m->lr_auto ? 0 : m->lr,
+               st.iterations, st.converged ? 1 : 0);
+    }
+    free_run(&R);
+    return 0;
+}
+
 int ibrt_main(int argc, char **argv, const ibrt_problem *p)
 {
     ibrt_opts o;
@@ -2422,6 +2566,8 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         return 2;
     }
     blas_threads = blas_threads_setup();
+    if (o.stability)
+        return stability_only(p, o);
     if (o.verify) {
         if (o.seeds > 1 || o.gradcheck || o.resume || o.snapshots) {
             fprintf(stderr, "%s: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "

@@ -129,6 +129,7 @@ typedef struct {
     const char *out_dir;
     int quiet;
     bool gradcheck;          /* --gradcheck: compare gradients at the start, train nothing */
+    bool stability;          /* --stability: the stability probe of every model, train nothing */
     bool reference;          /* --reference: run reference methods above their size limit */
     long checkpoint_every;   /* --checkpoint-every N (0: only on a signal) */
     const char *resume;      /* --resume DIR: continue the run checkpointed there */

@@ -8,11 +8,14 @@
  * set-up and the minibatch sampler.  It describes them as an ibrt_problem
  * and calls ibrt_main, which owns everything the models share:
  *
- *   command line   ibrt_opts_parse (ibrt.h) plus --gradcheck,
+ *   command line   ibrt_opts_parse (ibrt.h) plus --gradcheck, --stability
+ *                  (the probe of every model and nothing else),
  *                  --checkpoint-every, --resume, --stop-after;
  *   per seed       data (rng stream 0), then each model k in order:
  *                  initialisation (stream 2+2k), structural checks at
- *                  initialisation (stream 1000+k), gradient check, SGD
+ *                  initialisation (stream 1000+k), gradient check, the
+ *                  stability probe (stream 3000+k) and, for lr = auto, the
+ *                  choice of the rate (ibrt_stability.h), SGD
  *                  with fresh batches (stream 3+2k), traces, structural
  *                  checks at the end, parameters as .npy, metrics;
  *   traces         trace_MODEL.csv every record interval: step, loss, the
@@ -24,7 +27,11 @@
  *                  singular values of a matrix output;
  *   results        results.json (metrics, checks, status), the table of
  *                  metrics, the table of checks; with --seeds K,
- *                  summary.json of median/min/max;
+ *                  summary.json of median/min/max; per model, the
+ *                  stability probe (stability_lambda_max_MODEL,
+ *                  stability_lr_bound_MODEL, stability_MODEL) and for
+ *                  lr = auto the trials (lr_auto_chosen_MODEL,
+ *                  lr_auto_MODEL) inside "metrics";
  *   faults         a non-finite loss, or one larger than --max-growth
  *                  times the model's first loss, stops the run naming the
  *                  model, the step and the learning rate, and writes the
@@ -212,6 +219,16 @@ typedef struct {
     long w_size, w_off;
     void (*w_of)(const double *th, double *w);
     double (*w_check)(const double *th);
+
+    /* The learning-rate setting: where the spec writes it ("spec.ibs:12";
+     * NULL: unknown), named in the stability warning; lr_auto: lr = auto,
+     * the rate is chosen before the model trains, from lr_lo, 10 lr_lo,
+     * ... <= lr_hi by trial runs of min(steps, lr_auto_steps) steps
+     * (ibrt_stability.h); m->lr then holds the choice. */
+    const char *lr_where;
+    bool lr_auto;
+    double lr_lo, lr_hi;
+    long lr_auto_steps;
 } ibrt_model;
 
 typedef struct {

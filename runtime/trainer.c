@@ -41,6 +41,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
     o->seeds = 1;
     o->quiet = 0;
     o->gradcheck = false;
+    o->stability = false;
     o->reference = false;
     o->checkpoint_every = 0;
     o->resume = NULL;
@@ -56,7 +57,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck]\n"
+            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck] [--stability]\n"
                    "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n"
                    "       [--snapshots N] [--verify RUN]\n\n%s\n\n"
                    "  --steps N     training steps per model (default %ld)\n"
@@ -66,6 +67,9 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --quiet       no progress line and no table\n"
                    "  --gradcheck   compare the analytic gradient of every model with central\n"
                    "                differences at its initial point and exit (status 5 on failure)\n"
+                   "  --stability   the largest Hessian eigenvalue of every model's loss at its\n"
+                   "                initial point and the bound 2/lambda on the learning rate;\n"
+                   "                no training, no output directory (ibc check --stability)\n"
                    "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT/SIGTERM)\n"
                    "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
                    "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
@@ -103,6 +107,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             i++;
         } else if (!strcmp(a, "--gradcheck")) {
             o->gradcheck = true;
+        } else if (!strcmp(a, "--stability")) {
+            o->stability = true;
         } else if (!strcmp(a, "--reference")) {
             o->reference = true;
         } else if (!strcmp(a, "--checkpoint-every") && v && parse_long(v, 1, 1000000000L, &x)) {

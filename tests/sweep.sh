@@ -16,6 +16,11 @@
 #     keys and values refused before anything runs;
 #   - the same grid under mpirun -np 3: byte-identical sweep.csv/summary
 #     (skipped with a message where mpirun or bin/ibc-sweep-mpi is absent);
+#   - lr = auto and the stability probe on tests/sweep/laplacian.ibs (a
+#     diff @ diff design diverging at lr 1e-3): `ibc check --stability`
+#     and the trainer warn at its lr line; lr = auto trains it to within
+#     10x of the best of a full-run grid, and trains tiny.ibs, where a
+#     run stopped and resumed equals an uninterrupted one;
 #   - the sweep itself under ASan + UBSan (build/asan/ibc) on trainers
 #     already built.
 set -u
@@ -222,6 +227,97 @@ else
     else
         ok
     fi
+fi
+
+# ---- lr = auto and the stability probe (issue 18) on tests/sweep/laplacian.ibs,
+# a diff @ diff log-sparsity design whose lr = 1e-3 is far above 2/lambda_max
+lap=tests/sweep/laplacian.ibs
+lrline=$(grep -n "^  lr = 1e-3" $lap | cut -d: -f1)
+bin/ibc check --stability $lap >"$d/stab.out" 2>"$d/stab.err"
+rc=$?
+if [ $rc -ne 0 ] ||
+   ! grep -q "^$lap:$lrline:8: warning: the learning rate 0.001 of model 'designed' is above the stability bound 2/lambda_max = 3.2[0-9]e-06" "$d/stab.err" ||
+   grep -q "model 'vanilla'" "$d/stab.err" || ! grep -q "stability (vanilla): lambda_max ~ 0.25" "$d/stab.out"; then
+    bad "ibc check --stability: exit $rc, no warning at $lap:$lrline for the designed model alone"; cat "$d/stab.out" "$d/stab.err"
+else
+    ok
+fi
+bin/ibc check $lap >"$d/plain.out" 2>&1
+if ! grep -q "not checked against the stability bound; 'ibc check --stability'" "$d/plain.out"; then
+    bad "plain ibc check does not say the learning rate is unchecked"; cat "$d/plain.out"
+else
+    ok
+fi
+# the trainer itself warns, then diverges
+bin/ibc run $lap --out "$d/lapdiv" --quiet >/dev/null 2>"$d/lapdiv.err"
+rc=$?
+if [ $rc -ne 3 ] || ! grep -q "warning: model 'designed': lr = 0.001 (laplacian.ibs:$lrline) is above the stability bound" "$d/lapdiv.err"; then
+    bad "trainer at lr 1e-3: exit $rc (want 3, diverged) and a warning naming laplacian.ibs:$lrline"; cat "$d/lapdiv.err"
+else
+    ok
+fi
+# lr = auto against a sweep of full runs over the same grid: it trains (no
+# divergence, the loss falls) and its final loss is within 10x of the best
+# grid point's, for both models; on tiny.ibs (random batches) it trains too
+bin/ibc sweep $lap --set "lr=auto,1e-8,1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1" --jobs 2 --out "$d/lrauto" \
+    >"$d/lrauto.out" 2>&1
+bin/ibc sweep $spec --set "lr=auto(1e-4, 10, steps = 200)" --out "$d/lrtiny" >"$d/lrtiny.out" 2>&1
+if ! $py - "$d" <<'EOF'
+import csv, json, math, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/lrauto/sweep.csv")))
+auto = rows[0]
+assert auto["lr"] == "auto" and auto["status"] == "complete", auto
+res = json.load(open(d + "/lrauto/" + auto["dir"] + "/results.json"))["metrics"]
+for m in ("designed", "vanilla"):
+    sel = res["lr_auto_" + m]
+    assert sel["grid"] == [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1], sel["grid"]
+    assert sel["trial_steps"] == 500 and sel["bounds"] == [1e-8, 1]
+    fin = [s for s in sel["scores"] if s is not None]
+    assert sel["chosen"] == sel["grid"][sel["scores"].index(min(fin))], sel
+    assert res["lr_auto_chosen_" + m] == sel["chosen"]
+    first = float(list(csv.DictReader(open(d + "/lrauto/" + auto["dir"] + "/trace_%s.csv" % m)))[0]["loss"])
+    final = res["final_loss_" + m]
+    best = min(float(r["final_loss_" + m]) for r in rows[1:] if r["status"] == "complete")
+    assert final < 0.5 * first, (m, final, first)
+    assert final <= 10 * best, (m, final, best)
+    print("sweep: lr = auto on %s: %s lr %g, final loss %.4g (first %.4g), best of the full-run grid %.4g"
+          % ("laplacian.ibs", m, sel["chosen"], final, first, best))
+# the designed model's rates from 1e-5 up diverge, in the trials as in the full runs
+sel = res["lr_auto_designed"]
+assert all(s is None for s in sel["scores"][3:]), sel["scores"]
+assert all(r["status"] == "diverged" for r in rows if r["lr"] in ("1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")), rows
+t = list(csv.DictReader(open(d + "/lrtiny/sweep.csv")))[0]
+tr = json.load(open(d + "/lrtiny/" + t["dir"] + "/results.json"))["metrics"]
+assert t["status"] == "complete", t
+sel = tr["lr_auto"]
+assert sel["trial_steps"] == 200 and len(sel["grid"]) == 6 and sel["score"].startswith("mean batch loss"), sel
+first = float(list(csv.DictReader(open(d + "/lrtiny/" + t["dir"] + "/trace_model.csv")))[0]["loss"])
+assert tr["final_loss"] < first and math.isfinite(tr["stability_lambda_max"]), (tr["final_loss"], first)
+print("sweep: lr = auto on tiny.ibs: lr %g, final loss %.4g (first %.4g)" % (sel["chosen"], tr["final_loss"], first))
+EOF
+then
+    bad "lr = auto (above)"; tail -5 "$d/lrauto.out" "$d/lrtiny.out"
+else
+    ok
+fi
+
+# lr = auto stopped and resumed: the choice is made again, identically, and
+# the run ends as an uninterrupted one (results.json but its wall time, traces)
+sed 's/lr = 0.05/lr = auto(1e-4, 1, steps = 300)/' $spec >"$d/tauto.ibs"
+bin/ibc run "$d/tauto.ibs" --out "$d/ta" --quiet >/dev/null 2>&1
+bin/ibc run "$d/tauto.ibs" --out "$d/tb" --quiet --stop-after 1500 >/dev/null 2>&1
+rc1=$?
+bin/ibc run "$d/tauto.ibs" --resume "$d/tb" --quiet >/dev/null 2>&1
+rc2=$?
+if [ $rc1 -ne 75 ] || [ $rc2 -ne 0 ] || ! cmp -s "$d/ta/trace_model.csv" "$d/tb/trace_model.csv" ||
+   ! $py -c 'import json, sys
+a, b = (json.load(open(sys.argv[i] + "/results.json")) for i in (1, 2))
+a.pop("wall_seconds"); b.pop("wall_seconds")
+sys.exit(not (a == b and a["metrics"]["lr_auto"]["chosen"] == 0.01))' "$d/ta" "$d/tb"; then
+    bad "lr = auto stopped (exit $rc1, want 75) and resumed (exit $rc2): not the uninterrupted run"
+else
+    ok
 fi
 
 # ---- the sweep itself under ASan + UBSan (trainers built above: the

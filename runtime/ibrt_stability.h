@@ -1,0 +1,75 @@
+/*
+ * ibrt_stability.h: the learning rate of a trained model (module prefix
+ * ibrt_stability_): how large a rate its initial point allows, and the
+ * choice of `lr = auto` (docs/sweeps.md, "Choosing the learning rate").
+ *
+ *   probe   the largest eigenvalue lambda_max of the Hessian of the
+ *           training loss at the current parameters, by power iteration on
+ *           Hessian-vector products H v = (g(th + h v) - g(th - h v)) / 2h,
+ *           central differences of the model's analytic gradient (exact
+ *           for a quadratic loss up to round-off), from a random unit
+ *           vector.  Full-batch gradient descent th - lr g is stable near
+ *           th only for lr < 2 / lambda_max (a quadratic's top eigenvector
+ *           grows by |1 - lr lambda_max| per step), so the driver prints
+ *           that bound and warns when the rate exceeds it.  When the
+ *           eigenvalue of largest magnitude is negative (a saddle), a
+ *           second iteration on H + |mu| I finds the largest one.  The
+ *           L1 baseline's term (piecewise linear) is left out: its Hessian
+ *           is zero wherever it is defined.
+ *
+ *   select  lr = auto, the paper's procedure: one rate per decade, lo,
+ *           10 lo, ... up to hi, each tried for `steps` SGD steps from the
+ *           same initial parameters with the same batch stream; a trial's
+ *           score is its final training loss (the loss after its last
+ *           step; with random batches, the mean batch loss over the last
+ *           tenth of its evaluations), +inf when its loss becomes
+ *           non-finite or exceeds max_growth times its first value; the
+ *           lowest score wins (a tie: the lower rate).
+ *
+ * Both leave the model's parameters as they found them and use only the
+ * model's own buffers (th, g, tp, ad) and the caller's work array: nothing
+ * is allocated.
+ */
+#ifndef IBRT_STABILITY_H
+#define IBRT_STABILITY_H
+
+#include "ibrt_driver.h"
+
+#define IBRT_STABILITY_MAX_ITER 100   /* Hessian-vector products per power iteration */
+#define IBRT_STABILITY_TOL 1e-4       /* converged: Rayleigh quotient's relative change below this */
+
+typedef struct {
+    double lambda_max;   /* the estimate (<= 0: no positive curvature found) */
+    double bound;        /* 2 / lambda_max; INFINITY when lambda_max <= 0 */
+    double mu;           /* the eigenvalue of largest magnitude, found first */
+    double change;       /* relative change of the Rayleigh quotient at the last iteration */
+    double fd_step;      /* h of the central differences */
+    int iterations;      /* Hessian-vector products taken, both iterations together */
+    bool converged;      /* change <= IBRT_STABILITY_TOL (of the iteration giving lambda_max) */
+    bool shifted;        /* mu < 0: lambda_max is from the iteration on H + |mu| I */
+} ibrt_stability;
+
+/* lambda_max of model m's loss over the n samples X, Y (masked by
+ * p->bmask) at m->th; r draws the starting vector; work holds 4 m->nth
+ * doubles. */
+void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
+                          ibrt_rng *r, double *work, ibrt_stability *out);
+
+#define IBRT_LR_GRID_MAX 32
+
+typedef struct {
+    int n;           /* rates tried */
+    int best;        /* index of the choice; -1 when every trial diverged */
+    long steps;      /* steps of each trial */
+    long window;     /* loss evaluations averaged into a score */
+    double lr[IBRT_LR_GRID_MAX], score[IBRT_LR_GRID_MAX];
+} ibrt_lr_grid;
+
+/* The grid lo, 10 lo, ... <= hi (at most IBRT_LR_GRID_MAX rates), each
+ * tried from m->th for `steps` steps with batches drawn from a copy of
+ * *rb on ds; th is restored at the end and *rb is untouched.  work holds
+ * m->nth doubles. */
+void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const ibrt_rng *rb,
+                              double lo, double hi, long steps, double max_growth, double *work, ibrt_lr_grid *g);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * stability.c: the stability probe at initialisation and lr = auto
+ * (ibrt_stability.h, docs/sweeps.md).
+ */
+#include "ibrt_stability.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* hv = H v by central differences of the analytic gradient at th0 (m->th
+ * holds th0 on return), the L1 term left out by the caller. */
+static void hess_vec(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
+                     const double *th0, const double *v, double h, double *gp, double *hv)
+{
+    const long N = m->nth;
+    for (long i = 0; i < N; i++)
+        m->th[i] = th0[i] + h * v[i];
+    ibrt_driver_loss(p, m, X, Y, n, true);
+    memcpy(gp, m->g, sizeof(double) * (size_t)N);
+    for (long i = 0; i < N; i++)
+        m->th[i] = th0[i] - h * v[i];
+    ibrt_driver_loss(p, m, X, Y, n, true);
+    const double inv = 1 / (2 * h);
+    for (long i = 0; i < N; i++)
+        hv[i] = (gp[i] - m->g[i]) * inv;
+    memcpy(m->th, th0, sizeof(double) * (size_t)N);
+}
+
+/* Power iteration on H + shift I from the unit vector v (overwritten by
+ * the last iterate): the Rayleigh quotient v'(H + shift I)v minus shift. */
+static double power(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
+                    const double *th0, double *v, double h, double shift, double *gp, double *hv, int *iters,
+                    double *change)
+{
+    const long N = m->nth;
+    double lam = NAN;
+    *change = INFINITY;
+    for (int it = 0; it < IBRT_STABILITY_MAX_ITER; it++) {
+        hess_vec(p, m, X, Y, n, th0, v, h, gp, hv);
+        (*iters)++;
+        double q = 0, nn = 0;
+        for (long i = 0; i < N; i++) {
+            hv[i] += shift * v[i];
+            q += v[i] * hv[i];
+            nn += hv[i] * hv[i];
+        }
+        nn = sqrt(nn);
+        if (!isfinite(q) || !isfinite(nn))
+            return NAN;
+        if (nn == 0) {   /* H v = -shift v exactly (H = 0 along v at shift 0) */
+            *change = 0;
+            return q - shift;
+        }
+        *change = isfinite(lam) ? fabs(q - lam) / fmax(fabs(q), 1e-300) : INFINITY;
+        lam = q;
+        for (long i = 0; i < N; i++)
+            v[i] = hv[i] / nn;
+        if (*change <= IBRT_STABILITY_TOL)
+            break;
+    }
+    return lam - shift;
+}
+
+void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
+                          ibrt_rng *r, double *work, ibrt_stability *out)
+{
+    const long N = m->nth;
+    double *th0 = work, *v = work + N, *gp = work + 2 * N, *hv = work + 3 * N;
+    memcpy(th0, m->th, sizeof(double) * (size_t)N);
+    double l1 = m->l1, scale = 1, vn = 0;
+    m->l1 = 0;   /* the L1 term: piecewise linear, no curvature where defined */
+    for (long i = 0; i < N; i++)
+        scale = fmax(scale, fabs(th0[i]));
+    for (long i = 0; i < N; i++) {
+        v[i] = ibrt_rng_normal(r);
+        vn += v[i] * v[i];
+    }
+    vn = sqrt(vn);
+    for (long i = 0; i < N; i++)
+        v[i] /= vn;
+    memset(out, 0, sizeof *out);
+    out->fd_step = 1e-5 * scale;
+    double mu = power(p, m, X, Y, n, th0, v, out->fd_step, 0, gp, hv, &out->iterations, &out->change);
+    out->mu = mu;
+    out->lambda_max = mu;
+    out->converged = out->change <= IBRT_STABILITY_TOL;
+    if (mu < 0) {
+        /* the dominant eigenvalue is negative: H + |mu| I has eigenvalues in
+         * [0, lambda_max + |mu|], and its dominant one gives lambda_max */
+        out->shifted = true;
+        double change;
+        for (long i = 0; i < N; i++)   /* a fresh start: v is now close to mu's eigenvector */
+            v[i] = ibrt_rng_normal(r);
+        vn = 0;
+        for (long i = 0; i < N; i++)
+            vn += v[i] * v[i];
+        vn = sqrt(vn);
+        for (long i = 0; i < N; i++)
+            v[i] /= vn;
+        out->lambda_max = power(p, m, X, Y, n, th0, v, out->fd_step, -mu, gp, hv, &out->iterations, &change);
+        out->change = change;
+        /* the shifted quotient's relative change, in units of lambda_max + |mu| */
+        out->converged = change <= IBRT_STABILITY_TOL;
+    }
+    out->bound = out->lambda_max > 0 ? 2 / out->lambda_max : INFINITY;
+    m->l1 = l1;
+    memcpy(m->th, th0, sizeof(double) * (size_t)N);
+}
+
+/* The objective a trial is scored by: the loss, plus the L1 term for the
+ * L1 baseline (what its steps descend). */
+static double objective(const ibrt_model *m, double loss)
+{
+    if (m->l1 > 0) {
+        double a = 0;
+        for (long e = 0; e < m->l1_size; e++)
+            a += fabs(m->th[m->l1_off + e]);
+        loss += m->l1 * a;
+    }
+    return loss;
+}
+
+void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const ibrt_rng *rb,
+                              double lo, double hi, long steps, double max_growth, double *work, ibrt_lr_grid *g)
+{
+    const long N = m->nth;
+    double *th0 = work;
+    memcpy(th0, m->th, sizeof(double) * (size_t)N);
+    memset(g, 0, sizeof *g);
+    g->best = -1;
+    g->steps = steps;
+    g->window = p->minibatch ? (steps / 10 > 1 ? steps / 10 : 1) : 1;
+    /* lo 10^c, rounded to 15 digits so that 1e-8 * 10^3 is 1e-05, not 9.999999999999999e-06 */
+    for (int c = 0; c < IBRT_LR_GRID_MAX; c++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.15g", lo * pow(10, c));
+        double lr = strtod(buf, NULL);
+        if (!(lr <= hi * (1 + 1e-9)))
+            break;
+        g->lr[g->n++] = lr;
+    }
+    for (int c = 0; c < g->n; c++) {
+        const double lr = g->lr[c];
+        ibrt_rng r = *rb;
+        memcpy(m->th, th0, sizeof(double) * (size_t)N);
+        double loss0 = NAN, sum = 0;
+        bool diverged = false;
+        /* steps + 1 loss evaluations: before each step, and after the last */
+        for (long s = 0; s <= steps; s++) {
+            const double *X, *Y;
+            long nb = p->draw_batch(ds, &r, &X, &Y);
+            double loss = ibrt_driver_loss(p, m, X, Y, nb, s < steps);
+            if (s == 0)
+                loss0 = loss;
+            if (!isfinite(loss) || (loss0 > 0 && loss > max_growth * loss0)) {
+                diverged = true;
+                break;
+            }
+            if (s > steps - g->window)
+                sum += objective(m, loss);
+            if (s < steps)
+                for (long i = 0; i < N; i++)
+                    m->th[i] -= lr * m->g[i];
+        }
+        g->score[c] = diverged || !isfinite(sum) ? INFINITY : sum / (double)g->window;
+        if (isfinite(g->score[c]) && (g->best < 0 || g->score[c] < g->score[g->best]))
+            g->best = c;
+    }
+    memcpy(m->th, th0, sizeof(double) * (size_t)N);
+}

@@ -1,0 +1,207 @@
+/* test_rt_stability.c: the stability probe and lr = auto (ibrt_stability.h)
+ * on hand-written problems whose Hessian is known in closed form:
+ * linear regression x @ w with the mean squared error, Hessian 2 X'X / n
+ * (its largest eigenvalue from LAPACKE's dsyev, an independent
+ * computation), and f = 3 u^2 + w^2 at a saddle, Hessian diag(-12, 4). */
+#include <criterion/criterion.h>
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+#include "ibrt_stability.h"
+
+/* ---------------------------------------------- linear regression x @ w */
+
+enum { D = 6, NS = 20 };
+static double lth[D], lg[D], ltp[NS], lad[NS], lx[NS * D], ly[NS], work[4 * D];
+
+static void lin_init(double *t, ibrt_rng *r)
+{
+    for (int i = 0; i < D; i++)
+        t[i] = 0.1 * ibrt_rng_normal(r);
+}
+
+static void lin_forward(const double *restrict t, const double *restrict x, long nb, double *restrict p)
+{
+    for (long s = 0; s < nb; s++) {
+        double f = 0;
+        for (int i = 0; i < D; i++)
+            f += x[s * D + i] * t[i];
+        p[s] = f;
+    }
+}
+
+static void lin_backward(const double *restrict t, const double *restrict x, long nb, const double *restrict p,
+                         double *restrict a, double *restrict gr)
+{
+    (void)t;
+    (void)p;
+    for (long s = 0; s < nb; s++)
+        for (int i = 0; i < D; i++)
+            gr[i] += x[s * D + i] * a[s];
+}
+
+static ibrt_status lin_setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
+{
+    (void)ds;
+    (void)quiet;
+    (void)err;
+    ibrt_rng r;
+    ibrt_rng_fork(&r, seed, 0);
+    for (int e = 0; e < NS * D; e++)   /* columns of different scales: a spread spectrum */
+        lx[e] = ibrt_rng_normal(&r) * (1 + (e % D));
+    for (int s = 0; s < NS; s++)
+        ly[s] = ibrt_rng_normal(&r);
+    return IBRT_OK;
+}
+
+static long lin_draw(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const double **Y)
+{
+    (void)ds;
+    (void)r;
+    *X = lx;
+    *Y = ly;
+    return NS;
+}
+
+static ibrt_model lin_model = {
+    .name = "model", .suffix = "", .nth = D, .tape = NS, .root = 0, .root_batched = true,
+    .th = lth, .g = lg, .tp = ltp, .ad = lad, .lr = 0.01, .init = lin_init, .forward = lin_forward,
+    .backward = lin_backward,
+};
+static ibrt_problem lin_problem = {
+    .name = "linreg", .description = "x @ w", .default_steps = 100, .in = D, .out = 1, .bmax = NS,
+    .minibatch = false, .setup = lin_setup, .draw_batch = lin_draw, .nmodels = 1, .models = &lin_model,
+};
+
+/* the largest eigenvalue of 2 X'X / n by LAPACKE_dsyev */
+static double lin_lambda_max(void)
+{
+    double h[D * D], ev[D];
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double a = 0;
+            for (int s = 0; s < NS; s++)
+                a += lx[s * D + i] * lx[s * D + j];
+            h[i * D + j] = 2 * a / NS;
+        }
+    cr_assert_eq(LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', D, h, D, ev), 0);
+    return ev[D - 1];   /* ascending */
+}
+
+Test(stability, linear_regression_lambda_max_matches_lapack)
+{
+    ibrt_error err;
+    lin_setup(NULL, 7, true, &err);
+    ibrt_rng r;
+    ibrt_rng_fork(&r, 7, 2);
+    lin_model.init(lth, &r);
+    double th0[D];
+    memcpy(th0, lth, sizeof th0);
+    ibrt_stability st;
+    ibrt_rng_fork(&r, 7, 3000);
+    ibrt_stability_probe(&lin_problem, &lin_model, lx, ly, NS, &r, work, &st);
+    double want = lin_lambda_max();
+    cr_assert(st.converged, "not converged after %d products (change %g)", st.iterations, st.change);
+    cr_assert(!st.shifted);
+    /* the quadratic's central differences are exact up to round-off; the
+     * power iteration stops at a relative change of 1e-4 of the quotient */
+    cr_assert(fabs(st.lambda_max - want) <= 1e-3 * want, "lambda_max %.17g, dsyev %.17g", st.lambda_max, want);
+    cr_assert(fabs(st.bound - 2 / st.lambda_max) <= 1e-15 * st.bound);
+    cr_log_info("linear regression: lambda_max %.17g, dsyev %.17g, relative error %.2e, %d products", st.lambda_max,
+                want, fabs(st.lambda_max - want) / want, st.iterations);
+    cr_assert(memcmp(th0, lth, sizeof th0) == 0, "the probe moved the parameters");
+}
+
+Test(stability, lr_auto_on_linear_regression_stays_below_the_bound)
+{
+    ibrt_error err;
+    lin_setup(NULL, 7, true, &err);
+    ibrt_rng r;
+    ibrt_rng_fork(&r, 7, 2);
+    lin_model.init(lth, &r);
+    double want = lin_lambda_max(), loss0 = ibrt_driver_loss(&lin_problem, &lin_model, lx, ly, NS, false);
+    ibrt_lr_grid g;
+    ibrt_rng rb;
+    ibrt_rng_fork(&rb, 7, 3);
+    ibrt_stability_select_lr(&lin_problem, &lin_model, NULL, &rb, 1e-6, 10, 300, 1e6, work, &g);
+    cr_assert_eq(g.n, 8);
+    cr_assert_eq(g.lr[3], 1e-3);   /* one per decade, rounded: not 9.999999999999999e-04 */
+    cr_assert(g.best >= 0);
+    /* gradient descent on a quadratic: a rate above 2 / lambda_max grows
+     * along the top eigenvector (diverged, +inf); the best rate is below it
+     * and lowers the loss */
+    for (int c = 0; c < g.n; c++)
+        if (g.lr[c] > 2.2 / want)
+            cr_assert(isinf(g.score[c]), "lr %g above the bound %g scored %g", g.lr[c], 2 / want, g.score[c]);
+    cr_assert(g.lr[g.best] < 2 / want, "chosen %g, bound %g", g.lr[g.best], 2 / want);
+    /* it trains: below the initial loss, not below the least-squares minimum (dgels) */
+    double a[NS * D], b[NS];
+    memcpy(a, lx, sizeof a);
+    memcpy(b, ly, sizeof b);
+    cr_assert_eq(LAPACKE_dgels(LAPACK_ROW_MAJOR, 'N', NS, D, 1, a, D, b, 1), 0);
+    double minloss = 0;
+    for (int s = D; s < NS; s++)   /* the residual's squares are b[D..NS) */
+        minloss += b[s] * b[s] / NS;
+    cr_assert(g.score[g.best] < 0.9 * loss0, "score %g, initial loss %g", g.score[g.best], loss0);
+    cr_assert(g.score[g.best] <= 1.01 * minloss, "score %g, least-squares minimum %g", g.score[g.best], minloss);
+    cr_assert(g.score[g.best] >= minloss * (1 - 1e-9), "score %g below the minimum %g", g.score[g.best], minloss);
+    cr_log_info("lr = auto on linear regression: lr %g (bound %g), score %g, initial loss %g, minimum %g",
+                g.lr[g.best], 2 / want, g.score[g.best], loss0, minloss);
+    for (int c = 0; c < g.n; c++)
+        cr_assert(g.score[g.best] <= g.score[c]);
+}
+
+/* ------------------------------------------ a saddle: f = 3 u^2 + w^2 */
+
+static double sth[2], sg[2], stp[1], sad[1], sy[1] = { 2 }, sx[1], swork[8];
+
+static void sad_init(double *t, ibrt_rng *r)
+{
+    (void)r;
+    t[0] = 0;
+    t[1] = 1;
+}
+
+static void sad_forward(const double *restrict t, const double *restrict x, long nb, double *restrict p)
+{
+    (void)x;
+    (void)nb;
+    p[0] = 3 * t[0] * t[0] + t[1] * t[1];
+}
+
+static void sad_backward(const double *restrict t, const double *restrict x, long nb, const double *restrict p,
+                         double *restrict a, double *restrict gr)
+{
+    (void)x;
+    (void)nb;
+    (void)p;
+    gr[0] += 6 * t[0] * a[0];
+    gr[1] += 2 * t[1] * a[0];
+}
+
+static ibrt_model sad_model = {
+    .name = "model", .suffix = "", .nth = 2, .tape = 1, .root = 0, .root_batched = false,
+    .th = sth, .g = sg, .tp = stp, .ad = sad, .lr = 0.01, .init = sad_init, .forward = sad_forward,
+    .backward = sad_backward,
+};
+static ibrt_problem sad_problem = {
+    .name = "saddle", .description = "3 u^2 + w^2", .in = 1, .out = 1, .bmax = 1, .nmodels = 1,
+    .models = &sad_model,
+};
+
+/* at u = 0, w = 1, y = 2 the residual is -1: H = 2 J'J + 2 r (Hessian of
+ * f) = diag(0, 8) - diag(12, 4) = diag(-12, 4); the dominant eigenvalue is
+ * -12 and the largest 4, found by the shifted iteration */
+Test(stability, saddle_finds_the_largest_not_the_dominant_eigenvalue)
+{
+    sad_init(sth, NULL);
+    ibrt_rng r;
+    ibrt_rng_fork(&r, 1, 3000);
+    ibrt_stability st;
+    ibrt_stability_probe(&sad_problem, &sad_model, sx, sy, 1, &r, swork, &st);
+    cr_assert(st.shifted);
+    cr_assert(fabs(st.mu + 12) <= 1e-3 * 12, "dominant %g, want -12", st.mu);
+    cr_assert(fabs(st.lambda_max - 4) <= 1e-3 * 4, "lambda_max %g, want 4", st.lambda_max);
+    cr_assert(fabs(st.bound - 0.5) <= 1e-3 * 0.5);
+}
