@@ -366,9 +366,64 @@ IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
         y[c] /= sum;
 }
 
+#if defined(IBRT_SOFTMAX_EXP8)
+/* The 8 x 8 transpose in registers: r[l] row l in, r[c] column c out
+ * (unpacks pair the rows' entries, two 128-bit lane shuffles gather the
+ * pairs; 24 shuffles, no memory) */
+IBRT_INLINE void ibrt_transpose8(__m512d r[8])
+{
+    __m512d t[8], u[8];
+    IBRT_UNROLL
+    for (int j = 0; j < 4; j++) {
+        t[2 * j] = _mm512_unpacklo_pd(r[2 * j], r[2 * j + 1]);       /* pairs of columns 0 2 4 6 */
+        t[2 * j + 1] = _mm512_unpackhi_pd(r[2 * j], r[2 * j + 1]);   /* pairs of columns 1 3 5 7 */
+    }
+    IBRT_UNROLL
+    for (int h = 0; h < 2; h++) {   /* rows 0-3, then 4-7 */
+        u[4 * h + 0] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);       /* columns 0 4 */
+        u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);   /* columns 1 5 */
+        u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);       /* columns 2 6 */
+        u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);   /* columns 3 7 */
+    }
+    IBRT_UNROLL
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0x88);
+        r[c + 4] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0xdd);
+    }
+}
+#endif
+
 IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
 {
     long r0 = 0;
+#if defined(IBRT_SOFTMAX_EXP8)
+    /* rows of 8 (attention with a head of 8): the transposes in registers,
+     * every entry's operations those of the general loop below */
+    if (C == 8)
+        for (; r0 + 8 <= R; r0 += 8) {
+            __m512d v[8];
+            IBRT_UNROLL
+            for (int l = 0; l < 8; l++)
+                v[l] = _mm512_loadu_pd(x + (r0 + l) * 8);
+            ibrt_transpose8(v);
+            __m512d vmx = _mm512_set1_pd(-INFINITY), vsum = _mm512_setzero_pd();
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                vmx = _mm512_max_pd(v[c], vmx);   /* v > mx ? v : mx, as the scalar form */
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++) {
+                v[c] = ibrt_softmax_exp8(_mm512_sub_pd(v[c], vmx));
+                vsum = _mm512_add_pd(vsum, v[c]);
+            }
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                v[c] = _mm512_div_pd(v[c], vsum);
+            ibrt_transpose8(v);
+            IBRT_UNROLL
+            for (int l = 0; l < 8; l++)
+                _mm512_storeu_pd(y + (r0 + l) * 8, v[l]);
+        }
+#endif
     if (C <= IBRT_SOFTMAX_COLS)
         for (; r0 + 8 <= R; r0 += 8) {
             double t[IBRT_SOFTMAX_COLS][8], mx[8], sum[8];
