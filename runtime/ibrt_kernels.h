@@ -147,7 +147,9 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
     enum { ACC = 12 };
     /* lane l of the last vector is in use when 4 (NV - 1) + l < N */
     const __m256i last = _mm256_cmpgt_epi64(_mm256_set1_epi64x(N - 4 * (NV - 1)), _mm256_set_epi64x(3, 2, 1, 0));
-    const __m256i all = _mm256_set1_epi64x(-1);
+    /* no lane masked when N fills the last vector: plain loads and stores
+     * then (AMD's masked store vmaskmovpd is slow: 11% of E2's step) */
+    const int whole = N == 4 * NV;
     __m256d acc[ACC];
     IBRT_UNROLL
     for (long e = 0; e < ACC; e++)
@@ -157,9 +159,9 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
         __m256d bv[8];
         IBRT_UNROLL
         for (long v = 0; v < 8; v++)
-            bv[v] = v < NV - 1 ? _mm256_loadu_pd(bk + 4 * v)
-                    : v == NV - 1 ? _mm256_maskload_pd(bk + 4 * v, last)
-                                  : _mm256_setzero_pd();
+            bv[v] = v < NV - 1 || (v == NV - 1 && whole) ? _mm256_loadu_pd(bk + 4 * v)
+                    : v == NV - 1                         ? _mm256_maskload_pd(bk + 4 * v, last)
+                                                          : _mm256_setzero_pd();
         IBRT_UNROLL
         for (long r = 0; r < R; r++) {
             __m256d a = _mm256_set1_pd(ak[ta ? r : r * lda]);
@@ -176,10 +178,14 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
             if (r * NV + v >= ACC)
                 break;
             double *c = C + r * ldc + 4 * v;
-            __m256i m = v < NV - 1 ? all : last;
-            __m256d c0 =
-                beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m));
-            _mm256_maskstore_pd(c, m, _mm256_add_pd(c0, acc[r * NV + v]));
+            if (v < NV - 1 || whole) {
+                __m256d c0 = beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_loadu_pd(c));
+                _mm256_storeu_pd(c, _mm256_add_pd(c0, acc[r * NV + v]));
+            } else {
+                __m256d c0 =
+                    beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, last));
+                _mm256_maskstore_pd(c, last, _mm256_add_pd(c0, acc[r * NV + v]));
+            }
         }
 }
 #endif
@@ -393,6 +399,19 @@ IBRT_INLINE void ibrt_transpose8(__m512d r[8])
 }
 #endif
 
+#if defined(IBRT_SOFTMAX_EXP4)
+/* The 4 x 4 transpose in registers (AVX2): r[l] row l in, column l out */
+IBRT_INLINE void ibrt_transpose4(__m256d r[4])
+{
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+#endif
+
 IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
 {
     long r0 = 0;
@@ -422,6 +441,39 @@ IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
             IBRT_UNROLL
             for (int l = 0; l < 8; l++)
                 _mm512_storeu_pd(y + (r0 + l) * 8, v[l]);
+        }
+#elif defined(IBRT_SOFTMAX_EXP4)
+    /* the same in two halves of four rows, each row two vectors: the 4 x 4
+     * blocks transposed in registers */
+    if (C == 8)
+        for (; r0 + 4 <= R; r0 += 4) {
+            __m256d v[8];   /* v[c]: column c of the four rows */
+            IBRT_UNROLL
+            for (int l = 0; l < 4; l++) {
+                v[l] = _mm256_loadu_pd(x + (r0 + l) * 8);
+                v[4 + l] = _mm256_loadu_pd(x + (r0 + l) * 8 + 4);
+            }
+            ibrt_transpose4(v);
+            ibrt_transpose4(v + 4);
+            __m256d vmx = _mm256_set1_pd(-INFINITY), vsum = _mm256_setzero_pd();
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                vmx = _mm256_max_pd(v[c], vmx);   /* v > mx ? v : mx, as the scalar form */
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++) {
+                v[c] = ibrt_softmax_exp4(_mm256_sub_pd(v[c], vmx));
+                vsum = _mm256_add_pd(vsum, v[c]);
+            }
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                v[c] = _mm256_div_pd(v[c], vsum);
+            ibrt_transpose4(v);
+            ibrt_transpose4(v + 4);
+            IBRT_UNROLL
+            for (int l = 0; l < 4; l++) {
+                _mm256_storeu_pd(y + (r0 + l) * 8, v[l]);
+                _mm256_storeu_pd(y + (r0 + l) * 8 + 4, v[4 + l]);
+            }
         }
 #endif
     if (C <= IBRT_SOFTMAX_COLS)

@@ -164,8 +164,11 @@ static inline void ibrt_rng_normals(ibrt_rng *restrict r, double *restrict x, lo
                 unsigned in = (unsigned)_mm256_movemask_pd(_mm256_cmp_pd(au, _mm256_i64gather_pd(zg->ratio, k, 8), _CMP_LT_OQ));
                 unsigned hu = (use >> h) & 15u;
                 __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(m - h), _mm256_set_epi64x(3, 2, 1, 0));
-                _mm256_maskstore_pd(x + i + h, lanes,
-                                    _mm256_add_pd(_mm256_set1_pd(mean), _mm256_mul_pd(_mm256_set1_pd(sd), zv)));
+                __m256d xv = _mm256_add_pd(_mm256_set1_pd(mean), _mm256_mul_pd(_mm256_set1_pd(sd), zv));
+                if (m == 8)   /* every lane: a plain store (AMD's masked one is slow) */
+                    _mm256_storeu_pd(x + i + h, xv);
+                else
+                    _mm256_maskstore_pd(x + i + h, lanes, xv);
                 for (unsigned miss = hu & ~in; miss; miss &= miss - 1) {
                     int l = __builtin_ctz(miss);
                     mi[nm] = i + h + l;
