@@ -226,9 +226,15 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
             ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
 #elif defined(IBRT_MM_BLOCK4)
         const long NV = (N + 3) / 4;   /* 1 .. 8 */
-        for (; full + 12 / NV <= M; full += 12 / NV)
+        /* with two vectors a row, 8 rows left go as two blocks of 4 (8
+         * accumulators each) rather than 6 and 2 (a block of 4 chains
+         * waiting on the FMA's latency): E2's 8 x 8 per-sample products */
+        for (; full + 12 / NV <= M && !(NV == 2 && M - full == 8); full += 12 / NV)
             ibrt_mm_block4(ta, 12 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc,
                            ldc);
+        if (NV == 2)
+            for (; full + 4 <= M; full += 4)
+                ibrt_mm_block4(ta, 4, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
         if (NV <= 4)
             for (; full + 4 / NV <= M; full += 4 / NV)
                 ibrt_mm_block4(ta, 4 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta,
