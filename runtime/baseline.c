@@ -235,9 +235,20 @@ ibrt_status ibrt_baseline_completion_svt(size_t n1, size_t n2, const double *M, 
             for (size_t e = 0; e < N; e++)
                 A[e] = mask[e] != 0 ? M[e] : Z[e];
             double resid;
-            if (method == IBRT_BASELINE_SVT_SUBSPACE ? subspace_svt(&S, A, lambda, Abuf, U, VT, Z, &resid) != 0
-                                            : svt(n1, n2, A, lambda, s, U, VT, superb, Z) != 0)
+            if (method == IBRT_BASELINE_SVT_SUBSPACE) {
+                if (subspace_svt(&S, A, lambda, Abuf, U, VT, Z, &resid) != 0)
+                    goto svd_failed;
+                continue;
+            }
+            /* the full SVD is a function of A and lambda alone: an input
+             * equal bit for bit to the previous step's gives the same Z,
+             * and so do all the steps left at this lambda */
+            if (it > 0 && memcmp(A, Abuf, sizeof(double) * N) == 0)
+                break;
+            memcpy(Abuf, A, sizeof(double) * N);
+            if (svt(n1, n2, A, lambda, s, U, VT, superb, Z) != 0)
                 goto svd_failed;
+            S.full++;
         }
         double d = 0;
         for (size_t e = 0; e < N; e++)
@@ -248,7 +259,7 @@ ibrt_status ibrt_baseline_completion_svt(size_t n1, size_t n2, const double *M, 
         }
     }
     rep->svt_truncated = S.truncated;
-    rep->svt_full = method == IBRT_BASELINE_SVT_SUBSPACE ? S.full : 300 * rep->lambdas;
+    rep->svt_full = S.full;
     rep->svt_residual_sum = S.residual_sum;
     goto done;
 svd_failed:

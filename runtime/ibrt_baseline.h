@@ -23,13 +23,16 @@ typedef struct {
     size_t rank;            /* numerical rank of M (sigma > 1e-9 sigma_1) */
     size_t observed;        /* observed entries */
     size_t rows_under, cols_under;   /* rows / columns with fewer than rank observed entries */
-    size_t svt_truncated, svt_full;  /* soft-impute steps done by the truncated SVT and by the full SVD */
+    size_t svt_truncated, svt_full;  /* soft-impute steps computed by the truncated SVT and by the full SVD */
     double svt_residual_sum;         /* sum of the truncated SVTs' residuals ||R_c||_F (below) */
 } ibrt_completion_report;
 
 /* How each soft-impute step's singular value thresholding S_lambda(A)
  * (A n1 x n2) is computed.
- * FULL: the thin SVD of A (LAPACKE_dgesvd), all min(n1, n2) triplets.
+ * FULL: the thin SVD of A (LAPACKE_dgesvd), all min(n1, n2) triplets;
+ * once a step's input A equals the previous step's bit for bit, the
+ * iterate is a fixed point and the steps left at that lambda are not
+ * recomputed (they would give the same bits).
  * SUBSPACE: only the triplets above lambda, by block power iteration on
  * A'A with Rayleigh-Ritz, started from the previous step's right vectors
  * (consecutive iterates differ little, so one or two rounds of two
