@@ -44,7 +44,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_BIN  := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: FORCE paper bench bench-sizes sweep-speedup lr-auto all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
+.PHONY: FORCE paper bench bench-sizes bench-fixed sweep-speedup lr-auto all deps check demo unit unit-asan diag-tests derivations derivations-check generated generated-check e2e clean sym-oracle \
         fuzz fuzz-replay faults torch-tests
 all: bin/ibc build/libibrt.a
 
@@ -263,6 +263,11 @@ bench: all
 # one-thread BLAS rate (several minutes; SIZES_MAX=200 for a short run).
 bench-sizes: all
 	@sh bench/sizes.sh
+
+# Each spec's fixed costs against a run at its own step count (a minute or
+# more; FRACTION=0.1 runs a tenth of the steps and extrapolates).
+bench-fixed: all
+	@sh bench/fixed.sh
 
 clean:
 	rm -rf build bin

@@ -1946,10 +1946,10 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
             free_run(&R);
             return 1;
         }
-        fixed_cost(&R, sweep ? "soft-impute reference (30 lambdas x 300 SVDs)" : "completion counts (2 SVDs)", NULL,
+        fixed_cost(&R, sweep ? "soft-impute reference (30 lambdas x 300 SVTs)" : "completion counts (2 SVDs)", NULL,
                    ibrt_time_now() - t0);
         if (!sweep && !R.o.quiet)
-            fprintf(stderr, "note: the soft-impute reference is skipped above 64 x 64 entries (%ld x %ld: 9000 SVDs "
+            fprintf(stderr, "note: the soft-impute reference is skipped above 64 x 64 entries (%ld x %ld: 9000 SVTs "
                             "of that size); --reference runs it\n", p->zrows, p->zcols);
         put(&R, "observed_entries", "", (double)cr.observed);
         put(&R, "truth_rank", "", (double)cr.rank);
@@ -1964,11 +1964,13 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         if (R.o.steps < p->default_steps)   /* shortened runs (tests) use fewer chains */
             sc.chains = 4000;
         ibrt_stationary_result sr;
+        double t0 = ibrt_time_now();
         if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {
             errmsg(&err);
             free_run(&R);
             return 1;
         }
+        fixed_cost(&R, "stationary law (Metropolis chains)", NULL, ibrt_time_now() - t0);
         put(&R, "stationary_ks_predicted", "", sr.ks_pred);
         put(&R, "stationary_p_predicted", "", sr.p_pred);
         put(&R, "stationary_ks_no_det", "", sr.ks_nodet);

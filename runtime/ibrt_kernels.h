@@ -147,7 +147,9 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
     enum { ACC = 12 };
     /* lane l of the last vector is in use when 4 (NV - 1) + l < N */
     const __m256i last = _mm256_cmpgt_epi64(_mm256_set1_epi64x(N - 4 * (NV - 1)), _mm256_set_epi64x(3, 2, 1, 0));
-    const __m256i all = _mm256_set1_epi64x(-1);
+    /* no lane masked when N fills the last vector: plain loads and stores
+     * then (AMD's masked store vmaskmovpd is slow: 11% of E2's step) */
+    const int whole = N == 4 * NV;
     __m256d acc[ACC];
     IBRT_UNROLL
     for (long e = 0; e < ACC; e++)
@@ -157,9 +159,9 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
         __m256d bv[8];
         IBRT_UNROLL
         for (long v = 0; v < 8; v++)
-            bv[v] = v < NV - 1 ? _mm256_loadu_pd(bk + 4 * v)
-                    : v == NV - 1 ? _mm256_maskload_pd(bk + 4 * v, last)
-                                  : _mm256_setzero_pd();
+            bv[v] = v < NV - 1 || (v == NV - 1 && whole) ? _mm256_loadu_pd(bk + 4 * v)
+                    : v == NV - 1                         ? _mm256_maskload_pd(bk + 4 * v, last)
+                                                          : _mm256_setzero_pd();
         IBRT_UNROLL
         for (long r = 0; r < R; r++) {
             __m256d a = _mm256_set1_pd(ak[ta ? r : r * lda]);
@@ -176,10 +178,14 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
             if (r * NV + v >= ACC)
                 break;
             double *c = C + r * ldc + 4 * v;
-            __m256i m = v < NV - 1 ? all : last;
-            __m256d c0 =
-                beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, m));
-            _mm256_maskstore_pd(c, m, _mm256_add_pd(c0, acc[r * NV + v]));
+            if (v < NV - 1 || whole) {
+                __m256d c0 = beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_loadu_pd(c));
+                _mm256_storeu_pd(c, _mm256_add_pd(c0, acc[r * NV + v]));
+            } else {
+                __m256d c0 =
+                    beta == 0 ? _mm256_setzero_pd() : _mm256_mul_pd(_mm256_set1_pd(beta), _mm256_maskload_pd(c, last));
+                _mm256_maskstore_pd(c, last, _mm256_add_pd(c0, acc[r * NV + v]));
+            }
         }
 }
 #endif
@@ -220,9 +226,15 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
             ibrt_mm_block(ta, 8 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
 #elif defined(IBRT_MM_BLOCK4)
         const long NV = (N + 3) / 4;   /* 1 .. 8 */
-        for (; full + 12 / NV <= M; full += 12 / NV)
+        /* with two vectors a row, 8 rows left go as two blocks of 4 (8
+         * accumulators each) rather than 6 and 2 (a block of 4 chains
+         * waiting on the FMA's latency): E2's 8 x 8 per-sample products */
+        for (; full + 12 / NV <= M && !(NV == 2 && M - full == 8); full += 12 / NV)
             ibrt_mm_block4(ta, 12 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc,
                            ldc);
+        if (NV == 2)
+            for (; full + 4 <= M; full += 4)
+                ibrt_mm_block4(ta, 4, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta, C + full * ldc, ldc);
         if (NV <= 4)
             for (; full + 4 / NV <= M; full += 4 / NV)
                 ibrt_mm_block4(ta, 4 / NV, N, NV, K, ta ? A + full : A + full * lda, lda, b, ldb, beta,
@@ -366,9 +378,110 @@ IBRT_INLINE void ibrt_softmax_row(long C, const double *x, double *y)
         y[c] /= sum;
 }
 
+#if defined(IBRT_SOFTMAX_EXP8)
+/* The 8 x 8 transpose in registers: r[l] row l in, r[c] column c out
+ * (unpacks pair the rows' entries, two 128-bit lane shuffles gather the
+ * pairs; 24 shuffles, no memory) */
+IBRT_INLINE void ibrt_transpose8(__m512d r[8])
+{
+    __m512d t[8], u[8];
+    IBRT_UNROLL
+    for (int j = 0; j < 4; j++) {
+        t[2 * j] = _mm512_unpacklo_pd(r[2 * j], r[2 * j + 1]);       /* pairs of columns 0 2 4 6 */
+        t[2 * j + 1] = _mm512_unpackhi_pd(r[2 * j], r[2 * j + 1]);   /* pairs of columns 1 3 5 7 */
+    }
+    IBRT_UNROLL
+    for (int h = 0; h < 2; h++) {   /* rows 0-3, then 4-7 */
+        u[4 * h + 0] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);       /* columns 0 4 */
+        u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);   /* columns 1 5 */
+        u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);       /* columns 2 6 */
+        u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);   /* columns 3 7 */
+    }
+    IBRT_UNROLL
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0x88);
+        r[c + 4] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0xdd);
+    }
+}
+#endif
+
+#if defined(IBRT_SOFTMAX_EXP4)
+/* The 4 x 4 transpose in registers (AVX2): r[l] row l in, column l out */
+IBRT_INLINE void ibrt_transpose4(__m256d r[4])
+{
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+#endif
+
 IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
 {
     long r0 = 0;
+#if defined(IBRT_SOFTMAX_EXP8)
+    /* rows of 8 (attention with a head of 8): the transposes in registers,
+     * every entry's operations those of the general loop below */
+    if (C == 8)
+        for (; r0 + 8 <= R; r0 += 8) {
+            __m512d v[8];
+            IBRT_UNROLL
+            for (int l = 0; l < 8; l++)
+                v[l] = _mm512_loadu_pd(x + (r0 + l) * 8);
+            ibrt_transpose8(v);
+            __m512d vmx = _mm512_set1_pd(-INFINITY), vsum = _mm512_setzero_pd();
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                vmx = _mm512_max_pd(v[c], vmx);   /* v > mx ? v : mx, as the scalar form */
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++) {
+                v[c] = ibrt_softmax_exp8(_mm512_sub_pd(v[c], vmx));
+                vsum = _mm512_add_pd(vsum, v[c]);
+            }
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                v[c] = _mm512_div_pd(v[c], vsum);
+            ibrt_transpose8(v);
+            IBRT_UNROLL
+            for (int l = 0; l < 8; l++)
+                _mm512_storeu_pd(y + (r0 + l) * 8, v[l]);
+        }
+#elif defined(IBRT_SOFTMAX_EXP4)
+    /* the same in two halves of four rows, each row two vectors: the 4 x 4
+     * blocks transposed in registers */
+    if (C == 8)
+        for (; r0 + 4 <= R; r0 += 4) {
+            __m256d v[8];   /* v[c]: column c of the four rows */
+            IBRT_UNROLL
+            for (int l = 0; l < 4; l++) {
+                v[l] = _mm256_loadu_pd(x + (r0 + l) * 8);
+                v[4 + l] = _mm256_loadu_pd(x + (r0 + l) * 8 + 4);
+            }
+            ibrt_transpose4(v);
+            ibrt_transpose4(v + 4);
+            __m256d vmx = _mm256_set1_pd(-INFINITY), vsum = _mm256_setzero_pd();
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                vmx = _mm256_max_pd(v[c], vmx);   /* v > mx ? v : mx, as the scalar form */
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++) {
+                v[c] = ibrt_softmax_exp4(_mm256_sub_pd(v[c], vmx));
+                vsum = _mm256_add_pd(vsum, v[c]);
+            }
+            IBRT_UNROLL
+            for (int c = 0; c < 8; c++)
+                v[c] = _mm256_div_pd(v[c], vsum);
+            ibrt_transpose4(v);
+            ibrt_transpose4(v + 4);
+            IBRT_UNROLL
+            for (int l = 0; l < 4; l++) {
+                _mm256_storeu_pd(y + (r0 + l) * 8, v[l]);
+                _mm256_storeu_pd(y + (r0 + l) * 8 + 4, v[4 + l]);
+            }
+        }
+#endif
     if (C <= IBRT_SOFTMAX_COLS)
         for (; r0 + 8 <= R; r0 += 8) {
             double t[IBRT_SOFTMAX_COLS][8], mx[8], sum[8];
