@@ -53,24 +53,39 @@ static void on_signal(int sig)
     }
 }
 
-/* SIGINT and SIGTERM stop the run at the next step with a checkpoint
- * (not with --gradcheck, which has nothing to keep: they end it at once);
- * SIGXFSZ is ignored, so that a write past the file size limit (ulimit
- * -f) fails with EFBIG and is reported instead of killing the trainer. */
+/* SIGINT, SIGTERM and SIGHUP (the terminal went away) stop the run at
+ * the next step with a checkpoint (not with --gradcheck, which has
+ * nothing to keep: they end it at once); a SIGHUP ignored when the
+ * trainer starts (`nohup`) stays ignored, so the run goes on.  SIGXFSZ is
+ * ignored, so that a write past the file size limit (ulimit -f) fails
+ * with EFBIG and is reported instead of killing the trainer; SIGPIPE is
+ * ignored, so that a closed standard output (`trainer | head -1`) only
+ * loses the lines printed there: the run and its files go on. */
 static void install_signals(bool gradcheck)
 {
     signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     if (gradcheck)
         return;
-    struct sigaction sa;
+    struct sigaction sa, hup;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, SIGINT);
     sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The name of a signal that stops a run, for its message and results.json */
+static const char *stop_signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP (the terminal went away)"
+                                                                                 : "a signal";
 }
 
 /* BLAS threads: one unless OPENBLAS_NUM_THREADS says otherwise (a
@@ -91,10 +106,11 @@ static int blas_threads_setup(void)
 
 /* ------------------------------------------------------------ checkpoint */
 
-/* "IBRTCKP" and the format's version: 2 added blas_threads.  A
- * checkpoint of another version is refused by name (ckpt_read). */
+/* "IBRTCKP" and the format's version: 2 added blas_threads, 3 the hashes
+ * of the data and operator files read.  A checkpoint of another version
+ * is refused by name (ckpt_read). */
 #define CKPT_MAGIC "IBRTCKP"
-#define CKPT_VERSION '2'
+#define CKPT_VERSION '3'
 
 /* The fixed part of DIR/checkpoint.bin; then the checks and metrics
  * tables, th[nth], the batch buffer bx[bmax * in], the mask (if any),
@@ -119,6 +135,9 @@ typedef struct {
     int json_comma;
     int blas_threads;     /* OpenBLAS threads of the run (resumed only with the same) */
     uint64_t json_len;
+    /* the data and operator files the run read (ibrt_io_files_read):
+     * resumed only if each has the same bytes (ckpt_same_files) */
+    uint64_t nfiles, file_path[IBRT_IO_FILES_MAX], file_bytes[IBRT_IO_FILES_MAX], files_rest;
 } ckpt_head;
 
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -264,6 +283,11 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     h.x_is_buffer = R->X == p->bx;
     h.json_comma = ibrt_json_need_comma(R->j);
     h.json_len = strlen(ibrt_json_text(R->j));
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    h.nfiles = fr->n;
+    memcpy(h.file_path, fr->path_hash, sizeof h.file_path);
+    memcpy(h.file_bytes, fr->bytes_hash, sizeof h.file_bytes);
+    h.files_rest = fr->rest;
     if (R->tr_open && ibrt_csv_sync(&R->tr, &h.trace_len, err) != IBRT_OK)
         return IBRT_EIO;
     if (R->bt_open && ibrt_csv_sync(&R->bt, &h.balance_len, err) != IBRT_OK)
@@ -297,6 +321,37 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
         return IBRT_EIO;
     }
     return ibrt_atomic_commit(&a, err);
+}
+
+/* Whether the files this process read since set-up are those of the
+ * checkpoint CK, byte for byte; if not, a message in ERR naming the first
+ * that differs. */
+static bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
+{
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    const char *fix = "the resumed run would mix two data sets: restore the file, or run again without --resume";
+    size_t n = fr->n < ck->nfiles ? (size_t)fr->n : (size_t)ck->nfiles;
+    if (n > IBRT_IO_FILES_MAX)
+        n = IBRT_IO_FILES_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (fr->path_hash[i] != ck->file_path[i]) {
+            snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the run read other data "
+                     "files (here '%.180s'); %s", dir, fr->path[i], fix);
+            return false;
+        }
+        if (fr->bytes_hash[i] != ck->file_bytes[i]) {
+            snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the data file '%.180s' "
+                     "changed since the checkpoint was written (its bytes differ); %s", dir, fr->path[i], fix);
+            return false;
+        }
+    }
+    if (fr->n != ck->nfiles || fr->rest != ck->files_rest) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the run read %llu data or "
+                 "operator files, this one %llu%s; %s", dir, (unsigned long long)ck->nfiles,
+                 (unsigned long long)fr->n, fr->n == ck->nfiles ? " (one after the 16th changed)" : "", fix);
+        return false;
+    }
+    return true;
 }
 
 /* Reads DIR/checkpoint.bin into a malloc'ed buffer, checking its size,
@@ -626,6 +681,10 @@ static void write_partial(run_state *R, const char *status, const char *extra_ke
     ibrt_checks_to_json(&R->checks, j);
     ibrt_json_key(j, "status");
     ibrt_json_str(j, status);
+    if (!strcmp(status, "interrupted")) {   /* what stopped it */
+        ibrt_json_key(j, "stopped_by");
+        ibrt_json_str(j, stop_signal ? stop_signal_name(stop_signal) : "--stop-after");
+    }
     ibrt_json_key(j, extra_key);
     ibrt_json_obj_begin(j);
     if ((size_t)R->k < R->p->nmodels) {
@@ -764,6 +823,8 @@ static int stop_run(run_state *R, int status)
     if (ckpt_write(R, &err) != IBRT_OK)
         return stop_output_error(R, &err);
     write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
+    if (stop_signal)
+        fprintf(stderr, "%s: %s received: checkpoint written\n", R->p->name, stop_signal_name(stop_signal));
     if (R->step >= 0)
         fprintf(stderr, "%s: stopped at step %ld of model '%s'", R->p->name, R->step, R->p->models[R->k].name);
     else if ((size_t)R->k < R->p->nmodels)
@@ -1690,7 +1751,8 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         return 1;
     }
     double tsetup = ibrt_time_now();
-    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
+    ibrt_io_files_reset();   /* the files set-up reads, hashed for the checkpoint */
+    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK || (o.resume && !ckpt_same_files(&ck, o.resume, &err))) {
         errmsg(&err);
         free(ckdata);
         ibrt_dataset_free(&R.ds);

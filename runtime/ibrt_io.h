@@ -48,6 +48,21 @@
  * opened the same way. */
 bool ibrt_io_file_usable(const char *path, char *why, size_t cap);
 
+/* The data and operator files read (by ibrt_csv_read, ibrt_npy_read)
+ * since the last ibrt_io_files_reset, in the order read: each one's path,
+ * an FNV-1a hash of its path and of its bytes as read.  A trainer keeps
+ * them in its checkpoint and refuses to resume when a file changed.  The
+ * first IBRT_IO_FILES_MAX are listed; the hashes of any later ones are
+ * folded into `rest`; n counts them all.  One table per process. */
+#define IBRT_IO_FILES_MAX 16
+typedef struct {
+    size_t n;
+    uint64_t path_hash[IBRT_IO_FILES_MAX], bytes_hash[IBRT_IO_FILES_MAX], rest;
+    char path[IBRT_IO_FILES_MAX][512];   /* for messages; cut at 511 bytes */
+} ibrt_io_files;
+void ibrt_io_files_reset(void);
+const ibrt_io_files *ibrt_io_files_read(void);
+
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
 /* shape[1] is set to 1 when ndim == 1. */
 ibrt_status ibrt_npy_read(const char *path, size_t *ndim, size_t shape[2], double **data, ibrt_error *err);

@@ -55,6 +55,45 @@ bool ibrt_io_file_usable(const char *path, char *why, size_t cap)
  * (a FIFO would otherwise wait for a writer), its type and size checked on
  * the descriptor (a symbolic link to /dev/zero is a character device), and
  * no more than IBRT_IO_MAX_FILE bytes are read even if it grows. */
+/* The files read since ibrt_io_files_reset: a fixed table (nothing is
+ * allocated, so a process reading files forever, as a fuzzer, stays
+ * bounded); files past IBRT_IO_FILES_MAX are folded into `rest`. */
+static ibrt_io_files files;
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void files_note(const char *path, const char *buf, size_t n)
+{
+    uint64_t ph = fnv1a(14695981039346656037ULL, path, strlen(path));
+    uint64_t bh = fnv1a(14695981039346656037ULL, buf, n);
+    if (files.n < IBRT_IO_FILES_MAX) {
+        files.path_hash[files.n] = ph;
+        files.bytes_hash[files.n] = bh;
+        snprintf(files.path[files.n], sizeof files.path[files.n], "%s", path);
+    } else {
+        files.rest = fnv1a(fnv1a(files.rest, &ph, sizeof ph), &bh, sizeof bh);
+    }
+    files.n++;
+}
+
+void ibrt_io_files_reset(void)
+{
+    memset(&files, 0, sizeof files);
+}
+
+const ibrt_io_files *ibrt_io_files_read(void)
+{
+    return &files;
+}
+
 static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_error *err)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -116,6 +155,7 @@ static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_erro
     buf[n] = '\0';
     *out = buf;
     *len = n;
+    files_note(path, buf, n);
     return IBRT_OK;
 }
 

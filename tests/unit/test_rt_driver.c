@@ -532,11 +532,11 @@ Test(driver, checkpoint_of_another_format_is_refused, .init = cr_redirect_stderr
     cr_assert(f);
     char magic[8];
     cr_assert_eq(fread(magic, 1, 8, f), 8);
-    cr_assert(!memcmp(magic, "IBRTCKP2", 8), "format 2 is written");
+    cr_assert(!memcmp(magic, "IBRTCKP3", 8), "format 3 is written");
     fseek(f, 7, SEEK_SET);
     fputc('1', f);
     fclose(f);
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
     char *e = stderr_text();
-    cr_assert(strstr(e, "checkpoint format 1, this trainer reads format 2"), "%s", e);
+    cr_assert(strstr(e, "checkpoint format 1, this trainer reads format 3"), "%s", e);
 }
