@@ -861,7 +861,8 @@ static void sema_kwargs(sema *s, ast_node *call, const char *spec_keys)
 
 /* The arguments of the data generators, by name (a name means the same in
  * every generator that takes it): 'i' an integer in [lo, hi], 'r' a number
- * in [lo, hi], 'l' a list of numbers, 'f' a file, 'd' a distribution.
+ * in [lo, hi], 'l' a list of numbers, 'f' a file, 'd' a distribution, 'b'
+ * true or false.
  * Values the data are made of stay within the magnitude the file readers
  * accept (IBRT_IO_MAX_ABS: a square stays finite). */
 #define SEMA_MAX_SAMPLES 10000000L   /* training or test samples of a generator */
@@ -888,6 +889,7 @@ static const struct {
     { "singular_values", 'l', 0, 0, "singular_values" },
     { "x", 'f', 0, 0, "x" }, { "y", 'f', 0, 0, "y" }, { "test_x", 'f', 0, 0, "test_x" }, { "test_y", 'f', 0, 0, "test_y" },
     { "inputs", 'd', 0, 0, "inputs" },
+    { "header", 'b', 0, 0, "whether the first line of each CSV file is a header" },
 };
 
 /* The kwarg node NAME of a call, or NULL. */
@@ -908,6 +910,14 @@ static bool sema_gen_arg(sema *s, ast_node *a)
     if (k == COUNT(gen_args))
         return false;   /* reported by sema_kwargs */
     char type = gen_args[k].type;
+    if (type == 'b') {   /* true or false */
+        if (v->kind != AST_IDENT || (strcmp(v->name, "true") && strcmp(v->name, "false"))) {
+            diag_error(s->diag, v->loc, "'%s' must be true (the first line of each CSV file is a header, skipped "
+                       "whatever it holds) or false (it is data)", a->name);
+            return false;
+        }
+        return true;
+    }
     static const char *const kinds[] = { ['i'] = "a whole number", ['r'] = "a number", ['l'] = "a list of numbers",
                                          ['f'] = "a file name in quotes", ['d'] = "a distribution, e.g. normal(0, 1)" };
     bool got_str = v->kind == AST_STR, got_list = v->kind == AST_LIST;

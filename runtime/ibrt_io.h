@@ -16,7 +16,8 @@
  * line is a header of column names when its first cell is a name (it
  * starts with a letter or '_', optionally inside double quotes, and is not
  * nan, inf or infinity), and then every cell of it must be a name;
- * otherwise it is the first row.  Rows all have the same number of cells,
+ * otherwise it is the first row (see ibrt_csv_read_header for the rule of
+ * data files).  Rows all have the same number of cells,
  * each a decimal number of any length; empty cells, non-numeric text, NaN
  * and Inf are rejected with "FILE:LINE:COLUMN:" and what was expected.
  * Blank lines may only end the file.  ibrt_npy_read accepts format
@@ -64,6 +65,18 @@ void ibrt_io_files_reset(void);
 const ibrt_io_files *ibrt_io_files_read(void);
 
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
+/* ibrt_csv_read with the header rule given: HEADER 1, the first line (not
+ * a comment) is a header whatever its cells hold (numbers, as pandas
+ * writes integer labels, or names), skipped, and it must have as many
+ * cells as the rows; 0, it is the first row of data; IBRT_CSV_HEADER_AUTO
+ * (ibrt_csv_read, operator files), a header when its first cell is a name;
+ * IBRT_CSV_HEADER_DATA (data files whose spec does not say), the same, but
+ * a first line of 2 or more cells that are exactly 0,1,...,k-1 (pandas'
+ * integer labels, or data?) is refused, asking the spec to say which. */
+#define IBRT_CSV_HEADER_AUTO (-1)
+#define IBRT_CSV_HEADER_DATA (-2)
+ibrt_status ibrt_csv_read_header(const char *path, int header, size_t *rows, size_t *cols, double **data,
+                                 ibrt_error *err);
 /* shape[1] is set to 1 when ndim == 1. */
 ibrt_status ibrt_npy_read(const char *path, size_t *ndim, size_t shape[2], double **data, ibrt_error *err);
 /* A matrix from PATH, read as .npy if the name ends in ".npy" and as CSV

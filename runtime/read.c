@@ -218,7 +218,23 @@ static void show_cell(char *s, char *e, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* Whether the cell [s, e) is exactly the whole number want, written with
+ * digits only (a column label as pandas writes them: 0, 1, 2, ...). */
+static bool is_label(char *s, char *e, size_t want)
+{
+    trim(&s, &e);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%zu", want);
+    return e - s == n && !memcmp(s, digits, (size_t)n);
+}
+
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err)
+{
+    return ibrt_csv_read_header(path, IBRT_CSV_HEADER_AUTO, rows, cols, data, err);
+}
+
+ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows, size_t *cols, double **data,
+                                 ibrt_error *err)
 {
     char *text;
     size_t len;
@@ -273,17 +289,21 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
             p = next;
             continue;
         }
-        /* The first line is a header when its first cell is a name; then
-         * every cell must be one.  Otherwise it is a row of numbers. */
+        /* The first line is a header when the spec says so (header =
+         * true: whatever its cells hold), or, without a word in the spec,
+         * when its first cell is a name; then every cell must be one.
+         * Otherwise it is a row of numbers. */
         char *ce0 = memchr(p, ',', (size_t)(le - p));
-        bool header = first && is_name(p, ce0 ? ce0 : le);
+        bool header = first && (header_mode < 0 ? is_name(p, ce0 ? ce0 : le) : header_mode == 1);
+        bool labels = first && header_mode == IBRT_CSV_HEADER_DATA;   /* 0,1,2,... so far */
         size_t k = 0;
         for (char *c = p;; k++) {
             char *ce = memchr(c, ',', (size_t)(le - c));
             if (!ce)
                 ce = le;
             double v = 0;
-            if (header ? !is_name(c, ce) : !parse_cell(c, ce, &v)) {
+            labels = labels && is_label(c, ce, k);
+            if (header ? header_mode != 1 && !is_name(c, ce) : !parse_cell(c, ce, &v)) {
                 char shown[48];
                 show_cell(c, ce, shown, sizeof shown);
                 int w = snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected ", path, line,
@@ -292,6 +312,8 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
                 snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s",
                          header ? "a column name: the first line is a header (its first cell is a name), and a "
                                   "header names every column with a name that starts with a letter or '_'"
+                         : first && k == 0 && header_mode == 0 ? "a finite number (the spec says header = false: the "
+                                   "first line is data)"
                          : first && k == 0 ? "a finite number (or, on a header line, a column name starting with a letter "
                                    "or '_')"
                                  : "a finite number");
@@ -328,6 +350,14 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
         if (st)
             break;
         k++;
+        if (labels && !header && k >= 2) {
+            /* 0,1,...,k-1: pandas' integer column labels, or data? Not guessed */
+            snprintf(err->msg, sizeof err->msg, "%.300s:%zu: the first line is 0,1,...,%zu, as pandas writes integer "
+                     "column labels: say which it is in the spec, csv(..., header = true) if it is a header (it is "
+                     "then skipped), header = false if it is data", path, line, k - 1);
+            st = IBRT_EFORMAT;
+            break;
+        }
         first = false;
         if (header) {
             header_cells = k;

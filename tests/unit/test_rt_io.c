@@ -419,3 +419,98 @@ Test(read_matrix, by_extension)
     cr_assert(r == 3 && c == 3);
     free(d);
 }
+
+/* A header of numbers (pandas writes integer column labels 0,1,2,...): a
+ * data file's first line is a header when the spec says so (header =
+ * true: skipped whatever it holds), data when it says header = false,
+ * and without a word the name rule of docs/language.md holds, but a first
+ * line that is exactly 0,1,...,k-1 is refused rather than guessed.
+ * Operator files keep the name rule (a permutation matrix may start 0,1). */
+Test(csv, a_header_of_numbers_is_never_guessed)
+{
+    size_t r, c;
+    double *d = NULL;
+    ibrt_error e = { "" };
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", IBRT_CSV_HEADER_DATA, &r, &c, &d, &e),
+                 IBRT_EFORMAT);
+    cr_assert_str_eq(e.msg, "tests/data/pandas_labels_x.csv:1: the first line is 0,1,...,1, as pandas writes integer "
+                            "column labels: say which it is in the spec, csv(..., header = true) if it is a header "
+                            "(it is then skipped), header = false if it is data");
+    cr_assert_null(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 4 && c == 2 && d[0] == 1 && d[7] == 8);
+    free(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", 0, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 5 && c == 2 && d[0] == 0 && d[1] == 1);
+    free(d);
+    /* the name rule, for operators and ibrt_csv_read: 0,1 is data */
+    cr_assert_eq(ibrt_csv_read("tests/data/pandas_labels_x.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 5);
+    free(d);
+    /* one column: "0" is not refused (a first label of 0 is common): read as data, or skipped by header = true */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_y.csv", IBRT_CSV_HEADER_DATA, &r, &c, &d, &e),
+                 IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 5);
+    free(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_y.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 4 && d[0] == 1);
+    free(d);
+    /* header = true drops a first line of numbers too, and checks its cells against the rows */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/x4x2.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 3 && d[0] == 3);
+    free(d);
+    d = NULL;
+    cr_assert_eq(ibrt_csv_read_header("tests/data/header_one_name.csv", 1, &r, &c, &d, &e), IBRT_EFORMAT);
+    cr_assert_str_eq(e.msg, "tests/data/header_one_name.csv:2: row has 2 cells but the header line has 1 names");
+    /* header = false: a name on the first line is an error that says why */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/good.csv", 0, &r, &c, &d, &e), IBRT_EFORMAT);
+    cr_assert(strstr(e.msg, "expected a finite number (the spec says header = false: the first line is data)"), "%s",
+              e.msg);
+    cr_assert_null(d);
+    /* an index column's empty first header cell is accepted with header = true */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/index_column.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 1 && c == 3 && d[2] == 2);
+    free(d);
+}
+
+/* Issue 17 (round 3): the files read are listed with hashes of their
+ * bytes, which a checkpoint keeps. */
+Test(csv, files_read_are_hashed)
+{
+    mk_tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/a.csv", tmpdir);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    fputs("1,2\n3,4\n", f);
+    fclose(f);
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    ibrt_io_files_reset();
+    cr_assert_eq(ibrt_csv_read(p, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    cr_assert_eq(ibrt_csv_read("tests/data/x4x2.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    cr_assert_eq(fr->n, 2);
+    cr_assert_str_eq(fr->path[0], p);
+    uint64_t h0 = fr->bytes_hash[0], p0 = fr->path_hash[0];
+    cr_assert_neq(h0, fr->bytes_hash[1]);
+    f = fopen(p, "w");
+    fputs("1,2\n3,5\n", f);   /* one byte changed */
+    fclose(f);
+    ibrt_io_files_reset();
+    cr_assert_eq(ibrt_io_files_read()->n, 0);
+    cr_assert_eq(ibrt_csv_read(p, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    cr_assert_eq(fr->path_hash[0], p0);
+    cr_assert_neq(fr->bytes_hash[0], h0);
+    for (int i = 0; i < 20; i++) {   /* past the table: counted, folded into rest */
+        cr_assert_eq(ibrt_csv_read("tests/data/x4x2.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+        free(d);
+    }
+    cr_assert_eq(fr->n, 21);
+    cr_assert_neq(fr->rest, 0);
+    rm_tree(tmpdir);
+}
