@@ -866,6 +866,7 @@ static void sema_kwargs(sema *s, ast_node *call, const char *spec_keys)
  * Values the data are made of stay within the magnitude the file readers
  * accept (IBRT_IO_MAX_ABS: a square stays finite). */
 #define SEMA_MAX_SAMPLES 10000000L   /* training or test samples of a generator */
+#define SEMA_MAX_DATA_MIB 4096        /* a generator's data set, as the trainer's other buffers */
 static const struct {
     const char *key;
     char type;
@@ -1092,6 +1093,21 @@ static void sema_data_fits(sema *s)
             diag_error(s->diag, sp->predict->loc, "low_rank gives a %ld x %ld matrix of labels, but the predictor "
                        "gives %s: the predictor must be a matrix[%ld, %ld]", n, n, shape_str(s, out), n, n);
             diag_note(s->diag, a->loc, "the matrix size is set here");
+        }
+    }
+    /* the data set a generator draws once, held by the trainer for the
+     * whole run: within the cap on its buffers (features = 100000 with
+     * train = 10^7 passed the check and needed 8 TB at run time) */
+    if (size_key) {
+        ast_node *a = sema_kwarg(call, size_key), *tr = sema_kwarg(call, !strcmp(g, "piecewise_signal") ? "measurements"
+                                                                                                       : "train");
+        ast_node *te = sema_kwarg(call, "test");
+        double samples = tr->lhs->value + (te ? te->lhs->value : 0);
+        double mib = samples * (a->lhs->value + 1) * 8.0 / 1048576.0;   /* inputs and a label per sample */
+        if (mib > SEMA_MAX_DATA_MIB) {
+            diag_error(s->diag, tr->lhs->loc, "the data set of %.0f samples of %.0f numbers would need %.0f MiB; the "
+                       "cap is %d MiB: fewer samples, or fewer %s", samples, a->lhs->value, mib, SEMA_MAX_DATA_MIB,
+                       size_key);
         }
     }
     /* a minibatch drawn from a fixed training set fits in it */

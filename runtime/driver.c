@@ -107,7 +107,7 @@ static int blas_threads_setup(void)
 /* ------------------------------------------------------------ checkpoint */
 
 /* "IBRTCKP" and the format's version: 2 added blas_threads, 3 the hashes
- * of the data and operator files read.  A checkpoint of another version
+ * of the data and operator files read and --snapshots.  A checkpoint of another version
  * is refused by name (ckpt_read). */
 #define CKPT_MAGIC "IBRTCKP"
 #define CKPT_VERSION '3'
@@ -129,6 +129,7 @@ typedef struct {
     double loss, loss0;   /* last and first loss of that model */
     double elapsed;       /* wall seconds of earlier processes */
     double max_growth;    /* --max-growth of the run (part of its behaviour) */
+    long snapshots;       /* --snapshots of the run (its outputs): kept on resume */
     ibrt_rng rb, rs;      /* its batch and structural-check streams */
     long trace_len, balance_len, sv_len;
     int x_is_buffer;      /* the last batch's inputs were bx (else the training set) */
@@ -278,6 +279,7 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     h.loss0 = R->loss0;
     h.elapsed = R->elapsed + ibrt_time_now() - R->t0;
     h.max_growth = R->o.max_growth;
+    h.snapshots = R->o.snapshots;
     h.rb = R->rb;
     h.rs = R->rs;
     h.x_is_buffer = R->X == p->bx;
@@ -735,8 +737,8 @@ static void write_params(run_state *R, const ibrt_model *m)
 static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
 {
     ibrt_error err;
-    char dir[900];
-    snprintf(dir, sizeof dir, "%.800s/snapshots/%.40s/step_%010ld", R->o.out_dir, m->name, step);
+    char dir[900];   /* enough: --out is at most IBRT_MAX_DIR bytes, a model name at most 128 */
+    snprintf(dir, sizeof dir, "%s/snapshots/%s/step_%010ld", R->o.out_dir, m->name, step);
     if (ibrt_mkdir_p(dir, &err) != IBRT_OK) {
         output_failed(R, &err);
         return;
@@ -755,7 +757,7 @@ static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool gr
         ibrt_json_key(j, "every");
         ibrt_json_int(j, R->o.snapshots);
         ibrt_json_obj_end(j);
-        snprintf(R->path, sizeof R->path, "%.800s/snapshots/%.40s/run.json", R->o.out_dir, m->name);
+        snprintf(R->path, sizeof R->path, "%s/snapshots/%s/run.json", R->o.out_dir, m->name);
         if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
             output_failed(R, &err);
         ibrt_json_free(j);
@@ -1724,6 +1726,12 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
             free(ckdata);
             return 2;
         }
+        if (o.snapshots && o.snapshots != ck.snapshots) {   /* a series with a gap or another interval */
+            fprintf(stderr, "error: %s/checkpoint.bin is a run %s; drop --snapshots to resume it (it keeps the "
+                    "run's)\n", o.resume, ck.snapshots ? "with other --snapshots" : "without --snapshots");
+            free(ckdata);
+            return 2;
+        }
         if (ck.blas_threads != blas_threads) {
             fprintf(stderr, "error: %s/checkpoint.bin is a run with %d BLAS thread%s and this process has %d: the "
                     "sums inside a product may depend on it, and the resumed run would match neither; resume with "
@@ -1735,6 +1743,7 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         R.o.steps = ck.steps;
         R.o.seed = ck.seed;
         R.o.max_growth = ck.max_growth;
+        R.o.snapshots = ck.snapshots;
         R.o.out_dir = o.resume;
         R.elapsed = ck.elapsed;
         memcpy(&R.checks, ckdata + sizeof ck, sizeof R.checks);
@@ -2372,28 +2381,15 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
 int ibrt_main(int argc, char **argv, const ibrt_problem *p)
 {
     ibrt_opts o;
+    ibrt_io_std_fds();   /* a closed stderr must not become an output file */
     int rc = ibrt_opts_parse(argc, argv, &o, p->name, p->description, p->default_steps, p->default_seed);
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (o.resume && o.out_given && strcmp(o.out_dir, o.resume)) {
-        fprintf(stderr, "%s: error: --resume DIR writes into DIR, where the run was checkpointed; drop --out\n",
-                p->name);
-        return 2;
-    }
-    if (o.resume && (o.seeds > 1 || o.gradcheck)) {
-        fprintf(stderr, "%s: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on its "
-                "own, without --seeds or --gradcheck\n", p->name);
-        return 2;
-    }
+    if ((rc = ibrt_opts_check(&o, p->name)) != 0)
+        return rc;
     blas_threads = blas_threads_setup();
-    if (o.verify) {
-        if (o.seeds > 1 || o.gradcheck || o.resume || o.snapshots) {
-            fprintf(stderr, "%s: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "
-                    "--resume or --snapshots\n", p->name);
-            return 2;
-        }
+    if (o.verify)
         return verify_one(p, o);
-    }
     install_signals(o.gradcheck);
     if (o.seeds == 1 || o.gradcheck)
         return run_one(p, o);

@@ -14,7 +14,8 @@
  * refused): lines whose first non-blank character is '#' are comments
  * (numpy.savetxt writes its header so) and are skipped; the first other
  * line is a header of column names when its first cell is a name (it
- * starts with a letter or '_', optionally inside double quotes, and is not
+ * starts with a letter, '_' or a non-ASCII UTF-8 character, optionally
+ * inside double quotes, and is not
  * nan, inf or infinity), and then every cell of it must be a name;
  * otherwise it is the first row (see ibrt_csv_read_header for the rule of
  * data files).  Rows all have the same number of cells,
@@ -62,6 +63,12 @@ typedef struct {
     char path[IBRT_IO_FILES_MAX][512];   /* for messages; cut at 511 bytes */
 } ibrt_io_files;
 void ibrt_io_files_reset(void);
+
+/* Opens /dev/null on any of the standard descriptors 0, 1, 2 that is
+ * closed (`trainer 2>&-`), so that the next file opened (a lock, an
+ * output, generated C) cannot take its number and receive the messages
+ * meant for stderr.  Called first by ibrt_main and by ibc's main. */
+void ibrt_io_std_fds(void);
 const ibrt_io_files *ibrt_io_files_read(void);
 
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);

@@ -84,6 +84,19 @@ static void files_note(const char *path, const char *buf, size_t n)
     files.n++;
 }
 
+void ibrt_io_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) {   /* the lowest free descriptor is fd itself, unless a lower one was also closed */
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
 void ibrt_io_files_reset(void)
 {
     memset(&files, 0, sizeof files);
@@ -188,15 +201,17 @@ static bool parse_cell(char *s, char *e, double *v)
     return end == e && isfinite(*v);
 }
 
-/* A column name of a header line: it starts with a letter or '_'
- * (optionally inside double quotes) and is not nan, inf or infinity in
+/* A column name of a header line: it starts with a letter, '_' or a
+ * non-ASCII UTF-8 character (`α`, `é`: a lead byte 0xc2 to 0xf4),
+ * optionally inside double quotes, and is not nan, inf or infinity in
  * any case, which are numbers, not names. */
 static bool is_name(char *s, char *e)
 {
     trim(&s, &e);
     if (e - s >= 2 && *s == '"' && e[-1] == '"')
         s++, e--;
-    if (s == e || !(isalpha((unsigned char)*s) || *s == '_'))
+    unsigned char c0 = s < e ? (unsigned char)*s : 0;
+    if (s == e || !(isalpha(c0) || c0 == '_' || (c0 >= 0xc2 && c0 <= 0xf4)))
         return false;
     static const char *const numbers[] = { "nan", "inf", "infinity" };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)

@@ -67,6 +67,24 @@ if bin/ibc build "$d/ckdata/from_files.ibs" -o "$d/ckdata/t" >/dev/null 2>"$d/ck
             ok
         fi
     fi
+    # --snapshots is part of the run: a resume keeps the run's series (it
+    # stopped at the checkpoint: 7 of 21 snapshots, exit 0) and refuses
+    # another interval
+    "$d/ckdata/t" --quiet --snapshots 100 --out "$d/ckdata/snap_straight" >/dev/null 2>&1
+    "$d/ckdata/t" --quiet --snapshots 100 --stop-after 550 --out "$d/ckdata/snap" >/dev/null 2>&1
+    "$d/ckdata/t" --resume "$d/ckdata/snap" --snapshots 50 --quiet >/dev/null 2>"$d/ckdata.err"
+    rc2=$?
+    "$d/ckdata/t" --resume "$d/ckdata/snap" --quiet >/dev/null 2>>"$d/ckdata.err"
+    rc=$?
+    n1=$(find "$d/ckdata/snap/snapshots" -name 'step_*' | wc -l)
+    n2=$(find "$d/ckdata/snap_straight/snapshots" -name 'step_*' | wc -l)
+    if [ $rc2 -ne 2 ] || [ $rc -ne 0 ] || [ "$n2" -lt 20 ] || [ "$n1" != "$n2" ] ||
+       ! diff -r "$d/ckdata/snap/snapshots" "$d/ckdata/snap_straight/snapshots" >/dev/null; then
+        bad "--snapshots across a resume: exit $rc2 (want 2) with another interval, $rc without; $n1 snapshots of $n2"
+        cat "$d/ckdata.err"
+    else
+        ok
+    fi
     # removed between stop and resume: refused, naming it
     "$d/ckdata/t" --quiet --stop-after 500 --out "$d/ckdata/o2" >/dev/null 2>&1
     rm "$d/ckdata/from_files_x.csv"

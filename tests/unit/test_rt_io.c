@@ -514,3 +514,15 @@ Test(csv, files_read_are_hashed)
     cr_assert_neq(fr->rest, 0);
     rm_tree(tmpdir);
 }
+
+/* Adversarial pass, round 3: a header of non-ASCII names (α,β) was
+ * refused as "cell 1 is '??', expected a finite number". */
+Test(csv, header_of_utf8_names)
+{
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_read("tests/data/header_utf8.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 2 && c == 2 && d[0] == 1 && d[3] == 4);
+    free(d);
+}
