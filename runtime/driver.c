@@ -231,12 +231,13 @@ static void output_failed(run_state *R, const ibrt_error *err)
     R->nout_err++;
 }
 
-/* Before results.json is written after a failed output: the disk may be
- * full, and the space held back since the start (run_one) goes to it. */
+/* Before results.json, the run's last write, is written: the disk may be
+ * full (after a failed output, or filled by the outputs themselves: a
+ * run whose every other file fitted lost its results.json), and the space
+ * held back since the start (run_one) goes to it. */
 static void release_reserve(const run_state *R)
 {
-    if (R->io_failed)
-        ibrt_outdir_release(R->o.out_dir);
+    ibrt_outdir_release(R->o.out_dir);
 }
 
 /* "output_errors": the outputs that could not be written (results.json) */

@@ -95,6 +95,7 @@ if bin/ibc build "$d/ckdata/from_files.ibs" -o "$d/ckdata/t" >/dev/null 2>"$d/ck
     else
         ok
     fi
+    cp tests/emit/from_files_x.csv "$d/ckdata/"   # for the full-disk case below
 else
     bad "from_files does not build:"; cat "$d/ckdata.err"
 fi
@@ -205,6 +206,18 @@ else
     ok
 fi
 
+# Standard streams closed (`trainer >&- 2>&-`, as a careless daemon
+# wrapper starts it): before, the lock file took descriptor 2 and the
+# messages meant for stderr were written into DIR/.lock over its PID.
+o="$d/closed_fds"
+"$d/pw" --steps 300000 --out "$o" >&- 2>&-
+rc=$?
+if [ $rc -ne 0 ] || ! grep -qx '[0-9]*' "$o/.lock" || [ "$(same_outputs "$d/straight" "$o")" != yes ]; then
+    bad "closed stdout and stderr: exit $rc, .lock holds: $(head -c 200 "$o/.lock")"
+else
+    ok
+fi
+
 # ---------------------------------------------------------------- SIGHUP
 # The terminal going away (SIGHUP) stops a run as SIGTERM does: exit 129,
 # a resumable checkpoint, results.json `"stopped_by"` SIGHUP, a message
@@ -288,7 +301,7 @@ done
 if unshare -rm true 2>/dev/null; then
     mkdir -p "$d/disk"
     "$d/pw" --steps 20000 --quiet --out "$d/disk_straight" >/dev/null 2>&1
-    unshare -rm sh tests/faults/full-disk.sh "$d/pw" "$d/disk" >"$d/disk.log" 2>&1
+    unshare -rm sh tests/faults/full-disk.sh "$d/pw" "$d/disk" "$d/ckdata/t" >"$d/disk.log" 2>&1
     rc=$?
     if [ $rc -ne 0 ] || [ "$(same_outputs "$d/disk_straight" "$d/disk.kept")" != yes ]; then
         bad "full disk: (exit $rc):"; cat "$d/disk.log"
