@@ -326,36 +326,52 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     return ibrt_atomic_commit(&a, err);
 }
 
-/* Whether the files this process read since set-up are those of the
- * checkpoint CK, byte for byte; if not, a message in ERR naming the first
- * that differs. */
-static bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
+/* Whether the files this process read since set-up are those of REF (a
+ * checkpoint's or the first seed's), byte for byte; if not, a message in
+ * ERR: WHAT, the first file that differs, SINCE (when REF read it) and
+ * FIX. */
+static bool same_files(const ibrt_io_files *ref, const char *what, const char *since, const char *fix,
+                       ibrt_error *err)
 {
     const ibrt_io_files *fr = ibrt_io_files_read();
-    const char *fix = "the resumed run would mix two data sets: restore the file, or run again without --resume";
-    size_t n = fr->n < ck->nfiles ? (size_t)fr->n : (size_t)ck->nfiles;
+    size_t n = fr->n < ref->n ? fr->n : ref->n;
     if (n > IBRT_IO_FILES_MAX)
         n = IBRT_IO_FILES_MAX;
     for (size_t i = 0; i < n; i++) {
-        if (fr->path_hash[i] != ck->file_path[i]) {
-            snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the run read other data "
-                     "files (here '%.180s'); %s", dir, fr->path[i], fix);
-            return false;
-        }
-        if (fr->bytes_hash[i] != ck->file_bytes[i]) {
-            snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the data file '%.180s' "
-                     "changed since the checkpoint was written (its bytes differ); %s", dir, fr->path[i], fix);
+        if (fr->path_hash[i] != ref->path_hash[i] || fr->bytes_hash[i] != ref->bytes_hash[i]) {
+            snprintf(err->msg, sizeof err->msg, "%.150s: the data file '%.180s' %s %s; %s", what, fr->path[i],
+                     fr->path_hash[i] != ref->path_hash[i] ? "is not the one read" : "changed", since, fix);
             return false;
         }
     }
-    if (fr->n != ck->nfiles || fr->rest != ck->files_rest) {
-        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.100s/checkpoint.bin': the run read %llu data or "
-                 "operator files, this one %llu%s; %s", dir, (unsigned long long)ck->nfiles,
-                 (unsigned long long)fr->n, fr->n == ck->nfiles ? " (one after the 16th changed)" : "", fix);
+    if (fr->n != ref->n || fr->rest != ref->rest) {
+        snprintf(err->msg, sizeof err->msg, "%.150s: %zu data or operator files were read %s, %zu now%s; %s", what,
+                 ref->n, since, fr->n, fr->n == ref->n ? " (one after the 16th changed)" : "", fix);
         return false;
     }
     return true;
 }
+
+/* same_files against checkpoint CK of DIR */
+static bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
+{
+    ibrt_io_files ref;
+    memset(&ref, 0, sizeof ref);
+    ref.n = (size_t)ck->nfiles;
+    memcpy(ref.path_hash, ck->file_path, sizeof ref.path_hash);
+    memcpy(ref.bytes_hash, ck->file_bytes, sizeof ref.bytes_hash);
+    ref.rest = ck->files_rest;
+    char what[200];
+    snprintf(what, sizeof what, "cannot resume from '%.120s/checkpoint.bin'", dir);
+    return same_files(&ref, what, "since the checkpoint was written", "the resumed run would mix two data sets: "
+                      "restore the file, or run again without --resume", err);
+}
+
+/* --seeds K: the files the first seed read; every later seed must read
+ * the same bytes (a file edited during the run trained seeds on
+ * different data, and summary.json mixed them) */
+static ibrt_io_files seeds_ref;
+static bool seeds_ref_set;
 
 /* Reads DIR/checkpoint.bin into a malloc'ed buffer, checking its size,
  * its hash and that this trainer wrote it. */
@@ -1762,7 +1778,9 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
     }
     double tsetup = ibrt_time_now();
     ibrt_io_files_reset();   /* the files set-up reads, hashed for the checkpoint */
-    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK || (o.resume && !ckpt_same_files(&ck, o.resume, &err))) {
+    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK || (o.resume && !ckpt_same_files(&ck, o.resume, &err)) ||
+        (seeds_ref_set && !same_files(&seeds_ref, "--seeds", "since the first seed read it", "the seeds would train "
+                                      "on different data: run them again with the files left alone", &err))) {
         errmsg(&err);
         free(ckdata);
         ibrt_dataset_free(&R.ds);
@@ -2435,7 +2453,11 @@ static int run_seeds(const ibrt_problem *p, ibrt_opts o)
         one.quiet = 1;
         snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
         one.out_dir = dir;
+        seeds_ref_set = k > 0;   /* seed 0 reads the files the others must find unchanged */
         int r = run_one(p, one);
+        seeds_ref_set = false;   /* only within this loop */
+        if (k == 0)
+            seeds_ref = *ibrt_io_files_read();
         if (r == 3) {   /* a diverged seed: reported, left out of the summary; the others go on */
             fprintf(stderr, "seed %llu diverged (results in %s): left out of summary.json\n",
                     (unsigned long long)one.seed, dir);

@@ -64,13 +64,35 @@ static void balance(const double *t, double *chi, double *ratio, double *n0, dou
     }
 }
 
+/* data_file: a CSV file set-up reads (its bytes are recorded, as a
+ * generated trainer's data files are); edit_at_seed: that seed's set-up
+ * first changes one byte of it, as a researcher editing the file during
+ * a --seeds run would */
+static const char *data_file;
+static uint64_t edit_at_seed;
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
     (void)ds;
-    (void)seed;
     (void)quiet;
-    (void)err;
-    return IBRT_OK;
+    if (!data_file)
+        return IBRT_OK;
+    if (edit_at_seed && seed == edit_at_seed)
+        write_text(data_file, "1\n3\n");
+    size_t r, c;
+    double *d;
+    ibrt_status st = ibrt_csv_read(data_file, &r, &c, &d, err);
+    if (st == IBRT_OK)
+        free(d);
+    return st;
 }
 
 /* signal_at > 0: the signal_at-th batch drawn sends this process two
@@ -539,4 +561,33 @@ Test(driver, checkpoint_of_another_format_is_refused, .init = cr_redirect_stderr
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
     char *e = stderr_text();
     cr_assert(strstr(e, "checkpoint format 1, this trainer reads format 3"), "%s", e);
+}
+
+/* Round 3: the bytes of the data files are in the checkpoint (a resume
+ * after the file changed trained on the new data, exit 0) and are
+ * compared between seeds (a file edited during --seeds K trained the
+ * later seeds on other data, and summary.json mixed them, exit 0). */
+Test(driver, changed_data_files_are_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[128];
+    snprintf(path, sizeof path, "%s/d.csv", dir);
+    write_text(path, "1\n2\n");
+    data_file = path;
+    snprintf(b, sizeof b, "%s/datachk", dir);
+    cr_assert_eq(run("--out", b, "--stop-after", "100", "--quiet", NULL), 75);
+    write_text(path, "1\n3\n");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    write_text(path, "1\n2\n");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    snprintf(b, sizeof b, "%s/dataseeds", dir);
+    edit_at_seed = 2;
+    cr_assert_eq(run("--seeds", "3", "--out", b, "--quiet", NULL), 1);
+    edit_at_seed = 0;
+    data_file = NULL;
+    char *e = stderr_text();
+    cr_assert(strstr(e, "checkpoint.bin': the data file '") && strstr(e, "d.csv' changed since the checkpoint was "
+              "written; the resumed run would mix two data sets"), "%s", e);
+    cr_assert(strstr(e, "--seeds: the data file '") && strstr(e, "d.csv' changed since the first seed read it; the "
+              "seeds would train on different data"), "%s", e);
 }
