@@ -367,6 +367,29 @@ static bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *er
                       "restore the file, or run again without --resume", err);
 }
 
+/* "data_files": the data and operator files set-up read, each with an
+ * FNV-1a hash of its bytes, so that results say which data they are of
+ * (nothing when a generator made the data) */
+static void data_files_json(ibrt_json *j)
+{
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    if (fr->n == 0)
+        return;
+    ibrt_json_key(j, "data_files");
+    ibrt_json_arr_begin(j);
+    for (size_t i = 0; i < fr->n && i < IBRT_IO_FILES_MAX; i++) {
+        char h[24];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)fr->bytes_hash[i]);
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "path");
+        ibrt_json_str(j, fr->path[i]);
+        ibrt_json_key(j, "fnv1a_64");
+        ibrt_json_str(j, h);
+        ibrt_json_obj_end(j);
+    }
+    ibrt_json_arr_end(j);
+}
+
 /* --seeds K: the files the first seed read; every later seed must read
  * the same bytes (a file edited during the run trained seeds on
  * different data, and summary.json mixed them) */
@@ -1818,6 +1841,7 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         ibrt_json_int(R.j, (long)R.o.seed);
         ibrt_json_key(R.j, "blas_threads");
         ibrt_json_int(R.j, R.blas_threads);
+        data_files_json(R.j);
         ibrt_json_key(R.j, "metrics");
         ibrt_json_obj_begin(R.j);
     }

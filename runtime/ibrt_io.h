@@ -60,7 +60,7 @@ bool ibrt_io_file_usable(const char *path, char *why, size_t cap);
 typedef struct {
     size_t n;
     uint64_t path_hash[IBRT_IO_FILES_MAX], bytes_hash[IBRT_IO_FILES_MAX], rest;
-    char path[IBRT_IO_FILES_MAX][512];   /* for messages; cut at 511 bytes */
+    char path[IBRT_IO_FILES_MAX][1024];   /* for messages and results.json; cut at 1023 bytes */
 } ibrt_io_files;
 void ibrt_io_files_reset(void);
 

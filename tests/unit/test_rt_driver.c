@@ -580,6 +580,11 @@ Test(driver, changed_data_files_are_refused, .init = cr_redirect_stderr)
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
     write_text(path, "1\n2\n");
     cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    char *res = results(b);   /* which data the results are of */
+    char want[200];
+    snprintf(want, sizeof want, "\"data_files\": [{\"path\": \"%s\", \"fnv1a_64\": \"", path);
+    cr_assert(strstr(res, want), "%s", res);
+    free(res);
     snprintf(b, sizeof b, "%s/dataseeds", dir);
     edit_at_seed = 2;
     cr_assert_eq(run("--seeds", "3", "--out", b, "--quiet", NULL), 1);
