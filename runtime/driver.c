@@ -31,8 +31,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Set by the first SIGINT/SIGTERM; the step loop looks at it once per
- * step.  Later ones are only noted until the process ends: `timeout`
+/* Set by the first stopping signal (install_signals); the step loop
+ * looks at it once per step.  Later ones are only noted until the process ends: `timeout`
  * signals the trainer and then its whole process group, and a second
  * signal must not kill it before its checkpoint is written (SIGKILL, or
  * SIGQUIT from Ctrl-\, still ends it at once). */
@@ -53,10 +53,13 @@ static void on_signal(int sig)
     }
 }
 
-/* SIGINT, SIGTERM and SIGHUP (the terminal went away) stop the run at
- * the next step with a checkpoint (not with --gradcheck, which has
- * nothing to keep: they end it at once); a SIGHUP ignored when the
- * trainer starts (`nohup`) stays ignored, so the run goes on.  SIGXFSZ is
+/* SIGINT, SIGTERM, SIGHUP (the terminal went away), SIGXCPU (the CPU
+ * time limit, ulimit -t, reached: SIGKILL follows at the hard limit) and
+ * SIGUSR1/SIGUSR2 (a batch system's warning before its time limit, as
+ * `sbatch --signal`) stop the run at the next step with a checkpoint (not
+ * with --gradcheck, which has nothing to keep: they end it at once); a
+ * SIGHUP ignored when the trainer starts (`nohup`) stays ignored, so the
+ * run goes on.  SIGXFSZ is
  * ignored, so that a write past the file size limit (ulimit -f) fails
  * with EFBIG and is reported instead of killing the trainer; SIGPIPE is
  * ignored, so that a closed standard output (`trainer | head -1`) only
@@ -75,8 +78,14 @@ static void install_signals(bool gradcheck)
     sigaddset(&sa.sa_mask, SIGINT);
     sigaddset(&sa.sa_mask, SIGTERM);
     sigaddset(&sa.sa_mask, SIGHUP);
+    sigaddset(&sa.sa_mask, SIGXCPU);
+    sigaddset(&sa.sa_mask, SIGUSR1);
+    sigaddset(&sa.sa_mask, SIGUSR2);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGXCPU, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
         sigaction(SIGHUP, &sa, NULL);
 }
@@ -84,8 +93,13 @@ static void install_signals(bool gradcheck)
 /* The name of a signal that stops a run, for its message and results.json */
 static const char *stop_signal_name(int sig)
 {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP (the terminal went away)"
-                                                                                 : "a signal";
+    return sig == SIGINT    ? "SIGINT"
+           : sig == SIGTERM ? "SIGTERM"
+           : sig == SIGHUP  ? "SIGHUP (the terminal went away)"
+           : sig == SIGXCPU ? "SIGXCPU (the CPU time limit, ulimit -t, was reached)"
+           : sig == SIGUSR1 ? "SIGUSR1"
+           : sig == SIGUSR2 ? "SIGUSR2"
+                            : "a signal";
 }
 
 /* BLAS threads: one unless OPENBLAS_NUM_THREADS says otherwise (a

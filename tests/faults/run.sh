@@ -245,6 +245,36 @@ else
         ok
     fi
 fi
+# The CPU time limit (`ulimit -S -t 1`: SIGXCPU, SIGKILL only at the hard
+# limit) and a batch system's warning signal (SIGUSR1, as `sbatch
+# --signal`) stop a run as SIGTERM does (before: killed at once, only
+# `*.part` files, exit 152 or 138); each checkpoint resumes.
+for case in xcpu usr1; do
+    o="$d/$case"
+    if [ $case = xcpu ]; then
+        (ulimit -S -t 1; exec "$d/pw" --steps 30000000 --quiet --out "$o" >/dev/null 2>"$o.err")
+        rc=$? want=152 name=SIGXCPU
+    else
+        "$d/pw" --steps 30000000 --quiet --out "$o" >/dev/null 2>"$o.err" &
+        pid=$!
+        t=0
+        while [ ! -f "$o/trace_designed.csv.part" ] && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
+        sleep 0.2
+        kill -USR1 $pid
+        wait $pid
+        rc=$? want=138 name=SIGUSR1
+    fi
+    grep -q "\"stopped_by\": \"$name" "$o/results.json" 2>/dev/null
+    said=$?
+    "$d/pw" --resume "$o" --stop-after 1 --quiet >/dev/null 2>>"$o.err"
+    rc2=$?
+    if [ $rc -ne $want ] || [ $said -ne 0 ] || [ $rc2 -ne 75 ]; then
+        bad "$name: exit $rc (want $want), resumed: exit $rc2 (want 75), left: $(ls "$o" | tr '\n' ' ')"
+        cat "$o.err"
+    else
+        ok
+    fi
+done
 o="$d/nohup"
 nohup "$d/pw" --steps 300000 --quiet --out "$o" >/dev/null 2>"$o.err" &
 pid=$!
