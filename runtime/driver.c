@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lapacke.h>
 #include <math.h>
 #include <signal.h>
@@ -417,9 +418,23 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, strerror(errno));
+    /* opened without blocking and read only if a regular file: a FIFO
+     * there blocked the trainer for good (SIGTERM could not end it), a
+     * symbolic link to /dev/zero was read until memory ran out */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    FILE *f = NULL;
+    if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': not a regular file (%s)", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or a socket");
+        return IBRT_EIO;
+    }
+    if (fd < 0 || !(f = fdopen(fd, "rb"))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, strerror(e));
         return IBRT_EIO;
     }
     size_t cap = 1 << 16, n = 0;

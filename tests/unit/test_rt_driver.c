@@ -596,3 +596,33 @@ Test(driver, changed_data_files_are_refused, .init = cr_redirect_stderr)
     cr_assert(strstr(e, "--seeds: the data file '") && strstr(e, "d.csv' changed since the first seed read it; the "
               "seeds would train on different data"), "%s", e);
 }
+
+/* Round 3: a checkpoint that is not a regular file.  A FIFO blocked the
+ * resume for good (SIGTERM was caught and the open restarted), a symbolic
+ * link to /dev/zero was read until memory ran out, a directory was "read
+ * error". */
+Test(driver, checkpoint_that_is_not_a_file_is_refused, .init = cr_redirect_stderr, .timeout = 20)
+{
+    mkdirs();
+    char b[96], path[160], keep[160];
+    snprintf(b, sizeof b, "%s/ckfifo", dir);
+    cr_assert_eq(run("--out", b, "--stop-after", "100", "--quiet", NULL), 75);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    snprintf(keep, sizeof keep, "%s/kept.bin", b);
+    cr_assert_eq(rename(path, keep), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(symlink("/dev/zero", path), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(rmdir(path), 0);
+    cr_assert_eq(rename(keep, path), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "checkpoint.bin': not a regular file (a FIFO)") &&
+              strstr(e, "checkpoint.bin': not a regular file (a device or a socket)") &&
+              strstr(e, "checkpoint.bin': not a regular file (a directory)"), "%s", e);
+}
