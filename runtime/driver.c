@@ -2241,7 +2241,16 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
     char text[8192] = "", name[64] = "";
     double lr = NAN;
     snprintf(R.path, sizeof R.path, "%.1000s/run.json", run);
-    FILE *f = fopen(R.path, "r");
+    int fd = open(R.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);   /* a FIFO must not block */
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        fprintf(stderr, "warning: %s is not a regular file: not read\n", R.path);
+        close(fd);
+        fd = -1;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
     if (f) {
         size_t n = fread(text, 1, sizeof text - 1, f);
         text[n] = '\0';

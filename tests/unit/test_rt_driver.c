@@ -626,3 +626,20 @@ Test(driver, checkpoint_that_is_not_a_file_is_refused, .init = cr_redirect_stder
               strstr(e, "checkpoint.bin': not a regular file (a device or a socket)") &&
               strstr(e, "checkpoint.bin': not a regular file (a directory)"), "%s", e);
 }
+
+/* Round 3: --verify RUN with RUN/run.json a FIFO blocked for good. */
+Test(driver, verify_does_not_block_on_a_fifo, .init = cr_redirect_stderr, .timeout = 20)
+{
+    mkdirs();
+    char b[96], run_dir[160], path[200], out[160];
+    snprintf(b, sizeof b, "%s/vfifo", dir);
+    cr_assert_eq(run("--out", b, "--snapshots", "100", "--quiet", NULL), 0);
+    snprintf(run_dir, sizeof run_dir, "%s/snapshots/model", b);
+    snprintf(path, sizeof path, "%s/run.json", run_dir);
+    snprintf(out, sizeof out, "%s/verified", dir);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(run("--verify", run_dir, "--out", out, "--quiet", NULL), 0);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "run.json is not a regular file: not read"), "%s", e);
+}
