@@ -1023,6 +1023,35 @@ static void sema_gen_consistent(sema *s, ast_node *call)
     }
 }
 
+/* Data files are read by the trainer when it starts; the check reads them
+ * too, by the same reader and rule (a CSV header as the spec says), so
+ * that a file the trainer would refuse (a header of numbers, a NUL byte,
+ * a ragged row, a value too large) is an error at its name in the spec
+ * rather than at run time.  The trainer still reads and checks them: they
+ * may change in between. */
+static void sema_data_files_read(sema *s, ast_node *call)
+{
+    static const char *const keys[] = { "x", "y", "test_x", "test_y" };
+    ast_node *h = sema_kwarg(call, "header");
+    int header = h ? !strcmp(h->lhs->name, "true") : IBRT_CSV_HEADER_DATA;
+    for (size_t i = 0; i < COUNT(keys); i++) {
+        ast_node *f = sema_kwarg(call, keys[i]);
+        if (!f)
+            continue;
+        const char *path = f->lhs->text;
+        const char *full = path[0] == '/' ? path : arena_printf(s->arena, "%s/%s", s->spec_dir, path);
+        size_t n = strlen(full), rows, cols;
+        double *data = NULL;
+        ibrt_error err;
+        ibrt_status st = n >= 4 && !strcmp(full + n - 4, ".npy") ? ibrt_io_read_matrix(full, &rows, &cols, &data, &err)
+                                                                 : ibrt_csv_read_header(full, header, &rows, &cols,
+                                                                                        &data, &err);
+        free(data);
+        if (st != IBRT_OK)
+            diag_error(s->diag, f->lhs->loc, "the trainer would refuse this file: %s", err.msg);
+    }
+}
+
 static void sema_data(sema *s, ast_node *n)
 {
     ast_node *call = n->lhs;
@@ -1048,6 +1077,8 @@ static void sema_data(sema *s, ast_node *n)
         sema_gen_consistent(s, call);
     else
         s->data_bad = true;   /* no whole-spec checks of the data either */
+    if (ok && (!strcmp(call->name, "csv") || !strcmp(call->name, "npy")))
+        sema_data_files_read(s, call);
     if (!strcmp(call->name, "low_rank"))
         s->has_mask = true;
 }
