@@ -101,7 +101,8 @@ ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, do
  * there, the run was stopped after its model finished (and renamed the
  * trace) but before the next checkpoint: ibrt_csv_resume takes PATH back
  * as "PATH.part", and the model's remaining steps, run again, write the
- * same rows. */
+ * same rows.  "PATH.part" must be a regular file: a symbolic link there is
+ * refused, never followed. */
 ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
 ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err);
 ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_error *err);

@@ -526,3 +526,58 @@ Test(csv, header_of_utf8_names)
     cr_assert(r == 2 && c == 2 && d[0] == 1 && d[3] == 4);
     free(d);
 }
+
+/* Round 3: a trace's "PATH.part" replaced by a symbolic link to another
+ * file before --resume: the target was cut to the checkpoint's length and
+ * the trace appended to it.  Now refused, the target untouched. */
+Test(csv_writer, resume_does_not_follow_a_symbolic_link)
+{
+    mk_tmpdir();
+    char path[300], part[320], victim[300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    snprintf(part, sizeof part, "%s/trace.csv.part", tmpdir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmpdir);
+    FILE *f = fopen(victim, "w");
+    cr_assert(f);
+    fputs("precious data that must not be touched\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, part), 0);
+    ibrt_csv c;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_resume(&c, path, 5, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "a symbolic link, not the run's own file"), "%s", e.msg);
+    struct stat st;
+    cr_assert_eq(stat(victim, &st), 0);
+    cr_assert_eq(st.st_size, 39);
+    rm_tree(tmpdir);
+}
+
+/* Round 3: the atomic writer's temporary "PATH.tmp.PID" and a trace's
+ * "PATH.part" are created without following a symbolic link put at their
+ * name (fopen "wb" wrote through it into another file). */
+Test(atomic, temporaries_do_not_follow_symbolic_links)
+{
+    mk_tmpdir();
+    char path[300], tmp[340], victim[300];
+    snprintf(path, sizeof path, "%s/results.json", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmpdir);
+    FILE *f = fopen(victim, "w");
+    cr_assert(f);
+    fputs("precious\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, tmp), 0);
+    ibrt_atomic a;
+    ibrt_error e;
+    cr_assert_eq(ibrt_atomic_open(&a, path, &e), IBRT_EIO);
+    char part[340];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    snprintf(part, sizeof part, "%s.part", path);
+    cr_assert_eq(symlink(victim, part), 0);
+    ibrt_csv c;
+    cr_assert_eq(ibrt_csv_open_resumable(&c, path, "step,loss", &e), IBRT_EIO);
+    struct stat st;
+    cr_assert_eq(stat(victim, &st), 0);
+    cr_assert_eq(st.st_size, 9);
+    rm_tree(tmpdir);
+}
