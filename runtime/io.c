@@ -278,5 +278,14 @@ ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_err
             close(fd);
         return IBRT_EIO;
     }
+    /* at the end, as fopen "ab" would be: ibrt_csv_sync's length is ftell's
+     * (fdopen leaves the offset at 0, and a checkpoint before the first
+     * flush recorded a length too short) */
+    if (fseek(c->f, 0, SEEK_END) != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", c->tmp, strerror(errno));
+        fclose(c->f);
+        c->f = NULL;
+        return IBRT_EIO;
+    }
     return IBRT_OK;
 }
