@@ -581,3 +581,31 @@ Test(atomic, temporaries_do_not_follow_symbolic_links)
     cr_assert_eq(st.st_size, 9);
     rm_tree(tmpdir);
 }
+
+/* A resumed trace's length, as a checkpoint taken before anything more is
+ * written records it: the length it was cut back to (reopening without
+ * following links once left the offset at 0, and this was 0). */
+Test(csv_writer, resumed_trace_length_is_its_end)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    ibrt_csv c;
+    ibrt_error e;
+    long len1, len2, len3;
+    cr_assert_eq(ibrt_csv_open_resumable(&c, path, "step,loss", &e), IBRT_OK, "%s", e.msg);
+    double row[2] = { 1, 0.5 };
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len1, &e), IBRT_OK, "%s", e.msg);
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len2, &e), IBRT_OK, "%s", e.msg);
+    fclose(c.f);   /* the process ends here, as if killed */
+    cr_assert_eq(ibrt_csv_resume(&c, path, len1, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(ibrt_csv_sync(&c, &len3, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(len3, len1);
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len3, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(len3, len2);
+    cr_assert_eq(ibrt_csv_close(&c, &e), IBRT_OK, "%s", e.msg);
+    rm_tree(tmpdir);
+}
