@@ -232,7 +232,8 @@ demo: deps
 paper: all
 	@sh scripts/paper.sh
 
-# libFuzzer targets of tests/fuzz/ (front end, CSV and .npy readers), each
+# libFuzzer targets of tests/fuzz/ (front end, CSV and .npy readers, data
+# generator arguments, a trainer's flags), each
 # run FUZZ_SECONDS one after the other (clang, installed on demand); never
 # part of `make check`, which replays their regression inputs and seeds.
 FUZZ_SECONDS ?= 60

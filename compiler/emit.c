@@ -2199,7 +2199,12 @@ static void emit_data_setup(const ibc_spec *spec)
                 OUT("NULL");
             OUT(";\n");
         }
-        OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
+        const ast_node *hd = kwarg(d, "header");
+        if (hd)   /* the spec says whether the first line of each CSV file is a header */
+            OUT("    st = ibrt_gen_from_files_header(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, %d, err);\n",
+                !strcmp(hd->name, "true"));
+        else
+            OUT("    st = ibrt_gen_from_files(ds, file_x, file_y, file_test_x, file_test_y, IN, OUT, err);\n");
         if (spec->train.batch > 0)
             OUT("    if (st == IBRT_OK)\n        st = ibrt_data_fits_batch(ds, file_x, %ld, err);\n", spec->train.batch);
     }

@@ -14,6 +14,7 @@
 #include "sym.h"
 #include "sweep.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
+#include "ibrt_io.h"    /* ibrt_io_std_fds */
 
 #include <dirent.h>
 #include <errno.h>
@@ -783,6 +784,7 @@ static int cmd_verify(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    ibrt_io_std_fds();   /* a closed stderr must not become the generated C file */
     if (argc < 2) {
         usage_all(stderr);
         return 2;

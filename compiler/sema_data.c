@@ -58,10 +58,12 @@ void sema_kwargs(sema *s, ast_node *call, const char *spec_keys)
 
 /* The arguments of the data generators, by name (a name means the same in
  * every generator that takes it): 'i' an integer in [lo, hi], 'r' a number
- * in [lo, hi], 'l' a list of numbers, 'f' a file, 'd' a distribution.
+ * in [lo, hi], 'l' a list of numbers, 'f' a file, 'd' a distribution, 'b'
+ * true or false.
  * Values the data are made of stay within the magnitude the file readers
  * accept (IBRT_IO_MAX_ABS: a square stays finite). */
 #define SEMA_MAX_SAMPLES 10000000L   /* training or test samples of a generator */
+#define SEMA_MAX_DATA_MIB 4096        /* a generator's data set, as the trainer's other buffers */
 static const struct {
     const char *key;
     char type;
@@ -85,6 +87,7 @@ static const struct {
     { "singular_values", 'l', 0, 0, "singular_values" },
     { "x", 'f', 0, 0, "x" }, { "y", 'f', 0, 0, "y" }, { "test_x", 'f', 0, 0, "test_x" }, { "test_y", 'f', 0, 0, "test_y" },
     { "inputs", 'd', 0, 0, "inputs" },
+    { "header", 'b', 0, 0, "whether the first line of each CSV file is a header" },
 };
 
 /* The kwarg node NAME of a call, or NULL. */
@@ -105,6 +108,14 @@ static bool sema_gen_arg(sema *s, ast_node *a)
     if (k == COUNT(gen_args))
         return false;   /* reported by sema_kwargs */
     char type = gen_args[k].type;
+    if (type == 'b') {   /* true or false */
+        if (v->kind != AST_IDENT || (strcmp(v->name, "true") && strcmp(v->name, "false"))) {
+            diag_error(s->diag, v->loc, "'%s' must be true (the first line of each CSV file is a header, skipped "
+                       "whatever it holds) or false (it is data)", a->name);
+            return false;
+        }
+        return true;
+    }
     static const char *const kinds[] = { ['i'] = "a whole number", ['r'] = "a number", ['l'] = "a list of numbers",
                                          ['f'] = "a file name in quotes", ['d'] = "a distribution, e.g. normal(0, 1)" };
     bool got_str = v->kind == AST_STR, got_list = v->kind == AST_LIST;
@@ -201,6 +212,36 @@ static void sema_gen_consistent(sema *s, ast_node *call)
     }
 }
 
+/* Data files are read by the trainer when it starts; the check reads them
+ * too, by the same reader and rule (a CSV header as the spec says), so
+ * that a file the trainer would refuse (a header of numbers, a NUL byte,
+ * a ragged row, a value too large) is an error at its name in the spec
+ * rather than at run time.  The trainer still reads and checks them: they
+ * may change in between. */
+static void sema_data_files_read(sema *s, ast_node *call)
+{
+    static const char *const keys[] = { "x", "y", "test_x", "test_y" };
+    ast_node *h = sema_kwarg(call, "header");
+    int header = h ? !strcmp(h->lhs->name, "true") : IBRT_CSV_HEADER_DATA;
+    for (size_t i = 0; i < COUNT(keys); i++) {
+        ast_node *f = sema_kwarg(call, keys[i]);
+        if (!f)
+            continue;
+        const char *path = f->lhs->text;
+        const char *full = path[0] == '/' ? path : arena_printf(s->arena, "%s/%s", s->spec_dir, path);
+        size_t n = strlen(full), rows, cols;
+        double *data = NULL;
+        ibrt_error err;
+        ibrt_status st = n >= 4 && !strcmp(full + n - 4, ".npy") ? ibrt_io_read_matrix(full, &rows, &cols, &data, &err)
+                                                                 : ibrt_csv_read_header(full, header, &rows, &cols,
+                                                                                        &data, &err);
+        free(data);
+        if (st != IBRT_OK)
+            diag_error(s->diag, f->lhs->loc, "the trainer would refuse this file: %s", err.msg);
+    }
+}
+
+
 void sema_data(sema *s, ast_node *n)
 {
     ast_node *call = n->lhs;
@@ -222,6 +263,8 @@ void sema_data(sema *s, ast_node *n)
         sema_gen_consistent(s, call);
     else
         s->data_bad = true;   /* no whole-spec checks of the data either */
+    if (ok && (call->builtin == IBC_B_csv || call->builtin == IBC_B_npy))
+        sema_data_files_read(s, call);
     if (call->builtin == IBC_B_low_rank)
         s->has_mask = true;
 }
@@ -277,6 +320,21 @@ void sema_data_fits(sema *s)
             diag_error(s->diag, sp->predict->loc, "low_rank gives a %ld x %ld matrix of labels, but the predictor "
                        "gives %s: the predictor must be a matrix[%ld, %ld]", n, n, sema_shape_str(s, out), n, n);
             diag_note(s->diag, a->loc, "the matrix size is set here");
+        }
+    }
+    /* the data set a generator draws once, held by the trainer for the
+     * whole run: within the cap on its buffers (features = 100000 with
+     * train = 10^7 passed the check and needed 8 TB at run time) */
+    if (size_key) {
+        ast_node *a = sema_kwarg(call, size_key), *tr = sema_kwarg(call, gb == IBC_B_piecewise_signal ? "measurements"
+                                                                                                       : "train");
+        ast_node *te = sema_kwarg(call, "test");
+        double samples = tr->lhs->value + (te ? te->lhs->value : 0);
+        double mib = samples * (a->lhs->value + 1) * 8.0 / 1048576.0;   /* inputs and a label per sample */
+        if (mib > SEMA_MAX_DATA_MIB) {
+            diag_error(s->diag, tr->lhs->loc, "the data set of %.0f samples of %.0f numbers would need %.0f MiB; the "
+                       "cap is %d MiB: fewer samples, or fewer %s", samples, a->lhs->value, mib, SEMA_MAX_DATA_MIB,
+                       size_key);
         }
     }
     /* a minibatch drawn from a fixed training set fits in it */

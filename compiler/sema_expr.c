@@ -29,6 +29,10 @@ bool sema_const(sema *s, ast_node *n, double *out)
         diag_error(s->diag, n->loc, "expected a constant number here");
         return false;
     }
+    if (!isfinite(n->value)) {   /* a folded function of a constant, say */
+        diag_error(s->diag, n->loc, "this constant is %g, not a finite number", n->value);
+        return false;
+    }
     *out = n->value;
     return true;
 }
@@ -229,6 +233,11 @@ static bool sema_binop(sema *s, ast_node *n)
             }
             n->value = a->value / b->value;
             break;
+        }
+        if (!isfinite(n->value)) {   /* 1e308 * 1e308 folded to inf and reached the trainer */
+            diag_error(s->diag, n->loc, "this constant is %g %c %g, beyond the largest number (about 1.8e308)",
+                       a->value, op, b->value);
+            return false;
         }
         n->shape = x;
         return true;

@@ -3027,8 +3027,8 @@ static bool lock_out(sweep *s)
     if (fcntl(s->lock_fd, F_SETLK, &fl) != 0) {
         fl.l_type = F_WRLCK;
         long other = fcntl(s->lock_fd, F_GETLK, &fl) == 0 ? (long)fl.l_pid : 0;
-        fprintf(stderr, "ibc sweep: error: another sweep (process %ld) is running in %s: wait for it, or sweep into "
-                "another --out\n", other, s->out);
+        fprintf(stderr, "ibc sweep: error: another sweep or a trainer (process %ld) is running in %s: wait for it, "
+                "or sweep into another --out\n", other, s->out);
         close(s->lock_fd);
         s->lock_fd = -1;
         free(path);

@@ -257,11 +257,12 @@ void ibrt_sample_normal_inputs(ibrt_rng *r, double *x, size_t n, double mean, do
 
 /* One file of a pair: rows x want columns; a single column stands for a
  * 1-D array of labels. */
-static ibrt_status read_part(const char *path, const char *what, size_t want, double **out, size_t *rows,
-                             ibrt_error *err)
+static ibrt_status read_part(const char *path, const char *what, size_t want, int header, double **out,
+                             size_t *rows, ibrt_error *err)
 {
-    size_t c;
-    ibrt_status st = ibrt_io_read_matrix(path, rows, &c, out, err);
+    size_t c, n = strlen(path);
+    ibrt_status st = n >= 4 && !strcmp(path + n - 4, ".npy") ? ibrt_io_read_matrix(path, rows, &c, out, err)
+                                                              : ibrt_csv_read_header(path, header, rows, &c, out, err);
     if (st)
         return st;
     if (c != want) {
@@ -280,14 +281,14 @@ static ibrt_status read_part(const char *path, const char *what, size_t want, do
     return IBRT_OK;
 }
 
-static ibrt_status read_pair(const char *xp, const char *yp, size_t in, size_t out, double **x, double **y,
-                             size_t *n, ibrt_error *err)
+static ibrt_status read_pair(const char *xp, const char *yp, size_t in, size_t out, int header, double **x,
+                             double **y, size_t *n, ibrt_error *err)
 {
     size_t nx, ny;
-    ibrt_status st = read_part(xp, "inputs", in, x, &nx, err);
+    ibrt_status st = read_part(xp, "inputs", in, header, x, &nx, err);
     if (st)
         return st;
-    if ((st = read_part(yp, "labels", out, y, &ny, err)))
+    if ((st = read_part(yp, "labels", out, header, y, &ny, err)))
         return st;
     if (nx != ny) {
         snprintf(err->msg, sizeof err->msg, "%.200s has %zu samples but %.200s has %zu labels: one row per sample in "
@@ -301,6 +302,14 @@ static ibrt_status read_pair(const char *xp, const char *yp, size_t in, size_t o
 ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char *y_path, const char *test_x_path,
                                 const char *test_y_path, size_t in_size, size_t out_size, ibrt_error *err)
 {
+    return ibrt_gen_from_files_header(ds, x_path, y_path, test_x_path, test_y_path, in_size, out_size,
+                                      IBRT_CSV_HEADER_DATA, err);
+}
+
+ibrt_status ibrt_gen_from_files_header(ibrt_dataset *ds, const char *x_path, const char *y_path,
+                                       const char *test_x_path, const char *test_y_path, size_t in_size,
+                                       size_t out_size, int header, ibrt_error *err)
+{
     memset(ds, 0, sizeof *ds);
     ds->in_size = in_size;
     ds->out_size = out_size;
@@ -309,9 +318,9 @@ ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char
                  : "test inputs and test labels go together");
         return IBRT_EVALUE;
     }
-    ibrt_status st = read_pair(x_path, y_path, in_size, out_size, &ds->x_train, &ds->y_train, &ds->n_train, err);
+    ibrt_status st = read_pair(x_path, y_path, in_size, out_size, header, &ds->x_train, &ds->y_train, &ds->n_train, err);
     if (!st && test_x_path)
-        st = read_pair(test_x_path, test_y_path, in_size, out_size, &ds->x_test, &ds->y_test, &ds->n_test, err);
+        st = read_pair(test_x_path, test_y_path, in_size, out_size, header, &ds->x_test, &ds->y_test, &ds->n_test, err);
     if (!st && !test_x_path) {
         /* empty test arrays, as the generators leave them, so that callers may free and index uniformly */
         ds->x_test = calloc(1, sizeof(double));

@@ -24,6 +24,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lapacke.h>
 #include <math.h>
 #include <signal.h>
@@ -32,8 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Set by the first SIGINT/SIGTERM; the step loop looks at it once per
- * step.  Later ones are only noted until the process ends: `timeout`
+/* Set by the first stopping signal (install_signals); the step loop
+ * looks at it once per step.  Later ones are only noted until the process ends: `timeout`
  * signals the trainer and then its whole process group, and a second
  * signal must not kill it before its checkpoint is written (SIGKILL, or
  * SIGQUIT from Ctrl-\, still ends it at once). */
@@ -54,24 +55,53 @@ static void on_signal(int sig)
     }
 }
 
-/* SIGINT and SIGTERM stop the run at the next step with a checkpoint
- * (not with --gradcheck, which has nothing to keep: they end it at once);
- * SIGXFSZ is ignored, so that a write past the file size limit (ulimit
- * -f) fails with EFBIG and is reported instead of killing the trainer. */
+/* SIGINT, SIGTERM, SIGHUP (the terminal went away), SIGXCPU (the CPU
+ * time limit, ulimit -t, reached: SIGKILL follows at the hard limit) and
+ * SIGUSR1/SIGUSR2 (a batch system's warning before its time limit, as
+ * `sbatch --signal`) stop the run at the next step with a checkpoint (not
+ * with --gradcheck, which has nothing to keep: they end it at once); a
+ * SIGHUP ignored when the trainer starts (`nohup`) stays ignored, so the
+ * run goes on.  SIGXFSZ is
+ * ignored, so that a write past the file size limit (ulimit -f) fails
+ * with EFBIG and is reported instead of killing the trainer; SIGPIPE is
+ * ignored, so that a closed standard output (`trainer | head -1`) only
+ * loses the lines printed there: the run and its files go on. */
 static void install_signals(bool gradcheck)
 {
     signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     if (gradcheck)
         return;
-    struct sigaction sa;
+    struct sigaction sa, hup;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, SIGINT);
     sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGHUP);
+    sigaddset(&sa.sa_mask, SIGXCPU);
+    sigaddset(&sa.sa_mask, SIGUSR1);
+    sigaddset(&sa.sa_mask, SIGUSR2);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGXCPU, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The name of a signal that stops a run, for its message and results.json */
+static const char *stop_signal_name(int sig)
+{
+    return sig == SIGINT    ? "SIGINT"
+           : sig == SIGTERM ? "SIGTERM"
+           : sig == SIGHUP  ? "SIGHUP (the terminal went away)"
+           : sig == SIGXCPU ? "SIGXCPU (the CPU time limit, ulimit -t, was reached)"
+           : sig == SIGUSR1 ? "SIGUSR1"
+           : sig == SIGUSR2 ? "SIGUSR2"
+                            : "a signal";
 }
 
 /* BLAS threads: one unless OPENBLAS_NUM_THREADS says otherwise (a
@@ -92,8 +122,9 @@ static int blas_threads_setup(void)
 
 /* ------------------------------------------------------------ checkpoint */
 
-/* "IBRTCKP" and the format's version: 2 added blas_threads, 3 snapshots.  A
- * checkpoint of another version is refused by name (ckpt_read). */
+/* "IBRTCKP" and the format's version: 2 added blas_threads, 3 the hashes
+ * of the data and operator files read and --snapshots.  A checkpoint of another version
+ * is refused by name (ckpt_read). */
 #define CKPT_MAGIC "IBRTCKP"
 #define CKPT_VERSION '3'
 
@@ -121,6 +152,9 @@ typedef struct {
     int json_comma;
     int blas_threads;     /* OpenBLAS threads of the run (resumed only with the same) */
     uint64_t json_len;
+    /* the data and operator files the run read (ibrt_io_files_read):
+     * resumed only if each has the same bytes (ckpt_same_files) */
+    uint64_t nfiles, file_path[IBRT_IO_FILES_MAX], file_bytes[IBRT_IO_FILES_MAX], files_rest;
 } ckpt_head;
 
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
@@ -214,12 +248,13 @@ static void output_failed(run_state *R, const ibrt_error *err)
     R->nout_err++;
 }
 
-/* Before results.json is written after a failed output: the disk may be
- * full, and the space held back since the start (run_one) goes to it. */
+/* Before results.json, the run's last write, is written: the disk may be
+ * full (after a failed output, or filled by the outputs themselves: a
+ * run whose every other file fitted lost its results.json), and the space
+ * held back since the start (run_one) goes to it. */
 static void release_reserve(const run_state *R)
 {
-    if (R->io_failed)
-        ibrt_outdir_release(R->o.out_dir);
+    ibrt_outdir_release(R->o.out_dir);
 }
 
 /* "output_errors": the outputs that could not be written (results.json) */
@@ -268,6 +303,11 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     h.x_is_buffer = R->X == p->bx;
     h.json_comma = ibrt_json_need_comma(R->j);
     h.json_len = strlen(ibrt_json_text(R->j));
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    h.nfiles = fr->n;
+    memcpy(h.file_path, fr->path_hash, sizeof h.file_path);
+    memcpy(h.file_bytes, fr->bytes_hash, sizeof h.file_bytes);
+    h.files_rest = fr->rest;
     if (R->tr_open && ibrt_csv_sync(&R->tr, &h.trace_len, err) != IBRT_OK)
         return IBRT_EIO;
     if (R->bt_open && ibrt_csv_sync(&R->bt, &h.balance_len, err) != IBRT_OK)
@@ -303,6 +343,76 @@ static ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     return ibrt_atomic_commit(&a, err);
 }
 
+/* Whether the files this process read since set-up are those of REF (a
+ * checkpoint's or the first seed's), byte for byte; if not, a message in
+ * ERR: WHAT, the first file that differs, SINCE (when REF read it) and
+ * FIX. */
+static bool same_files(const ibrt_io_files *ref, const char *what, const char *since, const char *fix,
+                       ibrt_error *err)
+{
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    size_t n = fr->n < ref->n ? fr->n : ref->n;
+    if (n > IBRT_IO_FILES_MAX)
+        n = IBRT_IO_FILES_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (fr->path_hash[i] != ref->path_hash[i] || fr->bytes_hash[i] != ref->bytes_hash[i]) {
+            snprintf(err->msg, sizeof err->msg, "%.150s: the data file '%.180s' %s %s; %s", what, fr->path[i],
+                     fr->path_hash[i] != ref->path_hash[i] ? "is not the one read" : "changed", since, fix);
+            return false;
+        }
+    }
+    if (fr->n != ref->n || fr->rest != ref->rest) {
+        snprintf(err->msg, sizeof err->msg, "%.150s: %zu data or operator files were read %s, %zu now%s; %s", what,
+                 ref->n, since, fr->n, fr->n == ref->n ? " (one after the 16th changed)" : "", fix);
+        return false;
+    }
+    return true;
+}
+
+/* same_files against checkpoint CK of DIR */
+static bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
+{
+    ibrt_io_files ref;
+    memset(&ref, 0, sizeof ref);
+    ref.n = (size_t)ck->nfiles;
+    memcpy(ref.path_hash, ck->file_path, sizeof ref.path_hash);
+    memcpy(ref.bytes_hash, ck->file_bytes, sizeof ref.bytes_hash);
+    ref.rest = ck->files_rest;
+    char what[200];
+    snprintf(what, sizeof what, "cannot resume from '%.120s/checkpoint.bin'", dir);
+    return same_files(&ref, what, "since the checkpoint was written", "the resumed run would mix two data sets: "
+                      "restore the file, or run again without --resume", err);
+}
+
+/* "data_files": the data and operator files set-up read, each with an
+ * FNV-1a hash of its bytes, so that results say which data they are of
+ * (nothing when a generator made the data) */
+static void data_files_json(ibrt_json *j)
+{
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    if (fr->n == 0)
+        return;
+    ibrt_json_key(j, "data_files");
+    ibrt_json_arr_begin(j);
+    for (size_t i = 0; i < fr->n && i < IBRT_IO_FILES_MAX; i++) {
+        char h[24];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)fr->bytes_hash[i]);
+        ibrt_json_obj_begin(j);
+        ibrt_json_key(j, "path");
+        ibrt_json_str(j, fr->path[i]);
+        ibrt_json_key(j, "fnv1a_64");
+        ibrt_json_str(j, h);
+        ibrt_json_obj_end(j);
+    }
+    ibrt_json_arr_end(j);
+}
+
+/* --seeds K: the files the first seed read; every later seed must read
+ * the same bytes (a file edited during the run trained seeds on
+ * different data, and summary.json mixed them) */
+static ibrt_io_files seeds_ref;
+static bool seeds_ref_set;
+
 /* Reads DIR/checkpoint.bin into a malloc'ed buffer, checking its size,
  * its hash and that this trainer wrote it. */
 static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **buf, size_t *size,
@@ -310,9 +420,23 @@ static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned ch
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, strerror(errno));
+    /* opened without blocking and read only if a regular file: a FIFO
+     * there blocked the trainer for good (SIGTERM could not end it), a
+     * symbolic link to /dev/zero was read until memory ran out */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    FILE *f = NULL;
+    if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': not a regular file (%s)", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or a socket");
+        return IBRT_EIO;
+    }
+    if (fd < 0 || !(f = fdopen(fd, "rb"))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        snprintf(err->msg, sizeof err->msg, "cannot resume from '%.400s': %s", path, strerror(e));
         return IBRT_EIO;
     }
     size_t cap = 1 << 16, n = 0;
@@ -630,6 +754,10 @@ static void write_partial(run_state *R, const char *status, const char *extra_ke
     ibrt_checks_to_json(&R->checks, j);
     ibrt_json_key(j, "status");
     ibrt_json_str(j, status);
+    if (!strcmp(status, "interrupted")) {   /* what stopped it */
+        ibrt_json_key(j, "stopped_by");
+        ibrt_json_str(j, stop_signal ? stop_signal_name(stop_signal) : "--stop-after");
+    }
     ibrt_json_key(j, extra_key);
     ibrt_json_obj_begin(j);
     if ((size_t)R->k < R->p->nmodels) {
@@ -680,8 +808,8 @@ static void write_params(run_state *R, const ibrt_model *m)
 static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
 {
     ibrt_error err;
-    char dir[900];
-    snprintf(dir, sizeof dir, "%.800s/snapshots/%.40s/step_%010ld", R->o.out_dir, m->name, step);
+    char dir[900];   /* enough: --out is at most IBRT_MAX_DIR bytes, a model name at most 128 */
+    snprintf(dir, sizeof dir, "%s/snapshots/%s/step_%010ld", R->o.out_dir, m->name, step);
     if (ibrt_mkdir_p(dir, &err) != IBRT_OK) {
         output_failed(R, &err);
         return;
@@ -700,7 +828,7 @@ static void write_snapshot(run_state *R, const ibrt_model *m, long step, bool gr
         ibrt_json_key(j, "every");
         ibrt_json_int(j, R->o.snapshots);
         ibrt_json_obj_end(j);
-        snprintf(R->path, sizeof R->path, "%.800s/snapshots/%.40s/run.json", R->o.out_dir, m->name);
+        snprintf(R->path, sizeof R->path, "%s/snapshots/%s/run.json", R->o.out_dir, m->name);
         if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
             output_failed(R, &err);
         ibrt_json_free(j);
@@ -768,6 +896,8 @@ static int stop_run(run_state *R, int status)
     if (ckpt_write(R, &err) != IBRT_OK)
         return stop_output_error(R, &err);
     write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
+    if (stop_signal)
+        fprintf(stderr, "%s: %s received: checkpoint written\n", R->p->name, stop_signal_name(stop_signal));
     if (R->step >= 0)
         fprintf(stderr, "%s: stopped at step %ld of model '%s'", R->p->name, R->step, R->p->models[R->k].name);
     else if ((size_t)R->k < R->p->nmodels)
@@ -1854,7 +1984,10 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         return 1;
     }
     double tsetup = ibrt_time_now();
-    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
+    ibrt_io_files_reset();   /* the files set-up reads, hashed for the checkpoint */
+    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK || (o.resume && !ckpt_same_files(&ck, o.resume, &err)) ||
+        (seeds_ref_set && !same_files(&seeds_ref, "--seeds", "since the first seed read it", "the seeds would train "
+                                      "on different data: run them again with the files left alone", &err))) {
         errmsg(&err);
         free(ckdata);
         ibrt_dataset_free(&R.ds);
@@ -1892,6 +2025,7 @@ static int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         ibrt_json_int(R.j, (long)R.o.seed);
         ibrt_json_key(R.j, "blas_threads");
         ibrt_json_int(R.j, R.blas_threads);
+        data_files_json(R.j);
         ibrt_json_key(R.j, "metrics");
         ibrt_json_obj_begin(R.j);
     }
@@ -2290,7 +2424,16 @@ static int verify_one(const ibrt_problem *p, ibrt_opts o)
     char text[8192] = "", name[64] = "";
     double lr = NAN;
     snprintf(R.path, sizeof R.path, "%.1000s/run.json", run);
-    FILE *f = fopen(R.path, "r");
+    int fd = open(R.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);   /* a FIFO must not block */
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        fprintf(stderr, "warning: %s is not a regular file: not read\n", R.path);
+        close(fd);
+        fd = -1;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
     if (f) {
         size_t n = fread(text, 1, sizeof text - 1, f);
         text[n] = '\0';
@@ -2554,30 +2697,17 @@ static int stability_only(const ibrt_problem *p, ibrt_opts o)
 int ibrt_main(int argc, char **argv, const ibrt_problem *p)
 {
     ibrt_opts o;
+    ibrt_io_std_fds();   /* a closed stderr must not become an output file */
     int rc = ibrt_opts_parse(argc, argv, &o, p->name, p->description, p->default_steps, p->default_seed);
     if (rc)
         return rc > 0 ? 0 : 2;
-    if (o.resume && o.out_given && strcmp(o.out_dir, o.resume)) {
-        fprintf(stderr, "%s: error: --resume DIR writes into DIR, where the run was checkpointed; drop --out\n",
-                p->name);
-        return 2;
-    }
-    if (o.resume && (o.seeds > 1 || o.gradcheck)) {
-        fprintf(stderr, "%s: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on its "
-                "own, without --seeds or --gradcheck\n", p->name);
-        return 2;
-    }
+    if ((rc = ibrt_opts_check(&o, p->name)) != 0)
+        return rc;
     blas_threads = blas_threads_setup();
     if (o.stability)
         return stability_only(p, o);
-    if (o.verify) {
-        if (o.seeds > 1 || o.gradcheck || o.resume || o.snapshots) {
-            fprintf(stderr, "%s: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "
-                    "--resume or --snapshots\n", p->name);
-            return 2;
-        }
+    if (o.verify)
         return verify_one(p, o);
-    }
     install_signals(o.gradcheck);
     if (o.seeds == 1 || o.gradcheck)
         return run_one(p, o);
@@ -2622,7 +2752,11 @@ static int run_seeds(const ibrt_problem *p, ibrt_opts o)
         one.quiet = 1;
         snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
         one.out_dir = dir;
+        seeds_ref_set = k > 0;   /* seed 0 reads the files the others must find unchanged */
         int r = run_one(p, one);
+        seeds_ref_set = false;   /* only within this loop */
+        if (k == 0)
+            seeds_ref = *ibrt_io_files_read();
         if (r == 3) {   /* a diverged seed: reported, left out of the summary; the others go on */
             fprintf(stderr, "seed %llu diverged (results in %s): left out of summary.json\n",
                     (unsigned long long)one.seed, dir);

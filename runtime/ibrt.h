@@ -147,6 +147,13 @@ typedef struct {
 int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
                     long default_steps, uint64_t default_seed);
 
+/* The options that go together (after ibrt_opts_parse returned 0): 0, or
+ * 2 after a usage error on stderr.  --out, --resume and --verify name a
+ * directory of 1 to IBRT_MAX_DIR bytes. */
+#define IBRT_MAX_DIR 512
+#define IBRT_MAX_DIR_TEXT "512"
+int ibrt_opts_check(const ibrt_opts *o, const char *prog);
+
 double ibrt_time_now(void);   /* monotonic seconds */
 
 /* A progress line on stderr, only when stderr is a terminal and not quiet;

@@ -18,6 +18,12 @@
 
 ibrt_status ibrt_gen_from_files(ibrt_dataset *ds, const char *x_path, const char *y_path, const char *test_x_path,
                                 const char *test_y_path, size_t in_size, size_t out_size, ibrt_error *err);
+/* The same with the header rule of every CSV file given (ibrt_csv_read_header:
+ * 1, 0, or IBRT_CSV_HEADER_DATA, which is ibrt_gen_from_files: the spec
+ * does not say); .npy files have no header line. */
+ibrt_status ibrt_gen_from_files_header(ibrt_dataset *ds, const char *x_path, const char *y_path,
+                                       const char *test_x_path, const char *test_y_path, size_t in_size,
+                                       size_t out_size, int header, ibrt_error *err);
 /* A minibatch of BATCH samples drawn each step from a training set read
  * from files must fit in it (as the compiler checks for the generators'
  * training sets): IBRT_ESHAPE naming X_PATH and its number of samples

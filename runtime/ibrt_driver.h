@@ -44,10 +44,17 @@
  *                  by --snapshots or by PyTorch), and the finite-step
  *                  identity when RUN has every step with its gradient;
  *   long runs      --checkpoint-every N writes DIR/checkpoint.bin
- *                  atomically every N steps; SIGINT and SIGTERM (and
- *                  --stop-after N steps) write a checkpoint and partial
- *                  results (status "interrupted"); --resume DIR continues
- *                  from the checkpoint bit for bit as if never stopped.
+ *                  atomically every N steps; SIGINT, SIGTERM, SIGHUP
+ *                  (unless ignored, as under nohup), SIGXCPU, SIGUSR1 and
+ *                  SIGUSR2 (and --stop-after N steps) write a checkpoint
+ *                  and partial results (status "interrupted", with
+ *                  "stopped_by"); SIGPIPE is ignored (a closed stdout
+ *                  loses lines, not the run); --resume DIR continues
+ *                  from the checkpoint bit for bit as if never stopped,
+ *                  refused when a data or operator file's bytes changed
+ *                  (their hashes are in the checkpoint and in
+ *                  results.json's "data_files"); with --seeds K, every
+ *                  seed must read the bytes the first one read.
  *
  *   output dir     held locked by the run (DIR/.lock, ibrt_outdir_lock):
  *                  a second run with the same directory is refused
@@ -65,8 +72,9 @@
  * some seed; the others still run), 4 a check failed, 5 --gradcheck failed,
  * 6 the output directory is in use by another run (IBRT_EXIT_IN_USE), 75
  * stopped by --stop-after (resumable), 128+N stopped by signal N
- * (resumable; repeated SIGINT/SIGTERM are ignored until the checkpoint is
- * written).
+ * (resumable; repeated signals are ignored until the checkpoint is
+ * written): 129 SIGHUP, 130 SIGINT, 138 SIGUSR1, 140 SIGUSR2, 143 SIGTERM,
+ * 152 SIGXCPU.
  *
  * Nothing is allocated inside a training step: buffers are allocated
  * when a run starts and the step loop only calls the model's passes.

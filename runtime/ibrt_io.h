@@ -14,9 +14,11 @@
  * refused): lines whose first non-blank character is '#' are comments
  * (numpy.savetxt writes its header so) and are skipped; the first other
  * line is a header of column names when its first cell is a name (it
- * starts with a letter or '_', optionally inside double quotes, and is not
+ * starts with a letter, '_' or a non-ASCII UTF-8 character, optionally
+ * inside double quotes, and is not
  * nan, inf or infinity), and then every cell of it must be a name;
- * otherwise it is the first row.  Rows all have the same number of cells,
+ * otherwise it is the first row (see ibrt_csv_read_header for the rule of
+ * data files).  Rows all have the same number of cells,
  * each a decimal number of any length; empty cells, non-numeric text, NaN
  * and Inf are rejected with "FILE:LINE:COLUMN:" and what was expected.
  * Blank lines may only end the file.  ibrt_npy_read accepts format
@@ -48,7 +50,40 @@
  * opened the same way. */
 bool ibrt_io_file_usable(const char *path, char *why, size_t cap);
 
+/* The data and operator files read (by ibrt_csv_read, ibrt_npy_read)
+ * since the last ibrt_io_files_reset, in the order read: each one's path,
+ * an FNV-1a hash of its path and of its bytes as read.  A trainer keeps
+ * them in its checkpoint and refuses to resume when a file changed.  The
+ * first IBRT_IO_FILES_MAX are listed; the hashes of any later ones are
+ * folded into `rest`; n counts them all.  One table per process. */
+#define IBRT_IO_FILES_MAX 16
+typedef struct {
+    size_t n;
+    uint64_t path_hash[IBRT_IO_FILES_MAX], bytes_hash[IBRT_IO_FILES_MAX], rest;
+    char path[IBRT_IO_FILES_MAX][1024];   /* for messages and results.json; cut at 1023 bytes */
+} ibrt_io_files;
+void ibrt_io_files_reset(void);
+
+/* Opens /dev/null on any of the standard descriptors 0, 1, 2 that is
+ * closed (`trainer 2>&-`), so that the next file opened (a lock, an
+ * output, generated C) cannot take its number and receive the messages
+ * meant for stderr.  Called first by ibrt_main and by ibc's main. */
+void ibrt_io_std_fds(void);
+const ibrt_io_files *ibrt_io_files_read(void);
+
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err);
+/* ibrt_csv_read with the header rule given: HEADER 1, the first line (not
+ * a comment) is a header whatever its cells hold (numbers, as pandas
+ * writes integer labels, or names), skipped, and it must have as many
+ * cells as the rows; 0, it is the first row of data; IBRT_CSV_HEADER_AUTO
+ * (ibrt_csv_read, operator files), a header when its first cell is a name;
+ * IBRT_CSV_HEADER_DATA (data files whose spec does not say), the same, but
+ * a first line of 2 or more cells that are exactly 0,1,...,k-1 (pandas'
+ * integer labels, or data?) is refused, asking the spec to say which. */
+#define IBRT_CSV_HEADER_AUTO (-1)
+#define IBRT_CSV_HEADER_DATA (-2)
+ibrt_status ibrt_csv_read_header(const char *path, int header, size_t *rows, size_t *cols, double **data,
+                                 ibrt_error *err);
 /* shape[1] is set to 1 when ndim == 1. */
 ibrt_status ibrt_npy_read(const char *path, size_t *ndim, size_t shape[2], double **data, ibrt_error *err);
 /* A matrix from PATH, read as .npy if the name ends in ".npy" and as CSV
@@ -66,7 +101,8 @@ ibrt_status ibrt_io_read_matrix(const char *path, size_t *rows, size_t *cols, do
  * there, the run was stopped after its model finished (and renamed the
  * trace) but before the next checkpoint: ibrt_csv_resume takes PATH back
  * as "PATH.part", and the model's remaining steps, run again, write the
- * same rows. */
+ * same rows.  "PATH.part" must be a regular file: a symbolic link there is
+ * refused, never followed. */
 ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
 ibrt_status ibrt_csv_sync(ibrt_csv *c, long *length, ibrt_error *err);
 ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_error *err);

@@ -7,6 +7,7 @@
 #include "ibrt_io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,23 @@ ibrt_status ibrt_mkdir_p(const char *path, ibrt_error *err)
     return IBRT_OK;
 }
 
+/* A file of the run's own, created or emptied for writing: fopen "wb"
+ * without following a symbolic link put at its name (it would write
+ * through it into another file); errno set on failure. */
+static FILE *open_own(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
 ibrt_status ibrt_atomic_open(ibrt_atomic *a, const char *path, ibrt_error *err)
 {
     a->f = NULL;
@@ -63,7 +81,7 @@ ibrt_status ibrt_atomic_open(ibrt_atomic *a, const char *path, ibrt_error *err)
     }
     memcpy(a->path, path, len + 1);
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
-    a->f = fopen(a->tmp, "wb");
+    a->f = open_own(a->tmp);
     if (!a->f) {
         ibrt_io_write_error(err->msg, sizeof err->msg, a->tmp, errno, NULL);
         return IBRT_EIO;
@@ -210,7 +228,7 @@ ibrt_status ibrt_csv_open_resumable(ibrt_csv *c, const char *path, const char *h
     c->f = NULL;
     if (part_name(c, path, err) != IBRT_OK)
         return IBRT_EIO;
-    c->f = fopen(c->tmp, "wb");
+    c->f = open_own(c->tmp);
     if (!c->f) {
         snprintf(err->msg, sizeof err->msg, "cannot write '%.400s': %s", c->tmp, strerror(errno));
         return IBRT_EIO;
@@ -241,13 +259,32 @@ ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_err
         snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", path, strerror(errno));
         return IBRT_EIO;
     }
-    if (stat(c->tmp, &st) != 0 || st.st_size < length) {
+    /* lstat and O_NOFOLLOW: a symbolic link put there (to any file the
+     * trainer may write) was followed, and its target cut to the
+     * checkpoint's length and appended to */
+    bool got = lstat(c->tmp, &st) == 0;
+    if (!got || !S_ISREG(st.st_mode) || st.st_size < length) {
         snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s (the checkpoint needs %ld bytes of it)", c->tmp,
-                 stat(c->tmp, &st) != 0 ? strerror(errno) : "shorter than at the checkpoint", length);
+                 !got                    ? strerror(errno)
+                 : S_ISLNK(st.st_mode)   ? "a symbolic link, not the run's own file"
+                 : !S_ISREG(st.st_mode)  ? "not a regular file"
+                                         : "shorter than at the checkpoint", length);
         return IBRT_EIO;
     }
-    if (truncate(c->tmp, (off_t)length) != 0 || !(c->f = fopen(c->tmp, "ab"))) {
+    int fd = open(c->tmp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)length) != 0 || !(c->f = fdopen(fd, "ab"))) {
         snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", c->tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return IBRT_EIO;
+    }
+    /* at the end, as fopen "ab" would be: ibrt_csv_sync's length is ftell's
+     * (fdopen leaves the offset at 0, and a checkpoint before the first
+     * flush recorded a length too short) */
+    if (fseek(c->f, 0, SEEK_END) != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot resume '%.400s': %s", c->tmp, strerror(errno));
+        fclose(c->f);
+        c->f = NULL;
         return IBRT_EIO;
     }
     return IBRT_OK;

@@ -55,6 +55,58 @@ bool ibrt_io_file_usable(const char *path, char *why, size_t cap)
  * (a FIFO would otherwise wait for a writer), its type and size checked on
  * the descriptor (a symbolic link to /dev/zero is a character device), and
  * no more than IBRT_IO_MAX_FILE bytes are read even if it grows. */
+/* The files read since ibrt_io_files_reset: a fixed table (nothing is
+ * allocated, so a process reading files forever, as a fuzzer, stays
+ * bounded); files past IBRT_IO_FILES_MAX are folded into `rest`. */
+static ibrt_io_files files;
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void files_note(const char *path, const char *buf, size_t n)
+{
+    uint64_t ph = fnv1a(14695981039346656037ULL, path, strlen(path));
+    uint64_t bh = fnv1a(14695981039346656037ULL, buf, n);
+    if (files.n < IBRT_IO_FILES_MAX) {
+        files.path_hash[files.n] = ph;
+        files.bytes_hash[files.n] = bh;
+        snprintf(files.path[files.n], sizeof files.path[files.n], "%s", path);
+    } else {
+        files.rest = fnv1a(fnv1a(files.rest, &ph, sizeof ph), &bh, sizeof bh);
+    }
+    files.n++;
+}
+
+void ibrt_io_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n >= 0 && n != fd) {   /* the lowest free descriptor is fd itself, unless a lower one was also closed */
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
+void ibrt_io_files_reset(void)
+{
+    memset(&files, 0, sizeof files);
+}
+
+const ibrt_io_files *ibrt_io_files_read(void)
+{
+    return &files;
+}
+
 static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_error *err)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -116,6 +168,7 @@ static ibrt_status read_all(const char *path, char **out, size_t *len, ibrt_erro
     buf[n] = '\0';
     *out = buf;
     *len = n;
+    files_note(path, buf, n);
     return IBRT_OK;
 }
 
@@ -148,15 +201,17 @@ static bool parse_cell(char *s, char *e, double *v)
     return end == e && isfinite(*v);
 }
 
-/* A column name of a header line: it starts with a letter or '_'
- * (optionally inside double quotes) and is not nan, inf or infinity in
+/* A column name of a header line: it starts with a letter, '_' or a
+ * non-ASCII UTF-8 character (`α`, `é`: a lead byte 0xc2 to 0xf4),
+ * optionally inside double quotes, and is not nan, inf or infinity in
  * any case, which are numbers, not names. */
 static bool is_name(char *s, char *e)
 {
     trim(&s, &e);
     if (e - s >= 2 && *s == '"' && e[-1] == '"')
         s++, e--;
-    if (s == e || !(isalpha((unsigned char)*s) || *s == '_'))
+    unsigned char c0 = s < e ? (unsigned char)*s : 0;
+    if (s == e || !(isalpha(c0) || c0 == '_' || (c0 >= 0xc2 && c0 <= 0xf4)))
         return false;
     static const char *const numbers[] = { "nan", "inf", "infinity" };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
@@ -178,7 +233,23 @@ static void show_cell(char *s, char *e, char *out, size_t cap)
     out[k] = '\0';
 }
 
+/* Whether the cell [s, e) is exactly the whole number want, written with
+ * digits only (a column label as pandas writes them: 0, 1, 2, ...). */
+static bool is_label(char *s, char *e, size_t want)
+{
+    trim(&s, &e);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%zu", want);
+    return e - s == n && !memcmp(s, digits, (size_t)n);
+}
+
 ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double **data, ibrt_error *err)
+{
+    return ibrt_csv_read_header(path, IBRT_CSV_HEADER_AUTO, rows, cols, data, err);
+}
+
+ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows, size_t *cols, double **data,
+                                 ibrt_error *err)
 {
     char *text;
     size_t len;
@@ -233,17 +304,21 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
             p = next;
             continue;
         }
-        /* The first line is a header when its first cell is a name; then
-         * every cell must be one.  Otherwise it is a row of numbers. */
+        /* The first line is a header when the spec says so (header =
+         * true: whatever its cells hold), or, without a word in the spec,
+         * when its first cell is a name; then every cell must be one.
+         * Otherwise it is a row of numbers. */
         char *ce0 = memchr(p, ',', (size_t)(le - p));
-        bool header = first && is_name(p, ce0 ? ce0 : le);
+        bool header = first && (header_mode < 0 ? is_name(p, ce0 ? ce0 : le) : header_mode == 1);
+        bool labels = first && header_mode == IBRT_CSV_HEADER_DATA;   /* 0,1,2,... so far */
         size_t k = 0;
         for (char *c = p;; k++) {
             char *ce = memchr(c, ',', (size_t)(le - c));
             if (!ce)
                 ce = le;
             double v = 0;
-            if (header ? !is_name(c, ce) : !parse_cell(c, ce, &v)) {
+            labels = labels && is_label(c, ce, k);
+            if (header ? header_mode != 1 && !is_name(c, ce) : !parse_cell(c, ce, &v)) {
                 char shown[48];
                 show_cell(c, ce, shown, sizeof shown);
                 int w = snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected ", path, line,
@@ -252,6 +327,8 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
                 snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s",
                          header ? "a column name: the first line is a header (its first cell is a name), and a "
                                   "header names every column with a name that starts with a letter or '_'"
+                         : first && k == 0 && header_mode == 0 ? "a finite number (the spec says header = false: the "
+                                   "first line is data)"
                          : first && k == 0 ? "a finite number (or, on a header line, a column name starting with a letter "
                                    "or '_')"
                                  : "a finite number");
@@ -288,6 +365,14 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
         if (st)
             break;
         k++;
+        if (labels && !header && k >= 2) {
+            /* 0,1,...,k-1: pandas' integer column labels, or data? Not guessed */
+            snprintf(err->msg, sizeof err->msg, "%.300s:%zu: the first line is 0,1,...,%zu, as pandas writes integer "
+                     "column labels: say which it is in the spec, csv(..., header = true) if it is a header (it is "
+                     "then skipped), header = false if it is data", path, line, k - 1);
+            st = IBRT_EFORMAT;
+            break;
+        }
         first = false;
         if (header) {
             header_cells = k;

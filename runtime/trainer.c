@@ -70,7 +70,8 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
                    "  --stability   the largest Hessian eigenvalue of every model's loss at its\n"
                    "                initial point and the bound 2/lambda on the learning rate;\n"
                    "                no training, no output directory (ibc check --stability)\n"
-                   "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT/SIGTERM)\n"
+                   "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT, SIGTERM,\n"
+                   "                        SIGHUP, SIGXCPU, SIGUSR1, SIGUSR2)\n"
                    "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
                    "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
                    "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
@@ -159,6 +160,43 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             fprintf(stderr, "run '%s --help' for the options\n", prog);
             return -1;
         }
+    }
+    return 0;
+}
+
+int ibrt_opts_check(const ibrt_opts *o, const char *prog)
+{
+    /* directories: every output path is DIR/... in fixed buffers of at
+     * least 900 bytes (DIR/seed_N/snapshots/MODEL/step_S/NAME.grad.npy,
+     * names of at most 128 characters): a longer DIR is refused here
+     * rather than cut short there */
+    const char *const dirs[][2] = { { "--out", o->out_dir }, { "--resume", o->resume }, { "--verify", o->verify } };
+    for (size_t k = 0; k < sizeof dirs / sizeof dirs[0]; k++) {
+        const char *d = dirs[k][1];
+        if (!d)
+            continue;
+        size_t n = strlen(d);
+        if (n == 0 || n > IBRT_MAX_DIR) {
+            fprintf(stderr, "%s: error: %s: %s\n", prog, dirs[k][0],
+                    n ? "a directory name of at most " IBRT_MAX_DIR_TEXT " bytes (it becomes the start of every "
+                        "output path)"
+                      : "an empty directory name");
+            return 2;
+        }
+    }
+    if (o->resume && o->out_given && strcmp(o->out_dir, o->resume)) {
+        fprintf(stderr, "%s: error: --resume DIR writes into DIR, where the run was checkpointed; drop --out\n", prog);
+        return 2;
+    }
+    if (o->resume && (o->seeds > 1 || o->gradcheck)) {
+        fprintf(stderr, "%s: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on its "
+                "own, without --seeds or --gradcheck\n", prog);
+        return 2;
+    }
+    if (o->verify && (o->seeds > 1 || o->gradcheck || o->resume || o->snapshots)) {
+        fprintf(stderr, "%s: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "
+                "--resume or --snapshots\n", prog);
+        return 2;
     }
     return 0;
 }

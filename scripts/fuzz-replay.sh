@@ -35,19 +35,24 @@ obj() {   # source, extra flags -> prints the object path
     echo "$o"
 }
 
-FRONT=""
+CHECK=""
 for s in compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
-         $B/gen/ibs.tab.c $B/gen/lex.yy.c tests/fuzz/fuzz_front.c; do
-    FRONT="$FRONT $(obj $s)"
+         $B/gen/ibs.tab.c $B/gen/lex.yy.c; do
+    CHECK="$CHECK $(obj $s)"
 done
+FRONT="$CHECK $(obj tests/fuzz/fuzz_front.c)"
 REPLAY=$(obj tests/fuzz/replay.c)
 READ=$(obj runtime/read.c)
 $CC $FLAGS -o $B/replay_front $FRONT $REPLAY -lgmp $BLAS_LIBS -lm
 $CC $FLAGS -o $B/replay_csv $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_CSV) $REPLAY -lm
 $CC $FLAGS -o $B/replay_npy $READ $(obj tests/fuzz/fuzz_readers.c -DFUZZ_NPY) $REPLAY -lm
+$CC $FLAGS -o $B/replay_gen $CHECK $(obj runtime/data.c) $(obj runtime/rng.c) $(obj tests/fuzz/fuzz_gen.c) $REPLAY \
+    -lgmp $BLAS_LIBS -lm
+$CC $FLAGS -o $B/replay_flags $(obj runtime/trainer.c) $(obj runtime/json.c) $(obj runtime/io.c) $(obj runtime/outdir.c) $(obj tests/fuzz/fuzz_flags.c) $REPLAY \
+    $BLAS_LIBS -lm
 
 status=0
-for t in front csv npy; do
+for t in front csv npy gen flags; do
     dirs=""
     for d in tests/fuzz/corpus/$t tests/fuzz/regress/$t; do
         [ -d "$d" ] && dirs="$dirs $d"

@@ -4,7 +4,9 @@
 # for SECONDS (default 60) on a working corpus seeded from tests/fuzz/corpus.
 #
 #   targets: front (lexer + parser + checker, then sym/design on small
-#            specs), csv (ibrt_csv_read), npy (ibrt_npy_read)
+#            specs), csv (ibrt_csv_read), npy (ibrt_npy_read), gen (hostile
+#            data generator arguments, through the checker to the runtime
+#            generator), flags (a trainer's command line)
 #
 # Needs clang and libFuzzer (Debian: clang, libclang-rt-dev).  Everything is
 # built under build/fuzz/; the growing corpora live in build/fuzz/corpus/
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-front csv npy}
+TARGETS=${*:-front csv npy gen flags}
 CLANG=${CLANG:-clang}
 JOBS=${FUZZ_JOBS:-1}
 
@@ -44,8 +46,9 @@ if [ ! -f $B/gen/lex.yy.c ] || [ -n "$(find grammar/ibs.y grammar/ibs.l -newer $
     flex --header-file=$B/gen/lex.yy.h -o $B/gen/lex.yy.c grammar/ibs.l
 fi
 
-FRONT_SRC="compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
- $B/gen/ibs.tab.c $B/gen/lex.yy.c tests/fuzz/fuzz_front.c"
+CHECK_SRC="compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
+ $B/gen/ibs.tab.c $B/gen/lex.yy.c"
+FRONT_SRC="$CHECK_SRC tests/fuzz/fuzz_front.c"
 
 build() {   # name, extra flags, sources..., then libs via LIBS
     name=$1; extra=$2; shift 2
@@ -59,7 +62,9 @@ for t in $TARGETS; do
     front) LIBS="-lgmp $BLAS_LIBS -lm"; build front "" $FRONT_SRC ;;
     csv)   LIBS="-lm"; build csv -DFUZZ_CSV runtime/read.c tests/fuzz/fuzz_readers.c ;;
     npy)   LIBS="-lm"; build npy -DFUZZ_NPY runtime/read.c tests/fuzz/fuzz_readers.c ;;
-    *) echo "fuzz: error: unknown target '$t' (front, csv, npy)" >&2; exit 2 ;;
+    gen)   LIBS="-lgmp $BLAS_LIBS -lm"; build gen "" $CHECK_SRC runtime/data.c runtime/rng.c tests/fuzz/fuzz_gen.c ;;
+    flags) LIBS="$BLAS_LIBS -lm"; build flags "" runtime/trainer.c runtime/json.c runtime/io.c runtime/outdir.c tests/fuzz/fuzz_flags.c ;;
+    *) echo "fuzz: error: unknown target '$t' (front, csv, npy, gen, flags)" >&2; exit 2 ;;
     esac
 done
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/faults/full-disk.sh TRAINER DIR: run by tests/faults/run.sh under
+# tests/faults/full-disk.sh TRAINER DIR [SMALL_TRAINER]: run by tests/faults/run.sh under
 # `unshare -rm` (a private mount namespace): a 768 KiB tmpfs on DIR fills
 # up during a run of E5 with --checkpoint-every; the run must stop with
 # exit 1, keep its last checkpoint, and leave a results.json that says the
@@ -34,4 +34,27 @@ if [ $rc -ne 1 ] || ! grep -q '"status": "output_error", "output_errors": \["can
     echo "full disk without checkpoints: exit $rc (want 1), left: $(ls -a "$dir/o" | tr '\n' ' ')"
     cat "$dir/o/results.json" 2>/dev/null
     exit 1
+fi
+# The disk filling at the very end (adversarial pass, round 3): a small
+# trainer ($3) on a tmpfs of every size from 256 to 300 KiB (the 256 KiB
+# held back, then room for some, all or all but one of its outputs).  At
+# every size results.json must be there, "complete" with exit 0 or
+# "output_error" with exit 1.  Before: at the size where every other
+# output fitted, results.json itself was lost (exit 1), as the space held
+# back was given back only after a failed output.
+if [ -n "${3:-}" ]; then
+    kb=256
+    while [ $kb -le 300 ]; do
+        rm -rf "$dir/o"
+        mount -o remount,size=${kb}k "$dir" || exit 1
+        "$3" --quiet --out "$dir/o" >/dev/null 2>"$dir.err"
+        rc=$?
+        if ! { [ $rc -eq 0 ] && grep -q '"status": "complete"' "$dir/o/results.json"; } &&
+           ! { [ $rc -eq 1 ] && grep -q '"status": "output_error"' "$dir/o/results.json"; }; then
+            echo "a ${kb} KiB disk: exit $rc and no results.json saying so; left: $(ls -a "$dir/o" | tr '\n' ' ')"
+            cat "$dir.err"
+            exit 1
+        fi
+        kb=$((kb + 4))
+    done
 fi

@@ -40,6 +40,66 @@ else
     ok
 fi
 
+# ------------------------------------------------- data files and resume
+# A checkpoint records a hash of every data and operator file's bytes: a
+# resume after the data changed is refused (before: it trained on, mixing
+# two data sets, exit 0); with the file restored, the resumed run equals
+# a straight one.
+mkdir -p "$d/ckdata"
+cp tests/emit/from_files.ibs tests/emit/from_files_x.csv tests/emit/from_files_y.csv "$d/ckdata/"
+if bin/ibc build "$d/ckdata/from_files.ibs" -o "$d/ckdata/t" >/dev/null 2>"$d/ckdata.err"; then
+    "$d/ckdata/t" --quiet --out "$d/ckdata/straight" >/dev/null 2>&1
+    "$d/ckdata/t" --quiet --stop-after 500 --out "$d/ckdata/o" >/dev/null 2>&1
+    cp "$d/ckdata/from_files_y.csv" "$d/ckdata/y.keep"
+    sed '7s/^-/-1/; 7s/^\([0-9]\)/1\1/' "$d/ckdata/y.keep" >"$d/ckdata/from_files_y.csv"
+    "$d/ckdata/t" --resume "$d/ckdata/o" --quiet >/dev/null 2>"$d/ckdata.err"
+    rc=$?
+    cp "$d/ckdata/y.keep" "$d/ckdata/from_files_y.csv"
+    if [ $rc -ne 1 ] || ! grep -q "the data file '.*from_files_y.csv' changed since the checkpoint was written" \
+        "$d/ckdata.err"; then
+        bad "resume after a data file changed: exit $rc (want 1)"; cat "$d/ckdata.err"
+    else
+        "$d/ckdata/t" --resume "$d/ckdata/o" --quiet >/dev/null 2>"$d/ckdata.err"
+        rc=$?
+        if [ $rc -ne 0 ] || [ "$(same_outputs "$d/ckdata/straight" "$d/ckdata/o")" != yes ]; then
+            bad "resume with the data restored: exit $rc, not a straight run's outputs"; cat "$d/ckdata.err"
+        else
+            ok
+        fi
+    fi
+    # --snapshots is part of the run: a resume keeps the run's series (it
+    # stopped at the checkpoint: 7 of 21 snapshots, exit 0) and refuses
+    # another interval
+    "$d/ckdata/t" --quiet --snapshots 100 --out "$d/ckdata/snap_straight" >/dev/null 2>&1
+    "$d/ckdata/t" --quiet --snapshots 100 --stop-after 550 --out "$d/ckdata/snap" >/dev/null 2>&1
+    "$d/ckdata/t" --resume "$d/ckdata/snap" --snapshots 50 --quiet >/dev/null 2>"$d/ckdata.err"
+    rc2=$?
+    "$d/ckdata/t" --resume "$d/ckdata/snap" --quiet >/dev/null 2>>"$d/ckdata.err"
+    rc=$?
+    n1=$(find "$d/ckdata/snap/snapshots" -name 'step_*' | wc -l)
+    n2=$(find "$d/ckdata/snap_straight/snapshots" -name 'step_*' | wc -l)
+    if [ $rc2 -ne 2 ] || [ $rc -ne 0 ] || [ "$n2" -lt 20 ] || [ "$n1" != "$n2" ] ||
+       ! diff -r "$d/ckdata/snap/snapshots" "$d/ckdata/snap_straight/snapshots" >/dev/null; then
+        bad "--snapshots across a resume: exit $rc2 (want 2) with another interval, $rc without; $n1 snapshots of $n2"
+        cat "$d/ckdata.err"
+    else
+        ok
+    fi
+    # removed between stop and resume: refused, naming it
+    "$d/ckdata/t" --quiet --stop-after 500 --out "$d/ckdata/o2" >/dev/null 2>&1
+    rm "$d/ckdata/from_files_x.csv"
+    "$d/ckdata/t" --resume "$d/ckdata/o2" --quiet >/dev/null 2>"$d/ckdata.err"
+    rc=$?
+    if [ $rc -ne 1 ] || ! grep -q "from_files_x.csv: cannot open: No such file" "$d/ckdata.err"; then
+        bad "a removed data file: exit $rc (want 1)"; cat "$d/ckdata.err"
+    else
+        ok
+    fi
+    cp tests/emit/from_files_x.csv "$d/ckdata/"   # for the full-disk case below
+else
+    bad "from_files does not build:"; cat "$d/ckdata.err"
+fi
+
 # ---------------------------------------------------------------- item 7
 # `ibc run` on a device must end with a message, not read forever; on a
 # pipe it must read the spec once (as `ibc check` does).
@@ -146,6 +206,105 @@ else
     ok
 fi
 
+# Standard streams closed (`trainer >&- 2>&-`, as a careless daemon
+# wrapper starts it): before, the lock file took descriptor 2 and the
+# messages meant for stderr were written into DIR/.lock over its PID.
+o="$d/closed_fds"
+"$d/pw" --steps 300000 --out "$o" >&- 2>&-
+rc=$?
+if [ $rc -ne 0 ] || ! grep -qx '[0-9]*' "$o/.lock" || [ "$(same_outputs "$d/straight" "$o")" != yes ]; then
+    bad "closed stdout and stderr: exit $rc, .lock holds: $(head -c 200 "$o/.lock")"
+else
+    ok
+fi
+
+# ---------------------------------------------------------------- SIGHUP
+# The terminal going away (SIGHUP) stops a run as SIGTERM does: exit 129,
+# a resumable checkpoint, results.json `"stopped_by"` SIGHUP, a message
+# naming it; resumed, the outputs are a straight run's (before: killed at
+# once, only `*.part` files).  Under `nohup` (SIGHUP ignored from the
+# start) the run goes on to the end.
+o="$d/hup"
+"$d/pw" --steps 300000 --quiet --out "$o" >/dev/null 2>"$o.err" &
+pid=$!
+t=0
+while [ ! -f "$o/trace_designed.csv.part" ] && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
+sleep 0.2
+kill -HUP $pid
+wait $pid
+rc=$?
+if [ $rc -ne 129 ] || [ ! -f "$o/checkpoint.bin" ] || ! grep -q '"stopped_by": "SIGHUP' "$o/results.json" ||
+   ! grep -q "SIGHUP (the terminal went away) received: checkpoint written" "$o.err" || ! no_temporaries "$o"; then
+    bad "SIGHUP: exit $rc (want 129), left: $(ls "$o" | tr '\n' ' ')"; cat "$o.err"
+else
+    "$d/pw" --resume "$o" --quiet >/dev/null 2>>"$o.err"
+    rc=$?
+    if [ $rc -ne 0 ] || [ "$(same_outputs "$d/straight" "$o")" != yes ]; then
+        bad "SIGHUP: the resumed run (exit $rc) differs from a straight run"; cat "$o.err"
+    else
+        ok
+    fi
+fi
+# The CPU time limit (`ulimit -S -t 1`: SIGXCPU, SIGKILL only at the hard
+# limit) and a batch system's warning signal (SIGUSR1, as `sbatch
+# --signal`) stop a run as SIGTERM does (before: killed at once, only
+# `*.part` files, exit 152 or 138); each checkpoint resumes.
+for case in xcpu usr1; do
+    o="$d/$case"
+    if [ $case = xcpu ]; then
+        (ulimit -S -t 1; exec "$d/pw" --steps 30000000 --quiet --out "$o" >/dev/null 2>"$o.err")
+        rc=$? want=152 name=SIGXCPU
+    else
+        "$d/pw" --steps 30000000 --quiet --out "$o" >/dev/null 2>"$o.err" &
+        pid=$!
+        t=0
+        while [ ! -f "$o/trace_designed.csv.part" ] && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
+        sleep 0.2
+        kill -USR1 $pid
+        wait $pid
+        rc=$? want=138 name=SIGUSR1
+    fi
+    grep -q "\"stopped_by\": \"$name" "$o/results.json" 2>/dev/null
+    said=$?
+    "$d/pw" --resume "$o" --stop-after 1 --quiet >/dev/null 2>>"$o.err"
+    rc2=$?
+    if [ $rc -ne $want ] || [ $said -ne 0 ] || [ $rc2 -ne 75 ]; then
+        bad "$name: exit $rc (want $want), resumed: exit $rc2 (want 75), left: $(ls "$o" | tr '\n' ' ')"
+        cat "$o.err"
+    else
+        ok
+    fi
+done
+o="$d/nohup"
+nohup "$d/pw" --steps 300000 --quiet --out "$o" >/dev/null 2>"$o.err" &
+pid=$!
+t=0
+while [ ! -f "$o/trace_designed.csv.part" ] && [ $t -lt 600 ]; do sleep 0.05; t=$((t + 1)); done
+kill -HUP $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ $rc -ne 0 ] || [ "$(same_outputs "$d/straight" "$o")" != yes ]; then
+    bad "nohup: SIGHUP stopped the run (exit $rc, want 0)"; cat "$o.err"
+else
+    ok
+fi
+# SIGPIPE: standard output a pipe closed after one line (`trainer | head
+# -1`, line-buffered by stdbuf so that the second line meets the closed
+# pipe mid-run).  Before: killed by SIGPIPE after the first model, no
+# results.json.  Now the lines are lost, the run is not: exit 0, the
+# outputs of a straight run.
+if command -v stdbuf >/dev/null 2>&1; then
+    o="$d/pipe_closed"
+    stdbuf -oL "$d/pw" --steps 300000 --out "$o" 2>"$o.err" | head -1 >/dev/null
+    if [ ! -f "$o/results.json" ] || [ "$(same_outputs "$d/straight" "$o")" != yes ]; then
+        bad "a closed standard output lost the run: $(ls "$o" | tr '\n' ' ')"; cat "$o.err"
+    else
+        ok
+    fi
+else
+    echo "faults: skipped the closed-pipe case: no stdbuf here"
+fi
+
 # ---------------------------------------------------------------- item 6
 # The file size limit (ulimit -f, in 512- or 1024-byte blocks by shell):
 # the trainer is not killed by SIGXFSZ; results.json says which output
@@ -172,7 +331,7 @@ done
 if unshare -rm true 2>/dev/null; then
     mkdir -p "$d/disk"
     "$d/pw" --steps 20000 --quiet --out "$d/disk_straight" >/dev/null 2>&1
-    unshare -rm sh tests/faults/full-disk.sh "$d/pw" "$d/disk" >"$d/disk.log" 2>&1
+    unshare -rm sh tests/faults/full-disk.sh "$d/pw" "$d/disk" "$d/ckdata/t" >"$d/disk.log" 2>&1
     rc=$?
     if [ $rc -ne 0 ] || [ "$(same_outputs "$d/disk_straight" "$d/disk.kept")" != yes ]; then
         bad "full disk: (exit $rc):"; cat "$d/disk.log"

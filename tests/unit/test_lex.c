@@ -213,12 +213,20 @@ Test(lex, comments_and_whitespace)
 {
     ibc_arena *a = arena_new();
     lexed x;
-    lex_str("# only a comment \x01 \xff \"\n\t\r\f\v x # trailing\n", &x, a);
+    lex_str("# only a comment \x01 \xff \"\r\n\t\f\v x # trailing\r\r\n", &x, a);
     cr_assert_eq(x.n, 4);
     cr_assert_eq(x.tok[0], NL);
     cr_assert_eq(x.tok[1], IDENT);
     cr_assert_eq(x.tok[2], NL);
     cr_assert_eq(x.tok[3], NL, "the synthesised newline at end of file");
+    /* a carriage return without a line feed (classic Mac line ends: the
+     * whole file was one line, a first comment hid the rest) is an error,
+     * also inside a comment; one at the very end of the file is not */
+    lex_str("# a comment\rx\n", &x, a);
+    cr_assert_eq(x.tok[0], INVALID);
+    lex_str("x\r", &x, a);
+    cr_assert_eq(x.tok[0], IDENT);
+    cr_assert_eq(x.tok[1], NL);
     arena_free(a);
 }
 

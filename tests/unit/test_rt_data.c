@@ -150,6 +150,26 @@ Test(data, from_files)
                                      1, &e), IBRT_EVALUE);
 }
 
+/* The spec's header = true / false reaches every CSV file of the pair;
+ * without it a first line 0,1,...,k-1 is refused, not guessed. */
+Test(data, from_files_header)
+{
+    ibrt_dataset ds;
+    ibrt_error e;
+    cr_assert_eq(ibrt_gen_from_files_header(&ds, "tests/data/pandas_labels_x.csv", "tests/data/pandas_labels_y.csv",
+                                            NULL, NULL, 2, 1, 1, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(ds.n_train == 4 && ds.x_train[0] == 1 && ds.x_train[7] == 8 && ds.y_train[0] == 1 && ds.y_train[3] == 4);
+    ibrt_dataset_free(&ds);
+    cr_assert_eq(ibrt_gen_from_files_header(&ds, "tests/data/pandas_labels_x.csv", "tests/data/pandas_labels_y.csv",
+                                            NULL, NULL, 2, 1, 0, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(ds.n_train == 5 && ds.x_train[1] == 1 && ds.y_train[0] == 0);
+    ibrt_dataset_free(&ds);
+    cr_assert_eq(ibrt_gen_from_files(&ds, "tests/data/pandas_labels_x.csv", "tests/data/pandas_labels_y.csv", NULL,
+                                     NULL, 2, 1, &e), IBRT_EFORMAT);
+    cr_assert(strstr(e.msg, "pandas_labels_x.csv:1: the first line is 0,1,...,1, as pandas writes integer column "
+                            "labels"), "%s", e.msg);
+}
+
 /* Issue 17, item 7: a minibatch drawn from a training set read from files
  * fits in it, as the compiler checks for the generators. */
 Test(data, file_training_set_fits_the_batch)

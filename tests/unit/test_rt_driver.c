@@ -64,13 +64,35 @@ static void balance(const double *t, double *chi, double *ratio, double *n0, dou
     }
 }
 
+/* data_file: a CSV file set-up reads (its bytes are recorded, as a
+ * generated trainer's data files are); edit_at_seed: that seed's set-up
+ * first changes one byte of it, as a researcher editing the file during
+ * a --seeds run would */
+static const char *data_file;
+static uint64_t edit_at_seed;
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)
 {
     (void)ds;
-    (void)seed;
     (void)quiet;
-    (void)err;
-    return IBRT_OK;
+    if (!data_file)
+        return IBRT_OK;
+    if (edit_at_seed && seed == edit_at_seed)
+        write_text(data_file, "1\n3\n");
+    size_t r, c;
+    double *d;
+    ibrt_status st = ibrt_csv_read(data_file, &r, &c, &d, err);
+    if (st == IBRT_OK)
+        free(d);
+    return st;
 }
 
 /* signal_at > 0: the signal_at-th batch drawn sends this process two
@@ -580,4 +602,86 @@ Test(driver, snapshots_are_kept_on_resume, .init = cr_redirect_stderr)
     cr_assert_eq(run("--resume", c, "--quiet", "--snapshots", "50", NULL), 2, "snapshots from mid-run are refused");
     e = stderr_text();
     cr_assert(strstr(e, "is a run without --snapshots"), "%s", e);
+}
+}
+
+/* Round 3: the bytes of the data files are in the checkpoint (a resume
+ * after the file changed trained on the new data, exit 0) and are
+ * compared between seeds (a file edited during --seeds K trained the
+ * later seeds on other data, and summary.json mixed them, exit 0). */
+Test(driver, changed_data_files_are_refused, .init = cr_redirect_stderr)
+{
+    mkdirs();
+    char b[96], path[128];
+    snprintf(path, sizeof path, "%s/d.csv", dir);
+    write_text(path, "1\n2\n");
+    data_file = path;
+    snprintf(b, sizeof b, "%s/datachk", dir);
+    cr_assert_eq(run("--out", b, "--stop-after", "100", "--quiet", NULL), 75);
+    write_text(path, "1\n3\n");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    write_text(path, "1\n2\n");
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    char *res = results(b);   /* which data the results are of */
+    char want[200];
+    snprintf(want, sizeof want, "\"data_files\": [{\"path\": \"%s\", \"fnv1a_64\": \"", path);
+    cr_assert(strstr(res, want), "%s", res);
+    free(res);
+    snprintf(b, sizeof b, "%s/dataseeds", dir);
+    edit_at_seed = 2;
+    cr_assert_eq(run("--seeds", "3", "--out", b, "--quiet", NULL), 1);
+    edit_at_seed = 0;
+    data_file = NULL;
+    char *e = stderr_text();
+    cr_assert(strstr(e, "checkpoint.bin': the data file '") && strstr(e, "d.csv' changed since the checkpoint was "
+              "written; the resumed run would mix two data sets"), "%s", e);
+    cr_assert(strstr(e, "--seeds: the data file '") && strstr(e, "d.csv' changed since the first seed read it; the "
+              "seeds would train on different data"), "%s", e);
+}
+
+/* Round 3: a checkpoint that is not a regular file.  A FIFO blocked the
+ * resume for good (SIGTERM was caught and the open restarted), a symbolic
+ * link to /dev/zero was read until memory ran out, a directory was "read
+ * error". */
+Test(driver, checkpoint_that_is_not_a_file_is_refused, .init = cr_redirect_stderr, .timeout = 20)
+{
+    mkdirs();
+    char b[96], path[160], keep[160];
+    snprintf(b, sizeof b, "%s/ckfifo", dir);
+    cr_assert_eq(run("--out", b, "--stop-after", "100", "--quiet", NULL), 75);
+    snprintf(path, sizeof path, "%s/checkpoint.bin", b);
+    snprintf(keep, sizeof keep, "%s/kept.bin", b);
+    cr_assert_eq(rename(path, keep), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(symlink("/dev/zero", path), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 1);
+    cr_assert_eq(rmdir(path), 0);
+    cr_assert_eq(rename(keep, path), 0);
+    cr_assert_eq(run("--resume", b, "--quiet", NULL, NULL, NULL), 0);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "checkpoint.bin': not a regular file (a FIFO)") &&
+              strstr(e, "checkpoint.bin': not a regular file (a device or a socket)") &&
+              strstr(e, "checkpoint.bin': not a regular file (a directory)"), "%s", e);
+}
+
+/* Round 3: --verify RUN with RUN/run.json a FIFO blocked for good. */
+Test(driver, verify_does_not_block_on_a_fifo, .init = cr_redirect_stderr, .timeout = 20)
+{
+    mkdirs();
+    char b[96], run_dir[160], path[200], out[160];
+    snprintf(b, sizeof b, "%s/vfifo", dir);
+    cr_assert_eq(run("--out", b, "--snapshots", "100", "--quiet", NULL), 0);
+    snprintf(run_dir, sizeof run_dir, "%s/snapshots/model", b);
+    snprintf(path, sizeof path, "%s/run.json", run_dir);
+    snprintf(out, sizeof out, "%s/verified", dir);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(run("--verify", run_dir, "--out", out, "--quiet", NULL), 0);
+    char *e = stderr_text();
+    cr_assert(strstr(e, "run.json is not a regular file: not read"), "%s", e);
 }

@@ -419,3 +419,193 @@ Test(read_matrix, by_extension)
     cr_assert(r == 3 && c == 3);
     free(d);
 }
+
+/* A header of numbers (pandas writes integer column labels 0,1,2,...): a
+ * data file's first line is a header when the spec says so (header =
+ * true: skipped whatever it holds), data when it says header = false,
+ * and without a word the name rule of docs/language.md holds, but a first
+ * line that is exactly 0,1,...,k-1 is refused rather than guessed.
+ * Operator files keep the name rule (a permutation matrix may start 0,1). */
+Test(csv, a_header_of_numbers_is_never_guessed)
+{
+    size_t r, c;
+    double *d = NULL;
+    ibrt_error e = { "" };
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", IBRT_CSV_HEADER_DATA, &r, &c, &d, &e),
+                 IBRT_EFORMAT);
+    cr_assert_str_eq(e.msg, "tests/data/pandas_labels_x.csv:1: the first line is 0,1,...,1, as pandas writes integer "
+                            "column labels: say which it is in the spec, csv(..., header = true) if it is a header "
+                            "(it is then skipped), header = false if it is data");
+    cr_assert_null(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 4 && c == 2 && d[0] == 1 && d[7] == 8);
+    free(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_x.csv", 0, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 5 && c == 2 && d[0] == 0 && d[1] == 1);
+    free(d);
+    /* the name rule, for operators and ibrt_csv_read: 0,1 is data */
+    cr_assert_eq(ibrt_csv_read("tests/data/pandas_labels_x.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 5);
+    free(d);
+    /* one column: "0" is not refused (a first label of 0 is common): read as data, or skipped by header = true */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_y.csv", IBRT_CSV_HEADER_DATA, &r, &c, &d, &e),
+                 IBRT_OK, "%s", e.msg);
+    cr_assert_eq(r, 5);
+    free(d);
+    cr_assert_eq(ibrt_csv_read_header("tests/data/pandas_labels_y.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 4 && d[0] == 1);
+    free(d);
+    /* header = true drops a first line of numbers too, and checks its cells against the rows */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/x4x2.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 3 && d[0] == 3);
+    free(d);
+    d = NULL;
+    cr_assert_eq(ibrt_csv_read_header("tests/data/header_one_name.csv", 1, &r, &c, &d, &e), IBRT_EFORMAT);
+    cr_assert_str_eq(e.msg, "tests/data/header_one_name.csv:2: row has 2 cells but the header line has 1 names");
+    /* header = false: a name on the first line is an error that says why */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/good.csv", 0, &r, &c, &d, &e), IBRT_EFORMAT);
+    cr_assert(strstr(e.msg, "expected a finite number (the spec says header = false: the first line is data)"), "%s",
+              e.msg);
+    cr_assert_null(d);
+    /* an index column's empty first header cell is accepted with header = true */
+    cr_assert_eq(ibrt_csv_read_header("tests/data/index_column.csv", 1, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 1 && c == 3 && d[2] == 2);
+    free(d);
+}
+
+/* Issue 17 (round 3): the files read are listed with hashes of their
+ * bytes, which a checkpoint keeps. */
+Test(csv, files_read_are_hashed)
+{
+    mk_tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/a.csv", tmpdir);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    fputs("1,2\n3,4\n", f);
+    fclose(f);
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    ibrt_io_files_reset();
+    cr_assert_eq(ibrt_csv_read(p, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    cr_assert_eq(ibrt_csv_read("tests/data/x4x2.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    const ibrt_io_files *fr = ibrt_io_files_read();
+    cr_assert_eq(fr->n, 2);
+    cr_assert_str_eq(fr->path[0], p);
+    uint64_t h0 = fr->bytes_hash[0], p0 = fr->path_hash[0];
+    cr_assert_neq(h0, fr->bytes_hash[1]);
+    f = fopen(p, "w");
+    fputs("1,2\n3,5\n", f);   /* one byte changed */
+    fclose(f);
+    ibrt_io_files_reset();
+    cr_assert_eq(ibrt_io_files_read()->n, 0);
+    cr_assert_eq(ibrt_csv_read(p, &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    free(d);
+    cr_assert_eq(fr->path_hash[0], p0);
+    cr_assert_neq(fr->bytes_hash[0], h0);
+    for (int i = 0; i < 20; i++) {   /* past the table: counted, folded into rest */
+        cr_assert_eq(ibrt_csv_read("tests/data/x4x2.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+        free(d);
+    }
+    cr_assert_eq(fr->n, 21);
+    cr_assert_neq(fr->rest, 0);
+    rm_tree(tmpdir);
+}
+
+/* Adversarial pass, round 3: a header of non-ASCII names (α,β) was
+ * refused as "cell 1 is '??', expected a finite number". */
+Test(csv, header_of_utf8_names)
+{
+    size_t r, c;
+    double *d;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_read("tests/data/header_utf8.csv", &r, &c, &d, &e), IBRT_OK, "%s", e.msg);
+    cr_assert(r == 2 && c == 2 && d[0] == 1 && d[3] == 4);
+    free(d);
+}
+
+/* Round 3: a trace's "PATH.part" replaced by a symbolic link to another
+ * file before --resume: the target was cut to the checkpoint's length and
+ * the trace appended to it.  Now refused, the target untouched. */
+Test(csv_writer, resume_does_not_follow_a_symbolic_link)
+{
+    mk_tmpdir();
+    char path[300], part[320], victim[300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    snprintf(part, sizeof part, "%s/trace.csv.part", tmpdir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmpdir);
+    FILE *f = fopen(victim, "w");
+    cr_assert(f);
+    fputs("precious data that must not be touched\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, part), 0);
+    ibrt_csv c;
+    ibrt_error e;
+    cr_assert_eq(ibrt_csv_resume(&c, path, 5, &e), IBRT_EIO);
+    cr_assert(strstr(e.msg, "a symbolic link, not the run's own file"), "%s", e.msg);
+    struct stat st;
+    cr_assert_eq(stat(victim, &st), 0);
+    cr_assert_eq(st.st_size, 39);
+    rm_tree(tmpdir);
+}
+
+/* Round 3: the atomic writer's temporary "PATH.tmp.PID" and a trace's
+ * "PATH.part" are created without following a symbolic link put at their
+ * name (fopen "wb" wrote through it into another file). */
+Test(atomic, temporaries_do_not_follow_symbolic_links)
+{
+    mk_tmpdir();
+    char path[300], tmp[340], victim[300];
+    snprintf(path, sizeof path, "%s/results.json", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(victim, sizeof victim, "%s/victim.txt", tmpdir);
+    FILE *f = fopen(victim, "w");
+    cr_assert(f);
+    fputs("precious\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(victim, tmp), 0);
+    ibrt_atomic a;
+    ibrt_error e;
+    cr_assert_eq(ibrt_atomic_open(&a, path, &e), IBRT_EIO);
+    char part[340];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    snprintf(part, sizeof part, "%s.part", path);
+    cr_assert_eq(symlink(victim, part), 0);
+    ibrt_csv c;
+    cr_assert_eq(ibrt_csv_open_resumable(&c, path, "step,loss", &e), IBRT_EIO);
+    struct stat st;
+    cr_assert_eq(stat(victim, &st), 0);
+    cr_assert_eq(st.st_size, 9);
+    rm_tree(tmpdir);
+}
+
+/* A resumed trace's length, as a checkpoint taken before anything more is
+ * written records it: the length it was cut back to (reopening without
+ * following links once left the offset at 0, and this was 0). */
+Test(csv_writer, resumed_trace_length_is_its_end)
+{
+    mk_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/trace.csv", tmpdir);
+    ibrt_csv c;
+    ibrt_error e;
+    long len1, len2, len3;
+    cr_assert_eq(ibrt_csv_open_resumable(&c, path, "step,loss", &e), IBRT_OK, "%s", e.msg);
+    double row[2] = { 1, 0.5 };
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len1, &e), IBRT_OK, "%s", e.msg);
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len2, &e), IBRT_OK, "%s", e.msg);
+    fclose(c.f);   /* the process ends here, as if killed */
+    cr_assert_eq(ibrt_csv_resume(&c, path, len1, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(ibrt_csv_sync(&c, &len3, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(len3, len1);
+    ibrt_csv_row(&c, row, 2);
+    cr_assert_eq(ibrt_csv_sync(&c, &len3, &e), IBRT_OK, "%s", e.msg);
+    cr_assert_eq(len3, len2);
+    cr_assert_eq(ibrt_csv_close(&c, &e), IBRT_OK, "%s", e.msg);
+    rm_tree(tmpdir);
+}

@@ -61,6 +61,53 @@ Test(opts, bad_values_say_what_the_option_takes, .init = cr_redirect_stderr)
                             "run 'toy --help' for the options\n");
 }
 
+/* Issue 17, round 3: an empty or over-long directory (--out, --resume,
+ * --verify) is refused before anything is written (an --out of 850 bytes
+ * had its snapshots cut to 800 bytes: written into another directory);
+ * options that do not go together are refused (they were checked by
+ * ibrt_main; ibrt_opts_check is also the flags fuzz target's). */
+Test(opts, directories_and_combinations_are_checked, .init = cr_redirect_stderr)
+{
+    ibrt_opts o;
+    static char longdir[IBRT_MAX_DIR + 2];
+    memset(longdir, 'd', IBRT_MAX_DIR + 1);
+    char okdir[IBRT_MAX_DIR + 1];
+    memset(okdir, 'd', IBRT_MAX_DIR);
+    okdir[IBRT_MAX_DIR] = '\0';
+    char *a[] = { "toy", "--out", "", NULL };
+    cr_assert_eq(parse(3, a, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    char *b[] = { "toy", "--out", longdir, NULL };
+    cr_assert_eq(parse(3, b, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    char *c[] = { "toy", "--out", okdir, NULL };
+    cr_assert_eq(parse(3, c, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 0);
+    char *d[] = { "toy", "--resume", longdir, NULL };
+    cr_assert_eq(parse(3, d, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    char *e[] = { "toy", "--resume", "r", "--seeds", "2", NULL };
+    cr_assert_eq(parse(5, e, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    char *f[] = { "toy", "--verify", "v", "--snapshots", "2", NULL };
+    cr_assert_eq(parse(5, f, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    char *g[] = { "toy", "--resume", "r", "--out", "s", NULL };
+    cr_assert_eq(parse(5, g, &o), 0);
+    cr_assert_eq(ibrt_opts_check(&o, "toy"), 2);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("toy: error: --out: an empty directory name\n"
+                            "toy: error: --out: a directory name of at most 512 bytes (it becomes the start of every "
+                            "output path)\n"
+                            "toy: error: --resume: a directory name of at most 512 bytes (it becomes the start of "
+                            "every output path)\n"
+                            "toy: error: --resume continues one run: resume each seed's directory (OUT/seed_N) on "
+                            "its own, without --seeds or --gradcheck\n"
+                            "toy: error: --verify RUN checks one run's snapshots: without --seeds, --gradcheck, "
+                            "--resume or --snapshots\n"
+                            "toy: error: --resume DIR writes into DIR, where the run was checkpointed; drop --out\n");
+}
+
 Test(opts, help, .init = cr_redirect_stdout)
 {
     ibrt_opts o;
