@@ -603,7 +603,6 @@ Test(driver, snapshots_are_kept_on_resume, .init = cr_redirect_stderr)
     e = stderr_text();
     cr_assert(strstr(e, "is a run without --snapshots"), "%s", e);
 }
-}
 
 /* Round 3: the bytes of the data files are in the checkpoint (a resume
  * after the file changed trained on the new data, exit 0) and are
