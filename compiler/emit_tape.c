@@ -449,12 +449,117 @@ static char *adjoint_rule(const ival *v, bool da, bool db)
     return cw_printf("%s: %s%s%s", form, da ? ra : "", da && db ? ", " : "", db ? rb : "");
 }
 
+/* The adjoints of a product C = op(A) op(B): dA and dB, each written
+ * with the plan of the forward product (stacked or per sample). */
+static void emit_backward_matmul(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    const ival *A = &p->v[v->a], *B = &p->v[v->b];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX], b5[REF_MAX];
+    bool f;
+    long m, k, nn;
+    mm_dims(p, v, &m, &k, &nn);
+    long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
+    mm_plan plan = mm_plan_of(p, v, m, k, nn);
+    const char *sv = s_index(plan == MM_EACH), *loop = s_loop(plan == MM_EACH);
+    if (adj(p, v->a, "0", b1)) {
+        f = adj_first(p, v->a, plan != MM_EACH || A->batched);
+        const char *beta = f ? "0.0" : "1.0";
+        if (plan == MM_STACK_A) {
+            char lds[REF_MAX];
+            if (m == 1)
+                stride(p, v->a, lds);
+            else
+                snprintf(lds, sizeof lds, "%ld", k);
+            OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", mm_stacked_fn(nn, k), !v->tb, m, k, nn,
+                ptr(p, i, true, "0", b2), nn, ptr(p, v->b, false, "0", b3), ldb, beta, ptr(p, v->a, true, "0", b4), lds);
+        } else if (plan == MM_STACK_B) {
+            if (!v->ta)
+                OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %ld, %s, %s, %s, %s, %ld);\n", m, k, ptr(p, i, true, "0", b2), m,
+                    ptr(p, v->b, false, "0", b3), stride(p, v->b, b5), beta, ptr(p, v->a, true, "0", b4), k);
+            else
+                OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %s, %s, %ld, %s, %s, %ld);\n", k, m, ptr(p, v->b, false, "0", b3),
+                    stride(p, v->b, b5), ptr(p, i, true, "0", b2), m, beta, ptr(p, v->a, true, "0", b4), m);
+        } else if (!v->ta) {
+            OUT("%s    %s(0, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, m, k, nn, !v->tb),
+                !v->tb, m, k, nn,
+                ptr(p, i, true, sv, b2), nn, ptr(p, v->b, false, sv, b3), ldb, beta, ptr(p, v->a, true, sv, b4), k);
+        } else {
+            OUT("%s    %s(%d, 1, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, k, m, nn, true),
+                v->tb, k, m, nn,
+                ptr(p, v->b, false, sv, b3), ldb, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->a, true, sv, b4), m);
+        }
+    }
+    if (adj(p, v->b, "0", b1)) {
+        f = adj_first(p, v->b, plan != MM_EACH || B->batched);
+        const char *beta = f ? "0.0" : "1.0";
+        if (plan == MM_STACK_A) {
+            char lds[REF_MAX];
+            if (m == 1)
+                stride(p, v->a, lds);
+            else
+                snprintf(lds, sizeof lds, "%ld", k);
+            if (!v->tb)
+                OUT("    %s(1, 0, %ld, %ld, nb * %ld, %s, %s, %s, %ld, %s, %s, %ld);\n", mm_gradient_fn(k, nn), k, nn, m,
+                    ptr(p, v->a, false, "0", b3), lds, ptr(p, i, true, "0", b2), nn, beta, ptr(p, v->b, true, "0", b4), nn);
+            else
+                OUT("    %s(1, 0, %ld, %ld, nb * %ld, %s, %ld, %s, %s, %s, %s, %ld);\n", mm_gradient_fn(nn, k), nn, k, m,
+                    ptr(p, i, true, "0", b2), nn, ptr(p, v->a, false, "0", b3), lds, beta, ptr(p, v->b, true, "0", b4), k);
+        } else if (plan == MM_STACK_B) {
+            OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", v->ta, k, m, ptr(p, i, true, "0", b2), m,
+                ptr(p, v->a, false, "0", b3), lda, beta, ptr(p, v->b, true, "0", b4), stride(p, v->b, b5));
+        } else if (!v->tb) {
+            OUT("%s    %s(%d, 0, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, k, nn, m, false),
+                !v->ta, k, nn, m,
+                ptr(p, v->a, false, sv, b3), lda, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->b, true, sv, b4), nn);
+        } else {
+            OUT("%s    %s(1, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, nn, k, m, v->ta),
+                v->ta, nn, k, m,
+                ptr(p, i, true, sv, b2), nn, ptr(p, v->a, false, sv, b3), lda, beta, ptr(p, v->b, true, sv, b4), k);
+        }
+    }
+}
+
+/* The adjoint of y = op x, a fixed operator applied to each column:
+ * dx += op' dy, column by column. */
+static void emit_backward_op(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    const ival *A = &p->v[v->a];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b5[REF_MAX];
+    const char *aa;
+    bool f;
+    snprintf(b5, REF_MAX, "r * %ld + j", v->cols);
+    if (!(aa = adj(p, v->a, b5, b1)))
+        return;
+    /* the adjoint of y = A x is dx += A' dy */
+    static const opkind transpose_of[] = { OP_ID, OP_DIFF_T, OP_DIFF, OP_CUMSUM_T, OP_CUMSUM, OP_DCT_T, OP_DCT,
+                                           OP_DIAG, OP_DIAG_INV, OP_DENSE_T, OP_DENSE, OP_DENSE_INV_T,
+                                           OP_DENSE_INV };
+    f = adj_first(p, v->a, A->batched == v->batched);
+    s_open(v);
+    if (v->cols == 1 && f) {   /* first contribution to a vector: straight into its adjoint */
+        char pin[REF_MAX + 2], pout[REF_MAX + 2];
+        operand(ptr(p, i, true, "s", b2), pin);
+        operand(ptr(p, v->a, true, "s", b3), pout);
+        emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, pin, pout, 8);
+        OUT("    }\n");
+        return;
+    }
+    OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
+    OUT("            double cin[%ld], cout[%ld];\n", v->rows, A->rows);
+    OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", v->rows, adj(p, i, b5, b2));
+    emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, "cin", "cout", 12);
+    OUT("            for (long r = 0; r < %ld; r++)\n                %s %s cout[r];\n        }\n    }\n", A->rows, aa,
+        f ? "=" : "+=");
+}
+
 /* Reverse mode: adjoint of each operation, in reverse tape order. */
 static void emit_backward_value(const prog *p, int i)
 {
     const ival *v = &p->v[i];
     const ival *A = v->a >= 0 ? &p->v[v->a] : NULL, *B = v->b >= 0 ? &p->v[v->b] : NULL;
-    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX], b5[REF_MAX];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
     long n = v->rows * v->cols;
     const char *aa, *ab;
     bool f;
@@ -477,70 +582,9 @@ static void emit_backward_value(const prog *p, int i)
     case V_INPUT:
     case V_CONST:
         return;
-    case V_MATMUL: {
-        long m, k, nn;
-        mm_dims(p, v, &m, &k, &nn);
-        long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
-        mm_plan plan = mm_plan_of(p, v, m, k, nn);
-        const char *sv = s_index(plan == MM_EACH), *loop = s_loop(plan == MM_EACH);
-        if (adj(p, v->a, "0", b1)) {
-            f = adj_first(p, v->a, plan != MM_EACH || A->batched);
-            const char *beta = f ? "0.0" : "1.0";
-            if (plan == MM_STACK_A) {
-                char lds[REF_MAX];
-                if (m == 1)
-                    stride(p, v->a, lds);
-                else
-                    snprintf(lds, sizeof lds, "%ld", k);
-                OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", mm_stacked_fn(nn, k), !v->tb, m, k, nn,
-                    ptr(p, i, true, "0", b2), nn, ptr(p, v->b, false, "0", b3), ldb, beta, ptr(p, v->a, true, "0", b4), lds);
-            } else if (plan == MM_STACK_B) {
-                if (!v->ta)
-                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %ld, %s, %s, %s, %s, %ld);\n", m, k, ptr(p, i, true, "0", b2), m,
-                        ptr(p, v->b, false, "0", b3), stride(p, v->b, b5), beta, ptr(p, v->a, true, "0", b4), k);
-                else
-                    OUT("    ibrt_mm(1, 0, %ld, %ld, nb, %s, %s, %s, %ld, %s, %s, %ld);\n", k, m, ptr(p, v->b, false, "0", b3),
-                        stride(p, v->b, b5), ptr(p, i, true, "0", b2), m, beta, ptr(p, v->a, true, "0", b4), m);
-            } else if (!v->ta) {
-                OUT("%s    %s(0, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, m, k, nn, !v->tb),
-                    !v->tb, m, k, nn,
-                    ptr(p, i, true, sv, b2), nn, ptr(p, v->b, false, sv, b3), ldb, beta, ptr(p, v->a, true, sv, b4), k);
-            } else {
-                OUT("%s    %s(%d, 1, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, k, m, nn, true),
-                    v->tb, k, m, nn,
-                    ptr(p, v->b, false, sv, b3), ldb, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->a, true, sv, b4), m);
-            }
-        }
-        if (adj(p, v->b, "0", b1)) {
-            f = adj_first(p, v->b, plan != MM_EACH || B->batched);
-            const char *beta = f ? "0.0" : "1.0";
-            if (plan == MM_STACK_A) {
-                char lds[REF_MAX];
-                if (m == 1)
-                    stride(p, v->a, lds);
-                else
-                    snprintf(lds, sizeof lds, "%ld", k);
-                if (!v->tb)
-                    OUT("    %s(1, 0, %ld, %ld, nb * %ld, %s, %s, %s, %ld, %s, %s, %ld);\n", mm_gradient_fn(k, nn), k, nn, m,
-                        ptr(p, v->a, false, "0", b3), lds, ptr(p, i, true, "0", b2), nn, beta, ptr(p, v->b, true, "0", b4), nn);
-                else
-                    OUT("    %s(1, 0, %ld, %ld, nb * %ld, %s, %ld, %s, %s, %s, %s, %ld);\n", mm_gradient_fn(nn, k), nn, k, m,
-                        ptr(p, i, true, "0", b2), nn, ptr(p, v->a, false, "0", b3), lds, beta, ptr(p, v->b, true, "0", b4), k);
-            } else if (plan == MM_STACK_B) {
-                OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %s);\n", v->ta, k, m, ptr(p, i, true, "0", b2), m,
-                    ptr(p, v->a, false, "0", b3), lda, beta, ptr(p, v->b, true, "0", b4), stride(p, v->b, b5));
-            } else if (!v->tb) {
-                OUT("%s    %s(%d, 0, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, k, nn, m, false),
-                    !v->ta, k, nn, m,
-                    ptr(p, v->a, false, sv, b3), lda, ptr(p, i, true, sv, b2), nn, beta, ptr(p, v->b, true, sv, b4), nn);
-            } else {
-                OUT("%s    %s(1, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, %s, %s, %ld);\n", loop, emit_mm_whole_fn(plan, nn, k, m, v->ta),
-                    v->ta, nn, k, m,
-                    ptr(p, i, true, sv, b2), nn, ptr(p, v->a, false, sv, b3), lda, beta, ptr(p, v->b, true, sv, b4), k);
-            }
-        }
+    case V_MATMUL:
+        emit_backward_matmul(p, i);
         return;
-    }
     case V_HAD:
         if ((aa = adj(p, v->a, "e", b1))) {
             f = adj_first(p, v->a, A->batched == v->batched);
@@ -647,32 +691,9 @@ static void emit_backward_value(const prog *p, int i)
                 adj(p, i, "0", b2));
         }
         return;
-    case V_OP: {
-        snprintf(b5, REF_MAX, "r * %ld + j", v->cols);
-        if (!(aa = adj(p, v->a, b5, b1)))
-            return;
-        /* the adjoint of y = A x is dx += A' dy */
-        static const opkind transpose_of[] = { OP_ID, OP_DIFF_T, OP_DIFF, OP_CUMSUM_T, OP_CUMSUM, OP_DCT_T, OP_DCT,
-                                               OP_DIAG, OP_DIAG_INV, OP_DENSE_T, OP_DENSE, OP_DENSE_INV_T,
-                                               OP_DENSE_INV };
-        f = adj_first(p, v->a, A->batched == v->batched);
-        s_open(v);
-        if (v->cols == 1 && f) {   /* first contribution to a vector: straight into its adjoint */
-            char pin[REF_MAX + 2], pout[REF_MAX + 2];
-            operand(ptr(p, i, true, "s", b2), pin);
-            operand(ptr(p, v->a, true, "s", b3), pout);
-            emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, pin, pout, 8);
-            OUT("    }\n");
-            return;
-        }
-        OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
-        OUT("            double cin[%ld], cout[%ld];\n", v->rows, A->rows);
-        OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", v->rows, adj(p, i, b5, b2));
-        emit_op_apply(transpose_of[v->op], A->rows, v->rows, v->diag_id, "cin", "cout", 12);
-        OUT("            for (long r = 0; r < %ld; r++)\n                %s %s cout[r];\n        }\n    }\n", A->rows, aa,
-            f ? "=" : "+=");
+    case V_OP:
+        emit_backward_op(p, i);
         return;
-    }
     }
 }
 
