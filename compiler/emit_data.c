@@ -12,6 +12,8 @@
  */
 #include "emit_impl.h"
 
+/* ------------------------------------------------------- initialisation */
+
 /* C expression of an initialisation (a distribution times a factor). */
 static void emit_init_expr(const ast_node *n, const char *rng)
 {
@@ -96,7 +98,28 @@ static void emit_init_param(const ibc_var *v, const ast_node *init, long off, co
     OUT(";\n    }\n");
 }
 
+/* m<k>_init: draws the model's parameters from their initialisations (in
+ * the spec's order), then unbalances along the families if asked. */
+void emit_init_function(const model *m, const char *pre, const ibc_spec *spec)
+{
+    OUT("/* %s: initial parameters from the stream rng */\n", pre);
+    OUT("static void %s_init(double *th, ibrt_rng *rng)\n{\n", pre);
+    cw_buf cb;
+    cw_begin(&cb, &E->out);
+    for (size_t i = 0; i < m->spec->nparams; i++)
+        emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "rng", m->spec->src);
+    if (m->unbalance)
+        emit_unbalance(m, emit_kwnum(spec->init, "from", 0), emit_kwnum(spec->init, "to", 0));
+    char *code = cw_end(&cb, &E->out);
+    static const char *const params[] = { "th", "rng" };
+    cw_fn_body(E->out, params, 2, NULL, 0, code);
+    free(code);
+    OUT("}\n\n");
+}
 
+/* ---------------------------------------------------------------- data */
+
+/* The value of keyword argument name of call, NULL when absent. */
 static const ast_node *kwarg(const ast_node *call, const char *name)
 {
     for (size_t i = 0; i < call->nkids; i++)
@@ -105,12 +128,14 @@ static const ast_node *kwarg(const ast_node *call, const char *name)
     return NULL;
 }
 
+/* Its number, def when absent. */
 double emit_kwnum(const ast_node *call, const char *name, double def)
 {
     const ast_node *v = kwarg(call, name);
     return v ? v->value : def;
 }
 
+/* A list of numbers as a static array named cname. */
 static void emit_list_array(const char *cname, const ast_node *list)
 {
     OUT("    static const double %s[%zu] = {", cname, list->nkids);
@@ -119,6 +144,7 @@ static void emit_list_array(const char *cname, const ast_node *list)
     OUT(" };\n");
 }
 
+/* What kind of data the spec trains on. */
 data_kind emit_data_of(const ibc_spec *spec)
 {
     ibc_builtin g = spec->data->builtin;
@@ -190,25 +216,6 @@ static void emit_data_setup(const ibc_spec *spec)
     }
     OUT("    if (st != IBRT_OK) {\n        ibrt_error e = *err;\n"
         "        snprintf(err->msg, sizeof err->msg, \"data: %%.500s\", e.msg);\n        return st;\n    }\n");
-}
-
-/* m<k>_init: draws the model's parameters from their initialisations (in
- * the spec's order), then unbalances along the families if asked. */
-void emit_init_function(const model *m, const char *pre, const ibc_spec *spec)
-{
-    OUT("/* %s: initial parameters from the stream rng */\n", pre);
-    OUT("static void %s_init(double *th, ibrt_rng *rng)\n{\n", pre);
-    cw_buf cb;
-    cw_begin(&cb, &E->out);
-    for (size_t i = 0; i < m->spec->nparams; i++)
-        emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "rng", m->spec->src);
-    if (m->unbalance)
-        emit_unbalance(m, emit_kwnum(spec->init, "from", 0), emit_kwnum(spec->init, "to", 0));
-    char *code = cw_end(&cb, &E->out);
-    static const char *const params[] = { "th", "rng" };
-    cw_fn_body(E->out, params, 2, NULL, 0, code);
-    free(code);
-    OUT("}\n\n");
 }
 
 /* The batch buffers and draw_batch, the sampler the driver calls each

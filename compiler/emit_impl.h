@@ -164,23 +164,38 @@ void emit_where(const ibc_source *src, const ast_node *n);
 /* The kernel of a whole product C (M x N) = op(A) op(B), op(B) K x N. */
 const char *emit_mm_whole_fn(mm_plan plan, long M, long N, long K, bool tb);
 
-/* ---- emit_model.c */
+/* ---- emit_model.c (m->deriv may be NULL; the functions of one kind of
+ * derivation result write nothing when m has none of that kind) */
+/* The index tables of the families' set slices (<pre>_<set>_start, _entries). */
 void emit_set_tables(const model *m);
+/* Indices of the families of two blocks and one generator (the balance). */
 long emit_balance_count(const model *m);
+/* <pre>_balance: chi and the ratio per index of those families. */
 void emit_balance_function(const model *m, const char *pre);
+/* <pre>_gens: the torus generator vectors. */
 void emit_gens_function(const model *m, const char *pre);
+/* <pre>_jdet<j>: the exact joint det G of each expanded coupled component. */
 void emit_joint_dets(const model *m, const char *pre);
+/* <pre>_quad: the conserved quadratic functions of its symmetry groups. */
 void emit_quad_function(const model *m, const char *pre);
+/* <pre>_structure: the symmetry checks (torus families, GL junctions). */
 void emit_structure_function(const model *m, const char *pre, const ibc_verify *ver);
+/* init unbalance(from, to): theta_p,i *= exp(alpha_p t_i), into m<k>_init. */
 void emit_unbalance(const model *m, double from, double to);
+/* Log-sparsity design: m<k>_w_of and m<k>_w_check. */
 void emit_design_w_functions(const model *m, int k, const ibc_spec *spec);
+/* Every model's arrays, no_structure / no_balance when needed, models[]. */
 void emit_model_tables(const ibc_spec *spec, const model *models, int nm, data_kind dk);
 
 /* ---- emit_data.c */
+/* <pre>_init: the model's parameters drawn from their initialisations. */
+void emit_init_function(const model *m, const char *pre, const ibc_spec *spec);
+/* Fixed data (generated or files), a teacher, a noisy target, low rank. */
 data_kind emit_data_of(const ibc_spec *spec);
 /* The number of keyword argument name of call, def when absent. */
 double emit_kwnum(const ast_node *call, const char *name, double def);
-void emit_init_function(const model *m, const char *pre, const ibc_spec *spec);
+/* BMAX, the batch buffers and draw_batch (teacher_fw: the teacher's
+ * forward pass); setup(): operators, data, the teacher's weights. */
 void emit_draw_batch(const ibc_spec *spec, const prog *teacher, const char *teacher_fw, data_kind dk, long bmax);
 void emit_setup_function(const ibc_spec *spec, const prog *teacher, data_kind dk);
 

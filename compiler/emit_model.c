@@ -5,7 +5,7 @@
  * Contract: for one model (its prog and its sym_derivation, which may be
  * NULL) these functions write the C the driver's checks call: the
  * families' index tables, the balance measure (chi and the ratio), the
- * generators, the quadratic-group orbit functions, the joint dets, the
+ * generators, the conserved quadratic functions, the joint dets, the
  * structural (symmetry) check, the unbalanced start, and for a
  * log-sparsity design w(theta) and its check; emit_model_tables writes
  * each model's constant arrays and its entry of models[].  A function
