@@ -7,7 +7,7 @@
  * a row at a time against eight rows at once (ibrt_softmax_rows), and
  * normals one by one (ibrt_rng_normal) against the lanes
  * (ibrt_rng_normals).  The compiler's
- * routing rule (compiler/emit.c, MM_SMALL and MM_NARROW) follows these.
+ * routing rule (compiler/emit_tape.c, MM_SMALL and MM_NARROW) follows these.
  */
 #include <stdio.h>
 #include <time.h>

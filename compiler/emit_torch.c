@@ -441,7 +441,7 @@ static pyv tx_op(pyx *x, const ast_node *n, bool tr, bool inverse, pyv z, const 
 }
 
 /* An operator expression (calls, transposes, compositions) applied to z,
- * or its inverse, as lower_opexpr in emit.c. */
+ * or its inverse, as lower_opexpr in emit_lower.c. */
 static pyv tx_opexpr(pyx *x, const ast_node *op, bool tr, bool inverse, pyv z, const ast_node *site)
 {
     if (op->kind == AST_TRANSPOSE)
@@ -848,7 +848,7 @@ static const char *shape_text(ibc_arena *a, const ibc_shape *s)
 }
 
 /* An initialisation expression's scalar factor, drawn once per parameter
- * (emit.c: emit_init_expr; abs and sqrt of draws). */
+ * (emit_data.c: emit_init_expr; abs and sqrt of draws). */
 static void py_init_scalar(pyemit *pe, const ast_node *n)
 {
     char nb[40];
@@ -884,7 +884,7 @@ static void py_init_scalar(pyemit *pe, const ast_node *n)
     }
 }
 
-/* the distribution of an init expression and its scalar factor (emit.c:
+/* the distribution of an init expression and its scalar factor (emit_data.c:
  * init_dist) */
 static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
 {

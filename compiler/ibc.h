@@ -16,10 +16,14 @@
  * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
  * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
  * minimum, balance, bias) and sym_print.c (its outputs), on exact.c's
- * GMP linear algebra.  builtin.c is the table of built-in names, from
- * runtime/ibrt_builtins.def, that every phase looks built-ins up in (sema
+ * GMP linear algebra.  Code generation is five files behind emit.h
+ * (emit_impl.h says which does what): emit.c (the program skeleton),
+ * emit_lower.c (expressions to tapes), emit_tape.c (forward and reverse
+ * passes), emit_model.c (the derivation's functions and tables) and
+ * emit_data.c (initialisation, data, sampler, set-up).  builtin.c is the
+ * table of built-in names, from runtime/ibrt_builtins.def, that every phase looks built-ins up in (sema
  * resolves each call to an ibc_builtin once).  ast_text.c prints an expression of the AST back as
- * spec text, and cwrite.c (cwrite.h) writes C text: both for emit.c, whose
+ * spec text, and cwrite.c (cwrite.h) writes C text: both for emit*.c, whose
  * trainers speak the spec's words.
  *
  * This header has the pieces every phase needs: source files and locations,

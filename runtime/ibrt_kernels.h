@@ -17,7 +17,7 @@
  * gradients of their narrow right operands (a small C summed over many
  * rows), where OpenBLAS's packing costs more than the product:
  * bench/kernels.c measures both on the shapes of the paper's specs, and
- * the compiler's routing rule (compiler/emit.c) follows it.
+ * the compiler's routing rule (compiler/emit_tape.c) follows it.
  */
 #ifndef IBRT_KERNELS_H
 #define IBRT_KERNELS_H
