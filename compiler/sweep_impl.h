@@ -115,6 +115,10 @@ void json_str(sbuf *b, const char *s);
 char *safe_name(const char *s, size_t max);
 /* H:MM:SS or M:SS */
 void fmt_duration(char *buf, size_t size, double s);
+/* x as %.17g (read back exactly) */
+void sb_num(sbuf *b, double x);
+/* whether v is the whole text of a finite number, into *x (when not NULL) */
+bool numeric_text(const char *v, double *x);
 
 /* ---- the sweep */
 
@@ -265,8 +269,9 @@ typedef struct {
     long passed, failed;
 } result;
 
+/* A metric's statistics at one grid point, over its counted runs. */
 typedef struct {
-    size_t n;
+    size_t n;                /* runs with a value */
     double med, min, max;
 } mstat;
 
@@ -274,5 +279,29 @@ typedef struct {
  * malformed results.json is warned about and its metrics left out. */
 void sweep_read_result(const run *r, result *res);
 void sweep_result_free(result *r);
+
+/* Every run's result and what the outputs are computed from. */
+typedef struct {
+    result *res;             /* per run, in grid order */
+    char **cols;             /* the metric columns, in the order of first appearance */
+    size_t ncols;
+    size_t **at;             /* per run: column -> index into res[i].m, or SIZE_MAX */
+    mstat *st;               /* per point and column: st[p * ncols + c] */
+    size_t (*cnt)[5];        /* per point: complete, check_failed, diverged, failed, unfinished */
+    size_t n_complete, n_failed, n_unfinished;   /* runs */
+    double wall_sum;         /* the trainers' wall time (set by sweep_timings) */
+} sweep_table;
+
+/* Reads every run directory (warnings for unreadable results.json) and
+ * computes the columns, counts and statistics; sweep_table_free frees. */
+void sweep_collect(sweep *s, sweep_table *t);
+void sweep_table_free(const sweep *s, sweep_table *t);
+/* sweep.csv: one row per run */
+void sweep_csv(const sweep *s, const sweep_table *t, sbuf *csv);
+/* summary.csv, and summary.json up to its "points" array: the caller
+ * adds the learning-rate choice and closes the object */
+void sweep_summary(const sweep *s, const sweep_table *t, sbuf *sc, sbuf *sj);
+/* timings.csv, and t->wall_sum */
+void sweep_timings(const sweep *s, sweep_table *t, sbuf *tc);
 
 #endif

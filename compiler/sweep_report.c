@@ -1,39 +1,11 @@
 /*
  * sweep_report.c: sweep_report, the outputs of a sweep, a function of the
- * run directories alone read in grid order: sweep.csv, summary.csv,
- * summary.json (with the learning-rate choice), timings.csv, the gnuplot
- * figures and sweep.md, each written atomically into DIR; the exit status
- * of sweep.h.
+ * run directories alone read in grid order (sweep_results.c collects them
+ * and prints the tables): the learning-rate choice (into summary.json and
+ * sweep.md), the gnuplot figures, sweep.md, each output written
+ * atomically into DIR; the exit status of sweep.h.
  */
 #include "sweep_impl.h"
-
-/* ---------------------------------------------------------------- outputs */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void num(sbuf *b, double x) { sb_printf(b, "%.17g", x); }
-
-/* a run whose training ran to its end: its metrics count in the summary */
-static bool counted(const result *r)
-{
-    return r->finished && (!strcmp(r->status, "complete") || !strcmp(r->status, "check_failed"));
-}
-
-static bool numeric_text(const char *v, double *x)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (!*v || *end || !isfinite(d))
-        return false;
-    if (x)
-        *x = d;
-    return true;
-}
 
 /* gnuplot's single-quoted strings: ' doubled */
 static void gp_str(sbuf *b, const char *s)
@@ -175,7 +147,7 @@ static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st
                     sb_printf(md, " | `%s` | %.4g |", ax->values[best], x->med);
                     json_str(sj, ax->values[best]);
                     sb_puts(sj, ", \"median\": ");
-                    num(sj, x->med);
+                    sb_num(sj, x->med);
                 } else {
                     sb_puts(md, " | none | - |");
                     sb_puts(sj, "null, \"median\": null");
@@ -244,11 +216,11 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                     else
                         sb_printf(&block, "%zu", v);
                     sb_add(&block, " ", 1);
-                    num(&block, x->med);
+                    sb_num(&block, x->med);
                     sb_add(&block, " ", 1);
-                    num(&block, x->min);
+                    sb_num(&block, x->min);
                     sb_add(&block, " ", 1);
-                    num(&block, x->max);
+                    sb_num(&block, x->max);
                     ypos = ypos && x->min > 0;
                     ymin = fmin(ymin, x->min);
                     ymax = fmax(ymax, x->max);
@@ -374,246 +346,11 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
     free(fdir);
 }
 
-int sweep_report(sweep *s)
+/* --plot names no run has: a warning and a note in sweep.md */
+static void plot_warnings(const sweep *s, const sweep_table *t, sbuf *notes)
 {
-    result *res = xcalloc(s->nruns, sizeof *res);
-    for (size_t i = 0; i < s->nruns; i++)
-        sweep_read_result(&s->runs[i], &res[i]);
-
-    /* the metric columns: every name, in the order of first appearance */
-    char **cols = NULL;
-    size_t ncols = 0, ccap = 0;
-    size_t **at = xcalloc(s->nruns, sizeof *at);   /* column -> index into res[i].m, or SIZE_MAX */
-    for (size_t i = 0; i < s->nruns; i++)
-        for (size_t k = 0; k < res[i].nm; k++) {
-            size_t c = 0;
-            while (c < ncols && strcmp(cols[c], res[i].m[k].name))
-                c++;
-            if (c == ncols) {
-                if (ncols == ccap)
-                    cols = xrealloc(cols, (ccap = ccap ? 2 * ccap : 64) * sizeof *cols);
-                cols[ncols++] = res[i].m[k].name;
-            }
-        }
-    for (size_t i = 0; i < s->nruns; i++) {
-        at[i] = xmalloc((ncols ? ncols : 1) * sizeof **at);
-        for (size_t c = 0; c < ncols; c++)
-            at[i][c] = SIZE_MAX;
-        for (size_t k = 0; k < res[i].nm; k++)
-            for (size_t c = 0; c < ncols; c++)
-                if (!strcmp(cols[c], res[i].m[k].name)) {
-                    at[i][c] = k;
-                    break;
-                }
-    }
-
-    /* sweep.csv */
-    sbuf csv = { 0 };
-    sb_puts(&csv, "point");
-    for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(&csv, ",", 1);
-        csv_cell(&csv, s->axes[k].key);
-    }
-    sb_puts(&csv, ",seed,status,exit,checks_passed,checks_failed");
-    for (size_t c = 0; c < ncols; c++) {
-        sb_add(&csv, ",", 1);
-        csv_cell(&csv, cols[c]);
-    }
-    sb_puts(&csv, ",dir\n");
-    size_t n_complete = 0, n_unfinished = 0, n_failed = 0;
-    for (size_t i = 0; i < s->nruns; i++) {
-        const run *r = &s->runs[i];
-        const point *p = &s->points[r->point];
-        sb_printf(&csv, "%zu", r->point);
-        for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(&csv, ",", 1);
-            csv_cell(&csv, s->axes[k].values[p->vi[k]]);
-        }
-        sb_printf(&csv, ",%llu,%s,", r->seed, res[i].status);
-        csv_cell(&csv, res[i].exitv);
-        if (res[i].have)
-            sb_printf(&csv, ",%ld,%ld", res[i].passed, res[i].failed);
-        else
-            sb_puts(&csv, ",,");
-        for (size_t c = 0; c < ncols; c++) {
-            sb_add(&csv, ",", 1);
-            if (at[i][c] != SIZE_MAX && res[i].m[at[i][c]].num)
-                sb_puts(&csv, res[i].m[at[i][c]].num);
-        }
-        sb_add(&csv, ",", 1);
-        csv_cell(&csv, r->rel);
-        sb_add(&csv, "\n", 1);
-        if (!res[i].finished)
-            n_unfinished++;
-        else if (!strcmp(res[i].status, "complete"))
-            n_complete++;
-        else
-            n_failed++;
-    }
-
-    /* per grid point: counts and median/min/max of every metric */
-    mstat *st = xcalloc(s->npoints * (ncols ? ncols : 1), sizeof *st);
-    double *vals = xmalloc((size_t)s->seeds * sizeof *vals);
-    size_t(*cnt)[5] = xcalloc(s->npoints, sizeof *cnt);   /* complete, check_failed, diverged, failed, unfinished */
-    for (size_t p = 0; p < s->npoints; p++) {
-        size_t first = p * (size_t)s->seeds;
-        for (size_t i = first; i < first + (size_t)s->seeds; i++) {
-            const result *r = &res[i];
-            int k = !r->finished ? 4 : !strcmp(r->status, "complete") ? 0 : !strcmp(r->status, "check_failed") ? 1
-                    : !strcmp(r->status, "diverged") ? 2 : 3;
-            cnt[p][k]++;
-        }
-        for (size_t c = 0; c < ncols; c++) {
-            size_t n = 0;
-            for (size_t i = first; i < first + (size_t)s->seeds; i++) {
-                double x;
-                if (counted(&res[i]) && at[i][c] != SIZE_MAX && res[i].m[at[i][c]].num &&
-                    numeric_text(res[i].m[at[i][c]].num, &x))
-                    vals[n++] = x;
-            }
-            mstat *x = &st[p * ncols + c];
-            x->n = n;
-            if (n) {
-                qsort(vals, n, sizeof *vals, cmp_double);
-                x->min = vals[0];
-                x->max = vals[n - 1];
-                x->med = n % 2 ? vals[n / 2] : 0.5 * (vals[n / 2 - 1] + vals[n / 2]);
-            }
-        }
-    }
-    free(vals);
-    static const char *const cnames[5] = { "complete", "check_failed", "diverged", "failed", "unfinished" };
-    sbuf sc = { 0 }, sj = { 0 };
-    sb_puts(&sc, "point");
-    for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(&sc, ",", 1);
-        csv_cell(&sc, s->axes[k].key);
-    }
-    sb_puts(&sc, ",runs,complete,check_failed,diverged,failed,unfinished");
-    for (size_t c = 0; c < ncols; c++) {
-        static const char *const w[3] = { "median", "min", "max" };
-        for (int q = 0; q < 3; q++) {
-            char *h = xprintf("%s_%s", cols[c], w[q]);
-            sb_add(&sc, ",", 1);
-            csv_cell(&sc, h);
-            free(h);
-        }
-    }
-    sb_add(&sc, "\n", 1);
-    sb_puts(&sj, "{\n  \"spec\": ");
-    json_str(&sj, s->spec_path);
-    sb_puts(&sj, ",\n  \"model\": ");
-    json_str(&sj, s->spec->model);
-    sb_puts(&sj, ",\n  \"axes\": [");
-    for (size_t k = 0; k < s->naxes; k++) {
-        sb_puts(&sj, k ? ",\n    {\"key\": " : "\n    {\"key\": ");
-        json_str(&sj, s->axes[k].key);
-        sb_puts(&sj, ", \"setting\": ");
-        json_str(&sj, s->axes[k].e.canon);
-        sb_puts(&sj, ", \"values\": [");
-        for (size_t v = 0; v < s->axes[k].nvalues; v++) {
-            if (v)
-                sb_puts(&sj, ", ");
-            json_str(&sj, s->axes[k].values[v]);
-        }
-        sb_puts(&sj, "]}");
-    }
-    sb_printf(&sj, "%s],\n  \"seeds\": [", s->naxes ? "\n  " : "");
-    for (long k = 0; k < s->seeds; k++)
-        sb_printf(&sj, "%s%llu", k ? ", " : "", s->seed0 + (unsigned long long)k);
-    sb_puts(&sj, "],\n  \"summary_over\": \"runs whose training ran to its end (complete or check_failed)\",\n"
-                 "  \"points\": [");
-    for (size_t p = 0; p < s->npoints; p++) {
-        const point *pt = &s->points[p];
-        sb_printf(&sc, "%zu", p);
-        for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(&sc, ",", 1);
-            csv_cell(&sc, s->axes[k].values[pt->vi[k]]);
-        }
-        sb_printf(&sc, ",%ld", s->seeds);
-        for (int k = 0; k < 5; k++)
-            sb_printf(&sc, ",%zu", cnt[p][k]);
-        sb_printf(&sj, "%s\n    {\"point\": %zu, \"settings\": {", p ? "," : "", p);
-        for (size_t k = 0; k < s->naxes; k++) {
-            if (k)
-                sb_puts(&sj, ", ");
-            json_str(&sj, s->axes[k].key);
-            sb_puts(&sj, ": ");
-            json_str(&sj, s->axes[k].values[pt->vi[k]]);
-        }
-        sb_printf(&sj, "}, \"runs\": %ld", s->seeds);
-        for (int k = 0; k < 5; k++)
-            sb_printf(&sj, ", \"%s\": %zu", cnames[k], cnt[p][k]);
-        sb_puts(&sj, ",\n     \"metrics\": {");
-        size_t shown = 0;
-        for (size_t c = 0; c < ncols; c++) {
-            const mstat *x = &st[p * ncols + c];
-            for (int q = 0; q < 3; q++) {
-                sb_add(&sc, ",", 1);
-                if (x->n)
-                    num(&sc, q == 0 ? x->med : q == 1 ? x->min : x->max);
-            }
-            if (!x->n)
-                continue;
-            sb_puts(&sj, shown++ ? ",\n       " : "\n       ");
-            json_str(&sj, cols[c]);
-            sb_printf(&sj, ": {\"n\": %zu, \"median\": ", x->n);
-            num(&sj, x->med);
-            sb_puts(&sj, ", \"min\": ");
-            num(&sj, x->min);
-            sb_puts(&sj, ", \"max\": ");
-            num(&sj, x->max);
-            sb_puts(&sj, "}");
-        }
-        sb_puts(&sj, "}}");
-        sb_add(&sc, "\n", 1);
-    }
-    sb_puts(&sj, "\n  ]");
-    sbuf lrmd = { 0 };
-    lr_choice(s, cols, ncols, st, cnt, &sj, &lrmd);
-    sb_puts(&sj, "\n}\n");
-
-    /* timings.csv: what differs from one execution to the next */
-    sbuf tc = { 0 };
-    sb_puts(&tc, "point,seed,status,wall_seconds,started,ended,dir\n");
-    double wall_sum = 0;
-    for (size_t i = 0; i < s->nruns; i++) {
-        sb_printf(&tc, "%zu,%llu,%s,%s,", s->runs[i].point, s->runs[i].seed, res[i].status,
-                  res[i].wall ? res[i].wall : "");
-        if (res[i].finished)
-            sb_printf(&tc, "%.3f,%.3f", res[i].started, res[i].ended);
-        else
-            sb_add(&tc, ",", 1);
-        sb_add(&tc, ",", 1);
-        csv_cell(&tc, s->runs[i].rel);
-        sb_add(&tc, "\n", 1);
-        double w;
-        if (res[i].wall && numeric_text(res[i].wall, &w))
-            wall_sum += w;
-    }
-
-    int status = 0;
-    char *path;
-#define WRITE(name, buf)                                                   \
-    do {                                                                   \
-        path = xprintf("%s/%s", s->out, name);                             \
-        if (!write_atomic(path, (buf).s ? (buf).s : "", (buf).n))          \
-            status = 1;                                                    \
-        free(path);                                                        \
-    } while (0)
-    if (!mkdir_p(s->out)) {
-        fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", s->out, strerror(errno));
-        status = 1;
-    }
-    WRITE("sweep.csv", csv);
-    WRITE("summary.csv", sc);
-    WRITE("summary.json", sj);
-    WRITE("timings.csv", tc);
-
-    /* figures and sweep.md */
-    sbuf notes = { 0 };
-    char **figs = NULL;
-    size_t nfigs = 0;
+    char **cols = t->cols;
+    size_t ncols = t->ncols;
     if (s->nplot)
         for (size_t k = 0; k < s->nplot; k++) {
             bool any = false;
@@ -625,70 +362,88 @@ int sweep_report(sweep *s)
                 const char *best = diag_suggest(s->plot[k], (const char *const *)cols, ncols);
                 fprintf(stderr, "ibc sweep: warning: --plot %s: no run has this metric%s%s%s (sweep.csv has them all)\n",
                         s->plot[k], best ? "; did you mean '" : "", best ? best : "", best ? "'?" : "");
-                sb_printf(&notes, "- --plot %s: no run has this metric%s%s%s.\n", s->plot[k],
+                sb_printf(notes, "- --plot %s: no run has this metric%s%s%s.\n", s->plot[k],
                           best ? "; did you mean `" : "", best ? best : "", best ? "`?" : "");
             }
         }
-    figures(s, cols, ncols, st, &notes, &figs, &nfigs);
+}
 
-    sbuf md = { 0 };
-    sb_printf(&md, "# Sweep of %s (model %s)\n\nWritten by `ibc sweep` (docs/sweeps.md); running the same command "
-                   "again continues the sweep:\n\n    %s\n\n", s->spec_path, s->spec->model, s->cmdline);
-    sb_printf(&md, "%zu grid point%s x %ld seed%s (%llu..%llu) = %zu runs; %zu trainer%s (models/).\n\n", s->npoints,
+/* sweep.md's head: the command, the grid, the counts */
+static void md_head(const sweep *s, const sweep_table *t, double wall_sum, sbuf *md)
+{
+    size_t n_complete = t->n_complete, n_failed = t->n_failed, n_unfinished = t->n_unfinished;
+    sb_printf(md, "# Sweep of %s (model %s)\n\nWritten by `ibc sweep` (docs/sweeps.md); running the same command "
+                  "again continues the sweep:\n\n    %s\n\n", s->spec_path, s->spec->model, s->cmdline);
+    sb_printf(md, "%zu grid point%s x %ld seed%s (%llu..%llu) = %zu runs; %zu trainer%s (models/).\n\n", s->npoints,
               s->npoints == 1 ? "" : "s", s->seeds, s->seeds == 1 ? "" : "s", s->seed0,
               s->seed0 + (unsigned long long)s->seeds - 1, s->nruns, s->nmodels, s->nmodels == 1 ? "" : "s");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_printf(&md, "- `%s` (%s%s): ", s->axes[k].key, s->axes[k].e.canon,
+        sb_printf(md, "- `%s` (%s%s): ", s->axes[k].key, s->axes[k].e.canon,
                   s->axes[k].runtime ? ", the trainer's --steps" : "");
         for (size_t v = 0; v < s->axes[k].nvalues; v++)
-            sb_printf(&md, "%s`%s`", v ? ", " : "", s->axes[k].values[v]);
-        sb_puts(&md, "\n");
+            sb_printf(md, "%s`%s`", v ? ", " : "", s->axes[k].values[v]);
+        sb_puts(md, "\n");
     }
-    sb_printf(&md, "\nRuns: %zu complete, %zu did not complete, %zu unfinished.  Total trainer wall time %.1f s "
-                   "(timings.csv).\n\n", n_complete, n_failed, n_unfinished, wall_sum);
-    /* the summary table: the plotted metrics */
+    sb_printf(md, "\nRuns: %zu complete, %zu did not complete, %zu unfinished.  Total trainer wall time %.1f s "
+                  "(timings.csv).\n\n", n_complete, n_failed, n_unfinished, wall_sum);
+}
+
+/* the summary table: the plotted metrics */
+static void md_summary(const sweep *s, const sweep_table *t, sbuf *md)
+{
+    char **cols = t->cols;
+    size_t ncols = t->ncols;
+    const mstat *st = t->st;
+    size_t(*cnt)[5] = t->cnt;
     size_t shown[8], nshown = 0;
     for (size_t c = 0; c < ncols && nshown < 8; c++)
         if (plot_wanted(s, cols[c]))
             shown[nshown++] = c;
-    sb_puts(&md, "## Summary\n\nMedian over the seeds whose training ran to its end [min, max] (all metrics: "
-                 "summary.csv, summary.json).\n\n| point |");
+    sb_puts(md, "## Summary\n\nMedian over the seeds whose training ran to its end [min, max] (all metrics: "
+                "summary.csv, summary.json).\n\n| point |");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(&md, " ", 1);
-        md_cell(&md, s->axes[k].key);
-        sb_puts(&md, " |");
+        sb_add(md, " ", 1);
+        md_cell(md, s->axes[k].key);
+        sb_puts(md, " |");
     }
-    sb_puts(&md, " complete | diverged | failed | unfinished |");
+    sb_puts(md, " complete | diverged | failed | unfinished |");
     for (size_t q = 0; q < nshown; q++) {
-        sb_add(&md, " ", 1);
-        md_cell(&md, cols[shown[q]]);
-        sb_puts(&md, " |");
+        sb_add(md, " ", 1);
+        md_cell(md, cols[shown[q]]);
+        sb_puts(md, " |");
     }
-    sb_puts(&md, "\n|");
+    sb_puts(md, "\n|");
     for (size_t k = 0; k < s->naxes + 5 + nshown; k++)
-        sb_puts(&md, "---|");
-    sb_add(&md, "\n", 1);
+        sb_puts(md, "---|");
+    sb_add(md, "\n", 1);
     for (size_t p = 0; p < s->npoints; p++) {
-        sb_printf(&md, "| %zu |", p);
+        sb_printf(md, "| %zu |", p);
         for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(&md, " ", 1);
-            md_cell(&md, s->axes[k].values[s->points[p].vi[k]]);
-            sb_puts(&md, " |");
+            sb_add(md, " ", 1);
+            md_cell(md, s->axes[k].values[s->points[p].vi[k]]);
+            sb_puts(md, " |");
         }
-        sb_printf(&md, " %zu/%ld | %zu | %zu | %zu |", cnt[p][0] + cnt[p][1], s->seeds, cnt[p][2], cnt[p][1] + cnt[p][3],
+        sb_printf(md, " %zu/%ld | %zu | %zu | %zu |", cnt[p][0] + cnt[p][1], s->seeds, cnt[p][2], cnt[p][1] + cnt[p][3],
                   cnt[p][4]);
         for (size_t q = 0; q < nshown; q++) {
             const mstat *x = &st[p * ncols + shown[q]];
             if (x->n)
-                sb_printf(&md, " %.4g [%.4g, %.4g] |", x->med, x->min, x->max);
+                sb_printf(md, " %.4g [%.4g, %.4g] |", x->med, x->min, x->max);
             else
-                sb_puts(&md, " - |");
+                sb_puts(md, " - |");
         }
-        sb_add(&md, "\n", 1);
+        sb_add(md, "\n", 1);
     }
+}
+
+/* the runs that did not complete, each with the last line of its log */
+static void md_failed(const sweep *s, const sweep_table *t, sbuf *md)
+{
+    const result *res = t->res;
+    size_t n_failed = t->n_failed, n_unfinished = t->n_unfinished;
     if (n_failed || n_unfinished) {
-        sb_puts(&md, "\n## Runs that did not complete\n\n| run | status | exit | last line of trainer.log |\n"
-                     "|---|---|---|---|\n");
+        sb_puts(md, "\n## Runs that did not complete\n\n| run | status | exit | last line of trainer.log |\n"
+                    "|---|---|---|---|\n");
         for (size_t i = 0; i < s->nruns; i++) {
             if (res[i].finished && !strcmp(res[i].status, "complete"))
                 continue;
@@ -701,38 +456,42 @@ int sweep_report(sweep *s)
                 char *nl = strrchr(log, '\n');
                 last = nl ? nl + 1 : log;
             }
-            sb_puts(&md, "| ");
-            md_cell(&md, s->runs[i].rel);
-            sb_printf(&md, " | %s | ", res[i].status);
-            md_cell(&md, res[i].exitv);
-            sb_puts(&md, " | ");
-            md_cell(&md, last);
-            sb_puts(&md, " |\n");
+            sb_puts(md, "| ");
+            md_cell(md, s->runs[i].rel);
+            sb_printf(md, " | %s | ", res[i].status);
+            md_cell(md, res[i].exitv);
+            sb_puts(md, " | ");
+            md_cell(md, last);
+            sb_puts(md, " |\n");
             free(log);
         }
         if (n_unfinished)
-            sb_puts(&md, "\nUnfinished runs continue (from their checkpoint when they have one) when the command "
-                         "above is run again.\n");
+            sb_puts(md, "\nUnfinished runs continue (from their checkpoint when they have one) when the command "
+                        "above is run again.\n");
     }
-    if (lrmd.n)
-        sb_add(&md, lrmd.s, lrmd.n);
-    free(lrmd.s);
-    sb_puts(&md, "\n## Figures\n\n");
+}
+
+/* the learning-rate choice, the figures (freed here), the notes, the files */
+static void md_tail(const sbuf *lrmd, char **figs, size_t nfigs, const sbuf *notes, sbuf *md)
+{
+    if (lrmd->n)
+        sb_add(md, lrmd->s, lrmd->n);
+    sb_puts(md, "\n## Figures\n\n");
     if (!nfigs)
-        sb_puts(&md, "None drawn (an axis needs two values or more; --plot chooses the metrics).\n");
+        sb_puts(md, "None drawn (an axis needs two values or more; --plot chooses the metrics).\n");
     for (size_t f = 0; f < nfigs; f++) {
         char *bar = strchr(figs[f], '|');
         *bar = '\0';
-        sb_printf(&md, "![%s](figures/%s)\n\n", bar + 1, figs[f]);
+        sb_printf(md, "![%s](figures/%s)\n\n", bar + 1, figs[f]);
         free(figs[f]);
     }
     free(figs);
-    if (notes.n) {
-        sb_puts(&md, "\n## Notes\n\n");
-        sb_add(&md, notes.s, notes.n);
+    if (notes->n) {
+        sb_puts(md, "\n## Notes\n\n");
+        sb_add(md, notes->s, notes->n);
     }
-    sb_puts(&md, "\n## Files\n\n"
-                 "- `sweep.csv`: one row per run: its settings, seed, status, the trainer's exit status, checks "
+    sb_puts(md, "\n## Files\n\n"
+                "- `sweep.csv`: one row per run: its settings, seed, status, the trainer's exit status, checks "
                  "passed and failed, every scalar metric of its results.json, its directory.\n"
                  "- `summary.csv`, `summary.json`: per grid point, counts of runs by status and the median, min "
                  "and max of every metric over the runs that ran to their end.\n"
@@ -741,26 +500,66 @@ int sweep_report(sweep *s)
                  "trainer.log).\n"
                  "- `models/HASH/`: each trainer, its derived spec.ibs and trainer.c.\n"
                  "- `figures/`: the figures, with their data (.dat) and gnuplot scripts (.gp).\n");
-    WRITE("sweep.md", md);
-#undef WRITE
-    fprintf(stderr, "sweep: %zu complete, %zu did not complete, %zu unfinished: %s/sweep.md\n", n_complete, n_failed,
-            n_unfinished, s->out);
+}
 
+/* DIR/name from buf, atomically; false after an error message */
+static bool write_output(const sweep *s, const char *name, const sbuf *buf)
+{
+    char *path = xprintf("%s/%s", s->out, name);
+    bool ok = write_atomic(path, buf->s ? buf->s : "", buf->n);
+    free(path);
+    return ok;
+}
+
+int sweep_report(sweep *s)
+{
+    sweep_table t;
+    sweep_collect(s, &t);
+    sbuf csv = { 0 }, sc = { 0 }, sj = { 0 }, lrmd = { 0 }, tc = { 0 };
+    sweep_csv(s, &t, &csv);
+    sweep_summary(s, &t, &sc, &sj);
+    lr_choice(s, t.cols, t.ncols, t.st, t.cnt, &sj, &lrmd);
+    sb_puts(&sj, "\n}\n");
+    sweep_timings(s, &t, &tc);
+
+    int status = 0;
+    if (!mkdir_p(s->out)) {
+        fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", s->out, strerror(errno));
+        status = 1;
+    }
+    if (!write_output(s, "sweep.csv", &csv))
+        status = 1;
+    if (!write_output(s, "summary.csv", &sc))
+        status = 1;
+    if (!write_output(s, "summary.json", &sj))
+        status = 1;
+    if (!write_output(s, "timings.csv", &tc))
+        status = 1;
+
+    /* figures and sweep.md */
+    sbuf notes = { 0 }, md = { 0 };
+    char **figs = NULL;
+    size_t nfigs = 0;
+    plot_warnings(s, &t, &notes);
+    figures(s, t.cols, t.ncols, t.st, &notes, &figs, &nfigs);
+    md_head(s, &t, t.wall_sum, &md);
+    md_summary(s, &t, &md);
+    md_failed(s, &t, &md);
+    md_tail(&lrmd, figs, nfigs, &notes, &md);
+    if (!write_output(s, "sweep.md", &md))
+        status = 1;
+    fprintf(stderr, "sweep: %zu complete, %zu did not complete, %zu unfinished: %s/sweep.md\n", t.n_complete,
+            t.n_failed, t.n_unfinished, s->out);
+
+    size_t n_failed = t.n_failed, n_unfinished = t.n_unfinished;
+    free(lrmd.s);
     free(notes.s);
     free(md.s);
     free(csv.s);
     free(sc.s);
     free(sj.s);
     free(tc.s);
-    free(st);
-    free(cnt);
-    for (size_t i = 0; i < s->nruns; i++) {
-        free(at[i]);
-        sweep_result_free(&res[i]);
-    }
-    free(at);
-    free(cols);
-    free(res);
+    sweep_table_free(s, &t);
     if (status)
         return status;
     if (sweep_stopping())

@@ -246,3 +246,19 @@ void fmt_duration(char *buf, size_t size, double s)
     else
         snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
 }
+
+/* x as %.17g (read back exactly) */
+void sb_num(sbuf *b, double x) { sb_printf(b, "%.17g", x); }
+
+/* whether v is the whole text of a finite number, into *x (when not NULL) */
+bool numeric_text(const char *v, double *x)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || !isfinite(d))
+        return false;
+    if (x)
+        *x = d;
+    return true;
+}
