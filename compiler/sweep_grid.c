@@ -356,8 +356,220 @@ static size_t key_candidates(ibc_arena *a, ast_node *root, const char **c, size_
     return n;
 }
 
-/* Resolves KEY against the spec's syntax tree: KEY_EDIT (with *e),
- * KEY_STEPS (the trainer's --steps), or KEY_ERROR with a message in err. */
+/* train.KEY: a setting of the train block (steps: the trainer's --steps) */
+static int key_train(ibc_arena *a, const ibc_source *src, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    ast_node *t = find_stmt(root, AST_TRAIN, NULL);
+    if (!strcmp(rest, "steps"))
+        return KEY_STEPS;
+    if (!strcmp(rest, "seed")) {
+        sb_puts(err, "the seed is not an axis: --seeds K runs seeds S..S+K-1 at every grid point (--seed S sets S)");
+        return KEY_ERROR;
+    }
+    if (!in_list(rest, train_keys, 3)) {
+        sb_printf(err, "'%s' is not a setting of train (lr, steps, batch, record_every, extend.steps, extend.lr)",
+                  rest);
+        return KEY_ERROR;
+    }
+    if (!t)
+        return sb_puts(err, "the spec has no train block"), KEY_ERROR;
+    edit_block(a, src, t, block_brace(src, t->loc.begin, t->loc.end), rest, '=', e);
+    e->canon = arena_printf(a, "train.%s", rest);
+    return KEY_EDIT;
+}
+
+/* extend.KEY (train.extend.KEY): in the train block's extend block, made
+ * when absent */
+static int key_extend(ibc_arena *a, const ibc_source *src, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    ast_node *t = find_stmt(root, AST_TRAIN, NULL);
+    if (strcmp(rest, "steps") && strcmp(rest, "lr")) {
+        sb_printf(err, "'%s' is not a setting of extend (steps, lr)", rest);
+        return KEY_ERROR;
+    }
+    if (!t)
+        return sb_puts(err, "the spec has no train block"), KEY_ERROR;
+    ast_node *x = NULL;
+    for (size_t i = 0; i < t->nkids; i++)
+        if (t->kids[i] && t->kids[i]->kind == AST_BLOCK && t->kids[i]->name && !strcmp(t->kids[i]->name, "extend"))
+            x = t->kids[i];
+    if (x)
+        edit_block(a, src, x, block_brace(src, x->name_loc.end, x->loc.end), rest, '=', e);
+    else {
+        long brace = block_brace(src, t->loc.begin, t->loc.end);
+        if (brace < 0)
+            return sb_puts(err, "the train block has no '{'"), KEY_ERROR;
+        e->begin = e->end = (uint32_t)brace + 1;
+        e->prefix = arena_printf(a, "extend { %s = ", rest);
+        e->suffix = " }; ";
+    }
+    e->canon = arena_printf(a, "train.extend.%s", rest);
+    return KEY_EDIT;
+}
+
+/* design.KEY: depth/strength/rank/lr settings (depth and strength replace
+ * each other), init or a factor's distribution */
+static int key_design(ibc_arena *a, const ibc_source *src, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    ast_node *d = find_stmt(root, AST_DESIGN, NULL);
+    if (!d) {
+        sb_printf(err, "the spec has no design statement, so no design setting ('%s')", rest);
+        return KEY_ERROR;
+    }
+    long brace = d->lhs ? block_brace(src, d->lhs->loc.end, d->loc.end) : -1;
+    if (in_list(rest, design_eq_keys, 4)) {
+        /* depth and strength say the same: setting one replaces the other */
+        const char *other = !strcmp(rest, "depth") ? "strength" : !strcmp(rest, "strength") ? "depth" : NULL;
+        bool has = false;
+        ast_node *o = NULL;
+        for (size_t i = 0; i < d->nkids; i++) {
+            ast_node *k = d->kids[i];
+            if (k && k->kind == AST_SETTING && k->name && !strcmp(k->name, rest))
+                has = true;
+            if (k && k->kind == AST_SETTING && k->name && other && !strcmp(k->name, other))
+                o = k;
+        }
+        if (!has && o) {
+            e->begin = o->loc.begin;
+            e->end = o->loc.end;
+            e->prefix = arena_printf(a, "%s = ", rest);
+            e->suffix = "";
+        } else
+            edit_block(a, src, d, brace, rest, '=', e);
+    } else {
+        /* init or a factor: a distribution */
+        bool ident = (rest[0] >= 'a' && rest[0] <= 'z') || (rest[0] >= 'A' && rest[0] <= 'Z') || rest[0] == '_';
+        for (const char *c = rest; *c && ident; c++)
+            ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
+        if (!ident) {
+            sb_printf(err, "'%s' is not a setting of design (depth, strength, rank, lr, init or a factor's name)",
+                      rest);
+            return KEY_ERROR;
+        }
+        edit_block(a, src, d, brace, rest, '~', e);
+    }
+    e->canon = arena_printf(a, "design.%s", rest);
+    return KEY_EDIT;
+}
+
+/* data.ARG, init.ARG: a keyword argument of the data or init statement's
+ * call */
+static int key_call(ibc_arena *a, const ibc_source *src, ast_node *root, const char *key, const char *head,
+                    const char *rest, edit *e, sbuf *err)
+{
+    ast_node *st = find_stmt(root, !strcmp(head, "data") ? AST_DATA : AST_INIT, NULL);
+    if (!st || !st->lhs || st->lhs->kind != AST_CALL) {
+        sb_printf(err, "the spec has no %s statement", head);
+        return KEY_ERROR;
+    }
+    if (!edit_kwarg(a, src, st->lhs, rest, e)) {
+        sb_printf(err, "cannot place %s in the %s statement", key, head);
+        return KEY_ERROR;
+    }
+    e->canon = arena_printf(a, "%s.%s", head, rest);
+    return KEY_EDIT;
+}
+
+/* dim.NAME: a dim's value */
+static int key_dim(ibc_arena *a, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    ast_node *d = find_stmt(root, AST_DIM, rest);
+    if (!d || !d->lhs) {
+        sb_printf(err, "the spec has no dim '%s'", rest);
+        return KEY_ERROR;
+    }
+    e->begin = d->lhs->loc.begin;
+    e->end = d->lhs->loc.end;
+    e->prefix = e->suffix = "";
+    e->canon = arena_printf(a, "dim.%s", rest);
+    return KEY_EDIT;
+}
+
+/* param.NAME: a parameter's initialisation */
+static int key_param(ibc_arena *a, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    ast_node *p = find_stmt(root, AST_PARAM, rest);
+    if (!p) {
+        sb_printf(err, "the spec has no param '%s'", rest);
+        return KEY_ERROR;
+    }
+    if (p->lhs) {
+        e->begin = p->lhs->loc.begin;
+        e->end = p->lhs->loc.end;
+        e->prefix = e->suffix = "";
+    } else {
+        e->begin = e->end = p->loc.end;
+        e->prefix = " ~ ";
+        e->suffix = "";
+    }
+    e->canon = arena_printf(a, "param.%s", rest);
+    return KEY_EDIT;
+}
+
+/* verify.KEY: a setting of the verify block, made after the last line when
+ * absent */
+static int key_verify(ibc_arena *a, const ibc_source *src, ast_node *root, const char *rest, edit *e, sbuf *err)
+{
+    if (!in_list(rest, verify_keys, sizeof verify_keys / sizeof *verify_keys)) {
+        sb_printf(err, "'%s' is not a setting of verify", rest);
+        return KEY_ERROR;
+    }
+    ast_node *v = find_stmt(root, AST_VERIFY, NULL);
+    if (v)
+        edit_block(a, src, v, block_brace(src, v->loc.begin, v->loc.end), rest, '=', e);
+    else {
+        /* a new statement after the last line */
+        e->begin = e->end = (uint32_t)src->len;
+        bool nl = src->len && src->text[src->len - 1] == '\n';
+        e->prefix = arena_printf(a, "%sverify { %s = ", nl ? "" : "\n", rest);
+        e->suffix = " }\n";
+    }
+    e->canon = arena_printf(a, "verify.%s", rest);
+    return KEY_EDIT;
+}
+
+/* NAME.KEY: a baseline by its name (vanilla.lr, l1.lr, l1.weight); -1 when
+ * no baseline has that name */
+static int key_baseline(ibc_arena *a, const ibc_source *src, ast_node *root, const char *key, const char *head,
+                        const char *rest, edit *e, sbuf *err)
+{
+    /* a baseline by its name: vanilla.lr, l1.lr, l1.weight */
+    ast_node *b = NULL;
+    size_t count = 0;
+    for (size_t i = 0; i < root->nkids; i++) {
+        ast_node *s = root->kids[i];
+        if (s && s->kind == AST_BASELINE && s->lhs && s->lhs->name && !strcmp(s->lhs->name, head)) {
+            b = b ? b : s;
+            count++;
+        }
+    }
+    if (b && count > 1) {
+        sb_printf(err, "the spec has %zu baselines named '%s': a key names one", count, head);
+        return KEY_ERROR;
+    }
+    if (b && !strcmp(rest, "lr")) {
+        edit_block(a, src, b, block_brace(src, b->lhs->loc.end, b->loc.end), "lr", '=', e);
+        e->canon = arena_printf(a, "baseline.%s.lr", head);
+        return KEY_EDIT;
+    }
+    if (b && b->lhs->kind == AST_CALL) {
+        if (!edit_kwarg(a, src, b->lhs, rest, e)) {
+            sb_printf(err, "cannot place %s in the baseline", key);
+            return KEY_ERROR;
+        }
+        e->canon = arena_printf(a, "baseline.%s.%s", head, rest);
+        return KEY_EDIT;
+    }
+    if (b) {
+        sb_printf(err, "baseline %s takes no argument '%s' (only lr)", head, rest);
+        return KEY_ERROR;
+    }
+    return -1;
+}
+
+/* KEY against the spec's syntax tree (sweep_impl.h): a short key (lr,
+ * depth, a dim's or a parameter's name) is resolved as its long form,
+ * then HEAD.REST goes to the resolver of HEAD. */
 int sweep_resolve_key(ibc_arena *a, const ibc_source *src, ast_node *root, const char *key, edit *e, sbuf *err)
 {
     memset(e, 0, sizeof *e);
@@ -381,184 +593,24 @@ int sweep_resolve_key(ibc_arena *a, const ibc_source *src, ast_node *root, const
         }
     }
     e->canon = key;
-    if (rest && !strcmp(head, "train")) {
-        ast_node *t = find_stmt(root, AST_TRAIN, NULL);
-        if (!strcmp(rest, "steps"))
-            return KEY_STEPS;
-        if (!strcmp(rest, "seed")) {
-            sb_puts(err, "the seed is not an axis: --seeds K runs seeds S..S+K-1 at every grid point (--seed S sets S)");
-            return KEY_ERROR;
-        }
-        if (!in_list(rest, train_keys, 3)) {
-            sb_printf(err, "'%s' is not a setting of train (lr, steps, batch, record_every, extend.steps, extend.lr)",
-                      rest);
-            return KEY_ERROR;
-        }
-        if (!t)
-            return sb_puts(err, "the spec has no train block"), KEY_ERROR;
-        edit_block(a, src, t, block_brace(src, t->loc.begin, t->loc.end), rest, '=', e);
-        e->canon = arena_printf(a, "train.%s", rest);
-        return KEY_EDIT;
-    }
-    if (rest && !strcmp(head, "extend")) {
-        ast_node *t = find_stmt(root, AST_TRAIN, NULL);
-        if (strcmp(rest, "steps") && strcmp(rest, "lr")) {
-            sb_printf(err, "'%s' is not a setting of extend (steps, lr)", rest);
-            return KEY_ERROR;
-        }
-        if (!t)
-            return sb_puts(err, "the spec has no train block"), KEY_ERROR;
-        ast_node *x = NULL;
-        for (size_t i = 0; i < t->nkids; i++)
-            if (t->kids[i] && t->kids[i]->kind == AST_BLOCK && t->kids[i]->name && !strcmp(t->kids[i]->name, "extend"))
-                x = t->kids[i];
-        if (x)
-            edit_block(a, src, x, block_brace(src, x->name_loc.end, x->loc.end), rest, '=', e);
-        else {
-            long brace = block_brace(src, t->loc.begin, t->loc.end);
-            if (brace < 0)
-                return sb_puts(err, "the train block has no '{'"), KEY_ERROR;
-            e->begin = e->end = (uint32_t)brace + 1;
-            e->prefix = arena_printf(a, "extend { %s = ", rest);
-            e->suffix = " }; ";
-        }
-        e->canon = arena_printf(a, "train.extend.%s", rest);
-        return KEY_EDIT;
-    }
-    if (rest && !strcmp(head, "design")) {
-        ast_node *d = find_stmt(root, AST_DESIGN, NULL);
-        if (!d) {
-            sb_printf(err, "the spec has no design statement, so no design setting ('%s')", rest);
-            return KEY_ERROR;
-        }
-        long brace = d->lhs ? block_brace(src, d->lhs->loc.end, d->loc.end) : -1;
-        if (in_list(rest, design_eq_keys, 4)) {
-            /* depth and strength say the same: setting one replaces the other */
-            const char *other = !strcmp(rest, "depth") ? "strength" : !strcmp(rest, "strength") ? "depth" : NULL;
-            bool has = false;
-            ast_node *o = NULL;
-            for (size_t i = 0; i < d->nkids; i++) {
-                ast_node *k = d->kids[i];
-                if (k && k->kind == AST_SETTING && k->name && !strcmp(k->name, rest))
-                    has = true;
-                if (k && k->kind == AST_SETTING && k->name && other && !strcmp(k->name, other))
-                    o = k;
-            }
-            if (!has && o) {
-                e->begin = o->loc.begin;
-                e->end = o->loc.end;
-                e->prefix = arena_printf(a, "%s = ", rest);
-                e->suffix = "";
-            } else
-                edit_block(a, src, d, brace, rest, '=', e);
-        } else {
-            /* init or a factor: a distribution */
-            bool ident = (rest[0] >= 'a' && rest[0] <= 'z') || (rest[0] >= 'A' && rest[0] <= 'Z') || rest[0] == '_';
-            for (const char *c = rest; *c && ident; c++)
-                ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
-            if (!ident) {
-                sb_printf(err, "'%s' is not a setting of design (depth, strength, rank, lr, init or a factor's name)",
-                          rest);
-                return KEY_ERROR;
-            }
-            edit_block(a, src, d, brace, rest, '~', e);
-        }
-        e->canon = arena_printf(a, "design.%s", rest);
-        return KEY_EDIT;
-    }
-    if (rest && (!strcmp(head, "data") || !strcmp(head, "init"))) {
-        ast_node *st = find_stmt(root, !strcmp(head, "data") ? AST_DATA : AST_INIT, NULL);
-        if (!st || !st->lhs || st->lhs->kind != AST_CALL) {
-            sb_printf(err, "the spec has no %s statement", head);
-            return KEY_ERROR;
-        }
-        if (!edit_kwarg(a, src, st->lhs, rest, e)) {
-            sb_printf(err, "cannot place %s in the %s statement", key, head);
-            return KEY_ERROR;
-        }
-        e->canon = arena_printf(a, "%s.%s", head, rest);
-        return KEY_EDIT;
-    }
-    if (rest && !strcmp(head, "dim")) {
-        ast_node *d = find_stmt(root, AST_DIM, rest);
-        if (!d || !d->lhs) {
-            sb_printf(err, "the spec has no dim '%s'", rest);
-            return KEY_ERROR;
-        }
-        e->begin = d->lhs->loc.begin;
-        e->end = d->lhs->loc.end;
-        e->prefix = e->suffix = "";
-        e->canon = arena_printf(a, "dim.%s", rest);
-        return KEY_EDIT;
-    }
-    if (rest && !strcmp(head, "param")) {
-        ast_node *p = find_stmt(root, AST_PARAM, rest);
-        if (!p) {
-            sb_printf(err, "the spec has no param '%s'", rest);
-            return KEY_ERROR;
-        }
-        if (p->lhs) {
-            e->begin = p->lhs->loc.begin;
-            e->end = p->lhs->loc.end;
-            e->prefix = e->suffix = "";
-        } else {
-            e->begin = e->end = p->loc.end;
-            e->prefix = " ~ ";
-            e->suffix = "";
-        }
-        e->canon = arena_printf(a, "param.%s", rest);
-        return KEY_EDIT;
-    }
-    if (rest && !strcmp(head, "verify")) {
-        if (!in_list(rest, verify_keys, sizeof verify_keys / sizeof *verify_keys)) {
-            sb_printf(err, "'%s' is not a setting of verify", rest);
-            return KEY_ERROR;
-        }
-        ast_node *v = find_stmt(root, AST_VERIFY, NULL);
-        if (v)
-            edit_block(a, src, v, block_brace(src, v->loc.begin, v->loc.end), rest, '=', e);
-        else {
-            /* a new statement after the last line */
-            e->begin = e->end = (uint32_t)src->len;
-            bool nl = src->len && src->text[src->len - 1] == '\n';
-            e->prefix = arena_printf(a, "%sverify { %s = ", nl ? "" : "\n", rest);
-            e->suffix = " }\n";
-        }
-        e->canon = arena_printf(a, "verify.%s", rest);
-        return KEY_EDIT;
-    }
+    if (rest && !strcmp(head, "train"))
+        return key_train(a, src, root, rest, e, err);
+    if (rest && !strcmp(head, "extend"))
+        return key_extend(a, src, root, rest, e, err);
+    if (rest && !strcmp(head, "design"))
+        return key_design(a, src, root, rest, e, err);
+    if (rest && (!strcmp(head, "data") || !strcmp(head, "init")))
+        return key_call(a, src, root, key, head, rest, e, err);
+    if (rest && !strcmp(head, "dim"))
+        return key_dim(a, root, rest, e, err);
+    if (rest && !strcmp(head, "param"))
+        return key_param(a, root, rest, e, err);
+    if (rest && !strcmp(head, "verify"))
+        return key_verify(a, src, root, rest, e, err);
     if (rest) {
-        /* a baseline by its name: vanilla.lr, l1.lr, l1.weight */
-        ast_node *b = NULL;
-        size_t count = 0;
-        for (size_t i = 0; i < root->nkids; i++) {
-            ast_node *s = root->kids[i];
-            if (s && s->kind == AST_BASELINE && s->lhs && s->lhs->name && !strcmp(s->lhs->name, head)) {
-                b = b ? b : s;
-                count++;
-            }
-        }
-        if (b && count > 1) {
-            sb_printf(err, "the spec has %zu baselines named '%s': a key names one", count, head);
-            return KEY_ERROR;
-        }
-        if (b && !strcmp(rest, "lr")) {
-            edit_block(a, src, b, block_brace(src, b->lhs->loc.end, b->loc.end), "lr", '=', e);
-            e->canon = arena_printf(a, "baseline.%s.lr", head);
-            return KEY_EDIT;
-        }
-        if (b && b->lhs->kind == AST_CALL) {
-            if (!edit_kwarg(a, src, b->lhs, rest, e)) {
-                sb_printf(err, "cannot place %s in the baseline", key);
-                return KEY_ERROR;
-            }
-            e->canon = arena_printf(a, "baseline.%s.%s", head, rest);
-            return KEY_EDIT;
-        }
-        if (b) {
-            sb_printf(err, "baseline %s takes no argument '%s' (only lr)", head, rest);
-            return KEY_ERROR;
-        }
+        int r = key_baseline(a, src, root, key, head, rest, e, err);
+        if (r >= 0)
+            return r;
     }
     const char *cand[256];
     size_t n = key_candidates(a, root, cand, 256);

@@ -176,10 +176,10 @@ bool sweep_read_status(const char *dir, char *status, size_t ssize, char *exitv,
     return true;
 }
 
-/* The grid: axes resolved, points, models (checked), runs and their state. */
-int sweep_plan(sweep *s)
+/* The spec read and checked (its warnings once), the first seed and the
+ * default --out. */
+static int plan_spec(sweep *s)
 {
-    /* the spec itself must check first */
     const char *err;
     if (!source_read(&s->src, s->spec_path, &err)) {
         fprintf(stderr, "ibc sweep: error: cannot read '%s': %s\n", s->spec_path, err);
@@ -209,8 +209,13 @@ int sweep_plan(sweep *s)
     }
     if (!s->out)
         s->out = s->out_alloc = xprintf("results/%s-sweep", s->spec->model);
+    return 0;
+}
 
-    /* every key to an edit (or to the trainer's --steps) */
+/* Every key to an edit (or to the trainer's --steps), refusing two axes on
+ * one setting and grids past SWEEP_MAX_RUNS; the number of points. */
+static int plan_axes(sweep *s, size_t *npoints_out)
+{
     size_t npoints = 1;
     for (size_t k = 0; k < s->naxes; k++) {
         axis *ax = &s->axes[k];
@@ -256,8 +261,14 @@ int sweep_plan(sweep *s)
                 s->seeds, SWEEP_MAX_RUNS);
         return 2;
     }
+    *npoints_out = npoints;
+    return 0;
+}
 
-    /* the points (axis 0 slowest), their texts and the distinct models */
+/* The points (axis 0 slowest), their texts and the distinct models, each
+ * checked once. */
+static int plan_points(sweep *s, size_t npoints)
+{
     s->npoints = npoints;
     s->points = xcalloc(npoints, sizeof *s->points);
     size_t mcap = 8;
@@ -315,8 +326,13 @@ int sweep_plan(sweep *s)
                 "was run\n", bad, bad > 1 ? "s" : "", bad > 1 ? "" : "es");
         return 2;
     }
+    return 0;
+}
 
-    /* the runs and what each directory holds */
+/* The runs and what each directory holds (new, to resume, finished),
+ * refusing directories of another sweep. */
+static int plan_runs(sweep *s, size_t npoints)
+{
     s->nruns = npoints * (size_t)s->seeds;
     s->runs = xcalloc(s->nruns, sizeof *s->runs);
     size_t foreign = 0;
@@ -352,6 +368,20 @@ int sweep_plan(sweep *s)
         return 2;
     }
     return 0;
+}
+
+/* The grid: axes resolved, points, models (checked), runs and their state. */
+int sweep_plan(sweep *s)
+{
+    size_t npoints;
+    int status = plan_spec(s);
+    if (!status)
+        status = plan_axes(s, &npoints);
+    if (!status)
+        status = plan_points(s, npoints);
+    if (!status)
+        status = plan_runs(s, npoints);
+    return status;
 }
 
 void sweep_print_plan(const sweep *s)
