@@ -99,7 +99,9 @@ static const char *value_problem(const char *v)
     return NULL;
 }
 
-int sweep_parse_args(sweep *s, int argc, char **argv)
+/* The command line as sweep.md shows it: quoted where a shell would need
+ * it, "ibc sweep ..." when main passes argv[0] "sweep". */
+static char *shown_cmdline(int argc, char **argv)
 {
     sbuf cmd = { 0 };
     for (int i = 0; i < argc; i++) {
@@ -117,12 +119,55 @@ int sweep_parse_args(sweep *s, int argc, char **argv)
         } else
             sb_puts(&cmd, argv[i]);
     }
-    s->cmdline = sb_take(&cmd);
+    char *line = sb_take(&cmd);
     if (!strcmp(argv[0], "sweep")) {   /* `ibc sweep`, as main passes it */
-        char *c = xprintf("ibc %s", s->cmdline);
-        free(s->cmdline);
-        s->cmdline = c;
+        char *c = xprintf("ibc %s", line);
+        free(line);
+        line = c;
     }
+    return line;
+}
+
+/* --set KEY=V1,V2,...: a new axis (its values split and each checked to be
+ * one expression); 0, or 2 after a message. */
+static int parse_set(sweep *s, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v)
+        return usage_error("--set '%s': expected KEY=V1,V2,... (e.g. --set lr=1e-4,1e-3)%s", v, "");
+    if (s->naxes == SWEEP_MAX_AXES)
+        return usage_error("more than %s axes%s", "16", "");
+    axis *ax = &s->axes[s->naxes];
+    char *key = xmalloc((size_t)(eq - v) + 1);
+    memcpy(key, v, (size_t)(eq - v));
+    key[eq - v] = '\0';
+    for (size_t k = 0; k < s->naxes; k++)
+        if (!strcmp(s->axes[k].key, key)) {
+            free(key);
+            return usage_error("--set %s is given twice: put every value in one list (--set %s=V1,V2,...)",
+                               s->axes[k].key, s->axes[k].key);
+        }
+    ax->key = key;
+    s->naxes++;
+    if (!split_values(eq + 1, &ax->values, &ax->nvalues))
+        return usage_error("--set %s: brackets or quotes do not balance in '%s'", key, eq + 1);
+    for (size_t k = 0; k < ax->nvalues; k++) {
+        const char *p = value_problem(ax->values[k]);
+        if (p) {
+            fprintf(stderr, "ibc sweep: error: --set %s: value %zu ('%s') holds %s\n", key, k + 1,
+                    ax->values[k], p);
+            return 2;
+        }
+        for (size_t j = 0; j < k; j++)
+            if (!strcmp(ax->values[j], ax->values[k]))
+                return usage_error("--set %s: the value '%s' is given twice", key, ax->values[k]);
+    }
+    return 0;
+}
+
+int sweep_parse_args(sweep *s, int argc, char **argv)
+{
+    s->cmdline = shown_cmdline(argc, argv);
     s->seeds = 1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->jobs = ncpu > 0 ? (int)ncpu : 1;
@@ -135,36 +180,9 @@ int sweep_parse_args(sweep *s, int argc, char **argv)
         if (takes && !v)
             return usage_error("%s needs a value%s", a, "");
         if (!strcmp(a, "--set")) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v)
-                return usage_error("--set '%s': expected KEY=V1,V2,... (e.g. --set lr=1e-4,1e-3)%s", v, "");
-            if (s->naxes == SWEEP_MAX_AXES)
-                return usage_error("more than %s axes%s", "16", "");
-            axis *ax = &s->axes[s->naxes];
-            char *key = xmalloc((size_t)(eq - v) + 1);
-            memcpy(key, v, (size_t)(eq - v));
-            key[eq - v] = '\0';
-            for (size_t k = 0; k < s->naxes; k++)
-                if (!strcmp(s->axes[k].key, key)) {
-                    free(key);
-                    return usage_error("--set %s is given twice: put every value in one list (--set %s=V1,V2,...)",
-                                       s->axes[k].key, s->axes[k].key);
-                }
-            ax->key = key;
-            s->naxes++;
-            if (!split_values(eq + 1, &ax->values, &ax->nvalues))
-                return usage_error("--set %s: brackets or quotes do not balance in '%s'", key, eq + 1);
-            for (size_t k = 0; k < ax->nvalues; k++) {
-                const char *p = value_problem(ax->values[k]);
-                if (p) {
-                    fprintf(stderr, "ibc sweep: error: --set %s: value %zu ('%s') holds %s\n", key, k + 1,
-                            ax->values[k], p);
-                    return 2;
-                }
-                for (size_t j = 0; j < k; j++)
-                    if (!strcmp(ax->values[j], ax->values[k]))
-                        return usage_error("--set %s: the value '%s' is given twice", key, ax->values[k]);
-            }
+            int r = parse_set(s, v);
+            if (r)
+                return r;
             i++;
         } else if (!strcmp(a, "--seeds")) {
             if (!sweep_parse_whole(v, 1, 10000, &x))

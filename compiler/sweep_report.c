@@ -169,6 +169,111 @@ static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st
         sb_puts(sj, "\n  ]");
 }
 
+/* The extent of a figure's points, for the scales of its axes. */
+typedef struct {
+    bool numeric;            /* every value of the axis is a number (else x is its index) */
+    bool xpos, ypos;         /* every x, every min is positive */
+    double xmin, xmax, ymin, ymax;
+} extent;
+
+/* A figure's data: one block of .dat rows (x, median, min, max) per
+ * series, every combination of the other axes in grid order, and the
+ * plot clauses naming the data file DAT; the y extent into ex.  How many
+ * series have a point. */
+static size_t figure_series(const sweep *s, size_t a, size_t c, size_t ncols, const mstat *st, const size_t *stride,
+                            extent *ex, sbuf *dat, sbuf *plot)
+{
+    const axis *ax = &s->axes[a];
+    size_t nseries = s->npoints / ax->nvalues;
+    size_t drawn = 0;
+    for (size_t sr = 0; sr < nseries; sr++) {
+        size_t base = series_base(s, a, sr, stride), rows = 0;
+        sbuf block = { 0 };
+        for (size_t v = 0; v < ax->nvalues; v++) {
+            const mstat *x = &st[(base + v * stride[a]) * ncols + c];
+            if (!x->n)
+                continue;
+            if (ex->numeric)
+                sb_puts(&block, ax->values[v]);
+            else
+                sb_printf(&block, "%zu", v);
+            sb_add(&block, " ", 1);
+            sb_num(&block, x->med);
+            sb_add(&block, " ", 1);
+            sb_num(&block, x->min);
+            sb_add(&block, " ", 1);
+            sb_num(&block, x->max);
+            ex->ypos = ex->ypos && x->min > 0;
+            ex->ymin = fmin(ex->ymin, x->min);
+            ex->ymax = fmax(ex->ymax, x->max);
+            sb_add(&block, "\n", 1);
+            rows++;
+        }
+        if (rows) {
+            sb_add(dat, block.s, block.n);
+            sb_puts(dat, "\n\n");
+            char *title = series_title(s, a, base);
+            sb_printf(plot, "%s'%s' index %zu using 1:2:3:4 with yerrorlines title ", drawn ? ", \\\n     " : "",
+                      "DAT", drawn);
+            gp_str(plot, *title ? title : "median; bars: min to max");
+            free(title);
+            drawn++;
+        }
+        free(block.s);
+    }
+    return drawn;
+}
+
+/* A figure's gnuplot script: base.png from datname, titled and labelled,
+ * log scales where the extent spans two decades, plot the clauses. */
+static void figure_script(sbuf *gp, const char *base, const char *png, const char *datname, const char *col,
+                          const axis *ax, const extent *ex, size_t drawn, const char *plot)
+{
+    sb_puts(gp, "# written by ibc sweep: gnuplot ");
+    sb_puts(gp, base);
+    sb_puts(gp, ".gp (in this directory) draws ");
+    sb_puts(gp, base);
+    sb_puts(gp, ".png\nset terminal pngcairo size 820,500 noenhanced font 'sans,10'\nset output ");
+    gp_str(gp, png);
+    sb_puts(gp, "\nset title ");
+    char *title = xprintf("%s against %s (median over seeds; bars: min to max)", col, ax->key);
+    gp_str(gp, title);
+    free(title);
+    sb_puts(gp, "\nset xlabel ");
+    gp_str(gp, ax->key);
+    sb_puts(gp, "\nset ylabel ");
+    gp_str(gp, col);
+    bool logx = ex->numeric && ex->xpos && ex->xmax >= 100 * ex->xmin, logy = ex->ypos && ex->ymax >= 100 * ex->ymin;
+    sb_printf(gp, "\nset grid\nset key %s\n", drawn > 1 ? "outside right" : "top right");
+    /* a margin around the points on linear axes (graph offsets misbehave on log ones) */
+    sb_printf(gp, "set offsets %s, %s, %s, %s\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.05",
+              logy ? "0" : "graph 0.05", logy ? "0" : "graph 0.05");
+    if (logx)
+        sb_printf(gp, "set logscale x\nset format x '%%g'\nset xrange [%.6g:%.6g]\n", ex->xmin / 1.6, ex->xmax * 1.6);
+    if (logy)
+        sb_puts(gp, "set logscale y\nset format y '%g'\n");
+    if (!ex->numeric) {
+        sb_puts(gp, "set xtics (");
+        for (size_t v = 0; v < ax->nvalues; v++) {
+            if (v)
+                sb_puts(gp, ", ");
+            gp_str(gp, ax->values[v]);
+            sb_printf(gp, " %zu", v);
+        }
+        sb_puts(gp, ")\n");
+    }
+    sb_puts(gp, "plot ");
+    /* the data file's name in place of DAT */
+    for (const char *p = plot; *p; p++) {
+        if (!strncmp(p, "'DAT'", 5)) {
+            gp_str(gp, datname);
+            p += 4;
+        } else
+            sb_add(gp, p, 1);
+    }
+    sb_puts(gp, "\n");
+}
+
 /* The figures: for each wanted metric and each axis of two values or more,
  * figures/METRIC_vs_AXIS.{dat,gp,png}: the median over the counted seeds
  * (bars from min to max) against the axis, one line per combination of
@@ -186,59 +291,21 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
             const axis *ax = &s->axes[a];
             if (ax->nvalues < 2)
                 continue;
-            bool numeric = true, xpos = true, ypos = true;
-            double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+            extent ex = { true, true, true, INFINITY, -INFINITY, INFINITY, -INFINITY };
             for (size_t v = 0; v < ax->nvalues; v++) {
                 double x;
-                numeric = numeric && numeric_text(ax->values[v], &x);
-                if (numeric) {
-                    xpos = xpos && x > 0;
-                    xmin = fmin(xmin, x);
-                    xmax = fmax(xmax, x);
+                ex.numeric = ex.numeric && numeric_text(ax->values[v], &x);
+                if (ex.numeric) {
+                    ex.xpos = ex.xpos && x > 0;
+                    ex.xmin = fmin(ex.xmin, x);
+                    ex.xmax = fmax(ex.xmax, x);
                 }
             }
-            /* series: every combination of the other axes, in grid order */
-            size_t nseries = s->npoints / ax->nvalues;
             sbuf dat = { 0 }, gp = { 0 };
             sb_printf(&dat, "# %s against %s: x, median, min, max over the seeds that ran to the end\n", cols[c],
                       ax->key);
-            size_t drawn = 0;
             sbuf plot = { 0 };
-            for (size_t sr = 0; sr < nseries; sr++) {
-                size_t base = series_base(s, a, sr, stride), rows = 0;
-                sbuf block = { 0 };
-                for (size_t v = 0; v < ax->nvalues; v++) {
-                    const mstat *x = &st[(base + v * stride[a]) * ncols + c];
-                    if (!x->n)
-                        continue;
-                    if (numeric)
-                        sb_puts(&block, ax->values[v]);
-                    else
-                        sb_printf(&block, "%zu", v);
-                    sb_add(&block, " ", 1);
-                    sb_num(&block, x->med);
-                    sb_add(&block, " ", 1);
-                    sb_num(&block, x->min);
-                    sb_add(&block, " ", 1);
-                    sb_num(&block, x->max);
-                    ypos = ypos && x->min > 0;
-                    ymin = fmin(ymin, x->min);
-                    ymax = fmax(ymax, x->max);
-                    sb_add(&block, "\n", 1);
-                    rows++;
-                }
-                if (rows) {
-                    sb_add(&dat, block.s, block.n);
-                    sb_puts(&dat, "\n\n");
-                    char *title = series_title(s, a, base);
-                    sb_printf(&plot, "%s'%s' index %zu using 1:2:3:4 with yerrorlines title ", drawn ? ", \\\n     " : "",
-                              "DAT", drawn);
-                    gp_str(&plot, *title ? title : "median; bars: min to max");
-                    free(title);
-                    drawn++;
-                }
-                free(block.s);
-            }
+            size_t drawn = figure_series(s, a, c, ncols, st, stride, &ex, &dat, &plot);
             char *fs = safe_name(cols[c], 60), *as = safe_name(ax->key, 40);
             char *base = xprintf("%s_vs_%s", fs, as);
             free(fs);
@@ -251,51 +318,8 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                 free(base);
                 continue;
             }
-            sb_puts(&gp, "# written by ibc sweep: gnuplot ");
-            sb_puts(&gp, base);
-            sb_puts(&gp, ".gp (in this directory) draws ");
-            sb_puts(&gp, base);
-            sb_puts(&gp, ".png\nset terminal pngcairo size 820,500 noenhanced font 'sans,10'\nset output ");
-            char *png = xprintf("%s.png", base);
-            gp_str(&gp, png);
-            sb_puts(&gp, "\nset title ");
-            char *title = xprintf("%s against %s (median over seeds; bars: min to max)", cols[c], ax->key);
-            gp_str(&gp, title);
-            free(title);
-            sb_puts(&gp, "\nset xlabel ");
-            gp_str(&gp, ax->key);
-            sb_puts(&gp, "\nset ylabel ");
-            gp_str(&gp, cols[c]);
-            bool logx = numeric && xpos && xmax >= 100 * xmin, logy = ypos && ymax >= 100 * ymin;
-            sb_printf(&gp, "\nset grid\nset key %s\n", drawn > 1 ? "outside right" : "top right");
-            /* a margin around the points on linear axes (graph offsets misbehave on log ones) */
-            sb_printf(&gp, "set offsets %s, %s, %s, %s\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.05",
-                      logy ? "0" : "graph 0.05", logy ? "0" : "graph 0.05");
-            if (logx)
-                sb_printf(&gp, "set logscale x\nset format x '%%g'\nset xrange [%.6g:%.6g]\n", xmin / 1.6, xmax * 1.6);
-            if (logy)
-                sb_puts(&gp, "set logscale y\nset format y '%g'\n");
-            if (!numeric) {
-                sb_puts(&gp, "set xtics (");
-                for (size_t v = 0; v < ax->nvalues; v++) {
-                    if (v)
-                        sb_puts(&gp, ", ");
-                    gp_str(&gp, ax->values[v]);
-                    sb_printf(&gp, " %zu", v);
-                }
-                sb_puts(&gp, ")\n");
-            }
-            char *datname = xprintf("%s.dat", base);
-            sb_puts(&gp, "plot ");
-            /* the data file's name in place of DAT */
-            for (const char *p = plot.s; *p; p++) {
-                if (!strncmp(p, "'DAT'", 5)) {
-                    gp_str(&gp, datname);
-                    p += 4;
-                } else
-                    sb_add(&gp, p, 1);
-            }
-            sb_puts(&gp, "\n");
+            char *png = xprintf("%s.png", base), *datname = xprintf("%s.dat", base);
+            figure_script(&gp, base, png, datname, cols[c], ax, &ex, drawn, plot.s);
             free(plot.s);
             if (!made_dir && !mkdir_p(fdir)) {
                 fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", fdir, strerror(errno));
