@@ -124,88 +124,95 @@ bool numeric_text(const char *v, double *x);
 
 /* An edit of the spec's text: [begin, end) becomes prefix VALUE suffix. */
 typedef struct {
-    uint32_t begin, end;
-    const char *prefix, *suffix;
+    uint32_t begin, end;     /* byte offsets into the spec's text */
+    const char *prefix, *suffix; /* text around the value ("lr = ", "" ...) */
     const char *canon;       /* the setting, for messages: "train.lr" */
 } edit;
 
+/* One --set axis. */
 typedef struct {
     const char *key;         /* as given */
-    char **values;
+    char **values;           /* its values, as given (each one expression) */
     size_t nvalues;
     bool runtime;            /* steps: the trainer's --steps, no edit */
     long *steps;             /* runtime: the values as numbers */
-    edit e;
+    edit e;                  /* where a value goes in the text (e.canon also when runtime) */
 } axis;
 
+/* One distinct derived text: one trainer, DIR/models/HASH. */
 typedef struct {
     char *text;              /* the derived spec */
-    size_t len;
+    size_t len;              /* its length */
     char hex[17];            /* FNV-1a of the text and the ibc version */
     long steps, extend_steps;/* the spec's train.steps and extend steps */
     char *code;              /* the emitted C (SWEEP_PREPARE), until built */
-    size_t code_len;
-    size_t first_point;
+    size_t code_len;         /* its length */
+    size_t first_point;      /* the first grid point using it (build messages) */
 } model;
 
+/* One grid point: a value of every axis. */
 typedef struct {
     size_t *vi;              /* the value of each axis */
-    size_t model;
+    size_t model;            /* index into models ((size_t)-1 while it does not check) */
     long steps;              /* the trainer's --steps (0: its default) */
     char *label;             /* directory name */
     char *settings;          /* "lr=1e-3, depth=3" for messages */
 } point;
 
+/* a run's state: not started, stopped with a checkpoint, has a sweep_status */
 enum { RUN_NEW, RUN_RESUME, RUN_FINISHED };
 
+/* One run: a grid point and a seed. */
 typedef struct {
-    size_t point;
+    size_t point;            /* index into points */
     unsigned long long seed;
     char *dir, *rel;         /* DIR/runs/LABEL/seed_S and runs/LABEL/seed_S */
-    int state;
+    int state;               /* RUN_NEW, RUN_RESUME or RUN_FINISHED */
     bool failed;             /* finished, not complete */
-    pid_t pid;
-    double started;
+    pid_t pid;               /* the trainer while it runs, else 0 */
+    double started;          /* wall clock at its start (now()) */
 } run;
 
 struct sweep {
     /* the command line */
-    char *cmdline;
-    const char *spec_path, *out;
-    char *out_alloc;
+    char *cmdline;           /* as sweep.md shows it (quoted for a shell) */
+    const char *spec_path, *out; /* the spec; DIR (argv or out_alloc) */
+    char *out_alloc;         /* the default DIR, results/MODEL-sweep */
     axis axes[SWEEP_MAX_AXES];
     size_t naxes;
-    long seeds;
-    unsigned long long seed0;
-    bool seed_given;
-    int jobs;
-    long checkpoint_every;
-    const char *max_growth;
-    char **plot;
+    long seeds;              /* --seeds K */
+    unsigned long long seed0;/* the first seed: --seed S, else the spec's */
+    bool seed_given;         /* --seed was given */
+    int jobs;                /* --jobs N (default: the cores) */
+    long checkpoint_every;   /* --checkpoint-every N (0: a tenth of the steps) */
+    const char *max_growth;  /* --max-growth F, or NULL */
+    char **plot;             /* --plot names (M* a prefix) */
     size_t nplot;
-    bool dry_run;
-    sweep_mode mode;
+    bool dry_run;            /* --dry-run */
+    sweep_mode mode;         /* SWEEP_PREPARE or SWEEP_ATTACH (MPI ranks) */
 
     /* the spec */
-    ibc_source src;
-    ibc_arena *arena;
-    ast_node *ast;
-    ibc_spec *spec;
+    ibc_source src;          /* its text */
+    ibc_arena *arena;        /* holds ast, spec and the edits' strings */
+    ast_node *ast;           /* its syntax tree, where keys are resolved */
+    ibc_spec *spec;          /* checked */
 
-    model *models;
+    /* the plan */
+    model *models;           /* the distinct trainers */
     size_t nmodels;
-    point *points;
+    point *points;           /* the grid, axis 0 slowest */
     size_t npoints;
-    run *runs;
+    run *runs;               /* point-major: run i is point i / seeds */
     size_t nruns;
-    int lock_fd;
+    int lock_fd;             /* DIR/.lock, held while the sweep runs (-1: none) */
 
     /* progress */
-    double t0, run_seconds;
-    size_t done, failed, running, timed, earlier;
-    int slots;
-    bool tty, line_open;
-    double last_draw;
+    double t0, run_seconds;  /* start of the line; wall time of the timed runs */
+    size_t done, failed, running; /* runs finished (of them not complete), running */
+    size_t timed, earlier;   /* runs ended by this process; finished before it */
+    int slots;               /* runs at once */
+    bool tty, line_open;     /* stderr is a terminal; a line is drawn, not ended */
+    double last_draw;        /* when it was drawn */
 };
 
 
@@ -254,19 +261,19 @@ int sweep_build_models(sweep *s);
 
 /* A run's outcome, read back from its directory alone. */
 typedef struct {
-    char *name;
+    char *name;              /* the metric's name in results.json */
     char *num;               /* the number as written; NULL for null */
 } metric_val;
 
 typedef struct {
     bool finished;           /* a sweep_status */
-    char status[64], exitv[64];
-    double started, ended;
+    char status[64], exitv[64]; /* sweep_status's (or interrupted, pending) */
+    double started, ended;   /* sweep_status's wall clock times */
     bool have;               /* results.json read */
-    char *json_status, *wall;
-    metric_val *m;
+    char *json_status, *wall;/* results.json's status and wall_seconds (as written) */
+    metric_val *m;           /* its numeric or null metrics, in file order */
     size_t nm;
-    long passed, failed;
+    long passed, failed;     /* its checks passed and failed */
 } result;
 
 /* A metric's statistics at one grid point, over its counted runs. */
