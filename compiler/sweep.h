@@ -1,6 +1,7 @@
 /*
- * sweep.h: `ibc sweep`, a grid of ordinary trainer runs (sweep.c), and the
- * pieces of it that the MPI sweep (sweep_mpi.c, bin/ibc-sweep-mpi) shares.
+ * sweep.h: `ibc sweep`, a grid of ordinary trainer runs (sweep.c and the
+ * files sweep_impl.h lists), and the pieces of it that the MPI sweep
+ * (sweep_mpi.c, bin/ibc-sweep-mpi) shares.
  *
  *   ibc sweep SPEC [--set KEY=V1,V2,...]... [--seeds K] [--seed S] [--jobs N]
  *                  [--out DIR] [--plot M1,M2,...] [--checkpoint-every N]

@@ -1,5 +1,5 @@
 #!/bin/sh
-# sweep.sh: `ibc sweep` (compiler/sweep.c) and the MPI sweep
+# sweep.sh: `ibc sweep` (compiler/sweep*.c) and the MPI sweep
 # (bin/ibc-sweep-mpi) on tests/sweep/tiny.ibs, a scalar pair whose runs
 # take milliseconds (make e2e; about 15 s):
 #   - a 2 x 2 grid (2 learning rates x 2 seeds): the rows of sweep.csv, the
