@@ -23,6 +23,10 @@
  *
  * One run's state is a run_state, owned by run_in_dir (or verify_one,
  * stability_only); the functions taking one act on the model in R->k.
+ * The names below have external linkage inside libibrt.a (the globals
+ * carry drv_); none is declared in a public header, and none clashes with
+ * the library's or the compiler's symbols (nm over build/libibrt.a and
+ * the compiler's objects finds no duplicate).
  */
 #ifndef IBRT_DRIVER_IMPL_H
 #define IBRT_DRIVER_IMPL_H
