@@ -371,7 +371,7 @@ The groups of each of these models share parameters (W2 in both
 junctions of deep_linear, the hidden layer in relu2): their generators'
 Gram matrix is one, not block diagonal, and its log det (first row,
 Cholesky of the Gram of all generators, \`group_logdet\` in
-runtime/driver.c) differs from the sum of the groups' own (second row),
+runtime/driver_checks.c) differs from the sum of the groups' own (second row),
 the sum a per-group derivation would give. Both exact predictions of each
 family's norm ratio, the log det G minimiser and the dual slice, are 1
 here (\`ibc derive\`); the measured ratios and the noise equilibrium's
