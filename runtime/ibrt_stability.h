@@ -25,7 +25,9 @@
  *           half (ceil(n/2) of its n entrants, diverged ones dropped) on
  *           to L = 2 L_prev steps, or to the run's length once 2 L_prev
  *           exceeds 0.9 run; it stops when one rate is left or a rung
- *           reached the run's length, and the best of the last rung wins.
+ *           reached the run's length, and the best of the last rung wins
+ *           (when all of its rates diverged: the best of the rates that
+ *           got furthest without diverging).
  *           A survivor goes on from where its last rung left it (its
  *           trajectory is the one a single trial of L steps would take).
  *           A score is the trial's final training loss at the end of its

@@ -224,8 +224,6 @@ void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_d
         int keep = (na + 1) / 2, finite = 0;
         while (finite < na && isfinite(g->score[alive[finite]]))
             finite++;
-        if (finite > 0)
-            g->best = alive[0];
         if (keep > finite)
             keep = finite;
         if (len >= run || keep <= 1)
@@ -235,6 +233,14 @@ void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_d
         prev = len;
         len = next_rung(len, run);
     }
+    /* the choice: of the rates that never diverged, those that got
+     * furthest, and of them the lowest score (a tie: the lower rate); the
+     * best of the last rung, unless every one of its rates diverged */
+    for (int c = 0; c < g->n; c++)
+        if (isfinite(g->score[c]) &&
+            (g->best < 0 || g->reached[c] > g->reached[g->best] ||
+             (g->reached[c] == g->reached[g->best] && g->score[c] < g->score[g->best])))
+            g->best = c;
     free(state);
     memcpy(m->th, th0, sizeof(double) * (size_t)N);
 }
