@@ -190,22 +190,31 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
     }
     if (m->lr_auto) {
         ibrt_lr_grid g;
-        long steps = R->o.steps < m->lr_auto_steps ? R->o.steps : m->lr_auto_steps;
         t0 = ibrt_time_now();
-        ibrt_stability_select_lr(p, m, &R->ds, &R->rb, m->lr_lo, m->lr_hi, steps, R->o.max_growth, R->sw, &g);
+        ibrt_stability_select_lr(p, m, &R->ds, &R->rb, m->lr_lo, m->lr_hi, m->lr_auto_steps, R->o.steps,
+                                 R->o.max_growth, R->sw, &g);
         m->lr = g.best >= 0 ? g.lr[g.best] : g.lr[0];
+        double rung[IBRT_LR_RUNG_MAX], reached[IBRT_LR_GRID_MAX];
+        for (int r = 0; r < g.rungs; r++)
+            rung[r] = (double)g.rung[r];
+        for (int c = 0; c < g.n; c++)
+            reached[c] = (double)g.reached[c];
         if (!R->o.quiet) {
-            fprintf(stderr, "lr = auto (%s): %d rates, %ld steps each from the initial point, scored by the %s:", m->name,
-                    g.n, g.steps, g.window > 1 ? "mean loss of the last tenth" : "final training loss");
+            fprintf(stderr, "lr = auto (%s): successive halving of %d rates from the initial point, rungs of", m->name,
+                    g.n);
+            for (int r = 0; r < g.rungs; r++)
+                fprintf(stderr, "%s %d x %ld", r ? "," : "", g.entrants[r], g.rung[r]);
+            fprintf(stderr, " steps (%ld trial steps, %.3g x the run), scored by the %s:", g.total,
+                    (double)g.total / (double)R->o.steps, g.batches ? "mean loss of the last tenth" : "final loss");
             for (int c = 0; c < g.n; c++)
-                fprintf(stderr, "%s %.0e %.3g", c ? "," : "", g.lr[c], g.score[c]);
+                fprintf(stderr, "%s %.0e %.3g at %ld", c ? "," : "", g.lr[c], g.score[c], g.reached[c]);
             fprintf(stderr, " -> lr = %g\n", m->lr);
         }
         if (g.best < 0)
             fprintf(stderr, "warning: model '%s': lr = auto%s%s%s: every rate from %g to %g diverged within %ld steps; "
                     "training with the lowest (lower the bounds: lr = auto(%g, %g))\n", m->name,
                     m->lr_where ? " (" : "", m->lr_where ? m->lr_where : "", m->lr_where ? ")" : "", m->lr_lo,
-                    m->lr_hi, g.steps, m->lr_lo / 1e4, m->lr_lo);
+                    m->lr_hi, g.rung[0], m->lr_lo / 1e4, m->lr_lo);
         fixed_cost(R, "lr = auto trial runs", m->name, ibrt_time_now() - t0);
         if (record) {
             put(R, "lr_auto_chosen", m->suffix, m->lr);
@@ -214,14 +223,20 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
             ibrt_json_key(R->j, "bounds");
             double b[2] = { m->lr_lo, m->lr_hi };
             ibrt_json_nums(R->j, b, 2);
-            ibrt_json_key(R->j, "trial_steps");
-            ibrt_json_int(R->j, g.steps);
+            ibrt_json_key(R->j, "method");
+            ibrt_json_str(R->j, "successive halving: the better half goes on to twice the steps");
+            ibrt_json_key(R->j, "rungs");   /* each rung's trial length */
+            ibrt_json_nums(R->j, rung, (size_t)g.rungs);
+            ibrt_json_key(R->j, "trial_steps_total");
+            ibrt_json_int(R->j, g.total);
             ibrt_json_key(R->j, "score");
-            ibrt_json_str(R->j, g.window > 1 ? "mean batch loss of the last tenth of the trial" : "final training loss");
+            ibrt_json_str(R->j, g.batches ? "mean batch loss of the last tenth of the trial" : "final training loss");
             ibrt_json_key(R->j, "grid");
             ibrt_json_nums(R->j, g.lr, (size_t)g.n);
             ibrt_json_key(R->j, "scores");   /* null: the trial diverged */
             ibrt_json_nums(R->j, g.score, (size_t)g.n);
+            ibrt_json_key(R->j, "reached");   /* the trial length of each rate's score */
+            ibrt_json_nums(R->j, reached, (size_t)g.n);
             ibrt_json_key(R->j, "chosen");
             ibrt_json_num(R->j, m->lr);
             ibrt_json_obj_end(R->j);

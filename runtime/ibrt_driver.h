@@ -231,8 +231,9 @@ typedef struct {
     /* The learning-rate setting: where the spec writes it ("spec.ibs:12";
      * NULL: unknown), named in the stability warning; lr_auto: lr = auto,
      * the rate is chosen before the model trains, from lr_lo, 10 lr_lo,
-     * ... <= lr_hi by trial runs of min(steps, lr_auto_steps) steps
-     * (ibrt_stability.h); m->lr then holds the choice. */
+     * ... <= lr_hi by successive halving from trial runs of
+     * min(steps, lr_auto_steps) steps (ibrt_stability.h); m->lr then holds
+     * the choice. */
     const char *lr_where;
     bool lr_auto;
     double lr_lo, lr_hi;

@@ -122,16 +122,59 @@ static double objective(const ibrt_model *m, double loss)
     return loss;
 }
 
+/* One stretch of a trial at rate lr: m->th holds the parameters after
+ * `from` steps and r the batch stream before batch `from`; loss
+ * evaluations at from, ..., to (each before the step it takes, the last
+ * one after the last step, without a gradient).  The score: the mean
+ * objective of the evaluations after to - window (they lie in this
+ * stretch: window <= to - from), +inf when the loss becomes non-finite or
+ * exceeds max_growth * loss0 (*loss0, when NAN, is set by evaluation 0).
+ * *rend: the stream before batch `to` (the same for every rate). */
+static double stretch(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, ibrt_rng r, double lr, long from,
+                      long to, long window, double max_growth, double *loss0, ibrt_rng *rend, long *taken)
+{
+    const long N = m->nth;
+    double sum = 0;
+    for (long s = from; s <= to; s++) {
+        const double *X, *Y;
+        if (s == to)
+            *rend = r;
+        long nb = p->draw_batch(ds, &r, &X, &Y);
+        double loss = ibrt_driver_loss(p, m, X, Y, nb, s < to);
+        if (s == 0)
+            *loss0 = loss;
+        if (!isfinite(loss) || (*loss0 > 0 && loss > max_growth * *loss0))
+            return INFINITY;
+        if (s > to - window)
+            sum += objective(m, loss);
+        if (s < to) {
+            for (long i = 0; i < N; i++)
+                m->th[i] -= lr * m->g[i];
+            (*taken)++;
+        }
+    }
+    return isfinite(sum) ? sum / (double)window : INFINITY;
+}
+
+/* The length of the rung after one of length prev, in a run of `run`
+ * steps: twice as long, or the whole run once that is above 0.9 run (so
+ * the last rung's window, a tenth of the run, lies after prev). */
+static long next_rung(long prev, long run)
+{
+    long next = prev > run / 2 ? run : 2 * prev;
+    return (double)next > 0.9 * (double)run ? run : next;
+}
+
 void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const ibrt_rng *rb,
-                              double lo, double hi, long steps, double max_growth, double *work, ibrt_lr_grid *g)
+                              double lo, double hi, long first, long run, double max_growth, double *work,
+                              ibrt_lr_grid *g)
 {
     const long N = m->nth;
     double *th0 = work;
     memcpy(th0, m->th, sizeof(double) * (size_t)N);
     memset(g, 0, sizeof *g);
     g->best = -1;
-    g->steps = steps;
-    g->window = p->minibatch ? (steps / 10 > 1 ? steps / 10 : 1) : 1;
+    g->batches = p->minibatch;
     /* lo 10^c, rounded to 15 digits so that 1e-8 * 10^3 is 1e-05, not 9.999999999999999e-06 */
     for (int c = 0; c < IBRT_LR_GRID_MAX; c++) {
         char buf[32];
@@ -140,33 +183,64 @@ void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_d
         if (!(lr <= hi * (1 + 1e-9)))
             break;
         g->lr[g->n++] = lr;
+        g->score[c] = INFINITY;
     }
-    for (int c = 0; c < g->n; c++) {
-        const double lr = g->lr[c];
-        ibrt_rng r = *rb;
-        memcpy(m->th, th0, sizeof(double) * (size_t)N);
-        double loss0 = NAN, sum = 0;
-        bool diverged = false;
-        /* steps + 1 loss evaluations: before each step, and after the last */
-        for (long s = 0; s <= steps; s++) {
-            const double *X, *Y;
-            long nb = p->draw_batch(ds, &r, &X, &Y);
-            double loss = ibrt_driver_loss(p, m, X, Y, nb, s < steps);
-            if (s == 0)
-                loss0 = loss;
-            if (!isfinite(loss) || (loss0 > 0 && loss > max_growth * loss0)) {
-                diverged = true;
-                break;
-            }
-            if (s > steps - g->window)
-                sum += objective(m, loss);
-            if (s < steps)
-                for (long i = 0; i < N; i++)
-                    m->th[i] -= lr * m->g[i];
+    /* each rate's parameters where its last stretch ended, one malloc
+     * before any trial step; without it every stretch starts over from
+     * th0 (the same scores: the same steps from the same point on the same
+     * batches, at a higher cost) */
+    double *state = malloc(sizeof(double) * (size_t)N * (size_t)(g->n > 0 ? g->n : 1));
+    int alive[IBRT_LR_GRID_MAX], na = g->n;
+    for (int c = 0; c < g->n; c++)
+        alive[c] = c;
+    double loss0 = NAN;
+    ibrt_rng at = *rb;   /* the stream before batch `prev` */
+    long prev = 0, len = first < run ? first : run;
+    while (na > 0 && g->rungs < IBRT_LR_RUNG_MAX) {
+        long window = g->batches ? (len / 10 > 1 ? len / 10 : 1) : 1;
+        ibrt_rng rend = at;
+        g->rung[g->rungs] = len;
+        g->entrants[g->rungs] = na;
+        for (int a = 0; a < na; a++) {
+            const int c = alive[a];
+            long from = state ? prev : 0;
+            memcpy(m->th, from ? state + (size_t)c * (size_t)N : th0, sizeof(double) * (size_t)N);
+            g->score[c] = stretch(p, m, ds, from ? at : *rb, g->lr[c], from, len, window, max_growth, &loss0, &rend,
+                                  &g->total);
+            g->reached[c] = len;
+            if (state)
+                memcpy(state + (size_t)c * (size_t)N, m->th, sizeof(double) * (size_t)N);
         }
-        g->score[c] = diverged || !isfinite(sum) ? INFINITY : sum / (double)g->window;
-        if (isfinite(g->score[c]) && (g->best < 0 || g->score[c] < g->score[g->best]))
-            g->best = c;
+        g->rungs++;
+        /* rank the entrants by score (a tie: the lower rate), best first */
+        for (int a = 1; a < na; a++)
+            for (int b = a; b > 0; b--) {
+                int x = alive[b - 1], y = alive[b];
+                if (g->score[y] < g->score[x] || (g->score[y] == g->score[x] && y < x)) {
+                    alive[b - 1] = y;
+                    alive[b] = x;
+                }
+            }
+        int keep = (na + 1) / 2, finite = 0;
+        while (finite < na && isfinite(g->score[alive[finite]]))
+            finite++;
+        if (keep > finite)
+            keep = finite;
+        if (len >= run || keep <= 1)
+            break;
+        na = keep;
+        at = rend;
+        prev = len;
+        len = next_rung(len, run);
     }
+    /* the choice: of the rates that never diverged, those that got
+     * furthest, and of them the lowest score (a tie: the lower rate); the
+     * best of the last rung, unless every one of its rates diverged */
+    for (int c = 0; c < g->n; c++)
+        if (isfinite(g->score[c]) &&
+            (g->best < 0 || g->reached[c] > g->reached[g->best] ||
+             (g->reached[c] == g->reached[g->best] && g->score[c] < g->score[g->best])))
+            g->best = c;
+    free(state);
     memcpy(m->th, th0, sizeof(double) * (size_t)N);
 }

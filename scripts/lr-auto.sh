@@ -5,10 +5,11 @@
 # each spec, one sweep of full runs of STEPS steps (default 5000; `steps`
 # is a trainer flag, no extra builds; plus the spec's `extend` steps:
 # 250000 for attention, 460000 for shallow_relu) over the rates 1e-8 ... 1,
-# one per decade, and one run with lr = auto (its trials: min(STEPS, 500)
-# steps; AUTO_ARGS="(1e-8, 1, steps = 2000)" for other bounds or
-# trials); then, per model, the final training loss of the auto run against
-# the best complete grid point's.  The train lr sets every model of a
+# one per decade, and one run with lr = auto (successive halving from a
+# rung 0 of 500 steps; AUTO_ARGS="(1e-8, 1, steps = 4000)" for other
+# bounds or another rung 0); then, per model, the final training loss of
+# the auto run against the best complete grid point's, and the trials'
+# steps (all rungs together) as a multiple of the run's length.  The train lr sets every model of a
 # spec, and a run stops when one of its models diverges, so a model's grid
 # holds only the rates at which no model of the spec diverged.
 set -u
@@ -36,8 +37,9 @@ import csv, json, os, sys
 d, steps = sys.argv[1], sys.argv[2]
 print("lr = auto%s against the full-run grid 1e-8 ... 1, %s steps per run plus the spec's extend (scripts/lr-auto.sh)"
       % (os.environ.get("AUTO_ARGS", ""), steps))
-print("| spec | model | auto lr | auto final loss | best grid lr | best grid final loss | ratio |")
-print("|---|---|---|---|---|---|---|")
+print("| spec | model | auto lr | rungs (steps) | trial steps (x run) | auto final loss | best grid lr "
+      "| best grid final loss | ratio |")
+print("|---|---|---|---|---|---|---|---|---|")
 worst = 0
 for n in ("shallow_relu", "attention", "matrix_completion", "spectral_sparse", "piecewise_tv.designed",
           "piecewise_tv.vanilla", "laplacian"):
@@ -53,22 +55,30 @@ for n in ("shallow_relu", "attention", "matrix_completion", "spectral_sparse", "
     models = sorted(k[len("final_loss_"):] for k in rows[0] if k.startswith("final_loss_")) or [""]
     if "." in n:   # one model swept, the other fixed
         models = [n.split(".")[1]]
+    res = json.load(open(os.path.join(d, n, auto["dir"], "results.json")))
     for m in models:
         col = "final_loss" + ("_" + m if m else "")
         chosen = auto.get("lr_auto_chosen" + ("_" + m if m else ""), "") or "nan"
+        sel = res["metrics"].get("lr_auto" + ("_" + m if m else ""), {})
+        rungs = "%s" % ", ".join("%d x %d" % (e, r) for e, r in zip(
+            [sum(1 for x in sel["reached"] if x >= r) for r in sel["rungs"]], sel["rungs"])) if sel else "-"
+        cost = "%d (%.3g)" % (sel["trial_steps_total"], sel["trial_steps_total"] / res["steps"]) if sel else "-"
         if auto["status"] != "complete" or not auto.get(col):
-            print("| %s | %s | %s | %s (status %s) | | | |" % (n, m or "model", chosen, "-", auto["status"]))
+            print("| %s | %s | %s | %s | %s | - (status %s) | | | |" % (n, m or "model", chosen, rungs, cost,
+                                                                    auto["status"]))
             worst = float("inf")
             continue
         fa = float(auto[col])
         if not grid:
-            print("| %s | %s | %s | %.4g | (every grid run diverged) | | |" % (n, m or "model", chosen, fa))
+            print("| %s | %s | %s | %s | %s | %.4g | (every grid run diverged) | | |" % (n, m or "model", chosen, rungs,
+                                                                                 cost, fa))
             continue
         best = min(grid, key=lambda r: float(r[col]))
         fb = float(best[col])
         ratio = fa / fb if fb > 0 else float("inf") if fa > 0 else 1.0
         worst = max(worst, ratio)
-        print("| %s | %s | %g | %.4g | %s | %.4g | %.3g |" % (n, m or "model", float(chosen), fa, best[key], fb, ratio))
+        print("| %s | %s | %g | %s | %s | %.4g | %s | %.4g | %.3g |" % (n, m or "model", float(chosen), rungs, cost, fa,
+                                                                  best[key], fb, ratio))
 print("\nworst ratio auto / best grid point: %.3g (within 10x: %s)" % (worst, "yes" if worst <= 10 else "NO"))
 sys.exit(0 if worst <= 10 else 1)
 PY

@@ -272,9 +272,13 @@ res = json.load(open(d + "/lrauto/" + auto["dir"] + "/results.json"))["metrics"]
 for m in ("designed", "vanilla"):
     sel = res["lr_auto_" + m]
     assert sel["grid"] == [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1], sel["grid"]
-    assert sel["trial_steps"] == 500 and sel["bounds"] == [1e-8, 1]
-    fin = [s for s in sel["scores"] if s is not None]
-    assert sel["chosen"] == sel["grid"][sel["scores"].index(min(fin))], sel
+    # successive halving: rung 0 of 500 steps, each later rung twice as
+    # long with at most half the rates; the choice is the best of the last
+    assert sel["rungs"][0] == 500 and sel["bounds"] == [1e-8, 1], sel
+    assert all(b == 2 * a for a, b in zip(sel["rungs"], sel["rungs"][1:])), sel
+    last = [(s, g) for s, g, r in zip(sel["scores"], sel["grid"], sel["reached"])
+            if r == sel["rungs"][-1] and s is not None]
+    assert sel["chosen"] == min(last)[1], sel
     assert res["lr_auto_chosen_" + m] == sel["chosen"]
     first = float(list(csv.DictReader(open(d + "/lrauto/" + auto["dir"] + "/trace_%s.csv" % m)))[0]["loss"])
     final = res["final_loss_" + m]
@@ -291,7 +295,7 @@ t = list(csv.DictReader(open(d + "/lrtiny/sweep.csv")))[0]
 tr = json.load(open(d + "/lrtiny/" + t["dir"] + "/results.json"))["metrics"]
 assert t["status"] == "complete", t
 sel = tr["lr_auto"]
-assert sel["trial_steps"] == 200 and len(sel["grid"]) == 6 and sel["score"].startswith("mean batch loss"), sel
+assert sel["rungs"][0] == 200 and len(sel["grid"]) == 6 and sel["score"].startswith("mean batch loss"), sel
 first = float(list(csv.DictReader(open(d + "/lrtiny/" + t["dir"] + "/trace_model.csv")))[0]["loss"])
 assert tr["final_loss"] < first and math.isfinite(tr["stability_lambda_max"]), (tr["final_loss"], first)
 print("sweep: lr = auto on tiny.ibs: lr %g, final loss %.4g (first %.4g)" % (sel["chosen"], tr["final_loss"], first))

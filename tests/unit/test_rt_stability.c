@@ -113,6 +113,19 @@ Test(stability, linear_regression_lambda_max_matches_lapack)
     cr_assert(memcmp(th0, lth, sizeof th0) == 0, "the probe moved the parameters");
 }
 
+/* The loss after `steps` steps of gradient descent at rate lr from th0:
+ * one trial written out, to check the halving's continued trials. */
+static double lin_descend(const double *th0, double lr, long steps)
+{
+    memcpy(lth, th0, sizeof lth);
+    for (long s = 0; s < steps; s++) {
+        ibrt_driver_loss(&lin_problem, &lin_model, lx, ly, NS, true);
+        for (int i = 0; i < D; i++)
+            lth[i] -= lr * lg[i];
+    }
+    return ibrt_driver_loss(&lin_problem, &lin_model, lx, ly, NS, false);
+}
+
 Test(stability, lr_auto_on_linear_regression_stays_below_the_bound)
 {
     ibrt_error err;
@@ -120,21 +133,58 @@ Test(stability, lr_auto_on_linear_regression_stays_below_the_bound)
     ibrt_rng r;
     ibrt_rng_fork(&r, 7, 2);
     lin_model.init(lth, &r);
+    double th0[D];
+    memcpy(th0, lth, sizeof th0);
     double want = lin_lambda_max(), loss0 = ibrt_driver_loss(&lin_problem, &lin_model, lx, ly, NS, false);
     ibrt_lr_grid g;
     ibrt_rng rb;
     ibrt_rng_fork(&rb, 7, 3);
-    ibrt_stability_select_lr(&lin_problem, &lin_model, NULL, &rb, 1e-6, 10, 300, 1e6, work, &g);
+    /* rung 0 of 300 steps in a run of 100 000: the rungs double */
+    ibrt_stability_select_lr(&lin_problem, &lin_model, NULL, &rb, 1e-6, 10, 300, 100000, 1e6, work, &g);
+    cr_assert(memcmp(th0, lth, sizeof th0) == 0, "the selection moved the parameters");
     cr_assert_eq(g.n, 8);
     cr_assert_eq(g.lr[3], 1e-3);   /* one per decade, rounded: not 9.999999999999999e-04 */
     cr_assert(g.best >= 0);
+    /* the schedule: all 8 rates in rung 0, then at most the better half
+     * of each rung on to twice its steps, until one is left */
+    cr_assert_eq(g.entrants[0], 8);
+    cr_assert(g.rungs >= 2, "%d rungs", g.rungs);
+    long most = 0, prev = 0;
+    for (int k = 0; k < g.rungs; k++) {
+        cr_assert_eq(g.rung[k], 300L << k);
+        if (k)
+            cr_assert(g.entrants[k] >= 2 && g.entrants[k] <= (g.entrants[k - 1] + 1) / 2, "rung %d: %d after %d", k,
+                      g.entrants[k], g.entrants[k - 1]);
+        most += g.entrants[k] * (g.rung[k] - prev);
+        prev = g.rung[k];
+    }
+    cr_assert(g.total > 0 && g.total <= most, "%ld trial steps, at most %ld", g.total, most);
     /* gradient descent on a quadratic: a rate above 2 / lambda_max grows
-     * along the top eigenvector (diverged, +inf); the best rate is below it
-     * and lowers the loss */
+     * along the top eigenvector (diverged, +inf, in rung 0); the best rate
+     * is below it and lowers the loss */
     for (int c = 0; c < g.n; c++)
-        if (g.lr[c] > 2.2 / want)
+        if (g.lr[c] > 2.2 / want) {
             cr_assert(isinf(g.score[c]), "lr %g above the bound %g scored %g", g.lr[c], 2 / want, g.score[c]);
+            cr_assert_eq(g.reached[c], 300);
+        }
     cr_assert(g.lr[g.best] < 2 / want, "chosen %g, bound %g", g.lr[g.best], 2 / want);
+    /* the choice is the best of the last rung, and each rate's score is
+     * the loss of one uninterrupted trial of its length, bit for bit (the
+     * survivors went on from where their rung left them) */
+    long last = g.rung[g.rungs - 1];
+    cr_assert_eq(g.reached[g.best], last);
+    int inlast = 0;
+    for (int c = 0; c < g.n; c++) {
+        if (g.reached[c] == last) {
+            inlast++;
+            cr_assert(g.score[g.best] <= g.score[c]);
+        }
+        if (isfinite(g.score[c]))
+            cr_assert(lin_descend(th0, g.lr[c], g.reached[c]) == g.score[c], "lr %g: %.17g after %ld steps, scored %.17g",
+                      g.lr[c], lin_descend(th0, g.lr[c], g.reached[c]), g.reached[c], g.score[c]);
+    }
+    cr_assert_eq(inlast, g.entrants[g.rungs - 1]);
+    memcpy(lth, th0, sizeof th0);
     /* it trains: below the initial loss, not below the least-squares minimum (dgels) */
     double a[NS * D], b[NS];
     memcpy(a, lx, sizeof a);
@@ -146,10 +196,40 @@ Test(stability, lr_auto_on_linear_regression_stays_below_the_bound)
     cr_assert(g.score[g.best] < 0.9 * loss0, "score %g, initial loss %g", g.score[g.best], loss0);
     cr_assert(g.score[g.best] <= 1.01 * minloss, "score %g, least-squares minimum %g", g.score[g.best], minloss);
     cr_assert(g.score[g.best] >= minloss * (1 - 1e-9), "score %g below the minimum %g", g.score[g.best], minloss);
-    cr_log_info("lr = auto on linear regression: lr %g (bound %g), score %g, initial loss %g, minimum %g",
-                g.lr[g.best], 2 / want, g.score[g.best], loss0, minloss);
-    for (int c = 0; c < g.n; c++)
-        cr_assert(g.score[g.best] <= g.score[c]);
+    cr_log_info("lr = auto on linear regression: lr %g (bound %g), score %g, initial loss %g, minimum %g, %d rungs, "
+                "%ld trial steps", g.lr[g.best], 2 / want, g.score[g.best], loss0, minloss, g.rungs, g.total);
+    /* a run shorter than rung 0: one rung of the run's length */
+    ibrt_lr_grid h;
+    ibrt_stability_select_lr(&lin_problem, &lin_model, NULL, &rb, 1e-6, 10, 300, 250, 1e6, work, &h);
+    cr_assert_eq(h.rungs, 1);
+    cr_assert_eq(h.rung[0], 250);
+    cr_assert(h.best >= 0 && h.reached[h.best] == 250);
+}
+
+/* The rungs of a run not a power of two times rung 0: the last one is the
+ * run's length once doubling passes 0.9 of it, and a survivor's score is
+ * still its uninterrupted trial's. */
+Test(stability, lr_auto_last_rung_is_the_run)
+{
+    ibrt_error err;
+    lin_setup(NULL, 7, true, &err);
+    ibrt_rng r;
+    ibrt_rng_fork(&r, 7, 2);
+    lin_model.init(lth, &r);
+    double th0[D];
+    memcpy(th0, lth, sizeof th0);
+    ibrt_lr_grid g;
+    ibrt_rng rb;
+    ibrt_rng_fork(&rb, 7, 3);
+    /* 100, 200, then 400 > 0.9 * 420: the run, 420 */
+    ibrt_stability_select_lr(&lin_problem, &lin_model, NULL, &rb, 1e-6, 10, 100, 420, 1e6, work, &g);
+    cr_assert_eq(g.rungs, 3);
+    cr_assert_eq(g.rung[0], 100);
+    cr_assert_eq(g.rung[1], 200);
+    cr_assert_eq(g.rung[2], 420);
+    cr_assert(g.best >= 0 && g.reached[g.best] == 420);
+    cr_assert(lin_descend(th0, g.lr[g.best], 420) == g.score[g.best]);
+    memcpy(lth, th0, sizeof th0);
 }
 
 /* ------------------------------------------ a saddle: f = 3 u^2 + w^2 */
