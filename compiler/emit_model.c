@@ -663,7 +663,7 @@ static void emit_lr_setting(const ibc_lrset *lrs, const ibc_source *src)
         free(where);
     }
     if (lrs->is_auto)
-        OUT("        .lr_auto = true,   /* lr = auto: one rate per decade, each tried for min(steps, %ld) steps */\n"
+        OUT("        .lr_auto = true,   /* lr = auto: one rate per decade, successive halving from a first rung of min(steps, %ld) steps */\n"
             "        .lr_lo = %s,\n        .lr_hi = %s,\n        .lr_auto_steps = %ld,\n", lrs->steps, cw_num(lrs->lo),
             cw_num(lrs->hi), lrs->steps);
 }
