@@ -249,6 +249,20 @@ static int plan_axes(sweep *s, size_t *npoints_out)
                         s->axes[j].key, ax->key, same ? a->canon : "one inside the other");
                 return 2;
             }
+            /* two keys of a block the spec lacks (extend.steps and
+             * extend.lr without an extend block): each edit would add
+             * its own block at the same place, and the derived spec
+             * would be refused */
+            bool both_add_block = !s->axes[j].runtime && !ax->runtime && a->begin == a->end && b->begin == b->end &&
+                                  a->begin == b->begin && strchr(a->prefix, '{') && strchr(b->prefix, '{');
+            if (both_add_block) {
+                const char *dot = strrchr(a->canon, '.');
+                int blen = dot ? (int)(dot - a->canon) : (int)strlen(a->canon);
+                fprintf(stderr, "ibc sweep: error: --set %s and --set %s: the spec has no %.*s block, and each would "
+                        "add its own; write the block in the spec (e.g. extend { steps = 1000 }) and sweep both "
+                        "keys of it\n", s->axes[j].key, ax->key, blen, a->canon);
+                return 2;
+            }
         }
         if (npoints > SWEEP_MAX_RUNS / ax->nvalues) {
             fprintf(stderr, "ibc sweep: error: the grid has more than %d points: sweep fewer values\n", SWEEP_MAX_RUNS);

@@ -212,6 +212,8 @@ check_refused "seed as an axis" "--seeds K" --set seed=1,2
 check_refused "fractional steps" "whole number" --set steps=10.5
 check_refused "the same setting twice" "change the same setting" --set lr=0.1 --set train.lr=0.2
 check_refused "a second --set of one key" "given twice" --set lr=0.1 --set lr=0.2
+check_refused "two keys of a block the spec lacks" "the spec has no train.extend block, and each would add its own" \
+    --set extend.lr=0.1,0.2 --set extend.steps=10
 
 # ---- the MPI sweep gives the same bytes
 if ! command -v mpirun >/dev/null 2>&1 || [ ! -x bin/ibc-sweep-mpi ]; then
