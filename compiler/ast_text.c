@@ -187,3 +187,16 @@ bool ast_is_operator_expr(const ast_node *n)
         return ast_is_operator_expr(n->lhs) && ast_is_operator_expr(n->rhs);
     return ast_is_operator_call(n);
 }
+
+const ast_node *ast_init_dist(const ast_node *n, const ast_node **factor)
+{
+    *factor = NULL;
+    if (n->kind == AST_CALL)
+        return n;
+    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
+        *factor = n->rhs;
+        return n->lhs;
+    }
+    *factor = n->lhs;
+    return n->rhs;
+}

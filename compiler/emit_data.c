@@ -51,21 +51,6 @@ static void emit_init_expr(const ast_node *n, const char *rng)
     }
 }
 
-/* A distribution call inside an init expression; the rest is a factor
- * drawn once per parameter. */
-static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
-{
-    *factor = NULL;
-    if (n->kind == AST_CALL)
-        return n;
-    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
-        *factor = n->rhs;
-        return n->lhs;
-    }
-    *factor = n->lhs;
-    return n->rhs;
-}
-
 /* Parameter v's initialisation init (NULL: the default), drawn from rng
  * into th[off...]; the comment names the parameter and its distribution,
  * as the spec writes them. */
@@ -85,7 +70,7 @@ static void emit_init_param(const ibc_var *v, const ast_node *init, long off, co
         OUT(" ~ normal(0, 0.1), the default");
     }
     OUT(" */\n    {\n        double f = ");
-    const ast_node *factor = NULL, *dist = init ? init_dist(init, &factor) : NULL;
+    const ast_node *factor = NULL, *dist = init ? ast_init_dist(init, &factor) : NULL;
     if (factor)
         emit_init_expr(factor, rng);
     else

@@ -884,21 +884,6 @@ static void py_init_scalar(pyemit *pe, const ast_node *n)
     }
 }
 
-/* the distribution of an init expression and its scalar factor (emit_data.c:
- * init_dist) */
-static const ast_node *init_dist(const ast_node *n, const ast_node **factor)
-{
-    *factor = NULL;
-    if (n->kind == AST_CALL)
-        return n;
-    if (n->lhs->kind == AST_CALL && n->lhs->builtin != IBC_B_abs && n->lhs->builtin != IBC_B_sqrt) {
-        *factor = n->rhs;
-        return n->lhs;
-    }
-    *factor = n->lhs;
-    return n->rhs;
-}
-
 static void py_init_param(pyemit *pe, const pymodel *m, size_t i)
 {
     const ibc_var *v = &m->spec->params[i];
@@ -910,7 +895,7 @@ static void py_init_param(pyemit *pe, const pymodel *m, size_t i)
     else
         P("normal(0, 0.1) (the default)");
     P("\n");
-    const ast_node *factor = NULL, *dist = v->init ? init_dist(v->init, &factor) : NULL;
+    const ast_node *factor = NULL, *dist = v->init ? ast_init_dist(v->init, &factor) : NULL;
     P("            self.%s.copy_(", at);
     if (factor) {
         py_init_scalar(pe, factor);

@@ -237,6 +237,11 @@ char *ast_text(const ast_node *n, const ibc_source *src, size_t max);
  * generators (C and PyTorch) apply these as operators, not as values. */
 bool ast_is_operator_call(const ast_node *n);
 bool ast_is_operator_expr(const ast_node *n);
+/* An init expression's distribution call and its scalar factor (*factor,
+ * NULL when there is none): `normal(0, 1)`, `0.1 * normal(0, 1)`,
+ * `normal(0, 1) * s`; abs(...) and sqrt(...) are factors, not
+ * distributions.  Both code generators draw parameters by it. */
+const ast_node *ast_init_dist(const ast_node *n, const ast_node **factor);
 
 /* --------------------------------------------------------- checked spec */
 
