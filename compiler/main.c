@@ -14,7 +14,7 @@
 #include "sym.h"
 #include "sweep.h"
 #include "ibc_flags.h"   /* build/: the Makefile's trainer flags */
-#include "ibrt_io.h"    /* ibrt_io_std_fds */
+#include "ibrt_io.h"    /* ibrt_io_std_fds, ibrt_fnv1a */
 
 #include <dirent.h>
 #include <errno.h>
@@ -484,14 +484,6 @@ static int cmd_build(int argc, char **argv)
 
 static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
 
-static unsigned long long fnv_bytes(unsigned long long h, const void *data, size_t n)
-{
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* FNV-1a of a file's bytes after h; false when it cannot be read. */
 static bool fnv_file(unsigned long long *h, const char *path)
 {
@@ -501,7 +493,7 @@ static bool fnv_file(unsigned long long *h, const char *path)
     unsigned char buf[1 << 16];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        *h = fnv_bytes(*h, buf, n);
+        *h = ibrt_fnv1a(*h, buf, n);
     bool ok = !ferror(f);
     fclose(f);
     return ok;
@@ -520,9 +512,9 @@ static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_
                                       const char **which)
 {
     unsigned long long h = 1469598103934665603ull;
-    h = fnv_bytes(h, c, clen);
+    h = ibrt_fnv1a(h, c, clen);
     for (size_t i = 0; i < spec->nfiles; i++) {
-        h = fnv_bytes(h, spec->files[i], strlen(spec->files[i]) + 1);
+        h = ibrt_fnv1a(h, spec->files[i], strlen(spec->files[i]) + 1);
         if (!fnv_file(&h, spec->files[i])) {
             *why = strerror(errno);
             *which = spec->files[i];
@@ -530,15 +522,15 @@ static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_
         }
     }
     static const char build[] = IBC_VERSION " " __DATE__ " " __TIME__;
-    h = fnv_bytes(h, build, sizeof build);
+    h = ibrt_fnv1a(h, build, sizeof build);
     const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    h = fnv_bytes(h, cc, strlen(cc) + 1);
+    h = ibrt_fnv1a(h, cc, strlen(cc) + 1);
     static trainer_flags t;   /* the flags compile_c would give it ($IBC_CFLAGS included) */
     trainer_flags_get(&t);
     for (int i = 0; i < t.ncflags; i++)
-        h = fnv_bytes(h, t.cflags[i], strlen(t.cflags[i]) + 1);
+        h = ibrt_fnv1a(h, t.cflags[i], strlen(t.cflags[i]) + 1);
     for (int i = 0; i < t.nlibs; i++)
-        h = fnv_bytes(h, t.libs[i], strlen(t.libs[i]) + 1);
+        h = ibrt_fnv1a(h, t.libs[i], strlen(t.libs[i]) + 1);
     char path[PATH_MAX + 512];
     snprintf(path, sizeof path, "%s/build/libibrt.a", ibc_root());
     fnv_file(&h, path);   /* missing: compile_c says so */
@@ -558,7 +550,7 @@ static unsigned long long trainer_key(const ibc_spec *spec, const char *c, size_
         qsort(names, n, sizeof names[0], cmp_name);
         for (size_t i = 0; i < n; i++) {
             snprintf(path, sizeof path, "%s/runtime/%.255s", ibc_root(), names[i]);
-            h = fnv_bytes(h, names[i], strlen(names[i]) + 1);
+            h = ibrt_fnv1a(h, names[i], strlen(names[i]) + 1);
             fnv_file(&h, path);
         }
     }

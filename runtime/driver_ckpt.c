@@ -27,28 +27,18 @@
 #define CKPT_MAGIC "IBRTCKP"
 #define CKPT_VERSION '3'
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static uint64_t ckpt_layout(const ibrt_problem *p)
 {
-    uint64_t h = fnv(14695981039346656037ULL, p->name, strlen(p->name));
-    h = fnv(h, &p->fingerprint, sizeof p->fingerprint);   /* the spec's bytes and the ibc version */
+    uint64_t h = ibrt_fnv1a(IBRT_FNV1A_BASIS, p->name, strlen(p->name));
+    h = ibrt_fnv1a(h, &p->fingerprint, sizeof p->fingerprint);   /* the spec's bytes and the ibc version */
     long dims[4] = { p->in, p->out, p->bmax, (long)p->nmodels };
-    h = fnv(h, dims, sizeof dims);
+    h = ibrt_fnv1a(h, dims, sizeof dims);
     for (size_t k = 0; k < p->nmodels; k++) {
         const ibrt_model *m = &p->models[k];
         long md[5] = { m->nth, m->tape, m->root, m->nbal, m->nquad };
         double hp[2] = { m->lr_auto ? 0 : m->lr, m->l1 };   /* lr = auto: chosen again on resume */
-        h = fnv(h, md, sizeof md);
-        h = fnv(h, hp, sizeof hp);
+        h = ibrt_fnv1a(h, md, sizeof md);
+        h = ibrt_fnv1a(h, hp, sizeof hp);
     }
     return h;
 }
@@ -63,7 +53,7 @@ static const ibrt_model *ckpt_model(const ibrt_problem *p, long k)
 
 static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
 {
-    *h = fnv(*h, data, n);
+    *h = ibrt_fnv1a(*h, data, n);
     return n == 0 || fwrite(data, 1, n, f) == n;
 }
 
@@ -239,7 +229,7 @@ ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **bu
         memcpy(&sum, b + n - sizeof sum, sizeof sum);
         if (memcmp(h.magic, CKPT_MAGIC, 7))
             why = "not an ibc checkpoint";
-        else if (fnv(14695981039346656037ULL, b, n - sizeof sum) != sum)
+        else if (ibrt_fnv1a(IBRT_FNV1A_BASIS, b, n - sizeof sum) != sum)
             why = "corrupt (its checksum does not match)";
         else if (h.layout != ckpt_layout(p))
             why = "written by a different trainer (the spec or ibc changed since); run it again from the start";

@@ -50,6 +50,13 @@
  * opened the same way. */
 bool ibrt_io_file_usable(const char *path, char *why, size_t cap);
 
+/* FNV-1a (64 bits) of n bytes, continuing from h; start from
+ * IBRT_FNV1A_BASIS.  A hash against accidents, not tampering: the
+ * checkpoint's checksum and layout, the data files' hashes, ibc run's
+ * cache key. */
+#define IBRT_FNV1A_BASIS 14695981039346656037ULL
+uint64_t ibrt_fnv1a(uint64_t h, const void *data, size_t n);
+
 /* The data and operator files read (by ibrt_csv_read, ibrt_npy_read)
  * since the last ibrt_io_files_reset, in the order read: each one's path,
  * an FNV-1a hash of its path and of its bytes as read.  A trainer keeps

@@ -60,7 +60,7 @@ bool ibrt_io_file_usable(const char *path, char *why, size_t cap)
  * bounded); files past IBRT_IO_FILES_MAX are folded into `rest`. */
 static ibrt_io_files files;
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+uint64_t ibrt_fnv1a(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *b = data;
     for (size_t i = 0; i < n; i++) {
@@ -72,14 +72,14 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 
 static void files_note(const char *path, const char *buf, size_t n)
 {
-    uint64_t ph = fnv1a(14695981039346656037ULL, path, strlen(path));
-    uint64_t bh = fnv1a(14695981039346656037ULL, buf, n);
+    uint64_t ph = ibrt_fnv1a(IBRT_FNV1A_BASIS, path, strlen(path));
+    uint64_t bh = ibrt_fnv1a(IBRT_FNV1A_BASIS, buf, n);
     if (files.n < IBRT_IO_FILES_MAX) {
         files.path_hash[files.n] = ph;
         files.bytes_hash[files.n] = bh;
         snprintf(files.path[files.n], sizeof files.path[files.n], "%s", path);
     } else {
-        files.rest = fnv1a(fnv1a(files.rest, &ph, sizeof ph), &bh, sizeof bh);
+        files.rest = ibrt_fnv1a(ibrt_fnv1a(files.rest, &ph, sizeof ph), &bh, sizeof bh);
     }
     files.n++;
 }
