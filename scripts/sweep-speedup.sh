@@ -11,10 +11,11 @@ set -eu
 JOBS=${JOBS:-2}
 REPEAT=${REPEAT:-3}
 out=build/sweep-speedup
-grid="specs/spectral_sparse.ibs --set lr=1e-4,3e-4,1e-3,3e-3 --seeds 5"
+base="specs/spectral_sparse.ibs --set lr=1e-4,3e-4,1e-3,3e-3 --seeds 5"
+grid="$base${STEPS:+ --set steps=$STEPS}"
 rm -rf "$out"
 # the 4 trainers, built once (steps is the trainer's flag: same trainers)
-bin/ibc sweep $grid --set steps=1 --jobs 1 --out "$out/build" >/dev/null 2>&1 || true
+bin/ibc sweep $base --set steps=1 --jobs 1 --out "$out/build" >/dev/null 2>&1 || true
 [ -d "$out/build/models" ] || { echo "sweep-speedup: the trainers did not build" >&2; exit 1; }
 t() {   # JOBS -> wall seconds of the sweep
     rm -rf "$out/j$1"
