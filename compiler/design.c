@@ -114,51 +114,57 @@ static void dense_analyse(double *A, long m, long n, design_operator *op)
     free(superb);
 }
 
+/* A composition A @ B (opn): invertible when both factors are, its
+ * inverse the factors' inverses in reverse order, its kernel and
+ * co-kernel dimensions exact when a factor is invertible and lower bounds
+ * otherwise; false after a located error (a factor that cannot be read,
+ * or shapes that do not fit). */
+static bool compose_analyse(ibc_arena *ar, const ibc_spec *spec, ast_node *opn, ibc_diag *diag, design_operator *op)
+{
+    design_operator fa, fb;
+    if (!design_operator_analyse(ar, spec, opn->lhs, diag, &fa, NULL) ||
+        !design_operator_analyse(ar, spec, opn->rhs, diag, &fb, NULL))
+        return false;
+    op->text = arena_printf(ar, "%s @ %s", fa.text, fb.text);
+    op->rows = fa.rows;
+    op->cols = fb.cols;
+    if (fa.cols != fb.rows) {
+        diag_error(diag, opn->loc, "operator composition %s @ %s does not fit: %ld x %ld times %ld x %ld", fa.text,
+                   fb.text, fa.rows, fa.cols, fb.rows, fb.cols);
+        return false;
+    }
+    op->invertible = fa.invertible && fb.invertible;
+    /* rank(A B) = rank(B) when A is invertible, rank(A) when B is;
+     * otherwise only the bounds ker(A B) >= ker(B), rank(A B) <=
+     * rank(A) (and the transposed pair for the co-kernel). */
+    long ra = fa.cols - fa.kernel_dim, rb = fb.cols - fb.kernel_dim;
+    if (fa.invertible || fb.invertible) {
+        long rk = fa.invertible ? rb : ra;
+        op->kernel_dim = fb.cols - rk;
+        op->cokernel_dim = fa.rows - rk;
+    } else {
+        op->kernel_dim = fb.kernel_dim > fb.cols - ra ? fb.kernel_dim : fb.cols - ra;
+        op->cokernel_dim = fa.cokernel_dim > fa.rows - rb ? fa.cokernel_dim : fa.rows - rb;
+        op->dims_lower_bound = true;
+    }
+    op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
+    op->condition = fa.condition * fb.condition;   /* an upper bound */
+    op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
+    op->dense = fa.dense || fb.dense;
+    return true;
+}
+
 bool design_operator_analyse(ibc_arena *a, const ibc_spec *spec, ast_node *opn, ibc_diag *diag,
                              design_operator *op, double **dense)
 {
-    ibc_arena *ar = a;
     memset(op, 0, sizeof *op);
     op->condition = 1;
     op->rows = opn->shape.rows;
     op->cols = opn->shape.cols;
     if (dense)
         *dense = NULL;
-    if (opn->kind == AST_BINOP && opn->op == '@') {
-        /* A composition is invertible when both factors are; its inverse
-         * applies the factors' inverses in reverse order. */
-        design_operator fa, fb;
-        if (!design_operator_analyse(ar, spec, opn->lhs, diag, &fa, NULL) ||
-            !design_operator_analyse(ar, spec, opn->rhs, diag, &fb, NULL))
-            return false;
-        op->text = arena_printf(ar, "%s @ %s", fa.text, fb.text);
-        op->rows = fa.rows;
-        op->cols = fb.cols;
-        if (fa.cols != fb.rows) {
-            diag_error(diag, opn->loc, "operator composition %s @ %s does not fit: %ld x %ld times %ld x %ld", fa.text,
-                       fb.text, fa.rows, fa.cols, fb.rows, fb.cols);
-            return false;
-        }
-        op->invertible = fa.invertible && fb.invertible;
-        /* rank(A B) = rank(B) when A is invertible, rank(A) when B is;
-         * otherwise only the bounds ker(A B) >= ker(B), rank(A B) <=
-         * rank(A) (and the transposed pair for the co-kernel). */
-        long ra = fa.cols - fa.kernel_dim, rb = fb.cols - fb.kernel_dim;
-        if (fa.invertible || fb.invertible) {
-            long rk = fa.invertible ? rb : ra;
-            op->kernel_dim = fb.cols - rk;
-            op->cokernel_dim = fa.rows - rk;
-        } else {
-            op->kernel_dim = fb.kernel_dim > fb.cols - ra ? fb.kernel_dim : fb.cols - ra;
-            op->cokernel_dim = fa.cokernel_dim > fa.rows - rb ? fa.cokernel_dim : fa.rows - rb;
-            op->dims_lower_bound = true;
-        }
-        op->inverse = arena_printf(ar, "%s, then %s", fa.inverse ? fa.inverse : "?", fb.inverse ? fb.inverse : "?");
-        op->condition = fa.condition * fb.condition;   /* an upper bound */
-        op->residual = fa.residual > fb.residual ? fa.residual : fb.residual;
-        op->dense = fa.dense || fb.dense;
-        return true;
-    }
+    if (opn->kind == AST_BINOP && opn->op == '@')
+        return compose_analyse(a, spec, opn, diag, op);
     ast_node *n = opn;
     bool transposed = false;
     if (n->kind == AST_TRANSPOSE) {
@@ -428,17 +434,16 @@ static ast_node *apply_inverse(ibc_arena *a, ast_node *opn, ast_node *z)
     return mk_call(a, IBC_B_solve, opn, z, z->shape);
 }
 
-design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
+/* The depth L of the design (from depth or strength, 2 by default) within
+ * what the closed loop's derivation handles: r->depth, coefficient, coef
+ * and the requested constant; false after a located error. */
+static bool design_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, design_result *r)
 {
-    const ibc_design *d = &spec->design;
-    design_result *r = arena_alloc(a, sizeof *r);
-    r->kind = d->kind;
     ibc_loc at = d->decl->loc;
-    const ibc_var *P = &spec->params[d->param];
     long L = d->depth ? d->depth : 2;
     const char *coef = NULL;
     if (d->strength && !strength_depth(a, d, diag, &L, &coef))
-        return NULL;
+        return false;
     /* The closed loop derives a model of L factors: one family of L - 1
      * generators per index over L blocks, which the derivation bounds. */
     if (L - 1 > SYM_MAX_GEN || L > SYM_MAX_BLOCKS) {
@@ -447,7 +452,7 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
                    "depth %ld needs %ld factors, but the derivation that checks the design handles at most %d "
                    "(%d generators per index): use a depth of at most %d (strength at most %s)",
                    L, L, most, SYM_MAX_GEN, most, rational_coef(a, most));
-        return NULL;
+        return false;
     }
     if (!coef)
         coef = rational_coef(a, L);
@@ -455,19 +460,27 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
     r->coefficient = coef;
     r->coef = depth_coef(L);
     r->constant = arena_printf(a, "log(%ld)", L);
-    bool spectral = d->kind == DESIGN_LOG_SPECTRAL;
-    bool chain = spectral && d->depth > 0;
-    if (spectral && !chain)
+    if (d->kind == DESIGN_LOG_SPECTRAL && d->depth <= 0)
         r->constant = "log(2)";
+    return true;
+}
 
+/* The design operator analysed into r->op, and required to fit the
+ * parameter and to be square and invertible (else a located error naming
+ * the failing property and the fix; false); warns when it is
+ * ill-conditioned.  Sets r->requested. */
+static bool operator_usable(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag, design_result *r)
+{
+    const ibc_design *d = &spec->design;
+    const ibc_var *P = &spec->params[d->param];
     if (!design_operator_analyse(a, spec, d->op, diag, &r->op, NULL))
-        return NULL;
+        return false;
     design_operator *op = &r->op;
     if (op->cols != P->shape.rows) {
         diag_error(diag, d->op->loc, "operator %s is %ld x %ld, but %s has %ld %s; the operator must act on %s",
                    op->text, op->rows, op->cols, P->name, P->shape.rows, P->shape.rank == 2 ? "rows" : "entries",
                    P->shape.rank == 2 ? "its columns" : "it");
-        return NULL;
+        return false;
     }
     if (op->rows != op->cols || !op->invertible) {
         if (d->op->kind == AST_BINOP) {
@@ -478,7 +491,7 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
                        "design needs a square invertible operator: use invertible factors (diff(n), not "
                        "diff_open(n)), or add an explicit unpenalised kernel component w = A^+ z + N c",
                        op->text, op->rows, op->cols, bound, op->kernel_dim, bound, op->cokernel_dim);
-            return NULL;
+            return false;
         }
         ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;
         if (opb == IBC_B_diff_open)
@@ -502,15 +515,23 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
                        "operator %s is singular: kernel of dimension %ld; make it invertible, or add an explicit "
                        "unpenalised kernel component w = A^+ z + N c",
                        op->text, op->kernel_dim);
-        return NULL;
+        return false;
     }
     if (op->condition > 1e8)
         diag_warning(diag, d->op->loc, "operator %s is ill-conditioned (condition number %.3g > 1e8): its inverse "
                                        "amplifies noise", op->text, op->condition);
-    r->requested = arena_printf(a, "%s(%s @ %s)", spectral ? "log_spectral" : "log_sparsity", op->text, P->name);
+    r->requested = arena_printf(a, "%s(%s @ %s)", d->kind == DESIGN_LOG_SPECTRAL ? "log_spectral" : "log_sparsity",
+                                op->text, P->name);
+    return true;
+}
 
-    /* Factors. */
-    ibc_var f[64];
+/* The factors replacing parameter P, into f (at most 64; returns how
+ * many): u, v or a1..aL of P's shape (sparsity), U, V of rank r->rank
+ * (spectral), or W_L .. W_1 (spectral chain); sets r->rank. */
+static int design_factors(ibc_arena *a, const ibc_design *d, const ibc_var *P, design_result *r, ibc_var *f)
+{
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL, chain = spectral && d->depth > 0;
+    long L = r->depth;
     int nf = 0;
     ibc_shape sh = P->shape;
     if (!spectral) {
@@ -532,47 +553,64 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
             f[nf++] = (ibc_var){ name, { 2, rows, cols }, d->decl, factor_init(d, name), true };
         }
     }
-    int *remap;
-    ibc_spec *ds = spec_with_factors(a, spec, d->param, f, nf, &remap);
-    /* The replacement expression of the parameter. */
+    return nf;
+}
+
+/* z, the factors' product that A @ P equals (a Hadamard product, U @ V'
+ * or the chain W_L @ ... @ W_1, the factors numbered 0.. as parameters of
+ * the designed spec), of shape sh; *ftext its text. */
+static ast_node *factor_product(ibc_arena *a, const ibc_design *d, const ibc_var *f, int nf, ibc_shape sh,
+                                const char **ftext)
+{
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL, chain = spectral && d->depth > 0;
+    ibc_loc at = d->decl->loc;
     ast_node *z;
-    const char *ftext;
     if (!spectral) {
         z = mk_ident(a, at, f[0].name, 0, sh);
-        ftext = f[0].name;
+        *ftext = f[0].name;
         for (int k = 1; k < nf; k++) {
             z = mk_bin(a, '*', z, mk_ident(a, at, f[k].name, k, sh), sh);
-            ftext = arena_printf(a, "%s * %s", ftext, f[k].name);
+            *ftext = arena_printf(a, "%s * %s", *ftext, f[k].name);
         }
     } else if (!chain) {
         ast_node *vt = mk(a, AST_TRANSPOSE, at, (ibc_shape){ 2, f[1].shape.cols, f[1].shape.rows });
         vt->lhs = mk_ident(a, at, "V", 1, f[1].shape);
         z = mk_bin(a, '@', mk_ident(a, at, "U", 0, f[0].shape), vt, sh);
-        ftext = "U @ V'";
+        *ftext = "U @ V'";
     } else {
         z = mk_ident(a, at, f[0].name, 0, f[0].shape);
-        ftext = f[0].name;
+        *ftext = f[0].name;
         for (int k = 1; k < nf; k++) {
             ibc_shape s2 = { 2, f[0].shape.rows, f[k].shape.cols };
             z = mk_bin(a, '@', z, mk_ident(a, at, f[k].name, k, f[k].shape), s2);
-            ftext = arena_printf(a, "%s @ %s", ftext, f[k].name);
+            *ftext = arena_printf(a, "%s @ %s", *ftext, f[k].name);
         }
     }
-    ast_node *w = apply_inverse(a, d->op, z);
-    r->replacement = w;
+    return z;
+}
+
+/* "w = cumsum(u * v)", "w = dct(8)^-1 (u * v)", ...: the parameter as
+ * the operator's inverse applied to the factors' product ftext. */
+static const char *factorisation_text(ibc_arena *a, const ibc_design *d, const ibc_var *P, const design_operator *op,
+                                      const char *ftext)
+{
     ibc_builtin opb = d->op->kind == AST_TRANSPOSE ? d->op->lhs->builtin : d->op->builtin;   /* NONE: a composition */
     if (opb == IBC_B_identity)
-        r->factorisation = arena_printf(a, "%s = %s", P->name, ftext);
-    else if (opb == IBC_B_diff && d->op->kind != AST_TRANSPOSE && sh.rank == 1)
-        r->factorisation = arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
-    else
-        r->factorisation = arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name,
-                                        op->text, ftext);
-    ds->predict = clone_subst(a, spec->predict, d->param, w, remap);
-    r->designed = ds;
+        return arena_printf(a, "%s = %s", P->name, ftext);
+    if (opb == IBC_B_diff && d->op->kind != AST_TRANSPOSE && P->shape.rank == 1)
+        return arena_printf(a, "%s = cumsum(%s)", P->name, ftext);
+    return arena_printf(a, d->op->kind == AST_BINOP ? "%s = (%s)^-1 (%s)" : "%s = %s^-1 (%s)", P->name, op->text,
+                        ftext);
+}
 
-    /* Closed loop: derive the designed model. */
-    const ibc_spec *check = ds;
+/* The spec the closed loop derives: the designed spec ds, or for a
+ * spectral chain its aligned per-mode restriction s_L * ... * s_1 (docs/
+ * theory.md §5); sets r->alignment for spectral designs. */
+static const ibc_spec *closed_loop_spec(ibc_arena *a, const ibc_design *d, design_result *r, ibc_spec *ds)
+{
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL, chain = spectral && d->depth > 0;
+    ibc_loc at = d->decl->loc;
+    long L = r->depth;
     if (chain) {
         /* Under alignment each mode of the chain is the scalar chain
          * s_L ... s_1 (docs/theory.md §5); derive that restriction. */
@@ -589,34 +627,69 @@ design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *d
         }
         m->predict = e;
         m->model = arena_printf(a, "%s (one aligned mode)", ds->model);
-        check = m;
         r->alignment = arena_printf(a, "under alignment (W_l = P_l diag(s_l) P_(l-1)', orthonormal P_l) each of the %ld "
                                        "modes is the scalar chain s_%ld ... s_1 with sigma_k = prod_l s_l,k; the "
                                        "derivation below is of one mode",
                                     r->rank, L);
-    } else if (spectral) {
+        return m;
+    }
+    if (spectral)
         r->alignment = "the bias is sum_k log sigma_k(Z) + r log 2 only when U = P D1, V = Q D2 with P, Q the "
                        "singular vectors of Z (SVD-aligned factors); for other factors 2||U_k|| ||V_k|| is not a "
                        "function of Z";
-    }
-    r->derivation = sym_derive(a, check, diag);
-    if (!r->derivation)
-        return NULL;
-    /* Compare exactly. */
+    return ds;
+}
+
+/* The closed loop's verdict on r->derivation, exactly: one family with the
+ * requested coefficient, constant and invariant, as many blocks as
+ * factors and one generator per index value of P (rows: P's rows); false
+ * after the internal error naming both biases. */
+static bool closed_loop_matches(const ibc_design *d, design_result *r, long rows, ibc_diag *diag)
+{
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL, chain = spectral && d->depth > 0;
+    long L = r->depth;
     bool ok = sym_nfamilies(r->derivation) == 1;
     const sym_family *fam = ok ? sym_family_at(r->derivation, 0) : NULL;
     if (ok)
         ok = derived_bias_is(fam, spectral && !chain ? (sym_rat){ 1, 1 } : r->coef, spectral && !chain ? 2 : L) &&
              fam->nblocks == (spectral && !chain ? 2 : (int)L) &&
-             fam->count == (chain ? 1 : spectral ? r->rank : sh.rows);
-    if (!ok) {
-        diag_error(diag, at,
+             fam->count == (chain ? 1 : spectral ? r->rank : rows);
+    if (!ok)
+        diag_error(diag, d->decl->loc,
                    "internal error: the synthesised parameterisation %s does not derive the requested bias "
                    "(requested coefficient %s, constant %s; derived %s, %s)",
-                   r->factorisation, spectral && !chain ? "1" : coef, r->constant, fam ? fam->coefficient : "?",
-                   fam ? fam->constant : "?");
+                   r->factorisation, spectral && !chain ? "1" : r->coefficient, r->constant,
+                   fam ? fam->coefficient : "?", fam ? fam->constant : "?");
+    return ok;
+}
+
+/* The steps of docs/theory.md §5 in order: depth, operator, factors, the
+ * designed spec (the parameter replaced by A^-1 applied to the factors'
+ * product), then the closed loop: its derivation must give the requested
+ * bias exactly. */
+design_result *design_synthesise(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
+{
+    const ibc_design *d = &spec->design;
+    design_result *r = arena_alloc(a, sizeof *r);
+    r->kind = d->kind;
+    const ibc_var *P = &spec->params[d->param];
+    if (!design_depth(a, d, diag, r) || !operator_usable(a, spec, diag, r))
         return NULL;
-    }
+    ibc_var f[64];
+    int nf = design_factors(a, d, P, r, f);
+    int *remap;
+    ibc_spec *ds = spec_with_factors(a, spec, d->param, f, nf, &remap);
+    const char *ftext;
+    ast_node *z = factor_product(a, d, f, nf, P->shape, &ftext);
+    r->replacement = apply_inverse(a, d->op, z);
+    r->factorisation = factorisation_text(a, d, P, &r->op, ftext);
+    ds->predict = clone_subst(a, spec->predict, d->param, r->replacement, remap);
+    r->designed = ds;
+
+    /* Closed loop: derive the designed model and compare exactly. */
+    r->derivation = sym_derive(a, closed_loop_spec(a, d, r, ds), diag);
+    if (!r->derivation || !closed_loop_matches(d, r, P->shape.rows, diag))
+        return NULL;
     r->matches = true;
     return r;
 }

@@ -243,7 +243,11 @@ static long sema_strength_depth(const char *num, const char *den)
     return L;
 }
 
-void sema_design(sema *s, ast_node *n)
+/* The target log_sparsity(A @ w) or log_spectral(A @ W) of design block n:
+ * a known target, an operator (a matrix) that fits a parameter of the
+ * right rank; fills d->kind, decl, op and param and returns the parameter
+ * node, or NULL after a located error. */
+static ast_node *design_target(sema *s, ast_node *n)
 {
     ibc_design *d = &s->spec->design;
     ast_node *call = n->lhs;
@@ -251,7 +255,7 @@ void sema_design(sema *s, ast_node *n)
     if (strcmp(call->name, kinds[0]) && strcmp(call->name, kinds[1])) {
         diag_error(s->diag, call->name_loc, "unknown design target '%s'%s", call->name,
                    sema_hint(s, call->name, kinds, 2));
-        return;
+        return NULL;
     }
     bool spectral = !strcmp(call->name, "log_spectral");
     d->kind = spectral ? DESIGN_LOG_SPECTRAL : DESIGN_LOG_SPARSITY;
@@ -260,33 +264,62 @@ void sema_design(sema *s, ast_node *n)
     if (!arg || arg->kind != AST_BINOP || arg->op != '@' || arg->rhs->kind != AST_IDENT) {
         diag_error(s->diag, call->loc, "a design target is %s(OPERATOR @ PARAMETER), e.g. %s(identity(n) @ w)",
                    call->name, call->name);
-        return;
+        return NULL;
     }
     if (!sema_expr(s, arg->lhs) || !sema_expr(s, arg->rhs))
-        return;
+        return NULL;
     ast_node *op = arg->lhs, *p = arg->rhs;
     if (p->ref_kind != IBC_REF_PARAM) {
         diag_error(s->diag, p->loc, "'%s' is not a parameter; a design target applies to a parameter", p->name);
-        return;
+        return NULL;
     }
     ibc_shape ps = p->shape;
     if (op->shape.rank != 2) {
         diag_error(s->diag, op->loc, "expected an operator such as identity(n) or diff(n), got %s",
                    sema_shape_str(s, op->shape));
-        return;
+        return NULL;
     }
     if (spectral ? ps.rank != 2 : ps.rank != 1) {
         diag_error(s->diag, p->loc, "%s needs a %s parameter, but '%s' is %s", call->name,
                    spectral ? "matrix" : "vector", p->name, sema_shape_str(s, ps));
-        return;
+        return NULL;
     }
     if (op->shape.cols >= 0 && op->shape.cols != ps.rows) {
         diag_error(s->diag, arg->loc, "operator does not fit its argument: %s @ %s (%ld columns, %ld rows)",
                    sema_shape_str(s, op->shape), sema_shape_str(s, ps), op->shape.cols, ps.rows);
-        return;
+        return NULL;
     }
     d->op = op;
     d->param = p->ref;
+    return p;
+}
+
+/* strength = C (a number or a fraction): d->strength, strength_node and
+ * the depth it needs (0 when no depth gives it; design reports that). */
+static void design_strength(sema *s, ast_node *set)
+{
+    ibc_design *d = &s->spec->design;
+    double v;
+    if (!sema_const(s, set->lhs, &v))
+        return;
+    ast_node *e = set->lhs;
+    bool rational = e->kind == AST_NUM ||
+                    (e->kind == AST_BINOP && e->op == '/' && e->lhs->kind == AST_NUM && e->rhs->kind == AST_NUM);
+    if (!rational) {
+        diag_error(s->diag, e->loc, "the strength is a number or a fraction such as 4/3");
+        return;
+    }
+    d->strength = e->kind == AST_NUM ? e->text : arena_printf(s->arena, "%s/%s", e->lhs->text, e->rhs->text);
+    d->strength_node = e;
+    d->strength_depth = e->kind == AST_NUM ? sema_strength_depth(e->text, NULL)
+                                           : sema_strength_depth(e->lhs->text, e->rhs->text);
+}
+
+/* The settings of design block n: depth, rank, lr, strength, and the
+ * factors' initialisations (NAME ~ distribution, into d->inits). */
+static void design_settings(sema *s, ast_node *n)
+{
+    ibc_design *d = &s->spec->design;
     for (size_t i = 0; i < n->nkids; i++) {
         ast_node *set = n->kids[i];
         if (!sema_set_once(s, n->kids, i, "'design'"))
@@ -308,34 +341,20 @@ void sema_design(sema *s, ast_node *n)
             sema_const_int(s, set->lhs, 1, IBC_MAX_DIM, "the rank", &d->rank);
         else if (!strcmp(k, "lr"))
             sema_lr(s, set->lhs, &d->lr, &d->lrs);
-        else if (!strcmp(k, "strength")) {
-            double v;
-            if (sema_const(s, set->lhs, &v)) {
-                ast_node *e = set->lhs;
-                bool rational = e->kind == AST_NUM ||
-                                (e->kind == AST_BINOP && e->op == '/' && e->lhs->kind == AST_NUM &&
-                                 e->rhs->kind == AST_NUM);
-                if (!rational) {
-                    diag_error(s->diag, e->loc, "the strength is a number or a fraction such as 4/3");
-                    continue;
-                }
-                d->strength = e->kind == AST_NUM ? e->text : arena_printf(s->arena, "%s/%s", e->lhs->text, e->rhs->text);
-                d->strength_node = e;
-                d->strength_depth = e->kind == AST_NUM ? sema_strength_depth(e->text, NULL)
-                                                       : sema_strength_depth(e->lhs->text, e->rhs->text);
-            }
-        } else {
+        else if (!strcmp(k, "strength"))
+            design_strength(s, set);
+        else
             diag_error(s->diag, set->loc, "'init' is a distribution: init ~ normal(0, 0.1)");
-        }
     }
-    if (d->depth && d->strength)
-        diag_error(s->diag, d->strength_node->loc, "give either a depth or a strength, not both");
-    if (spectral && d->rank > 0 && d->rank > (ps.rows < ps.cols ? ps.rows : ps.cols))
-        diag_error(s->diag, n->loc, "rank %ld exceeds min(%ld, %ld), the largest rank of '%s'", d->rank, ps.rows,
-                   ps.cols, p->name);
-    /* Factor names the block may initialise: u, v (sparsity, L = 2),
-     * a1..aL (sparsity, L > 2), U, V (spectral rank form), W1..WL
-     * (spectral chain), and init for all of them. */
+}
+
+/* Every initialised factor is one of this design's: u, v (sparsity,
+ * L = 2), a1..aL (sparsity, L > 2), U, V (spectral rank form), W1..WL
+ * (spectral chain), or init for all of them; else a located error with
+ * a hint. */
+static void design_factor_inits(sema *s, bool spectral)
+{
+    ibc_design *d = &s->spec->design;
     long L = d->depth ? d->depth : d->strength_depth ? d->strength_depth : 2;
     const char **names = arena_alloc(s->arena, (size_t)(L + 3) * sizeof *names);
     size_t nnames = 0;
@@ -359,6 +378,25 @@ void sema_design(sema *s, ast_node *n)
             diag_error(s->diag, d->inits[i]->name_loc, "'%s' is not a factor of this design%s", name,
                        sema_hint(s, name, names, nnames));
     }
+}
+
+/* The design block n (docs/theory.md §5) into spec->design: its target,
+ * its settings, and the factors it initialises. */
+void sema_design(sema *s, ast_node *n)
+{
+    ibc_design *d = &s->spec->design;
+    ast_node *p = design_target(s, n);
+    if (!p)
+        return;
+    ibc_shape ps = p->shape;
+    bool spectral = d->kind == DESIGN_LOG_SPECTRAL;
+    design_settings(s, n);
+    if (d->depth && d->strength)
+        diag_error(s->diag, d->strength_node->loc, "give either a depth or a strength, not both");
+    if (spectral && d->rank > 0 && d->rank > (ps.rows < ps.cols ? ps.rows : ps.cols))
+        diag_error(s->diag, n->loc, "rank %ld exceeds min(%ld, %ld), the largest rank of '%s'", d->rank, ps.rows,
+                   ps.cols, p->name);
+    design_factor_inits(s, spectral);
 }
 
 void sema_baseline(sema *s, ast_node *n)

@@ -78,11 +78,12 @@ const ibc_spec *sym_spec(const sym_derivation *d) { return d->spec; }
 
 /* ------------------------------------------- families from the torus */
 
+/* One slice that a generator rescales, with its exponent. */
 typedef struct {
-    int param;
-    sym_slice slice;
-    int index;      /* row, column or entry index; -1 for whole */
-    long expo;
+    int param;      /* index into spec->params */
+    sym_slice slice;   /* the kind of slice */
+    int index;      /* row, column or entry index; -1 for whole (and for a set) */
+    long expo;      /* the generator's exponent on every entry of the slice */
 } gslice;
 
 /* Describes a generator as slices; false if it scales a parameter in a
@@ -462,9 +463,106 @@ static bool family_sets(infer *in, sym_family *f, int p, const long *basis, cons
     return true;
 }
 
-/* The lattice basis of the torus (steps 1-3 above) as d rows of N longs,
- * each with its first non-zero entry (the unknowns in the order of first
- * appearance in the predictor, in->order) positive and
+/* The unknowns in canonical order, the parameters by first appearance in
+ * the predictor (in->order), each row-major, into canon; rev is canon
+ * reversed (N entries each). */
+static void canonical_unknowns(const infer *in, int *canon, int *rev)
+{
+    const ibc_spec *sp = in->spec;
+    int N = in->N, t = 0;
+    for (size_t i = 0; i < sp->nparams; i++) {
+        int p = in->order[i];
+        for (int e = 0; e < in->param_rows[p] * in->param_cols[p]; e++)
+            canon[t++] = in->param_off[p] + e;
+    }
+    for (int u = 0; u < N; u++)
+        rev[u] = canon[N - 1 - u];
+}
+
+/* Step 3's candidates: circuits (minimal-support vectors of the lattice
+ * K) through each unknown whose form is new, one for each of six orders
+ * of forcing zeros, into cand (rows of N longs, room for 6 N); returns
+ * how many. */
+static int circuit_candidates(infer *in, const zmat *K, const int *canon, const int *rev, long *cand)
+{
+    int N = in->N;
+    int *order = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
+    int ncand = 0;
+    for (int su = 0; su < N; su++) {
+        int u = canon[su];
+        if (same_form_before(K, canon, su))
+            continue;
+        int param = 0;
+        while (!(in->param_off[param] <= u && u < in->param_off[param] + in->param_rows[param] * in->param_cols[param]))
+            param++;
+        /* zeros forced, in six orders: on the other parameters first
+         * (in reverse canonical order, or in canonical order), then on u's
+         * own; or first on u's own parameter off u's row (off its
+         * column), which keeps that row (column) a slice, then on the
+         * others in either order */
+        int off = in->param_off[param], R = in->param_rows[param], C = in->param_cols[param];
+        int ui = (u - off) / C, uj = (u - off) % C;
+        for (int pass = 0; pass < 6; pass++) {
+            int t = 0, keep = pass < 2 ? 0 : pass % 2 == 0 ? 1 : 2;   /* 1: u's row, 2: u's column */
+            bool forward = pass == 1 || pass >= 4;
+            if (keep)
+                for (int e = 0; e < R * C; e++)
+                    if (keep == 1 ? e / C != ui : e % C != uj)
+                        order[t++] = off + e;
+            for (int v = 0; v < N; v++) {
+                int w = forward ? canon[v] : rev[v];
+                if (w < off || w >= off + R * C)
+                    order[t++] = w;
+            }
+            for (int e = 0; e < R * C; e++)
+                if (!keep || (keep == 1 ? e / C == ui : e % C == uj))
+                    order[t++] = off + e;
+            if (circuit_through(K, u, order, cand + (size_t)ncand * N))
+                ncand++;
+        }
+    }
+    return ncand;
+}
+
+/* The basis's presentation (d rows of N longs): signs and order follow
+ * the unknowns, whose order is the parameters' first appearance in the
+ * predictor; each row's first non-zero made positive, the rows sorted
+ * (stably) by their last non-zero unknown. */
+static void present_basis(ibc_arena *a, long *basis, int d, int N)
+{
+    for (int g = 0; g < d; g++) {
+        long *v = basis + (size_t)g * N;
+        int first = 0;
+        while (first < N && v[first] == 0)
+            first++;
+        if (first < N && v[first] < 0)
+            for (int j = 0; j < N; j++)
+                v[j] = -v[j];
+    }
+    long *tmp = arena_alloc(a, (size_t)N * sizeof(long) + sizeof(long));
+    for (int g = 1; g < d; g++)
+        for (int h = g; h > 0; h--) {
+            long *x = basis + (size_t)(h - 1) * N, *y = basis + (size_t)h * N;
+            int lx = N - 1, ly = N - 1;
+            while (lx > 0 && !x[lx])
+                lx--;
+            while (ly > 0 && !y[ly])
+                ly--;
+            if (lx <= ly)
+                break;
+            memcpy(tmp, x, (size_t)N * sizeof(long));
+            memcpy(x, y, (size_t)N * sizeof(long));
+            memcpy(y, tmp, (size_t)N * sizeof(long));
+        }
+}
+
+/* The lattice basis of the torus as d rows of N longs, in three steps:
+ * (1) the integer kernel K of the exponent equations, (2) its Hermite
+ * normal form over the unknowns in reverse canonical order, (3) circuits
+ * through each unknown, the smallest independent ones, when they are all
+ * whole-slice rescalings (else the HNF itself, its supports reduced).
+ * Presented with each row's first non-zero entry (the unknowns in the
+ * order of first appearance in the predictor, in->order) positive and
  * ordered by their last non-zero unknown; -1 after a located error. */
 static int lattice_basis(infer *in, long **out)
 {
@@ -472,63 +570,15 @@ static int lattice_basis(infer *in, long **out)
     int N = in->N;
     int *canon = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
     int *rev = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
-    {   /* the unknowns in order: parameters by first appearance in the predictor */
-        int t = 0;
-        for (size_t i = 0; i < sp->nparams; i++) {
-            int p = in->order[i];
-            for (int e = 0; e < in->param_rows[p] * in->param_cols[p]; e++)
-                canon[t++] = in->param_off[p] + e;
-        }
-        for (int u = 0; u < N; u++)
-            rev[u] = canon[N - 1 - u];
-    }
+    canonical_unknowns(in, canon, rev);
     zmat K;
     lattice_kernel(in->eq, in->neq, N, &K);
     lattice_hnf(&K, rev);
     int d = K.rows;
     long *basis = arena_alloc(in->arena, (size_t)(d ? d : 1) * (size_t)N * sizeof(long));
-    bool ok = false;
-    {
-        /* step 3: circuits (minimal-support vectors of L), one through
-         * each unknown, then the smallest independent ones */
-        int *order = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
-        long *cand = arena_alloc(in->arena, (size_t)(6 * N + 1) * (size_t)N * sizeof(long));
-        int ncand = 0;
-        for (int su = 0; su < N; su++) {
-            int u = canon[su];
-            if (same_form_before(&K, canon, su))
-                continue;
-            int param = 0;
-            while (!(in->param_off[param] <= u && u < in->param_off[param] + in->param_rows[param] * in->param_cols[param]))
-                param++;
-            /* zeros forced, in six orders: on the other parameters first
-             * (in reverse canonical order, or in canonical order), then on u's
-             * own; or first on u's own parameter off u's row (off its
-             * column), which keeps that row (column) a slice, then on the
-             * others in either order */
-            int off = in->param_off[param], R = in->param_rows[param], C = in->param_cols[param];
-            int ui = (u - off) / C, uj = (u - off) % C;
-            for (int pass = 0; pass < 6; pass++) {
-                int t = 0, keep = pass < 2 ? 0 : pass % 2 == 0 ? 1 : 2;   /* 1: u's row, 2: u's column */
-                bool forward = pass == 1 || pass >= 4;
-                if (keep)
-                    for (int e = 0; e < R * C; e++)
-                        if (keep == 1 ? e / C != ui : e % C != uj)
-                            order[t++] = off + e;
-                for (int v = 0; v < N; v++) {
-                    int w = forward ? canon[v] : rev[v];
-                    if (w < off || w >= off + R * C)
-                        order[t++] = w;
-                }
-                for (int e = 0; e < R * C; e++)
-                    if (!keep || (keep == 1 ? e / C == ui : e % C == uj))
-                        order[t++] = off + e;
-                if (circuit_through(&K, u, order, cand + (size_t)ncand * N))
-                    ncand++;
-            }
-        }
-        ok = circuit_basis(in, &K, cand, ncand, basis) && all_slices(in, basis, d);
-    }
+    long *cand = arena_alloc(in->arena, (size_t)(6 * N + 1) * (size_t)N * sizeof(long));
+    int ncand = circuit_candidates(in, &K, canon, rev, cand);
+    bool ok = circuit_basis(in, &K, cand, ncand, basis) && all_slices(in, basis, d);
     if (!ok) {   /* the HNF itself, its supports reduced */
         ok = zmat_get_long(&K, basis);
         if (ok)
@@ -551,42 +601,18 @@ static int lattice_basis(infer *in, long **out)
                        "scaling whole parameters, rows, columns or entries); the derivation supports such tori only");
         return -1;
     }
-    /* presentation: signs and order follow the unknowns, whose order is the
-     * parameters' first appearance in the predictor */
-    for (int g = 0; g < d; g++) {
-        long *v = basis + (size_t)g * N;
-        int first = 0;
-        while (first < N && v[first] == 0)
-            first++;
-        if (first < N && v[first] < 0)
-            for (int j = 0; j < N; j++)
-                v[j] = -v[j];
-    }
-    long *tmp = arena_alloc(in->arena, (size_t)N * sizeof(long) + sizeof(long));
-    for (int g = 1; g < d; g++)
-        for (int h = g; h > 0; h--) {
-            long *a = basis + (size_t)(h - 1) * N, *b = basis + (size_t)h * N;
-            int la = N - 1, lb = N - 1;
-            while (la > 0 && !a[la])
-                la--;
-            while (lb > 0 && !b[lb])
-                lb--;
-            if (la <= lb)
-                break;
-            memcpy(tmp, a, (size_t)N * sizeof(long));
-            memcpy(a, b, (size_t)N * sizeof(long));
-            memcpy(b, tmp, (size_t)N * sizeof(long));
-        }
+    present_basis(in->arena, basis, d, N);
     *out = basis;
     return d;
 }
 
-static bool build_families(infer *in, sym_derivation *d, const long *basis, int dim)
+/* Every generator of the basis as slices (gs[g], ng[g] of them) and its
+ * index value gidx[g] (that of its indexed slices, -1 when it has none);
+ * false after a located error (a generator that is not a rescaling of
+ * whole slices). */
+static bool classify_generators(infer *in, const long *basis, int dim, gslice (*gs)[SYM_MAX_BLOCKS], int *ng,
+                                int *gidx)
 {
-    gslice (*gs)[SYM_MAX_BLOCKS] = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof *gs);
-    int *ng = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof(int));
-    int *gidx = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof(int));
-    bool *used = arena_alloc(in->arena, (size_t)(dim ? dim : 1));
     for (int g = 0; g < dim; g++) {
         if (!classify(in, basis + (size_t)g * in->N, gs[g], &ng[g])) {
             diag_error(in->diag, in->spec->predict->loc,
@@ -599,124 +625,194 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
             if (gs[g][s].index >= 0)
                 gidx[g] = gs[g][s].index;
     }
+    return true;
+}
+
+/* The members of the family that generator g0 starts: g0 and the unused
+ * generators at its index value connected to it through shared blocks
+ * (the same parameter and slice; for sets, sets that meet), at most
+ * SYM_MAX_GEN, into members and marked used; returns how many. */
+static int family_members(infer *in, const long *basis, int dim, gslice (*gs)[SYM_MAX_BLOCKS], const int *ng,
+                          const int *gidx, bool *used, int g0, int *members)
+{
+    int nm = 0;
+    members[nm++] = g0;
+    used[g0] = true;
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (int g = 0; g < dim; g++) {
+            if (used[g] || gidx[g] != gidx[g0])
+                continue;
+            bool shares = false;
+            for (int m = 0; m < nm && !shares; m++)
+                for (int s = 0; s < ng[g]; s++)
+                    for (int t = 0; t < ng[members[m]]; t++)
+                        if (gs[g][s].param == gs[members[m]][t].param &&
+                            gs[g][s].slice == gs[members[m]][t].slice &&
+                            (gs[g][s].slice != SYM_SLICE_SET ||
+                             sets_meet(in, basis + (size_t)g * in->N, basis + (size_t)members[m] * in->N,
+                                       gs[g][s].param)))
+                            shares = true;
+            if (shares && nm < SYM_MAX_GEN) {
+                members[nm++] = g;
+                used[g] = true;
+                grew = true;
+            }
+        }
+    }
+    return nm;
+}
+
+/* The family's blocks, the union of its members' slices in order of
+ * appearance, and its exponent matrix alpha (k = nm rows); false when
+ * there would be more than SYM_MAX_BLOCKS. */
+static bool family_blocks(sym_family *f, gslice (*gs)[SYM_MAX_BLOCKS], const int *ng, const int *members, int nm)
+{
+    for (int m = 0; m < nm; m++)
+        for (int s = 0; s < ng[members[m]]; s++) {
+            gslice *sl = &gs[members[m]][s];
+            int p = 0;
+            while (p < f->nblocks && !(f->blocks[p].param == sl->param && f->blocks[p].slice == sl->slice))
+                p++;
+            if (p == f->nblocks) {
+                if (f->nblocks == SYM_MAX_BLOCKS)
+                    return false;
+                f->blocks[f->nblocks].param = sl->param;
+                f->blocks[f->nblocks].slice = sl->slice;
+                f->nblocks++;
+            }
+            f->alpha[m][p] = sl->expo;
+        }
+    f->k = nm;
+    return true;
+}
+
+/* The same pattern as g0's at other index values belongs to g0's family:
+ * those generators (and their partners at their index) are marked used.
+ * rep[r] gets the generator at each index value found, g0 first, and
+ * repidx[r] its index value (for the sets of SYM_SLICE_SET blocks; both
+ * dim + 1 long); returns how many. */
+static int family_repeats(int dim, gslice (*gs)[SYM_MAX_BLOCKS], const int *ng, const int *gidx, bool *used, int g0,
+                          int *rep, int *repidx)
+{
+    int nrep = 0;
+    rep[nrep] = g0;
+    repidx[nrep++] = gidx[g0];
+    for (int g = 0; g < dim; g++) {
+        if (used[g] || gidx[g] == gidx[g0] || gidx[g0] < 0)
+            continue;
+        bool same = ng[g] == ng[g0];
+        for (int s = 0; same && s < ng[g]; s++)
+            same = gs[g][s].param == gs[g0][s].param && gs[g][s].slice == gs[g0][s].slice &&
+                   gs[g][s].expo == gs[g0][s].expo;
+        if (same) {
+            used[g] = true;
+            rep[nrep] = g;
+            repidx[nrep++] = gidx[g];
+            /* and its partners at that index */
+            for (int h = 0; h < dim; h++)
+                if (!used[h] && gidx[h] == gidx[g])
+                    used[h] = true;
+        }
+    }
+    return nrep;
+}
+
+/* The family's index name (k when a block is a column, else j for a row,
+ * i for an entry, NULL for none), its count (the real size of that
+ * index, 1 for none) and its blocks' texts. */
+static void family_index(infer *in, sym_family *f)
+{
+    const ibc_spec *sp = in->spec;
+    bool any_col = false, any_row = false, any_entry = false;
+    for (int p = 0; p < f->nblocks; p++) {
+        any_col = any_col || f->blocks[p].slice == SYM_SLICE_COL;
+        any_row = any_row || f->blocks[p].slice == SYM_SLICE_ROW;
+        any_entry = any_entry || f->blocks[p].slice == SYM_SLICE_ENTRY;
+    }
+    f->index = any_col ? "k" : any_row ? "j" : any_entry ? "i" : NULL;
+    f->count = 1;
+    for (int p = 0; p < f->nblocks; p++) {
+        const ibc_var *pv = &sp->params[f->blocks[p].param];
+        f->blocks[p].text = slice_text(in->arena, pv, f->blocks[p].slice, f->index);
+        long c = slice_count(pv, f->blocks[p].slice);
+        if (c > f->count)
+            f->count = c;
+    }
+}
+
+/* The entry sets of the family's SYM_SLICE_SET blocks (family_sets), each
+ * from the generator at each index value (rep, repidx: family_repeats)
+ * and named S1, S2, ... in turn (d->nsets); false after a located error
+ * (a set in a family of more than one generator per index, or sets that
+ * overlap). */
+static bool family_set_blocks(infer *in, sym_derivation *d, sym_family *f, const long *basis, const int *rep,
+                              const int *repidx, int nrep)
+{
+    const ibc_spec *sp = in->spec;
+    for (int p = 0; p < f->nblocks; p++) {
+        if (f->blocks[p].slice != SYM_SLICE_SET)
+            continue;
+        if (f->k > 1) {
+            diag_error(in->diag, sp->predict->loc,
+                       "a family of %d generators per index rescales a set of entries of '%s'; the derivation "
+                       "supports sets of entries in one-generator families only", f->k,
+                       sp->params[f->blocks[p].param].name);
+            return false;
+        }
+        int *at = arena_alloc(in->arena, (size_t)f->count * sizeof(int));
+        for (long i = 0; i < f->count; i++)
+            at[i] = -1;
+        for (int r = 0; r < nrep; r++)
+            if (f->count == 1 || (repidx[r] >= 0 && repidx[r] < f->count))
+                at[f->count == 1 ? 0 : repidx[r]] = rep[r];
+        if (!family_sets(in, f, p, basis, at, ++d->nsets))
+            return false;
+    }
+    return true;
+}
+
+/* "rescaling of (u, v[j]), one per j": the family's name from its blocks. */
+static void family_name(ibc_arena *a, sym_family *f)
+{
+    char *names = "";
+    for (int p = 0; p < f->nblocks; p++)
+        names = arena_printf(a, "%s%s%s", names, p ? ", " : "", f->blocks[p].text);
+    f->name = f->index ? arena_printf(a, "rescaling of (%s), one per %s", names, f->index)
+                       : arena_printf(a, "rescaling of (%s)", names);
+}
+
+/* The families of the torus basis (dim generators of N unknowns) into d,
+ * each with its det G and orbit minimum: the generators at one index value
+ * whose slices share their (parameter, kind) set form one block; the
+ * family is that block, repeated at every index value.  False after a
+ * located error, and also, with no message, when a family has more than
+ * SYM_MAX_BLOCKS blocks or a Gram singular for every norm. */
+static bool build_families(infer *in, sym_derivation *d, const long *basis, int dim)
+{
+    gslice (*gs)[SYM_MAX_BLOCKS] = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof *gs);
+    int *ng = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof(int));
+    int *gidx = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof(int));
+    bool *used = arena_alloc(in->arena, (size_t)(dim ? dim : 1));
+    if (!classify_generators(in, basis, dim, gs, ng, gidx))
+        return false;
     d->families = arena_alloc(in->arena, (size_t)(dim ? dim : 1) * sizeof(sym_family));
-    /* Group: the generators at one index value whose slices share their
-     * (parameter, kind) set form one block; the family is that block. */
     for (int g0 = 0; g0 < dim; g0++) {
         if (used[g0])
             continue;
         sym_family *f = &d->families[d->nfamilies];
         memset(f, 0, sizeof *f);
-        /* members at the same index value, connected through shared blocks */
-        int members[SYM_MAX_GEN], nm = 0;
-        members[nm++] = g0;
-        used[g0] = true;
-        for (bool grew = true; grew;) {
-            grew = false;
-            for (int g = 0; g < dim; g++) {
-                if (used[g] || gidx[g] != gidx[g0])
-                    continue;
-                bool shares = false;
-                for (int m = 0; m < nm && !shares; m++)
-                    for (int s = 0; s < ng[g]; s++)
-                        for (int t = 0; t < ng[members[m]]; t++)
-                            if (gs[g][s].param == gs[members[m]][t].param &&
-                                gs[g][s].slice == gs[members[m]][t].slice &&
-                                (gs[g][s].slice != SYM_SLICE_SET ||
-                                 sets_meet(in, basis + (size_t)g * in->N, basis + (size_t)members[m] * in->N,
-                                           gs[g][s].param)))
-                                shares = true;
-                if (shares && nm < SYM_MAX_GEN) {
-                    members[nm++] = g;
-                    used[g] = true;
-                    grew = true;
-                }
-            }
-        }
-        /* Blocks: union of slices in order of parameters. */
-        for (int m = 0; m < nm; m++)
-            for (int s = 0; s < ng[members[m]]; s++) {
-                gslice *sl = &gs[members[m]][s];
-                int p = 0;
-                while (p < f->nblocks && !(f->blocks[p].param == sl->param && f->blocks[p].slice == sl->slice))
-                    p++;
-                if (p == f->nblocks) {
-                    if (f->nblocks == SYM_MAX_BLOCKS)
-                        return false;
-                    f->blocks[f->nblocks].param = sl->param;
-                    f->blocks[f->nblocks].slice = sl->slice;
-                    f->nblocks++;
-                }
-                f->alpha[m][p] = sl->expo;
-            }
-        f->k = nm;
-        /* The same pattern at other index values belongs to this family:
-         * mark them used (they repeat it).  rep[i]: the generator at index
-         * value i (for the sets of SYM_SLICE_SET blocks). */
-        long reps = 1;
-        int *rep = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int)), nrep = 0;
+        int members[SYM_MAX_GEN];
+        int nm = family_members(in, basis, dim, gs, ng, gidx, used, g0, members);
+        if (!family_blocks(f, gs, ng, members, nm))
+            return false;
+        int *rep = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int));
         int *repidx = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int));
-        rep[nrep] = g0;
-        repidx[nrep++] = gidx[g0];
-        for (int g = 0; g < dim; g++) {
-            if (used[g] || gidx[g] == gidx[g0] || gidx[g0] < 0)
-                continue;
-            bool same = ng[g] == ng[g0];
-            for (int s = 0; same && s < ng[g]; s++)
-                same = gs[g][s].param == gs[g0][s].param && gs[g][s].slice == gs[g0][s].slice &&
-                       gs[g][s].expo == gs[g0][s].expo;
-            if (same) {
-                used[g] = true;
-                rep[nrep] = g;
-                repidx[nrep++] = gidx[g];
-                /* and its partners at that index */
-                for (int h = 0; h < dim; h++)
-                    if (!used[h] && gidx[h] == gidx[g])
-                        used[h] = true;
-                reps++;
-            }
-        }
-        (void)reps;
-        const ibc_spec *sp = in->spec;
-        bool any_col = false, any_row = false, any_entry = false;
-        for (int p = 0; p < f->nblocks; p++) {
-            any_col = any_col || f->blocks[p].slice == SYM_SLICE_COL;
-            any_row = any_row || f->blocks[p].slice == SYM_SLICE_ROW;
-            any_entry = any_entry || f->blocks[p].slice == SYM_SLICE_ENTRY;
-        }
-        f->index = any_col ? "k" : any_row ? "j" : any_entry ? "i" : NULL;
-        f->count = 1;
-        for (int p = 0; p < f->nblocks; p++) {
-            const ibc_var *pv = &sp->params[f->blocks[p].param];
-            f->blocks[p].text = slice_text(in->arena, pv, f->blocks[p].slice, f->index);
-            long c = slice_count(pv, f->blocks[p].slice);
-            if (c > f->count)
-                f->count = c;
-        }
-        for (int p = 0; p < f->nblocks; p++) {
-            if (f->blocks[p].slice != SYM_SLICE_SET)
-                continue;
-            if (f->k > 1) {
-                diag_error(in->diag, sp->predict->loc,
-                           "a family of %d generators per index rescales a set of entries of '%s'; the derivation "
-                           "supports sets of entries in one-generator families only", f->k,
-                           sp->params[f->blocks[p].param].name);
-                return false;
-            }
-            int *at = arena_alloc(in->arena, (size_t)f->count * sizeof(int));
-            for (long i = 0; i < f->count; i++)
-                at[i] = -1;
-            for (int r = 0; r < nrep; r++)
-                if (f->count == 1 || (repidx[r] >= 0 && repidx[r] < f->count))
-                    at[f->count == 1 ? 0 : repidx[r]] = rep[r];
-            if (!family_sets(in, f, p, basis, at, ++d->nsets))
-                return false;
-        }
-        char *names = "";
-        for (int p = 0; p < f->nblocks; p++)
-            names = arena_printf(in->arena, "%s%s%s", names, p ? ", " : "", f->blocks[p].text);
-        f->name = f->index ? arena_printf(in->arena, "rescaling of (%s), one per %s", names, f->index)
-                           : arena_printf(in->arena, "rescaling of (%s)", names);
+        int nrep = family_repeats(dim, gs, ng, gidx, used, g0, rep, repidx);
+        family_index(in, f);
+        if (!family_set_blocks(in, d, f, basis, rep, repidx, nrep))
+            return false;
+        family_name(in->arena, f);
         if (!sym_gram_terms(f))
             return false;
         sym_minimise(in->arena, f);

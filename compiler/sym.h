@@ -52,11 +52,11 @@ typedef struct {
     long count;              /* how many index values (real dims) */
     int k;                   /* generators per index */
     int nblocks;             /* P */
-    sym_block blocks[SYM_MAX_BLOCKS];
+    sym_block blocks[SYM_MAX_BLOCKS];          /* the P slices it rescales, in order of parameters */
     long alpha[SYM_MAX_GEN][SYM_MAX_BLOCKS];   /* exponent matrix k x P */
 
     /* det G = sum over k-subsets S of coef[S] * prod_{p in S} n_p */
-    int nterms;
+    int nterms;              /* terms of det G (at most 64) */
     unsigned term_set[64];   /* bit mask of blocks */
     long term_coef[64];      /* det(alpha[:,S])^2 > 0 */
 
@@ -71,7 +71,7 @@ typedef struct {
     const char *min_text;    /* "2 |u| |v|" */
     const char *log_det_minimizer;   /* balance at the minimiser, e.g. "u^2/v^2 = 8" */
     const char *dual_slice;          /* balance chi = 0, e.g. "u^2/v^2 = 2" */
-    bool agree;
+    bool agree;              /* the minimum is attained and the dual slice chi = 0 is the set of orbit minimisers */
     /* Bias: coefficient * log(invariant) + constant, per index; the texts
      * are what the printers show, the values below what other phases
      * compare (set when min_kind is SYM_MIN_ATTAINED). */
@@ -80,7 +80,7 @@ typedef struct {
     const char *constant;    /* "log(3)" */
     sym_rat coef;            /* the coefficient (den 0: none) */
     bool monomial;           /* the invariant is prod_p |theta_p|^inv_exp[p] (else a merged posynomial) */
-    long inv_exp[SYM_MAX_BLOCKS];
+    long inv_exp[SYM_MAX_BLOCKS];      /* monomial: the invariant's exponent of block p's norm (0: absent) */
     sym_rat const_exp[SYM_NPRIMES];   /* constant = log(prod_i sym_primes[i]^const_exp[i]) */
 } sym_family;
 
@@ -103,7 +103,7 @@ typedef struct {
 } sym_leg;
 
 typedef struct {
-    sym_group_kind kind;
+    sym_group_kind kind;     /* a torus family, or a GL(r) junction */
     int family;              /* TORUS: index into the families */
     sym_leg left, right;     /* GL: Z = A B, A's column index = left, B's row index = right */
     long r;                  /* GL: the contracted dimension */
@@ -138,16 +138,16 @@ typedef struct {
 
 typedef struct {
     const char *norm2;       /* "||W1[0,:]||^2", "W2[1,0]^2", "(||a||^2 + b^2)" (indices from 0) */
-    int nruns;
-    const sym_run *runs;
+    int nruns;               /* runs of its entries */
+    const sym_run *runs;     /* its entries, parameter by parameter, as arithmetic runs (arena) */
 } sym_cell;
 
 typedef struct {
     int component;           /* sym_group.component of its groups */
     const char *groups;      /* "1, 2": their numbers, from 1 */
-    sym_joint_kind kind;
+    sym_joint_kind kind;     /* what is known of its det G: the polynomial, its size only, or why not */
     long generators;         /* m (torus components) */
-    long ncells;
+    long ncells;             /* its cells (0 when not computed: a GL junction, or too many generators or entries) */
     const sym_cell *cells;   /* in the order of their first entry */
     const char *nterms;      /* "12", "4096", "at least 70", "more than 64" (NULL: not counted) */
     const char *total;       /* the coefficients' sum, det(E'E) (NULL: not computed) */

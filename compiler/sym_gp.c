@@ -508,9 +508,9 @@ static sym_min_kind orbit_existence(const sym_family *f)
 /* A polynomial in at most SYM_MAX_BLOCKS variables with rational
  * coefficients, as a list of (exponent vector, coefficient). */
 typedef struct {
-    int nvar, n, cap;
-    unsigned char (*e)[SYM_MAX_BLOCKS];
-    mpq_t *c;
+    int nvar, n, cap;                     /* variables used, terms held, terms allocated */
+    unsigned char (*e)[SYM_MAX_BLOCKS];   /* cap: each term's exponents (malloc'd, qpoly_clear frees) */
+    mpq_t *c;                             /* cap: each term's coefficient, the first n initialised (malloc'd) */
 } qpoly;
 
 static void qpoly_init(qpoly *q, int nvar)
@@ -756,26 +756,26 @@ static void set_numeric(ibc_arena *a, sym_family *f, const char *why)
     f->constant = "numeric";
 }
 
-void sym_minimise(ibc_arena *a, sym_family *f)
+/* The dual slice chi_a = 1/2 sum_p alpha_ap n_p = 0, i.e. n in the
+ * nullspace of alpha (with P = k + 1 blocks it is one ray): its text in
+ * f->dual_slice.  eqs gets alpha (k x P, row-major; the caller's
+ * SYM_MAX_GEN * SYM_MAX_BLOCKS longs), *ns the nullspace's basis (arena,
+ * one row of P per dimension); returns its dimension. */
+static int set_dual_slice(ibc_arena *a, sym_family *f, long *eqs, long **ns)
 {
-    int k = f->k, T = f->nterms, P = f->nblocks;
-    f->degree = T - k - 1;
-    f->agree = false;
-    /* The dual slice: chi_a = 1/2 sum_p alpha_ap n_p = 0, i.e. n in the
-     * nullspace of alpha; with P = k + 1 blocks it is one ray. */
-    long *ns = NULL;
-    long eqs[SYM_MAX_GEN * SYM_MAX_BLOCKS];
+    int k = f->k, P = f->nblocks;
     for (int r = 0; r < k; r++)
         for (int p = 0; p < P; p++)
             eqs[r * P + p] = f->alpha[r][p];
-    int nd = nullspace(a, eqs, (size_t)k, P, &ns);
+    *ns = NULL;
+    int nd = nullspace(a, eqs, (size_t)k, P, ns);
     mpq_t slice_r[SYM_MAX_BLOCKS];
     bool slice_ok = nd == 1;
     for (int p = 0; p < P; p++) {
         mpq_init(slice_r[p]);
         if (slice_ok) {
-            mpq_set_si(slice_r[p], ns[p], 1);
-            if (ns[p] <= 0)
+            mpq_set_si(slice_r[p], (*ns)[p], 1);
+            if ((*ns)[p] <= 0)
                 slice_ok = false;
         }
     }
@@ -789,54 +789,62 @@ void sym_minimise(ibc_arena *a, sym_family *f)
         f->dual_slice = !positive ? "chi = 0 has no point with every block non-zero"
                                   : arena_printf(a, "chi = 0 (a cone of dimension %d in the squared block norms)", nd);
     }
+    for (int p = 0; p < P; p++)
+        mpq_clear(slice_r[p]);
+    return nd;
+}
 
-    f->existence = orbit_existence(f);
-    {
-        bool supp[SYM_MAX_BLOCKS];
-        f->agree = f->existence == SYM_MIN_ATTAINED && nd > 0 && cone_support(k, P, eqs, supp) == P &&
-                   slice_is_minimiser(f, ns, nd);
+/* Whether the dual system (sum_S delta_S e_S = 0, sum_S delta_S = 1) has
+ * exactly one solution: degree of difficulty 0 and the (k + 1) x T system
+ * of full column rank.  Only then is the minimum closed-form. */
+static bool dual_unique(const sym_family *f)
+{
+    int k = f->k, T = f->nterms;
+    if (f->degree != 0)
+        return false;
+    qmat m0;
+    qmat_init(&m0, k + 1, T);
+    for (int s = 0; s < T; s++) {
+        long e[SYM_MAX_GEN];
+        term_exponent(f, s, e);
+        for (int r = 0; r < k; r++)
+            mpq_set_si(Q(&m0, r, s), e[r], 1);
+        mpq_set_ui(Q(&m0, k, s), 1, 1);
     }
-    /* Closed form only when the dual system has exactly one solution. */
-    bool unique = false;
-    if (f->degree == 0) {
-        qmat m0;
-        qmat_init(&m0, k + 1, T);
-        for (int s = 0; s < T; s++) {
-            long e[SYM_MAX_GEN];
-            term_exponent(f, s, e);
-            for (int r = 0; r < k; r++)
-                mpq_set_si(Q(&m0, r, s), e[r], 1);
-            mpq_set_ui(Q(&m0, k, s), 1, 1);
-        }
-        int piv0[SYM_MAX_GEN + 2];
-        unique = qmat_rref(&m0, piv0) == T;
-        qmat_clear(&m0);
-    }
-    if (f->existence == SYM_MIN_ATTAINED && !unique && minimise_merged(a, f)) {
-        for (int p = 0; p < P; p++)
-            mpq_clear(slice_r[p]);
+    int piv0[SYM_MAX_GEN + 2];
+    bool unique = qmat_rref(&m0, piv0) == T;
+    qmat_clear(&m0);
+    return unique;
+}
+
+/* No unique dual solution: an attained minimum is the merged programme's
+ * closed form when it applies, else numeric; otherwise the statement that
+ * there is no minimiser (unbounded) or that it is not attained. */
+static void minimise_not_unique(ibc_arena *a, sym_family *f)
+{
+    if (f->existence == SYM_MIN_ATTAINED) {
+        if (!minimise_merged(a, f))
+            set_numeric(a, f, NULL);
         return;
     }
-    if (f->existence == SYM_MIN_ATTAINED && !unique) {
-        set_numeric(a, f, NULL);
-        for (int p = 0; p < P; p++)
-            mpq_clear(slice_r[p]);
-        return;
-    }
-    if (f->existence != SYM_MIN_ATTAINED && !unique) {
-        bool unb = f->existence == SYM_MIN_UNBOUNDED;
-        f->min_kind = f->existence;
-        f->min_text = unb ? "no minimiser: log det G is unbounded below along the orbit (no non-negative dual weights)"
-                          : "infimum not attained (every feasible dual weight vector has a zero): the orbit minimum is "
-                            "approached only at infinity";
-        f->log_det_minimizer = unb ? "none (unbounded below)" : "none (infimum not attained)";
-        f->coefficient = f->invariant = f->constant = "none";
-        f->ndelta = 0;   /* printed as "-" per term */
-        for (int p = 0; p < P; p++)
-            mpq_clear(slice_r[p]);
-        return;
-    }
-    /* Dual weights: sum_S delta_S e_S = 0, sum_S delta_S = 1. */
+    bool unb = f->existence == SYM_MIN_UNBOUNDED;
+    f->min_kind = f->existence;
+    f->min_text = unb ? "no minimiser: log det G is unbounded below along the orbit (no non-negative dual weights)"
+                      : "infimum not attained (every feasible dual weight vector has a zero): the orbit minimum is "
+                        "approached only at infinity";
+    f->log_det_minimizer = unb ? "none (unbounded below)" : "none (infimum not attained)";
+    f->coefficient = f->invariant = f->constant = "none";
+    f->ndelta = 0;   /* printed as "-" per term */
+}
+
+/* The unique dual solution, sum_S delta_S e_S = 0, sum_S delta_S = 1, into
+ * delta (T entries, initialised here; the caller clears them) and
+ * f->delta, f->ndelta, f->term_group.  Returns true when every weight is
+ * positive and fits a sym_rat (the closed form follows); otherwise states
+ * the minimum (unbounded, not attained, or numeric) and returns false. */
+static bool dual_weights(ibc_arena *a, sym_family *f, mpq_t *delta)
+{
+    int k = f->k, T = f->nterms;
     qmat m;
     qmat_init(&m, k + 1, T + 1);
     for (int s = 0; s < T; s++) {
@@ -849,7 +857,6 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     mpq_set_ui(Q(&m, k, T), 1, 1);
     int piv[SYM_MAX_GEN + 2];
     int rank = qmat_rref(&m, piv);
-    mpq_t delta[64];
     bool unbounded = false, zero = false, fits = true;
     for (int s = 0; s < T; s++) {
         mpq_init(delta[s]);
@@ -872,42 +879,49 @@ void sym_minimise(ibc_arena *a, sym_family *f)
                                 : "infimum not attained (a dual weight is zero): the orbit minimum is approached only at infinity";
         f->log_det_minimizer = unbounded ? "none (unbounded below)" : "none (infimum not attained)";
         f->coefficient = f->invariant = f->constant = "none";
-        for (int s = 0; s < T; s++)
-            mpq_clear(delta[s]);
-        for (int p = 0; p < P; p++)
-            mpq_clear(slice_r[p]);
-        return;
+        return false;
     }
     if (!fits) {
-        for (int s = 0; s < T; s++)
-            mpq_clear(delta[s]);
-        for (int p = 0; p < P; p++)
-            mpq_clear(slice_r[p]);
         set_numeric(a, f, "a dual weight does not fit a 64-bit integer");
-        return;
+        return false;
     }
-    f->min_kind = SYM_MIN_ATTAINED;
-    /* Constant: sum_S delta_S log(c_S / delta_S), as prime exponents. */
+    return true;
+}
+
+/* Constant: sum_S delta_S log(c_S / delta_S), as prime exponents, into
+ * f->constant and f->const_exp; returns the factor exp(constant) for the
+ * minimum's text (the constant is an entropy plus logs of integers >= 1,
+ * so not 0). */
+static const char *gp_constant(ibc_arena *a, sym_family *f, mpq_t *delta)
+{
     const unsigned long *primes = sym_primes;
     const int np = SYM_NPRIMES;
     mpq_t pexp[SYM_NPRIMES], r;
     mpq_init(r);
     for (int i = 0; i < np; i++)
         mpq_init(pexp[i]);
-    for (int s = 0; s < T; s++) {
+    for (int s = 0; s < f->nterms; s++) {
         mpq_set_si(r, f->term_coef[s], 1);
         mpq_div(r, r, delta[s]);
         add_log(pexp, primes, np, delta[s], r);
     }
-    /* exp(constant), for the minimum's text (the constant is an entropy
-     * plus logs of integers >= 1, so not 0) */
     const char *factor = set_constant(a, f, pexp);
+    for (int i = 0; i < np; i++)
+        mpq_clear(pexp[i]);
+    mpq_clear(r);
+    return factor;
+}
 
-    /* Invariant: w_p = sum_{S contains p} delta_S; log det G_min =
-     * const + sum_p w_p log n_p = const + sum_p 2 w_p log|theta_p|.
-     * Write 2w = c * m with m a primitive positive integer vector. */
-    mpq_t w[SYM_MAX_BLOCKS], c;
-    mpq_init(c);
+/* Invariant: w_p = sum_{S contains p} delta_S; log det G_min = const +
+ * sum_p w_p log n_p = const + sum_p 2 w_p log|theta_p|.  Writes 2w = c * m
+ * with m a primitive positive integer vector: f->coefficient and coef (c),
+ * inv_exp and invariant (m), monomial, and min_text (factor the
+ * constant's exp). */
+static void set_invariant(ibc_arena *a, sym_family *f, mpq_t *delta, const char *factor)
+{
+    int T = f->nterms, P = f->nblocks;
+    mpq_t w[SYM_MAX_BLOCKS], c, r;
+    mpq_inits(c, r, NULL);
     mpz_t gnum, lden;
     mpz_inits(gnum, lden, NULL);
     mpz_set_ui(gnum, 0);
@@ -942,10 +956,18 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     bool one = mpq_cmp_ui(c, 1, 1) == 0;
     f->min_text = one ? arena_printf(a, "%s %s", factor, inv)
                       : arena_printf(a, "%s (%s)^(%s)", factor, inv, f->coefficient);
+    for (int p = 0; p < P; p++)
+        mpq_clear(w[p]);
+    mpz_clears(gnum, lden, NULL);
+    mpq_clears(c, r, NULL);
+}
 
-    /* The minimiser: at the optimum each term's share is delta_S.  With
-     * P = k + 1 blocks each term omits one block q, so n_q is
-     * proportional to c_S(-q) / delta_S(-q). */
+/* The minimiser, f->log_det_minimizer: at the optimum each term's share is
+ * delta_S.  With P = k + 1 blocks each term omits one block q, so n_q is
+ * proportional to c_S(-q) / delta_S(-q). */
+static void set_minimiser(ibc_arena *a, sym_family *f, mpq_t *delta)
+{
+    int k = f->k, T = f->nterms, P = f->nblocks;
     if (P == k + 1 && T == P) {
         mpq_t rr[SYM_MAX_BLOCKS];
         for (int p = 0; p < P; p++) {
@@ -963,15 +985,34 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     } else {
         f->log_det_minimizer = "every term's share of det G equals its dual weight";
     }
-    for (int p = 0; p < P; p++) {
-        mpq_clear(w[p]);
-        mpq_clear(slice_r[p]);
+}
+
+void sym_minimise(ibc_arena *a, sym_family *f)
+{
+    int k = f->k, T = f->nterms, P = f->nblocks;
+    f->degree = T - k - 1;
+    f->agree = false;
+    long *ns;
+    long eqs[SYM_MAX_GEN * SYM_MAX_BLOCKS];
+    int nd = set_dual_slice(a, f, eqs, &ns);
+    f->existence = orbit_existence(f);
+    {
+        bool supp[SYM_MAX_BLOCKS];
+        f->agree = f->existence == SYM_MIN_ATTAINED && nd > 0 && cone_support(k, P, eqs, supp) == P &&
+                   slice_is_minimiser(f, ns, nd);
     }
-    mpz_clears(gnum, lden, NULL);
-    mpq_clear(c);
-    mpq_clear(r);
-    for (int i = 0; i < np; i++)
-        mpq_clear(pexp[i]);
+    /* Closed form only when the dual system has exactly one solution. */
+    if (!dual_unique(f)) {
+        minimise_not_unique(a, f);
+        return;
+    }
+    mpq_t delta[64];
+    if (dual_weights(a, f, delta)) {
+        f->min_kind = SYM_MIN_ATTAINED;
+        const char *factor = gp_constant(a, f, delta);
+        set_invariant(a, f, delta, factor);
+        set_minimiser(a, f, delta);
+    }
     for (int s = 0; s < T; s++)
         mpq_clear(delta[s]);
 }

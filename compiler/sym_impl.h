@@ -16,19 +16,20 @@
 
 #include "sym.h"
 
+/* Arena-allocated, as is everything it points to (except spec). */
 struct sym_derivation {
-    const ibc_spec *spec;
-    sym_family *families;
-    size_t nfamilies;
+    const ibc_spec *spec;    /* the spec derived (the caller's) */
+    sym_family *families;    /* the torus families, in the order of the lattice basis */
+    size_t nfamilies;        /* entries of families */
     long nunknowns;          /* exponent unknowns of the small instance */
-    long nconstraints;
+    long nconstraints;       /* exponent equations on them */
     sym_group *groups;       /* GL junctions first (in predictor order), then torus families outside them */
-    size_t ngroups;
+    size_t ngroups;          /* entries of groups */
     int nsets;               /* SYM_SLICE_SET blocks named so far (S1, S2, ...) */
     bool full;               /* inferred on the full instance (an operator file's zeros), not a small one */
     const int *order;        /* the parameters by first appearance in the predictor (unused ones last, by name) */
     sym_joint *joints;       /* one per coupled component (sym_joint.c) */
-    size_t njoints;
+    size_t njoints;          /* entries of joints */
 };
 
 /* Fills d->joints from its groups and families. */
@@ -41,24 +42,26 @@ void sym_joints(ibc_arena *a, sym_derivation *d);
  * linear form over the N unknowns, and whether the entry is structurally
  * non-zero (an operator's zeros take no part in a contraction). */
 typedef struct {
-    int rows, cols;
+    int rows, cols;  /* its shape on the instance (a scalar 1 x 1, a vector n x 1) */
     long *form;     /* rows * cols * N */
     bool *nz;       /* rows * cols */
 } xval;
 
+/* The state of scaling-exponent inference on one instance. */
 typedef struct {
-    ibc_arena *arena;
-    ibc_diag *diag;
-    const ibc_spec *spec;
+    ibc_arena *arena;         /* where the forms, equations and results live */
+    ibc_diag *diag;           /* where located errors go */
+    const ibc_spec *spec;     /* the spec derived (the caller's) */
     int N;                    /* unknowns */
     int *order;               /* the parameters by first appearance in the predictor, unused ones last by name:
                                * the order of the unknowns, of blocks and of the sign convention, so that the
                                * derivation does not depend on the order of declaration */
     int *param_off;           /* first unknown of each parameter (in that order) */
-    int *param_rows, *param_cols;
+    int *param_rows, *param_cols;   /* each parameter's rows and columns on the instance (capped) */
     long *eq;                 /* constraints, each N longs */
-    size_t neq, cap_eq;
-    bool failed;
+    size_t neq, cap_eq;       /* constraints held, and room for */
+    bool failed;              /* an expression could not be inferred (shapes that do not fit on the instance,
+                               * or an unsupported construct: then a located error was reported) */
     int cap;                  /* dimensions above it shrink to it: SMALL_DIM, or INT_MAX (the full instance) */
     int bad_param;            /* the parameter classify last found not rescaled as a slice, or -1 */
     sym_group *junctions;     /* the predictor's GL junctions (their diagonals are natural generators) */

@@ -96,10 +96,11 @@ static const char *z_str(ibc_arena *a, const mpz_t z)
 
 /* ------------------------------------------------- cells of a component */
 
+/* One generator's exponent on one entry: xi_gen(theta)_entry = expo theta_entry. */
 typedef struct {
     long entry;     /* global entry: the parameter's first (d->order) + row-major offset */
-    long gen;
-    long expo;
+    long gen;       /* the generator, numbered within its component from 0 */
+    long expo;      /* its exponent on that entry (alpha of the entry's block) */
 } triple;
 
 static int cmp_triple(const void *x, const void *y)
@@ -112,7 +113,9 @@ static int cmp_triple(const void *x, const void *y)
 
 /* one entry's exponent vector: triples [start, start + len) */
 typedef struct {
-    long entry, start, len;
+    long entry;     /* the global entry */
+    long start;     /* its first triple (g_tr, sorted by entry then generator) */
+    long len;       /* its triples: the generators that rescale it, in order */
 } evec;
 
 static const triple *g_tr;   /* for cmp_evec (qsort has no context argument) */
@@ -208,18 +211,20 @@ static int make_runs(ibc_arena *a, int param, const long *e, long n, sym_run **o
 
 /* ------------------------------------------------------ the enumeration */
 
+/* The state of the depth-first enumeration of the cells' bases (the
+ * polynomial's terms); every array is owned by its caller. */
 typedef struct {
-    int K, m;
-    const long *E;         /* K x m */
-    int *chosen, nchosen;
-    uint64_t *work;        /* (K + m) x m */
-    long ops;
-    bool aborted;
-    int found, cap;
-    int *terms;            /* cap x m */
-    mpz_t *coef;           /* cap */
-    mpz_t *M;              /* m x m scratch */
-    mpz_t det;
+    int K, m;              /* cells and generators: E's rows and columns */
+    const long *E;         /* K x m, row-major: the cells' exponent vectors */
+    int *chosen, nchosen;  /* the cells chosen so far (m slots), increasing */
+    uint64_t *work;        /* (K + m) x m: rank_modp's elimination scratch */
+    long ops;              /* modular operations so far (budget MAX_OPS) */
+    bool aborted;          /* the budget or cap was exceeded: the terms are incomplete */
+    int found, cap;        /* terms found (cap + 1 when more than cap) and the most kept */
+    int *terms;            /* cap x m: each term's cells */
+    mpz_t *coef;           /* cap: each term's coefficient det(E_S)^2 */
+    mpz_t *M;              /* m x m scratch for zdet */
+    mpz_t det;             /* the last det(E_S) */
 } dfs_t;
 
 static uint64_t modp(long v)
@@ -321,12 +326,14 @@ static void dfs(dfs_t *s, int i, int *idx)
 
 static const char *const CHOLESKY = "computed in the trainer by Cholesky of the joint Gram";
 
-static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
+/* Global entry numbers: the parameters in the derivation's order (first
+ * appearance in the predictor), so that the cells' order is canonical;
+ * parameter p's entries are [goff[p], gend[p]) (arena).  Returns the
+ * largest parameter's size (at least 1). */
+static long entry_numbers(ibc_arena *a, const sym_derivation *d, long **goff_out, long **gend_out)
 {
     const ibc_spec *sp = d->spec;
     size_t P = sp->nparams;
-    /* global entry numbers: the parameters in the derivation's order (first
-     * appearance in the predictor), so that the cells' order is canonical */
     long *goff = arena_alloc(a, (P + 1) * sizeof(long)), *gend = arena_alloc(a, (P + 1) * sizeof(long)), next = 0;
     for (size_t i = 0; i < P; i++) {
         int p = d->order[i];
@@ -334,27 +341,39 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
         next += param_size(&sp->params[p]);
         gend[p] = next;
     }
-    /* the generators: each group's family, index by index, generator by generator */
-    long m = 0, ntr = 0, maxsz = 1;
+    long maxsz = 1;
     for (size_t p = 0; p < P; p++)
         maxsz = param_size(&sp->params[p]) > maxsz ? param_size(&sp->params[p]) : maxsz;
+    *goff_out = goff;
+    *gend_out = gend;
+    return maxsz;
+}
+
+/* m: the generators of a component, count * k summed over its groups. */
+static long component_generators(const sym_derivation *d, int component)
+{
+    long m = 0;
     for (size_t g = 0; g < d->ngroups; g++)
-        if (d->groups[g].component == j->component)
+        if (d->groups[g].component == component)
             m += d->families[d->groups[g].family].count * d->families[d->groups[g].family].k;
-    j->generators = m;
-    if (m > SYM_JOINT_MAX_GEN) {
-        j->kind = SYM_JOINT_NOT_EXPANDED;
-        j->text = arena_printf(a, "%ld generators, more than the %d this derivation expands: not expanded; %s", m,
-                               SYM_JOINT_MAX_GEN, CHOLESKY);
-        return;
-    }
+    return m;
+}
+
+/* The (entry, generator, exponent) triples of the component's generators,
+ * numbered each group's family index by index, generator by generator,
+ * into *out (malloc'd, the caller frees) and *nout; false (nothing
+ * allocated) when there are more than MAX_TRIPLES. */
+static bool collect_triples(const sym_derivation *d, int component, const long *goff, long maxsz, triple **out,
+                            long *nout)
+{
+    const ibc_spec *sp = d->spec;
     long *ent = malloc(sizeof(long) * (size_t)maxsz);
     triple *tr = NULL;
-    long cap = 0;
+    long cap = 0, ntr = 0;
     bool over = false;
     long gen = 0;
     for (size_t g = 0; g < d->ngroups && !over; g++) {
-        if (d->groups[g].component != j->component)
+        if (d->groups[g].component != component)
             continue;
         const sym_family *f = &d->families[d->groups[g].family];
         for (long i = 0; i < f->count && !over; i++)
@@ -380,12 +399,18 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
     free(ent);
     if (over) {
         free(tr);
-        j->kind = SYM_JOINT_NOT_EXPANDED;
-        j->text = arena_printf(a, "%ld generators over more than %ld rescaled entries: not expanded; %s", m,
-                               MAX_TRIPLES, CHOLESKY);
-        return;
+        return false;
     }
-    /* an entry rescaled by two blocks of one generator adds its exponents */
+    *out = tr;
+    *nout = ntr;
+    return true;
+}
+
+/* Sorts the triples by (entry, generator); an entry rescaled by two blocks
+ * of one generator adds its exponents, and zero exponents are dropped.
+ * Returns the triples left (a prefix of tr). */
+static long merge_triples(triple *tr, long ntr)
+{
     qsort(tr, (size_t)ntr, sizeof *tr, cmp_triple);
     long w = 0;
     for (long t = 0; t < ntr; t++) {
@@ -398,8 +423,29 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
     for (long t = 0; t < w; t++)
         if (tr[t].expo)
             tr[nz++] = tr[t];
-    ntr = nz;
-    /* per entry its exponent vector, then cells of equal vectors */
+    return nz;
+}
+
+/* The cells of a component: its entries grouped by equal exponent vectors
+ * (all arrays malloc'd; cells_free releases them). */
+typedef struct {
+    evec *ev;       /* nev entries, each with its exponent vector; sorted by vector, then by entry */
+    long nev;
+    long *cstart;   /* K + 1: cell c (in sorted order) is ev[cstart[c] .. cstart[c + 1]) */
+    long K;         /* the number of cells */
+    long *order;    /* K: the sorted cells' indices in the order of their first entry */
+} cells_t;
+
+static void cells_free(cells_t *cs)
+{
+    free(cs->ev), free(cs->cstart), free(cs->order);
+}
+
+/* Per entry its exponent vector (triples merged and sorted by
+ * merge_triples), then the cells of equal vectors, ordered by their first
+ * entry. */
+static void group_cells(const triple *tr, long ntr, cells_t *cs)
+{
     evec *ev = malloc(sizeof(evec) * (size_t)(ntr + 1));
     long nev = 0;
     for (long t = 0; t < ntr;) {
@@ -432,18 +478,21 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
         }
         order[at] = c;
     }
-    j->ncells = K;
-    if (K * m > 4000000L) {
-        j->kind = SYM_JOINT_NOT_EXPANDED;
-        j->text = arena_printf(a, "%ld generators, %ld cells: not expanded; %s", m, K, CHOLESKY);
-        free(tr), free(ev), free(cstart), free(order);
-        return;
-    }
-    long *E = calloc((size_t)(K * m + 1), sizeof(long));
-    sym_cell *cells = arena_alloc(a, (size_t)(K + 1) * sizeof *cells);
-    long *offs = malloc(sizeof(long) * (size_t)(nev + 1));
-    for (long c = 0; c < K; c++) {
-        long c0 = order[c];
+    *cs = (cells_t){ ev, nev, cstart, K, order };
+}
+
+/* Fills E (K x m, row c the exponent vector of cell c, cells in the order
+ * of their first entry) and returns the cells (arena): each one's squared
+ * norm text and its entries as runs, parameter by parameter. */
+static sym_cell *cell_matrix(ibc_arena *a, const ibc_spec *sp, const triple *tr, const cells_t *cs, const long *goff,
+                             const long *gend, long m, long *E)
+{
+    const evec *ev = cs->ev;
+    const long *cstart = cs->cstart;
+    sym_cell *cells = arena_alloc(a, (size_t)(cs->K + 1) * sizeof *cells);
+    long *offs = malloc(sizeof(long) * (size_t)(cs->nev + 1));
+    for (long c = 0; c < cs->K; c++) {
+        long c0 = cs->order[c];
         const evec *v = &ev[cstart[c0]];
         for (long u = 0; u < v->len; u++)
             E[c * m + tr[v->start + u].gen] = tr[v->start + u].expo;
@@ -471,13 +520,15 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
         if (nparts > 1)
             cl->norm2 = arena_printf(a, "(%s)", cl->norm2);
     }
-    j->cells = cells;
     free(offs);
-    free(tr), free(ev), free(cstart), free(order);
+    return cells;
+}
 
-    /* det(E'E): the sum of the coefficients */
-    mpz_t total, tmp;
-    mpz_inits(total, tmp, NULL);
+/* total = det(E'E), the sum of the polynomial's coefficients; returns the
+ * m x m mpz scratch it used (initialised, malloc'd; the caller clears and
+ * frees it after the enumeration, which reuses it). */
+static mpz_t *gram_total(mpz_t total, const long *E, long K, long m)
+{
     mpz_t *M = malloc(sizeof(mpz_t) * (size_t)(m * m));
     for (long r = 0; r < m * m; r++)
         mpz_init(M[r]);
@@ -489,7 +540,14 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
             mpz_set_si(M[r * m + s], v);
         }
     zdet(total, M, (int)m);
-    j->total = z_str(a, total);
+    return M;
+}
+
+/* Whether every row of E has at most one +1 and one -1 and no other
+ * non-zero (a chain of rescalings: E is totally unimodular, every
+ * coefficient is 1 and det(E'E) is the number of terms). */
+static bool chain_of_rescalings(const long *E, long K, long m)
+{
     bool tu = true;
     for (long c = 0; c < K && tu; c++) {
         int pos = 0, neg = 0;
@@ -500,8 +558,14 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
             tu = (e == 0 || e == 1 || e == -1) && pos <= 1 && neg <= 1;
         }
     }
-    /* a lower bound on the terms: total / the largest product of m
-     * squared cell norms of E's rows (Hadamard: det(E_S)^2 <= that) */
+    return tu;
+}
+
+/* lower (initialised) = a lower bound on the number of terms: total over
+ * the largest product of m squared norms of E's rows (Hadamard: det(E_S)^2
+ * <= that), 0 when that product is 0, and total itself when tu. */
+static void terms_lower_bound(mpz_t lower, const mpz_t total, const long *E, long K, long m, bool tu)
+{
     long *nrm = malloc(sizeof(long) * (size_t)(K + 1));
     for (long c = 0; c < K; c++) {
         nrm[c] = 0;
@@ -514,16 +578,126 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
             nrm[u] = nrm[u - 1];
             nrm[u - 1] = t;
         }
-    mpz_set_ui(tmp, 1);
+    mpz_t prod;
+    mpz_init(prod);
+    mpz_set_ui(prod, 1);
     for (long c = 0; c < m && c < K; c++)
-        mpz_mul_si(tmp, tmp, nrm[c]);
+        mpz_mul_si(prod, prod, nrm[c]);
     free(nrm);
-    mpz_t lower;
-    mpz_init(lower);
-    if (mpz_sgn(tmp))
-        mpz_cdiv_q(lower, total, tmp);
+    if (mpz_sgn(prod))
+        mpz_cdiv_q(lower, total, prod);
     if (tu)
         mpz_set(lower, total);
+    mpz_clear(prod);
+}
+
+/* The polynomial's terms by the depth-first enumeration (at most
+ * SYM_JOINT_MAX_TERMS, M the m x m mpz scratch), accepted only when their
+ * coefficients sum to total: fills j's kind, nterms, npoly, term_cells,
+ * term_coef and text. */
+static void enumerate_terms(ibc_arena *a, sym_joint *j, const long *E, long K, long m, mpz_t *M, const mpz_t total)
+{
+    dfs_t s;
+    memset(&s, 0, sizeof s);
+    s.K = (int)K;
+    s.m = (int)m;
+    s.E = E;
+    s.cap = SYM_JOINT_MAX_TERMS;
+    s.chosen = malloc(sizeof(int) * (size_t)(m + 1));
+    s.work = malloc(sizeof(uint64_t) * (size_t)((K + m) * m + 1));
+    s.terms = malloc(sizeof(int) * (size_t)(s.cap * m + 1));
+    s.coef = malloc(sizeof(mpz_t) * (size_t)s.cap);
+    for (int t = 0; t < s.cap; t++)
+        mpz_init(s.coef[t]);
+    s.M = M;
+    mpz_init(s.det);
+    int *idx = malloc(sizeof(int) * (size_t)(K + m + 1));
+    dfs(&s, 0, idx);
+    free(idx);
+    mpz_t sum;
+    mpz_init(sum);
+    for (int t = 0; t < s.found && t < s.cap; t++)
+        mpz_add(sum, sum, s.coef[t]);
+    if (s.aborted && s.found > s.cap) {
+        j->kind = SYM_JOINT_LARGE;
+        j->nterms = arena_printf(a, "more than %d", SYM_JOINT_MAX_TERMS);
+        j->text = arena_printf(a, "%s terms, not printed; %s", j->nterms, CHOLESKY);
+    } else if (s.aborted || mpz_cmp(sum, total) != 0) {
+        j->kind = SYM_JOINT_NOT_EXPANDED;
+        j->text = arena_printf(a, "%ld generators, %ld cells: the enumeration of its terms %s: not expanded; %s", m,
+                               K, s.aborted ? "exceeded its budget" : "did not sum to det(E'E)", CHOLESKY);
+    } else {
+        j->kind = SYM_JOINT_POLY;
+        j->npoly = s.found;
+        j->nterms = arena_printf(a, "%d", s.found);
+        int *tc = arena_alloc(a, sizeof(int) * (size_t)(s.found * m + 1));
+        memcpy(tc, s.terms, sizeof(int) * (size_t)(s.found * m));
+        j->term_cells = tc;
+        const char **co = arena_alloc(a, sizeof(char *) * (size_t)(s.found + 1));
+        char *txt = "";
+        for (int t = 0; t < s.found; t++) {
+            co[t] = z_str(a, s.coef[t]);
+            char *mono = "";
+            for (long u = 0; u < m; u++)
+                mono = arena_printf(a, "%s%s%s", mono, u ? " " : "", j->cells[tc[t * m + u]].norm2);
+            txt = strcmp(co[t], "1") ? arena_printf(a, "%s%s%s %s", txt, t ? " + " : "", co[t], mono)
+                                     : arena_printf(a, "%s%s%s", txt, t ? " + " : "", mono);
+        }
+        j->term_coef = co;
+        j->text = txt;
+    }
+    mpz_clear(sum);
+    for (int t = 0; t < s.cap; t++)
+        mpz_clear(s.coef[t]);
+    mpz_clear(s.det);
+    free(s.coef), free(s.terms), free(s.work), free(s.chosen);
+}
+
+/* The joint det G of one coupled torus component (the file's comment):
+ * its generators' (entry, generator, exponent) triples, their cells and
+ * exponent matrix E, det(E'E), then the polynomial's terms when few
+ * enough; every limit passed is stated in j->text instead. */
+static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
+{
+    long *goff, *gend;
+    long maxsz = entry_numbers(a, d, &goff, &gend);
+    long m = component_generators(d, j->component);
+    j->generators = m;
+    if (m > SYM_JOINT_MAX_GEN) {
+        j->kind = SYM_JOINT_NOT_EXPANDED;
+        j->text = arena_printf(a, "%ld generators, more than the %d this derivation expands: not expanded; %s", m,
+                               SYM_JOINT_MAX_GEN, CHOLESKY);
+        return;
+    }
+    triple *tr;
+    long ntr;
+    if (!collect_triples(d, j->component, goff, maxsz, &tr, &ntr)) {
+        j->kind = SYM_JOINT_NOT_EXPANDED;
+        j->text = arena_printf(a, "%ld generators over more than %ld rescaled entries: not expanded; %s", m,
+                               MAX_TRIPLES, CHOLESKY);
+        return;
+    }
+    ntr = merge_triples(tr, ntr);
+    cells_t cs;
+    group_cells(tr, ntr, &cs);
+    long K = cs.K;
+    j->ncells = K;
+    if (K * m > 4000000L) {
+        j->kind = SYM_JOINT_NOT_EXPANDED;
+        j->text = arena_printf(a, "%ld generators, %ld cells: not expanded; %s", m, K, CHOLESKY);
+        free(tr), cells_free(&cs);
+        return;
+    }
+    long *E = calloc((size_t)(K * m + 1), sizeof(long));
+    j->cells = cell_matrix(a, d->spec, tr, &cs, goff, gend, m, E);
+    free(tr), cells_free(&cs);
+
+    mpz_t total, lower;
+    mpz_inits(total, lower, NULL);
+    mpz_t *M = gram_total(total, E, K, m);
+    j->total = z_str(a, total);
+    bool tu = chain_of_rescalings(E, K, m);
+    terms_lower_bound(lower, total, E, K, m, tu);
     if (!mpz_sgn(total)) {
         j->kind = SYM_JOINT_NOT_EXPANDED;
         j->text = "singular for every norm (the cells' exponent vectors do not span): internal error";
@@ -532,65 +706,13 @@ static void joint_torus(ibc_arena *a, const sym_derivation *d, sym_joint *j)
         j->nterms = tu ? z_str(a, total) : arena_printf(a, "at least %s", z_str(a, lower));
         j->text = arena_printf(a, "%s terms, not printed (more than %d); %s", j->nterms, SYM_JOINT_MAX_TERMS, CHOLESKY);
     } else {
-        dfs_t s;
-        memset(&s, 0, sizeof s);
-        s.K = (int)K;
-        s.m = (int)m;
-        s.E = E;
-        s.cap = SYM_JOINT_MAX_TERMS;
-        s.chosen = malloc(sizeof(int) * (size_t)(m + 1));
-        s.work = malloc(sizeof(uint64_t) * (size_t)((K + m) * m + 1));
-        s.terms = malloc(sizeof(int) * (size_t)(s.cap * m + 1));
-        s.coef = malloc(sizeof(mpz_t) * (size_t)s.cap);
-        for (int t = 0; t < s.cap; t++)
-            mpz_init(s.coef[t]);
-        s.M = M;
-        mpz_init(s.det);
-        int *idx = malloc(sizeof(int) * (size_t)(K + m + 1));
-        dfs(&s, 0, idx);
-        free(idx);
-        mpz_set_ui(tmp, 0);
-        for (int t = 0; t < s.found && t < s.cap; t++)
-            mpz_add(tmp, tmp, s.coef[t]);
-        if (s.aborted && s.found > s.cap) {
-            j->kind = SYM_JOINT_LARGE;
-            j->nterms = arena_printf(a, "more than %d", SYM_JOINT_MAX_TERMS);
-            j->text = arena_printf(a, "%s terms, not printed; %s", j->nterms, CHOLESKY);
-        } else if (s.aborted || mpz_cmp(tmp, total) != 0) {
-            j->kind = SYM_JOINT_NOT_EXPANDED;
-            j->text = arena_printf(a, "%ld generators, %ld cells: the enumeration of its terms %s: not expanded; %s", m,
-                                   K, s.aborted ? "exceeded its budget" : "did not sum to det(E'E)", CHOLESKY);
-        } else {
-            j->kind = SYM_JOINT_POLY;
-            j->npoly = s.found;
-            j->nterms = arena_printf(a, "%d", s.found);
-            int *tc = arena_alloc(a, sizeof(int) * (size_t)(s.found * m + 1));
-            memcpy(tc, s.terms, sizeof(int) * (size_t)(s.found * m));
-            j->term_cells = tc;
-            const char **co = arena_alloc(a, sizeof(char *) * (size_t)(s.found + 1));
-            char *txt = "";
-            for (int t = 0; t < s.found; t++) {
-                co[t] = z_str(a, s.coef[t]);
-                char *mono = "";
-                for (long u = 0; u < m; u++)
-                    mono = arena_printf(a, "%s%s%s", mono, u ? " " : "", cells[tc[t * m + u]].norm2);
-                txt = strcmp(co[t], "1") ? arena_printf(a, "%s%s%s %s", txt, t ? " + " : "", co[t], mono)
-                                         : arena_printf(a, "%s%s%s", txt, t ? " + " : "", mono);
-            }
-            j->term_coef = co;
-            j->text = txt;
-        }
-        for (int t = 0; t < s.cap; t++)
-            mpz_clear(s.coef[t]);
-        mpz_clear(s.det);
-        free(s.coef), free(s.terms), free(s.work), free(s.chosen);
+        enumerate_terms(a, j, E, K, m, M, total);
     }
-    mpz_clear(lower);
     for (long r = 0; r < m * m; r++)
         mpz_clear(M[r]);
     free(M);
     free(E);
-    mpz_clears(total, tmp, NULL);
+    mpz_clears(total, lower, NULL);
 }
 
 void sym_joints(ibc_arena *a, sym_derivation *d)
