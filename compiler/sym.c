@@ -630,8 +630,10 @@ static bool classify_generators(infer *in, const long *basis, int dim, gslice (*
 
 /* The members of the family that generator g0 starts: g0 and the unused
  * generators at its index value connected to it through shared blocks
- * (the same parameter and slice; for sets, sets that meet), at most
- * SYM_MAX_GEN, into members and marked used; returns how many. */
+ * (the same parameter and slice; for sets, sets that meet), into members
+ * and marked used; returns how many, or -1 after a located error when
+ * there are more than SYM_MAX_GEN (a family is never cut in two: its
+ * parts would each get a bias that is not the model's). */
 static int family_members(infer *in, const long *basis, int dim, gslice (*gs)[SYM_MAX_BLOCKS], const int *ng,
                           const int *gidx, bool *used, int g0, int *members)
 {
@@ -653,7 +655,15 @@ static int family_members(infer *in, const long *basis, int dim, gslice (*gs)[SY
                              sets_meet(in, basis + (size_t)g * in->N, basis + (size_t)members[m] * in->N,
                                        gs[g][s].param)))
                             shares = true;
-            if (shares && nm < SYM_MAX_GEN) {
+            if (shares && nm == SYM_MAX_GEN) {
+                diag_error(in->diag, in->spec->predict->loc,
+                           "a family of rescalings here has more than %d generators per index (a product of more "
+                           "than %d factors that share an index); ibc derives families of at most %d factors: "
+                           "write the product with fewer factors (docs/theory.md §8)",
+                           SYM_MAX_GEN, SYM_MAX_GEN + 1, SYM_MAX_GEN + 1);
+                return -1;
+            }
+            if (shares) {
                 members[nm++] = g;
                 used[g] = true;
                 grew = true;
@@ -804,8 +814,15 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
         memset(f, 0, sizeof *f);
         int members[SYM_MAX_GEN];
         int nm = family_members(in, basis, dim, gs, ng, gidx, used, g0, members);
-        if (!family_blocks(f, gs, ng, members, nm))
+        if (nm < 0)
             return false;
+        if (!family_blocks(f, gs, ng, members, nm)) {
+            diag_error(in->diag, in->spec->predict->loc,
+                       "a family of rescalings here acts on more than %d parameter slices; ibc derives families "
+                       "of at most %d: write the product with fewer factors (docs/theory.md §8)",
+                       SYM_MAX_BLOCKS, SYM_MAX_BLOCKS);
+            return false;
+        }
         int *rep = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int));
         int *repidx = arena_alloc(in->arena, (size_t)(dim + 1) * sizeof(int));
         int nrep = family_repeats(dim, gs, ng, gidx, used, g0, rep, repidx);
@@ -813,8 +830,12 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
         if (!family_set_blocks(in, d, f, basis, rep, repidx, nrep))
             return false;
         family_name(in->arena, f);
-        if (!sym_gram_terms(f))
+        if (!sym_gram_terms(f)) {
+            diag_error(in->diag, in->spec->predict->loc,
+                       "the Gram matrix of a family of rescalings here is singular for every parameter value, "
+                       "or its determinant has more than 64 terms; ibc derives neither (docs/theory.md §2)");
             return false;
+        }
         sym_minimise(in->arena, f);
         d->nfamilies++;
     }

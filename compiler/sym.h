@@ -186,7 +186,8 @@ const ibc_spec *sym_spec(const sym_derivation *d);
 
 /* det G by Cauchy-Binet for an exponent matrix alpha (k x P): fills the
  * family's terms.  Returns false if G is singular for every norm (rank of
- * alpha < k). */
+ * alpha < k), or if it has more than 64 terms (more than the family
+ * holds). */
 bool sym_gram_terms(sym_family *f);
 /* Solves the geometric programme of a family with terms; fills min_kind,
  * degree, the dual weights, the bias (coefficient, invariant, constant) as

@@ -62,7 +62,9 @@ bool sym_gram_terms(sym_family *f)
                 col++;
             }
         long d = det_small(m, k);
-        if (d != 0 && f->nterms < 64) {
+        if (d != 0 && f->nterms == 64)
+            return false;   /* more terms than term_set holds: never a truncated det G */
+        if (d != 0) {
             f->term_set[f->nterms] = set;
             f->term_coef[f->nterms] = d * d;
             f->nterms++;
