@@ -62,13 +62,14 @@
 typedef enum {
     IBRT_PROBE_GIVEN,      /* the samples given: the training set itself for full-batch training */
     IBRT_PROBE_TRAIN_SET,  /* random batches from a fixed training set: the whole set */
-    IBRT_PROBE_OBSERVED,   /* random halves of the observed entries (a mask): every observed entry */
+    IBRT_PROBE_OBSERVED,   /* random subsets of the observed entries (a mask): the mean of several batches */
     IBRT_PROBE_BATCHES,    /* fresh samples every step (a teacher, a noisy target): the mean of several batches */
 } ibrt_probe_data;
 
 #define IBRT_STABILITY_SAMPLES 1024   /* fresh samples: batches of the mean Hessian, at least this many samples */
 #define IBRT_STABILITY_BATCHES_MIN 8
 #define IBRT_STABILITY_BATCHES_MAX 256
+#define IBRT_STABILITY_MASK_BATCHES 64   /* random subsets of the observed entries: batches of the mean Hessian */
 
 typedef struct {
     double lambda_max;   /* the estimate (<= 0: no positive curvature found) */
@@ -93,14 +94,14 @@ void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X,
 /* The probe of a model before it trains, on the loss the run descends
  * (docs/sweeps.md, "The stability bound"): for full-batch training the
  * samples X, Y, n given (the training set); for random batches, not the
- * first batch but the loss of all the data: the whole training set
- * (ds->x_train, n_train samples) when there is one, every observed entry
- * (p->bmask set from ds->mask, left so) for a masked loss, and for fresh
- * samples every step the mean Hessian of B batches drawn by p->draw_batch
- * from a copy of *rdata, B = IBRT_STABILITY_SAMPLES / p->bmax within
- * [IBRT_STABILITY_BATCHES_MIN, IBRT_STABILITY_BATCHES_MAX], the same B
- * batches for every product (the draws overwrite the sampler's buffers).
- * out->data, samples, batches say which. */
+ * first batch but the loss the batches estimate: the whole training set
+ * (ds->x_train, n_train samples) when there is one; otherwise the mean
+ * Hessian of B batches drawn by p->draw_batch from a copy of *rdata, the
+ * same B batches for every product (the draws overwrite the sampler's
+ * buffers and mask): for a masked loss (random subsets of the observed
+ * entries) B = IBRT_STABILITY_MASK_BATCHES, for fresh samples every step
+ * B = IBRT_STABILITY_SAMPLES / p->bmax within [IBRT_STABILITY_BATCHES_MIN,
+ * IBRT_STABILITY_BATCHES_MAX].  out->data, samples, batches say which. */
 void ibrt_stability_probe_init(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const double *X,
                                const double *Y, long n, const ibrt_rng *rdata, ibrt_rng *r, double *work,
                                ibrt_stability *out);

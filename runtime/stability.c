@@ -148,13 +148,15 @@ void ibrt_stability_probe_init(const ibrt_problem *p, ibrt_model *m, const ibrt_
     ibrt_probe_data data = IBRT_PROBE_GIVEN;
     long samples = n;
     if (p->minibatch && p->bmask && ds->mask) {
-        /* every observed entry in the mask the loss reads (the batch's
-         * own inputs and labels: the whole matrix) */
+        /* random subsets of the observed entries: the mean of
+         * IBRT_STABILITY_MASK_BATCHES of them, whatever the loss's
+         * normalisation (the full mask would give 1/q times the expected
+         * batch's Hessian when the loss is divided by every entry, q the
+         * chance of an entry to be drawn) */
         samples = 0;
-        for (long e = 0; e < p->out; e++) {
-            p->bmask[e] = ds->mask[e] != 0 ? 1.0 : 0.0;
+        for (long e = 0; e < p->out; e++)
             samples += ds->mask[e] != 0;
-        }
+        pl.batches = IBRT_STABILITY_MASK_BATCHES;
         data = IBRT_PROBE_OBSERVED;
     } else if (p->minibatch && ds->n_train > 0 && ds->x_train && ds->y_train) {
         pl.X = ds->x_train;
@@ -181,7 +183,7 @@ const char *ibrt_stability_data_text(const ibrt_stability *st, char *buf, size_t
         snprintf(buf, len, " on the whole training set (%ld samples)", st->samples);
         break;
     case IBRT_PROBE_OBSERVED:
-        snprintf(buf, len, " on every observed entry (%ld)", st->samples);
+        snprintf(buf, len, " on the mean of %d batches of the %ld observed entries", st->batches, st->samples);
         break;
     case IBRT_PROBE_BATCHES:
         snprintf(buf, len, " on the mean of %d batches (%ld fresh samples)", st->batches, st->samples);
