@@ -188,12 +188,15 @@ static void lr_auto_outcome(const run_state *R, const ibrt_model *m, const ibrt_
             "%.3g)\n", m->name, w, why, bound);
 }
 
-/* The stability probe of model k at its initial point (the batch X, Y
- * of the checks at initialisation) and, for lr = auto, the choice of its
+/* The stability probe of model k at its initial point (on the batch X,
+ * Y of the checks at initialisation for full-batch training, else on the
+ * data the batches come from: ibrt_stability_probe_init) and, for
+ * lr = auto, the choice of its
  * rate by trial runs from that point with the batch stream R->rb (a
  * copy; ibrt_stability.h).  Printed (stderr) and, when record, written to
  * results.json (a resumed run has them there already); a warning names
- * the spec's lr line when the rate exceeds 2 / lambda_max. */
+ * the spec's lr line when the rate exceeds 2 / lambda_max.  0, or 3 when
+ * lr = auto leaves no rate to train with (the run stops, "diverged"). */
 static int lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, const double *Y, long nb, bool record)
 {
     const ibrt_problem *p = R->p;
