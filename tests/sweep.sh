@@ -1,7 +1,8 @@
 #!/bin/sh
 # sweep.sh: `ibc sweep` (compiler/sweep*.c) and the MPI sweep
 # (bin/ibc-sweep-mpi) on tests/sweep/tiny.ibs, a scalar pair whose runs
-# take milliseconds (make e2e; about 15 s):
+# take milliseconds, tests/sweep/laplacian.ibs and an outlier spec it writes
+# (make e2e; 39 s at a load average of 5 on 2 cores):
 #   - a 2 x 2 grid (2 learning rates x 2 seeds): the rows of sweep.csv, the
 #     median/min/max of summary.csv and summary.json recomputed from them,
 #     one trainer per learning rate, a figure listed in sweep.md;
