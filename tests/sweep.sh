@@ -234,6 +234,11 @@ else
     else
         ok
     fi
+    if ! bin/ibc-sweep-mpi --help 2>&1 | grep -q "^usage: mpirun -np K bin/ibc-sweep-mpi SPEC"; then
+        bad "bin/ibc-sweep-mpi --help: no usage"
+    else
+        ok
+    fi
 fi
 
 # ---- lr = auto and the stability probe (issue 18) on tests/sweep/laplacian.ibs,
