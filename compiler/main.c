@@ -658,7 +658,7 @@ static bool spec_all_auto(const ibc_spec *sp)
 }
 
 /* ibc check --stability: the cached trainer's --stability lines,
- * "stability MODEL LAMBDA_MAX BOUND LR ITERATIONS CONVERGED", one per
+ * "stability MODEL LAMBDA_MAX BOUND LR ITERATIONS CONVERGED[ on DATA]", one per
  * model, printed, and a warning at the model's lr line when LR > BOUND;
  * false when the trainer cannot be built or run. */
 static bool check_stability(unit *u)
@@ -695,13 +695,17 @@ static bool check_stability(unit *u)
     while (in && fgets(line, sizeof line, in)) {
         char name[64];
         double lam, bound, lr;
-        int iters, conv;
-        if (sscanf(line, "stability %63s %lf %lf %lf %d %d", name, &lam, &bound, &lr, &iters, &conv) != 6)
+        int iters, conv, end = 0;
+        if (sscanf(line, "stability %63s %lf %lf %lf %d %d%n", name, &lam, &bound, &lr, &iters, &conv, &end) != 6)
             continue;
         models++;
+        /* the rest of the line: " on ..." (the loss of random batches the
+         * probe took instead of one batch), nothing for full batch */
+        char *on = line + end;
+        on[strcspn(on, "\n")] = 0;
         const ibc_lrset *lrs = model_lrset(u->spec, name);
-        printf("%s: stability (%s): lambda_max ~ %.3g at init (%d Hessian-vector products, %s), so lr < 2/lambda = "
-               "%.3g for full-batch GD; lr = ", u->src.path, name, lam, iters, conv ? "converged" : "NOT converged",
+        printf("%s: stability (%s): lambda_max ~ %.3g at init%s (%d Hessian-vector products, %s), so lr < 2/lambda = "
+               "%.3g for full-batch GD; lr = ", u->src.path, name, lam, on, iters, conv ? "converged" : "NOT converged",
                bound);
         if (lrs->is_auto)
             printf("auto(%g, %g)\n", lrs->lo, lrs->hi);

@@ -92,6 +92,16 @@ int main(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (rank == 0)
+            printf("usage: mpirun -np K bin/ibc-sweep-mpi SPEC [--set KEY=V1,V2,...]... [--seeds K] [--seed S]\n"
+                   "                 [--out DIR] [--plot M1,M2,...] [--checkpoint-every N] [--max-growth F] [--dry-run]\n\n"
+                   "`ibc sweep` over the ranks of an MPI job: rank 0 builds the trainers and hands out the runs,\n"
+                   "the other ranks run one trainer each (--jobs is ignored).  The options and the outputs are\n"
+                   "those of `ibc sweep --help`; DIR must be on a file system every rank sees (docs/sweeps.md).\n");
+        MPI_Finalize();
+        return 0;
+    }
     sweep_signals();
     int status = 0;
     sweep *s = NULL;

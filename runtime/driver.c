@@ -143,24 +143,74 @@ void quad_step(run_state *R, const ibrt_model *m)
     }
 }
 
-/* The stability probe of model k at its initial point (the batch X, Y
- * of the checks at initialisation) and, for lr = auto, the choice of its
+/* How lr = auto ended (g->outcome), in `why` (results.json's lr_auto
+ * "note"); a fallback is a warning, no rate at all an error (the run
+ * stops), each naming the spec's lr line and, for the error, bounds to
+ * try: the decade below both the lower bound and 2/lambda_max. */
+static void lr_auto_outcome(const run_state *R, const ibrt_model *m, const ibrt_lr_grid *g, double bound, char *why,
+                            size_t len)
+{
+    (void)R;
+    const char *w = m->lr_where ? m->lr_where : "the spec's lr line";
+    if (g->outcome == IBRT_LR_BEST) {
+        snprintf(why, len, "the best score of the last rung (%ld steps)", g->rungs ? g->rung[g->rungs - 1] : 0L);
+        return;
+    }
+    if (g->outcome == IBRT_LR_FALLBACK) {
+        const int f = g->failed_rung;
+        char rates[96] = "";
+        size_t o = 0;
+        for (int c = 0; c < g->n && o < sizeof rates; c++)
+            if (g->reached[c] == g->rung[f])
+                o += (size_t)snprintf(rates + o, sizeof rates - o, "%s%g", o ? ", " : "", g->lr[c]);
+        snprintf(why, len, "every rate of rung %d (%s) diverged within %ld steps; fallback: %g, the best of the rates "
+                 "below them that never diverged, whose trial ran %ld steps", f, rates, g->rung[f], m->lr,
+                 g->reached[g->best]);
+        fprintf(stderr, "warning: model '%s': lr = auto (%s): %s; no trial ran it further, so the run may still "
+                "diverge after step %ld\n", m->name, w, why, g->reached[g->best]);
+        return;
+    }
+    double hi = m->lr_lo / 10;
+    if (isfinite(bound) && bound > 0 && bound < hi)
+        hi = pow(10, floor(log10(bound)));
+    char lo_s[32], hi_s[32];
+    snprintf(lo_s, sizeof lo_s, "%.0e", hi * 1e-4);
+    snprintf(hi_s, sizeof hi_s, "%.0e", hi);
+    const long at = g->rungs ? g->rung[g->failed_rung] : 0L;
+    if (g->failed_rung > 0)
+        snprintf(why, len, "every rate of rung %d diverged within %ld steps and no lower rate ran its trial without "
+                 "diverging; try lr = auto(%s, %s)", g->failed_rung, at, lo_s, hi_s);
+    else
+        snprintf(why, len, "every rate from %g to %g diverged within %ld steps; try lr = auto(%s, %s)", m->lr_lo,
+                 m->lr_hi, at, lo_s, hi_s);
+    fprintf(stderr, "error: model '%s': lr = auto (%s): no rate to train with: %s (a trial is the run's own "
+            "beginning, so the run would diverge too; nothing was trained; 2/lambda_max at the initial point: "
+            "%.3g)\n", m->name, w, why, bound);
+}
+
+/* The stability probe of model k at its initial point (on the batch X,
+ * Y of the checks at initialisation for full-batch training, else on the
+ * data the batches come from: ibrt_stability_probe_init) and, for
+ * lr = auto, the choice of its
  * rate by trial runs from that point with the batch stream R->rb (a
  * copy; ibrt_stability.h).  Printed (stderr) and, when record, written to
  * results.json (a resumed run has them there already); a warning names
- * the spec's lr line when the rate exceeds 2 / lambda_max. */
-static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, const double *Y, long nb, bool record)
+ * the spec's lr line when the rate exceeds 2 / lambda_max.  0, or 3 when
+ * lr = auto leaves no rate to train with (the run stops, "diverged"). */
+static int lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, const double *Y, long nb, bool record)
 {
     const ibrt_problem *p = R->p;
     ibrt_stability st;
-    ibrt_rng rp;
+    ibrt_rng rp, rd;
+    char on[96];
     ibrt_rng_fork(&rp, R->o.seed, 3000 + k);
+    ibrt_rng_fork(&rd, R->o.seed, 4000 + k);   /* fresh samples: the probe's own batches */
     double t0 = ibrt_time_now();
-    ibrt_stability_probe(p, m, X, Y, nb, &rp, R->sw, &st);
-    const char *batch = p->minibatch ? "on the first batch, " : "";
+    ibrt_stability_probe_init(p, m, &R->ds, X, Y, nb, &rd, &rp, R->sw, &st);
+    ibrt_stability_data_text(&st, on, sizeof on);
     if (!R->o.quiet) {
-        fprintf(stderr, "stability (%s): lambda_max ~ %.3g at init (power iteration %s%d Hessian-vector products%s, "
-                "%s to %.1e)", m->name, st.lambda_max, batch, st.iterations, st.shifted ? ", shifted" : "",
+        fprintf(stderr, "stability (%s): lambda_max ~ %.3g at init%s (power iteration %d Hessian-vector products%s, "
+                "%s to %.1e)", m->name, st.lambda_max, on, st.iterations, st.shifted ? ", shifted" : "",
                 st.converged ? "converged" : "NOT converged", st.change);
         if (isfinite(st.bound))
             fprintf(stderr, ", so lr < 2/lambda = %.3g for full-batch GD\n", st.bound);
@@ -174,8 +224,11 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
         key(R, "stability", m->suffix);
         ibrt_json_obj_begin(R->j);
         ibrt_json_key(R->j, "method");
-        ibrt_json_str(R->j, p->minibatch ? "power iteration on central differences of the gradient, first batch"
-                                         : "power iteration on central differences of the gradient, full batch");
+        ibrt_json_str(R->j, "power iteration on central differences of the gradient");
+        ibrt_json_key(R->j, "data");   /* the loss whose Hessian it is */
+        ibrt_json_str(R->j, st.data == IBRT_PROBE_GIVEN ? "full batch: the training set" : on + 4);   /* " on " */
+        ibrt_json_key(R->j, "samples");
+        ibrt_json_int(R->j, st.samples);
         ibrt_json_key(R->j, "hessian_vector_products");
         ibrt_json_int(R->j, st.iterations);
         ibrt_json_key(R->j, "converged");
@@ -193,7 +246,7 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
         t0 = ibrt_time_now();
         ibrt_stability_select_lr(p, m, &R->ds, &R->rb, m->lr_lo, m->lr_hi, m->lr_auto_steps, R->o.steps,
                                  R->o.max_growth, R->sw, &g);
-        m->lr = g.best >= 0 ? g.lr[g.best] : g.lr[0];
+        m->lr = g.best >= 0 ? g.lr[g.best] : NAN;
         double rung[IBRT_LR_RUNG_MAX], reached[IBRT_LR_GRID_MAX];
         for (int r = 0; r < g.rungs; r++)
             rung[r] = (double)g.rung[r];
@@ -208,13 +261,10 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
                     (double)g.total / (double)R->o.steps, g.batches ? "mean loss of the last tenth" : "final loss");
             for (int c = 0; c < g.n; c++)
                 fprintf(stderr, "%s %.0e %.3g at %ld", c ? "," : "", g.lr[c], g.score[c], g.reached[c]);
-            fprintf(stderr, " -> lr = %g\n", m->lr);
+            fprintf(stderr, " -> lr = %g%s\n", m->lr, g.outcome == IBRT_LR_FALLBACK ? " (fallback)" : "");
         }
-        if (g.best < 0)
-            fprintf(stderr, "warning: model '%s': lr = auto%s%s%s: every rate from %g to %g diverged within %ld steps; "
-                    "training with the lowest (lower the bounds: lr = auto(%g, %g))\n", m->name,
-                    m->lr_where ? " (" : "", m->lr_where ? m->lr_where : "", m->lr_where ? ")" : "", m->lr_lo,
-                    m->lr_hi, g.rung[0], m->lr_lo / 1e4, m->lr_lo);
+        char why[256];
+        lr_auto_outcome(R, m, &g, st.bound, why, sizeof why);
         fixed_cost(R, "lr = auto trial runs", m->name, ibrt_time_now() - t0);
         if (record) {
             put(R, "lr_auto_chosen", m->suffix, m->lr);
@@ -239,7 +289,24 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
             ibrt_json_nums(R->j, reached, (size_t)g.n);
             ibrt_json_key(R->j, "chosen");
             ibrt_json_num(R->j, m->lr);
+            ibrt_json_key(R->j, "outcome");
+            ibrt_json_str(R->j, g.outcome == IBRT_LR_BEST       ? "best of the last rung"
+                                : g.outcome == IBRT_LR_FALLBACK ? "fallback: every rate of the last rung diverged"
+                                                                : "none: every rate diverged");
+            ibrt_json_key(R->j, "note");
+            ibrt_json_str(R->j, why);
             ibrt_json_obj_end(R->j);
+        }
+        if (g.outcome == IBRT_LR_NONE) {
+            char name[96];
+            snprintf(name, sizeof name, "lr = auto finds a rate that trains (%s)", m->name);
+            ibrt_checks_add(&R->checks, name, 0, 1, 0, false,
+                            "rates of the grid to train with (a trial without divergence, below any that diverged)");
+            R->step = -1;
+            write_partial(R, "diverged", "diverged", -1, NAN);
+            snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
+            unlink(R->path);   /* a resume would choose again, and find nothing again */
+            return 3;
         }
     }
     if (m->lr > st.bound)
@@ -249,6 +316,7 @@ static void lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, con
                 m->lr_where ? m->lr_where : "", m->lr_where ? ")" : "", st.bound,
                 m->lr_auto ? "its trial run did not diverge, so the curvature falls as it trains"
                            : "lower it below the bound or write lr = auto");
+    return 0;
 }
 
 /* The sums a run keeps from model m's initial point: chi, the block
@@ -338,6 +406,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     ibrt_rng ri;
     const double *X = NULL, *Y;
     long nb, start = 0;
+    int rc;
     bool resumed = ck && ck->model == (long)k && ck->step >= 0;
     size_t nchecks = R->checks.n;
     R->k = (long)k;
@@ -363,13 +432,15 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
         }
         /* after the stop above: a run stopped there starts the model over,
          * and must not find its stability metrics already written */
-        lr_setup(R, m, k, X, Y, nb, true);
+        if ((rc = lr_setup(R, m, k, X, Y, nb, true)) != 0)
+            return rc;
         sums_at_init(R, m);
     } else {
         if (m->lr_auto) {   /* the same choice again: the same batch of the checks and the same stream */
             ibrt_rng_fork(&R->rb, R->o.seed, 3 + 2 * k);
             nb = p->draw_batch(ds, &R->rb, &X, &Y);
-            lr_setup(R, m, k, X, Y, nb, false);
+            if ((rc = lr_setup(R, m, k, X, Y, nb, false)) != 0)
+                return rc;
         }
         ckpt_restore_model(R, m, ck, ckdata);
         X = ck->x_is_buffer ? p->bx : ds->x_train;

@@ -148,7 +148,8 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
 
 /* --stability: every model's probe at its initial point for seed
  * o.seed, printed as one line each, "stability MODEL LAMBDA_MAX BOUND LR
- * ITERATIONS CONVERGED" (LR 0: lr = auto), which `ibc check --stability`
+ * ITERATIONS CONVERGED[ on WHICH DATA]" (LR 0: lr = auto; the data as
+ * ibrt_stability_data_text says, nothing for full batch), which `ibc check --stability`
  * reads; nothing is trained and nothing written. */
 static int stability_only(const ibrt_problem *p, ibrt_opts o)
 {
@@ -170,17 +171,19 @@ static int stability_only(const ibrt_problem *p, ibrt_opts o)
     }
     for (size_t k = 0; k < p->nmodels; k++) {
         ibrt_model *m = &p->models[k];
-        ibrt_rng ri, rb, rp;
+        ibrt_rng ri, rb, rp, rd;
         const double *X, *Y;
-        ibrt_rng_fork(&ri, o.seed, 2 + 2 * k);   /* as train_model: the same initial point and batch */
+        ibrt_rng_fork(&ri, o.seed, 2 + 2 * k);   /* as train_model: the same initial point, batch and probe */
         ibrt_rng_fork(&rb, o.seed, 3 + 2 * k);
         ibrt_rng_fork(&rp, o.seed, 3000 + k);
+        ibrt_rng_fork(&rd, o.seed, 4000 + k);
         m->init(m->th, &ri);
         long nb = p->draw_batch(&R.ds, &rb, &X, &Y);
         ibrt_stability st;
-        ibrt_stability_probe(p, m, X, Y, nb, &rp, R.sw, &st);
-        printf("stability %s %.17g %.17g %.17g %d %d\n", m->name, st.lambda_max, st.bound, m->lr_auto ? 0 : m->lr,
-               st.iterations, st.converged ? 1 : 0);
+        char on[96];
+        ibrt_stability_probe_init(p, m, &R.ds, X, Y, nb, &rd, &rp, R.sw, &st);
+        printf("stability %s %.17g %.17g %.17g %d %d%s\n", m->name, st.lambda_max, st.bound, m->lr_auto ? 0 : m->lr,
+               st.iterations, st.converged ? 1 : 0, ibrt_stability_data_text(&st, on, sizeof on));
     }
     free_run(&R);
     return 0;

@@ -14,7 +14,8 @@
  *   per seed       data (rng stream 0), then each model k in order:
  *                  initialisation (stream 2+2k), structural checks at
  *                  initialisation (stream 1000+k), gradient check, the
- *                  stability probe (stream 3000+k) and, for lr = auto, the
+ *                  stability probe (stream 3000+k; fresh batches for it,
+ *                  4000+k) and, for lr = auto, the
  *                  choice of the rate (ibrt_stability.h), SGD
  *                  with fresh batches (stream 3+2k), traces, structural
  *                  checks at the end, parameters as .npy, metrics;

@@ -26,8 +26,14 @@
  *           to L = 2 L_prev steps, or to the run's length once 2 L_prev
  *           exceeds 0.9 run; it stops when one rate is left or a rung
  *           reached the run's length, and the best of the last rung wins
- *           (when all of its rates diverged: the best of the rates that
- *           got furthest without diverging).
+ *           (IBRT_LR_BEST).  When all of the last rung's rates diverged
+ *           (IBRT_LR_FALLBACK): of the rates that never diverged, below
+ *           the lowest rate that diverged there, the best of those that
+ *           got furthest -- an earlier rung's, whose trial is shorter
+ *           than the rung that diverged.  When there is none (every rate
+ *           diverged, or the rates left are above one that diverged:
+ *           IBRT_LR_NONE, best -1) there is nothing to train with: the
+ *           driver stops the run.
  *           A survivor goes on from where its last rung left it (its
  *           trajectory is the one a single trial of L steps would take).
  *           A score is the trial's final training loss at the end of its
@@ -52,6 +58,19 @@
 #define IBRT_STABILITY_MAX_ITER 100   /* Hessian-vector products per power iteration */
 #define IBRT_STABILITY_TOL 1e-4       /* converged: Rayleigh quotient's relative change below this */
 
+/* The loss whose Hessian the probe takes (ibrt_stability_probe_init). */
+typedef enum {
+    IBRT_PROBE_GIVEN,      /* the samples given: the training set itself for full-batch training */
+    IBRT_PROBE_TRAIN_SET,  /* random batches from a fixed training set: the whole set */
+    IBRT_PROBE_OBSERVED,   /* random subsets of the observed entries (a mask): the mean of several batches */
+    IBRT_PROBE_BATCHES,    /* fresh samples every step (a teacher, a noisy target): the mean of several batches */
+} ibrt_probe_data;
+
+#define IBRT_STABILITY_SAMPLES 1024   /* fresh samples: batches of the mean Hessian, at least this many samples */
+#define IBRT_STABILITY_BATCHES_MIN 8
+#define IBRT_STABILITY_BATCHES_MAX 256
+#define IBRT_STABILITY_MASK_BATCHES 64   /* random subsets of the observed entries: batches of the mean Hessian */
+
 typedef struct {
     double lambda_max;   /* the estimate (<= 0: no positive curvature found) */
     double bound;        /* 2 / lambda_max; INFINITY when lambda_max <= 0 */
@@ -61,6 +80,9 @@ typedef struct {
     int iterations;      /* Hessian-vector products taken, both iterations together */
     bool converged;      /* change <= IBRT_STABILITY_TOL (of the iteration giving lambda_max) */
     bool shifted;        /* mu < 0: lambda_max is from the iteration on H + |mu| I */
+    ibrt_probe_data data;   /* the loss: which samples */
+    long samples;        /* samples (for IBRT_PROBE_OBSERVED: observed entries) in that loss */
+    int batches;         /* IBRT_PROBE_BATCHES: batches averaged (else 1) */
 } ibrt_stability;
 
 /* lambda_max of model m's loss over the n samples X, Y (masked by
@@ -69,12 +91,41 @@ typedef struct {
 void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
                           ibrt_rng *r, double *work, ibrt_stability *out);
 
+/* The probe of a model before it trains, on the loss the run descends
+ * (docs/sweeps.md, "The stability bound"): for full-batch training the
+ * samples X, Y, n given (the training set); for random batches, not the
+ * first batch but the loss the batches estimate: the whole training set
+ * (ds->x_train, n_train samples) when there is one; otherwise the mean
+ * Hessian of B batches drawn by p->draw_batch from a copy of *rdata, the
+ * same B batches for every product (the draws overwrite the sampler's
+ * buffers and mask): for a masked loss (random subsets of the observed
+ * entries) B = IBRT_STABILITY_MASK_BATCHES, for fresh samples every step
+ * B = IBRT_STABILITY_SAMPLES / p->bmax within [IBRT_STABILITY_BATCHES_MIN,
+ * IBRT_STABILITY_BATCHES_MAX].  out->data, samples, batches say which. */
+void ibrt_stability_probe_init(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const double *X,
+                               const double *Y, long n, const ibrt_rng *rdata, ibrt_rng *r, double *work,
+                               ibrt_stability *out);
+
+/* "" (full batch), or " on the training set (N samples)" and so on: how
+ * the probe's loss was formed, for messages; buf of size len. */
+const char *ibrt_stability_data_text(const ibrt_stability *st, char *buf, size_t len);
+
 #define IBRT_LR_GRID_MAX 32
 #define IBRT_LR_RUNG_MAX 8   /* halving 32 rates leaves one after 5 rungs */
+
+/* How lr = auto ended (docs/sweeps.md, "lr = auto"). */
+typedef enum {
+    IBRT_LR_BEST,       /* the best rate of the last rung */
+    IBRT_LR_FALLBACK,   /* every rate of the last rung diverged: the best of the rates that never did, below the
+                           lowest of those, among those that got furthest (an earlier rung's) */
+    IBRT_LR_NONE,       /* no such rate: nothing to train with (best = -1) */
+} ibrt_lr_outcome;
 
 typedef struct {
     int n;           /* rates tried */
     int best;        /* index of the choice; -1 when every trial diverged */
+    ibrt_lr_outcome outcome;
+    int failed_rung; /* FALLBACK, NONE: the rung every one of whose rates diverged */
     int rungs;       /* rungs run */
     bool batches;    /* random batches: scores are means over the last tenth */
     long rung[IBRT_LR_RUNG_MAX];       /* each rung's trial length, in steps from the initial point */

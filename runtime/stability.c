@@ -9,36 +9,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The loss the probe differentiates: the n samples X, Y, or (batches > 0)
+ * the mean over that many batches drawn from a copy of `from`, the same
+ * batches at every call. */
+typedef struct {
+    const double *X, *Y;
+    long n;
+    const ibrt_dataset *ds;
+    ibrt_rng from;
+    int batches;
+} probe_loss;
+
 /* hv = H v by central differences of the analytic gradient at th0 (m->th
- * holds th0 on return), the L1 term left out by the caller. */
-static void hess_vec(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
-                     const double *th0, const double *v, double h, double *gp, double *hv)
+ * holds th0 on return), the L1 term left out by the caller; with batches,
+ * the mean of the batches' H v. */
+static void hess_vec(const ibrt_problem *p, ibrt_model *m, const probe_loss *pl, const double *th0, const double *v,
+                     double h, double *gp, double *hv)
 {
     const long N = m->nth;
+    const int nb = pl->batches > 0 ? pl->batches : 1;
+    const double inv = 1 / (2 * h * nb);
+    ibrt_rng r = pl->from;
     for (long i = 0; i < N; i++)
-        m->th[i] = th0[i] + h * v[i];
-    ibrt_driver_loss(p, m, X, Y, n, true);
-    memcpy(gp, m->g, sizeof(double) * (size_t)N);
-    for (long i = 0; i < N; i++)
-        m->th[i] = th0[i] - h * v[i];
-    ibrt_driver_loss(p, m, X, Y, n, true);
-    const double inv = 1 / (2 * h);
-    for (long i = 0; i < N; i++)
-        hv[i] = (gp[i] - m->g[i]) * inv;
+        hv[i] = 0;
+    for (int b = 0; b < nb; b++) {
+        const double *X = pl->X, *Y = pl->Y;
+        long n = pl->n;
+        if (pl->batches > 0)
+            n = p->draw_batch(pl->ds, &r, &X, &Y);
+        for (long i = 0; i < N; i++)
+            m->th[i] = th0[i] + h * v[i];
+        ibrt_driver_loss(p, m, X, Y, n, true);
+        memcpy(gp, m->g, sizeof(double) * (size_t)N);
+        for (long i = 0; i < N; i++)
+            m->th[i] = th0[i] - h * v[i];
+        ibrt_driver_loss(p, m, X, Y, n, true);
+        for (long i = 0; i < N; i++)
+            hv[i] += (gp[i] - m->g[i]) * inv;
+    }
     memcpy(m->th, th0, sizeof(double) * (size_t)N);
 }
 
 /* Power iteration on H + shift I from the unit vector v (overwritten by
  * the last iterate): the Rayleigh quotient v'(H + shift I)v minus shift. */
-static double power(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
-                    const double *th0, double *v, double h, double shift, double *gp, double *hv, int *iters,
-                    double *change)
+static double power(const ibrt_problem *p, ibrt_model *m, const probe_loss *pl, const double *th0, double *v,
+                    double h, double shift, double *gp, double *hv, int *iters, double *change)
 {
     const long N = m->nth;
     double lam = NAN;
     *change = INFINITY;
     for (int it = 0; it < IBRT_STABILITY_MAX_ITER; it++) {
-        hess_vec(p, m, X, Y, n, th0, v, h, gp, hv);
+        hess_vec(p, m, pl, th0, v, h, gp, hv);
         (*iters)++;
         double q = 0, nn = 0;
         for (long i = 0; i < N; i++) {
@@ -63,8 +84,8 @@ static double power(const ibrt_problem *p, ibrt_model *m, const double *X, const
     return lam - shift;
 }
 
-void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
-                          ibrt_rng *r, double *work, ibrt_stability *out)
+static void probe(const ibrt_problem *p, ibrt_model *m, const probe_loss *pl, ibrt_rng *r, double *work,
+                  ibrt_stability *out)
 {
     const long N = m->nth;
     double *th0 = work, *v = work + N, *gp = work + 2 * N, *hv = work + 3 * N;
@@ -82,7 +103,7 @@ void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X,
         v[i] /= vn;
     memset(out, 0, sizeof *out);
     out->fd_step = 1e-5 * scale;
-    double mu = power(p, m, X, Y, n, th0, v, out->fd_step, 0, gp, hv, &out->iterations, &out->change);
+    double mu = power(p, m, pl, th0, v, out->fd_step, 0, gp, hv, &out->iterations, &out->change);
     out->mu = mu;
     out->lambda_max = mu;
     out->converged = out->change <= IBRT_STABILITY_TOL;
@@ -99,7 +120,7 @@ void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X,
         vn = sqrt(vn);
         for (long i = 0; i < N; i++)
             v[i] /= vn;
-        out->lambda_max = power(p, m, X, Y, n, th0, v, out->fd_step, -mu, gp, hv, &out->iterations, &change);
+        out->lambda_max = power(p, m, pl, th0, v, out->fd_step, -mu, gp, hv, &out->iterations, &change);
         out->change = change;
         /* the shifted quotient's relative change, in units of lambda_max + |mu| */
         out->converged = change <= IBRT_STABILITY_TOL;
@@ -107,6 +128,70 @@ void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X,
     out->bound = out->lambda_max > 0 ? 2 / out->lambda_max : INFINITY;
     m->l1 = l1;
     memcpy(m->th, th0, sizeof(double) * (size_t)N);
+}
+
+void ibrt_stability_probe(const ibrt_problem *p, ibrt_model *m, const double *X, const double *Y, long n,
+                          ibrt_rng *r, double *work, ibrt_stability *out)
+{
+    probe_loss pl = { .X = X, .Y = Y, .n = n };
+    probe(p, m, &pl, r, work, out);
+    out->data = IBRT_PROBE_GIVEN;
+    out->samples = n;
+    out->batches = 1;
+}
+
+void ibrt_stability_probe_init(const ibrt_problem *p, ibrt_model *m, const ibrt_dataset *ds, const double *X,
+                               const double *Y, long n, const ibrt_rng *rdata, ibrt_rng *r, double *work,
+                               ibrt_stability *out)
+{
+    probe_loss pl = { .X = X, .Y = Y, .n = n, .ds = ds, .from = *rdata };
+    ibrt_probe_data data = IBRT_PROBE_GIVEN;
+    long samples = n;
+    if (p->minibatch && p->bmask && ds->mask) {
+        /* random subsets of the observed entries: the mean of
+         * IBRT_STABILITY_MASK_BATCHES of them, whatever the loss's
+         * normalisation (the full mask would give 1/q times the expected
+         * batch's Hessian when the loss is divided by every entry, q the
+         * chance of an entry to be drawn) */
+        samples = 0;
+        for (long e = 0; e < p->out; e++)
+            samples += ds->mask[e] != 0;
+        pl.batches = IBRT_STABILITY_MASK_BATCHES;
+        data = IBRT_PROBE_OBSERVED;
+    } else if (p->minibatch && ds->n_train > 0 && ds->x_train && ds->y_train) {
+        pl.X = ds->x_train;
+        pl.Y = ds->y_train;
+        pl.n = samples = (long)ds->n_train;
+        data = IBRT_PROBE_TRAIN_SET;
+    } else if (p->minibatch) {
+        long b = p->bmax > 0 ? p->bmax : 1, k = (IBRT_STABILITY_SAMPLES + b - 1) / b;
+        k = k < IBRT_STABILITY_BATCHES_MIN ? IBRT_STABILITY_BATCHES_MIN : k;
+        pl.batches = (int)(k > IBRT_STABILITY_BATCHES_MAX ? IBRT_STABILITY_BATCHES_MAX : k);
+        samples = pl.batches * b;
+        data = IBRT_PROBE_BATCHES;
+    }
+    probe(p, m, &pl, r, work, out);
+    out->data = data;
+    out->samples = samples;
+    out->batches = pl.batches > 0 ? pl.batches : 1;
+}
+
+const char *ibrt_stability_data_text(const ibrt_stability *st, char *buf, size_t len)
+{
+    switch (st->data) {
+    case IBRT_PROBE_TRAIN_SET:
+        snprintf(buf, len, " on the whole training set (%ld samples)", st->samples);
+        break;
+    case IBRT_PROBE_OBSERVED:
+        snprintf(buf, len, " on the mean of %d batches of the %ld observed entries", st->batches, st->samples);
+        break;
+    case IBRT_PROBE_BATCHES:
+        snprintf(buf, len, " on the mean of %d batches (%ld fresh samples)", st->batches, st->samples);
+        break;
+    default:
+        snprintf(buf, len, "%s", "");
+    }
+    return buf;
 }
 
 /* The objective a trial is scored by: the loss, plus the L1 term for the
@@ -233,14 +318,31 @@ void ibrt_stability_select_lr(const ibrt_problem *p, ibrt_model *m, const ibrt_d
         prev = len;
         len = next_rung(len, run);
     }
-    /* the choice: of the rates that never diverged, those that got
-     * furthest, and of them the lowest score (a tie: the lower rate); the
-     * best of the last rung, unless every one of its rates diverged */
+    /* the choice.  Normally the best of the last rung.  When every rate of
+     * the last rung diverged (a trial is the run's own beginning: the run
+     * at that rate would diverge there too), a fallback: of the rates
+     * that never diverged and lie below the lowest rate that diverged in
+     * that rung (instability grows with the rate), those that got
+     * furthest, and of them the lowest score (a tie: the lower rate).
+     * When no such rate is left: none (best -1), nothing to train with
+     * (a higher rate that never diverged only ran a shorter trial). */
+    const int last = g->rungs - 1;
+    bool alldiv = last >= 0;
+    double lowdiv = INFINITY;
     for (int c = 0; c < g->n; c++)
-        if (isfinite(g->score[c]) &&
+        if (last >= 0 && g->reached[c] == g->rung[last]) {
+            if (isfinite(g->score[c]))
+                alldiv = false;
+            else if (g->lr[c] < lowdiv)
+                lowdiv = g->lr[c];
+        }
+    for (int c = 0; c < g->n; c++)
+        if (isfinite(g->score[c]) && (!alldiv || g->lr[c] < lowdiv) &&
             (g->best < 0 || g->reached[c] > g->reached[g->best] ||
              (g->reached[c] == g->reached[g->best] && g->score[c] < g->score[g->best])))
             g->best = c;
+    g->outcome = g->best < 0 ? IBRT_LR_NONE : alldiv ? IBRT_LR_FALLBACK : IBRT_LR_BEST;
+    g->failed_rung = alldiv ? last : -1;
     free(state);
     memcpy(m->th, th0, sizeof(double) * (size_t)N);
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # sweep.sh: `ibc sweep` (compiler/sweep*.c) and the MPI sweep
 # (bin/ibc-sweep-mpi) on tests/sweep/tiny.ibs, a scalar pair whose runs
-# take milliseconds (make e2e; about 15 s):
+# take milliseconds, tests/sweep/laplacian.ibs and an outlier spec it writes
+# (make e2e; 39 s at a load average of 5 on 2 cores):
 #   - a 2 x 2 grid (2 learning rates x 2 seeds): the rows of sweep.csv, the
 #     median/min/max of summary.csv and summary.json recomputed from them,
 #     one trainer per learning rate, a figure listed in sweep.md;
@@ -20,7 +21,11 @@
 #     diff @ diff design diverging at lr 1e-3): `ibc check --stability`
 #     and the trainer warn at its lr line; lr = auto trains it to within
 #     10x of the best of a full-run grid, and trains tiny.ibs, where a
-#     run stopped and resumed equals an uninterrupted one;
+#     run stopped and resumed equals an uninterrupted one; when every
+#     rate diverges in rung 0 the run stops (status diverged) naming the
+#     lr line and bounds to try; when the survivors of rung 0 diverge in
+#     rung 1 (an outlier sample in data files) the best lower rate of
+#     rung 0 is the fallback, stated in the output and results.json;
 #   - the sweep itself under ASan + UBSan (build/asan/ibc) on trainers
 #     already built.
 set -u
@@ -229,6 +234,11 @@ else
     else
         ok
     fi
+    if ! bin/ibc-sweep-mpi --help 2>&1 | grep -q "^usage: mpirun -np K bin/ibc-sweep-mpi SPEC"; then
+        bad "bin/ibc-sweep-mpi --help: no usage"
+    else
+        ok
+    fi
 fi
 
 # ---- lr = auto and the stability probe (issue 18) on tests/sweep/laplacian.ibs,
@@ -322,6 +332,89 @@ a, b = (json.load(open(sys.argv[i] + "/results.json")) for i in (1, 2))
 a.pop("wall_seconds"); b.pop("wall_seconds")
 sys.exit(not (a == b and a["metrics"]["lr_auto"]["chosen"] == 0.01))' "$d/ta" "$d/tb"; then
     bad "lr = auto stopped (exit $rc1, want 75) and resumed (exit $rc2): not the uninterrupted run"
+else
+    ok
+fi
+
+# lr = auto with no rate to train with: every rate of auto(1e-4, 1)
+# diverges in rung 0 on laplacian.ibs (2/lambda_max = 3.25e-06): the run
+# stops before training (status diverged, the sweep goes on), naming the
+# lr line and bounds below 2/lambda_max; results.json says why
+bin/ibc sweep $lap --set "lr=auto(1e-4, 1)" --out "$d/lrnone" >"$d/lrnone.out" 2>&1
+rc=$?
+if [ $rc -ne 3 ] || ! grep -q "error: model 'designed': lr = auto (laplacian.ibs:$lrline): no rate to train with: every rate from 0.0001 to 1 diverged within 500 steps; try lr = auto(1e-10, 1e-06)" "$d"/lrnone/runs/*/seed_0/trainer.log ||
+   ! $py - "$d/lrnone" <<'EOF'
+import csv, json, sys
+d = sys.argv[1]
+r = list(csv.DictReader(open(d + "/sweep.csv")))[0]
+assert r["status"] == "diverged" and r["exit"] == "3", r
+res = json.load(open(d + "/" + r["dir"] + "/results.json"))
+sel = res["metrics"]["lr_auto_designed"]
+assert res["status"] == "diverged" and res["diverged"]["step"] == "before its first step", res["diverged"]
+assert sel["outcome"].startswith("none") and sel["chosen"] is None and sel["rungs"] == [500], sel
+assert sel["scores"] == [None] * 5 and "try lr = auto(1e-10, 1e-06)" in sel["note"], sel
+assert any(c["name"] == "lr = auto finds a rate that trains (designed)" and not c["pass"] for c in res["checks"])
+EOF
+then
+    bad "lr = auto, every rate diverging in rung 0: exit $rc (want 3)"; cat "$d"/lrnone/runs/*/seed_0/trainer.log
+else
+    ok
+fi
+
+# lr = auto when the survivors of rung 0 diverge in rung 1: w x from files,
+# x = y = 1 but for one sample in 200, x = 20, y = 0, whose loss 400 w^2
+# exceeds --max-growth 100 once w > 0.5.  A run at lr 1e-12 finds a seed
+# whose first outlier s1 comes after step 151; with rung 0 of s1 - 1 steps
+# the fast rates 1e-2 and 1e-1 win it and, near w = 1, diverge at s1 in
+# rung 1 (the run's 300 steps); 1e-3 (w < 0.46 within 300 steps) is the
+# fallback, stated, and trains
+$py -c '
+import sys
+xs = ["1"] * 199; ys = ["1"] * 199
+xs.insert(100, "20"); ys.insert(100, "0")
+open(sys.argv[1] + "/ox.csv", "w").write("\n".join(xs) + "\n")
+open(sys.argv[1] + "/oy.csv", "w").write("\n".join(ys) + "\n")' "$d"
+cat >"$d/outlier.ibs" <<'EOF'
+model outlier "w x from files: one sample in 200 is an outlier"
+dim n = 1
+input x : vector[n]
+param w : vector[n] ~ normal(0, 1e-12)
+data csv(x = "ox.csv", y = "oy.csv")
+predict x @ w
+loss mse
+train {
+  lr = 1e-12
+  steps = 300
+  batch = 1
+  record_every = 1
+}
+EOF
+s1=0 seed=0
+while [ $seed -lt 20 ]; do
+    bin/ibc run "$d/outlier.ibs" --out "$d/opre" --quiet --seed $seed >/dev/null 2>&1
+    s1=$(awk -F, 'NR > 1 && $2 + 0 < 0.5 { print $1; exit }' "$d/opre/trace_model.csv")
+    [ -n "$s1" ] && [ "$s1" -ge 152 ] && break
+    seed=$((seed + 1)); s1=0
+done
+sed "s/lr = 1e-12/lr = auto(1e-3, 1e-1, steps = $((s1 - 1)))/" "$d/outlier.ibs" >"$d/outlier_auto.ibs"
+olr=$(grep -n "^  lr = " "$d/outlier.ibs" | cut -d: -f1)
+bin/ibc run "$d/outlier_auto.ibs" --out "$d/ofb" --seed $seed --max-growth 100 >/dev/null 2>"$d/ofb.err"
+rc=$?
+if [ "$s1" -eq 0 ] || [ $rc -ne 0 ] ||
+   ! grep -q "^lr = auto (model): .* -> lr = 0.001 (fallback)$" "$d/ofb.err" ||
+   ! grep -q "warning: model 'model': lr = auto (outlier_auto.ibs:$olr): every rate of rung 1 (0.01, 0.1) diverged within 300 steps; fallback: 0.001" "$d/ofb.err" ||
+   ! $py - "$d/ofb" $((s1 - 1)) <<'EOF'
+import json, sys
+res = json.load(open(sys.argv[1] + "/results.json"))
+sel, l0 = res["metrics"]["lr_auto"], int(sys.argv[2])
+assert res["status"] == "complete", res["status"]
+assert sel["outcome"].startswith("fallback") and sel["chosen"] == 0.001 and sel["rungs"] == [l0, 300], sel
+assert sel["scores"][1:] == [None, None] and sel["reached"] == [l0, 300, 300], sel
+assert "fallback: 0.001" in sel["note"] and res["metrics"]["lr_auto_chosen"] == 0.001, sel
+assert res["metrics"]["stability"]["data"] == "the whole training set (200 samples)", res["metrics"]["stability"]
+EOF
+then
+    bad "lr = auto, rung 1 diverging (seed $seed, first outlier $s1): exit $rc (want 0)"; cat "$d/ofb.err"
 else
     ok
 fi
