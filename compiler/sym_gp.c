@@ -768,7 +768,7 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     for (int r = 0; r < k; r++)
         for (int p = 0; p < P; p++)
             eqs[r * P + p] = f->alpha[r][p];
-    int nd = nullspace(a, eqs, (size_t)k, P, &ns);
+    int nd = exact_nullspace(a, eqs, (size_t)k, P, &ns);
     mpq_t slice_r[SYM_MAX_BLOCKS];
     bool slice_ok = nd == 1;
     for (int p = 0; p < P; p++) {
