@@ -21,8 +21,9 @@
  *   driver_verify.c  --verify RUN: the same checks on another program's
  *                    parameter snapshots
  *
- * One run's state is a run_state, owned by ibrt_drv_run_in_dir (or ibrt_drv_verify_one,
- * stability_only); the functions taking one act on the model in R->k.
+ * One run's state is a run_state, owned by ibrt_drv_run_in_dir (or
+ * ibrt_drv_verify_one, stability_only); the functions taking one act on
+ * the model in R->k.
  * The names below have external linkage inside libibrt.a, which is
  * linked into researchers' own programs: each carries the prefix
  * ibrt_drv_ (tests/lib-symbols.sh, run by `make unit`, fails on any
@@ -51,9 +52,9 @@
  * FNV-1a hash of everything before it.  Native byte order and layout: a
  * checkpoint is resumed by the trainer that wrote it (layout says so). */
 typedef struct {
-    char magic[8];
+    char magic[8];        /* CKPT_MAGIC's 7 bytes, then CKPT_VERSION (driver_ckpt.c) */
     uint64_t layout;      /* hash of the problem's shape (ckpt_layout) */
-    uint64_t seed;
+    uint64_t seed;        /* the run's seed (a --seed on resume must match it) */
     long steps;           /* per model */
     long model;           /* the model in training */
     long step;            /* its next step; -1: not started */
@@ -69,17 +70,20 @@ typedef struct {
     uint64_t json_len;    /* bytes of the JSON text near the end of the file */
     /* the data and operator files the run read (ibrt_io_files_read):
      * resumed only if each has the same bytes (ibrt_drv_ckpt_same_files) */
-    uint64_t nfiles, file_path[IBRT_IO_FILES_MAX], file_bytes[IBRT_IO_FILES_MAX], files_rest;
+    uint64_t nfiles;                          /* how many it read */
+    uint64_t file_path[IBRT_IO_FILES_MAX];    /* the FNV-1a hash of each one's path */
+    uint64_t file_bytes[IBRT_IO_FILES_MAX];   /* and of its bytes */
+    uint64_t files_rest;                      /* both hashes of the files past IBRT_IO_FILES_MAX, folded */
 } ckpt_head;
 
 /* ------------------------------------------------------------ run state */
 
 /* One run (one seed) of the trainer.  The per-index buffers are sized
- * for the largest model (ibrt_drv_run_alloc: nbal + 1 doubles each, nquad + 1 for
- * the quadratics); "index" is a balanced index i < nbal of the model in
- * training, family after family (ibrt_model.balance). */
+ * for the largest model (ibrt_drv_run_alloc: nbal + 1 doubles each,
+ * nquad + 1 for the quadratics); "index" is a balanced index i < nbal of
+ * the model in training, family after family (ibrt_model.balance). */
 typedef struct {
-    const ibrt_problem *p;
+    const ibrt_problem *p;   /* the trainer's problem: its models, data set-up and sizes */
     ibrt_opts o;          /* the options in force (a resume's are the checkpoint's) */
     ibrt_dataset ds;      /* the data set-up made at this seed */
     ibrt_json *j;         /* results.json under construction (inside its "metrics" object while training) */
@@ -91,8 +95,8 @@ typedef struct {
     int blas_threads;     /* OpenBLAS threads of this process (blas_threads_setup) */
     /* the messages of the first outputs that could not be written, for
      * results.json ("output_errors"), and how many there were */
-    char out_err[4][512];
-    int nout_err;
+    char out_err[4][512];   /* the first four messages */
+    int nout_err;           /* how many outputs failed (may exceed 4) */
 
     /* balance, per index (nbal each, sized for the largest model) */
     double *chi, *ratio;  /* chi_i and the norm ratio at the current parameters (the end, after training) */
@@ -127,11 +131,11 @@ typedef struct {
     ibrt_rng rb, rs;      /* its batch and structural-check streams */
     const double *X;      /* its last batch's inputs (p->bx or the training set) */
     ibrt_csv tr, bt, sv;  /* its traces: loss, balance, singular values */
-    bool tr_open, bt_open, sv_open;
+    bool tr_open, bt_open, sv_open;   /* each of the three is open */
     /* a matrix output: its singular values over training (dgesvd_work on
      * buffers allocated once) */
-    double *svd_a, *svd_s, *svd_work;
-    lapack_int svd_lwork;
+    double *svd_a, *svd_s, *svd_work;   /* the matrix (overwritten), its singular values, LAPACK's work */
+    lapack_int svd_lwork;               /* the length of svd_work */
 } run_state;
 
 /* ------------------------------------------------ the process (driver_main.c) */

@@ -353,6 +353,65 @@ static double sgd_step_error(const ibrt_model *m, const double *prev, const doub
     return scale > 0 ? e / scale : e;
 }
 
+/* What the walk over a run's snapshots (verify_snapshots) reads and
+ * carries from one snapshot to the next, for verify_finish. */
+typedef struct {
+    const char *run;         /* the run's directory */
+    const vsnap *sn;         /* its snapshots, in step order */
+    size_t ns;               /* how many */
+    double lr;               /* its learning rate (NAN: run.json gives none) */
+    const double *X, *Y;     /* the spec's batch: the checks' inputs and the loss column's data */
+    long nb;                 /* its rows */
+    double *prev, *pg;       /* the previous snapshot's parameters and gradient (nth each) */
+    bool identity;           /* so far every step is there with its gradient, and lr is known */
+    double sgd_err;          /* the worst sgd_step_error so far (while identity) */
+    double loss;             /* the loss at the last snapshot read */
+} verify_walk;
+
+/* Every snapshot of w in order into m's parameters and gradient: the
+ * checks at the first (verify_first), between consecutive steps whether
+ * they are plain SGD steps and their share of the finite-step identity,
+ * at each a row of the traces and, when dual is not NULL, of the
+ * dual-slice trace.  0, or 1 after a message when a snapshot cannot be
+ * read. */
+static int verify_snapshots(run_state *R, ibrt_model *m, verify_walk *w, ibrt_csv *dual)
+{
+    ibrt_error err;
+    bool has_grad = false, prev_grad = false;
+    for (size_t i = 0; i < w->ns; i++) {
+        if (verify_load(w->run, w->sn[i].dir, m, m->th, m->g, &has_grad, &err) != IBRT_OK) {
+            ibrt_drv_errmsg(&err);
+            return 1;
+        }
+        if (i == 0)
+            verify_first(R, m, w->X);
+        else if (w->identity) {
+            if (!prev_grad || w->sn[i].step != w->sn[i - 1].step + 1)
+                w->identity = false;
+            else   /* theta_i = theta_(i-1) - lr g_(i-1)? */
+                w->sgd_err = fmax(w->sgd_err, sgd_step_error(m, w->prev, w->pg, w->lr));
+        }
+        if (has_grad && isfinite(w->lr) && i + 1 < w->ns) {   /* this step's share of the identity */
+            if (m->pair)
+                ibrt_drv_pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
+                                   m->g + m->pair_off1, m->nbal, w->lr);
+            if (m->nquad)
+                ibrt_drv_quad_step(R, m);
+        }
+        w->loss = ibrt_drv_loss_grad(R->p, m, w->X, w->Y, w->nb, false, false);
+        ibrt_drv_record_step(R, m, w->sn[i].step, w->loss);
+        if (dual) {
+            R->qg[0] = (double)w->sn[i].step;   /* qg: scratch here, nquad + 1 long */
+            m->quad(m->th, R->qg + 1, NULL);
+            ibrt_csv_row(dual, R->qg, (size_t)m->nquad + 1);
+        }
+        memcpy(w->prev, m->th, sizeof(double) * (size_t)m->nth);
+        memcpy(w->pg, m->g, sizeof(double) * (size_t)m->nth);
+        prev_grad = has_grad;
+    }
+    return 0;
+}
+
 /* After the last snapshot (model k, X the checks' batch, loss its loss
  * there): the structural checks, whether the snapshots are plain SGD steps
  * (when `identity`, the worst relative error sgd_err), the symmetry
@@ -479,44 +538,14 @@ int ibrt_drv_verify_one(const ibrt_problem *p, ibrt_opts o)
         dual_open = verify_open_dual(&R, m, &dual);
     /* the snapshots in order; `identity`: every step from the first to
      * the last is there with its gradient, and the learning rate is known */
-    bool identity = isfinite(lr) && ns > 1, has_grad = false, prev_grad = false;
-    double sgd_err = 0, loss = NAN;
-    for (size_t i = 0; i < ns && !rc; i++) {
-        if (verify_load(run, sn[i].dir, m, m->th, m->g, &has_grad, &err) != IBRT_OK) {
-            ibrt_drv_errmsg(&err);
-            rc = 1;
-            break;
-        }
-        if (i == 0)
-            verify_first(&R, m, X);
-        else if (identity) {
-            if (!prev_grad || sn[i].step != sn[i - 1].step + 1)
-                identity = false;
-            else   /* theta_i = theta_(i-1) - lr g_(i-1)? */
-                sgd_err = fmax(sgd_err, sgd_step_error(m, prev, pg, lr));
-        }
-        if (has_grad && isfinite(lr) && i + 1 < ns) {   /* this step's share of the identity */
-            if (m->pair)
-                ibrt_drv_pair_step(R.contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
-                                   m->g + m->pair_off1, m->nbal, lr);
-            if (m->nquad)
-                ibrt_drv_quad_step(&R, m);
-        }
-        loss = ibrt_drv_loss_grad(p, m, X, Y, nb, false, false);
-        ibrt_drv_record_step(&R, m, sn[i].step, loss);
-        if (dual_open) {
-            R.qg[0] = (double)sn[i].step;   /* qg: scratch here, nquad + 1 long */
-            m->quad(m->th, R.qg + 1, NULL);
-            ibrt_csv_row(&dual, R.qg, (size_t)m->nquad + 1);
-        }
-        memcpy(prev, m->th, sizeof(double) * (size_t)m->nth);
-        memcpy(pg, m->g, sizeof(double) * (size_t)m->nth);
-        prev_grad = has_grad;
-    }
+    verify_walk w = { .run = run, .sn = sn, .ns = ns, .lr = lr, .X = X, .Y = Y, .nb = nb, .prev = prev, .pg = pg,
+                      .identity = isfinite(lr) && ns > 1, .sgd_err = 0, .loss = NAN };
+    if (!rc)
+        rc = verify_snapshots(&R, m, &w, dual_open ? &dual : NULL);
     if (dual_open && ibrt_csv_close(&dual, &err) != IBRT_OK)
         ibrt_drv_output_failed(&R, &err);
     if (!rc)
-        rc = verify_finish(&R, run, (size_t)k, sn, ns, X, identity, sgd_err, loss);
+        rc = verify_finish(&R, run, (size_t)k, sn, ns, X, w.identity, w.sgd_err, w.loss);
     else
         ibrt_drv_close_traces(&R);
     bool pass = ibrt_checks_all_pass(&R.checks), io_failed = R.io_failed;
