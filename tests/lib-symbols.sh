@@ -15,7 +15,8 @@ total=$(printf '%s\n' "$syms" | awk 'NF == 3' | wc -l)
 # a library without symbols, or nm output we cannot read, is a failure,
 # not a pass
 [ "$total" -gt 0 ] || { echo "lib-symbols: FAIL: no external symbols found in $lib"; exit 1; }
-bad=$(printf '%s\n' "$syms" | awk 'NF == 3 && $3 !~ /^ibrt_/ { n = split($1, a, ":"); print "  " $3 " (" a[n - 1] ", type " $2 ")" }')
+bad=$(printf '%s\n' "$syms" |
+      awk 'NF == 3 && $3 !~ /^ibrt_/ { n = split($1, a, ":"); print "  " $3 " (" a[n - 1] ", type " $2 ")" }')
 if [ -n "$bad" ]; then
     echo "lib-symbols: FAIL: $lib exports symbols without the prefix ibrt_:"
     printf '%s\n' "$bad"
