@@ -147,7 +147,10 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ) build/asan/libibrt.a $(HEADER
 build/asan/ibc: $(ASAN_LIB_OBJ) build/asan/compiler/main.o
 	$(CC) $(ALL_CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
-unit: $(UNIT_BIN) $(ISA_BIN)
+# tests/lib-symbols.sh: every external symbol of libibrt.a starts with
+# ibrt_ (the library is linked into researchers' own programs).
+unit: $(UNIT_BIN) $(ISA_BIN) build/libibrt.a
+	@sh tests/lib-symbols.sh build/libibrt.a
 	@set -e; for t in $(UNIT_BIN); do $$t --jobs=2 --short-filename; done
 	@set -e; for l in $(ISA_LEVELS); do \
 	  if sh scripts/cpu-level.sh $$l; then \

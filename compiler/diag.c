@@ -31,14 +31,14 @@ void diag_init(ibc_diag *d, const ibc_source *src, FILE *out)
     d->max_errors = 100;
 }
 
-size_t source_bom(const ibc_source *src)
+size_t diag_source_bom(const ibc_source *src)
 {
     return src->text && src->len >= 3 && !memcmp(src->text, "\xef\xbb\xbf", 3) ? 3 : 0;
 }
 
 void diag_line_col(const ibc_source *src, uint32_t off, int *line, int *col)
 {
-    size_t start = source_bom(src);   /* columns of line 1 count after a byte-order mark */
+    size_t start = diag_source_bom(src);   /* columns of line 1 count after a byte-order mark */
     if (off > src->len)
         off = (uint32_t)src->len;
     if (off < start)
@@ -64,7 +64,7 @@ static void diag_show(ibc_diag *d, ibc_loc loc)
     const ibc_source *src = d->src;
     if (!src || !src->text)
         return;
-    size_t bom = source_bom(src);   /* never shown */
+    size_t bom = diag_source_bom(src);   /* never shown */
     size_t off = loc.begin > src->len ? src->len : loc.begin;
     if (off < bom)
         off = bom;
@@ -236,7 +236,7 @@ const char *diag_suggest(const char *word, const char *const *candidates, size_t
 
 #define SOURCE_MAX (64L * 1024 * 1024)   /* a spec larger than this is refused */
 
-bool source_read(ibc_source *src, const char *path, const char **err)
+bool diag_source_read(ibc_source *src, const char *path, const char **err)
 {
     memset(src, 0, sizeof *src);
     src->path = path;
@@ -297,7 +297,7 @@ bool source_read(ibc_source *src, const char *path, const char **err)
     return true;
 }
 
-void source_free(ibc_source *src)
+void diag_source_free(ibc_source *src)
 {
     free((char *)src->text);
     src->text = NULL;

@@ -233,14 +233,14 @@ static int set_models(model *models, const ibc_spec *spec, const design_result *
         m->name = "designed";
         m->spec = design->designed;
         m->deriv = design->kind == DESIGN_LOG_SPECTRAL && design->depth > 2 ? NULL : design->derivation;
-        m->lrs = spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
+        m->lrs = sema_spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
         m->replacement = design->replacement;
         for (size_t b = 0; b < spec->nbaselines && nm < 8; b++) {
             model *bm = &models[nm++];
             bm->name = spec->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla";
             bm->spec = spec;
             bm->deriv = derivation;
-            bm->lrs = spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &bm->lr);
+            bm->lrs = sema_spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &bm->lr);
             bm->l1 = spec->baselines[b].kind == BASELINE_L1 ? spec->baselines[b].weight : 0;
         }
     } else {
@@ -248,7 +248,7 @@ static int set_models(model *models, const ibc_spec *spec, const design_result *
         m->name = "model";
         m->spec = spec;
         m->deriv = derivation;
-        m->lrs = spec_lr(spec, NULL, 0, &m->lr);
+        m->lrs = sema_spec_lr(spec, NULL, 0, &m->lr);
         m->unbalance = spec->init != NULL;
     }
     return nm;

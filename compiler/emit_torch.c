@@ -1686,7 +1686,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
         m->name = "designed";
         m->spec = design->designed;
         m->deriv = design->kind == DESIGN_LOG_SPECTRAL && design->depth > 2 ? NULL : design->derivation;
-        spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
+        sema_spec_lr(spec, &spec->design.lrs, spec->design.lr, &m->lr);
         m->designed = true;
         m->in_trainer = true;
         m->l1_param = -1;
@@ -1700,7 +1700,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
         for (size_t b = 0; b < spec->nbaselines; b++)
             if (spec->baselines[b].kind == BASELINE_VANILLA) {
                 v->in_trainer = true;
-                spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &v->lr);
+                sema_spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &v->lr);
                 break;
             }
         for (size_t b = 0; b < spec->nbaselines; b++)
@@ -1710,7 +1710,7 @@ bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, co
                 l->cls = "L1";
                 l->base = "Vanilla";
                 l->name = "l1";
-                spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &l->lr);
+                sema_spec_lr(spec, &spec->baselines[b].lrs, spec->baselines[b].lr, &l->lr);
                 l->l1 = spec->baselines[b].weight;
                 l->l1_param = spec->design.param;
                 l->in_trainer = true;

@@ -66,7 +66,7 @@ int qmat_rref(qmat *m, int *piv)
 /* Primitive integer basis of the nullspace of eq (neq x N), in out
  * (dim x N longs, arena).  One vector per free variable: the RREF basis,
  * whose vectors have disjoint supports whenever the system splits. */
-int nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out)
+int exact_nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out)
 {
     qmat m;
     qmat_init(&m, (int)neq, N);
@@ -201,7 +201,7 @@ static void zrow_swap(zmat *m, int i, int j)
 }
 
 /* Step 1: a basis of {x in Z^N : E x = 0} as the rows of K (d x N). */
-void lattice_kernel(const long *eq, size_t neq, int N, zmat *K)
+void exact_lattice_kernel(const long *eq, size_t neq, int N, zmat *K)
 {
     zmat E, U;
     zmat_init(&E, (int)neq, N);
@@ -250,7 +250,7 @@ void lattice_kernel(const long *eq, size_t neq, int N, zmat *K)
 /* Step 2: Hermite normal form of the rows of K, taking the columns in the
  * order col[0], col[1], ...: pivots positive, entries above a pivot reduced
  * into [0, pivot).  Unique for the lattice the rows span. */
-void lattice_hnf(zmat *K, const int *col)
+void exact_lattice_hnf(zmat *K, const int *col)
 {
     mpz_t q;
     mpz_init(q);

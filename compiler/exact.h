@@ -5,8 +5,8 @@
  * qmat: a dense rational matrix, reduced row echelon form in place;
  * nullspace: a basis of the rational nullspace of an integer system,
  * each vector scaled to primitive integers.  zmat: a dense integer matrix;
- * lattice_kernel: a basis of the integer lattice {x : E x = 0} by
- * unimodular column operations; lattice_hnf: its Hermite normal form over
+ * exact_lattice_kernel: a basis of the integer lattice {x : E x = 0} by
+ * unimodular column operations; exact_lattice_hnf: its Hermite normal form over
  * a given order of the unknowns, so that it depends only on the lattice.
  * exact_literal: the exact rational of a numeric literal's text.
  * Nothing here allocates outside the matrices it is given (or the arena,
@@ -34,7 +34,7 @@ int qmat_rref(qmat *m, int *piv);
 /* A basis of {x in Q^N : eq x = 0} (neq rows of N longs), each vector
  * scaled to coprime integers, as *out (arena-allocated, dim * N longs).
  * Returns the dimension. */
-int nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out);
+int exact_nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out);
 
 typedef struct {
     int rows, cols;
@@ -46,10 +46,10 @@ typedef struct {
 void zmat_init(zmat *m, int rows, int cols);   /* every entry 0 */
 void zmat_clear(zmat *m);
 /* K: the rows are a basis of the lattice {x in Z^N : eq x = 0}. */
-void lattice_kernel(const long *eq, size_t neq, int N, zmat *K);
+void exact_lattice_kernel(const long *eq, size_t neq, int N, zmat *K);
 /* K's rows in Hermite normal form with the columns taken in the order
  * col[0], col[1], ... (the same lattice). */
-void lattice_hnf(zmat *K, const int *col);
+void exact_lattice_hnf(zmat *K, const int *col);
 /* The entries of K as longs; false when one does not fit. */
 bool zmat_get_long(const zmat *K, long *out);
 

@@ -98,11 +98,11 @@ void diag_line_col(const ibc_source *src, uint32_t off, int *line, int *col);
 const char *diag_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* Reads a whole file; returns false and fills err (static text) on failure. */
-bool source_read(ibc_source *src, const char *path, const char **err);
-void source_free(ibc_source *src);
+bool diag_source_read(ibc_source *src, const char *path, const char **err);
+void diag_source_free(ibc_source *src);
 /* 3 when the text starts with a UTF-8 byte-order mark (EF BB BF), which
  * the lexer skips and diagnostics never show; else 0. */
-size_t source_bom(const ibc_source *src);
+size_t diag_source_bom(const ibc_source *src);
 
 /* ------------------------------------------------------------- builtin.c */
 
@@ -288,7 +288,7 @@ typedef struct {
  * design's or a baseline's): own when given, else the train block's.
  * *value is the fixed rate (0 for auto). */
 struct ibc_spec;
-const ibc_lrset *spec_lr(const struct ibc_spec *spec, const ibc_lrset *own, double own_value, double *value);
+const ibc_lrset *sema_spec_lr(const struct ibc_spec *spec, const ibc_lrset *own, double own_value, double *value);
 
 typedef enum { DESIGN_NONE, DESIGN_LOG_SPARSITY, DESIGN_LOG_SPECTRAL } ibc_design_kind;
 

@@ -124,7 +124,7 @@ static bool unit_load(unit *u, const char *path)
     memset(u, 0, sizeof *u);
     const char *err;
     u->arena = arena_new();
-    if (!source_read(&u->src, path, &err)) {
+    if (!diag_source_read(&u->src, path, &err)) {
         fprintf(stderr, "ibc: error: cannot read '%s': %s\n", path, err);
         u->src.path = path;
         return false;
@@ -140,7 +140,7 @@ static bool unit_load(unit *u, const char *path)
 static void unit_free(unit *u)
 {
     arena_free(u->arena);
-    source_free(&u->src);
+    diag_source_free(&u->src);
 }
 
 /* The phases after the checker: design (for a design target), the
@@ -634,11 +634,11 @@ static const ibc_lrset *model_lrset(const ibc_spec *sp, const char *name)
 {
     double v;
     if (!strcmp(name, "designed"))
-        return spec_lr(sp, &sp->design.lrs, sp->design.lr, &v);
+        return sema_spec_lr(sp, &sp->design.lrs, sp->design.lr, &v);
     for (size_t b = 0; b < sp->nbaselines; b++)
         if (!strcmp(name, sp->baselines[b].kind == BASELINE_L1 ? "l1" : "vanilla"))
-            return spec_lr(sp, &sp->baselines[b].lrs, sp->baselines[b].lr, &v);
-    return spec_lr(sp, NULL, 0, &v);
+            return sema_spec_lr(sp, &sp->baselines[b].lrs, sp->baselines[b].lr, &v);
+    return sema_spec_lr(sp, NULL, 0, &v);
 }
 
 /* Every trained model has lr = auto (nothing for the probe to warn about). */
@@ -734,7 +734,7 @@ static bool check_stability(unit *u)
 }
 
 /* `ibc run SPEC`: the spec is read once, into memory (a pipe such as
- * <(cat spec) can be read only once; a device is refused by source_read),
+ * <(cat spec) can be read only once; a device is refused by diag_source_read),
  * checked and emitted; the trainer is compiled into build/cache/KEY
  * unless it is there already, then run. */
 static int cmd_run(int argc, char **argv)

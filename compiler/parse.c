@@ -73,7 +73,7 @@ bool parse_decode_string(struct parse_ctx *ctx, const char *lit, size_t n, char 
     return true;
 }
 
-ibc_loc loc_span(ibc_loc a, ibc_loc b)
+ibc_loc parse_loc_span(ibc_loc a, ibc_loc b)
 {
     ibc_loc l = { a.begin < b.begin ? a.begin : b.begin, a.end > b.end ? a.end : b.end };
     return l;
@@ -138,7 +138,7 @@ ast_node *ast_append(struct parse_ctx *ctx, ast_node *list, ast_node *kid)
         list->kids = k;
     }
     list->kids[list->nkids++] = kid;
-    list->loc = loc_span(list->loc, kid->loc);
+    list->loc = parse_loc_span(list->loc, kid->loc);
     return list;
 }
 
@@ -243,7 +243,7 @@ ast_node *parse_spec(ibc_arena *arena, const ibc_source *src, ibc_diag *diag)
     }
     /* A UTF-8 byte-order mark (as some editors save) is not part of the
      * spec: skipped, with locations still counted from the file's start. */
-    size_t bom = source_bom(src);
+    size_t bom = diag_source_bom(src);
     ctx.offset = bom;
     YY_BUFFER_STATE buf = ibs__scan_bytes(src->text + bom, (int)(src->len - bom), scanner);
     ibs_parse(scanner, &ctx);

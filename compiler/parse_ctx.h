@@ -40,7 +40,7 @@ ast_node *ast_list(struct parse_ctx *ctx, ast_kind kind, ibc_loc loc);
 ast_node *ast_append(struct parse_ctx *ctx, ast_node *list, ast_node *kid);
 ast_node *ast_with_kids(ast_node *n, const ast_node *list, ibc_loc loc);
 ast_type ast_mktype(ast_type_kind kind, ast_node *d0, ast_node *d1, ibc_loc loc);
-ibc_loc loc_span(ibc_loc a, ibc_loc b);
+ibc_loc parse_loc_span(ibc_loc a, ibc_loc b);
 ast_node *parse_symmetry(struct parse_ctx *ctx, ibc_loc loc, const char *name, ibc_loc name_loc,
                          const char *var, const char *dim, ast_node *block);
 ast_node *parse_target(struct parse_ctx *ctx, ibc_loc loc, const char *name, ibc_loc name_loc,

@@ -120,7 +120,7 @@ static bool sema_lr(sema *s, ast_node *e, double *value, ibc_lrset *lrs)
     return ok;
 }
 
-const ibc_lrset *spec_lr(const ibc_spec *spec, const ibc_lrset *own, double own_value, double *value)
+const ibc_lrset *sema_spec_lr(const ibc_spec *spec, const ibc_lrset *own, double own_value, double *value)
 {
     if (own && own->node) {
         *value = own_value;

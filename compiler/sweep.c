@@ -59,7 +59,7 @@ bool sweep_run_finished(const sweep *s, size_t i) { return s->runs[i].state == R
  * when the process ends, however it ends). */
 static bool lock_out(sweep *s)
 {
-    char *path = xprintf("%s/.lock", s->out);
+    char *path = sweep_xprintf("%s/.lock", s->out);
     s->lock_fd = open(path, O_RDWR | O_CREAT, 0666);
     if (s->lock_fd < 0) {
         fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", path, strerror(errno));
@@ -86,7 +86,7 @@ static bool lock_out(sweep *s)
 
 sweep *sweep_open(int argc, char **argv, sweep_mode mode, int *status)
 {
-    sweep *s = xcalloc(1, sizeof *s);
+    sweep *s = sweep_xcalloc(1, sizeof *s);
     s->mode = mode;
     s->lock_fd = -1;
     *status = sweep_parse_args(s, argc, argv);
@@ -98,7 +98,7 @@ sweep *sweep_open(int argc, char **argv, sweep_mode mode, int *status)
         return NULL;
     }
     if (!*status && mode == SWEEP_PREPARE) {
-        if (!mkdir_p(s->out)) {
+        if (!sweep_mkdir_p(s->out)) {
             fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", s->out, strerror(errno));
             *status = 1;
         } else if (!lock_out(s))
@@ -108,7 +108,7 @@ sweep *sweep_open(int argc, char **argv, sweep_mode mode, int *status)
     }
     if (!*status && mode == SWEEP_ATTACH)
         for (size_t j = 0; j < s->nmodels && !*status; j++) {
-            char *exe = xprintf("%s/models/%s/trainer", s->out, s->models[j].hex);
+            char *exe = sweep_xprintf("%s/models/%s/trainer", s->out, s->models[j].hex);
             if (access(exe, X_OK) != 0) {
                 fprintf(stderr, "ibc sweep: error: %s is missing (is %s on a file system every process sees?)\n", exe,
                         s->out);
@@ -155,7 +155,7 @@ void sweep_free(sweep *s)
     free(s->runs);
     if (s->arena)
         arena_free(s->arena);
-    source_free(&s->src);
+    diag_source_free(&s->src);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     free(s->cmdline);

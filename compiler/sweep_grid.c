@@ -35,7 +35,7 @@ bool sweep_parse_whole(const char *v, long lo, long hi, long *out)
 static bool split_values(const char *list, char ***out, size_t *n)
 {
     size_t cap = 4;
-    char **v = xmalloc(cap * sizeof *v);
+    char **v = sweep_xmalloc(cap * sizeof *v);
     *n = 0;
     int depth = 0;
     bool quote = false;
@@ -64,8 +64,8 @@ static bool split_values(const char *list, char ***out, size_t *n)
             while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
                 e--;
             if (*n == cap)
-                v = xrealloc(v, (cap *= 2) * sizeof *v);
-            v[*n] = xmalloc((size_t)(e - b) + 1);
+                v = sweep_xrealloc(v, (cap *= 2) * sizeof *v);
+            v[*n] = sweep_xmalloc((size_t)(e - b) + 1);
             memcpy(v[*n], b, (size_t)(e - b));
             v[*n][e - b] = '\0';
             (*n)++;
@@ -106,22 +106,22 @@ static char *shown_cmdline(int argc, char **argv)
     sbuf cmd = { 0 };
     for (int i = 0; i < argc; i++) {
         if (i)
-            sb_add(&cmd, " ", 1);
+            sweep_sb_add(&cmd, " ", 1);
         /* shown quoted where a shell would need it (sweep.md) */
         if (strpbrk(argv[i], " \t\n'\"\\$`*?[]()<>|&;#~!{}") || !*argv[i]) {
-            sb_add(&cmd, "'", 1);
+            sweep_sb_add(&cmd, "'", 1);
             for (const char *c = argv[i]; *c; c++)
                 if (*c == '\'')
-                    sb_puts(&cmd, "'\\''");
+                    sweep_sb_puts(&cmd, "'\\''");
                 else
-                    sb_add(&cmd, c, 1);
-            sb_add(&cmd, "'", 1);
+                    sweep_sb_add(&cmd, c, 1);
+            sweep_sb_add(&cmd, "'", 1);
         } else
-            sb_puts(&cmd, argv[i]);
+            sweep_sb_puts(&cmd, argv[i]);
     }
-    char *line = sb_take(&cmd);
+    char *line = sweep_sb_take(&cmd);
     if (!strcmp(argv[0], "sweep")) {   /* `ibc sweep`, as main passes it */
-        char *c = xprintf("ibc %s", line);
+        char *c = sweep_xprintf("ibc %s", line);
         free(line);
         line = c;
     }
@@ -138,7 +138,7 @@ static int parse_set(sweep *s, const char *v)
     if (s->naxes == SWEEP_MAX_AXES)
         return usage_error("more than %s axes%s", "16", "");
     axis *ax = &s->axes[s->naxes];
-    char *key = xmalloc((size_t)(eq - v) + 1);
+    char *key = sweep_xmalloc((size_t)(eq - v) + 1);
     memcpy(key, v, (size_t)(eq - v));
     key[eq - v] = '\0';
     for (size_t k = 0; k < s->naxes; k++)
@@ -381,16 +381,17 @@ static int key_train(ibc_arena *a, const ibc_source *src, ast_node *root, const 
     if (!strcmp(rest, "steps"))
         return KEY_STEPS;
     if (!strcmp(rest, "seed")) {
-        sb_puts(err, "the seed is not an axis: --seeds K runs seeds S..S+K-1 at every grid point (--seed S sets S)");
+        sweep_sb_puts(err, "the seed is not an axis: --seeds K runs seeds S..S+K-1 at every grid point "
+                           "(--seed S sets S)");
         return KEY_ERROR;
     }
     if (!in_list(rest, train_keys, 3)) {
-        sb_printf(err, "'%s' is not a setting of train (lr, steps, batch, record_every, extend.steps, extend.lr)",
-                  rest);
+        sweep_sb_printf(err, "'%s' is not a setting of train (lr, steps, batch, record_every, extend.steps, extend.lr)",
+                        rest);
         return KEY_ERROR;
     }
     if (!t)
-        return sb_puts(err, "the spec has no train block"), KEY_ERROR;
+        return sweep_sb_puts(err, "the spec has no train block"), KEY_ERROR;
     edit_block(a, src, t, block_brace(src, t->loc.begin, t->loc.end), rest, '=', e);
     e->canon = arena_printf(a, "train.%s", rest);
     return KEY_EDIT;
@@ -402,11 +403,11 @@ static int key_extend(ibc_arena *a, const ibc_source *src, ast_node *root, const
 {
     ast_node *t = find_stmt(root, AST_TRAIN, NULL);
     if (strcmp(rest, "steps") && strcmp(rest, "lr")) {
-        sb_printf(err, "'%s' is not a setting of extend (steps, lr)", rest);
+        sweep_sb_printf(err, "'%s' is not a setting of extend (steps, lr)", rest);
         return KEY_ERROR;
     }
     if (!t)
-        return sb_puts(err, "the spec has no train block"), KEY_ERROR;
+        return sweep_sb_puts(err, "the spec has no train block"), KEY_ERROR;
     ast_node *x = NULL;
     for (size_t i = 0; i < t->nkids; i++)
         if (t->kids[i] && t->kids[i]->kind == AST_BLOCK && t->kids[i]->name && !strcmp(t->kids[i]->name, "extend"))
@@ -416,7 +417,7 @@ static int key_extend(ibc_arena *a, const ibc_source *src, ast_node *root, const
     else {
         long brace = block_brace(src, t->loc.begin, t->loc.end);
         if (brace < 0)
-            return sb_puts(err, "the train block has no '{'"), KEY_ERROR;
+            return sweep_sb_puts(err, "the train block has no '{'"), KEY_ERROR;
         e->begin = e->end = (uint32_t)brace + 1;
         e->prefix = arena_printf(a, "extend { %s = ", rest);
         e->suffix = " }; ";
@@ -431,7 +432,7 @@ static int key_design(ibc_arena *a, const ibc_source *src, ast_node *root, const
 {
     ast_node *d = find_stmt(root, AST_DESIGN, NULL);
     if (!d) {
-        sb_printf(err, "the spec has no design statement, so no design setting ('%s')", rest);
+        sweep_sb_printf(err, "the spec has no design statement, so no design setting ('%s')", rest);
         return KEY_ERROR;
     }
     long brace = d->lhs ? block_brace(src, d->lhs->loc.end, d->loc.end) : -1;
@@ -460,8 +461,8 @@ static int key_design(ibc_arena *a, const ibc_source *src, ast_node *root, const
         for (const char *c = rest; *c && ident; c++)
             ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
         if (!ident) {
-            sb_printf(err, "'%s' is not a setting of design (depth, strength, rank, lr, init or a factor's name)",
-                      rest);
+            sweep_sb_printf(err, "'%s' is not a setting of design (depth, strength, rank, lr, init or a factor's name)",
+                            rest);
             return KEY_ERROR;
         }
         edit_block(a, src, d, brace, rest, '~', e);
@@ -477,11 +478,11 @@ static int key_call(ibc_arena *a, const ibc_source *src, ast_node *root, const c
 {
     ast_node *st = find_stmt(root, !strcmp(head, "data") ? AST_DATA : AST_INIT, NULL);
     if (!st || !st->lhs || st->lhs->kind != AST_CALL) {
-        sb_printf(err, "the spec has no %s statement", head);
+        sweep_sb_printf(err, "the spec has no %s statement", head);
         return KEY_ERROR;
     }
     if (!edit_kwarg(a, src, st->lhs, rest, e)) {
-        sb_printf(err, "cannot place %s in the %s statement", key, head);
+        sweep_sb_printf(err, "cannot place %s in the %s statement", key, head);
         return KEY_ERROR;
     }
     e->canon = arena_printf(a, "%s.%s", head, rest);
@@ -493,7 +494,7 @@ static int key_dim(ibc_arena *a, ast_node *root, const char *rest, edit *e, sbuf
 {
     ast_node *d = find_stmt(root, AST_DIM, rest);
     if (!d || !d->lhs) {
-        sb_printf(err, "the spec has no dim '%s'", rest);
+        sweep_sb_printf(err, "the spec has no dim '%s'", rest);
         return KEY_ERROR;
     }
     e->begin = d->lhs->loc.begin;
@@ -508,7 +509,7 @@ static int key_param(ibc_arena *a, ast_node *root, const char *rest, edit *e, sb
 {
     ast_node *p = find_stmt(root, AST_PARAM, rest);
     if (!p) {
-        sb_printf(err, "the spec has no param '%s'", rest);
+        sweep_sb_printf(err, "the spec has no param '%s'", rest);
         return KEY_ERROR;
     }
     if (p->lhs) {
@@ -529,7 +530,7 @@ static int key_param(ibc_arena *a, ast_node *root, const char *rest, edit *e, sb
 static int key_verify(ibc_arena *a, const ibc_source *src, ast_node *root, const char *rest, edit *e, sbuf *err)
 {
     if (!in_list(rest, verify_keys, sizeof verify_keys / sizeof *verify_keys)) {
-        sb_printf(err, "'%s' is not a setting of verify", rest);
+        sweep_sb_printf(err, "'%s' is not a setting of verify", rest);
         return KEY_ERROR;
     }
     ast_node *v = find_stmt(root, AST_VERIFY, NULL);
@@ -562,7 +563,7 @@ static int key_baseline(ibc_arena *a, const ibc_source *src, ast_node *root, con
         }
     }
     if (b && count > 1) {
-        sb_printf(err, "the spec has %zu baselines named '%s': a key names one", count, head);
+        sweep_sb_printf(err, "the spec has %zu baselines named '%s': a key names one", count, head);
         return KEY_ERROR;
     }
     if (b && !strcmp(rest, "lr")) {
@@ -572,14 +573,14 @@ static int key_baseline(ibc_arena *a, const ibc_source *src, ast_node *root, con
     }
     if (b && b->lhs->kind == AST_CALL) {
         if (!edit_kwarg(a, src, b->lhs, rest, e)) {
-            sb_printf(err, "cannot place %s in the baseline", key);
+            sweep_sb_printf(err, "cannot place %s in the baseline", key);
             return KEY_ERROR;
         }
         e->canon = arena_printf(a, "baseline.%s.%s", head, rest);
         return KEY_EDIT;
     }
     if (b) {
-        sb_printf(err, "baseline %s takes no argument '%s' (only lr)", head, rest);
+        sweep_sb_printf(err, "baseline %s takes no argument '%s' (only lr)", head, rest);
         return KEY_ERROR;
     }
     return -1;
@@ -605,8 +606,8 @@ int sweep_resolve_key(ibc_arena *a, const ibc_source *src, ast_node *root, const
         if (d)
             return sweep_resolve_key(a, src, root, arena_printf(a, "dim.%s", key), e, err);
         if (find_stmt(root, AST_PARAM, key)) {
-            sb_printf(err, "'%s' is a parameter: its initialisation is param.%s (e.g. --set 'param.%s=normal(0, 0.1)')",
-                      key, key, key);
+            sweep_sb_printf(err, "'%s' is a parameter: its initialisation is param.%s "
+                            "(e.g. --set 'param.%s=normal(0, 0.1)')", key, key, key);
             return KEY_ERROR;
         }
     }
@@ -633,11 +634,11 @@ int sweep_resolve_key(ibc_arena *a, const ibc_source *src, ast_node *root, const
     const char *cand[256];
     size_t n = key_candidates(a, root, cand, 256);
     const char *best = diag_suggest(key, cand, n);
-    sb_printf(err, "'%s' is not a setting of this spec", key);
+    sweep_sb_printf(err, "'%s' is not a setting of this spec", key);
     if (best)
-        sb_printf(err, "; did you mean '%s'?", best);
-    sb_puts(err, "\n  keys of this spec:");
+        sweep_sb_printf(err, "; did you mean '%s'?", best);
+    sweep_sb_puts(err, "\n  keys of this spec:");
     for (size_t i = 0; i < n; i++)
-        sb_printf(err, " %s", cand[i]);
+        sweep_sb_printf(err, " %s", cand[i]);
     return KEY_ERROR;
 }

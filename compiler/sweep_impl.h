@@ -47,6 +47,7 @@
 #include "design.h"
 #include "emit.h"
 #include "sym.h"
+#include "ibrt_io.h"   /* ibrt_fnv1a (runtime/read.c, linked into ibc) */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,51 +75,56 @@ extern char **environ;
 /* ---- sweep_util.c */
 
 /* Allocation that prints "out of memory" and exits 1 on failure. */
-void oom(void);
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
+void sweep_oom(void);
+void *sweep_xmalloc(size_t n);
+void *sweep_xcalloc(size_t n, size_t size);
+void *sweep_xrealloc(void *p, size_t n);
+char *sweep_xstrdup(const char *s);
 
 /* A growing string. */
 typedef struct {
-    char *s;
-    size_t n, cap;
+    char *s;                 /* the text, NUL-terminated (NULL while empty) */
+    size_t n, cap;           /* its length; bytes allocated */
 } sbuf;
 
-void sb_add(sbuf *b, const char *s, size_t n);
-void sb_puts(sbuf *b, const char *s);
-__attribute__((format(printf, 2, 3))) void sb_printf(sbuf *b, const char *fmt, ...);
+void sweep_sb_add(sbuf *b, const char *s, size_t n);
+void sweep_sb_puts(sbuf *b, const char *s);
+__attribute__((format(printf, 2, 3))) void sweep_sb_printf(sbuf *b, const char *fmt, ...);
 /* the string (never NULL), which the caller frees; b is empty again */
-char *sb_take(sbuf *b);
+char *sweep_sb_take(sbuf *b);
 /* a new string, as sprintf would print it */
-__attribute__((format(printf, 1, 2))) char *xprintf(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) char *sweep_xprintf(const char *fmt, ...);
 
-/* FNV-1a, continued from h (FNV0 to start) */
-unsigned long long fnv(unsigned long long h, const void *p, size_t n);
-#define FNV0 1469598103934665603ull
+/* The start of the sweep's FNV-1a hashes (ibrt_fnv1a, runtime/ibrt_io.h)
+ * of a model's text (DIR/models/HASH) and of a label that had to be
+ * made file-name safe (tests/sweep.sh recomputes both).  Not the
+ * standard basis IBRT_FNV1A_BASIS (14695981039346656037: this is it
+ * without its last digit), and never to be changed to it: the hashes name
+ * the directories of existing sweeps, which a rerun over the same DIR
+ * resumes. */
+#define SWEEP_FNV_BASIS 1469598103934665603ull
 
 /* the wall clock, in seconds */
-double now(void);
-bool exists(const char *path);
+double sweep_now(void);
+bool sweep_exists(const char *path);
 /* mkdir -p; false (errno set) on failure */
-bool mkdir_p(const char *path);
+bool sweep_mkdir_p(const char *path);
 /* The whole file, NUL-terminated; NULL when it cannot be read. */
-char *read_text(const char *path, size_t *len);
+char *sweep_read_text(const char *path, size_t *len);
 /* Writes beside, then renames: never a half-written file.  Reports errors. */
-bool write_atomic(const char *path, const char *data, size_t len);
+bool sweep_write_atomic(const char *path, const char *data, size_t len);
 /* One CSV cell (RFC 4180 quoting when needed). */
-void csv_cell(sbuf *b, const char *s);
+void sweep_csv_cell(sbuf *b, const char *s);
 /* a JSON string literal */
-void json_str(sbuf *b, const char *s);
+void sweep_json_str(sbuf *b, const char *s);
 /* A name safe in a file name: [A-Za-z0-9.+=-], every other byte '_'. */
-char *safe_name(const char *s, size_t max);
+char *sweep_safe_name(const char *s, size_t max);
 /* H:MM:SS or M:SS */
-void fmt_duration(char *buf, size_t size, double s);
+void sweep_fmt_duration(char *buf, size_t size, double s);
 /* x as %.17g (read back exactly) */
-void sb_num(sbuf *b, double x);
+void sweep_sb_num(sbuf *b, double x);
 /* whether v is the whole text of a finite number, into *x (when not NULL) */
-bool numeric_text(const char *v, double *x);
+bool sweep_numeric_text(const char *v, double *x);
 
 /* ---- the sweep */
 
@@ -133,7 +139,7 @@ typedef struct {
 typedef struct {
     const char *key;         /* as given */
     char **values;           /* its values, as given (each one expression) */
-    size_t nvalues;
+    size_t nvalues;          /* how many */
     bool runtime;            /* steps: the trainer's --steps, no edit */
     long *steps;             /* runtime: the values as numbers */
     edit e;                  /* where a value goes in the text (e.canon also when runtime) */
@@ -165,12 +171,12 @@ enum { RUN_NEW, RUN_RESUME, RUN_FINISHED };
 /* One run: a grid point and a seed. */
 typedef struct {
     size_t point;            /* index into points */
-    unsigned long long seed;
+    unsigned long long seed; /* its seed (the trainer's --seed) */
     char *dir, *rel;         /* DIR/runs/LABEL/seed_S and runs/LABEL/seed_S */
     int state;               /* RUN_NEW, RUN_RESUME or RUN_FINISHED */
     bool failed;             /* finished, not complete */
     pid_t pid;               /* the trainer while it runs, else 0 */
-    double started;          /* wall clock at its start (now()) */
+    double started;          /* wall clock at its start (sweep_now()) */
 } run;
 
 struct sweep {
@@ -178,8 +184,8 @@ struct sweep {
     char *cmdline;           /* as sweep.md shows it (quoted for a shell) */
     const char *spec_path, *out; /* the spec; DIR (argv or out_alloc) */
     char *out_alloc;         /* the default DIR, results/MODEL-sweep */
-    axis axes[SWEEP_MAX_AXES];
-    size_t naxes;
+    axis axes[SWEEP_MAX_AXES]; /* the --set axes, in command-line order */
+    size_t naxes;            /* how many */
     long seeds;              /* --seeds K */
     unsigned long long seed0;/* the first seed: --seed S, else the spec's */
     bool seed_given;         /* --seed was given */
@@ -187,7 +193,7 @@ struct sweep {
     long checkpoint_every;   /* --checkpoint-every N (0: a tenth of the steps) */
     const char *max_growth;  /* --max-growth F, or NULL */
     char **plot;             /* --plot names (M* a prefix) */
-    size_t nplot;
+    size_t nplot;            /* how many */
     bool dry_run;            /* --dry-run */
     sweep_mode mode;         /* SWEEP_PREPARE or SWEEP_ATTACH (MPI ranks) */
 
@@ -199,11 +205,11 @@ struct sweep {
 
     /* the plan */
     model *models;           /* the distinct trainers */
-    size_t nmodels;
+    size_t nmodels;          /* how many */
     point *points;           /* the grid, axis 0 slowest */
-    size_t npoints;
+    size_t npoints;          /* how many */
     run *runs;               /* point-major: run i is point i / seeds */
-    size_t nruns;
+    size_t nruns;            /* how many (npoints x seeds) */
     int lock_fd;             /* DIR/.lock, held while the sweep runs (-1: none) */
 
     /* progress */
@@ -272,14 +278,14 @@ typedef struct {
     bool have;               /* results.json read */
     char *json_status, *wall;/* results.json's status and wall_seconds (as written) */
     metric_val *m;           /* its numeric or null metrics, in file order */
-    size_t nm;
+    size_t nm;               /* how many */
     long passed, failed;     /* its checks passed and failed */
 } result;
 
 /* A metric's statistics at one grid point, over its counted runs. */
 typedef struct {
     size_t n;                /* runs with a value */
-    double med, min, max;
+    double med, min, max;    /* their median, minimum and maximum */
 } mstat;
 
 /* Reads run r's sweep_status and results.json into res (zeroed first): a
@@ -291,7 +297,7 @@ void sweep_result_free(result *r);
 typedef struct {
     result *res;             /* per run, in grid order */
     char **cols;             /* the metric columns, in the order of first appearance */
-    size_t ncols;
+    size_t ncols;            /* how many */
     size_t **at;             /* per run: column -> index into res[i].m, or SIZE_MAX */
     mstat *st;               /* per point and column: st[p * ncols + c] */
     size_t (*cnt)[5];        /* per point: complete, check_failed, diverged, failed, unfinished */

@@ -35,26 +35,26 @@ static char *derive_text(const sweep *s, const size_t *vi, size_t *len, uint32_t
     uint32_t pos = 0;
     for (size_t i = 0; i < n; i++) {
         const axis *ax = &s->axes[order[i]];
-        sb_add(&b, s->src.text + pos, ax->e.begin - pos);
-        sb_puts(&b, ax->e.prefix);
+        sweep_sb_add(&b, s->src.text + pos, ax->e.begin - pos);
+        sweep_sb_puts(&b, ax->e.prefix);
         vbegin[order[i]] = (uint32_t)b.n;
-        sb_puts(&b, ax->values[vi[order[i]]]);
-        sb_puts(&b, ax->e.suffix);
+        sweep_sb_puts(&b, ax->values[vi[order[i]]]);
+        sweep_sb_puts(&b, ax->e.suffix);
         pos = ax->e.end;
     }
-    sb_add(&b, s->src.text + pos, s->src.len - pos);
+    sweep_sb_add(&b, s->src.text + pos, s->src.len - pos);
     *len = b.n;
-    return sb_take(&b);
+    return sweep_sb_take(&b);
 }
 
 static char *point_settings(const sweep *s, const size_t *vi, const char *sep)
 {
     sbuf b = { 0 };
     for (size_t k = 0; k < s->naxes; k++)
-        sb_printf(&b, "%s%s=%s", k ? sep : "", s->axes[k].key, s->axes[k].values[vi[k]]);
+        sweep_sb_printf(&b, "%s%s=%s", k ? sep : "", s->axes[k].key, s->axes[k].values[vi[k]]);
     if (!s->naxes)
-        sb_puts(&b, "default");
-    return sb_take(&b);
+        sweep_sb_puts(&b, "default");
+    return sweep_sb_take(&b);
 }
 
 /* Checks the derived spec of model m (its first grid point's values vi,
@@ -71,7 +71,7 @@ static bool check_model(sweep *s, model *m, const size_t *vi, const uint32_t *vb
     size_t hlen = 0;
     FILE *hf = open_memstream(&held, &hlen);
     if (!hf)
-        oom();
+        sweep_oom();
     ibc_diag d;
     diag_init(&d, &src, hf);
     ast_node *root = parse_spec(a, &src, &d);
@@ -101,7 +101,7 @@ static bool check_model(sweep *s, model *m, const size_t *vi, const uint32_t *vb
     if (ok && s->mode == SWEEP_PREPARE) {
         FILE *code = open_memstream(&m->code, &m->code_len);
         if (!code)
-            oom();
+            sweep_oom();
         design_result *r = NULL;
         if (sp->design.kind != DESIGN_NONE)
             r = design_synthesise(a, sp, &d);
@@ -129,24 +129,24 @@ static bool check_model(sweep *s, model *m, const size_t *vi, const uint32_t *vb
 
 static void model_hash(model *m)
 {
-    unsigned long long h = fnv(FNV0, m->text, m->len);
-    h = fnv(h, "\0" IBC_VERSION, sizeof IBC_VERSION);
+    unsigned long long h = ibrt_fnv1a(SWEEP_FNV_BASIS, m->text, m->len);
+    h = ibrt_fnv1a(h, "\0" IBC_VERSION, sizeof IBC_VERSION);
     snprintf(m->hex, sizeof m->hex, "%016llx", h);
 }
 
 char *sweep_run_identity(const sweep *s, const run *r)
 {
     const point *p = &s->points[r->point];
-    return xprintf("model %s\nseed %llu\nsteps %ld\nmax_growth %s\n", s->models[p->model].hex, r->seed, p->steps,
-                   s->max_growth ? s->max_growth : "default");
+    return sweep_xprintf("model %s\nseed %llu\nsteps %ld\nmax_growth %s\n", s->models[p->model].hex, r->seed, p->steps,
+                         s->max_growth ? s->max_growth : "default");
 }
 
 /* sweep_status: "status WORD\nexit N\n..." -> WORD into status (NULL when absent) */
 bool sweep_read_status(const char *dir, char *status, size_t ssize, char *exitv, size_t esize, double *t0,
                        double *t1)
 {
-    char *path = xprintf("%s/sweep_status", dir);
-    char *t = read_text(path, NULL);
+    char *path = sweep_xprintf("%s/sweep_status", dir);
+    char *t = sweep_read_text(path, NULL);
     free(path);
     if (!t)
         return false;
@@ -181,7 +181,7 @@ bool sweep_read_status(const char *dir, char *status, size_t ssize, char *exitv,
 static int plan_spec(sweep *s)
 {
     const char *err;
-    if (!source_read(&s->src, s->spec_path, &err)) {
+    if (!diag_source_read(&s->src, s->spec_path, &err)) {
         fprintf(stderr, "ibc sweep: error: cannot read '%s': %s\n", s->spec_path, err);
         return 1;
     }
@@ -208,7 +208,7 @@ static int plan_spec(sweep *s)
         return 2;
     }
     if (!s->out)
-        s->out = s->out_alloc = xprintf("results/%s-sweep", s->spec->model);
+        s->out = s->out_alloc = sweep_xprintf("results/%s-sweep", s->spec->model);
     return 0;
 }
 
@@ -230,7 +230,7 @@ static int plan_axes(sweep *s, size_t *npoints_out)
         if (r == KEY_STEPS) {
             ax->runtime = true;
             ax->e.canon = "train.steps";
-            ax->steps = xcalloc(ax->nvalues, sizeof *ax->steps);
+            ax->steps = sweep_xcalloc(ax->nvalues, sizeof *ax->steps);
             for (size_t v = 0; v < ax->nvalues; v++)
                 if (!sweep_parse_whole(ax->values[v], 1, IBC_MAX_STEPS, &ax->steps[v])) {
                     fprintf(stderr, "ibc sweep: error: --set %s: '%s' is not a number of steps (a whole number from 1 "
@@ -284,13 +284,13 @@ static int plan_axes(sweep *s, size_t *npoints_out)
 static int plan_points(sweep *s, size_t npoints)
 {
     s->npoints = npoints;
-    s->points = xcalloc(npoints, sizeof *s->points);
+    s->points = sweep_xcalloc(npoints, sizeof *s->points);
     size_t mcap = 8;
-    s->models = xcalloc(mcap, sizeof *s->models);
+    s->models = sweep_xcalloc(mcap, sizeof *s->models);
     size_t bad = 0;
     for (size_t p = 0; p < npoints; p++) {
         point *pt = &s->points[p];
-        pt->vi = xcalloc(s->naxes ? s->naxes : 1, sizeof *pt->vi);
+        pt->vi = sweep_xcalloc(s->naxes ? s->naxes : 1, sizeof *pt->vi);
         size_t rem = p;
         for (size_t k = s->naxes; k-- > 0;) {
             pt->vi[k] = rem % s->axes[k].nvalues;
@@ -320,16 +320,17 @@ static int plan_points(sweep *s, size_t npoints)
                 continue;
             }
             if (s->nmodels == mcap)
-                s->models = xrealloc(s->models, (mcap *= 2) * sizeof *s->models);
+                s->models = sweep_xrealloc(s->models, (mcap *= 2) * sizeof *s->models);
             s->models[s->nmodels++] = m;
         } else
             free(m.text);
         pt->model = j;
         char *raw = point_settings(s, pt->vi, "_");
         pt->settings = point_settings(s, pt->vi, ", ");
-        pt->label = safe_name(raw, 80);
+        pt->label = sweep_safe_name(raw, 80);
         if (strcmp(pt->label, raw)) {
-            char *l = xprintf("%s-%08llx", pt->label, fnv(FNV0, raw, strlen(raw)) & 0xffffffffull);
+            unsigned long long h = ibrt_fnv1a(SWEEP_FNV_BASIS, raw, strlen(raw));
+            char *l = sweep_xprintf("%s-%08llx", pt->label, h & 0xffffffffull);
             free(pt->label);
             pt->label = l;
         }
@@ -348,15 +349,16 @@ static int plan_points(sweep *s, size_t npoints)
 static int plan_runs(sweep *s, size_t npoints)
 {
     s->nruns = npoints * (size_t)s->seeds;
-    s->runs = xcalloc(s->nruns, sizeof *s->runs);
+    s->runs = sweep_xcalloc(s->nruns, sizeof *s->runs);
     size_t foreign = 0;
     for (size_t i = 0; i < s->nruns; i++) {
         run *r = &s->runs[i];
         r->point = i / (size_t)s->seeds;
         r->seed = s->seed0 + i % (size_t)s->seeds;
-        r->rel = xprintf("runs/%s/seed_%llu", s->points[r->point].label, r->seed);
-        r->dir = xprintf("%s/%s", s->out, r->rel);
-        char *idp = xprintf("%s/sweep_run", r->dir), *have = read_text(idp, NULL), *want = sweep_run_identity(s, r);
+        r->rel = sweep_xprintf("runs/%s/seed_%llu", s->points[r->point].label, r->seed);
+        r->dir = sweep_xprintf("%s/%s", s->out, r->rel);
+        char *idp = sweep_xprintf("%s/sweep_run", r->dir), *have = sweep_read_text(idp, NULL);
+        char *want = sweep_run_identity(s, r);
         if (have && strcmp(have, want)) {
             if (foreign++ < 3)
                 fprintf(stderr, "ibc sweep: error: %s holds a run of another spec text or settings (was the spec "
@@ -370,8 +372,8 @@ static int plan_runs(sweep *s, size_t npoints)
             r->state = RUN_FINISHED;
             r->failed = strcmp(st, "complete") != 0;
         } else {
-            char *ck = xprintf("%s/checkpoint.bin", r->dir);
-            r->state = exists(ck) ? RUN_RESUME : RUN_NEW;
+            char *ck = sweep_xprintf("%s/checkpoint.bin", r->dir);
+            r->state = sweep_exists(ck) ? RUN_RESUME : RUN_NEW;
             free(ck);
         }
     }

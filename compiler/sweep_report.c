@@ -10,14 +10,14 @@
 /* gnuplot's single-quoted strings: ' doubled */
 static void gp_str(sbuf *b, const char *s)
 {
-    sb_add(b, "'", 1);
+    sweep_sb_add(b, "'", 1);
     for (; *s; s++) {
         if (*s == '\'')
-            sb_add(b, "'", 1);
+            sweep_sb_add(b, "'", 1);
         if ((unsigned char)*s >= 0x20)
-            sb_add(b, s, 1);
+            sweep_sb_add(b, s, 1);
     }
-    sb_add(b, "'", 1);
+    sweep_sb_add(b, "'", 1);
 }
 
 /* Markdown table cell: '|' escaped, no newline */
@@ -25,11 +25,11 @@ static void md_cell(sbuf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '|')
-            sb_puts(b, "\\|");
+            sweep_sb_puts(b, "\\|");
         else if (*s == '\n' || *s == '\r')
-            sb_add(b, " ", 1);
+            sweep_sb_add(b, " ", 1);
         else
-            sb_add(b, s, 1);
+            sweep_sb_add(b, s, 1);
     }
 }
 
@@ -73,8 +73,8 @@ static char *series_title(const sweep *s, size_t a, size_t base)
     sbuf t = { 0 };
     for (size_t k = 0; k < s->naxes; k++)
         if (k != a)
-            sb_printf(&t, "%s%s=%s", t.n ? ", " : "", s->axes[k].key, s->axes[k].values[s->points[base].vi[k]]);
-    return sb_take(&t);
+            sweep_sb_printf(&t, "%s%s=%s", t.n ? ", " : "", s->axes[k].key, s->axes[k].values[s->points[base].vi[k]]);
+    return sweep_sb_take(&t);
 }
 
 /* The paper's choice of a learning rate ("a grid search over orders of
@@ -102,10 +102,10 @@ static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st
                 for (size_t v = 0; v < ax->nvalues; v++) {
                     size_t p = base + v * stride[a];
                     if (cnt[p][2]) {
-                        sb_printf(&div, "%s`%s`", div.n ? ", " : "", ax->values[v]);
+                        sweep_sb_printf(&div, "%s`%s`", div.n ? ", " : "", ax->values[v]);
                         if (jdiv.n)
-                            sb_puts(&jdiv, ", ");
-                        json_str(&jdiv, ax->values[v]);
+                            sweep_sb_puts(&jdiv, ", ");
+                        sweep_json_str(&jdiv, ax->values[v]);
                         continue;
                     }
                     const mstat *x = &st[p * ncols + c];
@@ -114,51 +114,51 @@ static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st
                 }
                 char *title = series_title(s, a, base);
                 if (!rows++) {
-                    sb_puts(md, "\n## Learning rate by final training loss\n\nThe paper's procedure (a grid over "
-                                "orders of magnitude, scored by the final training loss): for each combination of "
-                                "the other axes, the learning rate with the lowest median final loss among those "
-                                "where no run diverged (summary.json, `lr_choice`).\n\n"
-                                "| other settings | metric | lr | median final loss | diverged at |\n"
-                                "|---|---|---|---|---|\n");
-                    sb_puts(sj, ",\n  \"lr_choice\": [");
+                    sweep_sb_puts(md, "\n## Learning rate by final training loss\n\nThe paper's procedure (a grid over "
+                                      "orders of magnitude, scored by the final training loss): for each combination "
+                                      "of the other axes, the learning rate with the lowest median final loss among "
+                                      "those where no run diverged (summary.json, `lr_choice`).\n\n"
+                                      "| other settings | metric | lr | median final loss | diverged at |\n"
+                                      "|---|---|---|---|---|\n");
+                    sweep_sb_puts(sj, ",\n  \"lr_choice\": [");
                 } else
-                    sb_add(sj, ",", 1);
-                sb_puts(md, "| ");
+                    sweep_sb_add(sj, ",", 1);
+                sweep_sb_puts(md, "| ");
                 md_cell(md, *title ? title : "-");
-                sb_puts(md, " | ");
+                sweep_sb_puts(md, " | ");
                 md_cell(md, cols[c]);
-                sb_puts(sj, "\n    {\"axis\": ");
-                json_str(sj, ax->key);
-                sb_puts(sj, ", \"metric\": ");
-                json_str(sj, cols[c]);
-                sb_puts(sj, ", \"settings\": {");
+                sweep_sb_puts(sj, "\n    {\"axis\": ");
+                sweep_json_str(sj, ax->key);
+                sweep_sb_puts(sj, ", \"metric\": ");
+                sweep_json_str(sj, cols[c]);
+                sweep_sb_puts(sj, ", \"settings\": {");
                 for (size_t k = 0, first = 1; k < s->naxes; k++)
                     if (k != a) {
                         if (!first)
-                            sb_puts(sj, ", ");
+                            sweep_sb_puts(sj, ", ");
                         first = 0;
-                        json_str(sj, s->axes[k].key);
-                        sb_puts(sj, ": ");
-                        json_str(sj, s->axes[k].values[s->points[base].vi[k]]);
+                        sweep_json_str(sj, s->axes[k].key);
+                        sweep_sb_puts(sj, ": ");
+                        sweep_json_str(sj, s->axes[k].values[s->points[base].vi[k]]);
                     }
-                sb_puts(sj, "}, \"best\": ");
+                sweep_sb_puts(sj, "}, \"best\": ");
                 if (best >= 0) {
                     const mstat *x = &st[(base + (size_t)best * stride[a]) * ncols + c];
-                    sb_printf(md, " | `%s` | %.4g |", ax->values[best], x->med);
-                    json_str(sj, ax->values[best]);
-                    sb_puts(sj, ", \"median\": ");
-                    sb_num(sj, x->med);
+                    sweep_sb_printf(md, " | `%s` | %.4g |", ax->values[best], x->med);
+                    sweep_json_str(sj, ax->values[best]);
+                    sweep_sb_puts(sj, ", \"median\": ");
+                    sweep_sb_num(sj, x->med);
                 } else {
-                    sb_puts(md, " | none | - |");
-                    sb_puts(sj, "null, \"median\": null");
+                    sweep_sb_puts(md, " | none | - |");
+                    sweep_sb_puts(sj, "null, \"median\": null");
                 }
-                sb_puts(md, " ");
-                sb_puts(md, div.n ? div.s : "-");
-                sb_puts(md, " |\n");
-                sb_puts(sj, ", \"diverged\": [");
+                sweep_sb_puts(md, " ");
+                sweep_sb_puts(md, div.n ? div.s : "-");
+                sweep_sb_puts(md, " |\n");
+                sweep_sb_puts(sj, ", \"diverged\": [");
                 if (jdiv.n)
-                    sb_add(sj, jdiv.s, jdiv.n);
-                sb_puts(sj, "]}");
+                    sweep_sb_add(sj, jdiv.s, jdiv.n);
+                sweep_sb_puts(sj, "]}");
                 free(title);
                 free(div.s);
                 free(jdiv.s);
@@ -166,7 +166,7 @@ static void lr_choice(const sweep *s, char **cols, size_t ncols, const mstat *st
         }
     }
     if (rows)
-        sb_puts(sj, "\n  ]");
+        sweep_sb_puts(sj, "\n  ]");
 }
 
 /* The extent of a figure's points, for the scales of its axes. */
@@ -194,27 +194,27 @@ static size_t figure_series(const sweep *s, size_t a, size_t c, size_t ncols, co
             if (!x->n)
                 continue;
             if (ex->numeric)
-                sb_puts(&block, ax->values[v]);
+                sweep_sb_puts(&block, ax->values[v]);
             else
-                sb_printf(&block, "%zu", v);
-            sb_add(&block, " ", 1);
-            sb_num(&block, x->med);
-            sb_add(&block, " ", 1);
-            sb_num(&block, x->min);
-            sb_add(&block, " ", 1);
-            sb_num(&block, x->max);
+                sweep_sb_printf(&block, "%zu", v);
+            sweep_sb_add(&block, " ", 1);
+            sweep_sb_num(&block, x->med);
+            sweep_sb_add(&block, " ", 1);
+            sweep_sb_num(&block, x->min);
+            sweep_sb_add(&block, " ", 1);
+            sweep_sb_num(&block, x->max);
             ex->ypos = ex->ypos && x->min > 0;
             ex->ymin = fmin(ex->ymin, x->min);
             ex->ymax = fmax(ex->ymax, x->max);
-            sb_add(&block, "\n", 1);
+            sweep_sb_add(&block, "\n", 1);
             rows++;
         }
         if (rows) {
-            sb_add(dat, block.s, block.n);
-            sb_puts(dat, "\n\n");
+            sweep_sb_add(dat, block.s, block.n);
+            sweep_sb_puts(dat, "\n\n");
             char *title = series_title(s, a, base);
-            sb_printf(plot, "%s'%s' index %zu using 1:2:3:4 with yerrorlines title ", drawn ? ", \\\n     " : "",
-                      "DAT", drawn);
+            sweep_sb_printf(plot, "%s'%s' index %zu using 1:2:3:4 with yerrorlines title ", drawn ? ", \\\n     " : "",
+                            "DAT", drawn);
             gp_str(plot, *title ? title : "median; bars: min to max");
             free(title);
             drawn++;
@@ -229,49 +229,50 @@ static size_t figure_series(const sweep *s, size_t a, size_t c, size_t ncols, co
 static void figure_script(sbuf *gp, const char *base, const char *png, const char *datname, const char *col,
                           const axis *ax, const extent *ex, size_t drawn, const char *plot)
 {
-    sb_puts(gp, "# written by ibc sweep: gnuplot ");
-    sb_puts(gp, base);
-    sb_puts(gp, ".gp (in this directory) draws ");
-    sb_puts(gp, base);
-    sb_puts(gp, ".png\nset terminal pngcairo size 820,500 noenhanced font 'sans,10'\nset output ");
+    sweep_sb_puts(gp, "# written by ibc sweep: gnuplot ");
+    sweep_sb_puts(gp, base);
+    sweep_sb_puts(gp, ".gp (in this directory) draws ");
+    sweep_sb_puts(gp, base);
+    sweep_sb_puts(gp, ".png\nset terminal pngcairo size 820,500 noenhanced font 'sans,10'\nset output ");
     gp_str(gp, png);
-    sb_puts(gp, "\nset title ");
-    char *title = xprintf("%s against %s (median over seeds; bars: min to max)", col, ax->key);
+    sweep_sb_puts(gp, "\nset title ");
+    char *title = sweep_xprintf("%s against %s (median over seeds; bars: min to max)", col, ax->key);
     gp_str(gp, title);
     free(title);
-    sb_puts(gp, "\nset xlabel ");
+    sweep_sb_puts(gp, "\nset xlabel ");
     gp_str(gp, ax->key);
-    sb_puts(gp, "\nset ylabel ");
+    sweep_sb_puts(gp, "\nset ylabel ");
     gp_str(gp, col);
     bool logx = ex->numeric && ex->xpos && ex->xmax >= 100 * ex->xmin, logy = ex->ypos && ex->ymax >= 100 * ex->ymin;
-    sb_printf(gp, "\nset grid\nset key %s\n", drawn > 1 ? "outside right" : "top right");
+    sweep_sb_printf(gp, "\nset grid\nset key %s\n", drawn > 1 ? "outside right" : "top right");
     /* a margin around the points on linear axes (graph offsets misbehave on log ones) */
-    sb_printf(gp, "set offsets %s, %s, %s, %s\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.05",
-              logy ? "0" : "graph 0.05", logy ? "0" : "graph 0.05");
+    sweep_sb_printf(gp, "set offsets %s, %s, %s, %s\n", logx ? "0" : "graph 0.05", logx ? "0" : "graph 0.05",
+                    logy ? "0" : "graph 0.05", logy ? "0" : "graph 0.05");
     if (logx)
-        sb_printf(gp, "set logscale x\nset format x '%%g'\nset xrange [%.6g:%.6g]\n", ex->xmin / 1.6, ex->xmax * 1.6);
+        sweep_sb_printf(gp, "set logscale x\nset format x '%%g'\nset xrange [%.6g:%.6g]\n", ex->xmin / 1.6,
+                        ex->xmax * 1.6);
     if (logy)
-        sb_puts(gp, "set logscale y\nset format y '%g'\n");
+        sweep_sb_puts(gp, "set logscale y\nset format y '%g'\n");
     if (!ex->numeric) {
-        sb_puts(gp, "set xtics (");
+        sweep_sb_puts(gp, "set xtics (");
         for (size_t v = 0; v < ax->nvalues; v++) {
             if (v)
-                sb_puts(gp, ", ");
+                sweep_sb_puts(gp, ", ");
             gp_str(gp, ax->values[v]);
-            sb_printf(gp, " %zu", v);
+            sweep_sb_printf(gp, " %zu", v);
         }
-        sb_puts(gp, ")\n");
+        sweep_sb_puts(gp, ")\n");
     }
-    sb_puts(gp, "plot ");
+    sweep_sb_puts(gp, "plot ");
     /* the data file's name in place of DAT */
     for (const char *p = plot; *p; p++) {
         if (!strncmp(p, "'DAT'", 5)) {
             gp_str(gp, datname);
             p += 4;
         } else
-            sb_add(gp, p, 1);
+            sweep_sb_add(gp, p, 1);
     }
-    sb_puts(gp, "\n");
+    sweep_sb_puts(gp, "\n");
 }
 
 /* The figures: for each wanted metric and each axis of two values or more,
@@ -280,7 +281,7 @@ static void figure_script(sbuf *gp, const char *base, const char *png, const cha
  * the other axes' values.  Names of drawn figures are added to figs. */
 static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *notes, char ***figs, size_t *nfigs)
 {
-    char *fdir = xprintf("%s/figures", s->out);
+    char *fdir = sweep_xprintf("%s/figures", s->out);
     bool made_dir = false, gnuplot_missing = false;
     size_t stride[SWEEP_MAX_AXES];
     grid_strides(s, stride);
@@ -294,7 +295,7 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
             extent ex = { true, true, true, INFINITY, -INFINITY, INFINITY, -INFINITY };
             for (size_t v = 0; v < ax->nvalues; v++) {
                 double x;
-                ex.numeric = ex.numeric && numeric_text(ax->values[v], &x);
+                ex.numeric = ex.numeric && sweep_numeric_text(ax->values[v], &x);
                 if (ex.numeric) {
                     ex.xpos = ex.xpos && x > 0;
                     ex.xmin = fmin(ex.xmin, x);
@@ -302,26 +303,26 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                 }
             }
             sbuf dat = { 0 }, gp = { 0 };
-            sb_printf(&dat, "# %s against %s: x, median, min, max over the seeds that ran to the end\n", cols[c],
-                      ax->key);
+            sweep_sb_printf(&dat, "# %s against %s: x, median, min, max over the seeds that ran to the end\n", cols[c],
+                            ax->key);
             sbuf plot = { 0 };
             size_t drawn = figure_series(s, a, c, ncols, st, stride, &ex, &dat, &plot);
-            char *fs = safe_name(cols[c], 60), *as = safe_name(ax->key, 40);
-            char *base = xprintf("%s_vs_%s", fs, as);
+            char *fs = sweep_safe_name(cols[c], 60), *as = sweep_safe_name(ax->key, 40);
+            char *base = sweep_xprintf("%s_vs_%s", fs, as);
             free(fs);
             free(as);
             if (!drawn) {
-                sb_printf(notes, "- %s against %s: no run of any grid point ran to its end; no figure.\n", cols[c],
-                          ax->key);
+                sweep_sb_printf(notes, "- %s against %s: no run of any grid point ran to its end; no figure.\n",
+                                cols[c], ax->key);
                 free(dat.s);
                 free(plot.s);
                 free(base);
                 continue;
             }
-            char *png = xprintf("%s.png", base), *datname = xprintf("%s.dat", base);
+            char *png = sweep_xprintf("%s.png", base), *datname = sweep_xprintf("%s.dat", base);
             figure_script(&gp, base, png, datname, cols[c], ax, &ex, drawn, plot.s);
             free(plot.s);
-            if (!made_dir && !mkdir_p(fdir)) {
+            if (!made_dir && !sweep_mkdir_p(fdir)) {
                 fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", fdir, strerror(errno));
                 free(dat.s);
                 free(gp.s);
@@ -331,10 +332,10 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                 break;
             }
             made_dir = true;
-            char *dpath = xprintf("%s/%s", fdir, datname), *gpath = xprintf("%s/%s.gp", fdir, base),
-                 *ppath = xprintf("%s/%s", fdir, png), *gpname = xprintf("%s.gp", base),
-                 *glog = xprintf("%s/gnuplot.log", fdir);
-            if (write_atomic(dpath, dat.s, dat.n) && write_atomic(gpath, gp.s, gp.n)) {
+            char *dpath = sweep_xprintf("%s/%s", fdir, datname), *gpath = sweep_xprintf("%s/%s.gp", fdir, base),
+                 *ppath = sweep_xprintf("%s/%s", fdir, png), *gpname = sweep_xprintf("%s.gp", base),
+                 *glog = sweep_xprintf("%s/gnuplot.log", fdir);
+            if (sweep_write_atomic(dpath, dat.s, dat.n) && sweep_write_atomic(gpath, gp.s, gp.n)) {
                 int ws = -1;
                 if (!gnuplot_missing) {
                     char *argv[] = { "gnuplot", gpname, NULL };
@@ -343,15 +344,15 @@ static void figures(sweep *s, char **cols, size_t ncols, const mstat *st, sbuf *
                     ws = pid > 0 ? sweep_wait_for(pid) : -1;
                     if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 127) {
                         gnuplot_missing = true;
-                        sb_puts(notes, "- gnuplot was not found: each figure's script and data are in figures/ "
-                                       "(`gnuplot NAME.gp` there draws it).\n");
+                        sweep_sb_puts(notes, "- gnuplot was not found: each figure's script and data are in figures/ "
+                                             "(`gnuplot NAME.gp` there draws it).\n");
                     }
                 }
-                if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && exists(ppath)) {
-                    *figs = xrealloc(*figs, (*nfigs + 1) * sizeof **figs);
-                    (*figs)[(*nfigs)++] = xprintf("%s|%s against %s", png, cols[c], ax->key);
+                if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && sweep_exists(ppath)) {
+                    *figs = sweep_xrealloc(*figs, (*nfigs + 1) * sizeof **figs);
+                    (*figs)[(*nfigs)++] = sweep_xprintf("%s|%s against %s", png, cols[c], ax->key);
                 } else if (!gnuplot_missing) {
-                    sb_printf(notes, "- figures/%s.gp: gnuplot failed (figures/gnuplot.log).\n", base);
+                    sweep_sb_printf(notes, "- figures/%s.gp: gnuplot failed (figures/gnuplot.log).\n", base);
                     fprintf(stderr, "ibc sweep: warning: gnuplot failed on %s (see %s)\n", gpath, glog);
                 }
             }
@@ -386,8 +387,8 @@ static void plot_warnings(const sweep *s, const sweep_table *t, sbuf *notes)
                 const char *best = diag_suggest(s->plot[k], (const char *const *)cols, ncols);
                 fprintf(stderr, "ibc sweep: warning: --plot %s: no run has this metric%s%s%s (sweep.csv has them all)\n",
                         s->plot[k], best ? "; did you mean '" : "", best ? best : "", best ? "'?" : "");
-                sb_printf(notes, "- --plot %s: no run has this metric%s%s%s.\n", s->plot[k],
-                          best ? "; did you mean `" : "", best ? best : "", best ? "`?" : "");
+                sweep_sb_printf(notes, "- --plot %s: no run has this metric%s%s%s.\n", s->plot[k],
+                                best ? "; did you mean `" : "", best ? best : "", best ? "`?" : "");
             }
         }
 }
@@ -396,20 +397,20 @@ static void plot_warnings(const sweep *s, const sweep_table *t, sbuf *notes)
 static void md_head(const sweep *s, const sweep_table *t, double wall_sum, sbuf *md)
 {
     size_t n_complete = t->n_complete, n_failed = t->n_failed, n_unfinished = t->n_unfinished;
-    sb_printf(md, "# Sweep of %s (model %s)\n\nWritten by `ibc sweep` (docs/sweeps.md); running the same command "
-                  "again continues the sweep:\n\n    %s\n\n", s->spec_path, s->spec->model, s->cmdline);
-    sb_printf(md, "%zu grid point%s x %ld seed%s (%llu..%llu) = %zu runs; %zu trainer%s (models/).\n\n", s->npoints,
-              s->npoints == 1 ? "" : "s", s->seeds, s->seeds == 1 ? "" : "s", s->seed0,
-              s->seed0 + (unsigned long long)s->seeds - 1, s->nruns, s->nmodels, s->nmodels == 1 ? "" : "s");
+    sweep_sb_printf(md, "# Sweep of %s (model %s)\n\nWritten by `ibc sweep` (docs/sweeps.md); running the same command "
+                        "again continues the sweep:\n\n    %s\n\n", s->spec_path, s->spec->model, s->cmdline);
+    sweep_sb_printf(md, "%zu grid point%s x %ld seed%s (%llu..%llu) = %zu runs; %zu trainer%s (models/).\n\n",
+                    s->npoints, s->npoints == 1 ? "" : "s", s->seeds, s->seeds == 1 ? "" : "s", s->seed0,
+                    s->seed0 + (unsigned long long)s->seeds - 1, s->nruns, s->nmodels, s->nmodels == 1 ? "" : "s");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_printf(md, "- `%s` (%s%s): ", s->axes[k].key, s->axes[k].e.canon,
-                  s->axes[k].runtime ? ", the trainer's --steps" : "");
+        sweep_sb_printf(md, "- `%s` (%s%s): ", s->axes[k].key, s->axes[k].e.canon,
+                        s->axes[k].runtime ? ", the trainer's --steps" : "");
         for (size_t v = 0; v < s->axes[k].nvalues; v++)
-            sb_printf(md, "%s`%s`", v ? ", " : "", s->axes[k].values[v]);
-        sb_puts(md, "\n");
+            sweep_sb_printf(md, "%s`%s`", v ? ", " : "", s->axes[k].values[v]);
+        sweep_sb_puts(md, "\n");
     }
-    sb_printf(md, "\nRuns: %zu complete, %zu did not complete, %zu unfinished.  Total trainer wall time %.1f s "
-                  "(timings.csv).\n\n", n_complete, n_failed, n_unfinished, wall_sum);
+    sweep_sb_printf(md, "\nRuns: %zu complete, %zu did not complete, %zu unfinished.  Total trainer wall time %.1f s "
+                        "(timings.csv).\n\n", n_complete, n_failed, n_unfinished, wall_sum);
 }
 
 /* the summary table: the plotted metrics */
@@ -423,40 +424,40 @@ static void md_summary(const sweep *s, const sweep_table *t, sbuf *md)
     for (size_t c = 0; c < ncols && nshown < 8; c++)
         if (plot_wanted(s, cols[c]))
             shown[nshown++] = c;
-    sb_puts(md, "## Summary\n\nMedian over the seeds whose training ran to its end [min, max] (all metrics: "
-                "summary.csv, summary.json).\n\n| point |");
+    sweep_sb_puts(md, "## Summary\n\nMedian over the seeds whose training ran to its end [min, max] (all metrics: "
+                      "summary.csv, summary.json).\n\n| point |");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(md, " ", 1);
+        sweep_sb_add(md, " ", 1);
         md_cell(md, s->axes[k].key);
-        sb_puts(md, " |");
+        sweep_sb_puts(md, " |");
     }
-    sb_puts(md, " complete | diverged | failed | unfinished |");
+    sweep_sb_puts(md, " complete | diverged | failed | unfinished |");
     for (size_t q = 0; q < nshown; q++) {
-        sb_add(md, " ", 1);
+        sweep_sb_add(md, " ", 1);
         md_cell(md, cols[shown[q]]);
-        sb_puts(md, " |");
+        sweep_sb_puts(md, " |");
     }
-    sb_puts(md, "\n|");
+    sweep_sb_puts(md, "\n|");
     for (size_t k = 0; k < s->naxes + 5 + nshown; k++)
-        sb_puts(md, "---|");
-    sb_add(md, "\n", 1);
+        sweep_sb_puts(md, "---|");
+    sweep_sb_add(md, "\n", 1);
     for (size_t p = 0; p < s->npoints; p++) {
-        sb_printf(md, "| %zu |", p);
+        sweep_sb_printf(md, "| %zu |", p);
         for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(md, " ", 1);
+            sweep_sb_add(md, " ", 1);
             md_cell(md, s->axes[k].values[s->points[p].vi[k]]);
-            sb_puts(md, " |");
+            sweep_sb_puts(md, " |");
         }
-        sb_printf(md, " %zu/%ld | %zu | %zu | %zu |", cnt[p][0] + cnt[p][1], s->seeds, cnt[p][2], cnt[p][1] + cnt[p][3],
-                  cnt[p][4]);
+        sweep_sb_printf(md, " %zu/%ld | %zu | %zu | %zu |", cnt[p][0] + cnt[p][1], s->seeds, cnt[p][2],
+                        cnt[p][1] + cnt[p][3], cnt[p][4]);
         for (size_t q = 0; q < nshown; q++) {
             const mstat *x = &st[p * ncols + shown[q]];
             if (x->n)
-                sb_printf(md, " %.4g [%.4g, %.4g] |", x->med, x->min, x->max);
+                sweep_sb_printf(md, " %.4g [%.4g, %.4g] |", x->med, x->min, x->max);
             else
-                sb_puts(md, " - |");
+                sweep_sb_puts(md, " - |");
         }
-        sb_add(md, "\n", 1);
+        sweep_sb_add(md, "\n", 1);
     }
 }
 
@@ -466,12 +467,12 @@ static void md_failed(const sweep *s, const sweep_table *t, sbuf *md)
     const result *res = t->res;
     size_t n_failed = t->n_failed, n_unfinished = t->n_unfinished;
     if (n_failed || n_unfinished) {
-        sb_puts(md, "\n## Runs that did not complete\n\n| run | status | exit | last line of trainer.log |\n"
-                    "|---|---|---|---|\n");
+        sweep_sb_puts(md, "\n## Runs that did not complete\n\n| run | status | exit | last line of trainer.log |\n"
+                          "|---|---|---|---|\n");
         for (size_t i = 0; i < s->nruns; i++) {
             if (res[i].finished && !strcmp(res[i].status, "complete"))
                 continue;
-            char *lp = xprintf("%s/trainer.log", s->runs[i].dir), *log = read_text(lp, NULL), *last = "";
+            char *lp = sweep_xprintf("%s/trainer.log", s->runs[i].dir), *log = sweep_read_text(lp, NULL), *last = "";
             free(lp);
             if (log) {
                 size_t n = strlen(log);
@@ -480,18 +481,18 @@ static void md_failed(const sweep *s, const sweep_table *t, sbuf *md)
                 char *nl = strrchr(log, '\n');
                 last = nl ? nl + 1 : log;
             }
-            sb_puts(md, "| ");
+            sweep_sb_puts(md, "| ");
             md_cell(md, s->runs[i].rel);
-            sb_printf(md, " | %s | ", res[i].status);
+            sweep_sb_printf(md, " | %s | ", res[i].status);
             md_cell(md, res[i].exitv);
-            sb_puts(md, " | ");
+            sweep_sb_puts(md, " | ");
             md_cell(md, last);
-            sb_puts(md, " |\n");
+            sweep_sb_puts(md, " |\n");
             free(log);
         }
         if (n_unfinished)
-            sb_puts(md, "\nUnfinished runs continue (from their checkpoint when they have one) when the command "
-                        "above is run again.\n");
+            sweep_sb_puts(md, "\nUnfinished runs continue (from their checkpoint when they have one) when the command "
+                              "above is run again.\n");
     }
 }
 
@@ -499,38 +500,38 @@ static void md_failed(const sweep *s, const sweep_table *t, sbuf *md)
 static void md_tail(const sbuf *lrmd, char **figs, size_t nfigs, const sbuf *notes, sbuf *md)
 {
     if (lrmd->n)
-        sb_add(md, lrmd->s, lrmd->n);
-    sb_puts(md, "\n## Figures\n\n");
+        sweep_sb_add(md, lrmd->s, lrmd->n);
+    sweep_sb_puts(md, "\n## Figures\n\n");
     if (!nfigs)
-        sb_puts(md, "None drawn (an axis needs two values or more; --plot chooses the metrics).\n");
+        sweep_sb_puts(md, "None drawn (an axis needs two values or more; --plot chooses the metrics).\n");
     for (size_t f = 0; f < nfigs; f++) {
         char *bar = strchr(figs[f], '|');
         *bar = '\0';
-        sb_printf(md, "![%s](figures/%s)\n\n", bar + 1, figs[f]);
+        sweep_sb_printf(md, "![%s](figures/%s)\n\n", bar + 1, figs[f]);
         free(figs[f]);
     }
     free(figs);
     if (notes->n) {
-        sb_puts(md, "\n## Notes\n\n");
-        sb_add(md, notes->s, notes->n);
+        sweep_sb_puts(md, "\n## Notes\n\n");
+        sweep_sb_add(md, notes->s, notes->n);
     }
-    sb_puts(md, "\n## Files\n\n"
-                "- `sweep.csv`: one row per run: its settings, seed, status, the trainer's exit status, checks "
-                 "passed and failed, every scalar metric of its results.json, its directory.\n"
-                 "- `summary.csv`, `summary.json`: per grid point, counts of runs by status and the median, min "
-                 "and max of every metric over the runs that ran to their end.\n"
-                 "- `timings.csv`: wall time, start and end of every run.\n"
-                 "- `runs/LABEL/seed_S/`: each run's own outputs (results.json, traces, parameters, "
-                 "trainer.log).\n"
-                 "- `models/HASH/`: each trainer, its derived spec.ibs and trainer.c.\n"
-                 "- `figures/`: the figures, with their data (.dat) and gnuplot scripts (.gp).\n");
+    sweep_sb_puts(md, "\n## Files\n\n"
+                      "- `sweep.csv`: one row per run: its settings, seed, status, the trainer's exit status, checks "
+                       "passed and failed, every scalar metric of its results.json, its directory.\n"
+                       "- `summary.csv`, `summary.json`: per grid point, counts of runs by status and the median, min "
+                       "and max of every metric over the runs that ran to their end.\n"
+                       "- `timings.csv`: wall time, start and end of every run.\n"
+                       "- `runs/LABEL/seed_S/`: each run's own outputs (results.json, traces, parameters, "
+                       "trainer.log).\n"
+                       "- `models/HASH/`: each trainer, its derived spec.ibs and trainer.c.\n"
+                       "- `figures/`: the figures, with their data (.dat) and gnuplot scripts (.gp).\n");
 }
 
 /* DIR/name from buf, atomically; false after an error message */
 static bool write_output(const sweep *s, const char *name, const sbuf *buf)
 {
-    char *path = xprintf("%s/%s", s->out, name);
-    bool ok = write_atomic(path, buf->s ? buf->s : "", buf->n);
+    char *path = sweep_xprintf("%s/%s", s->out, name);
+    bool ok = sweep_write_atomic(path, buf->s ? buf->s : "", buf->n);
     free(path);
     return ok;
 }
@@ -543,11 +544,11 @@ int sweep_report(sweep *s)
     sweep_csv(s, &t, &csv);
     sweep_summary(s, &t, &sc, &sj);
     lr_choice(s, t.cols, t.ncols, t.st, t.cnt, &sj, &lrmd);
-    sb_puts(&sj, "\n}\n");
+    sweep_sb_puts(&sj, "\n}\n");
     sweep_timings(s, &t, &tc);
 
     int status = 0;
-    if (!mkdir_p(s->out)) {
+    if (!sweep_mkdir_p(s->out)) {
         fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", s->out, strerror(errno));
         status = 1;
     }

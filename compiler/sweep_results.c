@@ -75,14 +75,14 @@ static bool j_string(jr *r, sbuf *out)
                 } else
                     u[n++] = '?';
                 if (out)
-                    sb_add(out, u, n);
+                    sweep_sb_add(out, u, n);
                 continue;
             }
             default: c = x;
             }
         }
         if (out)
-            sb_add(out, &c, 1);
+            sweep_sb_add(out, &c, 1);
     }
     if (r->p >= r->e)
         return false;
@@ -177,14 +177,14 @@ static bool parse_results(const char *text, size_t len, result *res)
             sbuf v = { 0 };
             ok = j_string(&r, &v);
             free(res->json_status);
-            res->json_status = sb_take(&v);
+            res->json_status = sweep_sb_take(&v);
         } else if (ok && !strcmp(k, "wall_seconds") && r.p < r.e && *r.p != 'n') {
             const char *b;
             size_t n;
             ok = j_number(&r, &b, &n);
             if (ok) {
                 free(res->wall);
-                res->wall = xprintf("%.*s", (int)n, b);
+                res->wall = sweep_xprintf("%.*s", (int)n, b);
             }
         } else if (ok && !strcmp(k, "metrics") && j_lit(&r, "{")) {
             j_ws(&r);
@@ -202,9 +202,9 @@ static bool parse_results(const char *text, size_t len, result *res)
                         ok = null || j_number(&r, &b, &n);
                         if (ok) {
                             if (res->nm == cap)
-                                res->m = xrealloc(res->m, (cap = cap ? 2 * cap : 64) * sizeof *res->m);
-                            res->m[res->nm].name = sb_take(&name);
-                            res->m[res->nm++].num = null ? NULL : xprintf("%.*s", (int)n, b);
+                                res->m = sweep_xrealloc(res->m, (cap = cap ? 2 * cap : 64) * sizeof *res->m);
+                            res->m[res->nm].name = sweep_sb_take(&name);
+                            res->m[res->nm++].num = null ? NULL : sweep_xprintf("%.*s", (int)n, b);
                         }
                     } else if (ok)
                         ok = j_skip(&r, 1);
@@ -280,14 +280,14 @@ void sweep_read_result(const run *r, result *res)
     res->finished = sweep_read_status(r->dir, res->status, sizeof res->status, res->exitv, sizeof res->exitv,
                                       &res->started, &res->ended);
     if (!res->finished) {
-        char *ck = xprintf("%s/checkpoint.bin", r->dir);
-        snprintf(res->status, sizeof res->status, "%s", exists(ck) ? "interrupted" : "pending");
+        char *ck = sweep_xprintf("%s/checkpoint.bin", r->dir);
+        snprintf(res->status, sizeof res->status, "%s", sweep_exists(ck) ? "interrupted" : "pending");
         free(ck);
         return;
     }
-    char *path = xprintf("%s/results.json", r->dir);
+    char *path = sweep_xprintf("%s/results.json", r->dir);
     size_t len;
-    char *text = read_text(path, &len);
+    char *text = sweep_read_text(path, &len);
     if (text) {
         res->have = parse_results(text, len, res);
         if (!res->have) {
@@ -331,7 +331,7 @@ static void collect_columns(const sweep *s, sweep_table *t)
     const result *res = t->res;
     char **cols = NULL;
     size_t ncols = 0, ccap = 0;
-    size_t **at = xcalloc(s->nruns, sizeof *at);   /* column -> index into res[i].m, or SIZE_MAX */
+    size_t **at = sweep_xcalloc(s->nruns, sizeof *at);   /* column -> index into res[i].m, or SIZE_MAX */
     for (size_t i = 0; i < s->nruns; i++)
         for (size_t k = 0; k < res[i].nm; k++) {
             size_t c = 0;
@@ -339,12 +339,12 @@ static void collect_columns(const sweep *s, sweep_table *t)
                 c++;
             if (c == ncols) {
                 if (ncols == ccap)
-                    cols = xrealloc(cols, (ccap = ccap ? 2 * ccap : 64) * sizeof *cols);
+                    cols = sweep_xrealloc(cols, (ccap = ccap ? 2 * ccap : 64) * sizeof *cols);
                 cols[ncols++] = res[i].m[k].name;
             }
         }
     for (size_t i = 0; i < s->nruns; i++) {
-        at[i] = xmalloc((ncols ? ncols : 1) * sizeof **at);
+        at[i] = sweep_xmalloc((ncols ? ncols : 1) * sizeof **at);
         for (size_t c = 0; c < ncols; c++)
             at[i][c] = SIZE_MAX;
         for (size_t k = 0; k < res[i].nm; k++)
@@ -365,9 +365,9 @@ static void collect_stats(const sweep *s, sweep_table *t)
     const result *res = t->res;
     size_t ncols = t->ncols;
     size_t *const *at = t->at;
-    mstat *st = t->st = xcalloc(s->npoints * (ncols ? ncols : 1), sizeof *st);
-    double *vals = xmalloc((size_t)s->seeds * sizeof *vals);
-    size_t(*cnt)[5] = t->cnt = xcalloc(s->npoints, sizeof *cnt);
+    mstat *st = t->st = sweep_xcalloc(s->npoints * (ncols ? ncols : 1), sizeof *st);
+    double *vals = sweep_xmalloc((size_t)s->seeds * sizeof *vals);
+    size_t(*cnt)[5] = t->cnt = sweep_xcalloc(s->npoints, sizeof *cnt);
     for (size_t p = 0; p < s->npoints; p++) {
         size_t first = p * (size_t)s->seeds;
         for (size_t i = first; i < first + (size_t)s->seeds; i++) {
@@ -381,7 +381,7 @@ static void collect_stats(const sweep *s, sweep_table *t)
             for (size_t i = first; i < first + (size_t)s->seeds; i++) {
                 double x;
                 if (counted(&res[i]) && at[i][c] != SIZE_MAX && res[i].m[at[i][c]].num &&
-                    numeric_text(res[i].m[at[i][c]].num, &x))
+                    sweep_numeric_text(res[i].m[at[i][c]].num, &x))
                     vals[n++] = x;
             }
             mstat *x = &st[p * ncols + c];
@@ -400,7 +400,7 @@ static void collect_stats(const sweep *s, sweep_table *t)
 void sweep_collect(sweep *s, sweep_table *t)
 {
     memset(t, 0, sizeof *t);
-    result *res = t->res = xcalloc(s->nruns, sizeof *res);
+    result *res = t->res = sweep_xcalloc(s->nruns, sizeof *res);
     for (size_t i = 0; i < s->nruns; i++)
         sweep_read_result(&s->runs[i], &res[i]);
     collect_columns(s, t);
@@ -436,39 +436,39 @@ void sweep_csv(const sweep *s, const sweep_table *t, sbuf *csv)
     char **cols = t->cols;
     size_t ncols = t->ncols;
     size_t *const *at = t->at;
-    sb_puts(csv, "point");
+    sweep_sb_puts(csv, "point");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(csv, ",", 1);
-        csv_cell(csv, s->axes[k].key);
+        sweep_sb_add(csv, ",", 1);
+        sweep_csv_cell(csv, s->axes[k].key);
     }
-    sb_puts(csv, ",seed,status,exit,checks_passed,checks_failed");
+    sweep_sb_puts(csv, ",seed,status,exit,checks_passed,checks_failed");
     for (size_t c = 0; c < ncols; c++) {
-        sb_add(csv, ",", 1);
-        csv_cell(csv, cols[c]);
+        sweep_sb_add(csv, ",", 1);
+        sweep_csv_cell(csv, cols[c]);
     }
-    sb_puts(csv, ",dir\n");
+    sweep_sb_puts(csv, ",dir\n");
     for (size_t i = 0; i < s->nruns; i++) {
         const run *r = &s->runs[i];
         const point *p = &s->points[r->point];
-        sb_printf(csv, "%zu", r->point);
+        sweep_sb_printf(csv, "%zu", r->point);
         for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(csv, ",", 1);
-            csv_cell(csv, s->axes[k].values[p->vi[k]]);
+            sweep_sb_add(csv, ",", 1);
+            sweep_csv_cell(csv, s->axes[k].values[p->vi[k]]);
         }
-        sb_printf(csv, ",%llu,%s,", r->seed, res[i].status);
-        csv_cell(csv, res[i].exitv);
+        sweep_sb_printf(csv, ",%llu,%s,", r->seed, res[i].status);
+        sweep_csv_cell(csv, res[i].exitv);
         if (res[i].have)
-            sb_printf(csv, ",%ld,%ld", res[i].passed, res[i].failed);
+            sweep_sb_printf(csv, ",%ld,%ld", res[i].passed, res[i].failed);
         else
-            sb_puts(csv, ",,");
+            sweep_sb_puts(csv, ",,");
         for (size_t c = 0; c < ncols; c++) {
-            sb_add(csv, ",", 1);
+            sweep_sb_add(csv, ",", 1);
             if (at[i][c] != SIZE_MAX && res[i].m[at[i][c]].num)
-                sb_puts(csv, res[i].m[at[i][c]].num);
+                sweep_sb_puts(csv, res[i].m[at[i][c]].num);
         }
-        sb_add(csv, ",", 1);
-        csv_cell(csv, r->rel);
-        sb_add(csv, "\n", 1);
+        sweep_sb_add(csv, ",", 1);
+        sweep_csv_cell(csv, r->rel);
+        sweep_sb_add(csv, "\n", 1);
     }
 }
 
@@ -479,109 +479,109 @@ void sweep_summary(const sweep *s, const sweep_table *t, sbuf *sc, sbuf *sj)
     const mstat *st = t->st;
     size_t(*cnt)[5] = t->cnt;
     static const char *const cnames[5] = { "complete", "check_failed", "diverged", "failed", "unfinished" };
-    sb_puts(sc, "point");
+    sweep_sb_puts(sc, "point");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_add(sc, ",", 1);
-        csv_cell(sc, s->axes[k].key);
+        sweep_sb_add(sc, ",", 1);
+        sweep_csv_cell(sc, s->axes[k].key);
     }
-    sb_puts(sc, ",runs,complete,check_failed,diverged,failed,unfinished");
+    sweep_sb_puts(sc, ",runs,complete,check_failed,diverged,failed,unfinished");
     for (size_t c = 0; c < ncols; c++) {
         static const char *const w[3] = { "median", "min", "max" };
         for (int q = 0; q < 3; q++) {
-            char *h = xprintf("%s_%s", cols[c], w[q]);
-            sb_add(sc, ",", 1);
-            csv_cell(sc, h);
+            char *h = sweep_xprintf("%s_%s", cols[c], w[q]);
+            sweep_sb_add(sc, ",", 1);
+            sweep_csv_cell(sc, h);
             free(h);
         }
     }
-    sb_add(sc, "\n", 1);
-    sb_puts(sj, "{\n  \"spec\": ");
-    json_str(sj, s->spec_path);
-    sb_puts(sj, ",\n  \"model\": ");
-    json_str(sj, s->spec->model);
-    sb_puts(sj, ",\n  \"axes\": [");
+    sweep_sb_add(sc, "\n", 1);
+    sweep_sb_puts(sj, "{\n  \"spec\": ");
+    sweep_json_str(sj, s->spec_path);
+    sweep_sb_puts(sj, ",\n  \"model\": ");
+    sweep_json_str(sj, s->spec->model);
+    sweep_sb_puts(sj, ",\n  \"axes\": [");
     for (size_t k = 0; k < s->naxes; k++) {
-        sb_puts(sj, k ? ",\n    {\"key\": " : "\n    {\"key\": ");
-        json_str(sj, s->axes[k].key);
-        sb_puts(sj, ", \"setting\": ");
-        json_str(sj, s->axes[k].e.canon);
-        sb_puts(sj, ", \"values\": [");
+        sweep_sb_puts(sj, k ? ",\n    {\"key\": " : "\n    {\"key\": ");
+        sweep_json_str(sj, s->axes[k].key);
+        sweep_sb_puts(sj, ", \"setting\": ");
+        sweep_json_str(sj, s->axes[k].e.canon);
+        sweep_sb_puts(sj, ", \"values\": [");
         for (size_t v = 0; v < s->axes[k].nvalues; v++) {
             if (v)
-                sb_puts(sj, ", ");
-            json_str(sj, s->axes[k].values[v]);
+                sweep_sb_puts(sj, ", ");
+            sweep_json_str(sj, s->axes[k].values[v]);
         }
-        sb_puts(sj, "]}");
+        sweep_sb_puts(sj, "]}");
     }
-    sb_printf(sj, "%s],\n  \"seeds\": [", s->naxes ? "\n  " : "");
+    sweep_sb_printf(sj, "%s],\n  \"seeds\": [", s->naxes ? "\n  " : "");
     for (long k = 0; k < s->seeds; k++)
-        sb_printf(sj, "%s%llu", k ? ", " : "", s->seed0 + (unsigned long long)k);
-    sb_puts(sj, "],\n  \"summary_over\": \"runs whose training ran to its end (complete or check_failed)\",\n"
-                "  \"points\": [");
+        sweep_sb_printf(sj, "%s%llu", k ? ", " : "", s->seed0 + (unsigned long long)k);
+    sweep_sb_puts(sj, "],\n  \"summary_over\": \"runs whose training ran to its end (complete or check_failed)\",\n"
+                      "  \"points\": [");
     for (size_t p = 0; p < s->npoints; p++) {
         const point *pt = &s->points[p];
-        sb_printf(sc, "%zu", p);
+        sweep_sb_printf(sc, "%zu", p);
         for (size_t k = 0; k < s->naxes; k++) {
-            sb_add(sc, ",", 1);
-            csv_cell(sc, s->axes[k].values[pt->vi[k]]);
+            sweep_sb_add(sc, ",", 1);
+            sweep_csv_cell(sc, s->axes[k].values[pt->vi[k]]);
         }
-        sb_printf(sc, ",%ld", s->seeds);
+        sweep_sb_printf(sc, ",%ld", s->seeds);
         for (int k = 0; k < 5; k++)
-            sb_printf(sc, ",%zu", cnt[p][k]);
-        sb_printf(sj, "%s\n    {\"point\": %zu, \"settings\": {", p ? "," : "", p);
+            sweep_sb_printf(sc, ",%zu", cnt[p][k]);
+        sweep_sb_printf(sj, "%s\n    {\"point\": %zu, \"settings\": {", p ? "," : "", p);
         for (size_t k = 0; k < s->naxes; k++) {
             if (k)
-                sb_puts(sj, ", ");
-            json_str(sj, s->axes[k].key);
-            sb_puts(sj, ": ");
-            json_str(sj, s->axes[k].values[pt->vi[k]]);
+                sweep_sb_puts(sj, ", ");
+            sweep_json_str(sj, s->axes[k].key);
+            sweep_sb_puts(sj, ": ");
+            sweep_json_str(sj, s->axes[k].values[pt->vi[k]]);
         }
-        sb_printf(sj, "}, \"runs\": %ld", s->seeds);
+        sweep_sb_printf(sj, "}, \"runs\": %ld", s->seeds);
         for (int k = 0; k < 5; k++)
-            sb_printf(sj, ", \"%s\": %zu", cnames[k], cnt[p][k]);
-        sb_puts(sj, ",\n     \"metrics\": {");
+            sweep_sb_printf(sj, ", \"%s\": %zu", cnames[k], cnt[p][k]);
+        sweep_sb_puts(sj, ",\n     \"metrics\": {");
         size_t shown = 0;
         for (size_t c = 0; c < ncols; c++) {
             const mstat *x = &st[p * ncols + c];
             for (int q = 0; q < 3; q++) {
-                sb_add(sc, ",", 1);
+                sweep_sb_add(sc, ",", 1);
                 if (x->n)
-                    sb_num(sc, q == 0 ? x->med : q == 1 ? x->min : x->max);
+                    sweep_sb_num(sc, q == 0 ? x->med : q == 1 ? x->min : x->max);
             }
             if (!x->n)
                 continue;
-            sb_puts(sj, shown++ ? ",\n       " : "\n       ");
-            json_str(sj, cols[c]);
-            sb_printf(sj, ": {\"n\": %zu, \"median\": ", x->n);
-            sb_num(sj, x->med);
-            sb_puts(sj, ", \"min\": ");
-            sb_num(sj, x->min);
-            sb_puts(sj, ", \"max\": ");
-            sb_num(sj, x->max);
-            sb_puts(sj, "}");
+            sweep_sb_puts(sj, shown++ ? ",\n       " : "\n       ");
+            sweep_json_str(sj, cols[c]);
+            sweep_sb_printf(sj, ": {\"n\": %zu, \"median\": ", x->n);
+            sweep_sb_num(sj, x->med);
+            sweep_sb_puts(sj, ", \"min\": ");
+            sweep_sb_num(sj, x->min);
+            sweep_sb_puts(sj, ", \"max\": ");
+            sweep_sb_num(sj, x->max);
+            sweep_sb_puts(sj, "}");
         }
-        sb_puts(sj, "}}");
-        sb_add(sc, "\n", 1);
+        sweep_sb_puts(sj, "}}");
+        sweep_sb_add(sc, "\n", 1);
     }
-    sb_puts(sj, "\n  ]");
+    sweep_sb_puts(sj, "\n  ]");
 }
 
 void sweep_timings(const sweep *s, sweep_table *t, sbuf *tc)
 {
     const result *res = t->res;
-    sb_puts(tc, "point,seed,status,wall_seconds,started,ended,dir\n");
+    sweep_sb_puts(tc, "point,seed,status,wall_seconds,started,ended,dir\n");
     for (size_t i = 0; i < s->nruns; i++) {
-        sb_printf(tc, "%zu,%llu,%s,%s,", s->runs[i].point, s->runs[i].seed, res[i].status,
-                  res[i].wall ? res[i].wall : "");
+        sweep_sb_printf(tc, "%zu,%llu,%s,%s,", s->runs[i].point, s->runs[i].seed, res[i].status,
+                        res[i].wall ? res[i].wall : "");
         if (res[i].finished)
-            sb_printf(tc, "%.3f,%.3f", res[i].started, res[i].ended);
+            sweep_sb_printf(tc, "%.3f,%.3f", res[i].started, res[i].ended);
         else
-            sb_add(tc, ",", 1);
-        sb_add(tc, ",", 1);
-        csv_cell(tc, s->runs[i].rel);
-        sb_add(tc, "\n", 1);
+            sweep_sb_add(tc, ",", 1);
+        sweep_sb_add(tc, ",", 1);
+        sweep_csv_cell(tc, s->runs[i].rel);
+        sweep_sb_add(tc, "\n", 1);
         double w;
-        if (res[i].wall && numeric_text(res[i].wall, &w))
+        if (res[i].wall && sweep_numeric_text(res[i].wall, &w))
             t->wall_sum += w;
     }
 }

@@ -104,19 +104,19 @@ static char *exe_dir(void)
     char buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0)
-        return xstrdup("bin");
+        return sweep_xstrdup("bin");
     buf[n] = '\0';
     char *slash = strrchr(buf, '/');
     if (slash)
         *slash = '\0';
-    return xstrdup(buf);
+    return sweep_xstrdup(buf);
 }
 
 /* `ibc build --print-cflags` (or --print-libs), split into words: the
  * trainer flags exactly as `ibc build` uses them. */
 static char **build_flags(const char *which, size_t *n)
 {
-    char *dir = exe_dir(), *ibc = xprintf("%s/ibc", dir);
+    char *dir = exe_dir(), *ibc = sweep_xprintf("%s/ibc", dir);
     free(dir);
     int fd[2];
     char **w = NULL;
@@ -143,7 +143,7 @@ static char **build_flags(const char *which, size_t *n)
             continue;
         if (r < 0)
             break;
-        sb_add(&out, buf, (size_t)r);
+        sweep_sb_add(&out, buf, (size_t)r);
     }
     close(fd[0]);
     int ws = pid > 0 ? sweep_wait_for(pid) : -1;
@@ -155,11 +155,11 @@ static char **build_flags(const char *which, size_t *n)
     }
     free(ibc);
     size_t cap = 16;
-    w = xmalloc(cap * sizeof *w);
+    w = sweep_xmalloc(cap * sizeof *w);
     for (char *t = strtok(out.s, " \t\n"); t; t = strtok(NULL, " \t\n")) {
         if (*n + 1 >= cap)
-            w = xrealloc(w, (cap *= 2) * sizeof *w);
-        w[(*n)++] = xstrdup(t);
+            w = sweep_xrealloc(w, (cap *= 2) * sizeof *w);
+        w[(*n)++] = sweep_xstrdup(t);
     }
     w[*n] = NULL;
     free(out.s);
@@ -179,7 +179,7 @@ int sweep_build_models(sweep *s)
 {
     size_t need = 0;
     for (size_t j = 0; j < s->nmodels; j++) {
-        char *exe = xprintf("%s/models/%s/trainer", s->out, s->models[j].hex);
+        char *exe = sweep_xprintf("%s/models/%s/trainer", s->out, s->models[j].hex);
         if (access(exe, X_OK) == 0) {
             free(s->models[j].code);
             s->models[j].code = NULL;
@@ -206,16 +206,16 @@ int sweep_build_models(sweep *s)
             status = 128 + stop_signal;
             break;
         }
-        char *dir = xprintf("%s/models/%s", s->out, m->hex), *spec = xprintf("%s/spec.ibs", dir),
-             *csrc = xprintf("%s/trainer.c", dir), *exe = xprintf("%s/trainer", dir),
-             *tmp = xprintf("%s/trainer.tmp.%ld", dir, (long)getpid()), *log = xprintf("%s/build.log", dir);
-        if (!mkdir_p(dir)) {
+        char *dir = sweep_xprintf("%s/models/%s", s->out, m->hex), *spec = sweep_xprintf("%s/spec.ibs", dir),
+             *csrc = sweep_xprintf("%s/trainer.c", dir), *exe = sweep_xprintf("%s/trainer", dir),
+             *tmp = sweep_xprintf("%s/trainer.tmp.%ld", dir, (long)getpid()), *log = sweep_xprintf("%s/build.log", dir);
+        if (!sweep_mkdir_p(dir)) {
             fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", dir, strerror(errno));
             status = 1;
-        } else if (!write_atomic(spec, m->text, m->len) || !write_atomic(csrc, m->code, m->code_len)) {
+        } else if (!sweep_write_atomic(spec, m->text, m->len) || !sweep_write_atomic(csrc, m->code, m->code_len)) {
             status = 1;
         } else {
-            char **argv = xmalloc((nc + nl + 6) * sizeof *argv);
+            char **argv = sweep_xmalloc((nc + nl + 6) * sizeof *argv);
             size_t n = 0;
             argv[n++] = (char *)cc;
             for (size_t i = 0; i < nc; i++)
@@ -231,7 +231,7 @@ int sweep_build_models(sweep *s)
             int ws = pid > 0 ? sweep_wait_for(pid) : -1;
             free(argv);
             if (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-                char *text = read_text(log, NULL);
+                char *text = sweep_read_text(log, NULL);
                 fprintf(stderr, "ibc sweep: error: compiling %s failed%s\n%s", csrc,
                         stop_signal ? " (stopped)" : ":", stop_signal || !text ? "" : text);
                 free(text);
@@ -265,7 +265,7 @@ static char **trainer_env(void)
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = xmalloc((n + 2) * sizeof *env);
+    char **env = sweep_xmalloc((n + 2) * sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21))
@@ -282,26 +282,26 @@ static bool start_run(sweep *s, size_t i)
     run *r = &s->runs[i];
     const point *p = &s->points[r->point];
     const model *m = &s->models[p->model];
-    r->started = now();
-    if (!mkdir_p(r->dir)) {
+    r->started = sweep_now();
+    if (!sweep_mkdir_p(r->dir)) {
         fprintf(stderr, "ibc sweep: error: cannot create '%s': %s\n", r->dir, strerror(errno));
         return false;
     }
-    char *idp = xprintf("%s/sweep_run", r->dir), *id = sweep_run_identity(s, r);
-    bool ok = exists(idp) || write_atomic(idp, id, strlen(id));
+    char *idp = sweep_xprintf("%s/sweep_run", r->dir), *id = sweep_run_identity(s, r);
+    bool ok = sweep_exists(idp) || sweep_write_atomic(idp, id, strlen(id));
     free(idp);
     free(id);
     if (!ok)
         return false;
     long steps = p->steps ? p->steps + m->extend_steps : m->steps + m->extend_steps;
     long every = s->checkpoint_every ? s->checkpoint_every : (steps + 9) / 10;
-    char *exe = xprintf("%s/models/%s/trainer", s->out, m->hex), *log = xprintf("%s/trainer.log", r->dir);
+    char *exe = sweep_xprintf("%s/models/%s/trainer", s->out, m->hex), *log = sweep_xprintf("%s/trainer.log", r->dir);
     char seed[32], stepv[32], everyv[32];
     snprintf(seed, sizeof seed, "%llu", r->seed);
     snprintf(stepv, sizeof stepv, "%ld", steps);
     snprintf(everyv, sizeof everyv, "%ld", every);
-    char *ck = xprintf("%s/checkpoint.bin", r->dir);
-    bool resume = r->state == RUN_RESUME && exists(ck);
+    char *ck = sweep_xprintf("%s/checkpoint.bin", r->dir);
+    bool resume = r->state == RUN_RESUME && sweep_exists(ck);
     free(ck);
     char *argv[16];
     int n = 0;
@@ -379,9 +379,10 @@ static bool end_run(sweep *s, size_t i, int ws)
             status = "crashed";
     }
     if (final) {
-        char *path = xprintf("%s/sweep_status", r->dir);
-        char *text = xprintf("status %s\nexit %s\nstarted %.3f\nended %.3f\n", status, exitv, r->started, now());
-        if (!write_atomic(path, text, strlen(text)))
+        char *path = sweep_xprintf("%s/sweep_status", r->dir);
+        char *text = sweep_xprintf("status %s\nexit %s\nstarted %.3f\nended %.3f\n", status, exitv, r->started,
+                                   sweep_now());
+        if (!sweep_write_atomic(path, text, strlen(text)))
             final = false;
         free(path);
         free(text);
@@ -427,13 +428,13 @@ static pid_t wait_child(pid_t pid, int *ws)
 static void progress_counts(const sweep *s, char *buf, size_t size)
 {
     char el[32], left[48] = "time left unknown";
-    fmt_duration(el, sizeof el, now() - s->t0);
+    sweep_fmt_duration(el, sizeof el, sweep_now() - s->t0);
     size_t todo = s->nruns - s->done - s->running;
     if (s->timed) {
         double mean = s->run_seconds / (double)s->timed;
         double l = mean * ((double)todo + 0.5 * (double)s->running) / (double)(s->slots > 0 ? s->slots : 1);
         char d[32];
-        fmt_duration(d, sizeof d, l);
+        sweep_fmt_duration(d, sizeof d, l);
         snprintf(left, sizeof left, "about %s left", d);
     } else if (!todo && !s->running)
         snprintf(left, sizeof left, "none left");
@@ -452,12 +453,12 @@ static void progress_draw(sweep *s)
     fprintf(stderr, "\r\033[Ksweep: %s", line);
     fflush(stderr);
     s->line_open = true;
-    s->last_draw = now();
+    s->last_draw = sweep_now();
 }
 
 void sweep_progress_start(sweep *s, int slots)
 {
-    s->t0 = now();
+    s->t0 = sweep_now();
     s->slots = slots;
     s->tty = isatty(2);
     s->done = s->failed = s->running = s->timed = 0;
@@ -478,7 +479,7 @@ void sweep_progress_start(sweep *s, int slots)
 
 void sweep_progress_started(sweep *s, size_t i)
 {
-    s->runs[i].started = now();
+    s->runs[i].started = sweep_now();
     s->running++;
 }
 
@@ -494,7 +495,7 @@ void sweep_progress_ended(sweep *s, size_t i, bool finished)
         s->done++;
         s->failed += r->failed;
         s->timed++;
-        s->run_seconds += now() - r->started;
+        s->run_seconds += sweep_now() - r->started;
     }
     if (s->tty && !r->failed && finished)
         return;
@@ -514,7 +515,7 @@ void sweep_progress_ended(sweep *s, size_t i, bool finished)
 
 void sweep_progress_tick(sweep *s, bool changed)
 {
-    if (s->tty && (changed || now() - s->last_draw > 1.0))
+    if (s->tty && (changed || sweep_now() - s->last_draw > 1.0))
         progress_draw(s);
 }
 

@@ -8,58 +8,58 @@
 #include "sweep_impl.h"
 
 
-void oom(void)
+void sweep_oom(void)
 {
     fprintf(stderr, "ibc sweep: error: out of memory\n");
     exit(1);
 }
 
-void *xmalloc(size_t n)
+void *sweep_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p)
-        oom();
+        sweep_oom();
     return p;
 }
 
-void *xcalloc(size_t n, size_t size)
+void *sweep_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p)
-        oom();
+        sweep_oom();
     return p;
 }
 
-void *xrealloc(void *p, size_t n)
+void *sweep_xrealloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);
     if (!p)
-        oom();
+        sweep_oom();
     return p;
 }
 
-char *xstrdup(const char *s)
+char *sweep_xstrdup(const char *s)
 {
     size_t n = strlen(s);
-    char *d = xmalloc(n + 1);
+    char *d = sweep_xmalloc(n + 1);
     memcpy(d, s, n + 1);
     return d;
 }
 
-void sb_add(sbuf *b, const char *s, size_t n)
+void sweep_sb_add(sbuf *b, const char *s, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
-        b->s = xrealloc(b->s, b->cap);
+        b->s = sweep_xrealloc(b->s, b->cap);
     }
     memcpy(b->s + b->n, s, n);
     b->n += n;
     b->s[b->n] = '\0';
 }
 
-void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+void sweep_sb_puts(sbuf *b, const char *s) { sweep_sb_add(b, s, strlen(s)); }
 
-void sb_printf(sbuf *b, const char *fmt, ...)
+void sweep_sb_printf(sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -67,61 +67,53 @@ void sb_printf(sbuf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    char *t = xmalloc((size_t)n + 1);
+    char *t = sweep_xmalloc((size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(t, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sb_add(b, t, (size_t)n);
+    sweep_sb_add(b, t, (size_t)n);
     free(t);
 }
 
-char *sb_take(sbuf *b)
+char *sweep_sb_take(sbuf *b)
 {
     if (!b->s)
-        sb_add(b, "", 0);
+        sweep_sb_add(b, "", 0);
     char *s = b->s;
     memset(b, 0, sizeof *b);
     return s;
 }
 
-char *xprintf(const char *fmt, ...)
+char *sweep_xprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    char *t = xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    char *t = sweep_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
     va_start(ap, fmt);
     vsnprintf(t, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
     va_end(ap);
     return t;
 }
 
-unsigned long long fnv(unsigned long long h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 1099511628211ull;
-    return h;
-}
-
-double now(void)
+double sweep_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-bool exists(const char *path)
+bool sweep_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
 }
 
 /* mkdir -p; false (errno set) on failure */
-bool mkdir_p(const char *path)
+bool sweep_mkdir_p(const char *path)
 {
-    char *p = xstrdup(path);
+    char *p = sweep_xstrdup(path);
     for (char *c = p + 1; *c; c++)
         if (*c == '/') {
             *c = '\0';
@@ -146,7 +138,7 @@ bool mkdir_p(const char *path)
 }
 
 /* The whole file, NUL-terminated; NULL when it cannot be read. */
-char *read_text(const char *path, size_t *len)
+char *sweep_read_text(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -155,7 +147,7 @@ char *read_text(const char *path, size_t *len)
     char buf[65536];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sb_add(&b, buf, n);
+        sweep_sb_add(&b, buf, n);
     bool bad = ferror(f);
     fclose(f);
     if (bad) {
@@ -164,13 +156,13 @@ char *read_text(const char *path, size_t *len)
     }
     if (len)
         *len = b.n;
-    return sb_take(&b);
+    return sweep_sb_take(&b);
 }
 
 /* Writes beside, then renames: never a half-written file.  Reports errors. */
-bool write_atomic(const char *path, const char *data, size_t len)
+bool sweep_write_atomic(const char *path, const char *data, size_t len)
 {
-    char *tmp = xprintf("%s.tmp.%ld", path, (long)getpid());
+    char *tmp = sweep_xprintf("%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     bool ok = f && fwrite(data, 1, len, f) == len;
     if (f && fclose(f) != 0)
@@ -186,46 +178,46 @@ bool write_atomic(const char *path, const char *data, size_t len)
 }
 
 /* One CSV cell (RFC 4180 quoting when needed). */
-void csv_cell(sbuf *b, const char *s)
+void sweep_csv_cell(sbuf *b, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
-        sb_puts(b, s);
+        sweep_sb_puts(b, s);
         return;
     }
-    sb_add(b, "\"", 1);
+    sweep_sb_add(b, "\"", 1);
     for (; *s; s++) {
         if (*s == '"')
-            sb_add(b, "\"", 1);
-        sb_add(b, s, 1);
+            sweep_sb_add(b, "\"", 1);
+        sweep_sb_add(b, s, 1);
     }
-    sb_add(b, "\"", 1);
+    sweep_sb_add(b, "\"", 1);
 }
 
-void json_str(sbuf *b, const char *s)
+void sweep_json_str(sbuf *b, const char *s)
 {
-    sb_add(b, "\"", 1);
+    sweep_sb_add(b, "\"", 1);
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (*c == '"' || *c == '\\')
-            sb_printf(b, "\\%c", *c);
+            sweep_sb_printf(b, "\\%c", *c);
         else if (*c == '\n')
-            sb_puts(b, "\\n");
+            sweep_sb_puts(b, "\\n");
         else if (*c == '\t')
-            sb_puts(b, "\\t");
+            sweep_sb_puts(b, "\\t");
         else if (*c < 0x20 || *c == 0x7f)
-            sb_printf(b, "\\u%04x", *c);
+            sweep_sb_printf(b, "\\u%04x", *c);
         else
-            sb_add(b, (const char *)c, 1);
+            sweep_sb_add(b, (const char *)c, 1);
     }
-    sb_add(b, "\"", 1);
+    sweep_sb_add(b, "\"", 1);
 }
 
 /* A name safe in a file name: [A-Za-z0-9.+=-], every other byte '_'. */
-char *safe_name(const char *s, size_t max)
+char *sweep_safe_name(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n > max)
         n = max;
-    char *d = xmalloc(n + 1);
+    char *d = sweep_xmalloc(n + 1);
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -238,7 +230,7 @@ char *safe_name(const char *s, size_t max)
     return d;
 }
 
-void fmt_duration(char *buf, size_t size, double s)
+void sweep_fmt_duration(char *buf, size_t size, double s)
 {
     long t = (long)(s + 0.5);
     if (t >= 3600)
@@ -248,10 +240,10 @@ void fmt_duration(char *buf, size_t size, double s)
 }
 
 /* x as %.17g (read back exactly) */
-void sb_num(sbuf *b, double x) { sb_printf(b, "%.17g", x); }
+void sweep_sb_num(sbuf *b, double x) { sweep_sb_printf(b, "%.17g", x); }
 
 /* whether v is the whole text of a finite number, into *x (when not NULL) */
-bool numeric_text(const char *v, double *x)
+bool sweep_numeric_text(const char *v, double *x)
 {
     char *end;
     errno = 0;

@@ -382,8 +382,8 @@ static bool circuit_basis(infer *in, const zmat *K, const long *cand, int ncand,
         mpz_set_si(C.a[i], basis[i]);
         mpz_set(H.a[i], K->a[i]);
     }
-    lattice_hnf(&C, col);
-    lattice_hnf(&H, col);
+    exact_lattice_hnf(&C, col);
+    exact_lattice_hnf(&H, col);
     bool same = true;
     for (int i = 0; i < d * N && same; i++)
         same = mpz_cmp(C.a[i], H.a[i]) == 0;
@@ -572,8 +572,8 @@ static int lattice_basis(infer *in, long **out)
     int *rev = arena_alloc(in->arena, (size_t)(N + 1) * sizeof(int));
     canonical_unknowns(in, canon, rev);
     zmat K;
-    lattice_kernel(in->eq, in->neq, N, &K);
-    lattice_hnf(&K, rev);
+    exact_lattice_kernel(in->eq, in->neq, N, &K);
+    exact_lattice_hnf(&K, rev);
     int d = K.rows;
     long *basis = arena_alloc(in->arena, (size_t)(d ? d : 1) * (size_t)N * sizeof(long));
     long *cand = arena_alloc(in->arena, (size_t)(6 * N + 1) * (size_t)N * sizeof(long));
@@ -1001,14 +1001,14 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     in.diag = diag;
     in.spec = spec;
     size_t P = spec->nparams;
-    in.cap = has_sparse_file_operator(spec->predict) ? INT_MAX : SMALL_DIM;
+    in.cap = sym_has_sparse_file_operator(spec->predict) ? INT_MAX : SMALL_DIM;
     in.param_off = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_rows = arena_alloc(a, (P + 1) * sizeof(int));
     in.param_cols = arena_alloc(a, (P + 1) * sizeof(int));
     in.order = param_order(a, spec);
     for (size_t i = 0; i < P; i++) {
         int p = in.order[i];
-        shape_small(&in, &spec->params[p].shape, &in.param_rows[p], &in.param_cols[p]);
+        sym_shape_small(&in, &spec->params[p].shape, &in.param_rows[p], &in.param_cols[p]);
         in.param_off[p] = in.N;
         in.N += in.param_rows[p] * in.param_cols[p];
     }
@@ -1020,7 +1020,7 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
         return NULL;
     }
     int errors = diag->errors;
-    xval out = infer_expr(&in, spec->predict);
+    xval out = sym_infer_expr(&in, spec->predict);
     if (in.failed || diag->errors > errors) {
         if (diag->errors == errors)
             diag_error(diag, spec->predict->loc, "internal error: the scaling system could not be built");
@@ -1029,7 +1029,7 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
     /* The prediction itself must not scale. */
     for (int i = 0; i < out.rows * out.cols; i++)
         if (out.nz[i])
-            eq_add(&in, out.form + (size_t)i * in.N, NULL);
+            sym_eq_add(&in, out.form + (size_t)i * in.N, NULL);
     /* An entry no equation mentions does not reach the prediction (an
      * unused parameter, sema warns): rescaling it is no symmetry of the
      * predictor's, so it is pinned instead of becoming a family. */
@@ -1043,7 +1043,7 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
             continue;
         memset(pin, 0, (size_t)in.N * sizeof(long));
         pin[u] = 1;
-        eq_add(&in, pin, NULL);
+        sym_eq_add(&in, pin, NULL);
     }
     for (size_t s = 0; s < spec->nsymmetries; s++)
         check_symmetry(&in, spec->symmetries[s]);
@@ -1051,10 +1051,10 @@ sym_derivation *sym_derive(ibc_arena *a, const ibc_spec *spec, ibc_diag *diag)
         return NULL;
     {
         int *uses = arena_alloc(a, (P + 1) * sizeof(int));
-        count_params(spec->predict, uses);
+        sym_count_params(spec->predict, uses);
         size_t cap = 2 * (P + 1);
         in.junctions = arena_alloc(a, cap * sizeof(sym_group));
-        find_junctions(a, spec, spec->predict, uses, in.junctions, &in.njunctions, cap);
+        sym_find_junctions(a, spec, spec->predict, uses, in.junctions, &in.njunctions, cap);
     }
     long *basis;
     int dim = lattice_basis(&in, &basis);

@@ -770,7 +770,7 @@ static int set_dual_slice(ibc_arena *a, sym_family *f, long *eqs, long **ns)
         for (int p = 0; p < P; p++)
             eqs[r * P + p] = f->alpha[r][p];
     *ns = NULL;
-    int nd = nullspace(a, eqs, (size_t)k, P, ns);
+    int nd = exact_nullspace(a, eqs, (size_t)k, P, ns);
     mpq_t slice_r[SYM_MAX_BLOCKS];
     bool slice_ok = nd == 1;
     for (int p = 0; p < P; p++) {

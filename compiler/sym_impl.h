@@ -69,23 +69,23 @@ typedef struct {
 } infer;
 
 /* The exponent forms of the value of n (its equations added to in->eq). */
-xval infer_expr(infer *in, const ast_node *n);
+xval sym_infer_expr(infer *in, const ast_node *n);
 /* Adds the equation a - b = 0 (b NULL: a = 0) over the N unknowns. */
-void eq_add(infer *in, const long *a, const long *b);
+void sym_eq_add(infer *in, const long *a, const long *b);
 /* A shape's rows and columns on the instance (dimensions capped). */
-void shape_small(const infer *in, const ibc_shape *s, int *r, int *c);
+void sym_shape_small(const infer *in, const ibc_shape *s, int *r, int *c);
 /* Whether the predictor applies an operator read from a file that has
  * zeros (then the inference runs on the full instance). */
-bool has_sparse_file_operator(const ast_node *n);
+bool sym_has_sparse_file_operator(const ast_node *n);
 
 /* uses[p] += the times parameter p appears in n. */
-void count_params(const ast_node *n, int *uses);
+void sym_count_params(const ast_node *n, int *uses);
 /* The GL(r) junctions of the predictor n (docs/theory.md §8): contractions
  * over an index between two parameters used once each (uses) and reaching
  * it through products, transposes and constant factors only; at most cap
  * into out. */
-void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
-                    size_t *nout, size_t cap);
+void sym_find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
+                        size_t *nout, size_t cap);
 
 /* "||W[j,:]||^2" or "u^2" (a scalar block), and "||W[j,:]||" or "|u|" */
 const char *sym_block_norm2(ibc_arena *a, const sym_family *f, int p);

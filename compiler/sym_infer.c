@@ -29,7 +29,7 @@ static xval xv_new(infer *in, int rows, int cols, bool dense)
 
 static long *xv_at(infer *in, xval *v, int i, int j) { return v->form + ((size_t)i * v->cols + j) * in->N; }
 
-void eq_add(infer *in, const long *a, const long *b)   /* a - b = 0 */
+void sym_eq_add(infer *in, const long *a, const long *b)   /* a - b = 0 */
 {
     long *row = NULL;
     bool nonzero = false;
@@ -65,7 +65,7 @@ static long *xv_all_equal(infer *in, xval *v)
             if (!first)
                 first = f;
             else
-                eq_add(in, f, first);
+                sym_eq_add(in, f, first);
         }
     return first;
 }
@@ -105,7 +105,7 @@ static xval infer_operator(infer *in, const ast_node *n, bool inverse, bool tran
 }
 
 /* Shapes as matrices: a vector is n x 1, a scalar 1 x 1. */
-void shape_small(const infer *in, const ibc_shape *s, int *r, int *c)
+void sym_shape_small(const infer *in, const ibc_shape *s, int *r, int *c)
 {
     *r = s->rank == 0 ? 1 : small(in, s->rows < 0 ? SMALL_DIM : s->rows);
     *c = s->rank == 2 ? small(in, s->cols < 0 ? SMALL_DIM : s->cols) : 1;
@@ -114,7 +114,7 @@ void shape_small(const infer *in, const ibc_shape *s, int *r, int *c)
 /* A matrix operator from a file with a zero entry, used forward: its
  * zeros decide which entries meet in a contraction, and no small instance
  * keeps an arbitrary pattern, so the derivation then runs at full size. */
-bool has_sparse_file_operator(const ast_node *n)
+bool sym_has_sparse_file_operator(const ast_node *n)
 {
     if (!n)
         return false;
@@ -123,11 +123,11 @@ bool has_sparse_file_operator(const ast_node *n)
             if (n->opdata[e] == 0)
                 return true;
     if (n->kind == AST_CALL && n->builtin == IBC_B_solve)
-        return n->nkids > 1 && has_sparse_file_operator(n->kids[1]);
-    if (has_sparse_file_operator(n->lhs) || has_sparse_file_operator(n->rhs))
+        return n->nkids > 1 && sym_has_sparse_file_operator(n->kids[1]);
+    if (sym_has_sparse_file_operator(n->lhs) || sym_has_sparse_file_operator(n->rhs))
         return true;
     for (size_t i = 0; i < n->nkids; i++)
-        if (has_sparse_file_operator(n->kids[i]))
+        if (sym_has_sparse_file_operator(n->kids[i]))
             return true;
     return false;
 }
@@ -160,7 +160,7 @@ static xval infer_matmul(infer *in, xval a, xval b, const ast_node *n)
                 } else {
                     for (int u = 0; u < in->N; u++)
                         tmp[u] = fa[u] + fb[u];
-                    eq_add(in, tmp, first);
+                    sym_eq_add(in, tmp, first);
                 }
             }
         }
@@ -195,7 +195,7 @@ static xval infer_elementwise(infer *in, xval a, xval b, int op)
         } else {   /* + and -: the terms must scale alike */
             out.nz[i] = a.nz[ia] || b.nz[ib];
             if (a.nz[ia] && b.nz[ib])
-                eq_add(in, fa, fb);
+                sym_eq_add(in, fa, fb);
             memcpy(fo, a.nz[ia] ? fa : fb, (size_t)in->N * sizeof(long));
         }
     }
@@ -211,14 +211,14 @@ static xval infer_call(infer *in, const ast_node *n)
         const ast_node *op = n->kids[0];
         bool tr = op->kind == AST_TRANSPOSE;
         xval a = infer_operator(in, tr ? op->lhs : op, true, tr);
-        xval b = infer_expr(in, n->kids[1]);
+        xval b = sym_infer_expr(in, n->kids[1]);
         ast_node fake = *n;
         ast_node l = *op, r = *n->kids[1];
         fake.lhs = &l;
         fake.rhs = &r;
         return infer_matmul(in, a, b, &fake);
     }
-    xval a = infer_expr(in, n->kids[0]);
+    xval a = sym_infer_expr(in, n->kids[0]);
     if (f == IBC_B_relu)
         return a;
     if (f == IBC_B_transpose) {
@@ -257,7 +257,7 @@ static xval infer_call(infer *in, const ast_node *n)
         if (a.nz[i]) {
             for (int u = 0; u < in->N && !scales; u++)
                 scales = a.form[(size_t)i * in->N + u] != 0;
-            eq_add(in, a.form + (size_t)i * in->N, NULL);
+            sym_eq_add(in, a.form + (size_t)i * in->N, NULL);
         }
     if (scales)
         diag_note(in->diag, n->loc,
@@ -266,10 +266,10 @@ static xval infer_call(infer *in, const ast_node *n)
     return xv_new(in, a.rows, a.cols, true);
 }
 
-xval infer_expr(infer *in, const ast_node *n)
+xval sym_infer_expr(infer *in, const ast_node *n)
 {
     int r, c;
-    shape_small(in, &n->shape, &r, &c);
+    sym_shape_small(in, &n->shape, &r, &c);
     if (n->is_const)
         return xv_new(in, r, c, true);
     switch (n->kind) {
@@ -281,7 +281,7 @@ xval infer_expr(infer *in, const ast_node *n)
         return v;   /* inputs do not scale */
     }
     case AST_NEG:
-        return infer_expr(in, n->lhs);
+        return sym_infer_expr(in, n->lhs);
     case AST_TRANSPOSE: {
         if (n->lhs->kind == AST_CALL && n->lhs->shape.rank == 2 && !n->lhs->kids)
             return infer_operator(in, n->lhs, false, true);
@@ -295,7 +295,7 @@ xval infer_expr(infer *in, const ast_node *n)
         return infer_call(in, &call);
     }
     case AST_BINOP: {
-        xval a = infer_expr(in, n->lhs), b = infer_expr(in, n->rhs);
+        xval a = sym_infer_expr(in, n->lhs), b = sym_infer_expr(in, n->rhs);
         if (n->op == '@')
             return infer_matmul(in, a, b, n);
         return infer_elementwise(in, a, b, n->op);
@@ -351,16 +351,16 @@ static int leg_trace(const ast_node *n, int axis, bool *rows)
     }
 }
 
-void count_params(const ast_node *n, int *uses)
+void sym_count_params(const ast_node *n, int *uses)
 {
     if (!n)
         return;
     if (n->kind == AST_IDENT && n->ref_kind == IBC_REF_PARAM)
         uses[n->ref]++;
-    count_params(n->lhs, uses);
-    count_params(n->rhs, uses);
+    sym_count_params(n->lhs, uses);
+    sym_count_params(n->rhs, uses);
     for (size_t i = 0; i < n->nkids; i++)
-        count_params(n->kids[i], uses);
+        sym_count_params(n->kids[i], uses);
 }
 
 static long leg_dim(const ibc_var *p, bool rows)
@@ -379,8 +379,8 @@ static const char *leg_text(ibc_arena *a, const ibc_var *p, bool rows)
 
 /* Every '@' of the predictor whose two contracted axes trace to two
  * different parameters used once each: a GL(r) junction. */
-void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
-                    size_t *nout, size_t cap)
+void sym_find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const int *uses, sym_group *out,
+                        size_t *nout, size_t cap)
 {
     if (!n)
         return;
@@ -407,9 +407,9 @@ void find_junctions(ibc_arena *a, const ibc_spec *sp, const ast_node *n, const i
             g->text = arena_printf(a, "GL(%ld): %s with %s", g->r, leg_text(a, A, lrows), leg_text(a, B, rrows));
         }
     }
-    find_junctions(a, sp, n->lhs, uses, out, nout, cap);
-    find_junctions(a, sp, n->rhs, uses, out, nout, cap);
+    sym_find_junctions(a, sp, n->lhs, uses, out, nout, cap);
+    sym_find_junctions(a, sp, n->rhs, uses, out, nout, cap);
     for (size_t i = 0; i < n->nkids; i++)
-        find_junctions(a, sp, n->kids[i], uses, out, nout, cap);
+        sym_find_junctions(a, sp, n->kids[i], uses, out, nout, cap);
 }
 

@@ -1,7 +1,7 @@
 /*
  * driver.c: one run of the experiment driver (one seed), the loop every
  * generated trainer's models go through (ibrt_main, driver_main.c, calls
- * run_in_dir; the files' split is in driver_impl.h).
+ * ibrt_drv_run_in_dir; the files' split is in driver_impl.h).
  *
  * One run is: set-up (data, operators, teacher), then each model in turn
  * -- initialisation, structural checks and a gradient check at the
@@ -28,8 +28,8 @@
 
 /* ------------------------------------------------------------ training */
 
-double loss_grad(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n, bool grad,
-                 bool with_l1)
+double ibrt_drv_loss_grad(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n,
+                          bool grad, bool with_l1)
 {
     const long OUT = p->out, IN = p->in, BMAX = p->bmax;
     double loss = 0, norm = (double)n * (double)OUT;
@@ -98,7 +98,7 @@ double loss_grad(const ibrt_problem *p, const ibrt_model *m, const double *X, co
 
 double ibrt_driver_loss(const ibrt_problem *p, const ibrt_model *m, const double *X, const double *Y, long n, bool grad)
 {
-    return loss_grad(p, m, X, Y, n, grad, true);
+    return ibrt_drv_loss_grad(p, m, X, Y, n, grad, true);
 }
 
 /* The two loops of every step over all parameters, in blocks of eight
@@ -119,8 +119,8 @@ static void sgd_step(double *restrict th, const double *restrict g, long n, doub
 
 /* contr_i += lr^2 (gu_i^2 + gv_i^2) / (u_i^2 + v_i^2), which is lr^2 r_i^2 for
  * z_i = u_i v_i with residual r_i = dL/dz_i (gu = r v, gv = r u) */
-void pair_step(double *restrict contr, const double *u, const double *v, const double *gu, const double *gv,
-               long n, double lr)
+void ibrt_drv_pair_step(double *restrict contr, const double *u, const double *v, const double *gu, const double *gv,
+                        long n, double lr)
 {
     long i = 0;
     for (; i + 8 <= n; i += 8)
@@ -133,7 +133,7 @@ void pair_step(double *restrict contr, const double *u, const double *v, const d
 }
 
 /* acc_i += lr^2 q_i(g), accabs_i += lr^2 |q_i(g)| */
-void quad_step(run_state *R, const ibrt_model *m)
+void ibrt_drv_quad_step(run_state *R, const ibrt_model *m)
 {
     double l2 = m->lr * m->lr;
     m->quad(m->g, R->qg, NULL);
@@ -217,11 +217,11 @@ static int lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, cons
         else
             fprintf(stderr, ": no positive curvature at init, no bound\n");
     }
-    fixed_cost(R, "stability probe", m->name, ibrt_time_now() - t0);
+    ibrt_drv_fixed_cost(R, "stability probe", m->name, ibrt_time_now() - t0);
     if (record) {
-        put(R, "stability_lambda_max", m->suffix, st.lambda_max);
-        put(R, "stability_lr_bound", m->suffix, st.bound);
-        key(R, "stability", m->suffix);
+        ibrt_drv_put_metric(R, "stability_lambda_max", m->suffix, st.lambda_max);
+        ibrt_drv_put_metric(R, "stability_lr_bound", m->suffix, st.bound);
+        ibrt_drv_metric_key(R, "stability", m->suffix);
         ibrt_json_obj_begin(R->j);
         ibrt_json_key(R->j, "method");
         ibrt_json_str(R->j, "power iteration on central differences of the gradient");
@@ -265,10 +265,10 @@ static int lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, cons
         }
         char why[256];
         lr_auto_outcome(R, m, &g, st.bound, why, sizeof why);
-        fixed_cost(R, "lr = auto trial runs", m->name, ibrt_time_now() - t0);
+        ibrt_drv_fixed_cost(R, "lr = auto trial runs", m->name, ibrt_time_now() - t0);
         if (record) {
-            put(R, "lr_auto_chosen", m->suffix, m->lr);
-            key(R, "lr_auto", m->suffix);
+            ibrt_drv_put_metric(R, "lr_auto_chosen", m->suffix, m->lr);
+            ibrt_drv_metric_key(R, "lr_auto", m->suffix);
             ibrt_json_obj_begin(R->j);
             ibrt_json_key(R->j, "bounds");
             double b[2] = { m->lr_lo, m->lr_hi };
@@ -303,7 +303,7 @@ static int lr_setup(run_state *R, ibrt_model *m, size_t k, const double *X, cons
             ibrt_checks_add(&R->checks, name, 0, 1, 0, false,
                             "rates of the grid to train with (a trial without divergence, below any that diverged)");
             R->step = -1;
-            write_partial(R, "diverged", "diverged", -1, NAN);
+            ibrt_drv_write_partial(R, "diverged", "diverged", -1, NAN);
             snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
             unlink(R->path);   /* a resume would choose again, and find nothing again */
             return 3;
@@ -354,14 +354,14 @@ static int diverged(run_state *R, const ibrt_model *m, long step, double loss)
                 "the learning rate %g is likely too large: lower it in the spec\n", m->name, step, loss,
                 R->loss0, m->lr);
     R->step = step;
-    record(R, m, step, loss);   /* the step that diverged, at the parameters that gave it */
-    close_traces(R);
-    write_params(R, m);
+    ibrt_drv_record_step(R, m, step, loss);   /* the step that diverged, at the parameters that gave it */
+    ibrt_drv_close_traces(R);
+    ibrt_drv_write_params(R, m);
     char name[96];
     snprintf(name, sizeof name, "training stays finite (%s)", m->name);
     ibrt_checks_add(&R->checks, name, loss, R->loss0, R->o.max_growth, false,
                     "loss finite and below max-growth times the first loss");
-    write_partial(R, "diverged", "diverged", (double)step, loss);
+    ibrt_drv_write_partial(R, "diverged", "diverged", (double)step, loss);
     /* an earlier checkpoint of this run would resume into the same divergence */
     snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
     unlink(R->path);
@@ -380,19 +380,19 @@ static void model_end(run_state *R, size_t k, const double *X, double loss, long
     char when[64];
     R->X = X;
     if (R->o.snapshots)
-        write_snapshot(R, m, steps, false);
+        ibrt_drv_write_snapshot(R, m, steps, false);
     snprintf(when, sizeof when, "%s, end", m->name);
     double te0 = ibrt_time_now();
     m->structure(X, &R->rs, &R->checks, when);
-    symmetry_checks(R, m, true);
+    ibrt_drv_symmetry_checks(R, m, true);
     ibrt_progress_end(pg);
     double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);
-    close_traces(R);
-    write_params(R, m);
+    ibrt_drv_close_traces(R);
+    ibrt_drv_write_params(R, m);
     if (!R->o.quiet)
         printf("%-10s %14.6g %14.0f\n", m->name, loss, rate);
-    model_metrics(R, k, loss);
-    fixed_cost(R, "end-of-run checks and metrics", m->name, ibrt_time_now() - te0);
+    ibrt_drv_model_metrics(R, k, loss);
+    ibrt_drv_fixed_cost(R, "end-of-run checks and metrics", m->name, ibrt_time_now() - te0);
 }
 
 /* Model k from its initialisation (or from the checkpoint ck) to its
@@ -418,17 +418,17 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     m->init(m->th, &ri);
     if (!resumed) {
         nb = p->draw_batch(ds, &R->rb, &X, &Y);
-        checks_at_init(R, m, X, Y, nb);
+        ibrt_drv_checks_at_init(R, m, X, Y, nb);
         if (R->o.gradcheck)   /* the initial point only, no training */
             return 0;
-        if (drv_stop_signal) {
+        if (ibrt_drv_stop_signal) {
             /* a signal during the checks at initialisation (long for a
              * large model): the run stops before this model, without
              * them; a resume starts the model over */
             R->checks.n = nchecks;
             R->step = -1;
             R->X = p->bx;
-            return stop_run(R, 128 + drv_stop_signal);
+            return ibrt_drv_stop_run(R, 128 + ibrt_drv_stop_signal);
         }
         /* after the stop above: a run stopped there starts the model over,
          * and must not find its stability metrics already written */
@@ -442,12 +442,12 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             if ((rc = lr_setup(R, m, k, X, Y, nb, false)) != 0)
                 return rc;
         }
-        ckpt_restore_model(R, m, ck, ckdata);
+        ibrt_drv_ckpt_restore_model(R, m, ck, ckdata);
         X = ck->x_is_buffer ? p->bx : ds->x_train;
         start = ck->step;
     }
-    if (open_traces(R, m, resumed ? ck : NULL, &err) != IBRT_OK) {
-        errmsg(&err);
+    if (ibrt_drv_open_traces(R, m, resumed ? ck : NULL, &err) != IBRT_OK) {
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     long steps = R->o.steps, every = p->record_every;   /* trace interval, scaled to --steps */
@@ -459,7 +459,7 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
     R->X = X;
     for (long step = start; step < steps; step++) {
         nb = p->draw_batch(ds, &R->rb, &X, &Y);
-        loss = loss_grad(p, m, X, Y, nb, true, true);
+        loss = ibrt_drv_loss_grad(p, m, X, Y, nb, true, true);
         if (step == 0)
             R->loss0 = loss;
         if (!isfinite(loss) || (R->loss0 > 0 && loss > R->o.max_growth * R->loss0)) {
@@ -467,37 +467,37 @@ static int train_model(run_state *R, size_t k, const ckpt_head *ck, const unsign
             return diverged(R, m, step, loss);
         }
         if (R->o.snapshots && step % R->o.snapshots == 0)
-            write_snapshot(R, m, step, true);
+            ibrt_drv_write_snapshot(R, m, step, true);
         if (m->pair)   /* eta^2 r_i^2 of this step, before it moves u_i, v_i */
-            pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0, m->g + m->pair_off1,
-                      m->nbal, m->lr);
+            ibrt_drv_pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
+                               m->g + m->pair_off1, m->nbal, m->lr);
         if (m->nquad)   /* lr^2 q(g): this step's change of every conserved quadratic */
-            quad_step(R, m);
+            ibrt_drv_quad_step(R, m);
         sgd_step(m->th, m->g, m->nth, m->lr);
         if (step % every == 0 || step == steps - 1) {
             R->X = X;
-            record(R, m, step, loss);
+            ibrt_drv_record_step(R, m, step, loss);
         }
         ibrt_progress_update(&pg, step + 1, loss);
         R->steps_run++;
-        bool stop = drv_stop_signal || (R->o.stop_after && R->steps_run >= R->o.stop_after);
+        bool stop = ibrt_drv_stop_signal || (R->o.stop_after && R->steps_run >= R->o.stop_after);
         if (stop || (R->o.checkpoint_every && (step + 1) % R->o.checkpoint_every == 0)) {
             R->step = step + 1;
             R->loss = loss;
             R->X = X;
             if (stop) {
                 ibrt_progress_end(&pg);
-                return stop_run(R, drv_stop_signal ? 128 + drv_stop_signal : 75);
+                return ibrt_drv_stop_run(R, ibrt_drv_stop_signal ? 128 + ibrt_drv_stop_signal : 75);
             }
-            if (ckpt_write(R, &err) != IBRT_OK)
-                return stop_output_error(R, &err);
+            if (ibrt_drv_ckpt_write(R, &err) != IBRT_OK)
+                return ibrt_drv_stop_output_error(R, &err);
         }
     }
     model_end(R, k, X, loss, start, ts, &pg);
     return 0;
 }
 
-void free_run(run_state *R)
+void ibrt_drv_free_run(run_state *R)
 {
     double *bufs[] = { R->chi, R->ratio, R->nA0, R->nB0, R->nA, R->nB, R->mA, R->mB, R->scratch2, R->chi0, R->tmp,
                        R->brow, R->scratch0, R->scratch1, R->g_analytic, R->w, R->contr, R->svd_a, R->svd_s, R->svd_work,
@@ -509,8 +509,8 @@ void free_run(run_state *R)
 }
 
 /* The run's buffers, sized for the largest model, allocated before any
- * step; false when memory runs out (free_run frees what was allocated). */
-bool run_alloc(run_state *R)
+ * step; false when memory runs out (ibrt_drv_free_run frees what was allocated). */
+bool ibrt_drv_run_alloc(run_state *R)
 {
     const ibrt_problem *p = R->p;
     /* buffers for the largest model, allocated before any step */
@@ -554,59 +554,61 @@ bool run_alloc(run_state *R)
 }
 
 /* One whole experiment at seed o.seed in R.o.out_dir; the exit status. */
-int run_in_dir(const ibrt_problem *p, ibrt_opts o)
+int ibrt_drv_run_in_dir(const ibrt_problem *p, ibrt_opts o)
 {
     run_state R;
     memset(&R, 0, sizeof R);
     R.p = p;
     R.o = o;
     R.t0 = ibrt_time_now();
-    R.blas_threads = drv_blas_threads;
-    drv_metrics.n = 0;
-    memset(drv_mechanism, 0, sizeof drv_mechanism);
+    R.blas_threads = ibrt_drv_blas_threads;
+    ibrt_drv_metrics.n = 0;
+    memset(ibrt_drv_mechanism, 0, sizeof ibrt_drv_mechanism);
     ibrt_error err;
     unsigned char *ckdata = NULL;
     size_t cksize = 0;
     ckpt_head ck;
     int rc;
-    if (o.resume && (rc = ckpt_resume_begin(&R, o, &ck, &ckdata, &cksize)) != 0)
+    if (o.resume && (rc = ibrt_drv_ckpt_resume_begin(&R, o, &ck, &ckdata, &cksize)) != 0)
         return rc;
     if (ibrt_mkdir_p(R.o.out_dir, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         free(ckdata);
         return 1;
     }
     double tsetup = ibrt_time_now();
     ibrt_io_files_reset();   /* the files set-up reads, hashed for the checkpoint */
-    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK || (o.resume && !ckpt_same_files(&ck, o.resume, &err)) ||
-        (drv_seeds_ref_set && !same_files(&drv_seeds_ref, "--seeds", "since the first seed read it", "the seeds would "
-                                          "train on different data: run them again with the files left alone", &err))) {
-        errmsg(&err);
+    if (p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK ||
+        (o.resume && !ibrt_drv_ckpt_same_files(&ck, o.resume, &err)) ||
+        (ibrt_drv_seeds_ref_set &&
+         !ibrt_drv_same_files(&ibrt_drv_seeds_ref, "--seeds", "since the first seed read it", "the seeds would train "
+                              "on different data: run them again with the files left alone", &err))) {
+        ibrt_drv_errmsg(&err);
         free(ckdata);
         ibrt_dataset_free(&R.ds);
         return 1;
     }
-    fixed_cost(&R, "data and operator set-up", NULL, ibrt_time_now() - tsetup);
-    if (!run_alloc(&R)) {
+    ibrt_drv_fixed_cost(&R, "data and operator set-up", NULL, ibrt_time_now() - tsetup);
+    if (!ibrt_drv_run_alloc(&R)) {
         fprintf(stderr, "error: out of memory\n");
         free(ckdata);
-        free_run(&R);
+        ibrt_drv_free_run(&R);
         return 1;
     }
     size_t first = 0;
     if (o.resume) {
-        if (!ckpt_restore_json(&R, &ck, ckdata, cksize)) {
+        if (!ibrt_drv_ckpt_restore_json(&R, &ck, ckdata, cksize)) {
             free(ckdata);
-            free_run(&R);
+            ibrt_drv_free_run(&R);
             return 1;
         }
         first = (size_t)ck.model;
     } else
-        results_json_begin(&R);
+        ibrt_drv_results_json_begin(&R);
     if (!o.quiet && !o.gradcheck)
         printf("%-10s %14s %14s\n", "model", "final loss", "steps/s");
     for (size_t k = first; k <= p->nmodels; k++) {
-        if (k > first && !o.gradcheck && (drv_stop_signal || R.o.checkpoint_every)) {
+        if (k > first && !o.gradcheck && (ibrt_drv_stop_signal || R.o.checkpoint_every)) {
             /* model k-1's outputs are written: a checkpoint now points at
              * model k (not at k-1's traces, which are final), and a signal
              * received meanwhile stops here; k == nmodels: every model is
@@ -614,16 +616,16 @@ int run_in_dir(const ibrt_problem *p, ibrt_opts o)
             R.k = (long)k;
             R.step = -1;
             R.X = p->bx;
-            if (drv_stop_signal) {
+            if (ibrt_drv_stop_signal) {
                 free(ckdata);
-                rc = stop_run(&R, 128 + drv_stop_signal);
-                free_run(&R);
+                rc = ibrt_drv_stop_run(&R, 128 + ibrt_drv_stop_signal);
+                ibrt_drv_free_run(&R);
                 return rc;
             }
-            if (ckpt_write(&R, &err) != IBRT_OK) {
-                rc = stop_output_error(&R, &err);
+            if (ibrt_drv_ckpt_write(&R, &err) != IBRT_OK) {
+                rc = ibrt_drv_stop_output_error(&R, &err);
                 free(ckdata);
-                free_run(&R);
+                ibrt_drv_free_run(&R);
                 return rc;
             }
         }
@@ -632,15 +634,15 @@ int run_in_dir(const ibrt_problem *p, ibrt_opts o)
         rc = train_model(&R, k, o.resume ? &ck : NULL, ckdata);
         if (rc) {
             free(ckdata);
-            free_run(&R);
+            ibrt_drv_free_run(&R);
             return rc;
         }
     }
     free(ckdata);
     if (o.gradcheck)
         rc = R.gc_failed ? 5 : 0;
-    else if ((rc = run_references(&R)) == 0)
-        rc = write_results(&R);
-    free_run(&R);
+    else if ((rc = ibrt_drv_run_references(&R)) == 0)
+        rc = ibrt_drv_write_results(&R);
+    ibrt_drv_free_run(&R);
     return rc;
 }

@@ -42,7 +42,7 @@ static double central_difference(run_state *R, const ibrt_model *m, const double
             else
                 for (long i = 0; i < m->nth; i++)
                     m->th[i] = th0[i] + step * d[i];
-            l[side] = loss_grad(p, m, X, Y, nb, false, false);
+            l[side] = ibrt_drv_loss_grad(p, m, X, Y, nb, false, false);
         }
         if (e >= 0)
             m->th[e] = t;
@@ -79,7 +79,7 @@ static double gradient_check(run_state *R, const ibrt_model *m, const double *X,
 {
     const ibrt_problem *p = R->p;
     double tol = p->gradient_tol, worst = 0, scale = 0, norm = 0, *ga = R->g_analytic;
-    double l0 = fabs(loss_grad(p, m, X, Y, nb, true, false));
+    double l0 = fabs(ibrt_drv_loss_grad(p, m, X, Y, nb, true, false));
     memcpy(ga, m->g, sizeof(double) * (size_t)m->nth);
     for (long e = 0; e < m->nth; e++) {
         scale = fmax(scale, fabs(ga[e]));
@@ -153,14 +153,14 @@ static double gradient_check(run_state *R, const ibrt_model *m, const double *X,
  * structural checks and the gradient check, each with its fixed cost;
  * under --gradcheck the gradient check's line on stdout (R->gc_failed
  * when it fails). */
-void checks_at_init(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb)
+void ibrt_drv_checks_at_init(run_state *R, const ibrt_model *m, const double *X, const double *Y, long nb)
 {
     const ibrt_problem *p = R->p;
     char when[64];
     snprintf(when, sizeof when, "%s, init", m->name);
     double ts0 = ibrt_time_now();
     m->structure(X, &R->rs, &R->checks, when);
-    fixed_cost(R, "structure checks at init", m->name, ibrt_time_now() - ts0);
+    ibrt_drv_fixed_cost(R, "structure checks at init", m->name, ibrt_time_now() - ts0);
     long skipped, checked;
     bool sampled;
     double t0 = ibrt_time_now();
@@ -176,7 +176,7 @@ void checks_at_init(run_state *R, const ibrt_model *m, const double *X, const do
     snprintf(detail, sizeof detail, "max |fd - analytic| / max |analytic| over %s; %ld at a kink, skipped", what,
              skipped);
     ibrt_checks_add(&R->checks, name, gerr, 0, p->gradient_tol, gok, detail);
-    fixed_cost(R, "gradient check", m->name, ibrt_time_now() - t0);
+    ibrt_drv_fixed_cost(R, "gradient check", m->name, ibrt_time_now() - t0);
     if (R->o.gradcheck) {   /* the initial point only, no training */
         printf("gradcheck %-10s max |fd - analytic| / max |analytic| = %.3g (tolerance %.3g) over %s, "
                "%ld at a kink skipped: %s\n", m->name, gerr, p->gradient_tol, what, skipped,
@@ -202,15 +202,15 @@ static void pair_contraction(run_state *R, const ibrt_model *m)
             rat[n] = meas[n] / pred[n];
             n++;
         }
-    put(R, "chi_contraction_indices", sfx, (double)n);
+    ibrt_drv_put_metric(R, "chi_contraction_indices", sfx, (double)n);
     if (n == 0)
         return;
     ibrt_stats_median_min_max(meas, n, &med, &mn, &mx);
-    put(R, "chi_contraction_measured_median", sfx, med);
+    ibrt_drv_put_metric(R, "chi_contraction_measured_median", sfx, med);
     ibrt_stats_median_min_max(pred, n, &med, &mn, &mx);
-    put(R, "chi_contraction_predicted_median", sfx, med);
+    ibrt_drv_put_metric(R, "chi_contraction_predicted_median", sfx, med);
     ibrt_stats_median_min_max(rat, n, &med, &mn, &mx);
-    put(R, "chi_contraction_ratio_median", sfx, med);
+    ibrt_drv_put_metric(R, "chi_contraction_ratio_median", sfx, med);
     char name[96];
     snprintf(name, sizeof name, "chi contraction = sum eta^2 r^2 (%s)", m->name);
     ibrt_checks_add(&R->checks, name, med, 1, 0.05, fabs(med - 1) <= 0.05,
@@ -234,7 +234,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
         memset(R->mB, 0, sizeof(double) * (size_t)nbal);
         for (int q = 0; q < 256; q++) {
             long nq = p->draw_batch(&R->ds, &R->rb, &X, &Y);
-            loss_grad(p, m, X, Y, nq, true, true);
+            ibrt_drv_loss_grad(p, m, X, Y, nq, true, true);
             /* scratch for the gradient's chi and ratio: R->chi keeps chi(T) */
             m->balance(m->g, R->tmp, R->brow, R->scratch0, R->scratch1);
             for (long i = 0; i < nbal; i++) {
@@ -253,7 +253,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
         char name[96], tag[24] = "";
         if (f > 0)
             snprintf(tag, sizeof tag, "_fam%d", fam->id);
-#define PUT(base, v) (snprintf(name, sizeof name, "%s%s", base, tag), put(R, name, sfx, (v)))
+#define PUT(base, v) (snprintf(name, sizeof name, "%s%s", base, tag), ibrt_drv_put_metric(R, name, sfx, (v)))
         memcpy(R->tmp, R->ratio + start, sizeof(double) * (size_t)n);
         ibrt_stats_median_min_max(R->tmp, (size_t)n, &med, &mn, &mx);
         PUT("ratio_median", med);
@@ -280,9 +280,9 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
         PUT("chi_rel_change_median", rel);
         PUT("norm_growth_median", growth);
         if (f == 0 && k < 16)
-            snprintf(drv_mechanism[k], sizeof drv_mechanism[k], "%s", rel < 0.05 ? "conserved" : "driven");
+            snprintf(ibrt_drv_mechanism[k], sizeof ibrt_drv_mechanism[k], "%s", rel < 0.05 ? "conserved" : "driven");
         snprintf(name, sizeof name, "mechanism%s", tag);
-        key(R, name, sfx);
+        ibrt_drv_metric_key(R, name, sfx);
         ibrt_json_str(R->j, rel < 0.05 ? (growth > 1.5 ? "conserved: chi kept its initial value while the norms grew "
                                                          "(a gradient-flow invariant, not the noise correction)"
                                                        : "conserved: chi kept its initial value")
@@ -303,7 +303,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
         }
 #undef PUT
         snprintf(name, sizeof name, "ratio_definition%s", tag);
-        key(R, name, sfx);
+        ibrt_drv_metric_key(R, name, sfx);
         ibrt_json_str(R->j, fam->ratio_definition);
     }
     if (m->pair)
@@ -311,7 +311,7 @@ static void balance_metrics(run_state *R, const ibrt_model *m, size_t k)
 }
 
 /* The metrics of model k after training (loss: its final training loss). */
-void model_metrics(run_state *R, size_t k, double loss)
+void ibrt_drv_model_metrics(run_state *R, size_t k, double loss)
 {
     const ibrt_problem *p = R->p;
     const ibrt_model *m = &p->models[k];
@@ -319,7 +319,7 @@ void model_metrics(run_state *R, size_t k, double loss)
     const char *sfx = m->suffix;
     const long OUT = p->out, IN = p->in, BMAX = p->bmax;
     ibrt_error err;
-    put(R, "final_loss", sfx, loss);
+    ibrt_drv_put_metric(R, "final_loss", sfx, loss);
     if (ds->n_test > 0) {
         double mse = 0;
         for (size_t s0 = 0; s0 < ds->n_test; s0 += (size_t)BMAX) {
@@ -331,7 +331,7 @@ void model_metrics(run_state *R, size_t k, double loss)
                     mse += r * r;
                 }
         }
-        put(R, "test_mse", sfx, mse / (double)(ds->n_test * (size_t)OUT));
+        ibrt_drv_put_metric(R, "test_mse", sfx, mse / (double)(ds->n_test * (size_t)OUT));
     }
     if (m->w_size > 0) {   /* the design parameter w, as the researcher sees it */
         long n = m->w_size;
@@ -348,7 +348,7 @@ void model_metrics(run_state *R, size_t k, double loss)
         snprintf(R->path, sizeof R->path, "%s/w_%s.npy", R->o.out_dir, m->name);
         size_t shp[1] = { (size_t)n };
         if (ibrt_npy_write(R->path, w, 1, shp, &err) != IBRT_OK)
-            output_failed(R, &err);
+            ibrt_drv_output_failed(R, &err);
         if (ds->truth_size == (size_t)n) {
             double rec = 0, tv = 0;
             ibrt_csv wc;   /* the learned coefficients next to the truth, for plots */
@@ -359,17 +359,17 @@ void model_metrics(run_state *R, size_t k, double loss)
                     ibrt_csv_row(&wc, row, 3);
                 }
                 if (ibrt_csv_close(&wc, &err) != IBRT_OK)
-                    output_failed(R, &err);
+                    ibrt_drv_output_failed(R, &err);
             } else
-                output_failed(R, &err);
+                ibrt_drv_output_failed(R, &err);
             for (long i = 0; i < n; i++) {
                 rec += (w[i] - ds->truth[i]) * (w[i] - ds->truth[i]) / (double)n;
                 if (i)
                     tv += fabs(w[i] - w[i - 1]);
             }
-            put(R, "recon_mse", sfx, rec);
-            put(R, "tv", sfx, tv);
-            put(R, "fit_mse", sfx, loss);
+            ibrt_drv_put_metric(R, "recon_mse", sfx, rec);
+            ibrt_drv_put_metric(R, "tv", sfx, tv);
+            ibrt_drv_put_metric(R, "fit_mse", sfx, loss);
             /* support: the indices of the largest |w_i|, as many as the truth's non-zeros */
             if (ds->nonzeros > 0 && ds->nonzeros <= 64) {
                 double sup[64];
@@ -386,7 +386,7 @@ void model_metrics(run_state *R, size_t k, double loss)
                 for (long i = 0; i < n; i++)
                     if (used[i])
                         sup[c++] = (double)i;
-                key(R, "support", sfx);
+                ibrt_drv_metric_key(R, "support", sfx);
                 ibrt_json_nums(R->j, sup, c);
                 if (k == 0) {
                     c = 0;
@@ -403,7 +403,7 @@ void model_metrics(run_state *R, size_t k, double loss)
         long r = p->zrows, c = p->zcols, ns = r < c ? r : c;
         m->forward(m->th, R->X, 1, m->tp);
         if (ibrt_linalg_svd_values((size_t)r, (size_t)c, m->tp + m->root, R->tmp, &err) == IBRT_OK) {
-            key(R, "singular_values", sfx);
+            ibrt_drv_metric_key(R, "singular_values", sfx);
             ibrt_json_nums(R->j, R->tmp, (size_t)ns);
         }
         double num = 0, den = 0;
@@ -412,11 +412,11 @@ void model_metrics(run_state *R, size_t k, double loss)
             num += d * d;
             den += ds->truth[e] * ds->truth[e];
         }
-        put(R, "relative_error", sfx, sqrt(num / den));
+        ibrt_drv_put_metric(R, "relative_error", sfx, sqrt(num / den));
         snprintf(R->path, sizeof R->path, "%s/Z_%s.npy", R->o.out_dir, m->name);
         size_t shp[2] = { (size_t)r, (size_t)c };
         if (ibrt_npy_write(R->path, m->tp + m->root, 2, shp, &err) != IBRT_OK)
-            output_failed(R, &err);
+            ibrt_drv_output_failed(R, &err);
     }
     if (m->nbal)
         balance_metrics(R, m, k);
@@ -443,11 +443,11 @@ static void junction_balance(run_state *R, const ibrt_model *m, size_t g, long f
     free(C);
     char key_[48];
     snprintf(key_, sizeof key_, "C_fro_rel_end_group%zu", g + 1);
-    put(R, key_, m->suffix, tr > 0 ? fro / tr : NAN);
+    ibrt_drv_put_metric(R, key_, m->suffix, tr > 0 ? fro / tr : NAN);
     snprintf(key_, sizeof key_, "C_eig_min_end_group%zu", g + 1);
-    put(R, key_, m->suffix, lo);
+    ibrt_drv_put_metric(R, key_, m->suffix, lo);
     snprintf(key_, sizeof key_, "C_eig_max_end_group%zu", g + 1);
-    put(R, key_, m->suffix, hi);
+    ibrt_drv_put_metric(R, key_, m->suffix, hi);
 }
 
 /* docs/theory.md §9: for every group, max over its functions of
@@ -482,19 +482,19 @@ static void finite_step_identity(run_state *R, const ibrt_model *m, bool check)
                             "conserved functions (docs/theory.md §9)");
         char key_[48];
         snprintf(key_, sizeof key_, "conserved_drift_max_group%zu", g + 1);
-        put(R, key_, m->suffix, drift);
+        ibrt_drv_put_metric(R, key_, m->suffix, drift);
         /* the size of the dual slice at both ends */
         long first = g ? m->qgroups[g - 1].end : 0, r = m->qgroups[g].r;
-        double s0 = dual_slice_size(m, g, R->q0), sT = dual_slice_size(m, g, R->qT);
+        double s0 = ibrt_drv_dual_slice_size(m, g, R->q0), sT = ibrt_drv_dual_slice_size(m, g, R->qT);
         snprintf(key_, sizeof key_, r ? "C_fro_start_group%zu" : "chi_abs_max_start_group%zu", g + 1);
-        put(R, key_, m->suffix, s0);
+        ibrt_drv_put_metric(R, key_, m->suffix, s0);
         snprintf(key_, sizeof key_, r ? "C_fro_end_group%zu" : "chi_abs_max_end_group%zu", g + 1);
-        put(R, key_, m->suffix, sT);
+        ibrt_drv_put_metric(R, key_, m->suffix, sT);
         if (r)
             junction_balance(R, m, g, first, r, sT);
     }
     if (check)
-        put(R, "finite_step_identity_max", m->suffix, all);
+        ibrt_drv_put_metric(R, "finite_step_identity_max", m->suffix, all);
 }
 
 /* log det of the Gram matrix of the model's torus generators, jointly
@@ -534,8 +534,8 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
     }
     free(xi);
     free(G);
-    put(R, "logdet_G_joint_end", m->suffix, joint);
-    put(R, "logdet_G_blocks_end", m->suffix, blocks);
+    ibrt_drv_put_metric(R, "logdet_G_joint_end", m->suffix, joint);
+    ibrt_drv_put_metric(R, "logdet_G_blocks_end", m->suffix, blocks);
     if (!m->gen_coupled && !isnan(joint)) {
         double e = fabs(joint - blocks) / fmax(1, fabs(joint));
         char name[96];
@@ -614,8 +614,8 @@ static void group_logdet(run_state *R, const ibrt_model *m)
     free(xi);
     free(tor);
     free(G);
-    put(R, "logdet_G_group_end", m->suffix, joint);
-    put(R, "logdet_G_group_sum_end", m->suffix, sum);
+    ibrt_drv_put_metric(R, "logdet_G_group_end", m->suffix, joint);
+    ibrt_drv_put_metric(R, "logdet_G_group_sum_end", m->suffix, sum);
     if (m->nsymgroups > 1 && !coupled && !isnan(joint) && !isnan(sum)) {
         double e = fabs(joint - sum) / fmax(1, fabs(joint));
         char name[96];
@@ -676,7 +676,7 @@ static void joint_poly_checks(run_state *R, const ibrt_model *m)
  * `identity`: the sums cover every step), the torus generators' joint
  * and per-index log det G, every group's, and the derived polynomials
  * of coupled groups; each when the model has them. */
-void symmetry_checks(run_state *R, const ibrt_model *m, bool identity)
+void ibrt_drv_symmetry_checks(run_state *R, const ibrt_model *m, bool identity)
 {
     if (m->nquad)
         finite_step_identity(R, m, identity);
@@ -692,7 +692,7 @@ void symmetry_checks(run_state *R, const ibrt_model *m, bool identity)
  * mask and its truth, nuclear-norm completion with an oracle lambda (E3)
  * and whether the observed entries determine the truth; for a spec that
  * asks for it, the stationary-law test.  0, or 1 after a message. */
-int run_references(run_state *R)
+int ibrt_drv_run_references(run_state *R)
 {
     const ibrt_problem *p = R->p;
     ibrt_error err;
@@ -704,20 +704,20 @@ int run_references(run_state *R)
         double t0 = ibrt_time_now();
         if (ibrt_baseline_completion((size_t)p->zrows, (size_t)p->zcols, R->ds.truth, R->ds.mask, sweep, &cr, &err) !=
             IBRT_OK) {
-            errmsg(&err);
+            ibrt_drv_errmsg(&err);
             return 1;
         }
-        fixed_cost(R, sweep ? "soft-impute reference (30 lambdas x 300 SVTs)" : "completion counts (2 SVDs)", NULL,
-                   ibrt_time_now() - t0);
+        ibrt_drv_fixed_cost(R, sweep ? "soft-impute reference (30 lambdas x 300 SVTs)" : "completion counts (2 SVDs)",
+                            NULL, ibrt_time_now() - t0);
         if (!sweep && !R->o.quiet)
             fprintf(stderr, "note: the soft-impute reference is skipped above 64 x 64 entries (%ld x %ld: 9000 SVTs "
                             "of that size); --reference runs it\n", p->zrows, p->zcols);
-        put(R, "observed_entries", "", (double)cr.observed);
-        put(R, "truth_rank", "", (double)cr.rank);
-        put(R, "rows_underdetermined", "", (double)cr.rows_under);
-        put(R, "cols_underdetermined", "", (double)cr.cols_under);
-        put(R, "relative_error_softimpute_oracle", "", cr.best_error);
-        put(R, "softimpute_oracle_lambda", "", cr.best_lambda);
+        ibrt_drv_put_metric(R, "observed_entries", "", (double)cr.observed);
+        ibrt_drv_put_metric(R, "truth_rank", "", (double)cr.rank);
+        ibrt_drv_put_metric(R, "rows_underdetermined", "", (double)cr.rows_under);
+        ibrt_drv_put_metric(R, "cols_underdetermined", "", (double)cr.cols_under);
+        ibrt_drv_put_metric(R, "relative_error_softimpute_oracle", "", cr.best_error);
+        ibrt_drv_put_metric(R, "softimpute_oracle_lambda", "", cr.best_lambda);
     }
     if (p->stationary) {   /* the stationary law, thin-shell Metropolis test (docs/theory.md §7) */
         ibrt_stationary_cfg sc = p->stationary_cfg;
@@ -727,16 +727,16 @@ int run_references(run_state *R)
         ibrt_stationary_result sr;
         double t0 = ibrt_time_now();
         if (ibrt_stationary_uv(&sc, &sr, &err) != IBRT_OK) {
-            errmsg(&err);
+            ibrt_drv_errmsg(&err);
             return 1;
         }
-        fixed_cost(R, "stationary law (Metropolis chains)", NULL, ibrt_time_now() - t0);
-        put(R, "stationary_ks_predicted", "", sr.ks_pred);
-        put(R, "stationary_p_predicted", "", sr.p_pred);
-        put(R, "stationary_ks_no_det", "", sr.ks_nodet);
-        put(R, "stationary_p_no_det", "", sr.p_nodet);
-        put(R, "stationary_ks_flipped", "", sr.ks_flip);
-        put(R, "stationary_p_flipped", "", sr.p_flip);
+        ibrt_drv_fixed_cost(R, "stationary law (Metropolis chains)", NULL, ibrt_time_now() - t0);
+        ibrt_drv_put_metric(R, "stationary_ks_predicted", "", sr.ks_pred);
+        ibrt_drv_put_metric(R, "stationary_p_predicted", "", sr.p_pred);
+        ibrt_drv_put_metric(R, "stationary_ks_no_det", "", sr.ks_nodet);
+        ibrt_drv_put_metric(R, "stationary_p_no_det", "", sr.p_nodet);
+        ibrt_drv_put_metric(R, "stationary_ks_flipped", "", sr.ks_flip);
+        ibrt_drv_put_metric(R, "stationary_p_flipped", "", sr.p_flip);
         ibrt_checks_add(&R->checks, "stationary law: predicted density accepted", sr.p_pred, 0.01, 0.01,
                         sr.p_pred > 0.01, "KS p-value, exp(-beta L) asinh(eps/theta)");
         ibrt_checks_add(&R->checks, "stationary law: no det G factor rejected", sr.p_nodet, 1e-6, 1e-6,

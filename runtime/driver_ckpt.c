@@ -1,6 +1,6 @@
 /*
  * driver_ckpt.c: the checkpoint, DIR/checkpoint.bin: its format (the
- * head ckpt_head in driver_impl.h, then the payload ckpt_write lists),
+ * head ckpt_head in driver_impl.h, then the payload ibrt_drv_ckpt_write lists),
  * writing it atomically, reading it back with every refusal named (not a
  * regular file, another format version, corrupt, another trainer, other
  * options, other data files, another BLAS thread count), restoring a run
@@ -57,7 +57,7 @@ static bool write_all(FILE *f, const void *data, size_t n, uint64_t *h)
     return n == 0 || fwrite(data, 1, n, f) == n;
 }
 
-ibrt_status ckpt_write(run_state *R, ibrt_error *err)
+ibrt_status ibrt_drv_ckpt_write(run_state *R, ibrt_error *err)
 {
     const ibrt_problem *p = R->p;
     /* R->k == nmodels: every model is trained, the run is finishing */
@@ -100,7 +100,7 @@ ibrt_status ckpt_write(run_state *R, ibrt_error *err)
     uint64_t hash = 14695981039346656037ULL;
     errno = 0;
     bool ok = write_all(a.f, &h, sizeof h, &hash) && write_all(a.f, &R->checks, sizeof R->checks, &hash) &&
-              write_all(a.f, &drv_metrics, sizeof drv_metrics, &hash) &&
+              write_all(a.f, &ibrt_drv_metrics, sizeof ibrt_drv_metrics, &hash) &&
               write_all(a.f, m->th, sizeof(double) * (size_t)m->nth, &hash) &&
               write_all(a.f, p->bx, sizeof(double) * (size_t)(p->bmax * p->in), &hash) &&
               (!p->bmask || write_all(a.f, p->bmask, sizeof(double) * (size_t)p->out, &hash)) &&
@@ -126,8 +126,8 @@ ibrt_status ckpt_write(run_state *R, ibrt_error *err)
  * checkpoint's or the first seed's), byte for byte; if not, a message in
  * ERR: WHAT, the first file that differs, SINCE (when REF read it) and
  * FIX. */
-bool same_files(const ibrt_io_files *ref, const char *what, const char *since, const char *fix,
-                ibrt_error *err)
+bool ibrt_drv_same_files(const ibrt_io_files *ref, const char *what, const char *since, const char *fix,
+                         ibrt_error *err)
 {
     const ibrt_io_files *fr = ibrt_io_files_read();
     size_t n = fr->n < ref->n ? fr->n : ref->n;
@@ -148,8 +148,8 @@ bool same_files(const ibrt_io_files *ref, const char *what, const char *since, c
     return true;
 }
 
-/* same_files against checkpoint CK of DIR */
-bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
+/* ibrt_drv_same_files against checkpoint CK of DIR */
+bool ibrt_drv_ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
 {
     ibrt_io_files ref;
     memset(&ref, 0, sizeof ref);
@@ -159,14 +159,14 @@ bool ckpt_same_files(const ckpt_head *ck, const char *dir, ibrt_error *err)
     ref.rest = ck->files_rest;
     char what[200];
     snprintf(what, sizeof what, "cannot resume from '%.120s/checkpoint.bin'", dir);
-    return same_files(&ref, what, "since the checkpoint was written", "the resumed run would mix two data sets: "
-                      "restore the file, or run again without --resume", err);
+    return ibrt_drv_same_files(&ref, what, "since the checkpoint was written", "the resumed run would mix two data "
+                               "sets: restore the file, or run again without --resume", err);
 }
 
 /* Reads DIR/checkpoint.bin into a malloc'ed buffer, checking its size,
  * its hash and that this trainer wrote it. */
-ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **buf, size_t *size,
-                      ibrt_error *err)
+static ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **buf, size_t *size,
+                             ibrt_error *err)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
@@ -260,11 +260,11 @@ ibrt_status ckpt_read(const ibrt_problem *p, const char *dir, unsigned char **bu
  * the run stops here rather than go on with no way to resume, keeping
  * the last checkpoint written (if any) and the traces it refers to;
  * results.json says where and why (status "output_error").  Exit 1. */
-int stop_output_error(run_state *R, const ibrt_error *err)
+int ibrt_drv_stop_output_error(run_state *R, const ibrt_error *err)
 {
-    output_failed(R, err);
-    write_partial(R, "output_error", "stopped_at", (double)R->step, R->loss);
-    leave_traces(R);
+    ibrt_drv_output_failed(R, err);
+    ibrt_drv_write_partial(R, "output_error", "stopped_at", (double)R->step, R->loss);
+    ibrt_drv_leave_traces(R);
     snprintf(R->path, sizeof R->path, "%s/checkpoint.bin", R->o.out_dir);
     if (access(R->path, F_OK) == 0)
         fprintf(stderr, "%s: stopped: the checkpoint could not be written; the last one written, in %s, is kept: "
@@ -277,14 +277,15 @@ int stop_output_error(run_state *R, const ibrt_error *err)
 
 /* Stops a run for a checkpoint: writes it and the partial results; the
  * traces stay as TRACE.part, which the checkpoint refers to. */
-int stop_run(run_state *R, int status)
+int ibrt_drv_stop_run(run_state *R, int status)
 {
     ibrt_error err;
-    if (ckpt_write(R, &err) != IBRT_OK)
-        return stop_output_error(R, &err);
-    write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
-    if (drv_stop_signal)
-        fprintf(stderr, "%s: %s received: checkpoint written\n", R->p->name, stop_signal_name(drv_stop_signal));
+    if (ibrt_drv_ckpt_write(R, &err) != IBRT_OK)
+        return ibrt_drv_stop_output_error(R, &err);
+    ibrt_drv_write_partial(R, "interrupted", "stopped_at", (double)R->step, R->loss);
+    if (ibrt_drv_stop_signal)
+        fprintf(stderr, "%s: %s received: checkpoint written\n", R->p->name,
+                ibrt_drv_stop_signal_name(ibrt_drv_stop_signal));
     if (R->step >= 0)
         fprintf(stderr, "%s: stopped at step %ld of model '%s'", R->p->name, R->step, R->p->models[R->k].name);
     else if ((size_t)R->k < R->p->nmodels)
@@ -292,7 +293,7 @@ int stop_run(run_state *R, int status)
     else
         fprintf(stderr, "%s: stopped after training every model", R->p->name);
     fprintf(stderr, "; checkpoint in %s/checkpoint.bin\ncontinue with: --resume %s\n", R->o.out_dir, R->o.out_dir);
-    leave_traces(R);
+    ibrt_drv_leave_traces(R);
     return status;
 }
 
@@ -302,12 +303,12 @@ int stop_run(run_state *R, int status)
  * --seed, --max-growth, --snapshots) or the BLAS thread count does.
  * R's options become the run's, with its elapsed time, checks and
  * metrics.  0, or the exit status after a message. */
-int ckpt_resume_begin(run_state *R, ibrt_opts o, ckpt_head *ck, unsigned char **data, size_t *size)
+int ibrt_drv_ckpt_resume_begin(run_state *R, ibrt_opts o, ckpt_head *ck, unsigned char **data, size_t *size)
 {
     ibrt_error err;
     unsigned char *ckdata = NULL;
     if (ckpt_read(R->p, o.resume, &ckdata, size, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     memcpy(ck, ckdata, sizeof *ck);
@@ -328,11 +329,11 @@ int ckpt_resume_begin(run_state *R, ibrt_opts o, ckpt_head *ck, unsigned char **
             fprintf(stderr, "error: %s/checkpoint.bin is a run without --snapshots: its snapshots would start "
                     "mid-run; drop --snapshots to resume it, or run again from the start with it\n", o.resume);
         rc = 2;
-    } else if (ck->blas_threads != drv_blas_threads) {
+    } else if (ck->blas_threads != ibrt_drv_blas_threads) {
         fprintf(stderr, "error: %s/checkpoint.bin is a run with %d BLAS thread%s and this process has %d: the "
                 "sums inside a product may depend on it, and the resumed run would match neither; resume with "
                 "OPENBLAS_NUM_THREADS=%d\n", o.resume, ck->blas_threads, ck->blas_threads == 1 ? "" : "s",
-                drv_blas_threads, ck->blas_threads);
+                ibrt_drv_blas_threads, ck->blas_threads);
         rc = 2;
     }
     if (rc) {
@@ -346,8 +347,8 @@ int ckpt_resume_begin(run_state *R, ibrt_opts o, ckpt_head *ck, unsigned char **
     R->o.out_dir = o.resume;
     R->elapsed = ck->elapsed;
     memcpy(&R->checks, ckdata + sizeof *ck, sizeof R->checks);
-    memcpy(&drv_metrics, ckdata + sizeof *ck + sizeof R->checks, sizeof drv_metrics);
-    if (R->checks.n > IBRT_MAX_CHECKS || drv_metrics.n > IBRT_MAX_METRICS) {
+    memcpy(&ibrt_drv_metrics, ckdata + sizeof *ck + sizeof R->checks, sizeof ibrt_drv_metrics);
+    if (R->checks.n > IBRT_MAX_CHECKS || ibrt_drv_metrics.n > IBRT_MAX_METRICS) {
         fprintf(stderr, "error: %s/checkpoint.bin: corrupt (table sizes out of range)\n", o.resume);
         free(ckdata);
         return 1;
@@ -358,7 +359,7 @@ int ckpt_resume_begin(run_state *R, ibrt_opts o, ckpt_head *ck, unsigned char **
 
 /* results.json under construction, as the checkpoint DATA (SIZE bytes,
  * head CK) left it; false: out of memory (after a message). */
-bool ckpt_restore_json(run_state *R, const ckpt_head *ck, const unsigned char *data, size_t size)
+bool ibrt_drv_ckpt_restore_json(run_state *R, const ckpt_head *ck, const unsigned char *data, size_t size)
 {
     const char *text = (const char *)data + size - sizeof(uint64_t) - ck->json_len;
     char *t = malloc((size_t)ck->json_len + 1);
@@ -375,12 +376,12 @@ bool ckpt_restore_json(run_state *R, const ckpt_head *ck, const unsigned char *d
 
 /* Model m (the checkpoint's model in training) as the checkpoint DATA
  * (head CK) left it: its parameters, the batch buffer and mask, the
- * sums from its initial point (ckpt_write's order), its streams and
+ * sums from its initial point (ibrt_drv_ckpt_write's order), its streams and
  * losses. */
-void ckpt_restore_model(run_state *R, ibrt_model *m, const ckpt_head *ck, const unsigned char *data)
+void ibrt_drv_ckpt_restore_model(run_state *R, ibrt_model *m, const ckpt_head *ck, const unsigned char *data)
 {
     const ibrt_problem *p = R->p;
-    /* the payload after the head, checks and metrics (ckpt_write's order) */
+    /* the payload after the head, checks and metrics (ibrt_drv_ckpt_write's order) */
     const unsigned char *q = data + sizeof *ck + sizeof(ibrt_checks) + sizeof(ibrt_metrics);
     size_t nbx = (size_t)(p->bmax * p->in), nbal = (size_t)m->nbal;
     memcpy(m->th, q, sizeof(double) * (size_t)m->nth);

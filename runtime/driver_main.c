@@ -4,7 +4,7 @@
  * the process rather than to one run: the options, the signals that stop
  * a run with a checkpoint, OpenBLAS's thread count, the output
  * directory's lock and space reserve, --seeds K (one run per seed, then
- * summary.json) and --stability.  One run is run_in_dir (driver.c).
+ * summary.json) and --stability.  One run is ibrt_drv_run_in_dir (driver.c).
  */
 #include "driver_impl.h"
 
@@ -21,13 +21,13 @@
  * signals the trainer and then its whole process group, and a second
  * signal must not kill it before its checkpoint is written (SIGKILL, or
  * SIGQUIT from Ctrl-\, still ends it at once). */
-volatile sig_atomic_t drv_stop_signal;
+volatile sig_atomic_t ibrt_drv_stop_signal;
 static volatile sig_atomic_t signal_noted;
 
 static void on_signal(int sig)
 {
-    if (!drv_stop_signal) {
-        drv_stop_signal = sig;
+    if (!ibrt_drv_stop_signal) {
+        ibrt_drv_stop_signal = sig;
         return;
     }
     if (!signal_noted) {
@@ -77,7 +77,7 @@ static void install_signals(bool gradcheck)
 }
 
 /* The name of a signal that stops a run, for its message and results.json */
-const char *stop_signal_name(int sig)
+const char *ibrt_drv_stop_signal_name(int sig)
 {
     return sig == SIGINT    ? "SIGINT"
            : sig == SIGTERM ? "SIGTERM"
@@ -94,7 +94,7 @@ const char *stop_signal_name(int sig)
  * up to 200 times on a loaded one, docs/reliability.md).  The
  * count is recorded in results.json and in checkpoints: a resumed run
  * must use the same, as the sums inside a product may depend on it. */
-int drv_blas_threads;   /* of this process, set by ibrt_main */
+int ibrt_drv_blas_threads;   /* of this process, set by ibrt_main */
 
 static int blas_threads_setup(void)
 {
@@ -107,8 +107,8 @@ static int blas_threads_setup(void)
 /* --seeds K: the files the first seed read; every later seed must read
  * the same bytes (a file edited during the run trained seeds on
  * different data, and summary.json mixed them) */
-ibrt_io_files drv_seeds_ref;
-bool drv_seeds_ref_set;
+ibrt_io_files ibrt_drv_seeds_ref;
+bool ibrt_drv_seeds_ref_set;
 
 /* Space held back in every output directory for results.json, given
  * back when an output fails (a full disk): results.json then still says
@@ -126,11 +126,11 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     ibrt_error err;
     struct stat st;
     if (!o.resume && ibrt_mkdir_p(dir, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     if (o.resume && stat(dir, &st) != 0)
-        return run_in_dir(p, o);   /* which says that there is no checkpoint to resume */
+        return ibrt_drv_run_in_dir(p, o);   /* which says that there is no checkpoint to resume */
     int fd;
     bool in_use;
     if (ibrt_outdir_lock(dir, &fd, &in_use, &err) != IBRT_OK) {
@@ -140,7 +140,7 @@ static int run_one(const ibrt_problem *p, ibrt_opts o)
     ibrt_outdir_clean(dir, !o.resume && !o.gradcheck);
     if (!o.gradcheck)
         ibrt_outdir_reserve(dir, RESERVE_BYTES);
-    int rc = run_in_dir(p, o);
+    int rc = ibrt_drv_run_in_dir(p, o);
     ibrt_outdir_release(dir);
     ibrt_outdir_unlock(fd);
     return rc;
@@ -160,13 +160,13 @@ static int stability_only(const ibrt_problem *p, ibrt_opts o)
     R.o.quiet = 1;
     ibrt_error err;
     if (p->setup(&R.ds, o.seed, true, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         ibrt_dataset_free(&R.ds);
         return 1;
     }
-    if (!run_alloc(&R)) {
+    if (!ibrt_drv_run_alloc(&R)) {
         fprintf(stderr, "error: out of memory\n");
-        free_run(&R);
+        ibrt_drv_free_run(&R);
         return 1;
     }
     for (size_t k = 0; k < p->nmodels; k++) {
@@ -185,7 +185,7 @@ static int stability_only(const ibrt_problem *p, ibrt_opts o)
         printf("stability %s %.17g %.17g %.17g %d %d%s\n", m->name, st.lambda_max, st.bound, m->lr_auto ? 0 : m->lr,
                st.iterations, st.converged ? 1 : 0, ibrt_stability_data_text(&st, on, sizeof on));
     }
-    free_run(&R);
+    ibrt_drv_free_run(&R);
     return 0;
 }
 
@@ -198,11 +198,11 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
         return rc > 0 ? 0 : 2;
     if ((rc = ibrt_opts_check(&o, p->name)) != 0)
         return rc;
-    drv_blas_threads = blas_threads_setup();
+    ibrt_drv_blas_threads = blas_threads_setup();
     if (o.stability)
         return stability_only(p, o);
     if (o.verify)
-        return verify_one(p, o);
+        return ibrt_drv_verify_one(p, o);
     install_signals(o.gradcheck);
     if (o.seeds == 1 || o.gradcheck)
         return run_one(p, o);
@@ -210,7 +210,7 @@ int ibrt_main(int argc, char **argv, const ibrt_problem *p)
      * summary.json has median, min and max of every scalar metric */
     ibrt_error err;
     if (ibrt_mkdir_p(o.out_dir, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     int lock_fd;
@@ -247,11 +247,11 @@ static int run_seeds(const ibrt_problem *p, ibrt_opts o)
         one.quiet = 1;
         snprintf(dir, sizeof dir, "%s/seed_%llu", o.out_dir, (unsigned long long)one.seed);
         one.out_dir = dir;
-        drv_seeds_ref_set = k > 0;   /* seed 0 reads the files the others must find unchanged */
+        ibrt_drv_seeds_ref_set = k > 0;   /* seed 0 reads the files the others must find unchanged */
         int r = run_one(p, one);
-        drv_seeds_ref_set = false;   /* only within this loop */
+        ibrt_drv_seeds_ref_set = false;   /* only within this loop */
         if (k == 0)
-            drv_seeds_ref = *ibrt_io_files_read();
+            ibrt_drv_seeds_ref = *ibrt_io_files_read();
         if (r == 3) {   /* a diverged seed: reported, left out of the summary; the others go on */
             fprintf(stderr, "seed %llu diverged (results in %s): left out of summary.json\n",
                     (unsigned long long)one.seed, dir);
@@ -268,13 +268,13 @@ static int run_seeds(const ibrt_problem *p, ibrt_opts o)
             free(mech);
             return r;
         }
-        memcpy(mech[k], drv_mechanism, sizeof drv_mechanism);
+        memcpy(mech[k], ibrt_drv_mechanism, sizeof ibrt_drv_mechanism);
         if (r > worst && worst != 3)
             worst = r;
         if (!o.quiet)
             fprintf(stderr, "seed %llu: %s\n", (unsigned long long)one.seed, r ? "a check FAILED" : "all checks pass");
-        memcpy(all + nall, drv_metrics.m, sizeof *all * drv_metrics.n);
-        nall += drv_metrics.n;
+        memcpy(all + nall, ibrt_drv_metrics.m, sizeof *all * ibrt_drv_metrics.n);
+        nall += ibrt_drv_metrics.n;
     }
     ibrt_json *j = ibrt_json_new();
     ibrt_json_obj_begin(j);
@@ -318,7 +318,7 @@ static int run_seeds(const ibrt_problem *p, ibrt_opts o)
     snprintf(path, sizeof path, "%s/summary.json", o.out_dir);
     rc = worst;
     if (ibrt_json_write_file(j, path, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         rc = 1;
     } else if (!o.quiet)
         printf("\nsummary: %s\n", path);

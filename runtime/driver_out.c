@@ -1,5 +1,5 @@
 /*
- * driver_out.c: what a run writes.  Scalar metrics (put: into
+ * driver_out.c: what a run writes.  Scalar metrics (ibrt_drv_put_metric: into
  * results.json and the table summarised over seeds), results.json
  * itself (begun, finished, or partial for a run that stopped), the
  * traces (loss, balance, singular values: opened or resumed, a row per
@@ -15,16 +15,16 @@
 #include <string.h>
 #include <unistd.h>
 
-ibrt_metrics drv_metrics;   /* the current run's scalar metrics (summarised over seeds) */
-char drv_mechanism[16][12];   /* per model of the current run: "conserved", "driven" or "" */
+ibrt_metrics ibrt_drv_metrics;   /* the current run's scalar metrics (summarised over seeds) */
+char ibrt_drv_mechanism[16][12];   /* per model of the current run: "conserved", "driven" or "" */
 
-void errmsg(const ibrt_error *err) { fprintf(stderr, "error: %s\n", err->msg); }
+void ibrt_drv_errmsg(const ibrt_error *err) { fprintf(stderr, "error: %s\n", err->msg); }
 
 /* An output that could not be written: reported now, and the run's exit
  * status becomes 1 (after it has written what it can). */
-void output_failed(run_state *R, const ibrt_error *err)
+void ibrt_drv_output_failed(run_state *R, const ibrt_error *err)
 {
-    errmsg(err);
+    ibrt_drv_errmsg(err);
     R->io_failed = true;
     if (R->nout_err < 4)
         snprintf(R->out_err[R->nout_err], sizeof R->out_err[0], "%s", err->msg);
@@ -35,13 +35,13 @@ void output_failed(run_state *R, const ibrt_error *err)
  * full (after a failed output, or filled by the outputs themselves: a
  * run whose every other file fitted lost its results.json), and the space
  * held back since the start (run_one) goes to it. */
-void release_reserve(const run_state *R)
+static void release_reserve(const run_state *R)
 {
     ibrt_outdir_release(R->o.out_dir);
 }
 
 /* "output_errors": the outputs that could not be written (results.json) */
-void output_errors_json(const run_state *R, ibrt_json *j)
+static void output_errors_json(const run_state *R, ibrt_json *j)
 {
     ibrt_json_key(j, "output_errors");
     ibrt_json_arr_begin(j);
@@ -58,7 +58,7 @@ void output_errors_json(const run_state *R, ibrt_json *j)
 /* "data_files": the data and operator files set-up read, each with an
  * FNV-1a hash of its bytes, so that results say which data they are of
  * (nothing when a generator made the data) */
-void data_files_json(ibrt_json *j)
+static void data_files_json(ibrt_json *j)
 {
     const ibrt_io_files *fr = ibrt_io_files_read();
     if (fr->n == 0)
@@ -81,7 +81,7 @@ void data_files_json(ibrt_json *j)
 /* A cost paid once per run (set-up, checks, references), printed with
  * its time so that a user sees where a short run's time goes (stderr;
  * nothing under --quiet). */
-void fixed_cost(const run_state *R, const char *what, const char *model, double seconds)
+void ibrt_drv_fixed_cost(const run_state *R, const char *what, const char *model, double seconds)
 {
     if (!R->o.quiet)
         fprintf(stderr, "fixed cost: %s%s%s%s: %.3g s\n", what, model ? " (" : "", model ? model : "", model ? ")" : "",
@@ -89,16 +89,17 @@ void fixed_cost(const run_state *R, const char *what, const char *model, double 
 }
 
 /* A scalar metric: into results.json as NAME_SUFFIX, and into the table. */
-void put(run_state *R, const char *name, const char *suffix, double v)
+void ibrt_drv_put_metric(run_state *R, const char *name, const char *suffix, double v)
 {
     char key[128];
     snprintf(key, sizeof key, "%s%s%s", name, *suffix ? "_" : "", suffix);
     ibrt_json_key(R->j, key);
     ibrt_json_num(R->j, v);
-    ibrt_metrics_add(&drv_metrics, name, suffix, v);
+    ibrt_metrics_add(&ibrt_drv_metrics, name, suffix, v);
 }
 
-void key(run_state *R, const char *name, const char *suffix)
+/* The key NAME_SUFFIX of a metric whose value (an object) the caller writes */
+void ibrt_drv_metric_key(run_state *R, const char *name, const char *suffix)
 {
     char k[128];
     snprintf(k, sizeof k, "%s%s%s", name, *suffix ? "_" : "", suffix);
@@ -107,7 +108,7 @@ void key(run_state *R, const char *name, const char *suffix)
 
 /* results.json of a run that did not finish: what it has measured so
  * far, the checks so far, and why it stopped. */
-void write_partial(run_state *R, const char *status, const char *extra_key, double step, double loss)
+void ibrt_drv_write_partial(run_state *R, const char *status, const char *extra_key, double step, double loss)
 {
     ibrt_json *j = ibrt_json_clone(R->j);
     ibrt_json_obj_end(j);   /* metrics */
@@ -119,7 +120,7 @@ void write_partial(run_state *R, const char *status, const char *extra_key, doub
     ibrt_json_str(j, status);
     if (!strcmp(status, "interrupted")) {   /* what stopped it */
         ibrt_json_key(j, "stopped_by");
-        ibrt_json_str(j, drv_stop_signal ? stop_signal_name(drv_stop_signal) : "--stop-after");
+        ibrt_json_str(j, ibrt_drv_stop_signal ? ibrt_drv_stop_signal_name(ibrt_drv_stop_signal) : "--stop-after");
     }
     ibrt_json_key(j, extra_key);
     ibrt_json_obj_begin(j);
@@ -147,11 +148,11 @@ void write_partial(run_state *R, const char *status, const char *extra_key, doub
     snprintf(R->path, sizeof R->path, "%s/results.json", R->o.out_dir);
     release_reserve(R);
     if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
     ibrt_json_free(j);
 }
 
-void write_params(run_state *R, const ibrt_model *m)
+void ibrt_drv_write_params(run_state *R, const ibrt_model *m)
 {
     ibrt_error err;
     for (size_t q = 0; q < m->nparams; q++) {
@@ -159,7 +160,7 @@ void write_params(run_state *R, const ibrt_model *m)
         size_t shp[2] = { pv->rows, pv->cols };
         snprintf(R->path, sizeof R->path, "%s/%s_%s.npy", R->o.out_dir, m->name, pv->name);
         if (ibrt_npy_write(R->path, m->th + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
-            output_failed(R, &err);
+            ibrt_drv_output_failed(R, &err);
     }
 }
 
@@ -168,13 +169,13 @@ void write_params(run_state *R, const ibrt_model *m)
  * DIR/snapshots/MODEL/step_<step>/, with DIR/snapshots/MODEL/run.json
  * naming the model and its learning rate: the layout `ibc verify` reads
  * (docs/interop.md). */
-void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
+void ibrt_drv_write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
 {
     ibrt_error err;
     char dir[900];   /* enough: --out is at most IBRT_MAX_DIR bytes, a model name at most 128 */
     snprintf(dir, sizeof dir, "%s/snapshots/%s/step_%010ld", R->o.out_dir, m->name, step);
     if (ibrt_mkdir_p(dir, &err) != IBRT_OK) {
-        output_failed(R, &err);
+        ibrt_drv_output_failed(R, &err);
         return;
     }
     if (step == 0) {
@@ -193,7 +194,7 @@ void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
         ibrt_json_obj_end(j);
         snprintf(R->path, sizeof R->path, "%s/snapshots/%s/run.json", R->o.out_dir, m->name);
         if (ibrt_json_write_file(j, R->path, &err) != IBRT_OK)
-            output_failed(R, &err);
+            ibrt_drv_output_failed(R, &err);
         ibrt_json_free(j);
     }
     for (size_t q = 0; q < m->nparams; q++) {
@@ -202,26 +203,26 @@ void write_snapshot(run_state *R, const ibrt_model *m, long step, bool grad)
         for (int g = 0; g < (grad ? 2 : 1); g++) {
             snprintf(R->path, sizeof R->path, "%s/%.200s%s.npy", dir, pv->name, g ? ".grad" : "");
             if (ibrt_npy_write(R->path, (g ? m->g : m->th) + pv->off, (size_t)pv->ndim, shp, &err) != IBRT_OK)
-                output_failed(R, &err);
+                ibrt_drv_output_failed(R, &err);
         }
     }
 }
 
-void close_traces(run_state *R)
+void ibrt_drv_close_traces(run_state *R)
 {
     ibrt_error err;
     if (R->tr_open && ibrt_csv_close(&R->tr, &err) != IBRT_OK)
-        output_failed(R, &err);
+        ibrt_drv_output_failed(R, &err);
     if (R->bt_open && ibrt_csv_close(&R->bt, &err) != IBRT_OK)
-        output_failed(R, &err);
+        ibrt_drv_output_failed(R, &err);
     if (R->sv_open && ibrt_csv_close(&R->sv, &err) != IBRT_OK)
-        output_failed(R, &err);
+        ibrt_drv_output_failed(R, &err);
     R->tr_open = R->bt_open = R->sv_open = false;
 }
 
 /* Closes the traces in training without renaming them: they stay as
  * TRACE.part, which a checkpoint refers to. */
-void leave_traces(run_state *R)
+void ibrt_drv_leave_traces(run_state *R)
 {
     if (R->tr_open)
         fclose(R->tr.f);
@@ -234,7 +235,7 @@ void leave_traces(run_state *R)
 
 /* The traces of model m: the loss (and balance summaries) every `every`
  * steps, and chi and the ratio of every index. */
-ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_head *resume, ibrt_error *err)
+ibrt_status ibrt_drv_open_traces(run_state *R, const ibrt_model *m, const ckpt_head *resume, ibrt_error *err)
 {
     /* the loss trace: step, loss, the first family's balance summaries,
      * then the size of each symmetry group's dual slice (||C||_F of a GL
@@ -294,7 +295,7 @@ ibrt_status open_traces(run_state *R, const ibrt_model *m, const ckpt_head *resu
 /* The size of symmetry group g's dual slice from its conserved
  * functions q: ||C||_F of a GL junction (q its upper triangle, the
  * off-diagonal entries counted twice), max |chi| of a torus. */
-double dual_slice_size(const ibrt_model *m, size_t g, const double *q)
+double ibrt_drv_dual_slice_size(const ibrt_model *m, size_t g, const double *q)
 {
     long first = g ? m->qgroups[g - 1].end : 0, r = m->qgroups[g].r;
     double s = 0;
@@ -312,7 +313,7 @@ double dual_slice_size(const ibrt_model *m, size_t g, const double *q)
 /* One row of the traces: the loss, and chi and the ratio of every index
  * (the first family's median |chi| and median, min and max ratio in the
  * loss trace; every family's in the balance trace). */
-void record(run_state *R, const ibrt_model *m, long step, double loss)
+void ibrt_drv_record_step(run_state *R, const ibrt_model *m, long step, double loss)
 {
     double *row = R->trow;
     row[0] = (double)step;
@@ -321,7 +322,7 @@ void record(run_state *R, const ibrt_model *m, long step, double loss)
     if (m->nquad) {   /* the dual slices' sizes after the balance columns */
         m->quad(m->th, R->qrec, NULL);
         for (size_t g = 0; g < m->nqgroups; g++)
-            row[nrow + g] = dual_slice_size(m, g, R->qrec);
+            row[nrow + g] = ibrt_drv_dual_slice_size(m, g, R->qrec);
     }
     nrow += m->nquad ? m->nqgroups : 0;
     if (R->sv_open) {   /* the output matrix's singular values (its tape is scratch) */
@@ -363,7 +364,7 @@ void record(run_state *R, const ibrt_model *m, long step, double loss)
  * space held back; the results printed; the checkpoint removed.  The
  * exit status: 0, 4 (a check failed) or 1 (an output could not be
  * written). */
-int write_results(run_state *R)
+int ibrt_drv_write_results(run_state *R)
 {
     ibrt_error err;
     ibrt_json_obj_end(R->j);
@@ -381,12 +382,12 @@ int write_results(run_state *R)
     snprintf(R->path, sizeof R->path, "%s/results.json", R->o.out_dir);
     release_reserve(R);
     if (ibrt_json_write_file(R->j, R->path, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     if (!R->o.quiet) {
         printf("\n");
-        ibrt_metrics_print(&drv_metrics, stdout);
+        ibrt_metrics_print(&ibrt_drv_metrics, stdout);
         printf("\n");
         ibrt_checks_print(&R->checks, stdout);
         printf("\nresults: %s\n", R->path);
@@ -403,8 +404,9 @@ int write_results(run_state *R)
 }
 
 /* The head of results.json (a new run): the spec, steps, seed, BLAS
- * threads and data files, then the "metrics" object left open for put. */
-void results_json_begin(run_state *R)
+ * threads and data files, then the "metrics" object left open for
+ * ibrt_drv_put_metric. */
+void ibrt_drv_results_json_begin(run_state *R)
 {
     ibrt_json_obj_begin(R->j);
     ibrt_json_key(R->j, "model");

@@ -19,7 +19,7 @@
 /* ------------------------------------------------------------- verify */
 
 /* --verify RUN: the checks and metrics of this trainer on a training run
- * made elsewhere (PyTorch, through the export's write_snapshot; or this
+ * made elsewhere (PyTorch, through the export's ibrt_drv_write_snapshot; or this
  * trainer's --snapshots), read from its parameter snapshots
  * (docs/interop.md):
  *
@@ -261,7 +261,7 @@ static bool verify_run_json(const char *run, char *path, size_t pathcap, char *n
 
 /* The head of results.json: the spec, the run verified (model, its
  * snapshots, lr), the seed and what the data are, then the "metrics"
- * object left open for put. */
+ * object left open for ibrt_drv_put_metric. */
 static void verify_json_begin(run_state *R, const char *run, const ibrt_model *m, const vsnap *sn, size_t ns,
                               double lr)
 {
@@ -318,7 +318,7 @@ static bool verify_open_dual(run_state *R, const ibrt_model *m, ibrt_csv *dual)
         if (ibrt_csv_open(dual, R->path, h, &err) == IBRT_OK)
             dual_open = true;
         else
-            output_failed(R, &err);
+            ibrt_drv_output_failed(R, &err);
         free(h);
     }
     return dual_open;
@@ -353,6 +353,65 @@ static double sgd_step_error(const ibrt_model *m, const double *prev, const doub
     return scale > 0 ? e / scale : e;
 }
 
+/* What the walk over a run's snapshots (verify_snapshots) reads and
+ * carries from one snapshot to the next, for verify_finish. */
+typedef struct {
+    const char *run;         /* the run's directory */
+    const vsnap *sn;         /* its snapshots, in step order */
+    size_t ns;               /* how many */
+    double lr;               /* its learning rate (NAN: run.json gives none) */
+    const double *X, *Y;     /* the spec's batch: the checks' inputs and the loss column's data */
+    long nb;                 /* its rows */
+    double *prev, *pg;       /* the previous snapshot's parameters and gradient (nth each) */
+    bool identity;           /* so far every step is there with its gradient, and lr is known */
+    double sgd_err;          /* the worst sgd_step_error so far (while identity) */
+    double loss;             /* the loss at the last snapshot read */
+} verify_walk;
+
+/* Every snapshot of w in order into m's parameters and gradient: the
+ * checks at the first (verify_first), between consecutive steps whether
+ * they are plain SGD steps and their share of the finite-step identity,
+ * at each a row of the traces and, when dual is not NULL, of the
+ * dual-slice trace.  0, or 1 after a message when a snapshot cannot be
+ * read. */
+static int verify_snapshots(run_state *R, ibrt_model *m, verify_walk *w, ibrt_csv *dual)
+{
+    ibrt_error err;
+    bool has_grad = false, prev_grad = false;
+    for (size_t i = 0; i < w->ns; i++) {
+        if (verify_load(w->run, w->sn[i].dir, m, m->th, m->g, &has_grad, &err) != IBRT_OK) {
+            ibrt_drv_errmsg(&err);
+            return 1;
+        }
+        if (i == 0)
+            verify_first(R, m, w->X);
+        else if (w->identity) {
+            if (!prev_grad || w->sn[i].step != w->sn[i - 1].step + 1)
+                w->identity = false;
+            else   /* theta_i = theta_(i-1) - lr g_(i-1)? */
+                w->sgd_err = fmax(w->sgd_err, sgd_step_error(m, w->prev, w->pg, w->lr));
+        }
+        if (has_grad && isfinite(w->lr) && i + 1 < w->ns) {   /* this step's share of the identity */
+            if (m->pair)
+                ibrt_drv_pair_step(R->contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
+                                   m->g + m->pair_off1, m->nbal, w->lr);
+            if (m->nquad)
+                ibrt_drv_quad_step(R, m);
+        }
+        w->loss = ibrt_drv_loss_grad(R->p, m, w->X, w->Y, w->nb, false, false);
+        ibrt_drv_record_step(R, m, w->sn[i].step, w->loss);
+        if (dual) {
+            R->qg[0] = (double)w->sn[i].step;   /* qg: scratch here, nquad + 1 long */
+            m->quad(m->th, R->qg + 1, NULL);
+            ibrt_csv_row(dual, R->qg, (size_t)m->nquad + 1);
+        }
+        memcpy(w->prev, m->th, sizeof(double) * (size_t)m->nth);
+        memcpy(w->pg, m->g, sizeof(double) * (size_t)m->nth);
+        prev_grad = has_grad;
+    }
+    return 0;
+}
+
 /* After the last snapshot (model k, X the checks' batch, loss its loss
  * there): the structural checks, whether the snapshots are plain SGD steps
  * (when `identity`, the worst relative error sgd_err), the symmetry
@@ -376,11 +435,11 @@ static int verify_finish(run_state *R, const char *run, size_t k, const vsnap *s
         fprintf(stderr, "note: the finite-step identity is not checked: it needs every step from the first "
                         "snapshot to the last, each with its gradient (<p>.grad.npy), and the learning rate "
                         "(run.json)\n");
-    symmetry_checks(R, m, identity);
-    close_traces(R);
+    ibrt_drv_symmetry_checks(R, m, identity);
+    ibrt_drv_close_traces(R);
     if (!identity)
         memset(R->contr, 0, sizeof(double) * (size_t)(m->nbal + 1));   /* no contraction measured */
-    model_metrics(R, (size_t)k, loss);
+    ibrt_drv_model_metrics(R, (size_t)k, loss);
     ibrt_json_obj_end(R->j);
     ibrt_json_key(R->j, "wall_seconds");
     ibrt_json_num(R->j, ibrt_time_now() - R->t0);
@@ -391,16 +450,16 @@ static int verify_finish(run_state *R, const char *run, size_t k, const vsnap *s
     ibrt_json_obj_end(R->j);
     snprintf(R->path, sizeof R->path, "%.1000s/results.json", R->o.out_dir);
     if (ibrt_json_write_file(R->j, R->path, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     } else if (!R->o.quiet) {
         printf("verified: %s, model '%s', %zu snapshots (steps %ld to %ld)%s%s\n", run, m->name, ns,
-               sn[0].step, sn[ns - 1].step, drv_mechanism[k < 16 ? k : 0][0] ? "; chi (family 1): " : "",
-               drv_mechanism[k < 16 ? k : 0]);
+               sn[0].step, sn[ns - 1].step, ibrt_drv_mechanism[k < 16 ? k : 0][0] ? "; chi (family 1): " : "",
+               ibrt_drv_mechanism[k < 16 ? k : 0]);
         printf("note: the loss and the fits to data (final_loss, test_mse, ...) are on this spec's own data "
                "(seed %llu), as its trainer computes them: they describe the run only if it trained on those "
                "data\n\n", (unsigned long long)R->o.seed);
-        ibrt_metrics_print(&drv_metrics, stdout);
+        ibrt_metrics_print(&ibrt_drv_metrics, stdout);
         printf("\n");
         ibrt_checks_print(&R->checks, stdout);
         printf("\nresults: %s\n", R->path);
@@ -408,15 +467,15 @@ static int verify_finish(run_state *R, const char *run, size_t k, const vsnap *s
     return 0;
 }
 
-int verify_one(const ibrt_problem *p, ibrt_opts o)
+int ibrt_drv_verify_one(const ibrt_problem *p, ibrt_opts o)
 {
     run_state R;
     memset(&R, 0, sizeof R);
     R.p = p;
     R.o = o;
     R.t0 = ibrt_time_now();
-    drv_metrics.n = 0;
-    memset(drv_mechanism, 0, sizeof drv_mechanism);
+    ibrt_drv_metrics.n = 0;
+    memset(ibrt_drv_mechanism, 0, sizeof ibrt_drv_mechanism);
     ibrt_error err;
     const char *run = o.verify;
     static char outbuf[1100];
@@ -427,7 +486,7 @@ int verify_one(const ibrt_problem *p, ibrt_opts o)
     size_t ns;
     vsnap *sn = verify_list(run, &ns, &err);
     if (!sn) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         return 1;
     }
     /* run.json: the model and the learning rate */
@@ -446,18 +505,18 @@ int verify_one(const ibrt_problem *p, ibrt_opts o)
     if (isfinite(lr))
         m->lr = lr;   /* the run's, for the finite-step identity */
     if (ibrt_mkdir_p(R.o.out_dir, &err) != IBRT_OK || p->setup(&R.ds, R.o.seed, o.quiet, &err) != IBRT_OK) {
-        errmsg(&err);
+        ibrt_drv_errmsg(&err);
         free(sn);
         ibrt_dataset_free(&R.ds);
         return 1;
     }
     double *prev = calloc((size_t)m->nth + 1, sizeof(double)), *pg = calloc((size_t)m->nth + 1, sizeof(double));
-    if (!run_alloc(&R) || !prev || !pg) {
+    if (!ibrt_drv_run_alloc(&R) || !prev || !pg) {
         fprintf(stderr, "error: out of memory\n");
         free(sn);
         free(prev);
         free(pg);
-        free_run(&R);
+        ibrt_drv_free_run(&R);
         return 1;
     }
     verify_json_begin(&R, run, m, sn, ns, lr);
@@ -472,58 +531,28 @@ int verify_one(const ibrt_problem *p, ibrt_opts o)
     int rc = 0;
     ibrt_csv dual;
     bool dual_open = false;
-    if (open_traces(&R, m, NULL, &err) != IBRT_OK) {
-        errmsg(&err);
+    if (ibrt_drv_open_traces(&R, m, NULL, &err) != IBRT_OK) {
+        ibrt_drv_errmsg(&err);
         rc = 1;
     } else if (m->nquad)
         dual_open = verify_open_dual(&R, m, &dual);
     /* the snapshots in order; `identity`: every step from the first to
      * the last is there with its gradient, and the learning rate is known */
-    bool identity = isfinite(lr) && ns > 1, has_grad = false, prev_grad = false;
-    double sgd_err = 0, loss = NAN;
-    for (size_t i = 0; i < ns && !rc; i++) {
-        if (verify_load(run, sn[i].dir, m, m->th, m->g, &has_grad, &err) != IBRT_OK) {
-            errmsg(&err);
-            rc = 1;
-            break;
-        }
-        if (i == 0)
-            verify_first(&R, m, X);
-        else if (identity) {
-            if (!prev_grad || sn[i].step != sn[i - 1].step + 1)
-                identity = false;
-            else   /* theta_i = theta_(i-1) - lr g_(i-1)? */
-                sgd_err = fmax(sgd_err, sgd_step_error(m, prev, pg, lr));
-        }
-        if (has_grad && isfinite(lr) && i + 1 < ns) {   /* this step's share of the identity */
-            if (m->pair)
-                pair_step(R.contr, m->th + m->pair_off0, m->th + m->pair_off1, m->g + m->pair_off0,
-                          m->g + m->pair_off1, m->nbal, lr);
-            if (m->nquad)
-                quad_step(&R, m);
-        }
-        loss = loss_grad(p, m, X, Y, nb, false, false);
-        record(&R, m, sn[i].step, loss);
-        if (dual_open) {
-            R.qg[0] = (double)sn[i].step;   /* qg: scratch here, nquad + 1 long */
-            m->quad(m->th, R.qg + 1, NULL);
-            ibrt_csv_row(&dual, R.qg, (size_t)m->nquad + 1);
-        }
-        memcpy(prev, m->th, sizeof(double) * (size_t)m->nth);
-        memcpy(pg, m->g, sizeof(double) * (size_t)m->nth);
-        prev_grad = has_grad;
-    }
-    if (dual_open && ibrt_csv_close(&dual, &err) != IBRT_OK)
-        output_failed(&R, &err);
+    verify_walk w = { .run = run, .sn = sn, .ns = ns, .lr = lr, .X = X, .Y = Y, .nb = nb, .prev = prev, .pg = pg,
+                      .identity = isfinite(lr) && ns > 1, .sgd_err = 0, .loss = NAN };
     if (!rc)
-        rc = verify_finish(&R, run, (size_t)k, sn, ns, X, identity, sgd_err, loss);
+        rc = verify_snapshots(&R, m, &w, dual_open ? &dual : NULL);
+    if (dual_open && ibrt_csv_close(&dual, &err) != IBRT_OK)
+        ibrt_drv_output_failed(&R, &err);
+    if (!rc)
+        rc = verify_finish(&R, run, (size_t)k, sn, ns, X, w.identity, w.sgd_err, w.loss);
     else
-        close_traces(&R);
+        ibrt_drv_close_traces(&R);
     bool pass = ibrt_checks_all_pass(&R.checks), io_failed = R.io_failed;
     free(sn);
     free(prev);
     free(pg);
-    free_run(&R);
+    ibrt_drv_free_run(&R);
     if (rc)
         return rc;
     if (io_failed) {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -248,6 +249,165 @@ ibrt_status ibrt_csv_read(const char *path, size_t *rows, size_t *cols, double *
     return ibrt_csv_read_header(path, IBRT_CSV_HEADER_AUTO, rows, cols, data, err);
 }
 
+/* One CSV file being read by ibrt_csv_read_header: where it is, what its
+ * first line turned out to be, and the numbers so far. */
+typedef struct {
+    const char *path;        /* for messages */
+    int header_mode;         /* ibrt_csv_read_header's header argument */
+    ibrt_error *err;         /* where a message goes */
+    size_t line;             /* the current line, from 1 */
+    bool first;              /* the current line is the first with cells */
+    size_t header_cells;     /* the header line's cells (0: no header) */
+    size_t comments;         /* comment lines so far */
+    size_t ncols;            /* the first row's cells, which every row must have */
+    size_t nrows;            /* rows of numbers so far */
+    size_t first_data_line;  /* the first row's line, for messages */
+    double *vals;            /* the numbers, row after row (malloc'ed) */
+    size_t n, cap;           /* how many; how many allocated */
+} csv_reader;
+
+/* Text that starts with a UTF-16 byte-order mark: refused, with a message. */
+static bool csv_utf16(const char *text, size_t len, const char *path, ibrt_error *err)
+{
+    if (len >= 2 && ((unsigned char)text[0] == 0xff || (unsigned char)text[0] == 0xfe) &&
+        (unsigned char)text[1] == ((unsigned char)text[0] ^ 1)) {
+        snprintf(err->msg, sizeof err->msg, "%.400s: UTF-16 text (byte-order mark 0x%02x 0x%02x), expected ASCII or "
+                 "UTF-8: save the file as UTF-8", path, (unsigned char)text[0], (unsigned char)text[1]);
+        return true;
+    }
+    return false;
+}
+
+/* A blank line: allowed only at the end of the file ([next, end) holds
+ * nothing but white space). */
+static ibrt_status csv_blank_line(csv_reader *r, const char *next, const char *end)
+{
+    for (const char *q = next; q < end; q++)
+        if (!isspace((unsigned char)*q)) {
+            snprintf(r->err->msg, sizeof r->err->msg, "%.400s:%zu: empty line between rows, expected %s", r->path,
+                     r->line, r->ncols ? "a row of numbers" : "a header or a row of numbers");
+            return IBRT_EFORMAT;
+        }
+    return IBRT_OK;
+}
+
+/* Cell k, [c, ce) of the line starting at p, is not what the line needs
+ * (a column name on a header line, else a finite number): the message
+ * says what it holds and what was expected. */
+static ibrt_status csv_bad_cell(csv_reader *r, char *p, char *c, char *ce, size_t k, bool header)
+{
+    char shown[48];
+    show_cell(c, ce, shown, sizeof shown);
+    ibrt_error *err = r->err;
+    int w = snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected ", r->path, r->line,
+                     (size_t)(c - p) + 1, k + 1, shown[0] ? "'" : "", shown[0] ? shown : "empty", shown[0] ? "'" : "");
+    snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s",
+             header ? "a column name: the first line is a header (its first cell is a name), and a "
+                      "header names every column with a name that starts with a letter or '_'"
+             : r->first && k == 0 && r->header_mode == 0 ? "a finite number (the spec says header = false: the "
+                       "first line is data)"
+             : r->first && k == 0 ? "a finite number (or, on a header line, a column name starting with a letter "
+                       "or '_')"
+                     : "a finite number");
+    return IBRT_EFORMAT;
+}
+
+/* Appends v to the numbers read; IBRT_ENOMEM with a message when memory
+ * runs out. */
+static ibrt_status csv_push(csv_reader *r, double v)
+{
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? 2 * r->cap : 256;
+        double *nv = realloc(r->vals, nc * sizeof *nv);
+        if (!nv) {
+            snprintf(r->err->msg, sizeof r->err->msg, "%.400s:%zu: out of memory", r->path, r->line);
+            return IBRT_ENOMEM;
+        }
+        r->vals = nv;
+        r->cap = nc;
+    }
+    r->vals[r->n++] = v;
+    return IBRT_OK;
+}
+
+/* A line of k cells read (header or not): the header's cells noted, or a
+ * row counted, each row with as many cells as the first (and as the
+ * header has names). */
+static ibrt_status csv_count_line(csv_reader *r, bool header, size_t k)
+{
+    r->first = false;
+    if (header) {
+        r->header_cells = k;
+    } else if (r->nrows == 0) {
+        r->ncols = k;
+        r->first_data_line = r->line;
+        if (r->header_cells && r->header_cells != k) {
+            snprintf(r->err->msg, sizeof r->err->msg, "%.400s:%zu: row has %zu cells but the header line has %zu "
+                     "names", r->path, r->line, k, r->header_cells);
+            return IBRT_EFORMAT;
+        }
+        r->nrows++;
+    } else if (k != r->ncols) {
+        snprintf(r->err->msg, sizeof r->err->msg, "%.400s:%zu: row has %zu cells, expected %zu (as on line %zu)",
+                 r->path, r->line, k, r->ncols, r->first_data_line);
+        return IBRT_EFORMAT;
+    } else {
+        r->nrows++;
+    }
+    return IBRT_OK;
+}
+
+/* A line [p, le) with cells: a header, or a row of numbers appended to
+ * r->vals.  The first line is a header when the spec says so (header =
+ * true: whatever its cells hold), or, without a word in the spec, when
+ * its first cell is a name; then every cell must be one.  Otherwise it is
+ * a row of numbers. */
+static ibrt_status csv_line(csv_reader *r, char *p, char *le)
+{
+    char *ce0 = memchr(p, ',', (size_t)(le - p));
+    bool header = r->first && (r->header_mode < 0 ? is_name(p, ce0 ? ce0 : le) : r->header_mode == 1);
+    bool labels = r->first && r->header_mode == IBRT_CSV_HEADER_DATA;   /* 0,1,2,... so far */
+    size_t k = 0;
+    for (char *c = p;; k++) {
+        char *ce = memchr(c, ',', (size_t)(le - c));
+        if (!ce)
+            ce = le;
+        double v = 0;
+        labels = labels && is_label(c, ce, k);
+        if (header ? r->header_mode != 1 && !is_name(c, ce) : !parse_cell(c, ce, &v))
+            return csv_bad_cell(r, p, c, ce, k, header);
+        if (!header && fabs(v) > IBRT_IO_MAX_ABS) {
+            char shown[48];
+            show_cell(c, ce, shown, sizeof shown);
+            snprintf(r->err->msg, sizeof r->err->msg, "%.200s:%zu:%zu: cell %zu is '%s', beyond the largest "
+                     "magnitude %g that data may have (its square would overflow a double): rescale the data",
+                     r->path, r->line, (size_t)(c - p) + 1, k + 1, shown, IBRT_IO_MAX_ABS);
+            return IBRT_EFORMAT;
+        }
+        if (!header) {
+            ibrt_status st = csv_push(r, v);
+            if (st)
+                return st;
+        }
+        if (ce == le)
+            break;
+        c = ce + 1;
+    }
+    k++;
+    if (labels && !header && k >= 2) {
+        /* 0,1,...,k-1: pandas' integer column labels, or data? Not guessed.
+         * (Written in two parts: at most 300 + 70 bytes, then the advice,
+         * cut at the end of msg as one call would cut it.) */
+        ibrt_error *err = r->err;
+        int w = snprintf(err->msg, sizeof err->msg, "%.300s:%zu: the first line is 0,1,...,%zu, as pandas writes ",
+                         r->path, r->line, k - 1);
+        snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s", "integer column labels: say which it is in the "
+                 "spec, csv(..., header = true) if it is a header (it is then skipped), header = false if it is data");
+        return IBRT_EFORMAT;
+    }
+    return csv_count_line(r, header, k);
+}
+
 ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows, size_t *cols, double **data,
                                  ibrt_error *err)
 {
@@ -256,23 +416,14 @@ ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows
     ibrt_status st = read_all(path, &text, &len, err);
     if (st)
         return st;
-    size_t cap = 0, n = 0, ncols = 0, nrows = 0, first_data_line = 0;
-    size_t header_cells = 0, comments = 0;
-    bool first = true;   /* the next line with cells is the file's first */
-    double *vals = NULL;
+    csv_reader r = { .path = path, .header_mode = header_mode, .err = err, .first = true };
     char *p = text, *end = text + len;
-    size_t line = 0;
-    st = IBRT_OK;
-    if (len >= 2 && ((unsigned char)text[0] == 0xff || (unsigned char)text[0] == 0xfe) &&
-        (unsigned char)text[1] == ((unsigned char)text[0] ^ 1)) {
-        snprintf(err->msg, sizeof err->msg, "%.400s: UTF-16 text (byte-order mark 0x%02x 0x%02x), expected ASCII or "
-                 "UTF-8: save the file as UTF-8", path, (unsigned char)text[0], (unsigned char)text[1]);
+    if (csv_utf16(text, len, path, err))
         st = IBRT_EFORMAT;
-    }
     if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3))
         p += 3;   /* a UTF-8 byte-order mark: not data; columns count after it */
     while (p < end && !st) {
-        line++;
+        r.line++;
         char *eol = memchr(p, '\n', (size_t)(end - p));
         char *le = eol ? eol : end;
         char *next = eol ? eol + 1 : end;
@@ -281,7 +432,7 @@ ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows
         char *nul = memchr(p, '\0', (size_t)((eol ? eol : end) - p));
         if (nul) {
             snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: a NUL byte, expected text (a binary or UTF-16 file?)",
-                     path, line, (size_t)(nul - p) + 1);
+                     path, r.line, (size_t)(nul - p) + 1);
             st = IBRT_EFORMAT;
             break;
         }
@@ -289,124 +440,28 @@ ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows
         while (q < le && (*q == ' ' || *q == '\t'))
             q++;
         if (q == le) {
-            /* blank lines are allowed only at the end of the file */
-            for (q = next; q < end; q++)
-                if (!isspace((unsigned char)*q)) {
-                    snprintf(err->msg, sizeof err->msg, "%.400s:%zu: empty line between rows, expected %s", path,
-                             line, ncols ? "a row of numbers" : "a header or a row of numbers");
-                    st = IBRT_EFORMAT;
-                    break;
-                }
+            st = csv_blank_line(&r, next, end);
             break;
         }
-        if (*q == '#') {   /* a comment line (as numpy.savetxt writes its header) */
-            comments++;
-            p = next;
-            continue;
-        }
-        /* The first line is a header when the spec says so (header =
-         * true: whatever its cells hold), or, without a word in the spec,
-         * when its first cell is a name; then every cell must be one.
-         * Otherwise it is a row of numbers. */
-        char *ce0 = memchr(p, ',', (size_t)(le - p));
-        bool header = first && (header_mode < 0 ? is_name(p, ce0 ? ce0 : le) : header_mode == 1);
-        bool labels = first && header_mode == IBRT_CSV_HEADER_DATA;   /* 0,1,2,... so far */
-        size_t k = 0;
-        for (char *c = p;; k++) {
-            char *ce = memchr(c, ',', (size_t)(le - c));
-            if (!ce)
-                ce = le;
-            double v = 0;
-            labels = labels && is_label(c, ce, k);
-            if (header ? header_mode != 1 && !is_name(c, ce) : !parse_cell(c, ce, &v)) {
-                char shown[48];
-                show_cell(c, ce, shown, sizeof shown);
-                int w = snprintf(err->msg, sizeof err->msg, "%.400s:%zu:%zu: cell %zu is %s%s%s, expected ", path, line,
-                                 (size_t)(c - p) + 1, k + 1, shown[0] ? "'" : "", shown[0] ? shown : "empty",
-                                 shown[0] ? "'" : "");
-                snprintf(err->msg + w, sizeof err->msg - (size_t)w, "%s",
-                         header ? "a column name: the first line is a header (its first cell is a name), and a "
-                                  "header names every column with a name that starts with a letter or '_'"
-                         : first && k == 0 && header_mode == 0 ? "a finite number (the spec says header = false: the "
-                                   "first line is data)"
-                         : first && k == 0 ? "a finite number (or, on a header line, a column name starting with a letter "
-                                   "or '_')"
-                                 : "a finite number");
-                st = IBRT_EFORMAT;
-                break;
-            }
-            if (!header && fabs(v) > IBRT_IO_MAX_ABS) {
-                char shown[48];
-                show_cell(c, ce, shown, sizeof shown);
-                snprintf(err->msg, sizeof err->msg, "%.200s:%zu:%zu: cell %zu is '%s', beyond the largest magnitude "
-                         "%g that data may have (its square would overflow a double): rescale the data", path, line,
-                         (size_t)(c - p) + 1, k + 1, shown, IBRT_IO_MAX_ABS);
-                st = IBRT_EFORMAT;
-                break;
-            }
-            if (!header) {
-                if (n == cap) {
-                    size_t nc = cap ? 2 * cap : 256;
-                    double *nv = realloc(vals, nc * sizeof *nv);
-                    if (!nv) {
-                        snprintf(err->msg, sizeof err->msg, "%.400s:%zu: out of memory", path, line);
-                        st = IBRT_ENOMEM;
-                        break;
-                    }
-                    vals = nv;
-                    cap = nc;
-                }
-                vals[n++] = v;
-            }
-            if (ce == le)
-                break;
-            c = ce + 1;
-        }
-        if (st)
-            break;
-        k++;
-        if (labels && !header && k >= 2) {
-            /* 0,1,...,k-1: pandas' integer column labels, or data? Not guessed */
-            snprintf(err->msg, sizeof err->msg, "%.300s:%zu: the first line is 0,1,...,%zu, as pandas writes integer "
-                     "column labels: say which it is in the spec, csv(..., header = true) if it is a header (it is "
-                     "then skipped), header = false if it is data", path, line, k - 1);
-            st = IBRT_EFORMAT;
-            break;
-        }
-        first = false;
-        if (header) {
-            header_cells = k;
-        } else if (nrows == 0) {
-            ncols = k;
-            first_data_line = line;
-            if (header_cells && header_cells != k) {
-                snprintf(err->msg, sizeof err->msg, "%.400s:%zu: row has %zu cells but the header line has %zu names",
-                         path, line, k, header_cells);
-                st = IBRT_EFORMAT;
-            }
-            nrows++;
-        } else if (k != ncols) {
-            snprintf(err->msg, sizeof err->msg, "%.400s:%zu: row has %zu cells, expected %zu (as on line %zu)", path,
-                     line, k, ncols, first_data_line);
-            st = IBRT_EFORMAT;
-        } else {
-            nrows++;
-        }
+        if (*q == '#')   /* a comment line (as numpy.savetxt writes its header) */
+            r.comments++;
+        else
+            st = csv_line(&r, p, le);
         p = next;
     }
     free(text);
-    if (!st && nrows == 0) {
+    if (!st && r.nrows == 0) {
         snprintf(err->msg, sizeof err->msg, "%.400s: %s, expected rows of numbers", path,
-                 header_cells ? "only a header line" : comments ? "only comment lines" : "empty file");
+                 r.header_cells ? "only a header line" : r.comments ? "only comment lines" : "empty file");
         st = IBRT_EFORMAT;
     }
     if (st) {
-        free(vals);
+        free(r.vals);
         return st;
     }
-    *rows = nrows;
-    *cols = ncols;
-    *data = vals;
+    *rows = r.nrows;
+    *cols = r.ncols;
+    *data = r.vals;
     return IBRT_OK;
 }
 
@@ -501,118 +556,181 @@ static bool parse_shape(cursor *c, size_t *ndim, size_t shape[2], char *why, siz
     }
 }
 
-ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2], double **data, ibrt_error *err)
+/* err->msg = "PATH: " and the message (every .npy error) */
+__attribute__((format(printf, 3, 4))) static void npy_error(ibrt_error *err, const char *path, const char *fmt, ...)
 {
-    char *buf;
-    size_t len;
-    ibrt_status st = read_all(path, &buf, &len, err);
-    if (st)
-        return st;
-#define FAIL(code, ...)                                                                                      \
-    do {                                                                                                     \
-        int k_ = snprintf(err->msg, sizeof err->msg, "%.400s: ", path);                                      \
-        snprintf(err->msg + k_, sizeof err->msg - (size_t)k_, __VA_ARGS__);                                  \
-        free(buf);                                                                                           \
-        return code;                                                                                         \
-    } while (0)
-    const unsigned char *u = (const unsigned char *)buf;
-    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
-        FAIL(IBRT_EFORMAT, "not a .npy file (%s)", len < 10 ? "shorter than the 10-byte preamble" : "bad magic bytes");
-    unsigned major = u[6], minor = u[7];
-    size_t hlen, hstart;
-    if (major == 1) {
-        hlen = (size_t)u[8] | (size_t)u[9] << 8;
-        hstart = 10;
-    } else if (major == 2 || major == 3) {
-        if (len < 12)
-            FAIL(IBRT_EFORMAT, "truncated .npy preamble (%zu bytes, expected at least 12 for version %u.%u)", len,
-                 major, minor);
-        hlen = (size_t)u[8] | (size_t)u[9] << 8 | (size_t)u[10] << 16 | (size_t)u[11] << 24;
-        hstart = 12;
-    } else {
-        FAIL(IBRT_EFORMAT, "unsupported .npy format version %u.%u (expected 1.0, 2.0 or 3.0)", major, minor);
-    }
-    if (hlen > len - hstart)
-        FAIL(IBRT_EFORMAT, "truncated header: the preamble announces %zu header bytes, the file has %zu", hlen,
-             len - hstart);
+    int k = snprintf(err->msg, sizeof err->msg, "%.400s: ", path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + k, sizeof err->msg - (size_t)k, fmt, ap);
+    va_end(ap);
+}
 
-    cursor c = { buf + hstart, buf + hstart + hlen };
-    char descr[32] = "", key[32], why[160];
-    int fortran = -1;
-    size_t ndim = 0, shape[2] = { 0, 0 };
-    bool have_shape = false, have_descr = false;
-    if (!eat(&c, '{'))
-        FAIL(IBRT_EFORMAT, "header is not a dictionary (expected '{')");
+/* The preamble: the magic bytes, the format version, and the header's
+ * start and length, which must fit in the file. */
+static ibrt_status npy_preamble(const char *buf, size_t len, const char *path, size_t *hstart, size_t *hlen,
+                                ibrt_error *err)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
+        npy_error(err, path, "not a .npy file (%s)", len < 10 ? "shorter than the 10-byte preamble"
+                                                              : "bad magic bytes");
+        return IBRT_EFORMAT;
+    }
+    unsigned major = u[6], minor = u[7];
+    if (major == 1) {
+        *hlen = (size_t)u[8] | (size_t)u[9] << 8;
+        *hstart = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) {
+            npy_error(err, path, "truncated .npy preamble (%zu bytes, expected at least 12 for version %u.%u)", len,
+                      major, minor);
+            return IBRT_EFORMAT;
+        }
+        *hlen = (size_t)u[8] | (size_t)u[9] << 8 | (size_t)u[10] << 16 | (size_t)u[11] << 24;
+        *hstart = 12;
+    } else {
+        npy_error(err, path, "unsupported .npy format version %u.%u (expected 1.0, 2.0 or 3.0)", major, minor);
+        return IBRT_EFORMAT;
+    }
+    if (*hlen > len - *hstart) {
+        npy_error(err, path, "truncated header: the preamble announces %zu header bytes, the file has %zu", *hlen,
+                  len - *hstart);
+        return IBRT_EFORMAT;
+    }
+    return IBRT_OK;
+}
+
+/* The fields of a .npy header dictionary. */
+typedef struct {
+    char descr[32];          /* the dtype string ("" when absent) */
+    int fortran;             /* fortran_order: 1 True, 0 False, -1 absent */
+    size_t ndim;             /* the entries of shape (counted beyond 2) */
+    size_t shape[2];         /* its first two entries */
+    bool have_shape;         /* shape was given */
+} npy_header;
+
+/* The header dictionary [p, end): its fields into h, each at most once,
+ * no other field. */
+static ibrt_status npy_parse_header(const char *p, const char *end, const char *path, npy_header *h,
+                                    ibrt_error *err)
+{
+    cursor c = { p, end };
+    char key[32], why[160];
+    bool have_descr = false;
+    if (!eat(&c, '{')) {
+        npy_error(err, path, "header is not a dictionary (expected '{')");
+        return IBRT_EFORMAT;
+    }
     for (;;) {
         if (eat(&c, '}'))
             break;
-        if (!parse_str(&c, key, sizeof key) || !eat(&c, ':'))
-            FAIL(IBRT_EFORMAT, "malformed header dictionary at byte %zu of the header",
-                 (size_t)(c.p - (buf + hstart)));
-        if ((!strcmp(key, "descr") && have_descr) || (!strcmp(key, "fortran_order") && fortran >= 0) ||
-            (!strcmp(key, "shape") && have_shape))
-            FAIL(IBRT_EFORMAT, "header field '%s' appears twice; a .npy header has each field once", key);
+        if (!parse_str(&c, key, sizeof key) || !eat(&c, ':')) {
+            npy_error(err, path, "malformed header dictionary at byte %zu of the header", (size_t)(c.p - p));
+            return IBRT_EFORMAT;
+        }
+        if ((!strcmp(key, "descr") && have_descr) || (!strcmp(key, "fortran_order") && h->fortran >= 0) ||
+            (!strcmp(key, "shape") && h->have_shape)) {
+            npy_error(err, path, "header field '%s' appears twice; a .npy header has each field once", key);
+            return IBRT_EFORMAT;
+        }
         if (!strcmp(key, "descr")) {
-            if (!parse_str(&c, descr, sizeof descr))
-                FAIL(IBRT_EFORMAT, "header field 'descr' is not a simple dtype string (structured dtypes are not "
-                                   "supported; expected '<f8', '<f4' or '<i8')");
+            if (!parse_str(&c, h->descr, sizeof h->descr)) {
+                npy_error(err, path, "header field 'descr' is not a simple dtype string (structured dtypes are not "
+                                     "supported; expected '<f8', '<f4' or '<i8')");
+                return IBRT_EFORMAT;
+            }
             have_descr = true;
         } else if (!strcmp(key, "fortran_order")) {
-            if (parse_word(&c, "True"))
-                fortran = 1;
-            else if (parse_word(&c, "False"))
-                fortran = 0;
-            else
-                FAIL(IBRT_EFORMAT, "header field 'fortran_order' is not True or False");
+            if (parse_word(&c, "True")) {
+                h->fortran = 1;
+            } else if (parse_word(&c, "False")) {
+                h->fortran = 0;
+            } else {
+                npy_error(err, path, "header field 'fortran_order' is not True or False");
+                return IBRT_EFORMAT;
+            }
         } else if (!strcmp(key, "shape")) {
-            if (!parse_shape(&c, &ndim, shape, why, sizeof why))
-                FAIL(IBRT_EFORMAT, "header field %s", why);
-            have_shape = true;
+            if (!parse_shape(&c, &h->ndim, h->shape, why, sizeof why)) {
+                npy_error(err, path, "header field %s", why);
+                return IBRT_EFORMAT;
+            }
+            h->have_shape = true;
         } else {
-            FAIL(IBRT_EFORMAT, "unknown header field '%s' (expected 'descr', 'fortran_order', 'shape')", key);
+            npy_error(err, path, "unknown header field '%s' (expected 'descr', 'fortran_order', 'shape')", key);
+            return IBRT_EFORMAT;
         }
         if (eat(&c, '}'))
             break;
-        if (!eat(&c, ','))
-            FAIL(IBRT_EFORMAT, "malformed header dictionary: expected ',' or '}' after field '%s'", key);
+        if (!eat(&c, ',')) {
+            npy_error(err, path, "malformed header dictionary: expected ',' or '}' after field '%s'", key);
+            return IBRT_EFORMAT;
+        }
     }
-    if (!descr[0] || fortran < 0 || !have_shape)
-        FAIL(IBRT_EFORMAT, "header lacks the field '%s'", !descr[0] ? "descr" : fortran < 0 ? "fortran_order" : "shape");
-    size_t item;
-    int kind;   /* 0 f8, 1 f4, 2 i8 */
-    if (!strcmp(descr, "<f8"))
-        item = 8, kind = 0;
-    else if (!strcmp(descr, "<f4"))
-        item = 4, kind = 1;
-    else if (!strcmp(descr, "<i8"))
-        item = 8, kind = 2;
-    else
-        FAIL(IBRT_EFORMAT, "header field 'descr' is '%s'; expected '<f8', '<f4' or '<i8' (little-endian float64, "
-                           "float32 or int64)", descr);
-    if (fortran)
-        FAIL(IBRT_EFORMAT, "header field 'fortran_order' is True; only C order is supported "
-                           "(save numpy.ascontiguousarray(a))");
-    if (ndim == 0 || ndim > 2)
-        FAIL(IBRT_ESHAPE, "header field 'shape' has %zu dimensions; expected 1 or 2", ndim);
-    if (ndim == 1)
-        shape[1] = 1;
+    return IBRT_OK;
+}
+
+/* What the header describes, checked against what this reader takes and
+ * against the have data bytes: the element size *item and kind *kind (0
+ * f8, 1 f4, 2 i8) and the element count *count; a 1-d shape becomes
+ * (n, 1). */
+static ibrt_status npy_layout(npy_header *h, size_t have, const char *path, size_t *item, int *kind, size_t *count,
+                              ibrt_error *err)
+{
+    if (!h->descr[0] || h->fortran < 0 || !h->have_shape) {
+        npy_error(err, path, "header lacks the field '%s'",
+                  !h->descr[0] ? "descr" : h->fortran < 0 ? "fortran_order" : "shape");
+        return IBRT_EFORMAT;
+    }
+    if (!strcmp(h->descr, "<f8")) {
+        *item = 8, *kind = 0;
+    } else if (!strcmp(h->descr, "<f4")) {
+        *item = 4, *kind = 1;
+    } else if (!strcmp(h->descr, "<i8")) {
+        *item = 8, *kind = 2;
+    } else {
+        npy_error(err, path, "header field 'descr' is '%s'; expected '<f8', '<f4' or '<i8' (little-endian "
+                             "float64, float32 or int64)", h->descr);
+        return IBRT_EFORMAT;
+    }
+    if (h->fortran) {
+        npy_error(err, path, "header field 'fortran_order' is True; only C order is supported "
+                             "(save numpy.ascontiguousarray(a))");
+        return IBRT_EFORMAT;
+    }
+    if (h->ndim == 0 || h->ndim > 2) {
+        npy_error(err, path, "header field 'shape' has %zu dimensions; expected 1 or 2", h->ndim);
+        return IBRT_ESHAPE;
+    }
+    if (h->ndim == 1)
+        h->shape[1] = 1;
     /* both dims < 2^48 so the product cannot overflow unnoticed below */
-    if (shape[1] && shape[0] > SIZE_MAX / 8 / shape[1])
-        FAIL(IBRT_ESHAPE, "header field 'shape' (%zu, %zu) is absurdly large", shape[0], shape[1]);
-    size_t count = shape[0] * shape[1], need = count * item, have = len - hstart - hlen;
+    if (h->shape[1] && h->shape[0] > SIZE_MAX / 8 / h->shape[1]) {
+        npy_error(err, path, "header field 'shape' (%zu, %zu) is absurdly large", h->shape[0], h->shape[1]);
+        return IBRT_ESHAPE;
+    }
+    *count = h->shape[0] * h->shape[1];
+    size_t need = *count * *item;
     if (have != need) {
         char shp[64];
-        if (ndim == 1)
-            snprintf(shp, sizeof shp, "(%zu,)", shape[0]);
+        if (h->ndim == 1)
+            snprintf(shp, sizeof shp, "(%zu,)", h->shape[0]);
         else
-            snprintf(shp, sizeof shp, "(%zu, %zu)", shape[0], shape[1]);
-        FAIL(IBRT_EFORMAT, "%s: header field 'shape' %s of '%s' needs %zu data bytes, the file has %zu",
-             have < need ? "truncated data" : "trailing bytes after the data", shp, descr, need, have);
+            snprintf(shp, sizeof shp, "(%zu, %zu)", h->shape[0], h->shape[1]);
+        npy_error(err, path, "%s: header field 'shape' %s of '%s' needs %zu data bytes, the file has %zu",
+                  have < need ? "truncated data" : "trailing bytes after the data", shp, h->descr, need, have);
+        return IBRT_EFORMAT;
     }
-    double *out = malloc((count ? count : 1) * sizeof *out);
-    if (!out)
-        FAIL(IBRT_ENOMEM, "out of memory for %zu values", count);
-    const unsigned char *d = u + hstart + hlen;
+    return IBRT_OK;
+}
+
+/* The count elements at d (little-endian on any host, of size item and
+ * kind as npy_layout says) into out, each a finite number within
+ * IBRT_IO_MAX_ABS (an int64 within 2^53, exact as a double); cols places
+ * an element in its row and column for messages. */
+static ibrt_status npy_decode(const unsigned char *d, size_t count, size_t item, int kind, size_t cols, double *out,
+                              const char *path, ibrt_error *err)
+{
     for (size_t i = 0; i < count; i++, d += item) {
         uint64_t bits = 0;
         for (size_t b = 0; b < item; b++)
@@ -629,30 +747,58 @@ ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2
             int64_t iv;
             memcpy(&iv, &bits, 8);
             if (iv > ((int64_t)1 << 53) || iv < -((int64_t)1 << 53)) {
-                free(out);
-                FAIL(IBRT_EVALUE, "element (%zu, %zu) = %lld is beyond 2^53 and would be rounded as a double",
-                     i / shape[1], i % shape[1], (long long)iv);
+                npy_error(err, path, "element (%zu, %zu) = %lld is beyond 2^53 and would be rounded as a double",
+                          i / cols, i % cols, (long long)iv);
+                return IBRT_EVALUE;
             }
             v = (double)iv;
         }
         if (!isfinite(v)) {
-            free(out);
-            FAIL(IBRT_EVALUE, "element (row %zu, column %zu) is %s, expected a finite number", i / shape[1],
-                 i % shape[1], isnan(v) ? "NaN" : "infinite");
+            npy_error(err, path, "element (row %zu, column %zu) is %s, expected a finite number", i / cols, i % cols,
+                      isnan(v) ? "NaN" : "infinite");
+            return IBRT_EVALUE;
         }
         if (fabs(v) > IBRT_IO_MAX_ABS) {
-            free(out);
-            FAIL(IBRT_EVALUE, "element (row %zu, column %zu) is %g, beyond the largest magnitude %g that data may "
-                              "have (its square would overflow a double): rescale the data", i / shape[1],
-                 i % shape[1], v, IBRT_IO_MAX_ABS);
+            npy_error(err, path, "element (row %zu, column %zu) is %g, beyond the largest magnitude %g that data may "
+                                 "have (its square would overflow a double): rescale the data", i / cols, i % cols,
+                      v, IBRT_IO_MAX_ABS);
+            return IBRT_EVALUE;
         }
         out[i] = v;
     }
-#undef FAIL
+    return IBRT_OK;
+}
+
+ibrt_status ibrt_npy_read(const char *path, size_t *ndim_out, size_t shape_out[2], double **data, ibrt_error *err)
+{
+    char *buf;
+    size_t len;
+    ibrt_status st = read_all(path, &buf, &len, err);
+    if (st)
+        return st;
+    size_t hstart = 0, hlen = 0, item = 0, count = 0;
+    int kind = 0;
+    npy_header h = { .fortran = -1 };
+    double *out = NULL;
+    st = npy_preamble(buf, len, path, &hstart, &hlen, err);
+    if (!st)
+        st = npy_parse_header(buf + hstart, buf + hstart + hlen, path, &h, err);
+    if (!st)
+        st = npy_layout(&h, len - hstart - hlen, path, &item, &kind, &count, err);
+    if (!st && !(out = malloc((count ? count : 1) * sizeof *out))) {
+        npy_error(err, path, "out of memory for %zu values", count);
+        st = IBRT_ENOMEM;
+    }
+    if (!st)
+        st = npy_decode((const unsigned char *)buf + hstart + hlen, count, item, kind, h.shape[1], out, path, err);
     free(buf);
-    *ndim_out = ndim;
-    shape_out[0] = shape[0];
-    shape_out[1] = shape[1];
+    if (st) {
+        free(out);
+        return st;
+    }
+    *ndim_out = h.ndim;
+    shape_out[0] = h.shape[0];
+    shape_out[1] = h.shape[1];
     *data = out;
     return IBRT_OK;
 }

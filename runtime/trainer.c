@@ -32,6 +32,74 @@ static bool parse_double(const char *s, double *out)
     return true;
 }
 
+/* --help: the usage, each option, the exit statuses (stdout) */
+static void opts_help(const char *prog, const char *description, long default_steps, uint64_t default_seed)
+{
+    printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck] [--stability]\n"
+           "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n"
+           "       [--snapshots N] [--verify RUN]\n\n%s\n\n"
+           "  --steps N     training steps per model (default %ld)\n"
+           "  --seed S      seed of data, initialisation and batches (default %llu)\n"
+           "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
+           "  --out DIR     where results.json, traces and parameters go (default results/%s)\n"
+           "  --quiet       no progress line and no table\n"
+           "  --gradcheck   compare the analytic gradient of every model with central\n"
+           "                differences at its initial point and exit (status 5 on failure)\n"
+           "  --stability   the largest Hessian eigenvalue of every model's loss at its\n"
+           "                initial point and the bound 2/lambda on the learning rate;\n"
+           "                no training, no output directory (ibc check --stability)\n"
+           "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT, SIGTERM,\n"
+           "                        SIGHUP, SIGXCPU, SIGUSR1, SIGUSR2)\n"
+           "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
+           "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
+           "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
+           "                        (default 1e6)\n"
+           "  --reference           run reference methods at any size (matrix completion's\n"
+           "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n"
+           "  --snapshots N         every model's parameters, and the gradient of the step\n"
+           "                        taken from them, every N steps and at the end, as\n"
+           "                        DIR/snapshots/MODEL/step_S/NAME.npy and NAME.grad.npy\n"
+           "                        (the layout ibc verify reads; docs/interop.md); kept in\n"
+           "                        the checkpoint: --resume goes on writing them\n"
+           "  --verify RUN          train nothing: the checks and metrics of the run whose\n"
+           "                        snapshots are in RUN (RUN/step_S/NAME.npy, made by this\n"
+           "                        trainer's --snapshots or by PyTorch), into RUN/verify\n"
+           "                        unless --out is given (ibc verify)\n\n"
+           "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
+           "5 gradient check failed, 6 the output directory is in use by another run,\n"
+           "75 stopped (--stop-after), 128+N stopped by signal N\n"
+           "environment: OPENBLAS_NUM_THREADS (default 1; --resume needs the run's)\n",
+           prog, description, default_steps, (unsigned long long)default_seed, prog);
+}
+
+/* An unknown option, or a known one with a missing or bad value (v: the
+ * next argument, NULL at the end): the message (stderr). */
+static void opts_refuse(const char *prog, const char *a, const char *v)
+{
+    static const char *const takes[][2] = {
+        { "--steps", "a whole number from 1 to 1000000000" },
+        { "--seed", "a whole number from 0 to 2147483647" },
+        { "--seeds", "a whole number from 1 to 1000" },
+        { "--checkpoint-every", "a whole number from 1 to 1000000000" },
+        { "--stop-after", "a whole number from 1 to 1000000000" },
+        { "--snapshots", "a whole number from 1 to 1000000000" },
+        { "--verify", "the directory of a run's snapshots" },
+        { "--resume", "the directory of a checkpointed run" },
+        { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
+        { "--out", "a directory" },
+    };
+    size_t k = 0;
+    while (k < sizeof takes / sizeof takes[0] && strcmp(a, takes[k][0]))
+        k++;
+    if (k == sizeof takes / sizeof takes[0])
+        fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
+    else if (!v)
+        fprintf(stderr, "%s: error: %s needs a value: %s\n", prog, a, takes[k][1]);
+    else
+        fprintf(stderr, "%s: error: %s '%s': expected %s\n", prog, a, v, takes[k][1]);
+    fprintf(stderr, "run '%s --help' for the options\n", prog);
+}
+
 int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const char *description,
                     long default_steps, uint64_t default_seed)
 {
@@ -57,41 +125,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: %s [--steps N] [--seed S] [--seeds K] [--out DIR] [--quiet] [--gradcheck] [--stability]\n"
-                   "       [--checkpoint-every N] [--stop-after N] [--resume DIR] [--max-growth F] [--reference]\n"
-                   "       [--snapshots N] [--verify RUN]\n\n%s\n\n"
-                   "  --steps N     training steps per model (default %ld)\n"
-                   "  --seed S      seed of data, initialisation and batches (default %llu)\n"
-                   "  --seeds K     K independent seeds S..S+K-1; metrics summarised by median/min/max\n"
-                   "  --out DIR     where results.json, traces and parameters go (default results/%s)\n"
-                   "  --quiet       no progress line and no table\n"
-                   "  --gradcheck   compare the analytic gradient of every model with central\n"
-                   "                differences at its initial point and exit (status 5 on failure)\n"
-                   "  --stability   the largest Hessian eigenvalue of every model's loss at its\n"
-                   "                initial point and the bound 2/lambda on the learning rate;\n"
-                   "                no training, no output directory (ibc check --stability)\n"
-                   "  --checkpoint-every N  write DIR/checkpoint.bin every N steps (also on SIGINT, SIGTERM,\n"
-                   "                        SIGHUP, SIGXCPU, SIGUSR1, SIGUSR2)\n"
-                   "  --stop-after N        checkpoint and stop after N steps of this process (status 75)\n"
-                   "  --resume DIR          continue the run checkpointed in DIR, bit for bit\n"
-                   "  --max-growth F        stop as diverged when the loss exceeds F times its first value\n"
-                   "                        (default 1e6)\n"
-                   "  --reference           run reference methods at any size (matrix completion's\n"
-                   "                        soft-impute sweep, 9000 SVDs, is skipped above 64 x 64)\n"
-                   "  --snapshots N         every model's parameters, and the gradient of the step\n"
-                   "                        taken from them, every N steps and at the end, as\n"
-                   "                        DIR/snapshots/MODEL/step_S/NAME.npy and NAME.grad.npy\n"
-                   "                        (the layout ibc verify reads; docs/interop.md); kept in\n"
-                   "                        the checkpoint: --resume goes on writing them\n"
-                   "  --verify RUN          train nothing: the checks and metrics of the run whose\n"
-                   "                        snapshots are in RUN (RUN/step_S/NAME.npy, made by this\n"
-                   "                        trainer's --snapshots or by PyTorch), into RUN/verify\n"
-                   "                        unless --out is given (ibc verify)\n\n"
-                   "exit status: 0 all checks pass, 1 error, 2 usage, 3 diverged, 4 a check failed,\n"
-                   "5 gradient check failed, 6 the output directory is in use by another run,\n"
-                   "75 stopped (--stop-after), 128+N stopped by signal N\n"
-                   "environment: OPENBLAS_NUM_THREADS (default 1; --resume needs the run's)\n",
-                   prog, description, default_steps, (unsigned long long)default_seed, prog);
+            opts_help(prog, description, default_steps, default_seed);
             return 1;
         } else if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
@@ -135,29 +169,7 @@ int ibrt_opts_parse(int argc, char **argv, ibrt_opts *o, const char *prog, const
             o->out_given = true;
             i++;
         } else {
-            /* a known option with a missing or bad value says what it takes */
-            static const char *const takes[][2] = {
-                { "--steps", "a whole number from 1 to 1000000000" },
-                { "--seed", "a whole number from 0 to 2147483647" },
-                { "--seeds", "a whole number from 1 to 1000" },
-                { "--checkpoint-every", "a whole number from 1 to 1000000000" },
-                { "--stop-after", "a whole number from 1 to 1000000000" },
-                { "--snapshots", "a whole number from 1 to 1000000000" },
-                { "--verify", "the directory of a run's snapshots" },
-                { "--resume", "the directory of a checkpointed run" },
-                { "--max-growth", "a finite number greater than 1 (the default is 1e6)" },
-                { "--out", "a directory" },
-            };
-            size_t k = 0;
-            while (k < sizeof takes / sizeof takes[0] && strcmp(a, takes[k][0]))
-                k++;
-            if (k == sizeof takes / sizeof takes[0])
-                fprintf(stderr, "%s: error: unknown option '%s'\n", prog, a);
-            else if (!v)
-                fprintf(stderr, "%s: error: %s needs a value: %s\n", prog, a, takes[k][1]);
-            else
-                fprintf(stderr, "%s: error: %s '%s': expected %s\n", prog, a, v, takes[k][1]);
-            fprintf(stderr, "run '%s --help' for the options\n", prog);
+            opts_refuse(prog, a, v);
             return -1;
         }
     }

@@ -14,7 +14,8 @@
 #     the finished runs are not redone, the stopped one resumes from its
 #     checkpoint, and sweep.csv/summary equal those of an uninterrupted sweep;
 #   - values with commas and brackets (CSV quoting, directory names), bad
-#     keys and values refused before anything runs;
+#     keys and values refused before anything runs; the hashes naming the
+#     model and run directories recomputed;
 #   - the same grid under mpirun -np 3: byte-identical sweep.csv/summary
 #     (skipped with a message where mpirun or bin/ibc-sweep-mpi is absent);
 #   - lr = auto and the stability probe on tests/sweep/laplacian.ibs (a
@@ -191,6 +192,34 @@ assert sorted("param u : scalar ~ constant(2)" in s for s in spec) == [False, Tr
 EOF
 then
     bad "values with commas: exit $rc or outputs (above)"; cat "$d/q.err"
+else
+    ok
+fi
+
+# ---- the hashes that name directories (compiler/sweep_plan.c): FNV-1a
+# from SWEEP_FNV_BASIS (compiler/sweep_impl.h) of a model's text and the
+# ibc version (DIR/models/HASH), and of a label that is not file-name safe
+# (its last 8 hex digits), recomputed here; a changed hash would orphan
+# the directories of every existing sweep (a rerun resumes them)
+ver=$(bin/ibc --version | sed 's/^ibc //')
+plan=$(bin/ibc sweep $spec --set lr=4/3 --dry-run --out "$d/h" 2>&1)
+if ! $py - "$d/q/models" "$ver" "$plan" <<'EOF'
+import os, sys
+def fnv(b, h=1469598103934665603):
+    for c in b:
+        h = ((h ^ c) * 1099511628211) % 2**64
+    return h
+models, ver, plan = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
+names = sorted(os.listdir(models))
+assert len(names) == 2, names
+for n in names:
+    text = open(models + "/" + n + "/spec.ibs", "rb").read()
+    assert n == "%016x" % fnv(text + b"\0" + ver), (n, "%016x" % fnv(text + b"\0" + ver))
+want = "runs/lr=4_3-%08x" % (fnv(b"lr=4/3") & 0xffffffff)
+assert want == "runs/lr=4_3-10bb054e" and want in plan, (want, plan)
+EOF
+then
+    bad "directory hashes (above)"
 else
     ok
 fi

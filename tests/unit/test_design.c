@@ -29,7 +29,7 @@ static void design_run(run *l, const char *path)
 {
     memset(l, 0, sizeof *l);
     const char *err;
-    cr_assert(source_read(&l->src, path, &err), "cannot read %s", path);
+    cr_assert(diag_source_read(&l->src, path, &err), "cannot read %s", path);
     l->arena = arena_new();
     l->out = open_memstream(&l->msgs, &l->msglen);
     diag_init(&l->diag, &l->src, l->out);
@@ -44,7 +44,7 @@ static void done(run *l)
     fclose(l->out);
     free(l->msgs);
     arena_free(l->arena);
-    source_free(&l->src);
+    diag_source_free(&l->src);
 }
 
 static const sym_family *fam0(const run *l)
@@ -248,7 +248,7 @@ Test(design, operator_must_fit_the_parameter)
     run l;
     memset(&l, 0, sizeof l);
     const char *err;
-    cr_assert(source_read(&l.src, "tests/design/dense_misfit.ibs", &err));
+    cr_assert(diag_source_read(&l.src, "tests/design/dense_misfit.ibs", &err));
     l.arena = arena_new();
     l.out = open_memstream(&l.msgs, &l.msglen);
     diag_init(&l.diag, &l.src, l.out);

@@ -267,14 +267,14 @@ Test(diag, source_read)
     close(fd);
     ibc_source src;
     const char *err = NULL;
-    cr_assert(source_read(&src, path, &err));
+    cr_assert(diag_source_read(&src, path, &err));
     cr_assert_eq(src.len, sizeof bytes - 1, "NUL bytes do not end the file");
     cr_assert_eq(memcmp(src.text, bytes, src.len), 0);
     cr_assert_eq(src.text[src.len], '\0');
-    source_free(&src);
+    diag_source_free(&src);
     unlink(path);
 
-    cr_assert_not(source_read(&src, "/nonexistent/dir/x.ibs", &err));
+    cr_assert_not(diag_source_read(&src, "/nonexistent/dir/x.ibs", &err));
     cr_assert_str_eq(err, "No such file or directory");
 }
 

@@ -517,7 +517,7 @@ Test(emit, torch_bias_of_merged_terms_sums_the_group)
 {
     ibc_source src;
     const char *err;
-    cr_assert(source_read(&src, "tests/sym/uv_vw.ibs", &err), "%s", err);
+    cr_assert(diag_source_read(&src, "tests/sym/uv_vw.ibs", &err), "%s", err);
     ibc_arena *a = arena_new();
     size_t dn = 0, pn = 0;
     char *dbuf = NULL, *py = NULL;
@@ -536,5 +536,5 @@ Test(emit, torch_bias_of_merged_terms_sums_the_group)
     free(py);
     free(dbuf);
     arena_free(a);
-    source_free(&src);
+    diag_source_free(&src);
 }

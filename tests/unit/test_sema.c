@@ -505,7 +505,7 @@ Test(sema, project_specs_are_clean)
     for (size_t i = 0; i < g.gl_pathc; i++) {
         ibc_source src;
         const char *err;
-        cr_assert(source_read(&src, g.gl_pathv[i], &err), "%s: %s", g.gl_pathv[i], err);
+        cr_assert(diag_source_read(&src, g.gl_pathv[i], &err), "%s: %s", g.gl_pathv[i], err);
         ibc_arena *a = arena_new();
         char *buf = NULL;
         size_t n = 0;
@@ -519,7 +519,7 @@ Test(sema, project_specs_are_clean)
         cr_assert_not_null(sp->predict);
         free(buf);
         arena_free(a);
-        source_free(&src);
+        diag_source_free(&src);
     }
     globfree(&g);
 }

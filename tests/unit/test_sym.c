@@ -25,7 +25,7 @@ static void load(loaded *l, const char *path)
 {
     memset(l, 0, sizeof *l);
     const char *err;
-    cr_assert(source_read(&l->src, path, &err), "cannot read %s", path);
+    cr_assert(diag_source_read(&l->src, path, &err), "cannot read %s", path);
     l->arena = arena_new();
     l->out = open_memstream(&l->msgs, &l->msglen);
     diag_init(&l->diag, &l->src, l->out);
@@ -38,7 +38,7 @@ static void unload(loaded *l)
     fclose(l->out);
     free(l->msgs);
     arena_free(l->arena);
-    source_free(&l->src);
+    diag_source_free(&l->src);
 }
 
 static const sym_family *derive1(loaded *l, const char *path)
