@@ -158,12 +158,12 @@ static void emit_value_comment(const prog *p, int i, const char *fmt, ...) __att
 static void emit_value_comment(const prog *p, int i, const char *fmt, ...)
 {
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     char *text = value_text(p, i, 72);
     emit_comment_text(text);
     free(text);
     emit_where(p->spec->src, p->v[i].site);
-    char *what = cw_end(&cb, &E->out);
+    char *what = cw_end(&cb, &emit_current->out);
     va_list ap;
     va_start(ap, fmt);
     char detail[256];
@@ -817,10 +817,10 @@ static size_t pass_decls(const prog *p, bool backward, cw_decl *d)
  * pointers. */
 static void emit_pass_body(const prog *p, bool backward, cw_buf *b, const char *const *params, size_t np)
 {
-    char *body = cw_end(b, &E->out);
+    char *body = cw_end(b, &emit_current->out);
     cw_decl *d = cw_calloc(2 * (p->spec->nparams + p->spec->ninputs + (size_t)p->n) + 1, sizeof *d);
     size_t nd = pass_decls(p, backward, d);
-    cw_fn_body(E->out, params, np, d, nd, body);
+    cw_fn_body(emit_current->out, params, np, d, nd, body);
     free(d);
     free(body);
 }
@@ -835,7 +835,7 @@ void emit_prog_functions(const prog *p, const char *pre, bool backward)
         " * its line above each statement */\n", pre);
     OUT("static void %s_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)\n{\n",
         pre);
-    cw_begin(&b, &E->out);
+    cw_begin(&b, &emit_current->out);
     for (int i = 0; i < p->n; i++)
         emit_forward_value(p, i);
     emit_pass_body(p, false, &b, fw_params, 4);
@@ -849,7 +849,7 @@ void emit_prog_functions(const prog *p, const char *pre, bool backward)
         " * it, later ones add to it). */\n", pre);
     OUT("static void %s_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,\n"
         "                        double *restrict ad, double *restrict g)\n{\n", pre);
-    cw_begin(&b, &E->out);
+    cw_begin(&b, &emit_current->out);
     const char *fault = getenv("IBC_FAULT");
     if (fault && !strcmp(fault, "grad")) {
         /* IBC_FAULT=grad (a test hook, tests/e2e.sh): the output's adjoint
