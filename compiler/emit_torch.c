@@ -712,6 +712,7 @@ static void py_module_tail(pyemit *pe, const pymodel *models, int nm)
       "                              \"rename it in the spec\" %% (_name, _cls.__name__))\n");
 }
 
+/* The module, top to bottom; false after a located error (pe->failed). */
 bool emit_torch(FILE *out, const ibc_spec *spec, const design_result *design, const sym_derivation *derivation,
                 ibc_diag *diag)
 {

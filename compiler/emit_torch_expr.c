@@ -86,6 +86,7 @@ void py_str_body(FILE *out, const char *s, bool lines)
     }
 }
 
+/* A Python string literal of s (NULL: the empty string). */
 void py_str(FILE *out, const char *s)
 {
     fputc('"', out);
@@ -143,6 +144,7 @@ static const char *const py_reserved[] = {
     "designed_parameter",
 };
 
+/* Whether s is reserved: in py_reserved, a temporary vN, or _ibc... */
 static bool py_is_reserved(const char *s)
 {
     for (size_t i = 0; i < sizeof py_reserved / sizeof *py_reserved; i++)
@@ -251,6 +253,7 @@ static void unparse(FILE *o, const ast_node *n, int depth)
     }
 }
 
+/* unparse into the arena, cut to ~120 bytes. */
 const char *py_unparse(ibc_arena *a, const ast_node *n)
 {
     char *buf = NULL;
@@ -283,6 +286,7 @@ typedef struct {
     bool failed;                /* one was */
 } pyx;
 
+/* A value from its fields. */
 static pyv pv_make(const char *e, bool batched, int rank, long rows, long cols)
 {
     return (pyv){ e, batched, rank, rows, cols };
@@ -302,6 +306,7 @@ static pyv tx_line(pyx *x, pyv v, const char *what)
     return v;
 }
 
+/* A located error at n (msg, name for its %s); the translation fails. */
 static void tx_error(pyx *x, const ast_node *n, const char *msg, const char *name)
 {
     diag_error(x->diag, n->loc, msg, name);
@@ -323,6 +328,7 @@ static const char *spec_file(ibc_arena *a, const ibc_spec *spec, const char *fil
     return joined;
 }
 
+/* The class buffer of a diag([...]) call, added to the opset once. */
 static const char *op_diag(pyx *x, const ast_node *call)
 {
     int i = 0;
@@ -338,6 +344,8 @@ static const char *op_diag(pyx *x, const ast_node *call)
     return arena_printf(x->a, "self._ibc_diag%d", i);
 }
 
+/* The class buffer of a matrix("file") call as an r x c matrix (its
+ * inverse when inverse), added to the opset once per file and shape. */
 static const char *op_dense(pyx *x, const ast_node *call, long r, long c, bool inverse)
 {
     const char *path = spec_file(x->a, x->spec, call->kids[0]->text);
@@ -451,12 +459,16 @@ static const char *tx_matmul(pyx *x, pyv a, pyv b)
     return arena_printf(x->a, "%s @ %s", a.e, b.e);
 }
 
+/* Rows and columns of a shape, 1 for a dimension it does not have. */
 void py_dims(const ibc_shape *s, long *r, long *c)
 {
     *r = s->rank == 0 ? 1 : s->rows;
     *c = s->rank == 2 ? s->cols : 1;
 }
 
+/* Expression n as a value of the body: leaves as they are, constants as
+ * literals, every operation one line `vN = ...` (tx_line).  One switch
+ * over the expression kinds, as lower_node in emit_lower.c. */
 static pyv tx(pyx *x, const ast_node *n)
 {
     long r, c;
@@ -564,6 +576,7 @@ static pyv tx(pyx *x, const ast_node *n)
 
 /* ------------------------------------------------------- method bodies */
 
+/* (rows, cols), (rows,), or () ((1,) for the .npy file of a scalar). */
 void py_shape_tuple(FILE *o, const ibc_var *v, bool npy)
 {
     if (v->shape.rank == 0)

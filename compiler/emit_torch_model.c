@@ -35,6 +35,7 @@ static const char *slice_kind(sym_slice s)
 }
 
 
+/* A shape in the docstring's words: scalar, vector[n], matrix[r, c]. */
 static const char *shape_text(ibc_arena *a, const ibc_shape *s)
 {
     return s->rank == 0 ? "scalar" : s->rank == 1 ? arena_printf(a, "vector[%ld]", s->rows)
@@ -166,6 +167,7 @@ static void py_chi_expr(pyemit *pe, const sym_family *fam, size_t f, int a)
 }
 
 
+/* The torus families and the groups of m's derivation (0 without one). */
 static size_t families_of(const pymodel *m)
 {
     return m->deriv ? sym_nfamilies(m->deriv) : 0;
@@ -652,6 +654,8 @@ static void py_designed_parameter(pyemit *pe, const char *wfun, pyv wres)
     P("        return %s\n", wres.e);
 }
 
+/* The method bodies are translated first: the operators they apply
+ * become buffers in __init__, written before them. */
 void py_model_class(pyemit *pe, pymodel *m)
 {
     const ibc_spec *s = m->spec;
@@ -659,7 +663,6 @@ void py_model_class(pyemit *pe, pymodel *m)
     for (size_t i = 0; i < s->nparams; i++)
         self_param[i] = arena_printf(pe->a, "self.%s", m->attr[i]);
     bool subclass = strcmp(m->base, "_IbcModel") != 0;   /* L1: its base has the rest */
-    /* the bodies first: the operators they apply are buffers of __init__ */
     pyv res = { 0 };
     char *fwd = subclass ? NULL : py_translate(pe, m, s->predict, self_param, "        ", &res);
     char *wfun = NULL;
