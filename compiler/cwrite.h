@@ -46,9 +46,10 @@ bool cw_uses(const char *code, const char *id);
 
 /* Code written into a buffer while *out points at it. */
 typedef struct {
-    FILE *saved, *mem;
-    char *text;
-    size_t len;
+    FILE *saved;    /* *out before cw_begin, put back by cw_end */
+    FILE *mem;      /* the memory stream *out points at meanwhile */
+    char *text;     /* its contents (open_memstream's buffer) */
+    size_t len;     /* and their length */
 } cw_buf;
 
 void cw_begin(cw_buf *b, FILE **out);
@@ -58,7 +59,9 @@ char *cw_end(cw_buf *b, FILE **out);
 /* A declaration at the top of a function, written when the body uses
  * name; comment (comment-safe already, or NULL) after it. */
 typedef struct {
-    char *name, *text, *comment;
+    char *name;     /* the identifier declared (malloc'd) */
+    char *text;     /* the declaration (malloc'd) */
+    char *comment;  /* written after it, or NULL (malloc'd) */
 } cw_decl;
 
 /* A function's body after its opening brace, to out: (void) for each of

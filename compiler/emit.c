@@ -46,7 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-emitter *E;   /* the emitter of the current program */
+emitter *emit_current;   /* emit_program's emitter while it runs (emit_impl.h) */
 
 /* ------------------------------------------------------------- text */
 
@@ -69,7 +69,7 @@ void emit_c_string(FILE *out, const char *s)
 void emit_comment_text(const char *s)
 {
     char *t = cw_scrub(s);
-    fputs(t, E->out);
+    fputs(t, emit_current->out);
     free(t);
 }
 
@@ -148,9 +148,9 @@ static void emit_problem(const ibc_spec *spec, int nm, data_kind dk, long steps)
     long batch = spec->train.batch;
     bool masked = dk == D_LOWRANK && spec->loss_mask;
     OUT("static const ibrt_problem problem = {\n    .name = ");
-    emit_c_string(E->out, spec->model);
+    emit_c_string(emit_current->out, spec->model);
     OUT(",\n    .description = ");
-    emit_c_string(E->out, spec->description ? spec->description : "");
+    emit_c_string(emit_current->out, spec->description ? spec->description : "");
     long rec = spec->train.record_every ? spec->train.record_every : (steps / 200 > 0 ? steps / 200 : 1);
     unsigned long long fp = 1469598103934665603ull;   /* FNV-1a of the spec's bytes and the ibc version */
     for (size_t i = 0; spec->src && i < spec->src->len; i++)
@@ -355,26 +355,27 @@ static bool within_caps(const ibc_spec *spec, const model *models, int nm, const
  * setup). */
 static void emit_operator_arrays(const ibc_spec *spec, const model *models)
 {
+    emitter *em = emit_current;
     long in_size = models[0].p.nx, out_size = spec->out_shape.rank == 0 ? 1 : spec->out_shape.rows *
                                                                                 (spec->out_shape.rank == 2 ? spec->out_shape.cols : 1);
     OUT("enum { IN = %ld, OUT = %ld };   /* per-sample input and output sizes */\n\n", in_size ? in_size : 1, out_size);
-    for (int i = 0; i < E->ndiags; i++) {
-        const ast_node *l = E->diags[i]->kids[0];
+    for (int i = 0; i < em->ndiags; i++) {
+        const ast_node *l = em->diags[i]->kids[0];
         OUT("static const double diag_%d[%zu] = {", i, l->nkids);
         for (size_t j = 0; j < l->nkids; j++)
             OUT("%s%s", j ? ", " : " ", cw_num(l->kids[j]->value));
         OUT(" };\n");
     }
-    for (int i = 0; i < E->ndct; i++)
-        OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", E->dct_sizes[i],
-            E->dct_sizes[i], E->dct_sizes[i]);
-    for (int i = 0; i < E->ndense; i++) {
-        OUT("static double dense_%d[%ld * %ld];   /* matrix(", i, E->dense_r[i], E->dense_c[i]);
-        emit_comment_text(E->dense[i]->kids[0]->text);
+    for (int i = 0; i < em->ndct; i++)
+        OUT("static double dct_%ld[%ld * %ld];   /* orthonormal DCT-II, filled in main */\n", em->dct_sizes[i],
+            em->dct_sizes[i], em->dct_sizes[i]);
+    for (int i = 0; i < em->ndense; i++) {
+        OUT("static double dense_%d[%ld * %ld];   /* matrix(", i, em->dense_r[i], em->dense_c[i]);
+        emit_comment_text(em->dense[i]->kids[0]->text);
         OUT("), read in main */\n");
-        if (E->dense_inv[i])
-            OUT("static double dense_inv_%d[%ld * %ld];   /* its inverse, from its LU factors */\n", i, E->dense_r[i],
-                E->dense_r[i]);
+        if (em->dense_inv[i])
+            OUT("static double dense_inv_%d[%ld * %ld];   /* its inverse, from its LU factors */\n", i, em->dense_r[i],
+                em->dense_r[i]);
     }
     OUT("\n");
 }
@@ -435,7 +436,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     emitter em;
     memset(&em, 0, sizeof em);
     em.out = out;
-    E = &em;
+    emit_current = &em;
     data_kind dk = emit_data_of(spec);
     model models[8];
     int nm = set_models(models, spec, design, derivation);
@@ -450,6 +451,7 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     if (!ok || !within_caps(spec, models, nm, &teacher, bmax, diag)) {
         free_programs(models, nm, &teacher);
         emitter_free(&em);
+        emit_current = NULL;
         return false;
     }
 
@@ -465,5 +467,6 @@ bool emit_program(FILE *out, const ibc_spec *spec, const design_result *design, 
     emit_driver_part(spec, models, nm, &teacher, teacher_fw, dk, bmax, steps);
     free_programs(models, nm, &teacher);
     emitter_free(&em);
+    emit_current = NULL;
     return true;
 }

@@ -90,14 +90,14 @@ void emit_init_function(const model *m, const char *pre, const ibc_spec *spec)
     OUT("/* %s: initial parameters from the stream rng */\n", pre);
     OUT("static void %s_init(double *th, ibrt_rng *rng)\n{\n", pre);
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     for (size_t i = 0; i < m->spec->nparams; i++)
         emit_init_param(&m->spec->params[i], m->spec->params[i].init, m->p.param_off[i], "th", "rng", m->spec->src);
     if (m->unbalance)
         emit_unbalance(m, emit_kwnum(spec->init, "from", 0), emit_kwnum(spec->init, "to", 0));
-    char *code = cw_end(&cb, &E->out);
+    char *code = cw_end(&cb, &emit_current->out);
     static const char *const params[] = { "th", "rng" };
-    cw_fn_body(E->out, params, 2, NULL, 0, code);
+    cw_fn_body(emit_current->out, params, 2, NULL, 0, code);
     free(code);
     OUT("}\n\n");
 }
@@ -185,7 +185,7 @@ static void emit_data_setup(const ibc_spec *spec)
             const ast_node *f = kwarg(d, keys[i]);
             OUT("    const char *file_%s = ", keys[i]);
             if (f && f->kind == AST_STR)
-                emit_c_string(E->out, emit_spec_file_path(spec, f->text, full, sizeof full));
+                emit_c_string(emit_current->out, emit_spec_file_path(spec, f->text, full, sizeof full));
             else
                 OUT("NULL");
             OUT(";\n");
@@ -211,7 +211,7 @@ void emit_draw_batch(const ibc_spec *spec, const prog *teacher, const char *teac
     long batch = spec->train.batch;
     /* the sampler's body first: it says whether the labels' buffer is used */
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     switch (dk) {
     case D_FIXED:
         if (batch == 0) {
@@ -260,7 +260,7 @@ void emit_draw_batch(const ibc_spec *spec, const prog *teacher, const char *teac
             cw_num(emit_kwnum(spec->data, "batch_fraction", 1)));
         break;
     }
-    char *code = cw_end(&cb, &E->out);
+    char *code = cw_end(&cb, &emit_current->out);
     OUT("enum { BMAX = %ld };   /* samples per step */\n", bmax);
     OUT(cw_uses(code, "by") ? "static double bx[BMAX * IN], by[BMAX * OUT];\n" : "static double bx[BMAX * IN];\n");
     if (dk == D_LOWRANK)
@@ -270,7 +270,7 @@ void emit_draw_batch(const ibc_spec *spec, const prog *teacher, const char *teac
         " * of samples.  Nothing is allocated. */\n", dk == D_LOWRANK ? " (and bmask the mask)" : "");
     OUT("static long draw_batch(const ibrt_dataset *ds, ibrt_rng *rb, const double **X, const double **Y)\n{\n");
     static const char *const batch_params[] = { "ds", "rb", "X", "Y" };
-    cw_fn_body(E->out, batch_params, 4, NULL, 0, code);
+    cw_fn_body(emit_current->out, batch_params, 4, NULL, 0, code);
     free(code);
     OUT("}\n\n");
 }
@@ -278,28 +278,29 @@ void emit_draw_batch(const ibc_spec *spec, const prog *teacher, const char *teac
 /* setup(): operators, data (stream 0), teacher (stream 1). */
 void emit_setup_function(const ibc_spec *spec, const prog *teacher, data_kind dk)
 {
+    emitter *em = emit_current;
     OUT("/* Fixed operators, the data (stream 0) and the teacher (stream 1) for\n"
         " * one seed; an error names the file or generator at fault. */\n");
     OUT("static ibrt_status setup(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err)\n{\n");
     cw_buf setup_cb;
-    cw_begin(&setup_cb, &E->out);
-    for (int i = 0; i < E->ndct; i++)
-        OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", E->dct_sizes[i], E->dct_sizes[i]);
-    for (int i = 0; i < E->ndense; i++) {
-        long n = E->dense_r[i], nc = E->dense_c[i];
+    cw_begin(&setup_cb, &em->out);
+    for (int i = 0; i < em->ndct; i++)
+        OUT("    ibrt_op_dct_matrix(%ld, dct_%ld);\n", em->dct_sizes[i], em->dct_sizes[i]);
+    for (int i = 0; i < em->ndense; i++) {
+        long n = em->dense_r[i], nc = em->dense_c[i];
         OUT("    {   /* matrix(...) operator %d: read, shape checked", i);
-        if (E->dense_inv[i])
+        if (em->dense_inv[i])
             OUT(", inverse formed once from its LU\n         * factors (LAPACKE dgetrf/dgetrs) so that each step is one gemv,\n"
                 "         * allocation-free");
         OUT(" */\n        const char *path = ");
-        emit_c_string(E->out, E->dense_path[i]);
+        emit_c_string(em->out, em->dense_path[i]);
         OUT(";\n        size_t r, c;\n        double *a;\n");
         OUT("        if ((st = ibrt_io_read_matrix(path, &r, &c, &a, err)) != IBRT_OK)\n            return st;\n");
         OUT("        if (r != %ld || c != %ld) {\n"
             "            snprintf(err->msg, sizeof err->msg, \"%%.400s: the operator must be %ld x %ld, the file holds %%zu x %%zu\", path, r, c);\n"
             "            free(a);\n            return IBRT_ESHAPE;\n        }\n        memcpy(dense_%d, a, sizeof dense_%d);\n",
             n, nc, n, nc, i, i);
-        if (E->dense_inv[i]) {
+        if (em->dense_inv[i]) {
             OUT("        ibrt_lu lu;\n        if ((st = ibrt_lu_factor(&lu, %ld, a, err)) == IBRT_OK) {\n", n);
             OUT("            if (lu.rcond < 1e-12 && !quiet)\n"
                 "                fprintf(stderr, \"warning: %%s: condition number about %%.3g: \"\n"
@@ -326,10 +327,10 @@ void emit_setup_function(const ibc_spec *spec, const prog *teacher, data_kind dk
         }
     }
     OUT("    return IBRT_OK;\n");
-    char *setup_code = cw_end(&setup_cb, &E->out);
+    char *setup_code = cw_end(&setup_cb, &em->out);
     static const char *const setup_params[] = { "ds", "seed", "quiet", "err" };
     cw_decl st = { cw_strdup("st"), cw_strdup("ibrt_status st;"), NULL };
-    cw_fn_body(E->out, setup_params, 4, &st, 1, setup_code);
+    cw_fn_body(em->out, setup_params, 4, &st, 1, setup_code);
     free(setup_code);
     OUT("}\n\n");
 }

@@ -9,10 +9,12 @@
  *                 bottom), the header comment and includes, the fixed
  *                 operators' arrays, each model's section, the teacher,
  *                 the problem table and main; the text helpers
- *                 emit_c_string and emit_comment_text; the emitter E.
+ *                 emit_c_string and emit_comment_text; the emitter
+ *                 state emit_current.
  *   emit_lower.c  lowering a spec expression to a tape (prog): values,
- *                 shapes, offsets, fixed operators met (recorded in E),
- *                 and the names of the values (emit_prog_build).
+ *                 shapes, offsets, fixed operators met (recorded in
+ *                 emit_current), and the names of the values
+ *                 (emit_prog_build).
  *   emit_tape.c   the forward and reverse passes of a tape as C
  *                 (emit_prog_functions): products through BLAS or inline
  *                 kernels, the adjoint of each operation, the comments
@@ -27,8 +29,8 @@
  *                 setup() (fixed operators read, teacher weights).
  *
  * Functions shared between these files carry the emit_ prefix; the
- * emitted text goes through OUT to E->out, set by emit_program for one
- * program at a time.
+ * emitted text goes through OUT to emit_current->out (emit_current: see
+ * its declaration below).
  */
 #ifndef IBC_EMIT_IMPL_H
 #define IBC_EMIT_IMPL_H
@@ -43,6 +45,8 @@
 #include <string.h>
 #include <unistd.h>
 
+/* What a value of a tape is: a leaf (parameter, input, constant) or the
+ * operation that computes it from its operands. */
 typedef enum {
     V_PARAM, V_INPUT, V_CONST, V_MATMUL, V_HAD, V_SCALE, V_DIV, V_ADD, V_SUB, V_NEG,
     V_TRANS, V_MAP, V_SOFTMAX, V_SUM, V_OP,
@@ -54,8 +58,9 @@ typedef enum {
     OP_DENSE, OP_DENSE_T, OP_DENSE_INV, OP_DENSE_INV_T,   /* matrix("file"), its transpose, inverse */
 } opkind;
 
+/* One value of a tape (prog). */
 typedef struct {
-    vkind kind;
+    vkind kind;          /* leaf or operation */
     long rows, cols;     /* per sample */
     int a, b;            /* operands */
     bool avec, bvec;     /* matmul: operand was a vector (numpy rules) */
@@ -64,7 +69,7 @@ typedef struct {
     long off;            /* offset in th / x / tp */
     double c;            /* constant */
     ibc_builtin fn;      /* V_MAP: IBC_B_relu, _tanh, _sigmoid or _exp */
-    opkind op;
+    opkind op;           /* V_OP: which fixed operator */
     int diag_id;         /* OP_DIAG*: which static diagonal; OP_DENSE*: which matrix */
     int var;             /* V_PARAM, V_INPUT: which of the spec's parameters or inputs */
     /* What the value is in the spec's words, for names and comments: the
@@ -72,54 +77,58 @@ typedef struct {
      * expression applied to a value (A @ (B @ z) lowers to two) the
      * operator call applied (opcall, transposed or inverted); site: where
      * in the spec, for the line number. */
-    const ast_node *node;
-    const ast_node *opcall;
-    bool op_tr, op_inv;
-    const ast_node *site;
+    const ast_node *node;    /* the expression it computes, or NULL */
+    const ast_node *opcall;  /* the operator call it applies, or NULL */
+    bool op_tr, op_inv;      /* that call transposed, inverted */
+    const ast_node *site;    /* where in the spec */
 } ival;
 
+/* A lowered expression: its tape of values, in evaluation order (each
+ * value's operands come before it), and the layout of its buffers. */
 typedef struct {
-    ival *v;
-    int n, cap;
+    ival *v;             /* the values */
+    int n, cap;          /* how many, and allocated */
     char **name;         /* per value: its C name's stem (t_<stem>, d_<stem>), NULL for leaves */
     char **pname, **iname;   /* per parameter and input: p_<name> and in_<name> stems */
     long tape;           /* size of tp[] and ad[] */
     long bmax;           /* samples per batch: batched values have bmax copies */
-    int root;
+    int root;            /* the value of the whole expression (the output) */
     bool *started;       /* emission of the reverse pass: adjoint written yet */
-    const ibc_spec *spec;
-    long *param_off;
+    const ibc_spec *spec;   /* whose parameters and inputs the leaves are */
+    long *param_off;     /* per parameter: its offset in th[] */
     long nth;            /* size of th[] */
-    long *input_off;
-    long nx;
-    bool failed;
-    ibc_diag *diag;
+    long *input_off;     /* per input: its offset in a sample's block of x[] */
+    long nx;             /* size of a sample's block of x[] (IN) */
+    bool failed;         /* lowering met a located error */
+    ibc_diag *diag;      /* where lowering reports them */
 } prog;
 
+/* The state of the program being emitted (emit_current). */
 typedef struct {
-    FILE *out;
+    FILE *out;               /* where OUT writes: the trainer's file, or a cw_buf while a body is written */
     const ast_node **diags;  /* diag([...]) operators met, emitted as arrays */
-    int ndiags, cap_diags;
+    int ndiags, cap_diags;   /* how many, and allocated */
     long *dct_sizes;      /* sizes of the dct(n) operators met, each once */
-    int ndct, cap_dct;
+    int ndct, cap_dct;    /* how many, and allocated */
     /* matrix("file") operators: path as written, resolved path, size, and
      * whether the inverse is needed (formed once in set-up) */
-    const ast_node *dense[16];
-    char *dense_path[16];
+    const ast_node *dense[16];       /* the matrix(...) call */
+    char *dense_path[16];            /* its file, resolved (malloc'd) */
     long dense_r[16], dense_c[16];   /* the file's shape (square when inverted) */
-    bool dense_inv[16];
-    int ndense;
+    bool dense_inv[16];              /* its inverse is applied too */
+    int ndense;                      /* how many of the dense arrays are used */
 } emitter;
 
 /* How a product of a batch is computed: one call for all samples when the
  * per-sample blocks stack into one matrix, else a call per sample. */
 typedef enum { MM_STATIC, MM_STACK_A, MM_STACK_B, MM_EACH } mm_plan;
 
+/* One model of the trainer (emit.c's set_models). */
 typedef struct {
     const char *name;        /* "designed", "vanilla", "l1", or "model" */
-    const ibc_spec *spec;
-    const sym_derivation *deriv;
-    prog p;
+    const ibc_spec *spec;    /* its parameters and predictor (the designed spec for "designed") */
+    const sym_derivation *deriv;   /* its derivation; NULL: none (e.g. a deep log-spectral design) */
+    prog p;                  /* its predictor, lowered */
     double lr;               /* 0: lr = auto (lrs) */
     const ibc_lrset *lrs;    /* its learning-rate setting, for lr = auto and the stability warning */
     double l1;               /* weight, 0: none */
@@ -127,15 +136,23 @@ typedef struct {
     const ast_node *replacement;   /* designed: w(factors) */
     prog rp;                 /* its program */
     prog ap;                 /* A applied to it: must give the factors' product */
-    bool unbalance;
+    bool unbalance;          /* the spec's init unbalance(...) applies to it */
     char pre[16];            /* its prefix in the generated code: "m0", "m1", ... */
 } model;
 
+/* Where the training data comes from (emit_data_of): fixed (generated or
+ * files), a teacher's outputs, a noisy target, a low-rank matrix. */
 typedef enum { D_FIXED, D_TEACHER, D_TARGET, D_LOWRANK } data_kind;
 
-extern emitter *E;   /* the emitter of the current program (emit.c) */
+/* The emitter state of the program being written: where OUT writes, and
+ * the fixed operators the lowering met (for the arrays emit.c declares
+ * and the set-up emit_data.c writes).  Set by emit_program to its own
+ * local emitter for the duration of one call, NULL outside it (the
+ * phase writes one program at a time; it is not thread-safe).  Every
+ * emit*.c function that writes C or lowers runs inside that call. */
+extern emitter *emit_current;
 
-#define OUT(...) fprintf(E->out, __VA_ARGS__)
+#define OUT(...) fprintf(emit_current->out, __VA_ARGS__)
 
 /* Caps on what a trainer may need, checked before code is written. */
 #define IBC_MAX_TRAINER_BYTES (4.0 * 1024 * 1024 * 1024)   /* static buffers */

@@ -7,8 +7,8 @@
  * th[], x[] and tp[], each value marked batched when it depends on an
  * input, and named in the spec's words (see "names").  The fixed
  * operators it meets (diag([...]), dct(n), matrix("file")) are recorded
- * once each in the emitter E, for emit.c and emit_data.c to declare and
- * fill.  It writes no C.  A construct code generation does not support
+ * once each in emit_current (the emitter), for emit.c and emit_data.c
+ * to declare and fill.  It writes no C.  A construct code generation does not support
  * (or a 17th matrix file) is a located error in the prog's diag and makes
  * emit_prog_build return false.
  */
@@ -64,21 +64,23 @@ static void *grow_table(void *table, int n, int *cap, size_t elem)
 
 static int diag_index(const ast_node *call)
 {
-    for (int i = 0; i < E->ndiags; i++)
-        if (E->diags[i] == call)
+    emitter *em = emit_current;
+    for (int i = 0; i < em->ndiags; i++)
+        if (em->diags[i] == call)
             return i;
-    E->diags = grow_table(E->diags, E->ndiags, &E->cap_diags, sizeof *E->diags);
-    E->diags[E->ndiags] = call;
-    return E->ndiags++;
+    em->diags = grow_table(em->diags, em->ndiags, &em->cap_diags, sizeof *em->diags);
+    em->diags[em->ndiags] = call;
+    return em->ndiags++;
 }
 
 static void dct_needed(long n)
 {
-    for (int i = 0; i < E->ndct; i++)
-        if (E->dct_sizes[i] == n)
+    emitter *em = emit_current;
+    for (int i = 0; i < em->ndct; i++)
+        if (em->dct_sizes[i] == n)
             return;
-    E->dct_sizes = grow_table(E->dct_sizes, E->ndct, &E->cap_dct, sizeof *E->dct_sizes);
-    E->dct_sizes[E->ndct++] = n;
+    em->dct_sizes = grow_table(em->dct_sizes, em->ndct, &em->cap_dct, sizeof *em->dct_sizes);
+    em->dct_sizes[em->ndct++] = n;
 }
 
 /* A file named in the spec (a matrix("file") operator, data files), found
@@ -102,23 +104,24 @@ const char *emit_spec_file_path(const ibc_spec *spec, const char *file, char *fu
 
 static int dense_index(prog *p, const ast_node *call, long r, long c, bool inverse)
 {
+    emitter *em = emit_current;
     char full[8192];
     const char *path = emit_spec_file_path(p->spec, call->kids[0]->text, full, sizeof full);
-    for (int i = 0; i < E->ndense; i++)
-        if (!strcmp(E->dense_path[i], path) && E->dense_r[i] == r && E->dense_c[i] == c) {
-            E->dense_inv[i] = E->dense_inv[i] || inverse;
+    for (int i = 0; i < em->ndense; i++)
+        if (!strcmp(em->dense_path[i], path) && em->dense_r[i] == r && em->dense_c[i] == c) {
+            em->dense_inv[i] = em->dense_inv[i] || inverse;
             return i;
         }
-    if (E->ndense == 16) {
+    if (em->ndense == 16) {
         diag_error(p->diag, call->loc, "code generation supports at most 16 matrix files per spec");
         return -1;
     }
-    E->dense[E->ndense] = call;
-    E->dense_path[E->ndense] = strdup(path);
-    E->dense_r[E->ndense] = r;
-    E->dense_c[E->ndense] = c;
-    E->dense_inv[E->ndense] = inverse;
-    return E->ndense++;
+    em->dense[em->ndense] = call;
+    em->dense_path[em->ndense] = strdup(path);
+    em->dense_r[em->ndense] = r;
+    em->dense_c[em->ndense] = c;
+    em->dense_inv[em->ndense] = inverse;
+    return em->ndense++;
 }
 
 /* An operator call (optionally transposed, optionally inverted) applied

@@ -76,7 +76,7 @@ void emit_balance_function(const model *m, const char *pre)
     OUT("/* %s: per family f and index i, chi[f][i] and ratio[f][i] */\n", pre);
     OUT("static void %s_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n", pre);
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     long base = 0;
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(m->deriv, f);
@@ -94,9 +94,9 @@ void emit_balance_function(const model *m, const char *pre)
             base, base, base);
         base += fam->count;
     }
-    char *code = cw_end(&cb, &E->out);
+    char *code = cw_end(&cb, &emit_current->out);
     static const char *const params[] = { "th", "chi", "ratio", "n0o", "n1o" };
-    cw_fn_body(E->out, params, 5, NULL, 0, code);
+    cw_fn_body(emit_current->out, params, 5, NULL, 0, code);
     free(code);
     OUT("}\n\n");
 }
@@ -410,7 +410,7 @@ void emit_structure_function(const model *m, const char *pre, const ibc_verify *
     OUT("/* %s: structural checks of the derivation at the current parameters */\n", pre);
     OUT("static void %s_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)\n{\n", pre);
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     for (size_t f = 0; f < nf; f++) {
         const sym_family *fam = sym_family_at(m->deriv, f);
         long alpha[SYM_MAX_GEN][SYM_MAX_BLOCKS];
@@ -496,14 +496,14 @@ void emit_structure_function(const model *m, const char *pre, const ibc_verify *
     for (size_t g = 0; g < ng; g++)
         if (sym_group_at(m->deriv, g)->kind == SYM_GROUP_GL)
             emit_gl_checks(m, pre, ver, g, sym_group_at(m->deriv, g));
-    char *code = cw_end(&cb, &E->out);
+    char *code = cw_end(&cb, &emit_current->out);
     static const char *const params[] = { "x", "rng", "checks", "when" };
     cw_decl decls[] = {
         { cw_strdup("th2"), cw_printf("static double th2[%ld];", m->p.nth + 1), cw_strdup("the parameters transformed") },
         { cw_strdup("y0"), cw_strdup("static double y0[OUT];"), cw_strdup("the predictor before") },
         { cw_strdup("name"), cw_strdup("char name[96];"), cw_strdup("a check's name") },
     };
-    cw_fn_body(E->out, params, 4, decls, 3, code);
+    cw_fn_body(emit_current->out, params, 4, decls, 3, code);
     free(code);
     OUT("}\n\n");
 }
@@ -559,7 +559,7 @@ static void emit_model_arrays(const model *m, int k)
     for (size_t q = 0; q < m->spec->nparams; q++) {
         const ibc_var *pv = &m->spec->params[q];
         OUT("    { ");
-        emit_c_string(E->out, pv->name);
+        emit_c_string(emit_current->out, pv->name);
         OUT(", %ld, %ld, %ld, %d },\n", m->p.param_off[q], pv->shape.rank == 0 ? 1L : pv->shape.rows,
             pv->shape.rank == 2 ? pv->shape.cols : 1L, pv->shape.rank == 2 ? 2 : 1);
     }
@@ -577,7 +577,7 @@ static void emit_model_arrays(const model *m, int k)
             const sym_group *gr = sym_group_at(m->deriv, g);
             end += group_quad_size(m, gr);
             OUT("    { ");
-            emit_c_string(E->out, gr->kind == SYM_GROUP_GL ? gr->text
+            emit_c_string(emit_current->out, gr->kind == SYM_GROUP_GL ? gr->text
                                                            : sym_family_at(m->deriv, (size_t)gr->family)->name);
             OUT(", %ld, %ld },\n", end, gr->kind == SYM_GROUP_GL ? gr->r : 0L);
         }
@@ -602,7 +602,7 @@ static void emit_model_arrays(const model *m, int k)
             FILE *mem = open_memstream(&buf, &len);
             fprintf(mem, "||%s|| / ||%s||", fam->blocks[0].text, fam->blocks[1].text);
             fclose(mem);
-            emit_c_string(E->out, buf);
+            emit_c_string(emit_current->out, buf);
             free(buf);
             OUT(" },\n");
         }
@@ -658,7 +658,7 @@ static void emit_lr_setting(const ibc_lrset *lrs, const ibc_source *src)
         const char *slash = strrchr(src->path, '/');
         char *where = cw_printf("%s:%d", slash ? slash + 1 : src->path, line);
         OUT("        .lr_where = ");
-        emit_c_string(E->out, where);
+        emit_c_string(emit_current->out, where);
         OUT(",\n");
         free(where);
     }

@@ -158,12 +158,12 @@ static void emit_value_comment(const prog *p, int i, const char *fmt, ...) __att
 static void emit_value_comment(const prog *p, int i, const char *fmt, ...)
 {
     cw_buf cb;
-    cw_begin(&cb, &E->out);
+    cw_begin(&cb, &emit_current->out);
     char *text = value_text(p, i, 72);
     emit_comment_text(text);
     free(text);
     emit_where(p->spec->src, p->v[i].site);
-    char *what = cw_end(&cb, &E->out);
+    char *what = cw_end(&cb, &emit_current->out);
     va_list ap;
     va_start(ap, fmt);
     char detail[256];
@@ -285,6 +285,73 @@ static const char *operand(const char *s, char *buf)
     return buf;
 }
 
+/* A product C = op(A) op(B): one call for the batch when the per-sample
+ * blocks stack (mm_plan_of), else a call per sample. */
+static void emit_forward_matmul(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
+    long m, k, nn;
+    mm_dims(p, v, &m, &k, &nn);
+    long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
+    emit_value_comment(p, i, "(%ld x %ld) @ (%ld x %ld)%s", m, k, k, nn, v->batched ? " per sample" : "");
+    mm_plan plan = mm_plan_of(p, v, m, k, nn);
+    const char *fn = emit_mm_whole_fn(plan, m, nn, k, v->tb);
+    switch (plan) {
+    case MM_STATIC:
+        OUT("    %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n", fn, v->ta, v->tb, m, nn, k,
+            ptr(p, v->a, false, "0", b1), lda, ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
+        break;
+    case MM_STACK_A:
+        OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", mm_stacked_fn(k, nn), v->tb, m, nn, k,
+            ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (snprintf(b4, REF_MAX, "%ld", k), b4),
+            ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
+        break;
+    case MM_STACK_B:
+        OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", !v->ta, m, k,
+            ptr(p, v->b, false, "0", b1), stride(p, v->b, b4), ptr(p, v->a, false, "0", b2), lda,
+            ptr(p, i, false, "0", b3), m);
+        break;
+    case MM_EACH:
+        OUT("    for (long s = 0; s < nb; s++)\n        %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n",
+            fn, v->ta, v->tb, m, nn, k, ptr(p, v->a, false, "s", b1), lda, ptr(p, v->b, false, "s", b2), ldb,
+            ptr(p, i, false, "s", b3), nn);
+        break;
+    }
+}
+
+/* A fixed operator applied to each column: a vector in place in the
+ * tape, a matrix column by column through copies. */
+static void emit_forward_op(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX];
+    static const char *const names[] = { "identity", "diff", "diff'", "cumsum (diff^-1)", "reverse cumsum",
+                                         "DCT", "DCT'", "diag", "diag^-1", "matrix", "matrix'", "matrix^-1",
+                                         "matrix^-T" };
+    if (v->opcall || v->op != OP_ID || i != p->root)
+        emit_value_comment(p, i, "%s applied to each column", names[v->op]);
+    else
+        emit_value_comment(p, i, "a copy, the output's own slot of the tape");
+    s_open(v);
+    if (v->cols == 1) {   /* a vector: in place of the tape, no copies */
+        char pin[REF_MAX + 2], pout[REF_MAX + 2];
+        operand(ptr(p, v->a, false, "s", b2), pin);
+        operand(ptr(p, i, false, "s", b1), pout);
+        emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, pin, pout, 8);
+        OUT("    }\n");
+        return;
+    }
+    OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
+    OUT("            double cin[%ld], cout[%ld];\n", p->v[v->a].rows, v->rows);
+    OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", p->v[v->a].rows,
+        ref(p, v->a, (snprintf(b3, REF_MAX, "r * %ld + j", v->cols), b3), b2));
+    emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, "cin", "cout", 12);
+    OUT("            for (long r = 0; r < %ld; r++)\n                %s = cout[r];\n        }\n    }\n", v->rows,
+        ref(p, i, b3, b1));
+}
+
+/* The forward statement of value i, under its expression's comment. */
 static void emit_forward_value(const prog *p, int i)
 {
     const ival *v = &p->v[i];
@@ -295,36 +362,9 @@ static void emit_forward_value(const prog *p, int i)
     case V_INPUT:
     case V_CONST:
         return;
-    case V_MATMUL: {
-        long m, k, nn;
-        mm_dims(p, v, &m, &k, &nn);
-        long lda = v->ta ? m : k, ldb = v->tb ? k : nn;
-        emit_value_comment(p, i, "(%ld x %ld) @ (%ld x %ld)%s", m, k, k, nn, v->batched ? " per sample" : "");
-        mm_plan plan = mm_plan_of(p, v, m, k, nn);
-        const char *fn = emit_mm_whole_fn(plan, m, nn, k, v->tb);
-        switch (plan) {
-        case MM_STATIC:
-            OUT("    %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n", fn, v->ta, v->tb, m, nn, k,
-                ptr(p, v->a, false, "0", b1), lda, ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
-            break;
-        case MM_STACK_A:
-            OUT("    %s(0, %d, nb * %ld, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", mm_stacked_fn(k, nn), v->tb, m, nn, k,
-                ptr(p, v->a, false, "0", b1), m == 1 ? stride(p, v->a, b4) : (snprintf(b4, REF_MAX, "%ld", k), b4),
-                ptr(p, v->b, false, "0", b2), ldb, ptr(p, i, false, "0", b3), nn);
-            break;
-        case MM_STACK_B:
-            OUT("    ibrt_mm(0, %d, nb, %ld, %ld, %s, %s, %s, %ld, 0.0, %s, %ld);\n", !v->ta, m, k,
-                ptr(p, v->b, false, "0", b1), stride(p, v->b, b4), ptr(p, v->a, false, "0", b2), lda,
-                ptr(p, i, false, "0", b3), m);
-            break;
-        case MM_EACH:
-            OUT("    for (long s = 0; s < nb; s++)\n        %s(%d, %d, %ld, %ld, %ld, %s, %ld, %s, %ld, 0.0, %s, %ld);\n",
-                fn, v->ta, v->tb, m, nn, k, ptr(p, v->a, false, "s", b1), lda, ptr(p, v->b, false, "s", b2), ldb,
-                ptr(p, i, false, "s", b3), nn);
-            break;
-        }
+    case V_MATMUL:
+        emit_forward_matmul(p, i);
         return;
-    }
     case V_HAD:
     case V_ADD:
     case V_SUB: {
@@ -383,32 +423,9 @@ static void emit_forward_value(const prog *p, int i)
             p->v[v->a].rows * p->v[v->a].cols, ref(p, v->a, "e", b2));
         OUT("        %s = sum;\n    }\n", ref(p, i, "0", b1));
         return;
-    case V_OP: {
-        static const char *const names[] = { "identity", "diff", "diff'", "cumsum (diff^-1)", "reverse cumsum",
-                                             "DCT", "DCT'", "diag", "diag^-1", "matrix", "matrix'", "matrix^-1",
-                                             "matrix^-T" };
-        if (v->opcall || v->op != OP_ID || i != p->root)
-            emit_value_comment(p, i, "%s applied to each column", names[v->op]);
-        else
-            emit_value_comment(p, i, "a copy, the output's own slot of the tape");
-        s_open(v);
-        if (v->cols == 1) {   /* a vector: in place of the tape, no copies */
-            char pin[REF_MAX + 2], pout[REF_MAX + 2];
-            operand(ptr(p, v->a, false, "s", b2), pin);
-            operand(ptr(p, i, false, "s", b1), pout);
-            emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, pin, pout, 8);
-            OUT("    }\n");
-            return;
-        }
-        OUT("        for (long j = 0; j < %ld; j++) {\n", v->cols);
-        OUT("            double cin[%ld], cout[%ld];\n", p->v[v->a].rows, v->rows);
-        OUT("            for (long r = 0; r < %ld; r++)\n                cin[r] = %s;\n", p->v[v->a].rows,
-            ref(p, v->a, (snprintf(b3, REF_MAX, "r * %ld + j", v->cols), b3), b2));
-        emit_op_apply(v->op, v->rows, p->v[v->a].rows, v->diag_id, "cin", "cout", 12);
-        OUT("            for (long r = 0; r < %ld; r++)\n                %s = cout[r];\n        }\n    }\n", v->rows,
-            ref(p, i, b3, b1));
+    case V_OP:
+        emit_forward_op(p, i);
         return;
-    }
     }
 }
 
@@ -554,37 +571,17 @@ static void emit_backward_op(const prog *p, int i)
         f ? "=" : "+=");
 }
 
-/* Reverse mode: adjoint of each operation, in reverse tape order. */
-static void emit_backward_value(const prog *p, int i)
+/* The adjoints of the entrywise operations C = A * B, A + B, A - B and
+ * -A: a loop over the entries per operand that has an adjoint. */
+static void emit_backward_entrywise(const prog *p, int i)
 {
     const ival *v = &p->v[i];
-    const ival *A = v->a >= 0 ? &p->v[v->a] : NULL, *B = v->b >= 0 ? &p->v[v->b] : NULL;
-    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
+    const ival *A = &p->v[v->a], *B = v->b >= 0 ? &p->v[v->b] : NULL;
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX];
     long n = v->rows * v->cols;
     const char *aa, *ab;
     bool f;
     switch (v->kind) {
-    case V_PARAM:
-    case V_INPUT:
-    case V_CONST:
-        return;
-    default:
-        break;
-    }
-    bool da = A && A->kind != V_INPUT && A->kind != V_CONST, db = B && B->kind != V_INPUT && B->kind != V_CONST;
-    if (da || db) {
-        char *rule = adjoint_rule(v, da, db);
-        emit_value_comment(p, i, "%s", rule);
-        free(rule);
-    }
-    switch (v->kind) {
-    case V_PARAM:
-    case V_INPUT:
-    case V_CONST:
-        return;
-    case V_MATMUL:
-        emit_backward_matmul(p, i);
-        return;
     case V_HAD:
         if ((aa = adj(p, v->a, "e", b1))) {
             f = adj_first(p, v->a, A->batched == v->batched);
@@ -614,7 +611,28 @@ static void emit_backward_value(const prog *p, int i)
                 f ? "=" : v->kind == V_ADD ? "+=" : "-=", f && v->kind == V_SUB ? "-" : "", adj(p, i, "e", b2));
         }
         return;
-    case V_SCALE:   /* a scalar, b tensor */
+    default:   /* V_NEG */
+        if ((aa = adj(p, v->a, "e", b1))) {
+            f = adj_first(p, v->a, A->batched == v->batched);
+            s_open(v);
+            OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s;\n    }\n", n, aa, f ? "= -" : "-=",
+                adj(p, i, "e", b2));
+        }
+        return;
+    }
+}
+
+/* The adjoints of C = a B and C = A / b, a and b scalars: the tensor's
+ * per entry, the scalar's summed over the entries. */
+static void emit_backward_scalar(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    const ival *A = &p->v[v->a], *B = &p->v[v->b];
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
+    long n = v->rows * v->cols;
+    const char *aa, *ab;
+    bool f;
+    if (v->kind == V_SCALE) {   /* a scalar, b tensor */
         if ((ab = adj(p, v->b, "e", b1))) {
             f = adj_first(p, v->b, B->batched == v->batched);
             s_open(v);
@@ -628,27 +646,62 @@ static void emit_backward_value(const prog *p, int i)
                 adj(p, i, "e", b3));
         }
         return;
-    case V_DIV:     /* a tensor / b scalar */
-        if ((aa = adj(p, v->a, "e", b1))) {
-            f = adj_first(p, v->a, A->batched == v->batched);
-            s_open(v);
-            OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s / %s;\n    }\n", n, aa, f ? "=" : "+=",
-                adj(p, i, "e", b2), ref(p, v->b, "0", b3));
-        }
-        if ((ab = adj(p, v->b, "0", b1))) {
-            adj_first(p, v->b, false);
-            s_open(v);
-            OUT("        for (long e = 0; e < %ld; e++)\n            %s -= %s * %s / %s;\n    }\n", n, ab, adj(p, i, "e", b2),
-                ref(p, i, "e", b3), ref(p, v->b, "0", b4));
-        }
+    }
+    /* V_DIV: a tensor / b scalar */
+    if ((aa = adj(p, v->a, "e", b1))) {
+        f = adj_first(p, v->a, A->batched == v->batched);
+        s_open(v);
+        OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s / %s;\n    }\n", n, aa, f ? "=" : "+=",
+            adj(p, i, "e", b2), ref(p, v->b, "0", b3));
+    }
+    if ((ab = adj(p, v->b, "0", b1))) {
+        adj_first(p, v->b, false);
+        s_open(v);
+        OUT("        for (long e = 0; e < %ld; e++)\n            %s -= %s * %s / %s;\n    }\n", n, ab, adj(p, i, "e", b2),
+            ref(p, i, "e", b3), ref(p, v->b, "0", b4));
+    }
+}
+
+/* Reverse mode: adjoint of each operation, in reverse tape order. */
+static void emit_backward_value(const prog *p, int i)
+{
+    const ival *v = &p->v[i];
+    const ival *A = v->a >= 0 ? &p->v[v->a] : NULL, *B = v->b >= 0 ? &p->v[v->b] : NULL;
+    char b1[REF_MAX], b2[REF_MAX], b3[REF_MAX], b4[REF_MAX];
+    long n = v->rows * v->cols;
+    const char *aa;
+    bool f;
+    switch (v->kind) {
+    case V_PARAM:
+    case V_INPUT:
+    case V_CONST:
         return;
+    default:
+        break;
+    }
+    bool da = A && A->kind != V_INPUT && A->kind != V_CONST, db = B && B->kind != V_INPUT && B->kind != V_CONST;
+    if (da || db) {
+        char *rule = adjoint_rule(v, da, db);
+        emit_value_comment(p, i, "%s", rule);
+        free(rule);
+    }
+    switch (v->kind) {
+    case V_PARAM:
+    case V_INPUT:
+    case V_CONST:
+        return;
+    case V_MATMUL:
+        emit_backward_matmul(p, i);
+        return;
+    case V_HAD:
+    case V_ADD:
+    case V_SUB:
     case V_NEG:
-        if ((aa = adj(p, v->a, "e", b1))) {
-            f = adj_first(p, v->a, A->batched == v->batched);
-            s_open(v);
-            OUT("        for (long e = 0; e < %ld; e++)\n            %s %s %s;\n    }\n", n, aa, f ? "= -" : "-=",
-                adj(p, i, "e", b2));
-        }
+        emit_backward_entrywise(p, i);
+        return;
+    case V_SCALE:
+    case V_DIV:
+        emit_backward_scalar(p, i);
         return;
     case V_TRANS:
         if ((aa = adj(p, v->a, (snprintf(b3, REF_MAX, "c * %ld + r", v->rows), b3), b1))) {
@@ -764,10 +817,10 @@ static size_t pass_decls(const prog *p, bool backward, cw_decl *d)
  * pointers. */
 static void emit_pass_body(const prog *p, bool backward, cw_buf *b, const char *const *params, size_t np)
 {
-    char *body = cw_end(b, &E->out);
+    char *body = cw_end(b, &emit_current->out);
     cw_decl *d = cw_calloc(2 * (p->spec->nparams + p->spec->ninputs + (size_t)p->n) + 1, sizeof *d);
     size_t nd = pass_decls(p, backward, d);
-    cw_fn_body(E->out, params, np, d, nd, body);
+    cw_fn_body(emit_current->out, params, np, d, nd, body);
     free(d);
     free(body);
 }
@@ -782,7 +835,7 @@ void emit_prog_functions(const prog *p, const char *pre, bool backward)
         " * its line above each statement */\n", pre);
     OUT("static void %s_forward(const double *restrict th, const double *restrict x, long nb, double *restrict tp)\n{\n",
         pre);
-    cw_begin(&b, &E->out);
+    cw_begin(&b, &emit_current->out);
     for (int i = 0; i < p->n; i++)
         emit_forward_value(p, i);
     emit_pass_body(p, false, &b, fw_params, 4);
@@ -796,7 +849,7 @@ void emit_prog_functions(const prog *p, const char *pre, bool backward)
         " * it, later ones add to it). */\n", pre);
     OUT("static void %s_backward(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,\n"
         "                        double *restrict ad, double *restrict g)\n{\n", pre);
-    cw_begin(&b, &E->out);
+    cw_begin(&b, &emit_current->out);
     const char *fault = getenv("IBC_FAULT");
     if (fault && !strcmp(fault, "grad")) {
         /* IBC_FAULT=grad (a test hook, tests/e2e.sh): the output's adjoint

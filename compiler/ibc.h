@@ -20,7 +20,11 @@
  * (emit_impl.h says which does what): emit.c (the program skeleton),
  * emit_lower.c (expressions to tapes), emit_tape.c (forward and reverse
  * passes), emit_model.c (the derivation's functions and tables) and
- * emit_data.c (initialisation, data, sampler, set-up).  builtin.c is the
+ * emit_data.c (initialisation, data, sampler, set-up).  The PyTorch
+ * export (`ibc emit --target torch`) is three files behind emit_torch.h
+ * (emit_torch_impl.h says which does what): emit_torch.c (the module),
+ * emit_torch_expr.c (Python text, expressions) and emit_torch_model.c
+ * (a model's class).  builtin.c is the
  * table of built-in names, from runtime/ibrt_builtins.def, that every phase looks built-ins up in (sema
  * resolves each call to an ibc_builtin once).  ast_text.c prints an expression of the AST back as
  * spec text, and cwrite.c (cwrite.h) writes C text: both for emit*.c, whose
