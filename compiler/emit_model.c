@@ -10,7 +10,7 @@
  * log-sparsity design w(theta) and its check; emit_model_tables writes
  * each model's constant arrays and its entry of models[].  A function
  * whose kind the model's derivation lacks writes nothing (the model's
- * entry then points at no_balance or no_structure, or leaves it unset).
+ * entry then has NULL there, which the runtime skips, or leaves it unset).
  */
 #include "emit_impl.h"
 
@@ -67,11 +67,11 @@ void emit_set_tables(const model *m)
 /* Balance quantities of every 2-block family at the current parameters:
  * chi = 1/2 (alpha_0 n_0 + alpha_1 n_1) and ratio = ||block 0|| / ||block 1||
  * per index, summarised as median |chi| and median/min/max ratio (models
- * without such a family share no_balance). */
+ * without such a family have .balance = NULL). */
 void emit_balance_function(const model *m, const char *pre)
 {
     if (!emit_balance_count(m))
-        return;   /* the model's table points at no_balance */
+        return;   /* the model's table has .balance = NULL */
     size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
     OUT("/* %s: per family f and index i, chi[f][i] and ratio[f][i] */\n", pre);
     OUT("static void %s_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n", pre);
@@ -403,7 +403,7 @@ static bool has_structure(const model *m)
 void emit_structure_function(const model *m, const char *pre, const ibc_verify *ver)
 {
     if (!has_structure(m))
-        return;   /* the model's table points at no_structure */
+        return;   /* the model's table has .structure = NULL */
     size_t nf = m->deriv ? sym_nfamilies(m->deriv) : 0;
     const char *fault = getenv("IBC_FAULT");
     bool fault_alpha = fault && !strcmp(fault, "alpha"), fault_coef = fault && !strcmp(fault, "coef");
@@ -679,7 +679,7 @@ static void emit_model_entry(const ibc_spec *spec, const model *m, int k, data_k
     OUT("        .lr = %s,\n        .l1 = %s,\n        .l1_off = %ld,\n        .l1_size = %ld,\n", cw_num(m->lr), cw_num(m->l1),
         m->l1_off, m->l1_size);
     emit_lr_setting(m->lrs, spec->src);
-    char structure[32] = "no_structure", balance[32] = "no_balance";
+    char structure[32] = "NULL", balance[32] = "NULL";   /* no symmetry, no balance: nothing to call */
     if (has_structure(m))
         snprintf(structure, sizeof structure, "m%d_structure", k);
     if (nbal)
@@ -729,26 +729,12 @@ static void emit_model_entry(const ibc_spec *spec, const model *m, int k, data_k
     OUT("    },\n");
 }
 
-/* The models' tables: each model's arrays, the empty checks of the
- * models without a symmetry or a balance, and models[]. */
+/* The models' tables: each model's arrays, then models[] (a model
+ * without a symmetry or a balance has NULL there: the runtime skips it). */
 void emit_model_tables(const ibc_spec *spec, const model *models, int nm, data_kind dk)
 {
     for (int k = 0; k < nm; k++)
         emit_model_arrays(&models[k], k);
-    bool no_structure = false, no_balance = false;
-    for (int k = 0; k < nm; k++) {
-        no_structure = no_structure || !has_structure(&models[k]);
-        no_balance = no_balance || !emit_balance_count(&models[k]);
-    }
-    if (no_structure)
-        OUT("\n/* the models without a symmetry: no structural check */\n"
-            "static void no_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)\n{\n"
-            "    (void)x;\n    (void)rng;\n    (void)checks;\n    (void)when;\n}\n");
-    if (no_balance)
-        OUT("\n/* the models without a family of two blocks and one generator: no\n"
-            " * balance to measure (nbal = 0) */\n"
-            "static void no_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)\n{\n"
-            "    (void)th;\n    (void)chi;\n    (void)ratio;\n    (void)n0o;\n    (void)n1o;\n}\n");
     OUT("\nstatic ibrt_model models[] = {\n");
     for (int k = 0; k < nm; k++)
         emit_model_entry(spec, &models[k], k, dk);

@@ -441,26 +441,6 @@ static const ibrt_param m2_params[] = {
     { "w", 0, 32, 1, 1 },
 };
 
-/* the models without a symmetry: no structural check */
-static void no_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
-{
-    (void)x;
-    (void)rng;
-    (void)checks;
-    (void)when;
-}
-
-/* the models without a family of two blocks and one generator: no
- * balance to measure (nbal = 0) */
-static void no_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
-{
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
-}
-
 static ibrt_model models[] = {
     {
         .name = "designed",
@@ -482,7 +462,7 @@ static ibrt_model models[] = {
         .forward = m0_forward,
         .backward = m0_backward,
         .structure = m0_structure,
-        .balance = no_balance,
+        .balance = NULL,
         .ngen = 64,
         .ngenfam = 1,
         .genfam = m0_genfam,
@@ -519,8 +499,8 @@ static ibrt_model models[] = {
         .init = m1_init,
         .forward = m1_forward,
         .backward = m1_backward,
-        .structure = no_structure,
-        .balance = no_balance,
+        .structure = NULL,
+        .balance = NULL,
         .nparams = 1,
         .params = m1_params,
         .w_size = 32,
@@ -545,8 +525,8 @@ static ibrt_model models[] = {
         .init = m2_init,
         .forward = m2_forward,
         .backward = m2_backward,
-        .structure = no_structure,
-        .balance = no_balance,
+        .structure = NULL,
+        .balance = NULL,
         .nparams = 1,
         .params = m2_params,
         .w_size = 32,

@@ -384,26 +384,6 @@ static const ibrt_param m1_params[] = {
     { "w", 0, 200, 1, 1 },
 };
 
-/* the models without a symmetry: no structural check */
-static void no_structure(const double *x, ibrt_rng *rng, ibrt_checks *checks, const char *when)
-{
-    (void)x;
-    (void)rng;
-    (void)checks;
-    (void)when;
-}
-
-/* the models without a family of two blocks and one generator: no
- * balance to measure (nbal = 0) */
-static void no_balance(const double *th, double *chi, double *ratio, double *n0o, double *n1o)
-{
-    (void)th;
-    (void)chi;
-    (void)ratio;
-    (void)n0o;
-    (void)n1o;
-}
-
 static ibrt_model models[] = {
     {
         .name = "designed",
@@ -468,8 +448,8 @@ static ibrt_model models[] = {
         .init = m1_init,
         .forward = m1_forward,
         .backward = m1_backward,
-        .structure = no_structure,
-        .balance = no_balance,
+        .structure = NULL,
+        .balance = NULL,
         .nparams = 1,
         .params = m1_params,
         .w_size = 200,

@@ -383,7 +383,8 @@ static void model_end(run_state *R, size_t k, const double *X, double loss, long
         ibrt_drv_write_snapshot(R, m, steps, false);
     snprintf(when, sizeof when, "%s, end", m->name);
     double te0 = ibrt_time_now();
-    m->structure(X, &R->rs, &R->checks, when);
+    if (m->structure)
+        m->structure(X, &R->rs, &R->checks, when);
     ibrt_drv_symmetry_checks(R, m, true);
     ibrt_progress_end(pg);
     double rate = (double)(steps - start) / (ibrt_time_now() - ts + 1e-12);

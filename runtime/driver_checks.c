@@ -159,7 +159,8 @@ void ibrt_drv_checks_at_init(run_state *R, const ibrt_model *m, const double *X,
     char when[64];
     snprintf(when, sizeof when, "%s, init", m->name);
     double ts0 = ibrt_time_now();
-    m->structure(X, &R->rs, &R->checks, when);
+    if (m->structure)
+        m->structure(X, &R->rs, &R->checks, when);
     ibrt_drv_fixed_cost(R, "structure checks at init", m->name, ibrt_time_now() - ts0);
     long skipped, checked;
     bool sampled;

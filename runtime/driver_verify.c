@@ -331,7 +331,8 @@ static void verify_first(run_state *R, const ibrt_model *m, const double *X)
 {
     char when[96];
     snprintf(when, sizeof when, "%s, first snapshot", m->name);
-    m->structure(X, &R->rs, &R->checks, when);
+    if (m->structure)
+        m->structure(X, &R->rs, &R->checks, when);
     if (m->nbal) {
         m->balance(m->th, R->chi, R->ratio, R->nA0, R->nB0);
         memcpy(R->chi0, R->chi, sizeof(double) * (size_t)m->nbal);
@@ -424,7 +425,8 @@ static int verify_finish(run_state *R, const char *run, size_t k, const vsnap *s
     ibrt_error err;
     char when[96];
     snprintf(when, sizeof when, "%s, last snapshot", m->name);
-    m->structure(X, &R->rs, &R->checks, when);
+    if (m->structure)
+        m->structure(X, &R->rs, &R->checks, when);
     if (identity) {
         char cname[96];
         snprintf(cname, sizeof cname, "snapshots are plain SGD steps (%s)", m->name);

@@ -160,13 +160,15 @@ typedef struct {
     void (*forward)(const double *restrict th, const double *restrict x, long nb, double *restrict tp);
     void (*backward)(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                      double *restrict ad, double *restrict g);
-    /* invariance, grad chi = xi and log det G at the current parameters */
+    /* invariance, grad chi = xi and log det G at the current parameters;
+     * NULL for a model without a symmetry (nothing to check) */
     void (*structure)(const double *x, ibrt_rng *r, ibrt_checks *c, const char *when);
 
     /* balance: nbal = sum of the families' counts; balance() fills
      * chi[i], ratio[i] and (when n0 is not NULL) the squared block norms,
      * family after family.  Metrics without a family tag are the first
-     * family's; with more than one family, the others' carry "_fam<id>". */
+     * family's; with more than one family, the others' carry "_fam<id>".
+     * balance is called only when nbal > 0 (NULL otherwise). */
     long nbal;
     size_t nfam;
     const ibrt_family *fams;
