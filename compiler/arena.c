@@ -15,20 +15,20 @@
 #define ARENA_CHUNK (64 * 1024)
 
 typedef struct chunk {
-    struct chunk *next;
-    size_t used, cap;
-    max_align_t data[];
+    struct chunk *next;      /* older chunks (a large one-off block is linked just behind head), NULL: last */
+    size_t used, cap;        /* bytes of data[] handed out, and its size (ARENA_CHUNK, or a larger one-off request) */
+    max_align_t data[];      /* the memory served, in multiples of sizeof(max_align_t) */
 } chunk;
 
 typedef struct cleanup {
-    struct cleanup *next;
-    void (*fn)(void *);
-    void *arg;
+    struct cleanup *next;    /* the cleanup registered before, NULL: first; run newest first */
+    void (*fn)(void *);      /* called with arg by arena_free, before the chunks are freed */
+    void *arg;               /* what fn releases (e.g. a value owning outside memory) */
 } cleanup;
 
 struct ibc_arena {
-    chunk *head;
-    cleanup *cleanups;
+    chunk *head;             /* the chunk small requests are served from, NULL: none yet */
+    cleanup *cleanups;       /* newest registered first; the nodes live in the arena's chunks */
 };
 
 static void *arena_oom(size_t size)

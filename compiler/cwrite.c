@@ -166,8 +166,8 @@ bool cw_uses(const char *code, const char *id)
 
 /* The identifiers of a text, sorted, for many look-ups. */
 typedef struct {
-    char **ids;
-    size_t n;
+    char **ids;     /* each occurrence, duplicates kept, sorted by strcmp; array and strings malloc'd */
+    size_t n;       /* how many ids (0: ids may be NULL) */
 } idset;
 
 static int cmp_str(const void *a, const void *b)

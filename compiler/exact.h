@@ -20,8 +20,8 @@
 #include <gmp.h>
 
 typedef struct {
-    int rows, cols;
-    mpq_t *a;   /* row-major, rows * cols */
+    int rows, cols;   /* the shape, fixed at init (0 allowed) */
+    mpq_t *a;         /* row-major, rows * cols; malloc'd and initialised by init, released by clear */
 } qmat;
 
 #define Q(m, i, j) ((m)->a[(size_t)(i) * (m)->cols + (j)])
@@ -37,8 +37,8 @@ int qmat_rref(qmat *m, int *piv);
 int exact_nullspace(ibc_arena *a, const long *eq, size_t neq, int N, long **out);
 
 typedef struct {
-    int rows, cols;
-    mpz_t *a;   /* row-major, rows * cols */
+    int rows, cols;   /* the shape, fixed at init (0 allowed) */
+    mpz_t *a;         /* row-major, rows * cols; malloc'd and initialised by init, released by clear */
 } zmat;
 
 #define Z(m, i, j) ((m)->a[(size_t)(i) * (m)->cols + (j)])

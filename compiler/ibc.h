@@ -66,7 +66,7 @@ void arena_on_free(ibc_arena *a, void (*fn)(void *), void *arg);
 /* A source file held in memory.  Locations are byte ranges into text;
  * line and column are computed only when a diagnostic is printed. */
 typedef struct {
-    const char *path;
+    const char *path;   /* as given to diag_source_read (not copied), shown in diagnostics */
     const char *text;   /* NUL-terminated copy of the file's bytes */
     size_t len;         /* may contain NUL bytes before text[len] */
 } ibc_source;
@@ -76,11 +76,12 @@ typedef struct {
 } ibc_loc;
 
 typedef struct {
+    /* the file locations point into; NULL: printed as "<input>", without the source line */
     const ibc_source *src;
     FILE *out;            /* where diagnostics go (stderr by default) */
-    int errors, warnings;
+    int errors, warnings; /* how many reported so far (errors counts those past max_errors too) */
     int max_errors;       /* stop reporting after this many (0: 100) */
-    bool color;
+    bool color;           /* not read: diagnostics are printed without colour */
 } ibc_diag;
 
 void diag_init(ibc_diag *d, const ibc_source *src, FILE *out);
@@ -129,12 +130,13 @@ typedef enum { IBC_BC_NONE, IBC_BC_FUNC, IBC_BC_OPERATOR, IBC_BC_DIST, IBC_BC_GE
 typedef enum { IBC_FK_HOMOG1, IBC_FK_LINEAR, IBC_FK_NONHOMOG, IBC_FK_CONST } ibc_func_kind;
 
 typedef struct {
-    const char *name;
+    const char *name;     /* as written in a spec ("relu"); "" for IBC_B_NONE */
+    /* function, operator, distribution or data generator */
     ibc_builtin_class cls;
     ibc_func_kind kind;   /* IBC_BC_FUNC */
     int nargs;            /* IBC_BC_FUNC, IBC_BC_OPERATOR, IBC_BC_DIST: arguments */
     const char *keys;     /* IBC_BC_GENERATOR: keyword arguments, required ones marked '!' */
-    const char *doc;
+    const char *doc;      /* the .def's one-line description (not read by the compiler), NULL for IBC_B_NONE */
 } ibc_builtin_info;
 
 /* The table, indexed by ibc_builtin (entry IBC_B_NONE is empty). */
@@ -185,28 +187,28 @@ typedef enum { TYPE_SCALAR, TYPE_VECTOR, TYPE_MATRIX } ast_type_kind;
 typedef struct ast_node ast_node;
 
 typedef struct {
-    ast_type_kind kind;
+    ast_type_kind kind; /* scalar, vector or matrix */
     ast_node *dim[2];   /* vector: dim[0]; matrix: dim[0] x dim[1] */
-    ibc_loc loc;
+    ibc_loc loc;        /* the type as written, for errors on its size */
 } ast_type;
 
 /* Shape of a value after sema: rank 0 scalar, 1 vector[rows], 2 matrix. */
 typedef struct {
-    int rank;
+    int rank;           /* 0, 1 or 2 */
     long rows, cols;    /* rank 0: 1 x 1; rank 1: rows x 1 */
 } ibc_shape;
 
 struct ast_node {
-    ast_kind kind;
+    ast_kind kind;        /* what the node is; says which of the fields below are used */
     ibc_loc loc;          /* the whole construct, for underlines */
     ibc_loc name_loc;     /* the name token, where there is one */
     const char *name;     /* identifier / call / statement name */
     const char *text;     /* AST_NUM literal, AST_STR value, AST_MODEL text */
     size_t text_len;      /* for AST_STR (bytes) */
     int op;               /* AST_BINOP, AST_SETTING ('=' or '~') */
-    ast_node *lhs, *rhs;
-    ast_node **kids;
-    size_t nkids;
+    ast_node *lhs, *rhs;  /* the operands or value the kind names (see ast_kind), NULL: none */
+    ast_node **kids;      /* list elements, call arguments, block settings or statements (arena) */
+    size_t nkids;         /* how many kids (0: kids may be NULL) */
     ast_type type;        /* AST_INPUT, AST_PARAM */
     const char *index_var;/* AST_SYMMETRY: the index variable (j) or NULL */
     const char *index_dim;/* AST_SYMMETRY: the dim it ranges over */
@@ -256,18 +258,18 @@ const ast_node *ast_init_dist(const ast_node *n, const ast_node **factor);
 #define IBC_MAX_NAME 128               /* a declared name or the model's: they become file names */
 
 typedef struct {
-    const char *name;
-    long value;
-    ast_node *decl;
-    bool used;
+    const char *name;     /* as declared (the AST's string) */
+    long value;           /* its size, 1..IBC_MAX_DIM */
+    ast_node *decl;       /* the AST_DIM statement, for messages */
+    bool used;            /* referenced by a checked expression, type or symmetry; else sema warns */
 } ibc_dim;
 
 typedef struct {
-    const char *name;
-    ibc_shape shape;
-    ast_node *decl;
+    const char *name;     /* as declared (the AST's string) */
+    ibc_shape shape;      /* its declared type, sizes resolved */
+    ast_node *decl;       /* the AST_PARAM or AST_INPUT statement, for messages */
     ast_node *init;       /* init expression (a distribution), or NULL */
-    bool used;
+    bool used;            /* referenced by a checked expression; else sema warns */
 } ibc_var;                /* a parameter or an input */
 
 typedef enum { LOSS_MSE } ibc_loss_kind;
@@ -282,10 +284,10 @@ typedef enum { LOSS_MSE } ibc_loss_kind;
 #define IBC_LR_AUTO_HI 1.0
 #define IBC_LR_AUTO_STEPS 500
 typedef struct {
-    bool is_auto;
-    double lo, hi;
-    long steps;
-    ast_node *node;
+    bool is_auto;         /* false: a fixed rate, held beside this (e.g. ibc_train.lr) */
+    double lo, hi;        /* auto: the lowest and highest rate of the grid; 0 when fixed */
+    long steps;           /* auto: the steps of each trial run (K); 0 when fixed */
+    ast_node *node;       /* the setting's value, NULL: not given */
 } ibc_lrset;
 
 /* The learning rate of a trained model whose own setting is `own` (a
@@ -297,37 +299,39 @@ const ibc_lrset *sema_spec_lr(const struct ibc_spec *spec, const ibc_lrset *own,
 typedef enum { DESIGN_NONE, DESIGN_LOG_SPARSITY, DESIGN_LOG_SPECTRAL } ibc_design_kind;
 
 typedef struct {
-    ibc_design_kind kind;
+    ibc_design_kind kind; /* DESIGN_NONE: the spec has no design statement */
     ast_node *decl;       /* the AST_DESIGN statement */
     ast_node *op;         /* the operator expression (left of '@') */
     int param;            /* the parameter it applies to */
     long depth;           /* 0: not given */
     const char *strength; /* the strength as written ("4/3"), for messages, or NULL */
     long strength_depth;  /* the depth L whose 2(L-1)/L equals the strength exactly (2..64); 0: none */
+    /* the strength's value, for errors; NULL: not given */
     ast_node *strength_node;
     long rank;            /* log_spectral: 0 = full */
     double lr;            /* 0: the train lr (or lr = auto: lrs) */
-    ibc_lrset lrs;
+    ibc_lrset lrs;        /* the design's own lr setting (node NULL: none, the train block's applies) */
     ast_node **inits;     /* AST_SETTING name ~ dist (factor name or "init") */
-    size_t ninits;
+    size_t ninits;        /* entries of inits */
 } ibc_design;
 
 typedef enum { BASELINE_VANILLA, BASELINE_L1 } ibc_baseline_kind;
 
 typedef struct {
+    /* vanilla or L1 */
     ibc_baseline_kind kind;
     double weight;        /* L1 */
     double lr;            /* 0: the train lr (or lr = auto: lrs) */
-    ibc_lrset lrs;
-    ast_node *decl;
+    ibc_lrset lrs;        /* the baseline's own lr setting (node NULL: none, the train block's applies) */
+    ast_node *decl;       /* the AST_BASELINE statement */
 } ibc_baseline;
 
 typedef struct {
     double lr;            /* 0 with lrs.is_auto */
-    ibc_lrset lrs;
-    long steps;
+    ibc_lrset lrs;        /* the train block's lr setting, fixed or auto */
+    long steps;           /* training steps, 1..IBC_MAX_STEPS (required) */
     long batch;           /* 0: full batch */
-    uint64_t seed;
+    uint64_t seed;        /* the trainers' default seed, 0..2^31-1 (0 when not given) */
     long extend_steps;    /* 0: none */
     double extend_lr;     /* 0: same lr */
     long record_every;    /* trace interval in steps; 0: automatic */
@@ -340,29 +344,30 @@ typedef struct {
     double gradient_tol;     /* default 1e-6 */
     double logdet_tol;       /* default 1e-9 */
     double stationary_beta;  /* 0: no stationary test */
-    double stationary_eps;
+    double stationary_eps;   /* the shell's half-width (0: the trainer's 0.02) */
 } ibc_verify;
 
 typedef struct ibc_spec {
-    const char *model;
-    const char *description;
+    const char *model;       /* the model's name (at most IBC_MAX_NAME: it names files) */
+    const char *description; /* the model line's text, "" when none */
+    /* the declarations in spec order; the arrays are arena-allocated */
     ibc_dim *dims;       size_t ndims;
     ibc_var *params;     size_t nparams;
     ibc_var *inputs;     size_t ninputs;
     ast_node *data;          /* the AST_CALL of the data statement */
     ast_node *teacher;       /* AST_TEACHER or NULL */
     ast_node *predict;       /* the predictor expression, shapes filled */
-    ibc_shape out_shape;
-    ibc_loss_kind loss;
+    ibc_shape out_shape;     /* the predictor's shape */
+    ibc_loss_kind loss;      /* always LOSS_MSE */
     const char *loss_mask;   /* NULL or the mask's name (e.g. "observed") */
     bool loss_normalise_all; /* mean over all entries, not observed ones */
-    ibc_design design;
-    ibc_baseline *baselines; size_t nbaselines;
-    ast_node **symmetries;   size_t nsymmetries;
+    ibc_design design;       /* kind DESIGN_NONE when the spec has none */
+    ibc_baseline *baselines; size_t nbaselines;    /* in spec order (arena) */
+    ast_node **symmetries;   size_t nsymmetries;   /* the AST_SYMMETRY statements, in spec order (arena) */
     ast_node *init;          /* AST_INIT call or NULL */
-    ibc_train train;
-    ibc_verify verify;
-    const ibc_source *src;
+    ibc_train train;         /* the train block (required) */
+    ibc_verify verify;       /* the verify block's tolerances (the defaults when there is none) */
+    const ibc_source *src;   /* the spec's source (diag's), for locations and the fingerprint; may be NULL */
     const char **files;      /* the files the spec reads (data, operators), */
     size_t nfiles;           /* as found relative to it (`ibc run` hashes them) */
 } ibc_spec;

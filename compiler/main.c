@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *name;
-    const char *usage;
-    const char *help;
-    int (*run)(int argc, char **argv);
+    const char *name;    /* the word after ibc ("check") */
+    const char *usage;   /* one line, for 'ibc --help' and the commands' usage errors */
+    const char *help;    /* the paragraph 'ibc COMMAND --help' prints after the usage */
+    int (*run)(int argc, char **argv);   /* argv[0] is the command's name; returns the exit status */
 } ibc_command;
 
 static int cmd_check(int argc, char **argv);
@@ -108,11 +108,11 @@ static void usage_all(FILE *out)
 
 /* A compilation unit: source, arena, diagnostics, and the phases so far. */
 typedef struct {
-    ibc_source src;
-    ibc_arena *arena;
-    ibc_diag diag;
-    ast_node *ast;
-    ibc_spec *spec;
+    ibc_source src;      /* the spec file's text (path only when it could not be read) */
+    ibc_arena *arena;    /* holds the AST, the spec and everything later phases allocate */
+    ibc_diag diag;       /* to stderr, against src */
+    ast_node *ast;       /* the parsed AST_SPEC, NULL: not read */
+    ibc_spec *spec;      /* the checked spec, NULL: not read, or errors */
 } unit;
 
 static bool check_stability(unit *u);
@@ -384,10 +384,11 @@ static int split_words(const char *s, char *buf, size_t cap, char **out, int n)
 }
 
 typedef struct {
-    char inc[PATH_MAX + 16], lib[PATH_MAX + 32];
+    char inc[PATH_MAX + 16], lib[PATH_MAX + 32];   /* "-I<root>/runtime", "<root>/build/libibrt.a" */
+    /* the words' storage: split copies of IBC_TRAINER_CFLAGS, $IBC_CFLAGS (cut at 4095 bytes), IBC_TRAINER_LIBS */
     char cbuf[sizeof IBC_TRAINER_CFLAGS], ebuf[4096], lbuf[sizeof IBC_TRAINER_LIBS];
-    char *cflags[MAX_FLAGS], *libs[MAX_FLAGS];
-    int ncflags, nlibs;
+    char *cflags[MAX_FLAGS], *libs[MAX_FLAGS];   /* the words, in order, pointing into the buffers above */
+    int ncflags, nlibs;                          /* how many of each */
 } trainer_flags;
 
 static void trainer_flags_get(trainer_flags *t)

@@ -11,14 +11,14 @@
 #define PARSE_MAX_DEPTH 256   /* ( [ { nesting the lexer accepts */
 
 struct parse_ctx {
-    ibc_arena *arena;
-    ibc_diag *diag;
-    const ibc_source *src;
-    ast_node *root;
+    ibc_arena *arena;         /* where the AST and its strings are allocated */
+    ibc_diag *diag;           /* where syntax errors are reported */
+    const ibc_source *src;    /* the text being parsed (locations are offsets into it) */
+    ast_node *root;           /* the AST_SPEC, set by the grammar's start rule; NULL until then */
     size_t offset;            /* byte offset of the next token */
     int paren_depth;          /* open ( and [: newlines are whitespace */
     int depth;                /* all open brackets */
-    char stack[PARSE_MAX_DEPTH];
+    char stack[PARSE_MAX_DEPTH];   /* the open brackets' characters, stack[0..depth) */
     int eof_nl;               /* the newline at end of file was sent */
     char lex_msg[256];        /* message of the last INVALID token */
 };

@@ -16,9 +16,10 @@
 #include "ibc.h"
 
 typedef struct {
-    ibc_arena *arena;
-    ibc_diag *diag;
-    ibc_spec *spec;
+    ibc_arena *arena;            /* the spec and its arrays are allocated here */
+    ibc_diag *diag;              /* where errors and warnings go */
+    ibc_spec *spec;              /* the spec being built (arena) */
+    /* allocated lengths (sema_grow) of spec's dims, params, inputs, baselines, symmetries, files */
     size_t cap_dims, cap_params, cap_inputs, cap_base, cap_sym, cap_files;
     const char *spec_dir;        /* files are found relative to the spec */
     bool has_mask;               /* the data defines the mask "observed" */

@@ -19,7 +19,7 @@
  * flags, the wall time.  Anything else is skipped; a malformed file is
  * reported, not guessed at. */
 typedef struct {
-    const char *p, *e;
+    const char *p, *e;   /* the next unread byte, and one past the text's last */
 } jr;
 
 static void j_ws(jr *r)

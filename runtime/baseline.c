@@ -38,8 +38,11 @@ static int svt(size_t n1, size_t n2, double *A, double lambda, double *s, double
  * right vectors V (n2 x b, orthonormal columns, row-major, ldv = kmax). */
 typedef struct {
     size_t n1, n2, kmax, b;   /* kmax = min(n1, n2); b the block's width now */
+    /* workspace, malloc'd by the caller, row-major with ld kmax: V (n2 x kmax) the block; Y (n1 x kmax) A V,
+     * then its left singular vectors P; G (n2 x kmax) V W, then A' U; W (kmax x kmax) W' of Y's SVD;
+     * s, tau, superb (kmax + 1 each): singular values, QR reflectors, dgesvd's superb */
     double *V, *Y, *G, *W, *s, *tau, *superb;
-    ibrt_rng rng;
+    ibrt_rng rng;             /* draws V's random columns (seeded 20100101 by the caller) */
     size_t truncated, full;   /* SVTs done each way */
     double residual_sum;      /* sum over truncated SVTs of ||R_c||_F */
 } subspace;

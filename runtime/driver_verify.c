@@ -38,8 +38,8 @@
  * plain SGD steps are checked too. */
 
 typedef struct {
-    long step;
-    char dir[48];
+    long step;      /* S, parsed from the directory's name */
+    char dir[48];   /* the directory's name as found in RUN ("step_<S>"; longer names are skipped) */
 } vsnap;
 
 static int vsnap_cmp(const void *a, const void *b)

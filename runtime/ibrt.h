@@ -32,7 +32,7 @@
 typedef enum { IBRT_OK = 0, IBRT_EIO, IBRT_EFORMAT, IBRT_ESHAPE, IBRT_EVALUE, IBRT_ENOMEM } ibrt_status;
 
 typedef struct {
-    char msg[512];
+    char msg[512];   /* set by a call that fails: what and why, NUL-terminated */
 } ibrt_error;
 
 /* ------------------------------------------------------------------ rng
@@ -43,7 +43,7 @@ typedef struct {
  * independent generator from (seed, stream) — data, each model's init and
  * batches use different streams, so adding a model changes no other. */
 typedef struct {
-    uint64_t s[4];
+    uint64_t s[4];   /* the xoshiro256** state, set by ibrt_rng_seed or ibrt_rng_fork */
 } ibrt_rng;
 
 void ibrt_rng_seed(ibrt_rng *r, uint64_t seed);
@@ -61,10 +61,12 @@ void ibrt_rng_fill_normal(ibrt_rng *r, double *x, size_t n, double mean, double 
  * entries (low_rank). */
 typedef struct {
     size_t n_train, n_test, in_size, out_size;
+    /* n_train x in_size, n_train x out_size, n_test x in_size, n_test x out_size; owned (ibrt_dataset_free);
+     * with no test set, the test arrays are still allocated (one zero) */
     double *x_train, *y_train, *x_test, *y_test;
-    double *truth;
-    size_t truth_size;
-    double *mask;
+    double *truth;     /* owned; NULL for data read from files */
+    size_t truth_size; /* elements of truth (0: none) */
+    double *mask;      /* per entry of y_train (low_rank's one sample): 1 observed, 0 not; owned; NULL: none */
     size_t nonzeros;   /* non-zeros of a sparse truth */
 } ibrt_dataset;
 
@@ -96,8 +98,8 @@ ibrt_status ibrt_npy_write(const char *path, const double *data, size_t ndim, co
 
 /* CSV trace: a header line then rows of numbers (%.10g). */
 typedef struct {
-    FILE *f;
-    char path[1024], tmp[1100];
+    FILE *f;         /* open on tmp; NULL after close or a failed open */
+    char path[1024], tmp[1100];   /* the trace's name, and the file written until close renames it */
 } ibrt_csv;
 ibrt_status ibrt_csv_open(ibrt_csv *c, const char *path, const char *header, ibrt_error *err);
 void ibrt_csv_row(ibrt_csv *c, const double *v, size_t n);
@@ -123,11 +125,11 @@ ibrt_status ibrt_json_write_file(const ibrt_json *j, const char *path, ibrt_erro
 
 /* -------------------------------------------------------------- trainer */
 typedef struct {
-    long steps;
-    uint64_t seed;
-    int seeds;
-    const char *out_dir;
-    int quiet;
+    long steps;              /* --steps N: training steps per model (default: the trainer's, from the spec) */
+    uint64_t seed;           /* --seed S (default: the trainer's, from the spec) */
+    int seeds;               /* --seeds K: runs with seeds S..S+K-1, each in OUT/seed_<seed> (default 1) */
+    const char *out_dir;     /* --out DIR (default "results/PROG", in a static buffer) */
+    int quiet;               /* --quiet: 1, the progress line and the printed tables are left out */
     bool gradcheck;          /* --gradcheck: compare gradients at the start, train nothing */
     bool stability;          /* --stability: the stability probe of every model, train nothing */
     bool reference;          /* --reference: run reference methods above their size limit */
@@ -137,7 +139,7 @@ typedef struct {
     double max_growth;       /* --max-growth F: a loss above F times the first is divergence */
     long snapshots;          /* --snapshots N: parameters (and gradients) every N steps; 0: none */
     const char *verify;      /* --verify RUN: check another run's snapshots instead of training */
-    bool steps_given, seed_given, max_growth_given, out_given;
+    bool steps_given, seed_given, max_growth_given, out_given;   /* given on the command line, not defaults */
 } ibrt_opts;
 
 /* Parses --steps N, --seed S, --seeds K, --out DIR, --quiet, --gradcheck,
@@ -159,10 +161,10 @@ double ibrt_time_now(void);   /* monotonic seconds */
 /* A progress line on stderr, only when stderr is a terminal and not quiet;
  * at most ~10 updates a second; no allocation. */
 typedef struct {
-    const char *label;
-    long total;
-    double start, last;
-    bool active;
+    const char *label;    /* shown in brackets (the model's name); not copied */
+    long total;           /* steps of the whole run, for the ETA */
+    double start, last;   /* ibrt_time_now() at begin and at the last line printed */
+    bool active;          /* stderr is a terminal and not quiet: lines are printed */
 } ibrt_progress;
 void ibrt_progress_begin(ibrt_progress *p, const char *label, long total, bool quiet);
 void ibrt_progress_update(ibrt_progress *p, long step, double loss);
@@ -171,13 +173,13 @@ void ibrt_progress_end(ibrt_progress *p);
 /* A table of named checks: value against expected within tolerance. */
 #define IBRT_MAX_CHECKS 64
 typedef struct {
-    char name[96], detail[160];
-    double value, expected, tolerance;
-    bool pass;
+    char name[96], detail[160];         /* what is checked; a note for the table ("" when none); both cut to fit */
+    double value, expected, tolerance;  /* shown in the table and results.json (NAN as null) */
+    bool pass;                          /* decided by the caller, not recomputed from the numbers */
 } ibrt_check;
 typedef struct {
-    ibrt_check c[IBRT_MAX_CHECKS];
-    size_t n;
+    ibrt_check c[IBRT_MAX_CHECKS];   /* c[0..n), in the order added */
+    size_t n;                        /* at most IBRT_MAX_CHECKS: one more turns the last into a failure */
 } ibrt_checks;
 void ibrt_checks_add(ibrt_checks *t, const char *name, double value, double expected, double tolerance, bool pass,
                      const char *detail);
@@ -189,12 +191,12 @@ bool ibrt_checks_all_pass(const ibrt_checks *t);
  * metric, a column per model (the designed one against its baselines). */
 #define IBRT_MAX_METRICS 256
 typedef struct {
-    char name[48], model[16];
-    double v;
+    char name[48], model[16];   /* the row and the column (cut to fit) */
+    double v;                   /* the value; NAN allowed (null in JSON) */
 } ibrt_metric;
 typedef struct {
-    ibrt_metric m[IBRT_MAX_METRICS];
-    size_t n;
+    ibrt_metric m[IBRT_MAX_METRICS];   /* m[0..n), in the order added */
+    size_t n;                          /* at most IBRT_MAX_METRICS: later ones are dropped */
 } ibrt_metrics;
 void ibrt_metrics_add(ibrt_metrics *t, const char *name, const char *model, double v);
 void ibrt_metrics_print(const ibrt_metrics *t, FILE *out);
@@ -221,15 +223,17 @@ ibrt_status ibrt_linalg_svd_values(size_t m, size_t n, const double *A, double *
  * the Kolmogorov-Smirnov test with the predicted density and with two
  * wrong ones: no det G factor, and the factor inverted. */
 typedef struct {
-    double beta, beta_d, theta_star, eps;
-    size_t chains, steps;
+    double beta, beta_d, theta_star, eps;   /* as above; all > 0 */
+    size_t chains, steps;   /* independent chains (>= 2, each a sample), Metropolis steps of each (>= 1) */
     double step;          /* proposal std in u and v */
-    uint64_t seed;
+    uint64_t seed;        /* of the one generator all chains draw from */
 } ibrt_stationary_cfg;
 
 typedef struct {
+    /* KS distance and p-value of the chains' final theta against the predicted law, the law without the
+     * det G factor, and with it inverted */
     double ks_pred, p_pred, ks_nodet, p_nodet, ks_flip, p_flip;
-    double acceptance, seconds;
+    double acceptance, seconds;   /* accepted moves / all proposed; wall time of the test */
     bool pass;            /* p_pred > 0.01 and both alternatives p < 1e-6 */
 } ibrt_stationary_result;
 

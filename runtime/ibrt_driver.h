@@ -91,7 +91,7 @@
 /* A learned parameter: where it lives in th[] and its shape. */
 typedef struct {
     const char *name;   /* as written in the spec (any bytes; escaped where written) */
-    long off;
+    long off;           /* its first entry in th[] (row-major, rows * cols entries) */
     size_t rows, cols;  /* cols 1 for a vector */
     int ndim;           /* 1 or 2, for the .npy file */
 } ibrt_param;
@@ -137,7 +137,7 @@ typedef struct {
 /* A symmetry group's conserved quadratic functions: q[prev end .. end). */
 typedef struct {
     const char *name;   /* the derivation's name for the group */
-    long end;
+    long end;           /* one past its last function in q (the previous group's end is its first) */
     long r;             /* a GL(r) junction: its functions are C's upper triangle, row by row; 0: a torus's chi */
 } ibrt_qgroup;
 
@@ -152,12 +152,18 @@ typedef struct {
     const char *suffix;   /* appended to metric names ("" for a lone model) */
     long nth, tape, root; /* parameter count, tape size, output slot */
     bool root_batched;    /* the output depends on the inputs (one per sample) */
+    /* the trainer's static buffers: parameters and gradient (nth each), the tape's values and adjoints
+     * (tape each; they hold at most the problem's bmax samples) */
     double *th, *g, *tp, *ad;
     double lr, l1;        /* l1: weight of l1 * ||th[l1_off .. +l1_size)||_1 */
     long l1_off, l1_size;
 
+    /* th[0 .. nth) drawn as the spec's initialisations say, from r (the model's init stream) */
     void (*init)(double *th, ibrt_rng *r);
+    /* the predictor on nb <= bmax samples x (IN apart): every value into tp, the output at tp + root */
     void (*forward)(const double *restrict th, const double *restrict x, long nb, double *restrict tp);
+    /* the reverse pass after forward: from the output's adjoint, set by the caller at ad + root, adds the
+     * gradient of these samples' loss to g (the caller zeroes g first) */
     void (*backward)(const double *restrict th, const double *restrict x, long nb, const double *restrict tp,
                      double *restrict ad, double *restrict g);
     /* invariance, grad chi = xi and log det G at the current parameters;
@@ -170,8 +176,8 @@ typedef struct {
      * family's; with more than one family, the others' carry "_fam<id>".
      * balance is called only when nbal > 0 (NULL otherwise). */
     long nbal;
-    size_t nfam;
-    const ibrt_family *fams;
+    size_t nfam;                   /* entries of fams (0: no two-block family) */
+    const ibrt_family *fams;       /* the families, in the order of balance()'s output */
     void (*balance)(const double *th, double *chi, double *ratio, double *n0, double *n1);
 
     /* The finite-step identity (docs/theory.md §9): quad(th, q, qa) gives the
@@ -190,11 +196,12 @@ typedef struct {
      * (checked), different when they are coupled (gen_coupled), where the
      * joint one is the model's. */
     long ngen;
-    size_t ngenfam;
+    size_t ngenfam;                /* entries of genfam */
     const ibrt_genfam *genfam;
     bool gen_coupled;
     void (*gens)(const double *th, double *xi);
 
+    /* the finite-step identity (above): nquad functions, split into the groups qgroups[0 .. nqgroups) */
     long nquad;
     size_t nqgroups;
     const ibrt_qgroup *qgroups;
@@ -207,9 +214,9 @@ typedef struct {
      * parameter, different when they are coupled (a chain), where the
      * joint one is the model's (docs/theory.md §8). */
     size_t nsymgroups;
-    const ibrt_symgroup *symgroups;
-    size_t njoints;
-    const ibrt_jointpoly *joints;
+    const ibrt_symgroup *symgroups;   /* symgroups[0 .. nsymgroups) */
+    size_t njoints;                   /* entries of joints (0: none) */
+    const ibrt_jointpoly *joints;     /* the coupled components with an exact det G, joints[0 .. njoints) */
 
     /* A Hadamard-type pair (one family of scalar blocks u_i, v_i with
      * exponents +1, -1, z_i = u_i v_i): u_i at th[pair_off0 + i], v_i at
@@ -220,8 +227,8 @@ typedef struct {
     bool pair;
     long pair_off0, pair_off1;
 
-    size_t nparams;
-    const ibrt_param *params;
+    size_t nparams;               /* entries of params */
+    const ibrt_param *params;     /* the spec's parameters, each a slice of th[] (for .npy files, snapshots) */
 
     /* A log-sparsity design on fixed data: the designed parameter w, of
      * w_size entries, is w_of(th) (NULL: th + w_off); w_check(th) is the
@@ -244,11 +251,12 @@ typedef struct {
 } ibrt_model;
 
 typedef struct {
-    const char *name, *description;
+    const char *name, *description;   /* the spec's model name (the program's, in messages and the
+                                         default output directory) and its description (--help) */
     uint64_t fingerprint;     /* of the spec's bytes and the ibc version: a checkpoint
                                  resumes only in the trainer of the same spec */
-    long default_steps;
-    uint64_t default_seed;
+    long default_steps;       /* the steps without --steps: the spec's, extend's included */
+    uint64_t default_seed;    /* the seed without --seed: the spec's train seed */
     long record_every;        /* trace interval at the default step count */
     long in, out, bmax;       /* per-sample input and output sizes, samples per step */
     double *bx;               /* the sampler's input buffer (bmax * in) */
@@ -256,18 +264,18 @@ typedef struct {
     bool normalise_all;       /* masked loss: mean over all entries, not the observed */
     bool minibatch;           /* batches are random (noise equilibrium measured) */
     long zrows, zcols;        /* > 0: the output is a matrix with a ground truth */
-    double gradient_tol;
+    double gradient_tol;      /* the gradient check's tolerance (the spec's verify gradient_tol) */
 
     /* data, fixed operators and teacher for seed `seed` */
     ibrt_status (*setup)(ibrt_dataset *ds, uint64_t seed, bool quiet, ibrt_error *err);
     /* one minibatch: *X its inputs, *Y its labels; returns its sample count */
     long (*draw_batch)(const ibrt_dataset *ds, ibrt_rng *r, const double **X, const double **Y);
 
-    size_t nmodels;
-    ibrt_model *models;
+    size_t nmodels;           /* entries of models (>= 1) */
+    ibrt_model *models;       /* models[0 .. nmodels), trained in this order (k of the rng streams) */
 
     bool stationary;          /* run the thin-shell test of docs/theory.md §7 */
-    ibrt_stationary_cfg stationary_cfg;
+    ibrt_stationary_cfg stationary_cfg;   /* its configuration, when stationary */
 } ibrt_problem;
 
 /* Runs the trainer's command line; returns the exit status. */

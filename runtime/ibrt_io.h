@@ -116,8 +116,8 @@ ibrt_status ibrt_csv_resume(ibrt_csv *c, const char *path, long length, ibrt_err
 typedef ibrt_csv ibrt_csv_writer;
 
 typedef struct {
-    FILE *f;
-    char path[1024], tmp[1100];
+    FILE *f;                      /* open on tmp; NULL: the open failed, or committed */
+    char path[1024], tmp[1100];   /* the file's final name, and "PATH.tmp.PID" written until the rename */
 } ibrt_atomic;
 /* Fails with IBRT_EIO when the path is too long (never truncated) or the
  * temporary cannot be created. */

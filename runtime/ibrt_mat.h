@@ -19,15 +19,15 @@
 #include "ibrt.h"
 
 typedef struct {
-    size_t size, stride;
-    double *data;
+    size_t size, stride;  /* elements; element i is data[i * stride] */
+    double *data;         /* NULL after a failed alloc or a free */
     int owner;            /* 1: ibrt_vec_free releases data */
 } ibrt_vec;
 
 typedef struct {
     size_t rows, cols, tda;   /* element (i, j) is data[i * tda + j] */
-    double *data;
-    int owner;
+    double *data;             /* row-major; NULL after a failed alloc or a free */
+    int owner;                /* 1: ibrt_mat_free releases data (0: a view) */
 } ibrt_mat;
 
 /* Zero-filled; on failure *v is left empty (size 0, data NULL). */
@@ -72,7 +72,7 @@ double ibrt_linalg_logdet_chol_inplace(size_t n, double *G, int *status);
  * LAPACKE_dgecon from the 1-norm of A kept at factorisation time: a solve
  * loses about log10(1/rcond) digits. */
 typedef struct {
-    size_t n;
+    size_t n;        /* A is n x n */
     double *lu;      /* n x n, row-major L\U factors */
     int *ipiv;       /* pivots, LAPACK's 1-based convention */
     double anorm;    /* ||A||_1 */

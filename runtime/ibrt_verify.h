@@ -47,7 +47,9 @@ ibrt_status ibrt_ks_test(const double *samples, size_t n, ibrt_cdf_fn cdf, void 
                          ibrt_error *err);
 
 typedef struct {
-    size_t m;
+    size_t m;          /* nodes (>= 2) */
+    /* xs: the nodes, lo + (hi - lo) t^2 for t = i / (m - 1) (denser near lo); F: the CDF there, by the
+     * trapezoid rule, F[0] = 0, F[m - 1] = 1.  Both malloc'd (ibrt_grid_cdf_free) */
     double *xs, *F;
 } ibrt_grid_cdf;
 

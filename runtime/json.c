@@ -13,9 +13,9 @@
 #include <string.h>
 
 struct ibrt_json {
-    char *buf;
-    size_t len, cap;
-    bool need_comma;
+    char *buf;          /* the text so far, NUL-terminated (malloc'd; ibrt_json_free) */
+    size_t len, cap;    /* bytes of text (without the NUL), and allocated */
+    bool need_comma;    /* after a complete value: the next key or value is preceded by ", " */
 };
 
 static void jput(ibrt_json *j, const char *s, size_t n)

@@ -468,7 +468,7 @@ ibrt_status ibrt_csv_read_header(const char *path, int header_mode, size_t *rows
 /* ------------------------------------------------------------------ npy */
 
 typedef struct {
-    const char *p, *end;
+    const char *p, *end;   /* the next unread byte of the .npy header, and one past its last */
 } cursor;
 
 static void skip_ws(cursor *c)

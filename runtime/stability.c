@@ -13,11 +13,11 @@
  * the mean over that many batches drawn from a copy of `from`, the same
  * batches at every call. */
 typedef struct {
-    const double *X, *Y;
-    long n;
-    const ibrt_dataset *ds;
-    ibrt_rng from;
-    int batches;
+    const double *X, *Y;       /* inputs and labels of n samples, row-major (not read when batches > 0) */
+    long n;                    /* samples in X, Y */
+    const ibrt_dataset *ds;    /* what p->draw_batch draws from when batches > 0; NULL in the plain probe */
+    ibrt_rng from;             /* the batches' stream: each call draws from a copy, so the batches repeat */
+    int batches;               /* 0: the n samples X, Y */
 } probe_loss;
 
 /* hv = H v by central differences of the analytic gradient at th0 (m->th
