@@ -375,17 +375,23 @@ static const char *ibc_root(void)
  * of these contains one). */
 enum { MAX_FLAGS = 64 };
 
+/* Appends the words of s (copied into buf) to out[n...]; returns the new
+ * count, or -1 when s does not fit (cap bytes, MAX_FLAGS words in all). */
 static int split_words(const char *s, char *buf, size_t cap, char **out, int n)
 {
-    snprintf(buf, cap, "%s", s ? s : "");
-    for (char *w = strtok(buf, " \t\n"); w && n < MAX_FLAGS; w = strtok(NULL, " \t\n"))
+    if ((size_t)snprintf(buf, cap, "%s", s ? s : "") >= cap)
+        return -1;
+    for (char *w = strtok(buf, " \t\n"); w; w = strtok(NULL, " \t\n")) {
+        if (n == MAX_FLAGS)
+            return -1;
         out[n++] = w;
+    }
     return n;
 }
 
 typedef struct {
     char inc[PATH_MAX + 16], lib[PATH_MAX + 32];   /* "-I<root>/runtime", "<root>/build/libibrt.a" */
-    /* the words' storage: split copies of IBC_TRAINER_CFLAGS, $IBC_CFLAGS (cut at 4095 bytes), IBC_TRAINER_LIBS */
+    /* the words' storage: split copies of IBC_TRAINER_CFLAGS, $IBC_CFLAGS (at most 4095 bytes), IBC_TRAINER_LIBS */
     char cbuf[sizeof IBC_TRAINER_CFLAGS], ebuf[4096], lbuf[sizeof IBC_TRAINER_LIBS];
     char *cflags[MAX_FLAGS], *libs[MAX_FLAGS];   /* the words, in order, pointing into the buffers above */
     int ncflags, nlibs;                          /* how many of each */
@@ -397,8 +403,14 @@ static void trainer_flags_get(trainer_flags *t)
     snprintf(t->inc, sizeof t->inc, "-I%s/runtime", root);
     snprintf(t->lib, sizeof t->lib, "%s/build/libibrt.a", root);
     t->ncflags = split_words(IBC_TRAINER_CFLAGS, t->cbuf, sizeof t->cbuf, t->cflags, 0);
-    t->cflags[t->ncflags++] = t->inc;
-    t->ncflags = split_words(getenv("IBC_CFLAGS"), t->ebuf, sizeof t->ebuf, t->cflags, t->ncflags);
+    t->cflags[t->ncflags++] = t->inc;   /* the Makefile's flags are far fewer than MAX_FLAGS */
+    int n = split_words(getenv("IBC_CFLAGS"), t->ebuf, sizeof t->ebuf, t->cflags, t->ncflags);
+    if (n < 0) {   /* never a silently shortened flag list */
+        fprintf(stderr, "ibc: error: $IBC_CFLAGS is too long: with the build's own %d flags at most %d words and "
+                "%zu bytes fit; shorten it\n", t->ncflags, MAX_FLAGS, sizeof t->ebuf - 1);
+        exit(1);
+    }
+    t->ncflags = n;
     t->libs[0] = t->lib;
     t->nlibs = split_words(IBC_TRAINER_LIBS, t->lbuf, sizeof t->lbuf, t->libs, 1);
 }

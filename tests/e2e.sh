@@ -18,6 +18,14 @@ mkdir -p "$dir"
 # adds its flags after them and links the sanitizer runtime library.
 tcflags=$(bin/ibc build --print-cflags) && tlibs=$(bin/ibc build --print-libs) || exit 1
 alibs=$(echo "$tlibs" | sed 's|/build/libibrt\.a|/build/asan/libibrt.a|')
+# $IBC_CFLAGS too long for the flag list: an error, never a shortened list
+long=$(i=0; while [ $i -lt 70 ]; do printf -- '-DIBC_W%d ' $i; i=$((i + 1)); done)
+if IBC_CFLAGS="$long" bin/ibc build --print-cflags >"$dir/longflags.out" 2>"$dir/longflags.err" ||
+    ! grep -q 'IBC_CFLAGS is too long' "$dir/longflags.err" || [ -s "$dir/longflags.out" ]; then
+    echo "FAIL \$IBC_CFLAGS of 70 words: not refused with a message"; cat "$dir/longflags.err"; fail=$((fail + 1))
+else
+    pass=$((pass + 1))
+fi
 for spec in specs/*.ibs tests/emit/*.ibs; do
     n=$(basename "$spec" .ibs)
     # emitted by the sanitizer build of the compiler: the code generator
