@@ -2,8 +2,10 @@
  * arena.c: one bump allocator per compilation.
  *
  * Every AST node, name and table of a compilation is allocated here and
- * freed at once by arena_free.  Values that own outside memory (GMP
- * rationals) register a cleanup with arena_on_free.  Out of memory is not
+ * freed at once by arena_free.  A value that owns outside memory can
+ * register a cleanup with arena_on_free; the compiler's GMP values do not
+ * need it today (sym and exact clear each mpq/mpz where they end, the
+ * sanitizer build's leak check holds them to it).  Out of memory is not
  * recoverable in a compiler of this size: it stops with a message.
  */
 #include "ibc.h"
