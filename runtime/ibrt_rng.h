@@ -81,6 +81,20 @@ static inline uint64_t ibrt_rng_next_inline(ibrt_rng *r)
     return result;
 }
 
+/* ibrt_rng_normal and ibrt_rng_uniform inline, for loops that draw one
+ * value at a time (the stationary-law chains, verify.c): the same draws
+ * and values; the 2.8% of draws outside their rectangle go on in
+ * ibrt_rng_normal_from with the same b.  zg: ibrt_rng_zig(). */
+static inline double ibrt_rng_normal_inline(ibrt_rng *r, const ibrt_zig *zg)
+{
+    uint64_t b = ibrt_rng_next_inline(r);
+    double u = 2 * ((double)(int64_t)(b >> 11) * 0x1.0p-53) - 1;
+    unsigned k = (unsigned)(b & 127);
+    return fabs(u) < zg->ratio[k] ? u * zg->x[k] : ibrt_rng_normal_from(r, b);
+}
+
+static inline double ibrt_rng_uniform_inline(ibrt_rng *r) { return (double)(ibrt_rng_next_inline(r) >> 11) * 0x1.0p-53; }
+
 /* Fills shorter than this draw value by value from r: seeding the lanes
  * (8 draws and 32 splitmix64 steps) costs more than the lanes save. */
 enum { IBRT_RNG_NORMALS_MIN = 64 };
