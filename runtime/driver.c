@@ -58,7 +58,20 @@ double ibrt_drv_loss_grad(const ibrt_problem *p, const ibrt_model *m, const doub
          * much as the rest of the loop) */
         const double *f = m->tp + m->root;
         const double two_n = 2 / norm;
-        for (long s = 0; s < nb; s++) {
+        long s = 0;
+        if (!mask && grad && os)   /* four samples at once: their sums are four independent chains (one sample at */
+            for (; s + 4 <= nb; s += 4) {   /* a time waited on the add's latency: 3.4% of E2's step); same bits */
+                double sq4[4] = { 0, 0, 0, 0 };
+                for (long o = 0; o < OUT; o++)
+                    for (int l = 0; l < 4; l++) {
+                        double r = f[(s + l) * os + o] - y[(s + l) * OUT + o];
+                        sq4[l] += r * r;
+                        dy[(s + l) * os + o] = two_n * r;
+                    }
+                for (int l = 0; l < 4; l++)
+                    loss += sq4[l];
+            }
+        for (; s < nb; s++) {
             const double *fs = f + s * os, *ys = y + s * OUT;
             double *ds = dy + s * os, sq = 0;
             if (mask) {

@@ -60,4 +60,29 @@ static inline double ibrt_exp(double x)
     return p * ibrt_exp_scale(k);
 }
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* ibrt_exp on four lanes (AVX2), the same operations in the same order,
+ * each rounded on its own (no fused multiply-add), so every lane gives
+ * ibrt_exp's bits: the clamp with the constants first (a NaN passes
+ * through, as in the scalar form), and 2^k from the bits of k + 1.5 2^52
+ * (AVX2 has no double-to-int64 conversion), which are those of 1.5 2^52
+ * plus the integer k. */
+static inline __m256d ibrt_exp4(__m256d x)
+{
+    const __m256d shift = _mm256_set1_pd(IBRT_EXP_SHIFT);
+    x = _mm256_min_pd(_mm256_set1_pd(709.0), _mm256_max_pd(_mm256_set1_pd(-708.0), x));
+    __m256d k = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(IBRT_EXP_LOG2E)), shift), shift);
+    __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(k, _mm256_set1_pd(IBRT_EXP_LN2_HI))),
+                              _mm256_mul_pd(k, _mm256_set1_pd(IBRT_EXP_LN2_LO)));
+    __m256d p = _mm256_set1_pd(ibrt_exp_taylor[0]);
+    IBRT_UNROLL
+    for (int i = 1; i < 14; i++)
+        p = _mm256_add_pd(_mm256_mul_pd(p, r), _mm256_set1_pd(ibrt_exp_taylor[i]));
+    __m256i e = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(k, shift)), _mm256_castpd_si256(shift));
+    __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(bits));
+}
+#endif
+
 #endif

@@ -190,6 +190,19 @@ IBRT_INLINE void ibrt_mm_block4(int ta, long R, long N, long NV, long K, const d
 }
 #endif
 
+#if defined(__AVX2__)
+/* The 4 x 4 transpose in registers (AVX2): r[l] row l in, column l out */
+IBRT_INLINE void ibrt_transpose4(__m256d r[4])
+{
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+#endif
+
 /* Rows of C go in blocks of R = 64 / N (for 2 <= N <= 32): the block's
  * R x N accumulators fit in eight 8-wide vector registers, and its R rows
  * are R independent chains of multiply-adds.  One row at a time, a row's
@@ -207,6 +220,27 @@ IBRT_INLINE void ibrt_mm_small(int ta, int tb, long M, long N, long K, const dou
     double bt[IBRT_MM_SMALL];
     const double *b = B;
     if (tb) {
+#if defined(IBRT_MM_BLOCK4)
+        /* op(B) in 4 x 4 blocks transposed in registers, stored whole:
+         * copied entry by entry, the block kernel's vector loads of bt
+         * waited for the eight-byte stores (no store forwarding; 2.4% of
+         * E2's step, whose Q K' and dC V' take this path) */
+        if (N % 4 == 0 && K % 4 == 0) {
+            IBRT_UNROLL
+            for (long j0 = 0; j0 < N; j0 += 4)
+                IBRT_UNROLL
+                for (long k0 = 0; k0 < K; k0 += 4) {
+                    __m256d v[4];
+                    IBRT_UNROLL
+                    for (int l = 0; l < 4; l++)
+                        v[l] = _mm256_loadu_pd(B + (j0 + l) * ldb + k0);
+                    ibrt_transpose4(v);
+                    IBRT_UNROLL
+                    for (int l = 0; l < 4; l++)
+                        _mm256_storeu_pd(bt + (k0 + l) * N + j0, v[l]);
+                }
+        } else
+#endif
         IBRT_UNROLL
         for (long k = 0; k < K; k++)
             IBRT_UNROLL
@@ -353,6 +387,39 @@ IBRT_INLINE __m256d ibrt_softmax_exp4(__m256d x)
 }
 #endif
 
+#if defined(IBRT_SOFTMAX_EXP4)
+/* ibrt_softmax_exp4 on eight vectors at once, x[c] = exp(x[c] - m), its
+ * steps taken in lockstep across the eight: each vector's operations are
+ * ibrt_softmax_exp4's, in its order, so the bits are the same; the eight
+ * Horner chains (13 dependent multiply-adds each) side by side keep both
+ * FMA units busy, where one exp after the other filled the scheduler
+ * with multiply-adds waiting on their predecessor. */
+IBRT_INLINE void ibrt_softmax_exp4x8(__m256d x[8], __m256d m)
+{
+    const __m256d shift = _mm256_set1_pd(IBRT_EXP_SHIFT), magic = _mm256_set1_pd(0x1.8p52);
+    __m256d k[8], r[8], p[8];
+    IBRT_UNROLL
+    for (int c = 0; c < 8; c++) {
+        __m256d xc = _mm256_min_pd(_mm256_set1_pd(709.0), _mm256_max_pd(_mm256_set1_pd(-708.0), _mm256_sub_pd(x[c], m)));
+        k[c] = _mm256_sub_pd(_mm256_fmadd_pd(xc, _mm256_set1_pd(IBRT_EXP_LOG2E), shift), shift);
+        r[c] = _mm256_fnmadd_pd(k[c], _mm256_set1_pd(IBRT_EXP_LN2_HI), xc);
+        r[c] = _mm256_fnmadd_pd(k[c], _mm256_set1_pd(IBRT_EXP_LN2_LO), r[c]);
+        p[c] = _mm256_set1_pd(ibrt_exp_taylor[0]);
+    }
+    IBRT_UNROLL
+    for (int i = 1; i < 14; i++)
+        IBRT_UNROLL
+        for (int c = 0; c < 8; c++)
+            p[c] = _mm256_fmadd_pd(p[c], r[c], _mm256_set1_pd(ibrt_exp_taylor[i]));
+    IBRT_UNROLL
+    for (int c = 0; c < 8; c++) {
+        __m256i e = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(k[c], magic)), _mm256_castpd_si256(magic));
+        __m256i bits = _mm256_slli_epi64(_mm256_add_epi64(e, _mm256_set1_epi64x(1023)), 52);
+        x[c] = _mm256_mul_pd(p[c], _mm256_castsi256_pd(bits));
+    }
+}
+#endif
+
 /* One row: the exps in vector lanes along the row where the machine has
  * them (the lanes give the scalar exp's bits), then the sum in increasing
  * c as in the definition, so a wide row (C > IBRT_SOFTMAX_COLS, attention
@@ -405,18 +472,6 @@ IBRT_INLINE void ibrt_transpose8(__m512d r[8])
 }
 #endif
 
-#if defined(IBRT_SOFTMAX_EXP4)
-/* The 4 x 4 transpose in registers (AVX2): r[l] row l in, column l out */
-IBRT_INLINE void ibrt_transpose4(__m256d r[4])
-{
-    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-#endif
 
 IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
 {
@@ -465,11 +520,10 @@ IBRT_INLINE void ibrt_softmax_rows(long R, long C, const double *x, double *y)
             IBRT_UNROLL
             for (int c = 0; c < 8; c++)
                 vmx = _mm256_max_pd(v[c], vmx);   /* v > mx ? v : mx, as the scalar form */
+            ibrt_softmax_exp4x8(v, vmx);
             IBRT_UNROLL
-            for (int c = 0; c < 8; c++) {
-                v[c] = ibrt_softmax_exp4(_mm256_sub_pd(v[c], vmx));
+            for (int c = 0; c < 8; c++)
                 vsum = _mm256_add_pd(vsum, v[c]);
-            }
             IBRT_UNROLL
             for (int c = 0; c < 8; c++)
                 v[c] = _mm256_div_pd(v[c], vsum);

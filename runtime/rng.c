@@ -40,19 +40,7 @@ void ibrt_rng_fork(ibrt_rng *child, uint64_t seed, uint64_t stream)
     ibrt_rng_seed(child, splitmix64(&x));
 }
 
-uint64_t ibrt_rng_next(ibrt_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+uint64_t ibrt_rng_next(ibrt_rng *r) { return ibrt_rng_next_inline(r); }
 
 double ibrt_rng_uniform(ibrt_rng *r) { return (double)(ibrt_rng_next(r) >> 11) * 0x1.0p-53; }
 
@@ -85,6 +73,10 @@ static void zig_init(void)
     }
     for (int i = 0; i < ZIG_C; i++)
         zig.ratio[i] = zig.x[i + 1] / zig.x[i];
+    for (int i = 0; i < ZIG_C; i++) {
+        zig.xr[i][0] = zig.x[i];
+        zig.xr[i][1] = zig.ratio[i];
+    }
     for (int i = 0; i <= ZIG_C; i++)
         zig.f[i] = exp(-0.5 * zig.x[i] * zig.x[i]);
     zig_ready = true;

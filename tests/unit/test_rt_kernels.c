@@ -227,6 +227,38 @@ Test(kernels, softmax_exp8_is_the_scalar_exp)
 }
 #endif
 
+#if defined(__AVX2__)
+/* ibrt_exp4 (the ziggurat's exp on four lanes, ibrt_rng_normals' AVX2
+ * path) gives ibrt_exp's bits: over the whole range, the clamps and -0,
+ * and densely over [-7, 0], where the ziggurat's exp(-x^2/2) lies */
+Test(kernels, exp4_is_the_scalar_exp)
+{
+    ibrt_rng r;
+    ibrt_rng_seed(&r, 8);
+    double x[4], y[4];
+    for (int i = 0; i < 200000; i++) {
+        for (int l = 0; l < 4; l++)
+            x[l] = i % 2 ? -7 * ibrt_rng_uniform(&r) : -800 + 1600 * ibrt_rng_uniform(&r);
+        if (i == 0) {
+            x[0] = -INFINITY;
+            x[1] = INFINITY;
+            x[2] = -0.0;
+            x[3] = 709.5;
+        } else if (i == 2) {
+            x[0] = -708.0;
+            x[1] = 709.0;
+            x[2] = -707.9;
+            x[3] = 708.9;
+        }
+        _mm256_storeu_pd(y, ibrt_exp4(_mm256_loadu_pd(x)));
+        for (int l = 0; l < 4; l++) {
+            double e = ibrt_exp(x[l]);
+            cr_assert(memcmp(&e, &y[l], sizeof e) == 0, "x = %a: %a, lanes %a", x[l], e, y[l]);
+        }
+    }
+}
+#endif
+
 #if defined(IBRT_SOFTMAX_EXP4)
 /* the four-lane (AVX2) exp gives the scalar one's bits, the clamps, -0
  * and the extreme exponents included */
