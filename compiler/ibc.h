@@ -12,11 +12,13 @@
  *
  * The semantic check is four files behind sema_check (sema_impl.h says
  * which does what): sema.c, sema_expr.c, sema_data.c, sema_blocks.c.
- * The derivation is four files behind sym.h (sym_impl.h says which does
- * what): sym_infer.c (exponent inference, GL junctions), sym.c (the
- * lattice of symmetries, families, groups), sym_gp.c (det G, the orbit
- * minimum, balance, bias) and sym_print.c (its outputs), on exact.c's
- * GMP linear algebra.  Code generation is five files behind emit.h
+ * The derivation is seven files behind sym.h (sym_impl.h says which does
+ * what): sym_infer.c (exponent inference, GL junctions), sym_lattice.c
+ * (the lattice of symmetries), sym.c (families, groups, the driver),
+ * sym_gp.c (det G, the orbit minimum, balance, bias), sym_slice.c
+ * (whether the dual slice is the minimiser), sym_joint.c (the joint det G
+ * of coupled groups) and sym_print.c (its outputs), on exact.c's GMP
+ * linear algebra.  Code generation is five files behind emit.h
  * (emit_impl.h says which does what): emit.c (the program skeleton),
  * emit_lower.c (expressions to tapes), emit_tape.c (forward and reverse
  * passes), emit_model.c (the derivation's functions and tables) and

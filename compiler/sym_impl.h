@@ -1,15 +1,22 @@
 /*
  * sym_impl.h: what the files of the derivation share and nothing else
  * sees (sym.h is the contract): the derivation's record, and the helpers
- * of the geometric programme that the printers also use.
+ * that one of them defines and another calls (inference, the lattice, the
+ * geometric programme, the printers).
  *
- *   sym.c        exponent inference, the lattice of symmetries, families,
- *                GL junctions and groups (sym_derive)
- *   sym_gp.c     det G by Cauchy-Binet, the orbit minimum of log det G as
- *                a geometric programme, balance and bias (sym_minimise)
- *   sym_joint.c  the joint det G of coupled torus groups (sym_joints)
- *   sym_print.c  the text, markdown, TeX and JSON outputs (sym_print)
- *   exact.c      the exact linear algebra they use (exact.h)
+ *   sym_infer.c    scaling-exponent inference, the GL junctions
+ *                  (sym_infer_expr, sym_find_junctions)
+ *   sym.c          generators as slices, the families of the torus, the
+ *                  symmetry groups, the driver (sym_derive)
+ *   sym_lattice.c  the lattice of symmetries: its basis of whole-slice
+ *                  rescalings (sym_lattice_basis)
+ *   sym_gp.c       det G by Cauchy-Binet, the orbit minimum of log det G as
+ *                  a geometric programme, balance and bias (sym_minimise)
+ *   sym_slice.c    whether the dual slice is the minimiser
+ *                  (sym_slice_is_minimiser)
+ *   sym_joint.c    the joint det G of coupled torus groups (sym_joints)
+ *   sym_print.c    the text, markdown, TeX and JSON outputs (sym_print)
+ *   exact.c        the exact linear algebra they use (exact.h)
  */
 #ifndef IBC_SYM_IMPL_H
 #define IBC_SYM_IMPL_H
@@ -78,6 +85,23 @@ void sym_shape_small(const infer *in, const ibc_shape *s, int *r, int *c);
  * zeros (then the inference runs on the full instance). */
 bool sym_has_sparse_file_operator(const ast_node *n);
 
+/* One slice that a generator rescales, with its exponent. */
+typedef struct {
+    int param;      /* index into spec->params */
+    sym_slice slice;   /* the kind of slice */
+    int index;      /* row, column or entry index; -1 for whole (and for a set) */
+    long expo;      /* the generator's exponent on every entry of the slice */
+} gslice;
+
+/* Describes generator g (N longs) as slices into out (room for
+ * SYM_MAX_BLOCKS), *nout of them; false (in->bad_param set) if it scales
+ * a parameter in a pattern that is not a whole slice (sym.c). */
+bool sym_classify(infer *in, const long *g, gslice *out, int *nout);
+/* The lattice basis of the torus as d rows of N longs (arena) into *out,
+ * whole-slice rescalings in canonical presentation; returns d, or -1
+ * after a located error (sym_lattice.c, docs/theory.md §3). */
+int sym_lattice_basis(infer *in, long **out);
+
 /* uses[p] += the times parameter p appears in n. */
 void sym_count_params(const ast_node *n, int *uses);
 /* The GL(r) junctions of the predictor n (docs/theory.md §8): contractions
@@ -93,6 +117,11 @@ const char *sym_block_abs(ibc_arena *a, const sym_family *f, int p);
 
 /* "3" or "3/2": the text of an exact rational (den > 0). */
 const char *sym_rat_text(ibc_arena *a, sym_rat r);
+
+/* Exactly: whether every point of family f's dual slice chi = 0 (ns: a
+ * basis of alpha's nullspace, nd rows of nblocks longs) is a stationary
+ * point of log det G along its orbit (sym_slice.c, docs/theory.md §4). */
+bool sym_slice_is_minimiser(const sym_family *f, const long *ns, int nd);
 
 /* Whether torus family f is the diagonal of GL junction g (its two
  * blocks are the junction's legs, scaled oppositely): then it is not a

@@ -36,7 +36,7 @@ obj() {   # source, extra flags -> prints the object path
 }
 
 CHECK=""
-for s in compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
+for s in compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_lattice.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_slice.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
          $B/gen/ibs.tab.c $B/gen/lex.yy.c; do
     CHECK="$CHECK $(obj $s)"
 done

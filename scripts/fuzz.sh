@@ -46,7 +46,7 @@ if [ ! -f $B/gen/lex.yy.c ] || [ -n "$(find grammar/ibs.y grammar/ibs.l -newer $
     flex --header-file=$B/gen/lex.yy.h -o $B/gen/lex.yy.c grammar/ibs.l
 fi
 
-CHECK_SRC="compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
+CHECK_SRC="compiler/arena.c compiler/diag.c compiler/parse.c compiler/builtin.c compiler/sema.c compiler/sema_expr.c compiler/sema_data.c compiler/sema_blocks.c compiler/sym.c compiler/sym_lattice.c compiler/sym_infer.c compiler/sym_gp.c compiler/sym_slice.c compiler/sym_joint.c compiler/sym_print.c compiler/exact.c compiler/design.c runtime/read.c \
  $B/gen/ibs.tab.c $B/gen/lex.yy.c"
 FRONT_SRC="$CHECK_SRC tests/fuzz/fuzz_front.c"
 
