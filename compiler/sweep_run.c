@@ -412,7 +412,7 @@ static pid_t wait_child(pid_t pid, int *ws)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGALRM, &sa, &old);
     alarm(1);
-    pid_t w = stop_signal ? waitpid(pid, ws, WNOHANG) : waitpid(pid, ws, 0);
+    pid_t w = waitpid(pid, ws, 0);
     int e = errno;
     alarm(0);
     sigaction(SIGALRM, &old, NULL);
