@@ -319,17 +319,25 @@ static ast_node *factor_init(const ibc_design *d, const char *name)
 /* 2(L-1)/L in lowest terms (the strength a depth-L product gives) */
 static sym_rat depth_coef(long L);
 
+/* The deepest design the closed loop's derivation handles: L factors are
+ * one family of L - 1 generators per index over L blocks. */
+#define DESIGN_MAX_DEPTH (SYM_MAX_GEN + 1 < SYM_MAX_BLOCKS ? SYM_MAX_GEN + 1 : SYM_MAX_BLOCKS)
+
+static const char *rational_coef(ibc_arena *a, long L);
+
 /* The depth sema found for the strength c = 2(L-1)/L (exactly; ibc.h),
  * or the error listing the achievable strengths. */
 static bool strength_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, long *L, const char **coef)
 {
-    _Static_assert(SYM_MAX_GEN == 6 && SYM_MAX_BLOCKS >= 7, "the strengths listed below are those of depths 2 to 7");
     if (!d->strength_depth) {
+        char *list = "";
+        for (long l = 2; l <= DESIGN_MAX_DEPTH; l++)
+            list = arena_printf(a, "%s%s%s", list, l == 2 ? "" : l == DESIGN_MAX_DEPTH ? " and " : ", ",
+                                rational_coef(a, l));
         diag_error(diag, d->strength_node->loc,
                    "strength %s is not achievable: a depth-L Hadamard product gives 2(L-1)/L, so the achievable "
-                   "strengths are 1, 4/3, 3/2, 8/5, 5/3 and 12/7 (L = 2, ..., 7, the deepest the derivation that "
-                   "checks the design handles)",
-                   d->strength);
+                   "strengths are %s (L = 2, ..., %d, the deepest the derivation that checks the design handles)",
+                   d->strength, list, DESIGN_MAX_DEPTH);
         return false;
     }
     *L = d->strength_depth;
@@ -447,7 +455,7 @@ static bool design_depth(ibc_arena *a, const ibc_design *d, ibc_diag *diag, desi
     /* The closed loop derives a model of L factors: one family of L - 1
      * generators per index over L blocks, which the derivation bounds. */
     if (L - 1 > SYM_MAX_GEN || L > SYM_MAX_BLOCKS) {
-        int most = SYM_MAX_GEN + 1 < SYM_MAX_BLOCKS ? SYM_MAX_GEN + 1 : SYM_MAX_BLOCKS;
+        int most = DESIGN_MAX_DEPTH;
         diag_error(diag, d->strength ? d->strength_node->loc : at,
                    "depth %ld needs %ld factors, but the derivation that checks the design handles at most %d "
                    "(%d generators per index): use a depth of at most %d (strength at most %s)",

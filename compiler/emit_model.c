@@ -424,7 +424,7 @@ void emit_structure_function(const model *m, const char *pre, const ibc_verify *
         OUT("        for (long i = 0; i < %ld; i++) {\n            double t[%d];\n", fam->count, fam->k);
         OUT("            for (int a = 0; a < %d; a++)\n                t[a] = ibrt_rng_uniform(rng) - 0.5;\n", fam->k);
         for (int b = 0; b < fam->nblocks; b++) {
-            char body[256];
+            char body[64 + 32 * SYM_MAX_GEN];   /* " + %ld * t[%d]" per generator */
             int len = snprintf(body, sizeof body, "th2[e] *= exp(0");
             for (int a = 0; a < fam->k; a++)
                 len += snprintf(body + len, sizeof body - (size_t)len, " + %ld * t[%d]", alpha[a][b], a);

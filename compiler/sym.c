@@ -443,7 +443,8 @@ static bool build_families(infer *in, sym_derivation *d, const long *basis, int 
         if (!sym_gram_terms(f)) {
             diag_error(in->diag, in->spec->predict->loc,
                        "the Gram matrix of a family of rescalings here is singular for every parameter value, "
-                       "or its determinant has more than 64 terms; ibc derives neither (docs/theory.md §2)");
+                       "or its determinant has more than 64 terms or a coefficient beyond 64 bits; ibc derives none of "
+                       "these (docs/theory.md §2)");
             return false;
         }
         sym_minimise(in->arena, f);

@@ -13,8 +13,14 @@
 
 #include "ibc.h"
 
-#define SYM_MAX_GEN 6      /* generators per index of one family */
-#define SYM_MAX_BLOCKS 8   /* blocks (parameter slices) per family */
+/* A family's size: a Hadamard product of L factors sharing an index is one
+ * family of L - 1 generators over L blocks, so these admit L <= 16.  The
+ * bounds that depend on them: term_set holds a block set as the bits of an
+ * unsigned (SYM_MAX_BLOCKS <= 31); the Cauchy-Binet minors are exact
+ * (GMP) and a term whose det(alpha_S)^2 does not fit a long is refused;
+ * a depth-L chain has L terms, within the 64 a family holds. */
+#define SYM_MAX_GEN 15     /* generators per index of one family */
+#define SYM_MAX_BLOCKS 16  /* blocks (parameter slices) per family */
 
 /* SYM_SLICE_SET: a set of entries of the parameter (row-major offsets),
  * one set per index value, as an operator's zero pattern makes them
@@ -57,7 +63,7 @@ typedef struct {
 
     /* det G = sum over k-subsets S of coef[S] * prod_{p in S} n_p */
     int nterms;              /* terms of det G (at most 64) */
-    unsigned term_set[64];   /* bit mask of blocks */
+    unsigned term_set[64];   /* bit mask of blocks (bit p: block p; SYM_MAX_BLOCKS < 32) */
     long term_coef[64];      /* det(alpha[:,S])^2 > 0 */
 
     /* Orbit minimisation (geometric programme). */
@@ -186,8 +192,9 @@ const ibc_spec *sym_spec(const sym_derivation *d);
 
 /* det G by Cauchy-Binet for an exponent matrix alpha (k x P): fills the
  * family's terms.  Returns false if G is singular for every norm (rank of
- * alpha < k), or if it has more than 64 terms (more than the family
- * holds). */
+ * alpha < k), if it has more than 64 terms (more than the family
+ * holds), or if a coefficient det(alpha[:,S])^2 does not fit a long (the
+ * minors themselves are computed exactly). */
 bool sym_gram_terms(sym_family *f);
 /* Solves the geometric programme of a family with terms; fills min_kind,
  * degree, the dual weights, the bias (coefficient, invariant, constant) as

@@ -19,32 +19,55 @@
 
 /* ------------------------------------------------------ Cauchy-Binet */
 
-static long det_small(long m[SYM_MAX_GEN][SYM_MAX_GEN], int k)
+_Static_assert(SYM_MAX_BLOCKS < 32, "term_set holds a block set in the bits of an unsigned");
+
+/* det m (k x k) squared into *sq, exactly: Bareiss fraction-free
+ * elimination on GMP integers (its intermediate values are products of
+ * two minors, which for k up to SYM_MAX_GEN can exceed a long).  Returns
+ * false when the square does not fit a long (*sq is then unset); a
+ * singular m gives *sq = 0. */
+static bool det_small_sq(long m[SYM_MAX_GEN][SYM_MAX_GEN], int k, long *sq)
 {
-    /* Bareiss fraction-free elimination: exact on integers. */
-    long a[SYM_MAX_GEN][SYM_MAX_GEN];
-    memcpy(a, m, sizeof a);
-    long prev = 1, sign = 1;
-    for (int c = 0; c < k; c++) {
+    mpz_t a[SYM_MAX_GEN][SYM_MAX_GEN], prev, t;
+    mpz_inits(prev, t, NULL);
+    for (int r = 0; r < k; r++)
+        for (int j = 0; j < k; j++)
+            mpz_init_set_si(a[r][j], m[r][j]);
+    mpz_set_ui(prev, 1);
+    bool singular = false;
+    for (int c = 0; c < k && !singular; c++) {
         int p = c;
-        while (p < k && a[p][c] == 0)
+        while (p < k && mpz_sgn(a[p][c]) == 0)
             p++;
-        if (p == k)
-            return 0;
-        if (p != c) {
-            for (int j = 0; j < k; j++) {
-                long t = a[p][j];
-                a[p][j] = a[c][j];
-                a[c][j] = t;
-            }
-            sign = -sign;
+        if (p == k) {
+            singular = true;
+            break;
         }
+        if (p != c)   /* a row swap flips the sign, which squaring drops */
+            for (int j = 0; j < k; j++)
+                mpz_swap(a[p][j], a[c][j]);
         for (int r = c + 1; r < k; r++)
-            for (int j = c + 1; j < k; j++)
-                a[r][j] = (a[r][j] * a[c][c] - a[r][c] * a[c][j]) / prev;
-        prev = a[c][c];
+            for (int j = c + 1; j < k; j++) {
+                mpz_mul(t, a[r][j], a[c][c]);
+                mpz_submul(t, a[r][c], a[c][j]);
+                mpz_divexact(a[r][j], t, prev);
+            }
+        mpz_set(prev, a[c][c]);
     }
-    return sign * a[k - 1][k - 1];
+    bool fits = true;
+    if (singular) {
+        *sq = 0;
+    } else {
+        mpz_mul(t, a[k - 1][k - 1], a[k - 1][k - 1]);
+        fits = mpz_fits_slong_p(t);
+        if (fits)
+            *sq = mpz_get_si(t);
+    }
+    for (int r = 0; r < k; r++)
+        for (int j = 0; j < k; j++)
+            mpz_clear(a[r][j]);
+    mpz_clears(prev, t, NULL);
+    return fits;
 }
 
 bool sym_gram_terms(sym_family *f)
@@ -62,12 +85,14 @@ bool sym_gram_terms(sym_family *f)
                     m[a][col] = f->alpha[a][p];
                 col++;
             }
-        long d = det_small(m, k);
-        if (d != 0 && f->nterms == 64)
+        long d2;
+        if (!det_small_sq(m, k, &d2))
+            return false;   /* a coefficient beyond a long: never a wrong det G */
+        if (d2 != 0 && f->nterms == 64)
             return false;   /* more terms than term_set holds: never a truncated det G */
-        if (d != 0) {
+        if (d2 != 0) {
             f->term_set[f->nterms] = set;
-            f->term_coef[f->nterms] = d * d;
+            f->term_coef[f->nterms] = d2;
             f->nterms++;
         }
     }
@@ -233,8 +258,10 @@ static const char *q_str(ibc_arena *a, const mpq_t q)
     return r;
 }
 
-/* Adds q * log(r) to the prime exponents (r a positive rational). */
-static void add_log(mpq_t *pexp, const unsigned long *primes, int np, const mpq_t q, const mpq_t r)
+/* Adds q * log(r) to the prime exponents (r a positive rational); false
+ * when r has a prime factor beyond primes[np - 1] (then the exponents
+ * miss it: the caller must not state the constant). */
+static bool add_log(mpq_t *pexp, const unsigned long *primes, int np, const mpq_t q, const mpq_t r)
 {
     mpz_t num, den;
     mpz_inits(num, den, NULL);
@@ -256,9 +283,13 @@ static void add_log(mpq_t *pexp, const unsigned long *primes, int np, const mpq_
         mpq_mul(t, t, q);
         mpq_add(pexp[i], pexp[i], t);
     }
+    bool whole = mpz_cmp_ui(num, 1) == 0 && mpz_cmp_ui(den, 1) == 0;
     mpq_clear(t);
     mpz_clears(num, den, NULL);
+    return whole;
 }
+
+#define UNFACTORED "the constant has a prime factor above 47, beyond the primes it is written over"
 
 const unsigned long sym_primes[SYM_NPRIMES] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
 
@@ -559,7 +590,7 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
     for (int i = 0; i < np; i++)
         mpq_init(pexp[i]);
     char *inv = "";
-    bool fits = true;
+    bool fits = true, factored = true;
     for (int g = 0; g < ng; g++) {
         const mpq_t *dg = &Q(&m, g, ng);
         int nin = 0, last = -1;
@@ -572,7 +603,7 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
         if (nin == 1)
             mpq_set_si(r, f->term_coef[last], 1);
         mpq_div(r, r, *dg);
-        add_log(pexp, primes, np, *dg, r);
+        factored = add_log(pexp, primes, np, *dg, r) && factored;
         char *poly = "";
         for (int s = 0; s < T; s++) {
             if (grp[s] != g)
@@ -605,6 +636,8 @@ static bool minimise_merged(ibc_arena *a, sym_family *f)
     qmat_clear(&m);
     if (!fits)
         set_numeric(a, f, "a dual weight does not fit a 64-bit integer");
+    else if (!factored)
+        set_numeric(a, f, UNFACTORED);
     return true;
 }
 
@@ -768,8 +801,9 @@ static bool dual_weights(ibc_arena *a, sym_family *f, mpq_t *delta)
  * f->constant and f->const_exp; returns the factor exp(constant) for the
  * minimum's text (the constant is an entropy plus logs of integers >= 1,
  * so not 0). */
-static const char *gp_constant(ibc_arena *a, sym_family *f, mpq_t *delta)
+static const char *gp_constant(ibc_arena *a, sym_family *f, mpq_t *delta, bool *factored)
 {
+    *factored = true;
     const unsigned long *primes = sym_primes;
     const int np = SYM_NPRIMES;
     mpq_t pexp[SYM_NPRIMES], r;
@@ -779,7 +813,7 @@ static const char *gp_constant(ibc_arena *a, sym_family *f, mpq_t *delta)
     for (int s = 0; s < f->nterms; s++) {
         mpq_set_si(r, f->term_coef[s], 1);
         mpq_div(r, r, delta[s]);
-        add_log(pexp, primes, np, delta[s], r);
+        *factored = add_log(pexp, primes, np, delta[s], r) && *factored;
     }
     const char *factor = set_constant(a, f, pexp);
     for (int i = 0; i < np; i++)
@@ -885,9 +919,12 @@ void sym_minimise(ibc_arena *a, sym_family *f)
     mpq_t delta[64];
     if (dual_weights(a, f, delta)) {
         f->min_kind = SYM_MIN_ATTAINED;
-        const char *factor = gp_constant(a, f, delta);
+        bool factored;
+        const char *factor = gp_constant(a, f, delta, &factored);
         set_invariant(a, f, delta, factor);
         set_minimiser(a, f, delta);
+        if (!factored)
+            set_numeric(a, f, UNFACTORED);
     }
     for (int s = 0; s < T; s++)
         mpq_clear(delta[s]);

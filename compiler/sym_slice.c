@@ -128,7 +128,8 @@ bool sym_slice_is_minimiser(const sym_family *f, const long *ns, int nd)
             unsigned char e0[SYM_MAX_BLOCKS] = { 0 };
             mpq_t c;
             mpq_init(c);
-            mpq_set_si(c, f->term_coef[s] * w, 1);
+            mpq_set_si(c, f->term_coef[s], 1);   /* c_S w, exactly (their product may exceed a long) */
+            mpz_mul_si(mpq_numref(c), mpq_numref(c), w);
             qpoly_add(&t, e0, c);
             for (int p = 0; p < P; p++)
                 if (f->term_set[s] & (1u << p)) {

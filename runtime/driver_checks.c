@@ -508,7 +508,11 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
     double joint = NAN, blocks = NAN;
     double *xi = n * D <= (8L << 20) ? calloc((size_t)(n * D), sizeof(double)) : NULL;
     double *G = xi ? calloc((size_t)(n * n), sizeof(double)) : NULL;
-    if (G) {
+    int kmax = 1;   /* the largest family's generators per index: its block B is kmax x kmax */
+    for (size_t f = 0; f < m->ngenfam; f++)
+        kmax = m->genfam[f].k > kmax ? m->genfam[f].k : kmax;
+    double *B = G ? malloc(sizeof(double) * (size_t)kmax * (size_t)kmax) : NULL;
+    if (B) {
         m->gens(m->th, xi);
         cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)D, 1.0, xi, (int)D, 0.0, G, (int)n);
         blocks = 0;
@@ -516,11 +520,10 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
         for (size_t f = 0; f < m->ngenfam && !isnan(blocks); f++)
             for (long i = 0; i < m->genfam[f].count; i++, row += m->genfam[f].k) {
                 int k = m->genfam[f].k;
-                double B[36];
                 for (int a = 0; a < k; a++)
                     for (int b = 0; b < k; b++)
                         B[a * k + b] = G[(row + (a > b ? a : b)) * n + row + (a > b ? b : a)];
-                if (k > 6 || LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, B, k) != 0) {
+                if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, B, k) != 0) {
                     blocks = NAN;
                     break;
                 }
@@ -535,6 +538,7 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
     }
     free(xi);
     free(G);
+    free(B);
     ibrt_drv_put_metric(R, "logdet_G_joint_end", m->suffix, joint);
     ibrt_drv_put_metric(R, "logdet_G_blocks_end", m->suffix, blocks);
     if (!m->gen_coupled && !isnan(joint)) {

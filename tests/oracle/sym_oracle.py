@@ -59,6 +59,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ import sympy
 
 IBC = sys.argv[1] if len(sys.argv) > 1 else "bin/ibc"
 COUNT = int(sys.argv[2]) if len(sys.argv) > 2 else 240
-NAMES = ["u", "v", "w", "s"]
+NAMES = ["u", "v", "w", "s"] + ["a%d" % i for i in range(5, 17)]   # deep monomials: up to 16 factors
 rng = random.Random(20261123)
 tmp = tempfile.mkdtemp(prefix="ibc-oracle-")
 passed = failed = 0
@@ -154,17 +155,21 @@ def monomial_reference(m):
     det = sympy.expand(sum(Fraction(m[q], g) ** 2 * sympy.Mul(*[n[p] for p in range(P) if p != q]) for q in range(P)))
     delta = [1 - Fraction((P - 1) * m[q], S) for q in range(P)]
     exists = True if min(delta) > 0 else ("not_attained" if min(delta) == 0 else False)
-    const = None
+    const = coef = None
     if exists is True:
         const = sum(sympy.Rational(d.numerator, d.denominator) *
                     sympy.log(sympy.Rational(m[q] ** 2, g ** 2) / sympy.Rational(d.numerator, d.denominator))
                     for q, d in enumerate(delta))
-    return det, exists, const, len(set(m)) == 1
+        # min log det G = const + sum_p 2 w_p log|theta_p|, w_p = sum_{q != p} delta_q = 1 - delta_p:
+        # the bias coefficient is the largest c with 2 w = c * (a positive integer vector)
+        two_w = [2 * (1 - d) for d in delta]
+        coef = Fraction(math.gcd(*[x.numerator for x in two_w]), math.lcm(*[x.denominator for x in two_w]))
+    return det, exists, const, len(set(m)) == 1, coef
 
 
 def check_monomial(m, order):
     global passed
-    ref_det, ref_exists, ref_const, ref_agree = monomial_reference(m)
+    ref_det, ref_exists, ref_const, ref_agree, ref_coef = monomial_reference(m)
     names = [NAMES[p] for p in range(len(m))]
     results = []
     shown = []
@@ -186,6 +191,8 @@ def check_monomial(m, order):
         if ref_exists is True:
             if f["balance"]["agree"] != ref_agree:
                 fail("%s: agree %s, want %s" % (tag, f["balance"]["agree"], ref_agree))
+            if Fraction(f["bias"]["coefficient"]) != ref_coef:
+                fail("%s: bias coefficient %s, want %s" % (tag, f["bias"]["coefficient"], ref_coef))
             diff = sympy.N(constant(f["bias"]["constant"]) - ref_const, 50)
             if abs(diff) > sympy.Float("1e-40"):
                 fail("%s: constant %s = %s, want %s" % (tag, f["bias"]["constant"],
@@ -538,5 +545,48 @@ while cases < COUNT:
         rng.shuffle(order)
         check_monomial(m, order)
     cases += 1
+
+def check_deep_chain(L):
+    """z = theta_1 ... theta_L (docs/theory.md §5), closed forms: det G = sum_q prod_{p != q} n_p, bias
+    coefficient 2(L-1)/L, constant log(L), and orbit minimum L (prod_p n_p)^((L-1)/L) (by AM-GM: on the orbit
+    prod_p n_p is invariant and det G = (prod_p n_p) sum_q 1/n_q), checked at random norms to 40 digits"""
+    global passed
+    d, err = derive(monomial_spec([1] * L, list(range(L))))
+    tag = "depth-%d chain" % L
+    if d is None or len(d["families"]) != 1:
+        fail("%s: %s" % (tag, err.strip() if d is None else "%d families, want 1" % len(d["families"])))
+        return
+    f = d["families"][0]
+    n = [sympy.Symbol("n_" + NAMES[p]) for p in range(L)]
+    ref = sympy.expand(sum(sympy.Mul(*[n[p] for p in range(L) if p != q]) for q in range(L)))
+    if sympy.expand(poly(f["gram_det"], NAMES[:L]) - ref) != 0:
+        fail("%s: det G %s, want %s" % (tag, f["gram_det"], ref))
+    if Fraction(f["bias"]["coefficient"]) != Fraction(2 * (L - 1), L):
+        fail("%s: bias coefficient %s, want 2(L-1)/L = %s" % (tag, f["bias"]["coefficient"], Fraction(2 * (L - 1), L)))
+    if sympy.simplify(constant(f["bias"]["constant"]) - sympy.log(L)) != 0:
+        fail("%s: constant %s, want log(%d)" % (tag, f["bias"]["constant"], L))
+    norms = {NAMES[p]: sympy.Rational(rng_deep.randint(1, 40), rng_deep.randint(1, 40)) for p in range(L)}
+    e = f["minimum"].replace("^", "**").replace("|", "")
+    e = re.sub(r"[A-Za-z_][A-Za-z_0-9]*", lambda mt: "(%s)" % sympy.sqrt(norms[mt.group(0)]), e)
+    got = sympy.N(sympy.sympify(e.replace(" ", "*")), 45)
+    want = sympy.N(L * sympy.Mul(*norms.values()) ** sympy.Rational(L - 1, L), 45)
+    if abs(got - want) > sympy.Float("1e-35") * abs(want):
+        fail("%s: minimum %s = %s at norms %s, want %s" % (tag, f["minimum"], got, norms, want))
+    if d["conservation_laws"] != L - 1 or not f["balance"]["agree"]:
+        fail("%s: %d conservation laws (want %d), agree %s" % (tag, d["conservation_laws"], L - 1, f["balance"]["agree"]))
+    passed += 1
+
+
+# Deep products (8 to 16 factors, the most one family holds), from their
+# own random stream so that the cases above stay the same: the chain's
+# closed forms, and monomials with random powers (mostly unbounded or not
+# attained, decided exactly) against the Pluecker reference, in two orders.
+rng_deep = random.Random(20261207)
+for L in range(8, 17):
+    check_deep_chain(L)
+    m = [rng_deep.randint(1, 2) for _ in range(L)]
+    order = list(range(L))
+    rng_deep.shuffle(order)
+    check_monomial(m, order)
 print("sym-oracle: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)

@@ -145,9 +145,10 @@ Test(design, unachievable_strength_lists_achievable_ones)
 }
 
 /* The derivation that closes the loop holds at most SYM_MAX_GEN
- * generators per index: depth 7 (strength 12/7) is the deepest design,
- * and 7/4 (depth 8) is a located error saying so, not an internal error
- * of the closed loop. */
+ * generators per index: depth 16 (strength 15/8) is the deepest design,
+ * depth 7 (12/7, the deepest before the limit was raised) still derives,
+ * and 32/17 (depth 17) is a located error saying so, not an internal
+ * error of the closed loop. */
 Test(design, deepest_strength_and_the_next)
 {
     run l;
@@ -158,11 +159,20 @@ Test(design, deepest_strength_and_the_next)
     cr_assert_str_eq(f->coefficient, "12/7");
     cr_assert_str_eq(f->constant, "log(7)");
     done(&l);
-    design_run(&l, "tests/design/strength_74.ibs");
+    design_run(&l, "tests/design/strength_158.ibs");
+    f = fam0(&l);
+    cr_assert_eq(l.r->depth, 16);
+    cr_assert_eq(f->k, 15);
+    cr_assert_eq(f->nblocks, 16);
+    cr_assert_eq(f->nterms, 16);
+    cr_assert_str_eq(f->coefficient, "15/8");
+    cr_assert_str_eq(f->constant, "log(16)");
+    done(&l);
+    design_run(&l, "tests/design/strength_3217.ibs");
     cr_assert_null(l.r);
-    cr_assert(strstr(l.msgs, "strength_74.ibs:9:51: error: depth 8 needs 8 factors, but the derivation that checks "
-                             "the design handles at most 7 (6 generators per index): use a depth of at most 7 "
-                             "(strength at most 12/7)") != NULL, "%s", l.msgs);
+    cr_assert(strstr(l.msgs, "strength_3217.ibs:9:51: error: depth 17 needs 17 factors, but the derivation that checks "
+                             "the design handles at most 16 (15 generators per index): use a depth of at most 16 "
+                             "(strength at most 15/8)") != NULL, "%s", l.msgs);
     cr_assert_null(strstr(l.msgs, "internal error"), "%s", l.msgs);
     done(&l);
 }

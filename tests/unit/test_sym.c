@@ -165,6 +165,101 @@ static double logdet_lapacke(const sym_family *f, const double *n, int *info)
     return s;
 }
 
+/* Deep families, up to the limits (k = SYM_MAX_GEN generators over
+ * SYM_MAX_BLOCKS blocks): det G by exact Cauchy-Binet against Cholesky of
+ * G assembled in double, for random exponents in {-1, 0, 1} (minors of
+ * size up to 15, whose Bareiss intermediates exceed a long), and the
+ * depth-L chain's closed forms (docs/theory.md §5): L terms of
+ * coefficient 1, bias coefficient 2(L-1)/L, constant log(L). */
+Test(sym, deep_families)
+{
+    unsigned long long st = 7;
+#define DRND() (st = st * 6364136223846793005ull + 1442695040888963407ull, (double)(st >> 11) / 9007199254740992.0)
+    int tested = 0;
+    while (tested < 100) {
+        sym_family f;
+        memset(&f, 0, sizeof f);
+        f.k = 7 + (int)(DRND() * (SYM_MAX_GEN - 6));
+        f.nblocks = f.k + 1 + (f.k < 10 && DRND() < 0.5);
+        for (int g = 0; g < f.k; g++)
+            for (int p = 0; p < f.nblocks; p++)
+                f.alpha[g][p] = (long)(DRND() * 3) - 1;
+        if (!sym_gram_terms(&f))
+            continue;   /* rank-deficient */
+        double n[SYM_MAX_BLOCKS];
+        for (int p = 0; p < f.nblocks; p++)
+            n[p] = exp(2 * DRND() - 1);
+        int info;
+        double ref = logdet_lapacke(&f, n, &info);
+        cr_assert_eq(info, 0);
+        double cb = sym_logdet_eval(&f, n);
+        cr_assert(fabs(cb - ref) <= 1e-9 * fmax(1, fabs(ref)), "k=%d P=%d: %.17g vs %.17g", f.k, f.nblocks, cb, ref);
+        tested++;
+    }
+    ibc_arena *a = arena_new();
+    for (int L = 2; L <= SYM_MAX_BLOCKS; L++) {
+        sym_family f;
+        memset(&f, 0, sizeof f);
+        f.k = L - 1;
+        f.nblocks = L;
+        for (int g = 0; g < f.k; g++) {   /* generator g: block g up, block g + 1 down */
+            f.alpha[g][g] = 1;
+            f.alpha[g][g + 1] = -1;
+        }
+        for (int p = 0; p < L; p++)
+            f.blocks[p].text = "x";
+        cr_assert(sym_gram_terms(&f));
+        cr_assert_eq(f.nterms, L);
+        for (int t = 0; t < L; t++)
+            cr_assert_eq(f.term_coef[t], 1);
+        sym_minimise(a, &f);
+        cr_assert_eq(f.min_kind, SYM_MIN_ATTAINED, "L=%d", L);
+        cr_assert(f.coef.num * L == 2 * (L - 1) * f.coef.den, "L=%d: %ld/%ld", L, f.coef.num, f.coef.den);
+        long m = L;   /* the constant log(L) over the primes */
+        for (int i = 0; i < SYM_NPRIMES; i++) {
+            long e = 0;
+            while (m % (long)sym_primes[i] == 0) {
+                m /= (long)sym_primes[i];
+                e++;
+            }
+            cr_assert(f.const_exp[i].num == e && (e == 0 || f.const_exp[i].den == 1), "L=%d prime %lu", L, sym_primes[i]);
+        }
+    }
+    arena_free(a);
+    /* A coefficient det(alpha_S)^2 beyond a long is refused, never wrapped:
+     * alpha = (2^32, 1) has det G = 2^64 n_1 + n_0. */
+    sym_family f;
+    memset(&f, 0, sizeof f);
+    f.k = 1;
+    f.nblocks = 2;
+    f.alpha[0][0] = 1L << 32;
+    f.alpha[0][1] = 1;
+    cr_assert_not(sym_gram_terms(&f));
+    f.alpha[0][0] = 3037000499L;   /* floor(sqrt(2^63 - 1)): its square fits */
+    cr_assert(sym_gram_terms(&f));
+    cr_assert_eq(f.term_coef[0], 3037000499L * 3037000499L);
+    /* A constant with a prime factor beyond sym_primes is not stated (it
+     * would lose that factor): alpha = (1, -53) gives the dual weights
+     * 53/54, 1/54 and the constant 53/54 log(54/53) + 1/54 log(53^2 54),
+     * so the minimum is labelled numeric. */
+    a = arena_new();
+    f.alpha[0][0] = 1;
+    f.alpha[0][1] = -53;
+    f.blocks[0].text = "u";
+    f.blocks[1].text = "v";
+    cr_assert(sym_gram_terms(&f));
+    sym_minimise(a, &f);
+    cr_assert_eq(f.min_kind, SYM_MIN_NUMERIC, "%s", f.min_text);
+    cr_assert(strstr(f.min_text, "prime factor above 47") != NULL, "%s", f.min_text);
+    cr_assert_eq(f.coef.den, 0);
+    f.alpha[0][1] = -43;   /* within the primes: closed form */
+    cr_assert(sym_gram_terms(&f));
+    sym_minimise(a, &f);
+    cr_assert_eq(f.min_kind, SYM_MIN_ATTAINED, "%s", f.min_text);
+    arena_free(a);
+#undef DRND
+}
+
 Test(sym, property_cauchy_binet_and_gp)
 {
     unsigned long long st = 42;
