@@ -369,3 +369,41 @@ bool exact_literal(mpq_t q, const char *text)
     mpz_clears(num, den, NULL);
     return ok;
 }
+
+/* Bareiss fraction-free elimination: every intermediate value is a minor
+ * of M, so the division is exact. */
+void exact_zdet(mpz_t det, mpz_t *M, int n)
+{
+    mpz_t prev, t;
+    mpz_inits(prev, t, NULL);
+    mpz_set_ui(prev, 1);
+    int sign = 1;
+    mpz_set_ui(det, n == 0);
+    for (int k = 0; k < n; k++) {
+        int p = k;
+        while (p < n && !mpz_sgn(M[p * n + k]))
+            p++;
+        if (p == n) {
+            mpz_set_ui(det, 0);
+            mpz_clears(prev, t, NULL);
+            return;
+        }
+        if (p != k) {
+            for (int j = 0; j < n; j++)
+                mpz_swap(M[p * n + j], M[k * n + j]);
+            sign = -sign;
+        }
+        for (int i = k + 1; i < n; i++) {
+            for (int j = k + 1; j < n; j++) {
+                mpz_mul(t, M[i * n + j], M[k * n + k]);
+                mpz_submul(t, M[i * n + k], M[k * n + j]);
+                mpz_divexact(M[i * n + j], t, prev);
+            }
+        }
+        mpz_set(prev, M[k * n + k]);
+        mpz_set(det, M[k * n + k]);
+    }
+    if (sign < 0)
+        mpz_neg(det, det);
+    mpz_clears(prev, t, NULL);
+}

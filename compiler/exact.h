@@ -58,4 +58,8 @@ bool zmat_get_long(const zmat *K, long *out);
  * 1.5 is exactly 3/2); false when the text is not one. */
 bool exact_literal(mpq_t q, const char *text);
 
+/* det M of the n x n integer matrix M (row-major, n*n initialised mpz_t,
+ * destroyed), exactly (Bareiss); det must be initialised.  n = 0 gives 1. */
+void exact_zdet(mpz_t det, mpz_t *M, int n);
+
 #endif

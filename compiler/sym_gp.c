@@ -21,52 +21,25 @@
 
 _Static_assert(SYM_MAX_BLOCKS < 32, "term_set holds a block set in the bits of an unsigned");
 
-/* det m (k x k) squared into *sq, exactly: Bareiss fraction-free
- * elimination on GMP integers (its intermediate values are products of
- * two minors, which for k up to SYM_MAX_GEN can exceed a long).  Returns
- * false when the square does not fit a long (*sq is then unset); a
- * singular m gives *sq = 0. */
+/* det m (k x k) squared into *sq, exactly (exact_zdet: GMP integers, as
+ * the intermediate values, products of two minors, can exceed a long for
+ * k up to SYM_MAX_GEN).  Returns false when the square does not fit a
+ * long (*sq is then unset); a singular m gives *sq = 0. */
 static bool det_small_sq(long m[SYM_MAX_GEN][SYM_MAX_GEN], int k, long *sq)
 {
-    mpz_t a[SYM_MAX_GEN][SYM_MAX_GEN], prev, t;
-    mpz_inits(prev, t, NULL);
+    mpz_t a[SYM_MAX_GEN * SYM_MAX_GEN], d;
+    mpz_init(d);
     for (int r = 0; r < k; r++)
         for (int j = 0; j < k; j++)
-            mpz_init_set_si(a[r][j], m[r][j]);
-    mpz_set_ui(prev, 1);
-    bool singular = false;
-    for (int c = 0; c < k && !singular; c++) {
-        int p = c;
-        while (p < k && mpz_sgn(a[p][c]) == 0)
-            p++;
-        if (p == k) {
-            singular = true;
-            break;
-        }
-        if (p != c)   /* a row swap flips the sign, which squaring drops */
-            for (int j = 0; j < k; j++)
-                mpz_swap(a[p][j], a[c][j]);
-        for (int r = c + 1; r < k; r++)
-            for (int j = c + 1; j < k; j++) {
-                mpz_mul(t, a[r][j], a[c][c]);
-                mpz_submul(t, a[r][c], a[c][j]);
-                mpz_divexact(a[r][j], t, prev);
-            }
-        mpz_set(prev, a[c][c]);
-    }
-    bool fits = true;
-    if (singular) {
-        *sq = 0;
-    } else {
-        mpz_mul(t, a[k - 1][k - 1], a[k - 1][k - 1]);
-        fits = mpz_fits_slong_p(t);
-        if (fits)
-            *sq = mpz_get_si(t);
-    }
-    for (int r = 0; r < k; r++)
-        for (int j = 0; j < k; j++)
-            mpz_clear(a[r][j]);
-    mpz_clears(prev, t, NULL);
+            mpz_init_set_si(a[r * k + j], m[r][j]);
+    exact_zdet(d, a, k);
+    mpz_mul(d, d, d);
+    bool fits = mpz_fits_slong_p(d);
+    if (fits)
+        *sq = mpz_get_si(d);
+    for (int e = 0; e < k * k; e++)
+        mpz_clear(a[e]);
+    mpz_clear(d);
     return fits;
 }
 

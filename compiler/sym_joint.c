@@ -32,6 +32,7 @@
  */
 #include "sym.h"
 #include "sym_impl.h"
+#include "exact.h"
 
 #include <gmp.h>
 #include <stdint.h>
@@ -44,45 +45,6 @@
 
 size_t sym_njoints(const sym_derivation *d) { return d->njoints; }
 const sym_joint *sym_joint_at(const sym_derivation *d, size_t i) { return &d->joints[i]; }
-
-/* ------------------------------------------------------------ exact det */
-
-/* det of the n x n integer matrix M (row-major, destroyed), Bareiss. */
-static void zdet(mpz_t det, mpz_t *M, int n)
-{
-    mpz_t prev, t;
-    mpz_inits(prev, t, NULL);
-    mpz_set_ui(prev, 1);
-    int sign = 1;
-    mpz_set_ui(det, n == 0);
-    for (int k = 0; k < n; k++) {
-        int p = k;
-        while (p < n && !mpz_sgn(M[p * n + k]))
-            p++;
-        if (p == n) {
-            mpz_set_ui(det, 0);
-            mpz_clears(prev, t, NULL);
-            return;
-        }
-        if (p != k) {
-            for (int j = 0; j < n; j++)
-                mpz_swap(M[p * n + j], M[k * n + j]);
-            sign = -sign;
-        }
-        for (int i = k + 1; i < n; i++) {
-            for (int j = k + 1; j < n; j++) {
-                mpz_mul(t, M[i * n + j], M[k * n + k]);
-                mpz_submul(t, M[i * n + k], M[k * n + j]);
-                mpz_divexact(M[i * n + j], t, prev);
-            }
-        }
-        mpz_set(prev, M[k * n + k]);
-        mpz_set(det, M[k * n + k]);
-    }
-    if (sign < 0)
-        mpz_neg(det, det);
-    mpz_clears(prev, t, NULL);
-}
 
 static const char *z_str(ibc_arena *a, const mpz_t z)
 {
@@ -288,7 +250,7 @@ static void dfs(dfs_t *s, int i, int *idx)
         for (int r = 0; r < m; r++)
             for (int j = 0; j < m; j++)
                 mpz_set_si(s->M[r * m + j], s->E[(size_t)s->chosen[r] * m + j]);
-        zdet(s->det, s->M, m);
+        exact_zdet(s->det, s->M, m);
         if (!mpz_sgn(s->det))
             return;   /* independent modulo p implies independent: not reached */
         if (s->found == s->cap) {
@@ -539,7 +501,7 @@ static mpz_t *gram_total(mpz_t total, const long *E, long K, long m)
                 v += E[c * m + r] * E[c * m + s];
             mpz_set_si(M[r * m + s], v);
         }
-    zdet(total, M, (int)m);
+    exact_zdet(total, M, (int)m);
     return M;
 }
 

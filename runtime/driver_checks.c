@@ -9,6 +9,7 @@
  * Buffers needed only here are allocated here, after training.
  */
 #include "driver_impl.h"
+#include "ibrt_mat.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -523,6 +524,9 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
                 for (int a = 0; a < k; a++)
                     for (int b = 0; b < k; b++)
                         B[a * k + b] = G[(row + (a > b ? a : b)) * n + row + (a > b ? b : a)];
+                /* each 2 log L_aa added to the running sum, in the order of
+                 * the joint Cholesky's diagonal (not block by block): an
+                 * uncoupled Gram then gives joint - blocks exactly 0 */
                 if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', k, B, k) != 0) {
                     blocks = NAN;
                     break;
@@ -530,11 +534,8 @@ static void joint_logdet(run_state *R, const ibrt_model *m)
                 for (int a = 0; a < k; a++)
                     blocks += 2 * log(B[a * k + a]);
             }
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, G, (lapack_int)n) == 0) {
-            joint = 0;
-            for (long a = 0; a < n; a++)
-                joint += 2 * log(G[a * n + a]);
-        }
+        int st;
+        joint = ibrt_linalg_logdet_chol_inplace((size_t)n, G, &st);   /* NaN unless positive definite */
     }
     free(xi);
     free(G);
@@ -601,6 +602,7 @@ static void group_logdet(run_state *R, const ibrt_model *m)
             double *B = malloc(sizeof(double) * (size_t)(b * b));
             for (long i = 0; B && i < b; i++)
                 memcpy(B + i * b, G + (row + i) * n + row, sizeof(double) * (size_t)(i + 1));
+            /* added term by term, in the joint Cholesky's order (as joint_logdet) */
             if (B && LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)b, B, (lapack_int)b) == 0)
                 for (long i = 0; i < b; i++)
                     sum += 2 * log(B[i * b + i]);
@@ -609,11 +611,8 @@ static void group_logdet(run_state *R, const ibrt_model *m)
             free(B);
             row += b;
         }
-        if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, G, (lapack_int)n) == 0) {
-            joint = 0;
-            for (long a = 0; a < n; a++)
-                joint += 2 * log(G[a * n + a]);
-        }
+        int st;
+        joint = ibrt_linalg_logdet_chol_inplace((size_t)n, G, &st);   /* NaN unless positive definite */
     }
     free(first);
     free(xi);
@@ -656,12 +655,8 @@ static void joint_poly_checks(run_state *R, const ibrt_model *m)
             for (long a = 0; a < k; a++)
                 for (long b = 0; b <= a; b++)
                     G[a * k + b] = cblas_ddot((int)D, xi + rows[a] * D, 1, xi + rows[b] * D, 1);
-            double ld = NAN, p = jp->det(m->th);
-            if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)k, G, (lapack_int)k) == 0) {
-                ld = 0;
-                for (long a = 0; a < k; a++)
-                    ld += 2 * log(G[a * k + a]);
-            }
+            int st;
+            double p = jp->det(m->th), ld = ibrt_linalg_logdet_chol_inplace((size_t)k, G, &st);
             double e = isnan(ld) || !(p > 0) ? INFINITY : fabs(ld - log(p)) / fmax(1, fabs(ld));
             char name[128];
             snprintf(name, sizeof name, "log det G = derived polynomial, coupled groups %s (%s)", jp->groups, m->name);
